@@ -1,0 +1,3 @@
+DROP TABLE dead_letters;
+DROP TABLE inbox;
+DROP TABLE outbox_events;

@@ -1,0 +1,115 @@
+//! The auth module's published language: the [`Accounts`] trait other modules
+//! call, its types, the events auth publishes, and its typed settings.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use hometrip_kernel::auth_context::JwkSet;
+use hometrip_kernel::time::Instant;
+use hometrip_kernel::{Id, Problem};
+use serde::{Deserialize, Serialize};
+
+pub const MODULE: &str = "auth";
+
+/// What other modules may know of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AccountSummary {
+    pub id: Id,
+    pub email: String,
+    pub email_verified: bool,
+    pub roles: Vec<String>,
+    pub totp_enabled: bool,
+    pub created_at: Instant,
+}
+
+/// Auth as other modules see it, in process or over HTTP.
+#[async_trait]
+pub trait Accounts: Send + Sync {
+    async fn account(&self, id: Id) -> Result<Option<AccountSummary>, Problem>;
+    async fn account_by_email(&self, email: &str) -> Result<Option<AccountSummary>, Problem>;
+    /// Public keys that verify access tokens.
+    async fn jwks(&self) -> Result<JwkSet, Problem>;
+    /// Grants or withdraws a role (e.g. `admin`).
+    async fn set_role(&self, id: Id, role: &str, granted: bool) -> Result<AccountSummary, Problem>;
+}
+
+// ---- Events -------------------------------------------------------------------
+
+pub const ACCOUNT_REGISTERED: &str = "auth.account_registered";
+pub const EMAIL_VERIFICATION_REQUESTED: &str = "auth.email_verification_requested";
+pub const EMAIL_VERIFIED: &str = "auth.email_verified";
+pub const PASSWORD_RESET_REQUESTED: &str = "auth.password_reset_requested";
+pub const PASSWORD_CHANGED: &str = "auth.password_changed";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRegistered {
+    pub user_id: Id,
+    pub email: String,
+    pub display_name: String,
+    /// Preferred language at sign-up (`fr` or `en`).
+    pub locale: String,
+}
+
+/// Carries a single-use link token for the notification module to email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailTokenIssued {
+    pub user_id: Id,
+    pub email: String,
+    pub display_name: String,
+    pub token: String,
+    pub expires_at: Instant,
+    pub locale: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountEvent {
+    pub user_id: Id,
+}
+
+// ---- Settings -----------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Access token lifetime.
+    pub access_ttl_secs: i64,
+    /// Absolute lifetime of a refresh-token family (a session), whatever its rotations.
+    pub session_ttl_days: i64,
+    pub verification_ttl_hours: i64,
+    pub reset_ttl_minutes: i64,
+    /// PKCS#8 PEM of the Ed25519 signing key; empty: generated into the data dir.
+    pub jwt_private_key_pem: String,
+    /// Base64 of 32 bytes encrypting TOTP secrets at rest; empty: generated into the data dir.
+    pub encryption_key: String,
+    pub totp_issuer: String,
+    /// Concurrent password hashes (argon2id); 0: one per core.
+    pub hashing_concurrency: usize,
+    pub login_limits: LoginLimits,
+    /// Where OAuth sign-in sends the browser back with tokens; empty: answer JSON.
+    pub oauth_success_redirect: String,
+    /// Requests per authenticated account per window across the API.
+    pub rate_limit_per_account: hometrip_kernel::cache::Limit,
+    pub oauth: BTreeMap<String, OAuthProviderSettings>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginLimits {
+    /// Failed logins allowed per client IP per window.
+    pub ip_failures: u64,
+    pub ip_window_secs: u64,
+    /// Failed logins allowed per account per window: short, so an attacker
+    /// cannot lock the real owner out for long.
+    pub account_failures: u64,
+    pub account_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OAuthProviderSettings {
+    pub client_id: String,
+    pub client_secret: String,
+    pub auth_url: String,
+    pub token_url: String,
+    pub userinfo_url: String,
+}

@@ -1,0 +1,529 @@
+//! Persistence of auth's own tables. Each function is one transaction; the
+//! events a change causes are appended to the outbox inside it.
+
+use hometrip_kernel::db::prelude::*;
+use hometrip_kernel::db::{Db, DbError, MigrationSet};
+use hometrip_kernel::events::{Envelope, OutboxWrite};
+use hometrip_kernel::time::Instant;
+use hometrip_kernel::{run, transaction, Id};
+
+pub mod schema {
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        accounts (id) {
+            id -> DbUuid,
+            email -> Text,
+            password_hash -> Nullable<Text>,
+            display_name -> Text,
+            email_verified -> Bool,
+            roles -> Text,
+            locale -> Text,
+            totp_secret -> Nullable<Text>,
+            totp_pending_secret -> Nullable<Text>,
+            totp_last_step -> Nullable<BigInt>,
+            created_at -> DbInstant,
+            updated_at -> DbInstant,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        refresh_tokens (id) {
+            id -> DbUuid,
+            account_id -> DbUuid,
+            session_id -> DbUuid,
+            token_hash -> Text,
+            issued_at -> DbInstant,
+            expires_at -> DbInstant,
+            session_expires_at -> DbInstant,
+            used_at -> Nullable<DbInstant>,
+            revoked_at -> Nullable<DbInstant>,
+            user_agent -> Nullable<Text>,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        email_tokens (id) {
+            id -> DbUuid,
+            account_id -> DbUuid,
+            purpose -> Text,
+            token_hash -> Text,
+            created_at -> DbInstant,
+            expires_at -> DbInstant,
+            used_at -> Nullable<DbInstant>,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        recovery_codes (id) {
+            id -> DbUuid,
+            account_id -> DbUuid,
+            code_hash -> Text,
+            used_at -> Nullable<DbInstant>,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        oauth_identities (provider, subject) {
+            provider -> Text,
+            subject -> Text,
+            account_id -> DbUuid,
+            email -> Nullable<Text>,
+            created_at -> DbInstant,
+        }
+    }
+}
+use schema::*;
+
+pub const MIGRATIONS: MigrationSet = MigrationSet { module: "auth", postgres: || PG, sqlite: || SQLITE };
+const PG: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../../migrations/auth/postgres");
+const SQLITE: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../../migrations/auth/sqlite");
+
+pub const PURPOSE_VERIFY_EMAIL: &str = "verify_email";
+pub const PURPOSE_RESET_PASSWORD: &str = "reset_password";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = accounts)]
+pub struct AccountRow {
+    pub id: Id,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub display_name: String,
+    pub email_verified: bool,
+    pub roles: String,
+    pub locale: String,
+    pub totp_secret: Option<String>,
+    pub totp_pending_secret: Option<String>,
+    pub totp_last_step: Option<i64>,
+    pub created_at: Instant,
+    pub updated_at: Instant,
+}
+
+impl AccountRow {
+    pub fn role_list(&self) -> Vec<String> {
+        self.roles.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect()
+    }
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct NewRefreshToken {
+    pub id: Id,
+    pub account_id: Id,
+    pub session_id: Id,
+    pub token_hash: String,
+    pub issued_at: Instant,
+    pub expires_at: Instant,
+    pub session_expires_at: Instant,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = refresh_tokens)]
+pub struct RefreshRow {
+    pub id: Id,
+    pub account_id: Id,
+    pub session_id: Id,
+    pub issued_at: Instant,
+    pub expires_at: Instant,
+    pub session_expires_at: Instant,
+    pub used_at: Option<Instant>,
+    pub revoked_at: Option<Instant>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = email_tokens)]
+pub struct NewEmailToken {
+    pub id: Id,
+    pub account_id: Id,
+    pub purpose: String,
+    pub token_hash: String,
+    pub created_at: Instant,
+    pub expires_at: Instant,
+}
+
+/// Creates an account, optionally its first email token and OAuth identity,
+/// and its events, in one transaction. `Conflict` when the email is taken.
+pub async fn create_account(
+    db: &Db,
+    account: &AccountRow,
+    email_token: Option<&NewEmailToken>,
+    identity: Option<(&str, &str)>,
+    events: &[Envelope],
+) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::insert_into(accounts::table).values(account).execute(conn).await?;
+        if let Some(token) = email_token {
+            diesel::insert_into(email_tokens::table).values(token).execute(conn).await?;
+        }
+        if let Some((provider, subject)) = identity {
+            diesel::insert_into(oauth_identities::table)
+                .values((
+                    oauth_identities::provider.eq(provider),
+                    oauth_identities::subject.eq(subject),
+                    oauth_identities::account_id.eq(account.id),
+                    oauth_identities::email.eq(Some(&account.email)),
+                    oauth_identities::created_at.eq(account.created_at),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        for e in events {
+            conn.append_event(e).await?;
+        }
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn account_by_email(db: &Db, email: &str) -> Result<Option<AccountRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            accounts::table
+                .filter(accounts::email.eq(email))
+                .select(AccountRow::as_select())
+                .first(conn)
+                .await
+                .optional()?,
+        )
+    })
+}
+
+pub async fn account_by_id(db: &Db, id: Id) -> Result<Option<AccountRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(accounts::table.find(id).select(AccountRow::as_select()).first(conn).await.optional()?)
+    })
+}
+
+pub async fn account_count(db: &Db) -> Result<i64, DbError> {
+    run!(db, |conn| { Ok::<_, DbError>(accounts::table.count().get_result::<i64>(conn).await?) })
+}
+
+pub async fn set_roles(db: &Db, id: Id, roles: &str) -> Result<bool, DbError> {
+    run!(db, |conn| {
+        let n = diesel::update(accounts::table.find(id))
+            .set((accounts::roles.eq(roles), accounts::updated_at.eq(Instant::now())))
+            .execute(conn)
+            .await?;
+        Ok::<_, DbError>(n == 1)
+    })
+}
+
+pub async fn insert_email_token(db: &Db, token: &NewEmailToken, events: &[Envelope]) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::insert_into(email_tokens::table).values(token).execute(conn).await?;
+        for e in events {
+            conn.append_event(e).await?;
+        }
+        Ok::<_, DbError>(())
+    })
+}
+
+/// Spends a live email token of `purpose`; returns its account. Conditional
+/// on `used_at IS NULL`, so two concurrent uses cannot both succeed.
+async fn spend_email_token<C>(conn: &mut C, digest: &str, purpose: &str, now: Instant) -> Result<Option<Id>, DbError>
+where
+    C: SpendToken,
+{
+    conn.spend(digest, purpose, now).await
+}
+
+/// Spending a token inside a caller's transaction, on either backend.
+pub trait SpendToken {
+    fn spend(
+        &mut self,
+        digest: &str,
+        purpose: &str,
+        now: Instant,
+    ) -> impl std::future::Future<Output = Result<Option<Id>, DbError>> + Send;
+}
+
+macro_rules! impl_spend_token {
+    ($($conn:ty),*) => {$(
+        impl SpendToken for $conn {
+            async fn spend(&mut self, digest: &str, purpose: &str, now: Instant) -> Result<Option<Id>, DbError> {
+                let found: Option<(Id, Id)> = email_tokens::table
+                    .filter(email_tokens::token_hash.eq(digest))
+                    .filter(email_tokens::purpose.eq(purpose))
+                    .filter(email_tokens::used_at.is_null())
+                    .filter(email_tokens::expires_at.gt(now))
+                    .select((email_tokens::id, email_tokens::account_id))
+                    .first(self)
+                    .await
+                    .optional()?;
+                let Some((token_id, account_id)) = found else { return Ok(None) };
+                let n = diesel::update(email_tokens::table.find(token_id).filter(email_tokens::used_at.is_null()))
+                    .set(email_tokens::used_at.eq(Some(now)))
+                    .execute(self)
+                    .await?;
+                Ok((n == 1).then_some(account_id))
+            }
+        }
+    )*};
+}
+impl_spend_token!(hometrip_kernel::db::PgConn, hometrip_kernel::db::SqliteConn);
+
+/// Marks the account of a verification token verified.
+pub async fn verify_email(
+    db: &Db,
+    digest: &str,
+    now: Instant,
+    event: impl Fn(Id) -> Result<Envelope, DbError> + Send + Sync,
+) -> Result<Option<Id>, DbError> {
+    transaction!(db, |conn| {
+        let Some(account_id) = spend_email_token(conn, digest, PURPOSE_VERIFY_EMAIL, now).await? else {
+            return Ok(None);
+        };
+        diesel::update(accounts::table.find(account_id))
+            .set((accounts::email_verified.eq(true), accounts::updated_at.eq(now)))
+            .execute(conn)
+            .await?;
+        conn.append_event(&event(account_id)?).await?;
+        Ok::<_, DbError>(Some(account_id))
+    })
+}
+
+/// Sets a new password from a reset token and revokes every session of the
+/// account; returns the account and the revoked session ids.
+pub async fn reset_password(
+    db: &Db,
+    digest: &str,
+    password_hash: &str,
+    now: Instant,
+    event: impl Fn(Id) -> Result<Envelope, DbError> + Send + Sync,
+) -> Result<Option<(Id, Vec<Id>)>, DbError> {
+    transaction!(db, |conn| {
+        let Some(account_id) = spend_email_token(conn, digest, PURPOSE_RESET_PASSWORD, now).await? else {
+            return Ok(None);
+        };
+        diesel::update(accounts::table.find(account_id))
+            .set((accounts::password_hash.eq(Some(password_hash)), accounts::updated_at.eq(now)))
+            .execute(conn)
+            .await?;
+        let sessions: Vec<Id> = refresh_tokens::table
+            .filter(refresh_tokens::account_id.eq(account_id))
+            .filter(refresh_tokens::revoked_at.is_null())
+            .select(refresh_tokens::session_id)
+            .distinct()
+            .load(conn)
+            .await?;
+        diesel::update(refresh_tokens::table.filter(refresh_tokens::account_id.eq(account_id)))
+            .filter(refresh_tokens::revoked_at.is_null())
+            .set(refresh_tokens::revoked_at.eq(Some(now)))
+            .execute(conn)
+            .await?;
+        conn.append_event(&event(account_id)?).await?;
+        Ok::<_, DbError>(Some((account_id, sessions)))
+    })
+}
+
+pub async fn insert_refresh(db: &Db, token: &NewRefreshToken) -> Result<(), DbError> {
+    run!(db, |conn| {
+        diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn refresh_by_digest(db: &Db, digest: &str) -> Result<Option<RefreshRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq(digest))
+                .select(RefreshRow::as_select())
+                .first(conn)
+                .await
+                .optional()?,
+        )
+    })
+}
+
+/// Spends `old` and stores `next` in one transaction. `false` when `old` was
+/// spent concurrently (the caller then treats it as reuse).
+pub async fn rotate_refresh(db: &Db, old: Id, next: &NewRefreshToken, now: Instant) -> Result<bool, DbError> {
+    transaction!(db, |conn| {
+        let n = diesel::update(
+            refresh_tokens::table
+                .find(old)
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::revoked_at.is_null()),
+        )
+        .set(refresh_tokens::used_at.eq(Some(now)))
+        .execute(conn)
+        .await?;
+        if n != 1 {
+            return Ok(false);
+        }
+        diesel::insert_into(refresh_tokens::table).values(next).execute(conn).await?;
+        Ok::<_, DbError>(true)
+    })
+}
+
+pub async fn revoke_session(db: &Db, session_id: Id, now: Instant) -> Result<(), DbError> {
+    run!(db, |conn| {
+        diesel::update(refresh_tokens::table.filter(refresh_tokens::session_id.eq(session_id)))
+            .filter(refresh_tokens::revoked_at.is_null())
+            .set(refresh_tokens::revoked_at.eq(Some(now)))
+            .execute(conn)
+            .await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+/// Revokes every session of the account but `keep`; returns the revoked ids.
+pub async fn revoke_sessions_except(db: &Db, account_id: Id, keep: Option<Id>, now: Instant) -> Result<Vec<Id>, DbError> {
+    transaction!(db, |conn| {
+        let keep = keep.unwrap_or_else(Id::nil);
+        let sessions: Vec<Id> = refresh_tokens::table
+            .filter(refresh_tokens::account_id.eq(account_id))
+            .filter(refresh_tokens::revoked_at.is_null())
+            .filter(refresh_tokens::session_id.ne(keep))
+            .select(refresh_tokens::session_id)
+            .distinct()
+            .load(conn)
+            .await?;
+        diesel::update(refresh_tokens::table.filter(refresh_tokens::account_id.eq(account_id)))
+            .filter(refresh_tokens::revoked_at.is_null())
+            .filter(refresh_tokens::session_id.ne(keep))
+            .set(refresh_tokens::revoked_at.eq(Some(now)))
+            .execute(conn)
+            .await?;
+        Ok::<_, DbError>(sessions)
+    })
+}
+
+/// Live sessions: the unspent, unrevoked head of each family.
+pub async fn live_sessions(db: &Db, account_id: Id, now: Instant) -> Result<Vec<RefreshRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            refresh_tokens::table
+                .filter(refresh_tokens::account_id.eq(account_id))
+                .filter(refresh_tokens::revoked_at.is_null())
+                .filter(refresh_tokens::used_at.is_null())
+                .filter(refresh_tokens::session_expires_at.gt(now))
+                .order(refresh_tokens::issued_at.desc())
+                .select(RefreshRow::as_select())
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
+pub async fn set_pending_totp(db: &Db, id: Id, sealed_secret: &str) -> Result<(), DbError> {
+    run!(db, |conn| {
+        diesel::update(accounts::table.find(id))
+            .set((accounts::totp_pending_secret.eq(Some(sealed_secret)), accounts::updated_at.eq(Instant::now())))
+            .execute(conn)
+            .await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+/// Turns the pending secret on, records the step of the code that proved it,
+/// and replaces the recovery codes.
+pub async fn enable_totp(db: &Db, id: Id, sealed_secret: &str, step: i64, code_hashes: &[String]) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::update(accounts::table.find(id))
+            .set((
+                accounts::totp_secret.eq(Some(sealed_secret)),
+                accounts::totp_pending_secret.eq(None::<String>),
+                accounts::totp_last_step.eq(Some(step)),
+                accounts::updated_at.eq(Instant::now()),
+            ))
+            .execute(conn)
+            .await?;
+        diesel::delete(recovery_codes::table.filter(recovery_codes::account_id.eq(id))).execute(conn).await?;
+        for hash in code_hashes {
+            diesel::insert_into(recovery_codes::table)
+                .values((
+                    recovery_codes::id.eq(Id::new()),
+                    recovery_codes::account_id.eq(id),
+                    recovery_codes::code_hash.eq(hash),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn disable_totp(db: &Db, id: Id) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::update(accounts::table.find(id))
+            .set((
+                accounts::totp_secret.eq(None::<String>),
+                accounts::totp_pending_secret.eq(None::<String>),
+                accounts::totp_last_step.eq(None::<i64>),
+                accounts::updated_at.eq(Instant::now()),
+            ))
+            .execute(conn)
+            .await?;
+        diesel::delete(recovery_codes::table.filter(recovery_codes::account_id.eq(id))).execute(conn).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+/// Records `step` as the last accepted TOTP step, only if it is later than the
+/// one stored: the conditional update makes a code single-use under races.
+pub async fn accept_totp_step(db: &Db, id: Id, step: i64) -> Result<bool, DbError> {
+    run!(db, |conn| {
+        let n = diesel::update(
+            accounts::table
+                .find(id)
+                .filter(accounts::totp_last_step.is_null().or(accounts::totp_last_step.lt(step))),
+        )
+        .set(accounts::totp_last_step.eq(Some(step)))
+        .execute(conn)
+        .await?;
+        Ok::<_, DbError>(n == 1)
+    })
+}
+
+/// Spends an unused recovery code.
+pub async fn use_recovery_code(db: &Db, id: Id, code_hash: &str) -> Result<bool, DbError> {
+    run!(db, |conn| {
+        let n = diesel::update(
+            recovery_codes::table
+                .filter(recovery_codes::account_id.eq(id))
+                .filter(recovery_codes::code_hash.eq(code_hash))
+                .filter(recovery_codes::used_at.is_null()),
+        )
+        .set(recovery_codes::used_at.eq(Some(Instant::now())))
+        .execute(conn)
+        .await?;
+        Ok::<_, DbError>(n == 1)
+    })
+}
+
+pub async fn identity_account(db: &Db, provider: &str, subject: &str) -> Result<Option<Id>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            oauth_identities::table
+                .find((provider, subject))
+                .select(oauth_identities::account_id)
+                .first(conn)
+                .await
+                .optional()?,
+        )
+    })
+}
+
+pub async fn link_identity(db: &Db, provider: &str, subject: &str, account_id: Id, email: &str) -> Result<(), DbError> {
+    run!(db, |conn| {
+        diesel::insert_into(oauth_identities::table)
+            .values((
+                oauth_identities::provider.eq(provider),
+                oauth_identities::subject.eq(subject),
+                oauth_identities::account_id.eq(account_id),
+                oauth_identities::email.eq(Some(email)),
+                oauth_identities::created_at.eq(Instant::now()),
+            ))
+            .execute(conn)
+            .await?;
+        Ok::<_, DbError>(())
+    })
+}

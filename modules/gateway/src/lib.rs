@@ -1,0 +1,10 @@
+//! Gateway: the HTTP edge every request crosses — request ids, tracing,
+//! metrics, per-IP and per-account rate limits, problem+json for every error,
+//! CORS — plus the operational routes (health, metrics, OpenAPI, files,
+//! dead letters). Module routes are mounted by the binary under `/api/v1`.
+
+pub mod middleware;
+pub mod ops;
+
+pub use middleware::{edge, errors_as_problems, EdgeSettings};
+pub use ops::{install_metrics, ops_routes, Ops};

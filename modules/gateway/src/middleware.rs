@@ -1,0 +1,128 @@
+//! The middleware of the edge, as `from_fn` functions so the binary stacks them.
+
+use std::time::Instant as StdInstant;
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next};
+use actix_web::{web, Error, HttpMessage, ResponseError};
+use hometrip_kernel::auth_context::verify_request;
+use hometrip_kernel::cache::{Limit, RateLimiter};
+use hometrip_kernel::http::client_ip;
+use hometrip_kernel::{ErrorCode, Problem};
+use tracing::Instrument;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Limits and trust settings of the edge.
+#[derive(Clone)]
+pub struct EdgeSettings {
+    pub limiter: RateLimiter,
+    pub per_ip: Limit,
+    pub per_account: Limit,
+    pub trust_forwarded: bool,
+}
+
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+fn is_operational(path: &str) -> bool {
+    path.starts_with("/health/") || path == "/metrics"
+}
+
+/// Request id, span, access log, duration histogram, and the rate limits.
+pub async fn edge(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let started = StdInstant::now();
+    let id = request_id(&req);
+    let method = req.method().to_string();
+    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let settings = req.app_data::<web::Data<EdgeSettings>>().cloned();
+
+    let outcome = hometrip_kernel::telemetry::with_request_id(id.clone(), async {
+        if let (Some(settings), false) = (&settings, is_operational(req.path())) {
+            if let Some(problem) = limit(&req, settings).await {
+                return Ok(req.into_response(problem.error_response()).map_into_right_body());
+            }
+        }
+        next.call(req).await.map(ServiceResponse::map_into_left_body)
+    })
+    .instrument(span.clone())
+    .await;
+
+    let mut res = outcome?;
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let status = res.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone(), "status_code" => status.to_string())
+        .record(elapsed);
+    span.in_scope(|| tracing::info!(route = %route, status, elapsed_ms = elapsed * 1000.0, "served"));
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, v);
+    }
+    Ok(res)
+}
+
+/// Per-IP limit on every API request; per-account limit when the request
+/// carries a valid token (the verified caller is kept for the handler).
+async fn limit(req: &ServiceRequest, s: &EdgeSettings) -> Option<Problem> {
+    let ip = client_ip(req.request(), s.trust_forwarded);
+    let over = |retry: u64| Problem::new(ErrorCode::RateLimited, "too many requests").retry_after(retry);
+    match s.limiter.hit(&format!("ip:{ip}"), s.per_ip).await {
+        Ok(Err(retry)) => return Some(over(retry)),
+        Err(e) => return Some(e.into()),
+        Ok(Ok(_)) => {}
+    }
+    if let Some(user) = verify_request(req.request()).await {
+        let key = format!("account:{}", user.id);
+        req.extensions_mut().insert(user);
+        match s.limiter.hit(&key, s.per_account).await {
+            Ok(Err(retry)) => return Some(over(retry)),
+            Err(e) => return Some(e.into()),
+            Ok(Ok(_)) => {}
+        }
+    }
+    None
+}
+
+/// Turns every error response that is not already problem+json (actix's
+/// plain-text defaults, unmatched routes) into one.
+pub fn errors_as_problems<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
+        let is_problem = res
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/problem+json"));
+        if is_problem {
+            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        }
+        let status = res.status();
+        let code = ErrorCode::from_status(status.as_u16());
+        let detail = match (code, res.response().error()) {
+            (ErrorCode::Internal, _) => "an unexpected error occurred".to_owned(),
+            (_, Some(e)) => e.to_string(),
+            (ErrorCode::NotFound, None) => format!("no route for {} {}", res.request().method(), res.request().path()),
+            (_, None) => status.canonical_reason().unwrap_or("error").to_owned(),
+        };
+        let mut problem = Problem::new(code, detail);
+        problem.status = status.as_u16();
+        let (req, _) = res.into_parts();
+        let response = problem.error_response().map_into_boxed_body();
+        Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body::<B>()))
+    })
+}
+
+/// Boxed-body form for the app's default service.
+pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse<BoxBody> {
+    Problem::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path())).error_response()
+}

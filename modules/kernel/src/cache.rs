@@ -1,0 +1,298 @@
+//! Cache, counters and rate limiting behind one trait: in-process by default,
+//! Redis when `redis.url` is set, so several processes share limits and state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+#[derive(Debug, thiserror::Error)]
+#[error("cache unavailable: {0}")]
+pub struct CacheError(pub String);
+
+impl From<CacheError> for crate::Problem {
+    fn from(e: CacheError) -> Self {
+        tracing::error!(error = %e, "cache unavailable");
+        crate::Problem::new(crate::ErrorCode::ServiceUnavailable, "the cache is unavailable").retry_after(1)
+    }
+}
+
+#[async_trait]
+pub trait Cache: Send + Sync {
+    async fn get(&self, key: &str) -> Result<Option<String>, CacheError>;
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError>;
+    async fn delete(&self, key: &str) -> Result<(), CacheError>;
+    /// Gets and deletes in one step (single-use values such as OAuth state).
+    async fn take(&self, key: &str) -> Result<Option<String>, CacheError>;
+    /// Increments a counter whose window starts at its first increment;
+    /// returns the new count and the seconds left in the window.
+    async fn incr(&self, key: &str, window: Duration) -> Result<(u64, u64), CacheError>;
+    /// Reads a counter without changing it: count and seconds left.
+    async fn peek(&self, key: &str) -> Result<Option<(u64, u64)>, CacheError>;
+    async fn ping(&self) -> Result<(), CacheError>;
+    fn name(&self) -> &'static str;
+}
+
+/// In-process cache for the single-process profile.
+#[derive(Default)]
+pub struct MemoryCache {
+    entries: Mutex<HashMap<String, (String, StdInstant)>>,
+}
+
+impl MemoryCache {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn live(entry: Option<&(String, StdInstant)>, now: StdInstant) -> Option<&(String, StdInstant)> {
+        entry.filter(|(_, exp)| *exp > now)
+    }
+}
+
+fn secs_left(exp: StdInstant, now: StdInstant) -> u64 {
+    exp.saturating_duration_since(now).as_secs_f64().ceil() as u64
+}
+
+#[async_trait]
+impl Cache for MemoryCache {
+    async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
+        let map = self.entries.lock().await;
+        Ok(Self::live(map.get(key), StdInstant::now()).map(|(v, _)| v.clone()))
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
+        let mut map = self.entries.lock().await;
+        let now = StdInstant::now();
+        // Expired entries are swept on writes once the map grows, keeping memory bounded.
+        if map.len() > 10_000 {
+            map.retain(|_, (_, exp)| *exp > now);
+        }
+        map.insert(key.to_owned(), (value.to_owned(), now + ttl));
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        self.entries.lock().await.remove(key);
+        Ok(())
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<String>, CacheError> {
+        let mut map = self.entries.lock().await;
+        let now = StdInstant::now();
+        Ok(map.remove(key).filter(|(_, exp)| *exp > now).map(|(v, _)| v))
+    }
+
+    async fn incr(&self, key: &str, window: Duration) -> Result<(u64, u64), CacheError> {
+        let mut map = self.entries.lock().await;
+        let now = StdInstant::now();
+        let (count, exp) = match Self::live(map.get(key), now) {
+            Some((v, exp)) => (v.parse::<u64>().unwrap_or(0) + 1, *exp),
+            None => (1, now + window),
+        };
+        if map.len() > 10_000 {
+            map.retain(|_, (_, e)| *e > now);
+        }
+        map.insert(key.to_owned(), (count.to_string(), exp));
+        Ok((count, secs_left(exp, now)))
+    }
+
+    async fn peek(&self, key: &str) -> Result<Option<(u64, u64)>, CacheError> {
+        let map = self.entries.lock().await;
+        let now = StdInstant::now();
+        Ok(Self::live(map.get(key), now).map(|(v, exp)| (v.parse().unwrap_or(0), secs_left(*exp, now))))
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+}
+
+/// Redis-backed cache shared by every process of a deployment.
+pub struct RedisCache {
+    pool: deadpool_redis::Pool,
+    prefix: String,
+}
+
+impl RedisCache {
+    pub async fn connect(url: &str, prefix: &str) -> Result<Arc<Self>, CacheError> {
+        let cfg = deadpool_redis::Config::from_url(url);
+        let pool = cfg
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .map_err(|e| CacheError(e.to_string()))?;
+        let cache = Arc::new(RedisCache { pool, prefix: prefix.to_owned() });
+        cache.ping().await?;
+        Ok(cache)
+    }
+
+    async fn conn(&self) -> Result<deadpool_redis::Connection, CacheError> {
+        self.pool.get().await.map_err(|e| CacheError(e.to_string()))
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{}", self.prefix, key)
+    }
+}
+
+fn redis_err(e: deadpool_redis::redis::RedisError) -> CacheError {
+    CacheError(e.to_string())
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
+        let mut c = self.conn().await?;
+        deadpool_redis::redis::cmd("GET").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
+    }
+
+    async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
+        let mut c = self.conn().await?;
+        deadpool_redis::redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(redis_err)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        let mut c = self.conn().await?;
+        deadpool_redis::redis::cmd("DEL").arg(self.key(key)).query_async::<()>(&mut c).await.map_err(redis_err)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<String>, CacheError> {
+        let mut c = self.conn().await?;
+        deadpool_redis::redis::cmd("GETDEL").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
+    }
+
+    async fn incr(&self, key: &str, window: Duration) -> Result<(u64, u64), CacheError> {
+        let mut c = self.conn().await?;
+        let k = self.key(key);
+        // INCR, then start the window only on the first hit (EXPIRE NX), atomically.
+        let (count, _, ttl): (u64, i64, i64) = deadpool_redis::redis::pipe()
+            .atomic()
+            .cmd("INCR")
+            .arg(&k)
+            .cmd("EXPIRE")
+            .arg(&k)
+            .arg(window.as_secs().max(1))
+            .arg("NX")
+            .cmd("TTL")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        Ok((count, ttl.max(0) as u64))
+    }
+
+    async fn peek(&self, key: &str) -> Result<Option<(u64, u64)>, CacheError> {
+        let mut c = self.conn().await?;
+        let k = self.key(key);
+        let (value, ttl): (Option<u64>, i64) = deadpool_redis::redis::pipe()
+            .cmd("GET")
+            .arg(&k)
+            .cmd("TTL")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)?;
+        Ok(value.map(|v| (v, ttl.max(0) as u64)))
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        let mut c = self.conn().await?;
+        deadpool_redis::redis::cmd("PING").query_async::<String>(&mut c).await.map_err(redis_err)?;
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+}
+
+/// Fixed-window rate limits over the [`Cache`] counters.
+#[derive(Clone)]
+pub struct RateLimiter {
+    cache: Arc<dyn Cache>,
+}
+
+/// A limit: at most `max` hits per `window`.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct Limit {
+    pub max: u64,
+    pub window_secs: u64,
+}
+
+impl RateLimiter {
+    pub fn new(cache: Arc<dyn Cache>) -> Self {
+        RateLimiter { cache }
+    }
+
+    /// Counts a hit; `Err(retry_after_secs)` once over the limit.
+    pub async fn hit(&self, key: &str, limit: Limit) -> Result<Result<u64, u64>, CacheError> {
+        let (count, ttl) = self.cache.incr(&format!("rl:{key}"), Duration::from_secs(limit.window_secs)).await?;
+        Ok(if count > limit.max { Err(ttl.max(1)) } else { Ok(limit.max - count) })
+    }
+
+    /// `Err(retry_after_secs)` if `key` is already over `limit`, without counting.
+    pub async fn check(&self, key: &str, limit: Limit) -> Result<Result<(), u64>, CacheError> {
+        Ok(match self.cache.peek(&format!("rl:{key}")).await? {
+            Some((count, ttl)) if count >= limit.max => Err(ttl.max(1)),
+            _ => Ok(()),
+        })
+    }
+
+    pub async fn reset(&self, key: &str) -> Result<(), CacheError> {
+        self.cache.delete(&format!("rl:{key}")).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_counter_windows_and_limits() {
+        let limiter = RateLimiter::new(MemoryCache::new());
+        let limit = Limit { max: 2, window_secs: 60 };
+        assert_eq!(limiter.hit("k", limit).await.ok(), Some(Ok(1)));
+        assert_eq!(limiter.hit("k", limit).await.ok(), Some(Ok(0)));
+        assert!(matches!(limiter.hit("k", limit).await, Ok(Err(s)) if s > 0 && s <= 60));
+        assert!(matches!(limiter.check("k", limit).await, Ok(Err(_))));
+        assert!(limiter.reset("k").await.is_ok());
+        assert!(matches!(limiter.check("k", limit).await, Ok(Ok(()))));
+    }
+
+    #[tokio::test]
+    async fn memory_take_is_single_use() {
+        let cache = MemoryCache::new();
+        assert!(cache.set("s", "v", Duration::from_secs(5)).await.is_ok());
+        assert_eq!(cache.take("s").await.ok().flatten().as_deref(), Some("v"));
+        assert_eq!(cache.take("s").await.ok().flatten(), None);
+    }
+
+    /// Runs against the local Redis when `HOMETRIP_REDIS__URL` is set (CI sets it).
+    #[tokio::test]
+    async fn redis_counter_windows_and_take() {
+        let Ok(url) = std::env::var("HOMETRIP_REDIS__URL") else { return };
+        let prefix = format!("test:{}:", uuid::Uuid::now_v7());
+        let cache = match RedisCache::connect(&url, &prefix).await {
+            Ok(c) => c,
+            Err(e) => panic!("redis at {url}: {e}"),
+        };
+        let limiter = RateLimiter::new(cache.clone());
+        let limit = Limit { max: 1, window_secs: 30 };
+        assert_eq!(limiter.hit("a", limit).await.ok(), Some(Ok(0)));
+        assert!(matches!(limiter.hit("a", limit).await, Ok(Err(s)) if s > 0 && s <= 30));
+        assert!(cache.set("x", "1", Duration::from_secs(5)).await.is_ok());
+        assert_eq!(cache.take("x").await.ok().flatten().as_deref(), Some("1"));
+        assert_eq!(cache.get("x").await.ok().flatten(), None);
+    }
+}

@@ -1,0 +1,292 @@
+//! Storage on SQLite or PostgreSQL, chosen by the URL scheme.
+//!
+//! Query code is written once: [`run!`](crate::run) and [`transaction!`](crate::transaction)
+//! expand the same diesel body for each concrete connection type, because
+//! diesel-async has no async `MultiConnection`. Only this file knows which
+//! backend a connection is.
+
+use std::time::Duration;
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::AsyncPgConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use futures_util::FutureExt;
+
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+pub type PgConn = AsyncPgConnection;
+
+/// SQL types both backends carry.
+pub mod sql {
+    /// `uuid` on PostgreSQL, text on SQLite.
+    #[derive(diesel::sql_types::SqlType, diesel::query_builder::QueryId, Clone, Copy, Debug, Default)]
+    #[diesel(postgres_type(oid = 2950, array_oid = 2951))]
+    #[diesel(sqlite_type(name = "Text"))]
+    pub struct DbUuid;
+
+    /// `timestamptz` on PostgreSQL, RFC 3339 text on SQLite.
+    #[derive(diesel::sql_types::SqlType, diesel::query_builder::QueryId, Clone, Copy, Debug, Default)]
+    #[diesel(postgres_type(oid = 1184, array_oid = 1185))]
+    #[diesel(sqlite_type(name = "Text"))]
+    pub struct DbInstant;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Query(DieselError),
+    #[error("encoding: {0}")]
+    Encoding(String),
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<DieselError> for DbError {
+    fn from(e: DieselError) -> Self {
+        match e {
+            DieselError::NotFound => DbError::NotFound,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+                DbError::Conflict(info.constraint_name().unwrap_or("unique key").to_owned())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                DbError::Unavailable(info.message().to_owned())
+            }
+            other => DbError::Query(other),
+        }
+    }
+}
+
+/// The storage of one process: a pool on one backend.
+#[derive(Clone)]
+pub enum Db {
+    Pg(Pool<PgConn>),
+    Sqlite(Pool<SqliteConn>),
+}
+
+/// A pooled connection on either backend, for the macros.
+pub enum Pooled {
+    Pg(Object<PgConn>),
+    Sqlite(Object<SqliteConn>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Db {
+    /// Opens a pool for `url` (`sqlite://path`, `sqlite::memory:` is refused,
+    /// `postgres://...`). Creates the SQLite file's folder when missing.
+    pub async fn connect(url: &str, max_connections: usize) -> Result<Db, DbError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let manager = AsyncDieselConnectionManager::<PgConn>::new(url);
+            let pool = Pool::builder(manager)
+                .max_size(max_connections.max(1))
+                .wait_timeout(Some(Duration::from_secs(10)))
+                .create_timeout(Some(Duration::from_secs(10)))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map_err(|e| DbError::Unavailable(e.to_string()))?;
+            let db = Db::Pg(pool);
+            db.ping().await?;
+            Ok(db)
+        } else if let Some(path) = sqlite_path(url) {
+            if let Some(dir) = std::path::Path::new(&path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|e| DbError::Unavailable(format!("{}: {e}", dir.display())))?;
+                }
+            }
+            let mut config = ManagerConfig::<SqliteConn>::default();
+            config.custom_setup = Box::new(|url| {
+                let url = url.to_owned();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let mut conn = SqliteConnection::establish(&url)?;
+                        sqlite_pragmas(&mut conn).map_err(diesel::ConnectionError::BadConnection)?;
+                        Ok(SyncConnectionWrapper::new(conn))
+                    })
+                    .await
+                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?
+                }
+                .boxed()
+            });
+            let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
+            // SQLite has one writer; a handful of connections serve concurrent readers (WAL).
+            let pool = Pool::builder(manager)
+                .max_size(max_connections.clamp(1, 8))
+                .wait_timeout(Some(Duration::from_secs(10)))
+                .runtime(deadpool::Runtime::Tokio1)
+                .build()
+                .map_err(|e| DbError::Unavailable(e.to_string()))?;
+            let db = Db::Sqlite(pool);
+            db.ping().await?;
+            Ok(db)
+        } else {
+            Err(DbError::Unavailable(format!(
+                "unsupported database URL scheme in {:?}: use sqlite://<path> or postgres://",
+                redact_url(url)
+            )))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Pg(_) => Backend::Postgres,
+            Db::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    pub async fn get(&self) -> Result<Pooled, DbError> {
+        match self {
+            Db::Pg(p) => p.get().await.map(Pooled::Pg).map_err(|e| DbError::Unavailable(e.to_string())),
+            Db::Sqlite(p) => p.get().await.map(Pooled::Sqlite).map_err(|e| DbError::Unavailable(e.to_string())),
+        }
+    }
+
+    /// Round trip to the store, for readiness.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        crate::run!(self, |conn| {
+            diesel::sql_query("SELECT 1").execute(conn).await?;
+            Ok::<_, DbError>(())
+        })
+    }
+
+    /// Applies each module's pending migrations, in the order given, on a
+    /// blocking thread (diesel's harness is synchronous).
+    pub async fn migrate(&self, url: &str, sets: Vec<MigrationSet>) -> Result<usize, DbError> {
+        let backend = self.backend();
+        let url = url.to_owned();
+        tokio::task::spawn_blocking(move || -> Result<usize, DbError> {
+            let mut applied = 0;
+            match backend {
+                Backend::Sqlite => {
+                    let path = sqlite_path(&url).unwrap_or_default();
+                    let mut conn =
+                        SqliteConnection::establish(&path).map_err(|e| DbError::Unavailable(e.to_string()))?;
+                    sqlite_pragmas(&mut conn).map_err(|e| DbError::Migration(e.to_string()))?;
+                    for set in &sets {
+                        applied += conn
+                            .run_pending_migrations((set.sqlite)())
+                            .map_err(|e| DbError::Migration(format!("{}: {e}", set.module)))?
+                            .len();
+                    }
+                }
+                Backend::Postgres => {
+                    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+                    let mut conn = AsyncConnectionWrapper::<PgConn>::establish(&url)
+                        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                    for set in &sets {
+                        applied += conn
+                            .run_pending_migrations((set.postgres)())
+                            .map_err(|e| DbError::Migration(format!("{}: {e}", set.module)))?
+                            .len();
+                    }
+                }
+            }
+            Ok(applied)
+        })
+        .await
+        .map_err(|e| DbError::Migration(e.to_string()))?
+    }
+}
+
+/// One module's embedded migrations for both backends.
+#[derive(Clone, Copy)]
+pub struct MigrationSet {
+    pub module: &'static str,
+    pub postgres: fn() -> EmbeddedMigrations,
+    pub sqlite: fn() -> EmbeddedMigrations,
+}
+
+/// Diesel's query traits with diesel-async's `RunQueryDsl` (not diesel's sync one).
+pub mod prelude {
+    pub use diesel::result::OptionalExtension;
+    pub use diesel::{
+        AsChangeset, BoolExpressionMethods, EscapeExpressionMethods, ExpressionMethods, Insertable, NullableExpressionMethods, QueryDsl,
+        Queryable, Selectable, SelectableHelper, TextExpressionMethods,
+    };
+    pub use diesel_async::RunQueryDsl;
+}
+
+fn sqlite_path(url: &str) -> Option<String> {
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).map(str::to_owned)
+}
+
+fn sqlite_pragmas(conn: &mut SqliteConnection) -> Result<(), String> {
+    use diesel::RunQueryDsl;
+    for pragma in [
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA synchronous = NORMAL",
+        "PRAGMA busy_timeout = 10000",
+        "PRAGMA foreign_keys = ON",
+    ] {
+        diesel::sql_query(pragma).execute(conn).map_err(|e| format!("{pragma}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Hides the password of a connection URL for logs and `hometrip config`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend
+/// `$db` is, expanding the body once per backend. The body must evaluate to a
+/// `Result<_, E>` with `E: From<DbError> + From<diesel::result::Error>`.
+#[macro_export]
+macro_rules! run {
+    ($db:expr, |$conn:ident| $body:block) => {{
+        #[allow(unused_imports)]
+        use $crate::diesel_async::RunQueryDsl as _;
+        match $db.get().await {
+            Err(e) => Err(e.into()),
+            Ok($crate::db::Pooled::Pg(mut pooled)) => {
+                let $conn: &mut $crate::db::PgConn = &mut pooled;
+                $body
+            }
+            Ok($crate::db::Pooled::Sqlite(mut pooled)) => {
+                let $conn: &mut $crate::db::SqliteConn = &mut pooled;
+                $body
+            }
+        }
+    }};
+}
+
+/// Like [`run!`], inside a transaction: `BEGIN IMMEDIATE` on SQLite (the write
+/// lock is taken up front, so concurrent writers queue on the busy timeout
+/// instead of failing on upgrade), a plain transaction on PostgreSQL.
+#[macro_export]
+macro_rules! transaction {
+    ($db:expr, |$conn:ident| $body:block) => {{
+        #[allow(unused_imports)]
+        use $crate::diesel_async::{AsyncConnection as _, RunQueryDsl as _};
+        match $db.get().await {
+            Err(e) => Err(e.into()),
+            Ok($crate::db::Pooled::Pg(mut pooled)) => {
+                let c: &mut $crate::db::PgConn = &mut pooled;
+                c.transaction(async |$conn| $body).await
+            }
+            Ok($crate::db::Pooled::Sqlite(mut pooled)) => {
+                let c: &mut $crate::db::SqliteConn = &mut pooled;
+                c.immediate_transaction(async |$conn| $body).await
+            }
+        }
+    }};
+}

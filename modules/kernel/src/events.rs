@@ -1,0 +1,431 @@
+//! Events between modules: a transactional outbox, a relay that delivers in
+//! order at least once, subscribers made idempotent by an inbox of processed
+//! event ids, retries with backoff, and a dead-letter table an admin can replay.
+//!
+//! A state change and the events it causes commit in one transaction: the store
+//! calls [`OutboxWrite::append_event`] on the transaction's connection.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::QueryResult;
+
+use crate::db::prelude::*;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, RwLock};
+
+use crate::db::{Db, DbError, PgConn, SqliteConn};
+use crate::ids::Id;
+use crate::time::Instant;
+
+pub mod schema {
+    diesel::table! {
+        use diesel::sql_types::*;
+        use crate::db::sql::*;
+        outbox_events (seq) {
+            seq -> BigInt,
+            id -> DbUuid,
+            event_type -> Text,
+            source -> Text,
+            occurred_at -> DbInstant,
+            trace_context -> Nullable<Text>,
+            data -> Text,
+            published_at -> Nullable<DbInstant>,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use crate::db::sql::*;
+        inbox (subscriber, event_id) {
+            subscriber -> Text,
+            event_id -> DbUuid,
+            processed_at -> DbInstant,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use crate::db::sql::*;
+        dead_letters (id) {
+            id -> DbUuid,
+            subscriber -> Text,
+            event_id -> DbUuid,
+            event_type -> Text,
+            envelope -> Text,
+            error -> Text,
+            attempts -> Integer,
+            failed_at -> DbInstant,
+            replayed_at -> Nullable<DbInstant>,
+        }
+    }
+}
+use schema::{dead_letters, inbox, outbox_events};
+
+/// The event envelope every module publishes and consumes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: Id,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: Instant,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_context: Option<String>,
+    pub data: serde_json::Value,
+}
+
+impl Envelope {
+    pub fn new(source: &str, event_type: &str, data: &impl Serialize) -> Result<Self, DbError> {
+        Ok(Envelope {
+            id: Id::new(),
+            event_type: event_type.to_owned(),
+            occurred_at: Instant::now(),
+            source: source.to_owned(),
+            trace_context: crate::telemetry::current_request_id(),
+            data: serde_json::to_value(data).map_err(|e| DbError::Encoding(format!("event encoding: {e}")))?,
+        })
+    }
+
+    /// Decodes the payload as the publisher's type.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_value(self.data.clone()).map_err(|e| format!("{} payload: {e}", self.event_type))
+    }
+}
+
+#[derive(Insertable, Queryable, Selectable)]
+#[diesel(table_name = outbox_events)]
+struct OutboxRow {
+    id: Id,
+    event_type: String,
+    source: String,
+    occurred_at: Instant,
+    trace_context: Option<String>,
+    data: String,
+}
+
+impl OutboxRow {
+    fn from_envelope(e: &Envelope) -> Self {
+        OutboxRow {
+            id: e.id,
+            event_type: e.event_type.clone(),
+            source: e.source.clone(),
+            occurred_at: e.occurred_at,
+            trace_context: e.trace_context.clone(),
+            data: e.data.to_string(),
+        }
+    }
+    fn into_envelope(self) -> Envelope {
+        Envelope {
+            id: self.id,
+            event_type: self.event_type,
+            occurred_at: self.occurred_at,
+            source: self.source,
+            trace_context: self.trace_context,
+            data: serde_json::from_str(&self.data).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// Writes an event into the outbox on the connection of the caller's transaction.
+pub trait OutboxWrite {
+    fn append_event(&mut self, event: &Envelope) -> impl Future<Output = QueryResult<()>> + Send;
+}
+
+macro_rules! impl_outbox_write {
+    ($($conn:ty),*) => {$(
+        impl OutboxWrite for $conn {
+            async fn append_event(&mut self, event: &Envelope) -> QueryResult<()> {
+                diesel::insert_into(outbox_events::table)
+                    .values(OutboxRow::from_envelope(event))
+                    .execute(self)
+                    .await
+                    .map(|_| ())
+            }
+        }
+    )*};
+}
+impl_outbox_write!(PgConn, SqliteConn);
+
+/// A consumer of events. Handlers must be idempotent: delivery is at least once
+/// (the inbox makes a redelivery after success rare, not impossible).
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync {
+    async fn handle(&self, event: &Envelope) -> Result<(), String>;
+}
+
+struct Subscription {
+    name: String,
+    event_types: Vec<String>,
+    handler: Arc<dyn EventHandler>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeadLetter {
+    pub id: Id,
+    pub subscriber: String,
+    pub event_id: Id,
+    pub event_type: String,
+    pub error: String,
+    pub attempts: i32,
+    pub failed_at: Instant,
+    pub replayed_at: Option<Instant>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { attempts: 5, first_backoff: Duration::from_millis(50) }
+    }
+}
+
+/// The in-process event bus: outbox relay plus subscriber dispatch.
+pub struct EventBus {
+    db: Db,
+    subscriptions: RwLock<Vec<Subscription>>,
+    wake: Notify,
+    retry: RetryPolicy,
+}
+
+impl EventBus {
+    pub fn new(db: Db, retry: RetryPolicy) -> Arc<Self> {
+        Arc::new(EventBus { db, subscriptions: RwLock::new(Vec::new()), wake: Notify::new(), retry })
+    }
+
+    /// Registers `handler` under a stable `name` (the inbox key) for the given
+    /// event types.
+    pub async fn subscribe(&self, name: &str, event_types: &[&str], handler: Arc<dyn EventHandler>) {
+        self.subscriptions.write().await.push(Subscription {
+            name: name.to_owned(),
+            event_types: event_types.iter().map(|s| (*s).to_owned()).collect(),
+            handler,
+        });
+    }
+
+    /// Tells the relay that new rows were committed (it also polls).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs the relay until the process stops.
+    pub fn spawn_relay(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let bus = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                match bus.relay_once(100).await {
+                    Ok(0) => {
+                        let _ = tokio::time::timeout(Duration::from_millis(250), bus.wake.notified()).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "event relay failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        })
+    }
+
+    /// Delivers up to `batch` unpublished events in order; returns how many.
+    pub async fn relay_once(&self, batch: i64) -> Result<usize, DbError> {
+        let rows: Vec<(i64, OutboxRow)> = crate::run!(self.db, |conn| {
+            let rows = outbox_events::table
+                .filter(outbox_events::published_at.is_null())
+                .order(outbox_events::seq.asc())
+                .limit(batch)
+                .select((outbox_events::seq, OutboxRow::as_select()))
+                .load::<(i64, OutboxRow)>(conn)
+                .await?;
+            Ok::<_, DbError>(rows)
+        })?;
+        let count = rows.len();
+        for (seq, row) in rows {
+            let envelope = row.into_envelope();
+            self.dispatch(&envelope).await?;
+            crate::run!(self.db, |conn| {
+                diesel::update(outbox_events::table.filter(outbox_events::seq.eq(seq)))
+                    .set(outbox_events::published_at.eq(Some(Instant::now())))
+                    .execute(conn)
+                    .await?;
+                Ok::<_, DbError>(())
+            })?;
+        }
+        Ok(count)
+    }
+
+    async fn dispatch(&self, envelope: &Envelope) -> Result<(), DbError> {
+        let subs = self.subscriptions.read().await;
+        for sub in subs.iter().filter(|s| s.event_types.iter().any(|t| t == &envelope.event_type)) {
+            if self.processed(&sub.name, envelope.id).await? {
+                continue;
+            }
+            let mut backoff = self.retry.first_backoff;
+            let mut last_error = String::new();
+            let mut delivered = false;
+            for attempt in 1..=self.retry.attempts {
+                match sub.handler.handle(envelope).await {
+                    Ok(()) => {
+                        delivered = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(subscriber = %sub.name, event = %envelope.event_type, attempt, error = %e, "event handler failed");
+                        last_error = e;
+                        if attempt < self.retry.attempts {
+                            tokio::time::sleep(backoff).await;
+                            backoff *= 2;
+                        }
+                    }
+                }
+            }
+            if delivered {
+                self.mark_processed(&sub.name, envelope.id).await?;
+            } else {
+                self.park(&sub.name, envelope, &last_error).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn processed(&self, subscriber: &str, event_id: Id) -> Result<bool, DbError> {
+        crate::run!(self.db, |conn| {
+            let n: i64 = inbox::table
+                .filter(inbox::subscriber.eq(subscriber))
+                .filter(inbox::event_id.eq(event_id))
+                .count()
+                .get_result(conn)
+                .await?;
+            Ok::<_, DbError>(n > 0)
+        })
+    }
+
+    async fn mark_processed(&self, subscriber: &str, event_id: Id) -> Result<(), DbError> {
+        crate::run!(self.db, |conn| {
+            diesel::insert_into(inbox::table)
+                .values((
+                    inbox::subscriber.eq(subscriber),
+                    inbox::event_id.eq(event_id),
+                    inbox::processed_at.eq(Instant::now()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            Ok::<_, DbError>(())
+        })
+    }
+
+    async fn park(&self, subscriber: &str, envelope: &Envelope, error: &str) -> Result<(), DbError> {
+        tracing::error!(subscriber, event = %envelope.event_type, event_id = %envelope.id, error, "event parked in dead letters");
+        let body = serde_json::to_string(envelope).unwrap_or_default();
+        let attempts = i32::try_from(self.retry.attempts).unwrap_or(i32::MAX);
+        crate::run!(self.db, |conn| {
+            diesel::insert_into(dead_letters::table)
+                .values((
+                    dead_letters::id.eq(Id::new()),
+                    dead_letters::subscriber.eq(subscriber),
+                    dead_letters::event_id.eq(envelope.id),
+                    dead_letters::event_type.eq(&envelope.event_type),
+                    dead_letters::envelope.eq(&body),
+                    dead_letters::error.eq(error),
+                    dead_letters::attempts.eq(attempts),
+                    dead_letters::failed_at.eq(Instant::now()),
+                ))
+                .execute(conn)
+                .await?;
+            Ok::<_, DbError>(())
+        })
+    }
+
+    /// Parked deliveries, newest first.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetter>, DbError> {
+        crate::run!(self.db, |conn| {
+            let rows = dead_letters::table
+                .order(dead_letters::failed_at.desc())
+                .limit(limit)
+                .select((
+                    dead_letters::id,
+                    dead_letters::subscriber,
+                    dead_letters::event_id,
+                    dead_letters::event_type,
+                    dead_letters::error,
+                    dead_letters::attempts,
+                    dead_letters::failed_at,
+                    dead_letters::replayed_at,
+                ))
+                .load::<(Id, String, Id, String, String, i32, Instant, Option<Instant>)>(conn)
+                .await?;
+            Ok::<_, DbError>(
+                rows.into_iter()
+                    .map(|(id, subscriber, event_id, event_type, error, attempts, failed_at, replayed_at)| DeadLetter {
+                        id,
+                        subscriber,
+                        event_id,
+                        event_type,
+                        error,
+                        attempts,
+                        failed_at,
+                        replayed_at,
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    /// Hands a parked event to its subscriber again. `Ok(false)` if the
+    /// handler still fails (the dead letter stays, with the new error).
+    pub async fn replay(&self, dead_letter_id: Id) -> Result<bool, DbError> {
+        let (subscriber, body): (String, String) = crate::run!(self.db, |conn| {
+            let row = dead_letters::table
+                .find(dead_letter_id)
+                .select((dead_letters::subscriber, dead_letters::envelope))
+                .first::<(String, String)>(conn)
+                .await?;
+            Ok::<_, DbError>(row)
+        })?;
+        let envelope: Envelope =
+            serde_json::from_str(&body).map_err(|e| DbError::Encoding(format!("dead letter decoding: {e}")))?;
+        let handler = {
+            let subs = self.subscriptions.read().await;
+            subs.iter().find(|s| s.name == subscriber).map(|s| Arc::clone(&s.handler))
+        };
+        let Some(handler) = handler else { return Err(DbError::NotFound) };
+        let outcome = handler.handle(&envelope).await;
+        let ok = outcome.is_ok();
+        if ok {
+            self.mark_processed(&subscriber, envelope.id).await?;
+        }
+        crate::run!(self.db, |conn| {
+            let target = dead_letters::table.find(dead_letter_id);
+            match &outcome {
+                Ok(()) => diesel::update(target).set(dead_letters::replayed_at.eq(Some(Instant::now()))).execute(conn).await?,
+                Err(e) => diesel::update(target).set(dead_letters::error.eq(e)).execute(conn).await?,
+            };
+            Ok::<_, DbError>(())
+        })?;
+        Ok(ok)
+    }
+
+    /// Events not yet delivered (for readiness and tests).
+    pub async fn backlog(&self) -> Result<i64, DbError> {
+        crate::run!(self.db, |conn| {
+            let n = outbox_events::table
+                .filter(outbox_events::published_at.is_null())
+                .count()
+                .get_result::<i64>(conn)
+                .await?;
+            Ok::<_, DbError>(n)
+        })
+    }
+}
+
+/// The kernel's own tables (outbox, inbox, dead letters).
+pub const MIGRATIONS: crate::db::MigrationSet =
+    crate::db::MigrationSet { module: "kernel", postgres: || PG_MIGRATIONS, sqlite: || SQLITE_MIGRATIONS };
+const PG_MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../../migrations/kernel/postgres");
+const SQLITE_MIGRATIONS: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../../migrations/kernel/sqlite");

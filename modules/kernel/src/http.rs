@@ -1,0 +1,229 @@
+//! HTTP plumbing shared by every module: extractor configurations whose errors
+//! are problem+json instead of actix's plain text, validation mapping, the
+//! service-credential guard of internal routes, and health/readiness types.
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{web, HttpRequest};
+
+use crate::error::{ErrorCode, FieldError, Problem};
+
+/// Largest JSON body accepted anywhere (uploads use multipart with their own limits).
+pub const JSON_LIMIT: usize = 64 * 1024;
+
+pub fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default().limit(JSON_LIMIT).error_handler(|err, _req| json_error(err).into())
+}
+
+fn json_error(err: JsonPayloadError) -> Problem {
+    match err {
+        JsonPayloadError::ContentType => {
+            Problem::new(ErrorCode::UnsupportedMediaType, "expected Content-Type: application/json")
+        }
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            Problem::new(ErrorCode::PayloadTooLarge, format!("JSON body larger than {limit} bytes"))
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            // Missing fields and wrong types: a validation problem naming the field when serde says it.
+            let msg = e.to_string();
+            let field = msg
+                .split('`')
+                .nth(1)
+                .filter(|_| msg.starts_with("missing field") || msg.starts_with("unknown field"))
+                .unwrap_or("body")
+                .to_owned();
+            Problem::validation(vec![FieldError::new(field, msg)])
+        }
+        JsonPayloadError::Deserialize(e) => Problem::new(ErrorCode::MalformedJson, e.to_string()),
+        other => Problem::new(ErrorCode::BadRequest, other.to_string()),
+    }
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let detail = match &err {
+            QueryPayloadError::Deserialize(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        Problem::new(ErrorCode::InvalidQuery, detail).into()
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _req| {
+        let detail = match &err {
+            PathError::Deserialize(e) => e.to_string(),
+            other => other.to_string(),
+        };
+        Problem::new(ErrorCode::InvalidPath, detail).into()
+    })
+}
+
+/// Maps `validator` errors to a 422 listing each field.
+pub fn validation_problem(errors: &validator::ValidationErrors) -> Problem {
+    let mut list = Vec::new();
+    for (field, errs) in errors.field_errors() {
+        for e in errs {
+            let message = e.message.as_ref().map(|m| m.to_string()).unwrap_or_else(|| e.code.to_string());
+            list.push(FieldError::new(field.to_string(), message));
+        }
+    }
+    list.sort_by(|a, b| a.field.cmp(&b.field));
+    Problem::validation(list)
+}
+
+/// Validates a request body with its `validator` rules.
+pub fn validate(value: &impl validator::Validate) -> Result<(), Problem> {
+    value.validate().map_err(|e| validation_problem(&e))
+}
+
+/// The client address, for per-IP limits: the peer, or the first
+/// `X-Forwarded-For` hop when the peer is a configured trusted proxy.
+pub fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> String {
+    if trust_forwarded {
+        if let Some(ip) = req.connection_info().realip_remote_addr() {
+            return ip.to_owned();
+        }
+    }
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Header carrying the service credential on internal (module-to-module) calls.
+pub const SERVICE_TOKEN_HEADER: &str = "x-hometrip-service-token";
+/// Header carrying the original caller's id on internal calls.
+pub const CALLER_HEADER: &str = "x-hometrip-caller";
+
+/// Shared secret of the services of one deployment.
+#[derive(Clone)]
+pub struct ServiceToken(pub String);
+
+/// Guard of internal routes: the request carries the deployment's service credential.
+pub struct InternalCaller;
+
+impl actix_web::FromRequest for InternalCaller {
+    type Error = Problem;
+    type Future = std::future::Ready<Result<Self, Problem>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let expected = req.app_data::<web::Data<ServiceToken>>();
+        let given = req.headers().get(SERVICE_TOKEN_HEADER).and_then(|v| v.to_str().ok());
+        std::future::ready(match (expected, given) {
+            (Some(e), Some(g)) if constant_time_eq(e.0.as_bytes(), g.as_bytes()) => Ok(InternalCaller),
+            _ => Err(Problem::new(ErrorCode::Unauthenticated, "service credential required")),
+        })
+    }
+}
+
+/// Equality whose time does not depend on where the inputs differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Cursor pagination: `?limit=&cursor=` → `{items, next_cursor}`.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<i64, Problem> {
+        match self.limit {
+            None => Ok(20),
+            Some(n @ 1..=100) => Ok(i64::from(n)),
+            Some(_) => Err(Problem::field("limit", "must be between 1 and 100")),
+        }
+    }
+
+    /// The cursor is the last id of the previous page.
+    pub fn cursor_id(&self) -> Result<Option<crate::Id>, Problem> {
+        self.cursor
+            .as_deref()
+            .map(|c| c.parse().map_err(|_| Problem::field("cursor", "not a valid cursor")))
+            .transpose()
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn page_limits_are_bounded() {
+        let q = |limit| PageQuery { limit, cursor: None };
+        assert_eq!(q(None).limit().ok(), Some(20));
+        assert_eq!(q(Some(100)).limit().ok(), Some(100));
+        assert!(q(Some(0)).limit().is_err());
+        assert!(q(Some(101)).limit().is_err());
+    }
+}
+
+/// Reads the files sent under `field` of a multipart body: at most `max_files`,
+/// each at most `max_bytes` (413 past that). A body that is not multipart is
+/// answered 415.
+pub async fn read_multipart_files(
+    mut payload: actix_multipart::Multipart,
+    field: &str,
+    max_bytes: usize,
+    max_files: usize,
+) -> Result<Vec<Vec<u8>>, Problem> {
+    use futures_util::TryStreamExt;
+    let mut files = Vec::new();
+    loop {
+        let next = payload.try_next().await.map_err(multipart_problem)?;
+        let Some(mut part) = next else { break };
+        if part.name() != Some(field) {
+            // Drain and ignore other fields.
+            while part.try_next().await.map_err(multipart_problem)?.is_some() {}
+            continue;
+        }
+        if files.len() == max_files {
+            return Err(Problem::new(ErrorCode::PayloadTooLarge, format!("at most {max_files} files per request")));
+        }
+        let mut buf = Vec::new();
+        while let Some(chunk) = part.try_next().await.map_err(multipart_problem)? {
+            if buf.len() + chunk.len() > max_bytes {
+                return Err(Problem::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("each file must be at most {} KiB", max_bytes / 1024),
+                ));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        if !buf.is_empty() {
+            files.push(buf);
+        }
+    }
+    if files.is_empty() {
+        return Err(Problem::field(field, "a file is required"));
+    }
+    Ok(files)
+}
+
+fn multipart_problem(e: actix_multipart::MultipartError) -> Problem {
+    use actix_multipart::MultipartError as M;
+    match e {
+        M::ContentTypeMissing | M::ContentTypeParse | M::ContentTypeIncompatible | M::BoundaryMissing => {
+            Problem::new(ErrorCode::UnsupportedMediaType, "expected a multipart/form-data body")
+        }
+        M::Payload(actix_web::error::PayloadError::Overflow) => {
+            Problem::new(ErrorCode::PayloadTooLarge, "the upload is too large")
+        }
+        other => Problem::new(ErrorCode::BadRequest, format!("malformed multipart body: {other}")),
+    }
+}

@@ -1,0 +1,26 @@
+//! HomeTrip shared kernel: what every module needs and no module owns.
+//!
+//! Ids, time, errors (RFC 9457), typed settings, storage on SQLite or PostgreSQL,
+//! the outbox event bus, cache and rate limiting, the caller's identity, HTTP
+//! plumbing and the base of remote clients. The kernel knows no module.
+
+pub mod auth_context;
+pub mod cache;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod files;
+pub mod http;
+pub mod ids;
+pub mod remote;
+pub mod settings;
+pub mod telemetry;
+pub mod time;
+
+pub use error::{ErrorCode, FieldError, Problem};
+pub use ids::Id;
+
+// Re-exported so that module crates expand the storage macros without naming
+// these crates themselves.
+pub use diesel;
+pub use diesel_async;

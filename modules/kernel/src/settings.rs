@@ -1,0 +1,48 @@
+//! Typed settings shared by the binary and the kernel. Module-specific settings
+//! live in each module's `api`; only the binary reads configuration sources.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cache::Limit;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+    /// Origins allowed by CORS; empty means same-origin only.
+    pub cors_origins: Vec<String>,
+    /// Trust `X-Forwarded-For` for the client address (behind a proxy).
+    pub trust_forwarded: bool,
+    /// Public base URL, used in links sent by email.
+    pub public_url: String,
+    /// Requests per IP per window across the API.
+    pub rate_limit: Limit,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://<path>` or `postgres://...`; empty means SQLite under the data dir.
+    pub url: String,
+    pub max_connections: usize,
+    pub migrate_on_start: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Empty: in-process cache, rate limits and pub/sub.
+    pub url: String,
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub filter: String,
+    /// JSON logs; unset: JSON unless stderr is a terminal.
+    pub json: Option<bool>,
+}

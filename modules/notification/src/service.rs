@@ -1,0 +1,106 @@
+//! Sends emails for the events it subscribes to: over SMTP when configured,
+//! else as `.eml` files under `<data_dir>/outbox/mail/` (embedded profile).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use hometrip_auth::api::{EmailTokenIssued, EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED};
+use hometrip_kernel::events::{Envelope, EventBus, EventHandler};
+use hometrip_user::api::Users;
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::api::NotificationSettings;
+use crate::domain::{self, Template};
+
+enum Mailer {
+    Files(PathBuf),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+pub struct NotificationService {
+    mailer: Mailer,
+    from: Mailbox,
+    users: Arc<dyn Users>,
+    public_url: String,
+}
+
+impl NotificationService {
+    pub fn new(
+        settings: &NotificationSettings,
+        data_dir: &std::path::Path,
+        public_url: &str,
+        users: Arc<dyn Users>,
+    ) -> Result<Arc<Self>, String> {
+        let from: Mailbox = settings.from.parse().map_err(|e| format!("notification.from: {e}"))?;
+        let mailer = if settings.smtp.url.trim().is_empty() {
+            let dir = data_dir.join("outbox").join("mail");
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            Mailer::Files(dir)
+        } else {
+            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.smtp.url)
+                .map_err(|e| format!("notification.smtp.url: {e}"))?
+                .build();
+            Mailer::Smtp(transport)
+        };
+        Ok(Arc::new(NotificationService { mailer, from, users, public_url: public_url.to_owned() }))
+    }
+
+    pub async fn subscribe(self: &Arc<Self>, bus: &EventBus) {
+        let handler: Arc<dyn EventHandler> = Arc::clone(self) as Arc<dyn EventHandler>;
+        bus.subscribe("notification.email", &[EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED], handler).await;
+    }
+
+    async fn send(&self, id: &str, to: &str, rendered: domain::Rendered) -> Result<(), String> {
+        let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(rendered.subject)
+            .message_id(Some(format!("<{id}@hometrip>")))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(rendered.text))
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(rendered.html)),
+            )
+            .map_err(|e| e.to_string())?;
+        match &self.mailer {
+            Mailer::Files(dir) => {
+                // Named by event id: a redelivery rewrites the same file, never a second email.
+                let path = dir.join(format!("{id}.eml"));
+                let tmp = dir.join(format!(".{id}.eml.tmp"));
+                tokio::fs::write(&tmp, message.formatted()).await.map_err(|e| e.to_string())?;
+                tokio::fs::rename(&tmp, &path).await.map_err(|e| e.to_string())
+            }
+            Mailer::Smtp(transport) => transport.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl EventHandler for NotificationService {
+    async fn handle(&self, event: &Envelope) -> Result<(), String> {
+        let template = match event.event_type.as_str() {
+            EMAIL_VERIFICATION_REQUESTED => Template::VerifyEmail,
+            PASSWORD_RESET_REQUESTED => Template::ResetPassword,
+            _ => return Ok(()),
+        };
+        let e: EmailTokenIssued = event.decode()?;
+        // The profile's language wins; the one given at sign-up covers a profile not made yet.
+        let profile = self.users.profile(e.user_id).await.map_err(|p| p.to_string())?;
+        let (locale, name) = match &profile {
+            Some(p) => (p.locale.clone(), p.display_name.clone()),
+            None => (e.locale.clone(), e.display_name.clone()),
+        };
+        let minutes = (e.expires_at.0 - event.occurred_at.0).num_minutes().max(1);
+        let rendered = domain::render(
+            template,
+            &locale,
+            &name,
+            &domain::link(&self.public_url, template, &e.token),
+            &domain::human_duration(minutes, &locale),
+        );
+        self.send(&event.id.to_string(), &e.email, rendered).await
+    }
+}

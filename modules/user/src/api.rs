@@ -1,0 +1,80 @@
+//! The user module's published language: the [`Users`] trait, its types and settings.
+
+use async_trait::async_trait;
+use hometrip_kernel::time::Instant;
+use hometrip_kernel::{Id, Problem};
+use serde::{Deserialize, Serialize};
+
+pub const MODULE: &str = "user";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NotificationChannels {
+    pub email: bool,
+    pub sms: bool,
+    pub push: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityStatus {
+    None,
+    Pending,
+    Verified,
+    Rejected,
+}
+
+impl IdentityStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityStatus::None => "none",
+            IdentityStatus::Pending => "pending",
+            IdentityStatus::Verified => "verified",
+            IdentityStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> IdentityStatus {
+        match s {
+            "pending" => IdentityStatus::Pending,
+            "verified" => IdentityStatus::Verified,
+            "rejected" => IdentityStatus::Rejected,
+            _ => IdentityStatus::None,
+        }
+    }
+}
+
+/// A user's profile and preferences, as other modules see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserProfile {
+    pub id: Id,
+    pub email: String,
+    pub display_name: String,
+    pub bio: String,
+    pub locale: String,
+    pub currency: String,
+    pub notification_channels: NotificationChannels,
+    pub avatar_url: Option<String>,
+    pub identity_status: IdentityStatus,
+    pub created_at: Instant,
+}
+
+#[async_trait]
+pub trait Users: Send + Sync {
+    async fn profile(&self, id: Id) -> Result<Option<UserProfile>, Problem>;
+}
+
+pub const PROFILE_UPDATED: &str = "user.profile_updated";
+pub const IDENTITY_REVIEWED: &str = "user.identity_reviewed";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IdentityReviewed {
+    pub user_id: Id,
+    pub status: IdentityStatus,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSettings {
+    pub avatar_max_bytes: usize,
+    pub document_max_bytes: usize,
+}

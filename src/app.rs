@@ -1,0 +1,235 @@
+//! Wiring: builds each module from the settings and mounts it on the gateway.
+//! This is the one place that decides which implementation of a module trait
+//! a process uses.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_cors::Cors;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use hometrip_auth::api::Accounts;
+use hometrip_auth::service::{AuthDeps, AuthService};
+use hometrip_gateway::{EdgeSettings, Ops};
+use hometrip_kernel::auth_context::AccessVerifier;
+use hometrip_kernel::cache::{Cache, MemoryCache, RateLimiter, RedisCache};
+use hometrip_kernel::db::{Db, MigrationSet};
+use hometrip_kernel::events::{EventBus, RetryPolicy};
+use hometrip_kernel::files::FileStore;
+use hometrip_kernel::http::ServiceToken;
+use hometrip_notification::service::NotificationService;
+use hometrip_user::api::Users;
+use hometrip_user::service::UserService;
+use utoipa::OpenApi;
+
+use crate::settings::Settings;
+
+/// Every module's migrations, in dependency order.
+pub fn migrations() -> Vec<MigrationSet> {
+    vec![hometrip_kernel::events::MIGRATIONS, hometrip_auth::store::MIGRATIONS, hometrip_user::store::MIGRATIONS]
+}
+
+pub async fn connect_db(settings: &Settings) -> Result<Db, String> {
+    let url = settings.database_url();
+    Db::connect(&url, settings.database.max_connections)
+        .await
+        .map_err(|e| format!("database.url ({}): {e}", hometrip_kernel::db::redact_url(&url)))
+}
+
+pub async fn migrate(settings: &Settings, db: &Db) -> Result<usize, String> {
+    db.migrate(&settings.database_url(), migrations()).await.map_err(|e| e.to_string())
+}
+
+async fn connect_cache(settings: &Settings) -> Result<Arc<dyn Cache>, String> {
+    if settings.redis.url.is_empty() {
+        return Ok(MemoryCache::new());
+    }
+    let cache = RedisCache::connect(&settings.redis.url, &settings.redis.key_prefix)
+        .await
+        .map_err(|e| format!("redis.url ({}): {e}", hometrip_kernel::db::redact_url(&settings.redis.url)))?;
+    Ok(cache)
+}
+
+fn service_token(settings: &Settings) -> Result<String, String> {
+    if !settings.services.token.is_empty() {
+        return Ok(settings.services.token.clone());
+    }
+    let path = settings.data_dir.join("keys/service.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_owned());
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(&path, &token).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(token)
+}
+
+/// The modules of one process, built and wired.
+pub struct Platform {
+    pub db: Db,
+    pub cache: Arc<dyn Cache>,
+    pub bus: Arc<EventBus>,
+    pub files: FileStore,
+    pub auth: Arc<AuthService>,
+    pub users: Arc<UserService>,
+    pub verifier: Arc<AccessVerifier>,
+    pub service_token: String,
+}
+
+impl Platform {
+    pub async fn build(settings: &Settings) -> Result<Platform, String> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|e| format!("data_dir ({}): {e}", settings.data_dir.display()))?;
+        let db = connect_db(settings).await?;
+        if settings.database.migrate_on_start {
+            let applied = migrate(settings, &db).await?;
+            tracing::info!(applied, "migrations applied");
+        }
+        if !settings.amqp.url.is_empty() {
+            tracing::warn!("amqp.url is set, but this build dispatches events in process only");
+        }
+        let cache = connect_cache(settings).await?;
+        let bus = EventBus::new(db.clone(), RetryPolicy::default());
+        let files = FileStore::local(&settings.data_dir.join("files"), "/files")?;
+        let auth = AuthService::new(AuthDeps {
+            db: db.clone(),
+            bus: Arc::clone(&bus),
+            cache: Arc::clone(&cache),
+            settings: settings.auth.clone(),
+            data_dir: settings.data_dir.clone(),
+        })?;
+        let accounts: Arc<dyn Accounts> = Arc::clone(&auth) as Arc<dyn Accounts>;
+        let verifier = AccessVerifier::new(Arc::clone(&cache));
+        verifier.set_keys(&auth.jwk_set()).await?;
+        let users = UserService::new(db.clone(), Arc::clone(&bus), files.clone(), accounts, settings.user.clone());
+        users.subscribe().await;
+        let users_api: Arc<dyn Users> = Arc::clone(&users) as Arc<dyn Users>;
+        let notifications =
+            NotificationService::new(&settings.notification, &settings.data_dir, &settings.server.public_url, users_api)?;
+        notifications.subscribe(&bus).await;
+        Ok(Platform { db, cache, bus, files, auth, users, verifier, service_token: service_token(settings)? })
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "HomeTrip API", description = "Vacation-rental marketplace: the public HTTP contract."),
+    modifiers(&BearerAuth)
+)]
+struct RootApi;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut doc = RootApi::openapi();
+    doc.merge(hometrip_auth::http::AuthApi::openapi());
+    doc.merge(hometrip_user::http::UserApi::openapi());
+    BearerAuth.modify_doc(&mut doc);
+    doc
+}
+
+trait ModifyDoc {
+    fn modify_doc(&self, doc: &mut utoipa::openapi::OpenApi);
+}
+
+impl<T: utoipa::Modify> ModifyDoc for T {
+    fn modify_doc(&self, doc: &mut utoipa::openapi::OpenApi) {
+        self.modify(doc);
+    }
+}
+
+pub async fn serve(settings: Settings) -> Result<(), String> {
+    let metrics = hometrip_gateway::install_metrics()?;
+    let platform = Platform::build(&settings).await?;
+    let relay = platform.bus.spawn_relay();
+    let openapi = openapi_document().to_json().map_err(|e| e.to_string())?;
+
+    let ops = web::Data::new(Ops {
+        db: platform.db.clone(),
+        cache: Arc::clone(&platform.cache),
+        bus: Arc::clone(&platform.bus),
+        files: platform.files.clone(),
+        metrics,
+        openapi,
+        public_file_prefixes: vec!["avatars/".to_owned()],
+    });
+    let edge = web::Data::new(EdgeSettings {
+        limiter: RateLimiter::new(Arc::clone(&platform.cache)),
+        per_ip: settings.server.rate_limit,
+        per_account: settings.auth.rate_limit_per_account,
+        trust_forwarded: settings.server.trust_forwarded,
+    });
+    let auth_web = web::Data::new(hometrip_auth::http::AuthWeb {
+        service: Arc::clone(&platform.auth),
+        public_url: settings.server.public_url.clone(),
+        trust_forwarded: settings.server.trust_forwarded,
+    });
+    let verifier = web::Data::from(Arc::clone(&platform.verifier));
+    let users = hometrip_user::http::data(&platform.users);
+    let accounts_dyn: web::Data<dyn Accounts> = web::Data::from(Arc::clone(&platform.auth) as Arc<dyn Accounts>);
+    let users_dyn: web::Data<dyn Users> = web::Data::from(Arc::clone(&platform.users) as Arc<dyn Users>);
+    let token = web::Data::new(ServiceToken(platform.service_token.clone()));
+    let cors_origins = settings.server.cors_origins.clone();
+
+    let server = HttpServer::new(move || {
+        let mut cors = Cors::default()
+            .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
+            .allowed_headers(["authorization", "content-type", "idempotency-key", "x-request-id", "accept-language"])
+            .expose_headers(["x-request-id", "retry-after"])
+            .max_age(3600);
+        for origin in &cors_origins {
+            cors = if origin == "*" { cors.allow_any_origin() } else { cors.allowed_origin(origin) };
+        }
+        App::new()
+            .app_data(hometrip_kernel::http::json_config())
+            .app_data(hometrip_kernel::http::query_config())
+            .app_data(hometrip_kernel::http::path_config())
+            .app_data(web::PayloadConfig::new(hometrip_kernel::http::JSON_LIMIT))
+            .app_data(ops.clone())
+            .app_data(edge.clone())
+            .app_data(auth_web.clone())
+            .app_data(verifier.clone())
+            .app_data(users.clone())
+            .app_data(accounts_dyn.clone())
+            .app_data(users_dyn.clone())
+            .app_data(token.clone())
+            .configure(hometrip_gateway::ops_routes)
+            .configure(hometrip_auth::http::internal_routes)
+            .configure(hometrip_user::http::internal_routes)
+            .service(
+                web::scope("/api/v1")
+                    .configure(hometrip_auth::http::routes)
+                    .configure(hometrip_user::http::routes),
+            )
+            .default_service(web::to(hometrip_gateway::middleware::not_found))
+            .wrap(hometrip_gateway::errors_as_problems())
+            .wrap(cors)
+            .wrap(from_fn(hometrip_gateway::edge))
+    })
+    .workers(match settings.server.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        n => n,
+    })
+    .shutdown_timeout(10)
+    .bind((settings.server.host.as_str(), settings.server.port))
+    .map_err(|e| format!("server.port ({}:{}): {e}", settings.server.host, settings.server.port))?;
+    tracing::info!(host = %settings.server.host, port = settings.server.port, "HomeTrip listening");
+    let result = server.run().await.map_err(|e| e.to_string());
+    relay.abort();
+    // Give in-flight relay work a moment; undelivered events stay in the outbox.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    result
+}

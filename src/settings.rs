@@ -1,0 +1,167 @@
+//! Loads the layered configuration: embedded `config/default.toml`, then
+//! `config/<profile>.toml`, then `HOMETRIP_*` variables. Only the binary reads
+//! configuration; modules receive their typed part.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use config::{Config, Environment, File, FileFormat};
+use hometrip_auth::api::AuthSettings;
+use hometrip_kernel::settings::{DatabaseSettings, LogSettings, RedisSettings, ServerSettings};
+use hometrip_notification::api::NotificationSettings;
+use hometrip_user::api::UserSettings;
+use serde::{Deserialize, Serialize};
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub profile: String,
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub amqp: AmqpSettings,
+    pub log: LogSettings,
+    pub services: ServicesSettings,
+    pub auth: AuthSettings,
+    pub user: UserSettings,
+    pub notification: NotificationSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesSettings {
+    pub token: String,
+    pub urls: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// Reads every layer; an unknown key or a wrong value names the key.
+    pub fn load(config_file: Option<&std::path::Path>) -> Result<Settings, String> {
+        let profile = std::env::var("HOMETRIP_PROFILE").unwrap_or_default();
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if !profile.is_empty() {
+            if profile.contains(['/', '\\', '.']) {
+                return Err(format!("HOMETRIP_PROFILE: {profile:?} is not a profile name"));
+            }
+            let path = PathBuf::from("config").join(format!("{profile}.toml"));
+            if !path.exists() {
+                return Err(format!("HOMETRIP_PROFILE: {} does not exist", path.display()));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        if let Some(file) = config_file {
+            builder = builder.add_source(File::from(file.to_path_buf()).format(FileFormat::Toml));
+        }
+        builder = builder.add_source(
+            Environment::with_prefix("HOMETRIP")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("server.cors_origins"),
+        );
+        let config = builder.build().map_err(|e| format!("configuration: {e}"))?;
+        let settings: Settings = config.try_deserialize().map_err(|e| format!("configuration: {e}"))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Rules serde cannot express, each naming its key.
+    fn check(&self) -> Result<(), String> {
+        let url = &self.database.url;
+        if !(url.is_empty() || url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err("database.url: use sqlite://<path> or postgres://...".to_owned());
+        }
+        if !self.redis.url.is_empty() && !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
+            return Err("redis.url: use redis://host:port".to_owned());
+        }
+        if url::Url::parse(&self.server.public_url).is_err() {
+            return Err("server.public_url: not a URL".to_owned());
+        }
+        if self.auth.access_ttl_secs < 60 || self.auth.access_ttl_secs > 3600 {
+            return Err("auth.access_ttl_secs: must be between 60 and 3600".to_owned());
+        }
+        if self.auth.session_ttl_days < 1 || self.auth.session_ttl_days > 365 {
+            return Err("auth.session_ttl_days: must be between 1 and 365".to_owned());
+        }
+        if self.server.rate_limit.max == 0 || self.server.rate_limit.window_secs == 0 {
+            return Err("server.rate_limit: max and window_secs must be positive".to_owned());
+        }
+        for provider in self.auth.oauth.keys() {
+            if !matches!(provider.as_str(), "google" | "facebook") {
+                return Err(format!("auth.oauth.{provider}: unknown provider (google, facebook)"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("hometrip.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// The effective configuration with every secret replaced.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        redact(&mut value, "");
+        value
+    }
+}
+
+fn redact(value: &mut serde_json::Value, key: &str) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                redact(v, k);
+            }
+        }
+        serde_json::Value::String(s) if !s.is_empty() => {
+            let secret = ["secret", "password", "token", "pem", "encryption_key"].iter().any(|w| key.contains(w));
+            if secret {
+                *s = "***".to_owned();
+            } else if key == "url" || key.ends_with("_url") {
+                *s = hometrip_kernel::db::redact_url(s);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_defaults_load() {
+        let config = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml)).build();
+        let settings: Result<Settings, _> = config.and_then(|c| c.try_deserialize());
+        let Ok(settings) = settings else { panic!("defaults do not load: {settings:?}") };
+        assert!(settings.check().is_ok());
+        assert_eq!(settings.server.port, 3001);
+        assert!(settings.database_url().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut v = serde_json::json!({"auth": {"jwt_private_key_pem": "KEY", "oauth": {"google": {"client_secret": "s", "client_id": "id"}}},
+            "database": {"url": "postgres://u:pw@h/db"}, "services": {"token": "t"}});
+        redact(&mut v, "");
+        assert_eq!(v["auth"]["jwt_private_key_pem"], "***");
+        assert_eq!(v["auth"]["oauth"]["google"]["client_secret"], "***");
+        assert_eq!(v["auth"]["oauth"]["google"]["client_id"], "id");
+        assert_eq!(v["services"]["token"], "***");
+        assert_eq!(v["database"]["url"], "postgres://u:***@h/db");
+    }
+}
