@@ -47,6 +47,9 @@ async fn connect_cache(settings: &Settings) -> Result<Arc<dyn Cache>, String> {
     let cache = RedisCache::connect(&settings.redis.url, &settings.redis.key_prefix)
         .await
         .map_err(|e| format!("redis.url ({}): {e}", hometrip_kernel::db::redact_url(&settings.redis.url)))?;
+    if let Err(e) = cache.ping().await {
+        tracing::warn!(error = %e, "redis does not answer yet; /health/ready reports it");
+    }
     Ok(cache)
 }
 

@@ -1,0 +1,13 @@
+//! Black-box tests: the real `hometrip` binary, over HTTP. Runs on SQLite by
+//! default; on PostgreSQL and Redis when `TEST_DATABASE_URL` / `TEST_REDIS_URL`
+//! are set (`.ci/run` runs both).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod architecture;
+mod auth;
+mod conformance;
+mod edge;
+mod oauth;
+mod restart;
+mod support;
+mod users;

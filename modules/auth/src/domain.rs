@@ -59,6 +59,18 @@ pub fn check_password(password: &str, user_inputs: &[&str]) -> Result<(), FieldE
     Ok(())
 }
 
+/// What a password must not be built from: the email, its local part and
+/// its pieces, and the words of the display name.
+pub fn personal_words(email: &str, display_name: &str) -> Vec<String> {
+    let mut words = vec![email.to_lowercase()];
+    if let Some(local) = email.split('@').next().filter(|l| !l.is_empty()) {
+        words.push(local.to_lowercase());
+        words.extend(local.split(['.', '_', '-', '+']).filter(|p| p.len() > 2).map(str::to_lowercase));
+    }
+    words.extend(display_name.split_whitespace().filter(|w| w.chars().count() > 2).map(str::to_lowercase));
+    words
+}
+
 /// SHA-256 hex digest under which opaque tokens are stored (never the token).
 pub fn token_digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -185,7 +197,10 @@ mod tests {
         assert!(check_password("correct horse battery staple", &[]).is_ok());
         assert!(check_password("Vélo-Rouge-Sur-Montmartre-42", &[]).is_ok());
         // The user's own details make a password weak.
-        assert!(check_password("alice.martin1987", &["alice.martin1987@example.com", "alice.martin1987"]).is_err());
+        let words = personal_words("alice.martin1987@example.com", "Alice Martin");
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        assert!(words.contains(&"alice.martin1987") && words.contains(&"martin1987") && words.contains(&"martin"));
+        assert!(check_password("alice.martin1987", &words).is_err());
         // 64 characters are accepted (ASVS: at least 64).
         assert!(check_password(&"k3#Lm9@pQ2".repeat(7)[..64], &[]).is_ok());
     }

@@ -361,7 +361,8 @@ impl AuthService {
         let mut errors = Vec::new();
         let email = domain::normalize_email(email).map_err(|e| errors.push(e)).ok();
         let name = domain::normalize_display_name(display_name).map_err(|e| errors.push(e)).ok();
-        let inputs: Vec<&str> = [email.as_deref(), name.as_deref()].into_iter().flatten().collect();
+        let inputs = domain::personal_words(email.as_deref().unwrap_or(""), name.as_deref().unwrap_or(""));
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         if let Err(e) = domain::check_password(password, &inputs) {
             errors.push(e);
         }
@@ -699,7 +700,9 @@ impl AuthService {
             }
             return self.set_role(existing.id, "admin", true).await;
         }
-        domain::check_password(password, &[&email]).map_err(|e| Problem::validation(vec![e]))?;
+        let words = domain::personal_words(&email, "");
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        domain::check_password(password, &words).map_err(|e| Problem::validation(vec![e]))?;
         let now = Instant::now();
         let name = email.split('@').next().unwrap_or("admin").to_owned();
         let account = AccountRow {

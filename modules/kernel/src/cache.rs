@@ -125,13 +125,15 @@ impl RedisCache {
         let pool = cfg
             .create_pool(Some(deadpool_redis::Runtime::Tokio1))
             .map_err(|e| CacheError(e.to_string()))?;
-        let cache = Arc::new(RedisCache { pool, prefix: prefix.to_owned() });
-        cache.ping().await?;
-        Ok(cache)
+        // No ping here: a process starts while Redis is down and reports it on /health/ready.
+        Ok(Arc::new(RedisCache { pool, prefix: prefix.to_owned() }))
     }
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, CacheError> {
-        self.pool.get().await.map_err(|e| CacheError(e.to_string()))
+        tokio::time::timeout(std::time::Duration::from_secs(2), self.pool.get())
+            .await
+            .map_err(|_| CacheError("timed out connecting to redis".to_owned()))?
+            .map_err(|e| CacheError(e.to_string()))
     }
 
     fn key(&self, key: &str) -> String {

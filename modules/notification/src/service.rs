@@ -93,7 +93,8 @@ impl EventHandler for NotificationService {
             Some(p) => (p.locale.clone(), p.display_name.clone()),
             None => (e.locale.clone(), e.display_name.clone()),
         };
-        let minutes = (e.expires_at.0 - event.occurred_at.0).num_minutes().max(1);
+        // Rounded to the minute: the token's expiry is set a few microseconds before the event.
+        let minutes = ((e.expires_at.0 - event.occurred_at.0).num_seconds() + 30).max(60) / 60;
         let rendered = domain::render(
             template,
             &locale,

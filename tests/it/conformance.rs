@@ -1,0 +1,133 @@
+//! One conformance suite per module trait, run against the in-process service
+//! and against the HTTP client talking to a served instance over loopback.
+//! Both must behave the same.
+
+use std::sync::Arc;
+
+use hometrip_auth::api::{Accounts, AuthSettings};
+use hometrip_auth::client::AccountsClient;
+use hometrip_auth::service::{AuthDeps, AuthService};
+use hometrip_kernel::cache::MemoryCache;
+use hometrip_kernel::db::Db;
+use hometrip_kernel::events::{EventBus, RetryPolicy};
+use hometrip_kernel::files::FileStore;
+use hometrip_kernel::remote::RemoteClient;
+use hometrip_kernel::{ErrorCode, Id};
+use hometrip_user::api::{UserSettings, Users};
+use hometrip_user::client::UsersClient;
+use hometrip_user::service::UserService;
+
+use crate::support::*;
+
+async fn accounts_suite(accounts: Arc<dyn Accounts>, id: Id, email: &str) {
+    let found = accounts.account(id).await.unwrap().expect("the account exists");
+    assert_eq!(found.id, id);
+    assert_eq!(found.email, email);
+    assert!(!found.email_verified);
+    assert!(found.roles.is_empty());
+    assert!(accounts.account(Id::new()).await.unwrap().is_none());
+    assert_eq!(accounts.account_by_email(&email.to_uppercase()).await.unwrap().map(|a| a.id), Some(id));
+    assert!(accounts.account_by_email("nobody@example.com").await.unwrap().is_none());
+    assert!(accounts.account_by_email("not an email").await.unwrap().is_none());
+    let jwks = accounts.jwks().await.unwrap();
+    assert_eq!(jwks.keys.len(), 1);
+    assert_eq!(jwks.keys[0].kty, "OKP");
+    let promoted = accounts.set_role(id, "admin", true).await.unwrap();
+    assert_eq!(promoted.roles, vec!["admin".to_owned()]);
+    let demoted = accounts.set_role(id, "admin", false).await.unwrap();
+    assert!(demoted.roles.is_empty());
+    let bad = accounts.set_role(id, "superuser", true).await.unwrap_err();
+    assert_eq!(bad.code, ErrorCode::ValidationFailed);
+    assert_eq!(bad.status, 422);
+    let missing = accounts.set_role(Id::new(), "admin", true).await.unwrap_err();
+    assert_eq!(missing.code, ErrorCode::NotFound);
+}
+
+async fn users_suite(users: Arc<dyn Users>, id: Id, email: &str) {
+    let p = users.profile(id).await.unwrap().expect("profile created from the registration event");
+    assert_eq!(p.id, id);
+    assert_eq!(p.email, email);
+    assert_eq!(p.display_name, "Conformance");
+    assert_eq!(p.locale, "fr");
+    assert_eq!(p.currency, "EUR");
+    assert!(p.notification_channels.email);
+    assert!(users.profile(Id::new()).await.unwrap().is_none());
+}
+
+fn auth_settings() -> AuthSettings {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
+    let config = config::Config::builder().add_source(config::File::from(path)).build().unwrap();
+    config.get::<AuthSettings>("auth").unwrap()
+}
+
+struct InProcess {
+    auth: Arc<AuthService>,
+    users: Arc<UserService>,
+    bus: Arc<EventBus>,
+    dir: std::path::PathBuf,
+}
+
+async fn in_process() -> InProcess {
+    let dir = std::env::temp_dir().join(format!("hometrip-conf-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = match fresh_database().await {
+        Some(pg) => pg,
+        None => format!("sqlite://{}", dir.join("db.sqlite").display()),
+    };
+    let db = Db::connect(&url, 4).await.unwrap();
+    db.migrate(
+        &url,
+        vec![hometrip_kernel::events::MIGRATIONS, hometrip_auth::store::MIGRATIONS, hometrip_user::store::MIGRATIONS],
+    )
+    .await
+    .unwrap();
+    let bus = EventBus::new(db.clone(), RetryPolicy::default());
+    let cache = MemoryCache::new();
+    let auth = AuthService::new(AuthDeps { db: db.clone(), bus: bus.clone(), cache, settings: auth_settings(), data_dir: dir.clone() }).unwrap();
+    let files = FileStore::local(&dir.join("files"), "/files").unwrap();
+    let users = UserService::new(
+        db,
+        bus.clone(),
+        files,
+        auth.clone() as Arc<dyn Accounts>,
+        UserSettings { avatar_max_bytes: 1 << 20, document_max_bytes: 1 << 20 },
+    );
+    users.subscribe().await;
+    InProcess { auth, users, bus, dir }
+}
+
+#[tokio::test]
+async fn accounts_and_users_in_process() {
+    let p = in_process().await;
+    let email = unique_email("conf");
+    let account = p.auth.register(&email, PASSWORD, "Conformance", "fr").await.unwrap();
+    p.bus.relay_once(100).await.unwrap();
+    accounts_suite(p.auth.clone(), account.id, &email).await;
+    users_suite(p.users.clone(), account.id, &email).await;
+    let _ = std::fs::remove_dir_all(&p.dir);
+}
+
+#[tokio::test]
+async fn accounts_and_users_over_http() {
+    let server = Server::start().await;
+    let api = server.client();
+    let email = unique_email("conf");
+    let r = api
+        .send(api.http.post(server.url("/api/v1/auth/register")).header("accept-language", "fr-FR,fr;q=0.9").json(
+            &serde_json::json!({"email": email, "password": PASSWORD, "display_name": "Conformance"}),
+        ))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id: Id = r.body["user"]["id"].as_str().unwrap().parse().unwrap();
+    server.wait_email(&email, "Confirmez").await;
+    let token = std::fs::read_to_string(server.data_dir.join("keys/service.token")).unwrap();
+    let remote = RemoteClient::new(&server.base, token.trim()).unwrap();
+    accounts_suite(Arc::new(AccountsClient::new(remote.clone())), id, &email).await;
+    users_suite(Arc::new(UsersClient::new(remote)), id, &email).await;
+
+    // Internal routes need the service credential.
+    let bad = RemoteClient::new(&server.base, "wrong").unwrap();
+    let err = AccountsClient::new(bad).account(id).await.unwrap_err();
+    assert_eq!(err.status, 401);
+    assert_eq!(api.get(&format!("/internal/auth/accounts/{id}")).await.problem(401), "unauthenticated");
+}

@@ -1,0 +1,366 @@
+//! Test support: starts the real `hometrip` binary on a free port with its own
+//! data dir (and its own PostgreSQL database and Redis prefix when
+//! `TEST_DATABASE_URL` / `TEST_REDIS_URL` are set), and talks HTTP to it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct Server {
+    pub base: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub redis_prefix: String,
+    child: Option<Child>,
+    extra_env: Vec<(String, String)>,
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A fresh PostgreSQL database when `TEST_DATABASE_URL` (a server URL) is set.
+pub async fn fresh_database() -> Option<String> {
+    let base = std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
+    use hometrip_kernel::diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let name = format!("ht_test_{}", uuid::Uuid::now_v7().simple());
+    let mut conn = AsyncPgConnection::establish(&base).await.expect("connect to TEST_DATABASE_URL");
+    hometrip_kernel::diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
+
+pub fn redis_url() -> Option<String> {
+    std::env::var("TEST_REDIS_URL").ok().filter(|s| !s.is_empty())
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_with(&[]).await
+    }
+
+    pub async fn start_with(env: &[(&str, &str)]) -> Server {
+        let data_dir = std::env::temp_dir().join(format!("hometrip-it-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&data_dir).expect("create data dir");
+        let mut server = Server {
+            base: String::new(),
+            port: 0,
+            data_dir,
+            database_url: fresh_database().await,
+            redis_prefix: format!("it:{}:", uuid::Uuid::now_v7().simple()),
+            child: None,
+            extra_env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        };
+        server.launch().await;
+        server
+    }
+
+    /// A command running the binary with this server's environment.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hometrip"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HOMETRIP_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("HOMETRIP_DATA_DIR", &self.data_dir)
+            .env("HOMETRIP_SERVER__HOST", "127.0.0.1")
+            .env("HOMETRIP_SERVER__PORT", self.port.to_string())
+            .env("HOMETRIP_SERVER__PUBLIC_URL", format!("http://127.0.0.1:{}", self.port))
+            .env("HOMETRIP_SERVER__WORKERS", "2")
+            .env("HOMETRIP_AUTH__HASHING_CONCURRENCY", "2")
+            .env("HOMETRIP_LOG__FILTER", "warn")
+            .env("HOMETRIP_LOG__JSON", "true");
+        if let Some(url) = &self.database_url {
+            cmd.env("HOMETRIP_DATABASE__URL", url);
+        }
+        if let Some(url) = redis_url() {
+            cmd.env("HOMETRIP_REDIS__URL", url).env("HOMETRIP_REDIS__KEY_PREFIX", &self.redis_prefix);
+        }
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    async fn launch(&mut self) {
+        self.port = free_port();
+        self.base = format!("http://127.0.0.1:{}", self.port);
+        let log = std::fs::File::create(self.data_dir.join(format!("server-{}.log", self.port))).expect("log file");
+        let child = self.command().stdout(Stdio::null()).stderr(log).spawn().expect("spawn hometrip");
+        self.child = Some(child);
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(res) = client.get(format!("{}/health/live", self.base)).send().await {
+                if res.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("hometrip exited with {status} before serving:\n{}", self.logs());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("hometrip did not start within 30 s:\n{}", self.logs());
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        if let Ok(entries) = std::fs::read_dir(&self.data_dir) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with("server-") {
+                    out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        out
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM first, for a graceful stop.
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            for _ in 0..100 {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the process and starts it again on the same data dir and database.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.launch().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn client(&self) -> Api {
+        Api { base: self.base.clone(), http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"), token: None }
+    }
+
+    /// Emails written to the outbox, oldest first.
+    pub fn emails(&self) -> Vec<Email> {
+        let dir = self.data_dir.join("outbox/mail");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.iter().map(|p| Email::read(p)).collect()
+    }
+
+    /// Waits for an email to `to` whose subject contains `subject`, and returns
+    /// the newest such.
+    pub async fn wait_email(&self, to: &str, subject: &str) -> Email {
+        for _ in 0..100 {
+            if let Some(e) = self.emails().into_iter().rev().find(|e| e.to == to && e.subject.contains(subject)) {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no email to {to} with subject containing {subject:?}; have: {:?}", self.emails().iter().map(|e| (&e.to, &e.subject)).collect::<Vec<_>>());
+    }
+
+    /// Runs a CLI command of the binary against this server's data.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hometrip cli");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("cli output")
+    }
+
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+impl Email {
+    fn read(path: &Path) -> Email {
+        let raw = std::fs::read_to_string(path).unwrap_or_default();
+        let header = |name: &str| {
+            raw.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        };
+        Email { to: header("To"), subject: decode_subject(&header("Subject")), body: decode_qp(&raw) }
+    }
+
+    /// The `token=` value of the first link in the email.
+    pub fn token(&self) -> String {
+        let start = self.body.find("token=").expect("a token link in the email") + "token=".len();
+        self.body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+    }
+}
+
+/// Quoted-printable decoding, enough for the bodies lettre writes.
+fn decode_qp(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// RFC 2047 `=?utf-8?b?...?=` subjects (non-ASCII), else as is.
+fn decode_subject(s: &str) -> String {
+    use base64::Engine;
+    if let Some(inner) = s.strip_prefix("=?utf-8?b?").and_then(|r| r.strip_suffix("?=")) {
+        if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(inner) {
+            return String::from_utf8_lossy(&bytes).into_owned();
+        }
+    }
+    s.to_owned()
+}
+
+/// A small JSON client with an optional bearer token.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn content_type(&self) -> String {
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+    }
+
+    /// Asserts an RFC 9457 problem with this status, and returns its `type`.
+    pub fn problem(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text);
+        assert!(self.content_type().starts_with("application/problem+json"), "not problem+json: {} {}", self.content_type(), self.text);
+        assert_eq!(self.body["status"], json!(status), "{}", self.text);
+        assert!(self.body["title"].is_string(), "{}", self.text);
+        self.body["type"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+impl Api {
+    pub fn with_token(&self, token: &str) -> Api {
+        Api { token: Some(token.to_owned()), ..self.clone() }
+    }
+
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> Reply {
+        let rb = match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        };
+        let res = rb.send().await.expect("request sent");
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, headers, body, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.http.get(format!("{}{}", self.base, path))).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(self.http.post(format!("{}{}", self.base, path)).json(&body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(self.http.patch(format!("{}{}", self.base, path)).json(&body)).await
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
+        self.send(self.http.post(format!("{}{}", self.base, path)).header("content-type", content_type).body(body)).await
+    }
+
+    pub async fn put_file(&self, path: &str, field: &str, bytes: Vec<u8>, mime: &str) -> Reply {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name("upload").mime_str(mime).expect("mime");
+        let form = reqwest::multipart::Form::new().part(field.to_owned(), part);
+        self.send(self.http.put(format!("{}{}", self.base, path)).multipart(form)).await
+    }
+
+    pub async fn register(&self, email: &str, name: &str) -> Reply {
+        self.post("/api/v1/auth/register", json!({"email": email, "password": PASSWORD, "display_name": name})).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Reply {
+        self.post("/api/v1/auth/login", json!({"email": email, "password": password})).await
+    }
+
+    /// Registers and logs in; returns a client carrying the access token and
+    /// the token pair.
+    pub async fn signed_up(&self, email: &str) -> (Api, Value) {
+        let r = self.register(email, "Test User").await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let l = self.login(email, PASSWORD).await;
+        assert_eq!(l.status, 200, "{}", l.text);
+        (self.with_token(l.body["access_token"].as_str().unwrap_or_default()), l.body)
+    }
+}
+
+pub fn unique_email(prefix: &str) -> String {
+    format!("{prefix}-{}@example.com", uuid::Uuid::now_v7().simple())
+}
+
+/// A PNG of `w`×`h` pixels.
+pub fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+    let mut buf = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut buf, image::ImageFormat::Png).expect("png");
+    buf.into_inner()
+}
