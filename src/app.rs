@@ -26,18 +26,29 @@ use crate::settings::Settings;
 
 /// Every module's migrations, in dependency order.
 pub fn migrations() -> Vec<MigrationSet> {
-    vec![hometrip_kernel::events::MIGRATIONS, hometrip_auth::store::MIGRATIONS, hometrip_user::store::MIGRATIONS]
+    vec![
+        hometrip_kernel::events::MIGRATIONS,
+        hometrip_auth::store::MIGRATIONS,
+        hometrip_user::store::MIGRATIONS,
+    ]
 }
 
 pub async fn connect_db(settings: &Settings) -> Result<Db, String> {
     let url = settings.database_url();
     Db::connect(&url, settings.database.max_connections)
         .await
-        .map_err(|e| format!("database.url ({}): {e}", hometrip_kernel::db::redact_url(&url)))
+        .map_err(|e| {
+            format!(
+                "database.url ({}): {e}",
+                hometrip_kernel::db::redact_url(&url)
+            )
+        })
 }
 
 pub async fn migrate(settings: &Settings, db: &Db) -> Result<usize, String> {
-    db.migrate(&settings.database_url(), migrations()).await.map_err(|e| e.to_string())
+    db.migrate(&settings.database_url(), migrations())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn connect_cache(settings: &Settings) -> Result<Arc<dyn Cache>, String> {
@@ -46,7 +57,12 @@ async fn connect_cache(settings: &Settings) -> Result<Arc<dyn Cache>, String> {
     }
     let cache = RedisCache::connect(&settings.redis.url, &settings.redis.key_prefix)
         .await
-        .map_err(|e| format!("redis.url ({}): {e}", hometrip_kernel::db::redact_url(&settings.redis.url)))?;
+        .map_err(|e| {
+            format!(
+                "redis.url ({}): {e}",
+                hometrip_kernel::db::redact_url(&settings.redis.url)
+            )
+        })?;
     if let Err(e) = cache.ping().await {
         tracing::warn!(error = %e, "redis does not answer yet; /health/ready reports it");
     }
@@ -106,13 +122,32 @@ impl Platform {
         let accounts: Arc<dyn Accounts> = Arc::clone(&auth) as Arc<dyn Accounts>;
         let verifier = AccessVerifier::new(Arc::clone(&cache));
         verifier.set_keys(&auth.jwk_set()).await?;
-        let users = UserService::new(db.clone(), Arc::clone(&bus), files.clone(), accounts, settings.user.clone());
+        let users = UserService::new(
+            db.clone(),
+            Arc::clone(&bus),
+            files.clone(),
+            accounts,
+            settings.user.clone(),
+        );
         users.subscribe().await;
         let users_api: Arc<dyn Users> = Arc::clone(&users) as Arc<dyn Users>;
-        let notifications =
-            NotificationService::new(&settings.notification, &settings.data_dir, &settings.server.public_url, users_api)?;
+        let notifications = NotificationService::new(
+            &settings.notification,
+            &settings.data_dir,
+            &settings.server.public_url,
+            users_api,
+        )?;
         notifications.subscribe(&bus).await;
-        Ok(Platform { db, cache, bus, files, auth, users, verifier, service_token: service_token(settings)? })
+        Ok(Platform {
+            db,
+            cache,
+            bus,
+            files,
+            auth,
+            users,
+            verifier,
+            service_token: service_token(settings)?,
+        })
     }
 }
 
@@ -131,7 +166,12 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
@@ -182,19 +222,31 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     });
     let verifier = web::Data::from(Arc::clone(&platform.verifier));
     let users = hometrip_user::http::data(&platform.users);
-    let accounts_dyn: web::Data<dyn Accounts> = web::Data::from(Arc::clone(&platform.auth) as Arc<dyn Accounts>);
-    let users_dyn: web::Data<dyn Users> = web::Data::from(Arc::clone(&platform.users) as Arc<dyn Users>);
+    let accounts_dyn: web::Data<dyn Accounts> =
+        web::Data::from(Arc::clone(&platform.auth) as Arc<dyn Accounts>);
+    let users_dyn: web::Data<dyn Users> =
+        web::Data::from(Arc::clone(&platform.users) as Arc<dyn Users>);
     let token = web::Data::new(ServiceToken(platform.service_token.clone()));
     let cors_origins = settings.server.cors_origins.clone();
 
     let server = HttpServer::new(move || {
         let mut cors = Cors::default()
             .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
-            .allowed_headers(["authorization", "content-type", "idempotency-key", "x-request-id", "accept-language"])
+            .allowed_headers([
+                "authorization",
+                "content-type",
+                "idempotency-key",
+                "x-request-id",
+                "accept-language",
+            ])
             .expose_headers(["x-request-id", "retry-after"])
             .max_age(3600);
         for origin in &cors_origins {
-            cors = if origin == "*" { cors.allow_any_origin() } else { cors.allowed_origin(origin) };
+            cors = if origin == "*" {
+                cors.allow_any_origin()
+            } else {
+                cors.allowed_origin(origin)
+            };
         }
         App::new()
             .app_data(hometrip_kernel::http::json_config())
@@ -223,12 +275,19 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             .wrap(from_fn(hometrip_gateway::edge))
     })
     .workers(match settings.server.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
         n => n,
     })
     .shutdown_timeout(10)
     .bind((settings.server.host.as_str(), settings.server.port))
-    .map_err(|e| format!("server.port ({}:{}): {e}", settings.server.host, settings.server.port))?;
+    .map_err(|e| {
+        format!(
+            "server.port ({}:{}): {e}",
+            settings.server.host, settings.server.port
+        )
+    })?;
     tracing::info!(host = %settings.server.host, port = settings.server.port, "HomeTrip listening");
     let result = server.run().await.map_err(|e| e.to_string());
     relay.abort();

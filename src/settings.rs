@@ -50,11 +50,16 @@ impl Settings {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if !profile.is_empty() {
             if profile.contains(['/', '\\', '.']) {
-                return Err(format!("HOMETRIP_PROFILE: {profile:?} is not a profile name"));
+                return Err(format!(
+                    "HOMETRIP_PROFILE: {profile:?} is not a profile name"
+                ));
             }
             let path = PathBuf::from("config").join(format!("{profile}.toml"));
             if !path.exists() {
-                return Err(format!("HOMETRIP_PROFILE: {} does not exist", path.display()));
+                return Err(format!(
+                    "HOMETRIP_PROFILE: {} does not exist",
+                    path.display()
+                ));
             }
             builder = builder.add_source(File::from(path).format(FileFormat::Toml));
         }
@@ -70,7 +75,9 @@ impl Settings {
                 .with_list_parse_key("server.cors_origins"),
         );
         let config = builder.build().map_err(|e| format!("configuration: {e}"))?;
-        let settings: Settings = config.try_deserialize().map_err(|e| format!("configuration: {e}"))?;
+        let settings: Settings = config
+            .try_deserialize()
+            .map_err(|e| format!("configuration: {e}"))?;
         settings.check()?;
         Ok(settings)
     }
@@ -78,10 +85,17 @@ impl Settings {
     /// Rules serde cannot express, each naming its key.
     fn check(&self) -> Result<(), String> {
         let url = &self.database.url;
-        if !(url.is_empty() || url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.is_empty()
+            || url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             return Err("database.url: use sqlite://<path> or postgres://...".to_owned());
         }
-        if !self.redis.url.is_empty() && !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
+        if !self.redis.url.is_empty()
+            && !self.redis.url.starts_with("redis://")
+            && !self.redis.url.starts_with("rediss://")
+        {
             return Err("redis.url: use redis://host:port".to_owned());
         }
         if url::Url::parse(&self.server.public_url).is_err() {
@@ -98,7 +112,9 @@ impl Settings {
         }
         for provider in self.auth.oauth.keys() {
             if !matches!(provider.as_str(), "google" | "facebook") {
-                return Err(format!("auth.oauth.{provider}: unknown provider (google, facebook)"));
+                return Err(format!(
+                    "auth.oauth.{provider}: unknown provider (google, facebook)"
+                ));
             }
         }
         Ok(())
@@ -128,7 +144,9 @@ fn redact(value: &mut serde_json::Value, key: &str) {
             }
         }
         serde_json::Value::String(s) if !s.is_empty() => {
-            let secret = ["secret", "password", "token", "pem", "encryption_key"].iter().any(|w| key.contains(w));
+            let secret = ["secret", "password", "token", "pem", "encryption_key"]
+                .iter()
+                .any(|w| key.contains(w));
             if secret {
                 *s = "***".to_owned();
             } else if key == "url" || key.ends_with("_url") {
@@ -145,9 +163,13 @@ mod tests {
 
     #[test]
     fn embedded_defaults_load() {
-        let config = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml)).build();
+        let config = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build();
         let settings: Result<Settings, _> = config.and_then(|c| c.try_deserialize());
-        let Ok(settings) = settings else { panic!("defaults do not load: {settings:?}") };
+        let Ok(settings) = settings else {
+            panic!("defaults do not load: {settings:?}")
+        };
         assert!(settings.check().is_ok());
         assert_eq!(settings.server.port, 3001);
         assert!(settings.database_url().starts_with("sqlite://"));

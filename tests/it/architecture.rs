@@ -4,43 +4,87 @@
 
 use std::process::Command;
 
-const MODULES: &[&str] = &["gateway", "auth", "user", "notification", "listing", "booking", "payment", "message", "review", "analytics", "search", "realtime"];
+const MODULES: &[&str] = &[
+    "gateway",
+    "auth",
+    "user",
+    "notification",
+    "listing",
+    "booking",
+    "payment",
+    "message",
+    "review",
+    "analytics",
+    "search",
+    "realtime",
+];
 
 #[test]
 fn modules_depend_on_each_other_through_api_only() {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(root)
         .output()
         .expect("cargo metadata");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut checked = 0;
     for package in meta["packages"].as_array().unwrap() {
         let name = package["name"].as_str().unwrap();
-        let Some(module) = name.strip_prefix("hometrip-") else { continue };
+        let Some(module) = name.strip_prefix("hometrip-") else {
+            continue;
+        };
         if module == "kernel" {
             let deps = package["dependencies"].as_array().unwrap();
             assert!(
-                deps.iter().all(|d| !d["name"].as_str().unwrap().starts_with("hometrip-")),
+                deps.iter()
+                    .all(|d| !d["name"].as_str().unwrap().starts_with("hometrip-")),
                 "the kernel knows no module"
             );
             continue;
         }
         for dep in package["dependencies"].as_array().unwrap() {
             let dep_name = dep["name"].as_str().unwrap();
-            let Some(other) = dep_name.strip_prefix("hometrip-") else { continue };
-            if other == "kernel" || !MODULES.contains(&other) || dep["kind"].as_str() == Some("dev") {
+            let Some(other) = dep_name.strip_prefix("hometrip-") else {
+                continue;
+            };
+            if other == "kernel" || !MODULES.contains(&other) || dep["kind"].as_str() == Some("dev")
+            {
                 continue;
             }
-            assert_eq!(dep["uses_default_features"], serde_json::json!(false), "{name} pulls {dep_name}'s implementation (default features)");
-            let features: Vec<&str> = dep["features"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect();
-            assert!(!features.contains(&"local"), "{name} enables {dep_name}/local");
+            assert_eq!(
+                dep["uses_default_features"],
+                serde_json::json!(false),
+                "{name} pulls {dep_name}'s implementation (default features)"
+            );
+            let features: Vec<&str> = dep["features"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|f| f.as_str())
+                .collect();
+            assert!(
+                !features.contains(&"local"),
+                "{name} enables {dep_name}/local"
+            );
             checked += 1;
         }
     }
-    assert!(checked >= 3, "expected cross-module dependencies to check, found {checked}");
+    assert!(
+        checked >= 3,
+        "expected cross-module dependencies to check, found {checked}"
+    );
 }
 
 #[test]
@@ -57,7 +101,11 @@ fn module_sources_import_only_other_modules_api() {
                 for (i, _) in text.match_indices(&needle) {
                     let rest = &text[i + needle.len()..];
                     if !rest.starts_with("api") {
-                        violations.push(format!("{}: uses {needle}{}", file.path().display(), &rest[..rest.len().min(20)]));
+                        violations.push(format!(
+                            "{}: uses {needle}{}",
+                            file.path().display(),
+                            &rest[..rest.len().min(20)]
+                        ));
                     }
                 }
             }

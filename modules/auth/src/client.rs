@@ -20,12 +20,16 @@ impl AccountsClient {
 #[async_trait]
 impl Accounts for AccountsClient {
     async fn account(&self, id: Id) -> Result<Option<AccountSummary>, Problem> {
-        self.remote.get(&format!("/internal/auth/accounts/{id}"), None).await
+        self.remote
+            .get(&format!("/internal/auth/accounts/{id}"), None)
+            .await
     }
 
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountSummary>, Problem> {
         let q: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
-        self.remote.get(&format!("/internal/auth/accounts/by-email?email={q}"), None).await
+        self.remote
+            .get(&format!("/internal/auth/accounts/by-email?email={q}"), None)
+            .await
     }
 
     async fn jwks(&self) -> Result<JwkSet, Problem> {
@@ -34,7 +38,11 @@ impl Accounts for AccountsClient {
 
     async fn set_role(&self, id: Id, role: &str, granted: bool) -> Result<AccountSummary, Problem> {
         self.remote
-            .post(&format!("/internal/auth/accounts/{id}/roles"), &serde_json::json!({"role": role, "granted": granted}), None)
+            .post(
+                &format!("/internal/auth/accounts/{id}/roles"),
+                &serde_json::json!({"role": role, "granted": granted}),
+                None,
+            )
             .await
     }
 }

@@ -113,28 +113,49 @@ pub struct CallbackQuery {
 fn client(req: &HttpRequest, web: &AuthWeb) -> ClientInfo {
     ClientInfo {
         ip: client_ip(req, web.trust_forwarded),
-        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     }
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = RegisterResponse), (status = 409, body = Problem), (status = 422, body = Problem)))]
 #[post("/auth/register")]
-async fn register(web: web::Data<AuthWeb>, req: HttpRequest, body: web::Json<RegisterRequest>) -> Result<HttpResponse, Problem> {
+async fn register(
+    web: web::Data<AuthWeb>,
+    req: HttpRequest,
+    body: web::Json<RegisterRequest>,
+) -> Result<HttpResponse, Problem> {
     let locale = crate::domain::preferred_locale(
-        req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+        req.headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
     );
-    let account = web.service.register(&body.email, &body.password, &body.display_name, locale).await?;
+    let account = web
+        .service
+        .register(&body.email, &body.password, &body.display_name, locale)
+        .await?;
     let display_name = body.display_name.trim().to_owned();
     Ok(HttpResponse::Created().json(RegisterResponse {
-        user: RegisteredUser { id: account.id, email: account.email, display_name, email_verified: account.email_verified },
+        user: RegisteredUser {
+            id: account.id,
+            email: account.email,
+            display_name,
+            email_verified: account.email_verified,
+        },
     }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenRequest,
     responses((status = 200), (status = 400, body = Problem)))]
 #[post("/auth/verify-email")]
-async fn verify_email(web: web::Data<AuthWeb>, body: web::Json<TokenRequest>) -> Result<HttpResponse, Problem> {
+async fn verify_email(
+    web: web::Data<AuthWeb>,
+    body: web::Json<TokenRequest>,
+) -> Result<HttpResponse, Problem> {
     web.service.verify_email(&body.token).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"email_verified": true})))
 }
@@ -142,7 +163,10 @@ async fn verify_email(web: web::Data<AuthWeb>, body: web::Json<TokenRequest>) ->
 #[utoipa::path(post, path = "/api/v1/auth/verify-email/resend", tag = "auth",
     responses((status = 202), (status = 401, body = Problem), (status = 429, body = Problem)), security(("bearer" = [])))]
 #[post("/auth/verify-email/resend")]
-async fn resend_verification(web: web::Data<AuthWeb>, user: AuthUser) -> Result<HttpResponse, Problem> {
+async fn resend_verification(
+    web: web::Data<AuthWeb>,
+    user: AuthUser,
+) -> Result<HttpResponse, Problem> {
     web.service.resend_verification(user.id).await?;
     Ok(HttpResponse::Accepted().finish())
 }
@@ -150,32 +174,58 @@ async fn resend_verification(web: web::Data<AuthWeb>, user: AuthUser) -> Result<
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = Problem), (status = 429, body = Problem)))]
 #[post("/auth/login")]
-async fn login(web: web::Data<AuthWeb>, req: HttpRequest, body: web::Json<LoginRequest>) -> Result<HttpResponse, Problem> {
+async fn login(
+    web: web::Data<AuthWeb>,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, Problem> {
     let pair = web
         .service
-        .login(&body.email, &body.password, body.totp_code.as_deref(), &client(&req, &web))
+        .login(
+            &body.email,
+            &body.password,
+            body.totp_code.as_deref(),
+            &client(&req, &web),
+        )
         .await?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(pair))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(pair))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
 #[post("/auth/refresh")]
-async fn refresh(web: web::Data<AuthWeb>, req: HttpRequest, body: web::Json<RefreshRequest>) -> Result<HttpResponse, Problem> {
-    let pair = web.service.refresh(&body.refresh_token, client(&req, &web).user_agent).await?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(pair))
+async fn refresh(
+    web: web::Data<AuthWeb>,
+    req: HttpRequest,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, Problem> {
+    let pair = web
+        .service
+        .refresh(&body.refresh_token, client(&req, &web).user_agent)
+        .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(pair))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest, responses((status = 204)))]
 #[post("/auth/logout")]
-async fn logout(web: web::Data<AuthWeb>, body: web::Json<RefreshRequest>) -> Result<HttpResponse, Problem> {
+async fn logout(
+    web: web::Data<AuthWeb>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, Problem> {
     web.service.logout(&body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", request_body = ForgotRequest, responses((status = 202)))]
 #[post("/auth/password/forgot")]
-async fn forgot(web: web::Data<AuthWeb>, body: web::Json<ForgotRequest>) -> Result<HttpResponse, Problem> {
+async fn forgot(
+    web: web::Data<AuthWeb>,
+    body: web::Json<ForgotRequest>,
+) -> Result<HttpResponse, Problem> {
     web.service.forgot_password(&body.email).await?;
     Ok(HttpResponse::Accepted().finish())
 }
@@ -183,8 +233,13 @@ async fn forgot(web: web::Data<AuthWeb>, body: web::Json<ForgotRequest>) -> Resu
 #[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", request_body = ResetRequest,
     responses((status = 204), (status = 400, body = Problem), (status = 422, body = Problem)))]
 #[post("/auth/password/reset")]
-async fn reset(web: web::Data<AuthWeb>, body: web::Json<ResetRequest>) -> Result<HttpResponse, Problem> {
-    web.service.reset_password(&body.token, &body.new_password).await?;
+async fn reset(
+    web: web::Data<AuthWeb>,
+    body: web::Json<ResetRequest>,
+) -> Result<HttpResponse, Problem> {
+    web.service
+        .reset_password(&body.token, &body.new_password)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -192,21 +247,33 @@ async fn reset(web: web::Data<AuthWeb>, body: web::Json<ResetRequest>) -> Result
     responses((status = 200, body = TotpSetup), (status = 401, body = Problem)), security(("bearer" = [])))]
 #[post("/auth/2fa/setup")]
 async fn totp_setup(web: web::Data<AuthWeb>, user: AuthUser) -> Result<HttpResponse, Problem> {
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(web.service.totp_setup(user.id).await?))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(web.service.totp_setup(user.id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/2fa/enable", tag = "auth", request_body = CodeRequest,
     responses((status = 200, body = RecoveryCodes), (status = 422, body = Problem)), security(("bearer" = [])))]
 #[post("/auth/2fa/enable")]
-async fn totp_enable(web: web::Data<AuthWeb>, user: AuthUser, body: web::Json<CodeRequest>) -> Result<HttpResponse, Problem> {
+async fn totp_enable(
+    web: web::Data<AuthWeb>,
+    user: AuthUser,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, Problem> {
     let recovery_codes = web.service.totp_enable(user.id, &body.code).await?;
-    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(RecoveryCodes { recovery_codes }))
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(RecoveryCodes { recovery_codes }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "auth", request_body = CodeRequest,
     responses((status = 204), (status = 422, body = Problem)), security(("bearer" = [])))]
 #[post("/auth/2fa/disable")]
-async fn totp_disable(web: web::Data<AuthWeb>, user: AuthUser, body: web::Json<CodeRequest>) -> Result<HttpResponse, Problem> {
+async fn totp_disable(
+    web: web::Data<AuthWeb>,
+    user: AuthUser,
+    body: web::Json<CodeRequest>,
+) -> Result<HttpResponse, Problem> {
     web.service.totp_disable(user.id, &body.code).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -214,38 +281,57 @@ async fn totp_disable(web: web::Data<AuthWeb>, user: AuthUser, body: web::Json<C
 #[utoipa::path(post, path = "/api/v1/auth/2fa/verify", tag = "auth", request_body = MfaRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
 #[post("/auth/2fa/verify")]
-async fn mfa_verify(web: web::Data<AuthWeb>, body: web::Json<MfaRequest>) -> Result<HttpResponse, Problem> {
-    Ok(HttpResponse::Ok().json(web.service.verify_mfa_ticket(&body.mfa_ticket, &body.code).await?))
+async fn mfa_verify(
+    web: web::Data<AuthWeb>,
+    body: web::Json<MfaRequest>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(
+        web.service
+            .verify_mfa_ticket(&body.mfa_ticket, &body.code)
+            .await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth",
     responses((status = 200, body = SessionList)), security(("bearer" = [])))]
 #[get("/auth/sessions")]
 async fn sessions(web: web::Data<AuthWeb>, user: AuthUser) -> Result<HttpResponse, Problem> {
-    Ok(HttpResponse::Ok().json(SessionList { items: web.service.sessions(user.id, user.session_id).await? }))
+    Ok(HttpResponse::Ok().json(SessionList {
+        items: web.service.sessions(user.id, user.session_id).await?,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/sessions/revoke-others", tag = "auth",
     responses((status = 200, body = RevokedSessions)), security(("bearer" = [])))]
 #[post("/auth/sessions/revoke-others")]
 async fn revoke_others(web: web::Data<AuthWeb>, user: AuthUser) -> Result<HttpResponse, Problem> {
-    let revoked = web.service.revoke_other_sessions(user.id, user.session_id).await?;
+    let revoked = web
+        .service
+        .revoke_other_sessions(user.id, user.session_id)
+        .await?;
     Ok(HttpResponse::Ok().json(RevokedSessions { revoked }))
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/jwks.json", tag = "auth", responses((status = 200, body = JwkSet)))]
 #[get("/auth/jwks.json")]
 async fn jwks(web: web::Data<AuthWeb>) -> HttpResponse {
-    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "public, max-age=300")).json(web.service.jwk_set())
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(web.service.jwk_set())
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/oauth/{provider}/start", tag = "auth",
     params(("provider" = String, Path, description = "google or facebook")),
     responses((status = 302), (status = 404, body = Problem)))]
 #[get("/auth/oauth/{provider}/start")]
-async fn oauth_start(web: web::Data<AuthWeb>, provider: web::Path<String>) -> Result<HttpResponse, Problem> {
+async fn oauth_start(
+    web: web::Data<AuthWeb>,
+    provider: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     let url = web.service.oauth_start(&provider, &web.public_url).await?;
-    Ok(HttpResponse::Found().insert_header((header::LOCATION, url)).finish())
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, url))
+        .finish())
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/oauth/{provider}/callback", tag = "auth",
@@ -258,12 +344,22 @@ async fn oauth_callback(
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, Problem> {
     if let Some(error) = &query.error {
-        return Err(Problem::new(hometrip_kernel::ErrorCode::BadRequest, format!("the provider answered: {error}")));
+        return Err(Problem::new(
+            hometrip_kernel::ErrorCode::BadRequest,
+            format!("the provider answered: {error}"),
+        ));
     }
     let (Some(code), Some(state)) = (&query.code, &query.state) else {
-        return Err(Problem::new(hometrip_kernel::ErrorCode::InvalidQuery, "code and state are required"));
+        return Err(Problem::new(
+            hometrip_kernel::ErrorCode::InvalidQuery,
+            "code and state are required",
+        ));
     };
-    match web.service.oauth_callback(&provider, code, state, &web.public_url).await? {
+    match web
+        .service
+        .oauth_callback(&provider, code, state, &web.public_url)
+        .await?
+    {
         OAuthOutcome::SecondFactor { mfa_ticket } => Err(Problem::new(
             hometrip_kernel::ErrorCode::TotpRequired,
             "finish with POST /api/v1/auth/2fa/verify",
@@ -273,14 +369,18 @@ async fn oauth_callback(
         OAuthOutcome::Tokens(pair) => {
             let redirect = &web.service.settings.oauth_success_redirect;
             if redirect.is_empty() {
-                return Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(pair));
+                return Ok(HttpResponse::Ok()
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .json(pair));
             }
             // Tokens travel in the fragment, which browsers never send to servers.
             let target = format!(
                 "{redirect}#access_token={}&refresh_token={}&token_type=Bearer&expires_in={}",
                 pair.access_token, pair.refresh_token, pair.expires_in
             );
-            Ok(HttpResponse::Found().insert_header((header::LOCATION, target)).finish())
+            Ok(HttpResponse::Found()
+                .insert_header((header::LOCATION, target))
+                .finish())
         }
     }
 }
@@ -328,7 +428,11 @@ struct EmailQuery {
     email: String,
 }
 
-async fn internal_account(_: InternalCaller, svc: web::Data<dyn Accounts>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+async fn internal_account(
+    _: InternalCaller,
+    svc: web::Data<dyn Accounts>,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.account(*id).await?))
 }
 
@@ -340,7 +444,10 @@ async fn internal_by_email(
     Ok(HttpResponse::Ok().json(svc.account_by_email(&q.email).await?))
 }
 
-async fn internal_jwks(_: InternalCaller, svc: web::Data<dyn Accounts>) -> Result<HttpResponse, Problem> {
+async fn internal_jwks(
+    _: InternalCaller,
+    svc: web::Data<dyn Accounts>,
+) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.jwks().await?))
 }
 
@@ -366,8 +473,26 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(register, verify_email, resend_verification, login, refresh, logout, forgot, reset, totp_setup,
-        totp_enable, totp_disable, mfa_verify, sessions, revoke_others, jwks, oauth_start, oauth_callback, admin_set_role),
+    paths(
+        register,
+        verify_email,
+        resend_verification,
+        login,
+        refresh,
+        logout,
+        forgot,
+        reset,
+        totp_setup,
+        totp_enable,
+        totp_disable,
+        mfa_verify,
+        sessions,
+        revoke_others,
+        jwks,
+        oauth_start,
+        oauth_callback,
+        admin_set_role
+    ),
     components(schemas(Problem, TokenPair, TotpSetup, SessionInfo, AccountSummary, JwkSet))
 )]
 pub struct AuthApi;

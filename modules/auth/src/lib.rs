@@ -8,8 +8,8 @@ pub mod domain;
 #[cfg(feature = "local")]
 pub mod http;
 #[cfg(feature = "local")]
+mod oauth;
+#[cfg(feature = "local")]
 pub mod service;
 #[cfg(feature = "local")]
 pub mod store;
-#[cfg(feature = "local")]
-mod oauth;

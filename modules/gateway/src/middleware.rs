@@ -45,27 +45,37 @@ pub async fn edge(
     let started = StdInstant::now();
     let id = request_id(&req);
     let method = req.method().to_string();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
     let settings = req.app_data::<web::Data<EdgeSettings>>().cloned();
 
     let outcome = hometrip_kernel::telemetry::with_request_id(id.clone(), async {
         if let (Some(settings), false) = (&settings, is_operational(req.path())) {
             if let Some(problem) = limit(&req, settings).await {
-                return Ok(req.into_response(problem.error_response()).map_into_right_body());
+                return Ok(req
+                    .into_response(problem.error_response())
+                    .map_into_right_body());
             }
         }
-        next.call(req).await.map(ServiceResponse::map_into_left_body)
+        next.call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body)
     })
     .instrument(span.clone())
     .await;
 
     let mut res = outcome?;
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone(), "status_code" => status.to_string())
         .record(elapsed);
-    span.in_scope(|| tracing::info!(route = %route, status, elapsed_ms = elapsed * 1000.0, "served"));
+    span.in_scope(
+        || tracing::info!(route = %route, status, elapsed_ms = elapsed * 1000.0, "served"),
+    );
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
@@ -76,7 +86,8 @@ pub async fn edge(
 /// carries a valid token (the verified caller is kept for the handler).
 async fn limit(req: &ServiceRequest, s: &EdgeSettings) -> Option<Problem> {
     let ip = client_ip(req.request(), s.trust_forwarded);
-    let over = |retry: u64| Problem::new(ErrorCode::RateLimited, "too many requests").retry_after(retry);
+    let over =
+        |retry: u64| Problem::new(ErrorCode::RateLimited, "too many requests").retry_after(retry);
     match s.limiter.hit(&format!("ip:{ip}"), s.per_ip).await {
         Ok(Err(retry)) => return Some(over(retry)),
         Err(e) => return Some(e.into()),
@@ -111,18 +122,28 @@ pub fn errors_as_problems<B: MessageBody + 'static>() -> ErrorHandlers<B> {
         let detail = match (code, res.response().error()) {
             (ErrorCode::Internal, _) => "an unexpected error occurred".to_owned(),
             (_, Some(e)) => e.to_string(),
-            (ErrorCode::NotFound, None) => format!("no route for {} {}", res.request().method(), res.request().path()),
+            (ErrorCode::NotFound, None) => format!(
+                "no route for {} {}",
+                res.request().method(),
+                res.request().path()
+            ),
             (_, None) => status.canonical_reason().unwrap_or("error").to_owned(),
         };
         let mut problem = Problem::new(code, detail);
         problem.status = status.as_u16();
         let (req, _) = res.into_parts();
         let response = problem.error_response().map_into_boxed_body();
-        Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body::<B>()))
+        Ok(ErrorHandlerResponse::Response(
+            ServiceResponse::new(req, response).map_into_right_body::<B>(),
+        ))
     })
 }
 
 /// Boxed-body form for the app's default service.
 pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse<BoxBody> {
-    Problem::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path())).error_response()
+    Problem::new(
+        ErrorCode::NotFound,
+        format!("no route for {} {}", req.method(), req.path()),
+    )
+    .error_response()
 }

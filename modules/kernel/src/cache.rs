@@ -15,7 +15,11 @@ pub struct CacheError(pub String);
 impl From<CacheError> for crate::Problem {
     fn from(e: CacheError) -> Self {
         tracing::error!(error = %e, "cache unavailable");
-        crate::Problem::new(crate::ErrorCode::ServiceUnavailable, "the cache is unavailable").retry_after(1)
+        crate::Problem::new(
+            crate::ErrorCode::ServiceUnavailable,
+            "the cache is unavailable",
+        )
+        .retry_after(1)
     }
 }
 
@@ -46,7 +50,10 @@ impl MemoryCache {
         Arc::new(Self::default())
     }
 
-    fn live(entry: Option<&(String, StdInstant)>, now: StdInstant) -> Option<&(String, StdInstant)> {
+    fn live(
+        entry: Option<&(String, StdInstant)>,
+        now: StdInstant,
+    ) -> Option<&(String, StdInstant)> {
         entry.filter(|(_, exp)| *exp > now)
     }
 }
@@ -81,7 +88,10 @@ impl Cache for MemoryCache {
     async fn take(&self, key: &str) -> Result<Option<String>, CacheError> {
         let mut map = self.entries.lock().await;
         let now = StdInstant::now();
-        Ok(map.remove(key).filter(|(_, exp)| *exp > now).map(|(v, _)| v))
+        Ok(map
+            .remove(key)
+            .filter(|(_, exp)| *exp > now)
+            .map(|(v, _)| v))
     }
 
     async fn incr(&self, key: &str, window: Duration) -> Result<(u64, u64), CacheError> {
@@ -101,7 +111,8 @@ impl Cache for MemoryCache {
     async fn peek(&self, key: &str) -> Result<Option<(u64, u64)>, CacheError> {
         let map = self.entries.lock().await;
         let now = StdInstant::now();
-        Ok(Self::live(map.get(key), now).map(|(v, exp)| (v.parse().unwrap_or(0), secs_left(*exp, now))))
+        Ok(Self::live(map.get(key), now)
+            .map(|(v, exp)| (v.parse().unwrap_or(0), secs_left(*exp, now))))
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
@@ -126,7 +137,10 @@ impl RedisCache {
             .create_pool(Some(deadpool_redis::Runtime::Tokio1))
             .map_err(|e| CacheError(e.to_string()))?;
         // No ping here: a process starts while Redis is down and reports it on /health/ready.
-        Ok(Arc::new(RedisCache { pool, prefix: prefix.to_owned() }))
+        Ok(Arc::new(RedisCache {
+            pool,
+            prefix: prefix.to_owned(),
+        }))
     }
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, CacheError> {
@@ -149,7 +163,11 @@ fn redis_err(e: deadpool_redis::redis::RedisError) -> CacheError {
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
         let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("GET").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
+        deadpool_redis::redis::cmd("GET")
+            .arg(self.key(key))
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
@@ -166,12 +184,20 @@ impl Cache for RedisCache {
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("DEL").arg(self.key(key)).query_async::<()>(&mut c).await.map_err(redis_err)
+        deadpool_redis::redis::cmd("DEL")
+            .arg(self.key(key))
+            .query_async::<()>(&mut c)
+            .await
+            .map_err(redis_err)
     }
 
     async fn take(&self, key: &str) -> Result<Option<String>, CacheError> {
         let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("GETDEL").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
+        deadpool_redis::redis::cmd("GETDEL")
+            .arg(self.key(key))
+            .query_async(&mut c)
+            .await
+            .map_err(redis_err)
     }
 
     async fn incr(&self, key: &str, window: Duration) -> Result<(u64, u64), CacheError> {
@@ -210,7 +236,10 @@ impl Cache for RedisCache {
 
     async fn ping(&self) -> Result<(), CacheError> {
         let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("PING").query_async::<String>(&mut c).await.map_err(redis_err)?;
+        deadpool_redis::redis::cmd("PING")
+            .query_async::<String>(&mut c)
+            .await
+            .map_err(redis_err)?;
         Ok(())
     }
 
@@ -239,8 +268,15 @@ impl RateLimiter {
 
     /// Counts a hit; `Err(retry_after_secs)` once over the limit.
     pub async fn hit(&self, key: &str, limit: Limit) -> Result<Result<u64, u64>, CacheError> {
-        let (count, ttl) = self.cache.incr(&format!("rl:{key}"), Duration::from_secs(limit.window_secs)).await?;
-        Ok(if count > limit.max { Err(ttl.max(1)) } else { Ok(limit.max - count) })
+        let (count, ttl) = self
+            .cache
+            .incr(&format!("rl:{key}"), Duration::from_secs(limit.window_secs))
+            .await?;
+        Ok(if count > limit.max {
+            Err(ttl.max(1))
+        } else {
+            Ok(limit.max - count)
+        })
     }
 
     /// `Err(retry_after_secs)` if `key` is already over `limit`, without counting.
@@ -263,7 +299,10 @@ mod tests {
     #[tokio::test]
     async fn memory_counter_windows_and_limits() {
         let limiter = RateLimiter::new(MemoryCache::new());
-        let limit = Limit { max: 2, window_secs: 60 };
+        let limit = Limit {
+            max: 2,
+            window_secs: 60,
+        };
         assert_eq!(limiter.hit("k", limit).await.ok(), Some(Ok(1)));
         assert_eq!(limiter.hit("k", limit).await.ok(), Some(Ok(0)));
         assert!(matches!(limiter.hit("k", limit).await, Ok(Err(s)) if s > 0 && s <= 60));
@@ -280,17 +319,22 @@ mod tests {
         assert_eq!(cache.take("s").await.ok().flatten(), None);
     }
 
-    /// Runs against the local Redis when `HOMETRIP_REDIS__URL` is set (CI sets it).
+    /// Runs against the local Redis when `TEST_REDIS_URL` is set (CI sets it).
     #[tokio::test]
     async fn redis_counter_windows_and_take() {
-        let Ok(url) = std::env::var("HOMETRIP_REDIS__URL") else { return };
+        let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+            return;
+        };
         let prefix = format!("test:{}:", uuid::Uuid::now_v7());
         let cache = match RedisCache::connect(&url, &prefix).await {
             Ok(c) => c,
             Err(e) => panic!("redis at {url}: {e}"),
         };
         let limiter = RateLimiter::new(cache.clone());
-        let limit = Limit { max: 1, window_secs: 30 };
+        let limit = Limit {
+            max: 1,
+            window_secs: 30,
+        };
         assert_eq!(limiter.hit("a", limit).await.ok(), Some(Ok(0)));
         assert!(matches!(limiter.hit("a", limit).await, Ok(Err(s)) if s > 0 && s <= 30));
         assert!(cache.set("x", "1", Duration::from_secs(5)).await.is_ok());

@@ -23,13 +23,17 @@ pub type PgConn = AsyncPgConnection;
 /// SQL types both backends carry.
 pub mod sql {
     /// `uuid` on PostgreSQL, text on SQLite.
-    #[derive(diesel::sql_types::SqlType, diesel::query_builder::QueryId, Clone, Copy, Debug, Default)]
+    #[derive(
+        diesel::sql_types::SqlType, diesel::query_builder::QueryId, Clone, Copy, Debug, Default,
+    )]
     #[diesel(postgres_type(oid = 2950, array_oid = 2951))]
     #[diesel(sqlite_type(name = "Text"))]
     pub struct DbUuid;
 
     /// `timestamptz` on PostgreSQL, RFC 3339 text on SQLite.
-    #[derive(diesel::sql_types::SqlType, diesel::query_builder::QueryId, Clone, Copy, Debug, Default)]
+    #[derive(
+        diesel::sql_types::SqlType, diesel::query_builder::QueryId, Clone, Copy, Debug, Default,
+    )]
     #[diesel(postgres_type(oid = 1184, array_oid = 1185))]
     #[diesel(sqlite_type(name = "Text"))]
     pub struct DbInstant;
@@ -73,7 +77,9 @@ pub enum Db {
     Sqlite(Pool<SqliteConn>),
 }
 
-/// A pooled connection on either backend, for the macros.
+/// A pooled connection on either backend, for the macros. Short-lived on the
+/// stack, so boxing the larger variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Pooled {
     Pg(Object<PgConn>),
     Sqlite(Object<SqliteConn>),
@@ -104,7 +110,8 @@ impl Db {
         } else if let Some(path) = sqlite_path(url) {
             if let Some(dir) = std::path::Path::new(&path).parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| DbError::Unavailable(format!("{}: {e}", dir.display())))?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| DbError::Unavailable(format!("{}: {e}", dir.display())))?;
                 }
             }
             let mut config = ManagerConfig::<SqliteConn>::default();
@@ -113,7 +120,8 @@ impl Db {
                 async move {
                     tokio::task::spawn_blocking(move || {
                         let mut conn = SqliteConnection::establish(&url)?;
-                        sqlite_pragmas(&mut conn).map_err(diesel::ConnectionError::BadConnection)?;
+                        sqlite_pragmas(&mut conn)
+                            .map_err(diesel::ConnectionError::BadConnection)?;
                         Ok(SyncConnectionWrapper::new(conn))
                     })
                     .await
@@ -149,8 +157,16 @@ impl Db {
 
     pub async fn get(&self) -> Result<Pooled, DbError> {
         match self {
-            Db::Pg(p) => p.get().await.map(Pooled::Pg).map_err(|e| DbError::Unavailable(e.to_string())),
-            Db::Sqlite(p) => p.get().await.map(Pooled::Sqlite).map_err(|e| DbError::Unavailable(e.to_string())),
+            Db::Pg(p) => p
+                .get()
+                .await
+                .map(Pooled::Pg)
+                .map_err(|e| DbError::Unavailable(e.to_string())),
+            Db::Sqlite(p) => p
+                .get()
+                .await
+                .map(Pooled::Sqlite)
+                .map_err(|e| DbError::Unavailable(e.to_string())),
         }
     }
 
@@ -172,8 +188,8 @@ impl Db {
             match backend {
                 Backend::Sqlite => {
                     let path = sqlite_path(&url).unwrap_or_default();
-                    let mut conn =
-                        SqliteConnection::establish(&path).map_err(|e| DbError::Unavailable(e.to_string()))?;
+                    let mut conn = SqliteConnection::establish(&path)
+                        .map_err(|e| DbError::Unavailable(e.to_string()))?;
                     sqlite_pragmas(&mut conn).map_err(|e| DbError::Migration(e.to_string()))?;
                     for set in &sets {
                         applied += conn
@@ -213,14 +229,17 @@ pub struct MigrationSet {
 pub mod prelude {
     pub use diesel::result::OptionalExtension;
     pub use diesel::{
-        AsChangeset, BoolExpressionMethods, EscapeExpressionMethods, ExpressionMethods, Insertable, NullableExpressionMethods, QueryDsl,
-        Queryable, Selectable, SelectableHelper, TextExpressionMethods,
+        AsChangeset, BoolExpressionMethods, EscapeExpressionMethods, ExpressionMethods, Insertable,
+        NullableExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper,
+        TextExpressionMethods,
     };
     pub use diesel_async::RunQueryDsl;
 }
 
 fn sqlite_path(url: &str) -> Option<String> {
-    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).map(str::to_owned)
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .map(str::to_owned)
 }
 
 fn sqlite_pragmas(conn: &mut SqliteConnection) -> Result<(), String> {
@@ -231,7 +250,9 @@ fn sqlite_pragmas(conn: &mut SqliteConnection) -> Result<(), String> {
         "PRAGMA busy_timeout = 10000",
         "PRAGMA foreign_keys = ON",
     ] {
-        diesel::sql_query(pragma).execute(conn).map_err(|e| format!("{pragma}: {e}"))?;
+        diesel::sql_query(pragma)
+            .execute(conn)
+            .map_err(|e| format!("{pragma}: {e}"))?;
     }
     Ok(())
 }
@@ -250,6 +271,8 @@ pub fn redact_url(url: &str) -> String {
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever backend
 /// `$db` is, expanding the body once per backend. The body must evaluate to a
 /// `Result<_, E>` with `E: From<DbError> + From<diesel::result::Error>`.
+/// The body is inlined, not a closure: a `?` in it returns from the enclosing
+/// function (wrap it in an `async` block where that is not wanted).
 #[macro_export]
 macro_rules! run {
     ($db:expr, |$conn:ident| $body:block) => {{

@@ -82,13 +82,15 @@ impl Envelope {
             occurred_at: Instant::now(),
             source: source.to_owned(),
             trace_context: crate::telemetry::current_request_id(),
-            data: serde_json::to_value(data).map_err(|e| DbError::Encoding(format!("event encoding: {e}")))?,
+            data: serde_json::to_value(data)
+                .map_err(|e| DbError::Encoding(format!("event encoding: {e}")))?,
         })
     }
 
     /// Decodes the payload as the publisher's type.
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
-        serde_json::from_value(self.data.clone()).map_err(|e| format!("{} payload: {e}", self.event_type))
+        serde_json::from_value(self.data.clone())
+            .map_err(|e| format!("{} payload: {e}", self.event_type))
     }
 }
 
@@ -171,6 +173,8 @@ pub struct DeadLetter {
     pub replayed_at: Option<Instant>,
 }
 
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
 #[derive(Clone, Copy, Debug)]
 pub struct RetryPolicy {
     pub attempts: u32,
@@ -179,13 +183,19 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempts: 5, first_backoff: Duration::from_millis(50) }
+        RetryPolicy {
+            attempts: 5,
+            first_backoff: Duration::from_millis(50),
+        }
     }
 }
 
 /// The in-process event bus: outbox relay plus subscriber dispatch.
 pub struct EventBus {
     db: Db,
+    /// How long published events and inbox entries are kept. Event payloads may
+    /// carry single-use tokens for emails, so they do not linger.
+    retention: chrono::Duration,
     subscriptions: RwLock<Vec<Subscription>>,
     wake: Notify,
     retry: RetryPolicy,
@@ -193,12 +203,23 @@ pub struct EventBus {
 
 impl EventBus {
     pub fn new(db: Db, retry: RetryPolicy) -> Arc<Self> {
-        Arc::new(EventBus { db, subscriptions: RwLock::new(Vec::new()), wake: Notify::new(), retry })
+        Arc::new(EventBus {
+            db,
+            retention: chrono::Duration::days(1),
+            subscriptions: RwLock::new(Vec::new()),
+            wake: Notify::new(),
+            retry,
+        })
     }
 
     /// Registers `handler` under a stable `name` (the inbox key) for the given
     /// event types.
-    pub async fn subscribe(&self, name: &str, event_types: &[&str], handler: Arc<dyn EventHandler>) {
+    pub async fn subscribe(
+        &self,
+        name: &str,
+        event_types: &[&str],
+        handler: Arc<dyn EventHandler>,
+    ) {
         self.subscriptions.write().await.push(Subscription {
             name: name.to_owned(),
             event_types: event_types.iter().map(|s| (*s).to_owned()).collect(),
@@ -215,10 +236,19 @@ impl EventBus {
     pub fn spawn_relay(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let bus = Arc::clone(self);
         tokio::spawn(async move {
+            let mut last_prune = std::time::Instant::now();
             loop {
+                if last_prune.elapsed() >= PRUNE_EVERY {
+                    last_prune = std::time::Instant::now();
+                    if let Err(e) = bus.prune(Instant::now().minus(bus.retention)).await {
+                        tracing::warn!(error = %e, "outbox pruning failed");
+                    }
+                }
                 match bus.relay_once(100).await {
                     Ok(0) => {
-                        let _ = tokio::time::timeout(Duration::from_millis(250), bus.wake.notified()).await;
+                        let _ =
+                            tokio::time::timeout(Duration::from_millis(250), bus.wake.notified())
+                                .await;
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -259,7 +289,10 @@ impl EventBus {
 
     async fn dispatch(&self, envelope: &Envelope) -> Result<(), DbError> {
         let subs = self.subscriptions.read().await;
-        for sub in subs.iter().filter(|s| s.event_types.iter().any(|t| t == &envelope.event_type)) {
+        for sub in subs
+            .iter()
+            .filter(|s| s.event_types.iter().any(|t| t == &envelope.event_type))
+        {
             if self.processed(&sub.name, envelope.id).await? {
                 continue;
             }
@@ -318,7 +351,12 @@ impl EventBus {
         })
     }
 
-    async fn park(&self, subscriber: &str, envelope: &Envelope, error: &str) -> Result<(), DbError> {
+    async fn park(
+        &self,
+        subscriber: &str,
+        envelope: &Envelope,
+        error: &str,
+    ) -> Result<(), DbError> {
         tracing::error!(subscriber, event = %envelope.event_type, event_id = %envelope.id, error, "event parked in dead letters");
         let body = serde_json::to_string(envelope).unwrap_or_default();
         let attempts = i32::try_from(self.retry.attempts).unwrap_or(i32::MAX);
@@ -356,20 +394,40 @@ impl EventBus {
                     dead_letters::failed_at,
                     dead_letters::replayed_at,
                 ))
-                .load::<(Id, String, Id, String, String, i32, Instant, Option<Instant>)>(conn)
+                .load::<(
+                    Id,
+                    String,
+                    Id,
+                    String,
+                    String,
+                    i32,
+                    Instant,
+                    Option<Instant>,
+                )>(conn)
                 .await?;
             Ok::<_, DbError>(
                 rows.into_iter()
-                    .map(|(id, subscriber, event_id, event_type, error, attempts, failed_at, replayed_at)| DeadLetter {
-                        id,
-                        subscriber,
-                        event_id,
-                        event_type,
-                        error,
-                        attempts,
-                        failed_at,
-                        replayed_at,
-                    })
+                    .map(
+                        |(
+                            id,
+                            subscriber,
+                            event_id,
+                            event_type,
+                            error,
+                            attempts,
+                            failed_at,
+                            replayed_at,
+                        )| DeadLetter {
+                            id,
+                            subscriber,
+                            event_id,
+                            event_type,
+                            error,
+                            attempts,
+                            failed_at,
+                            replayed_at,
+                        },
+                    )
                     .collect(),
             )
         })
@@ -386,13 +444,17 @@ impl EventBus {
                 .await?;
             Ok::<_, DbError>(row)
         })?;
-        let envelope: Envelope =
-            serde_json::from_str(&body).map_err(|e| DbError::Encoding(format!("dead letter decoding: {e}")))?;
+        let envelope: Envelope = serde_json::from_str(&body)
+            .map_err(|e| DbError::Encoding(format!("dead letter decoding: {e}")))?;
         let handler = {
             let subs = self.subscriptions.read().await;
-            subs.iter().find(|s| s.name == subscriber).map(|s| Arc::clone(&s.handler))
+            subs.iter()
+                .find(|s| s.name == subscriber)
+                .map(|s| Arc::clone(&s.handler))
         };
-        let Some(handler) = handler else { return Err(DbError::NotFound) };
+        let Some(handler) = handler else {
+            return Err(DbError::NotFound);
+        };
         let outcome = handler.handle(&envelope).await;
         let ok = outcome.is_ok();
         if ok {
@@ -401,12 +463,41 @@ impl EventBus {
         crate::run!(self.db, |conn| {
             let target = dead_letters::table.find(dead_letter_id);
             match &outcome {
-                Ok(()) => diesel::update(target).set(dead_letters::replayed_at.eq(Some(Instant::now()))).execute(conn).await?,
-                Err(e) => diesel::update(target).set(dead_letters::error.eq(e)).execute(conn).await?,
+                Ok(()) => {
+                    diesel::update(target)
+                        .set(dead_letters::replayed_at.eq(Some(Instant::now())))
+                        .execute(conn)
+                        .await?
+                }
+                Err(e) => {
+                    diesel::update(target)
+                        .set(dead_letters::error.eq(e))
+                        .execute(conn)
+                        .await?
+                }
             };
             Ok::<_, DbError>(())
         })?;
         Ok(ok)
+    }
+
+    /// Deletes events published before `before`, and inbox entries older than
+    /// a week (a redelivery that late would be a relay bug, not a retry).
+    pub async fn prune(&self, before: Instant) -> Result<usize, DbError> {
+        let inbox_before = before.minus(chrono::Duration::days(7));
+        crate::transaction!(self.db, |conn| {
+            let events = diesel::delete(
+                outbox_events::table
+                    .filter(outbox_events::published_at.is_not_null())
+                    .filter(outbox_events::published_at.lt(before)),
+            )
+            .execute(conn)
+            .await?;
+            diesel::delete(inbox::table.filter(inbox::processed_at.lt(inbox_before)))
+                .execute(conn)
+                .await?;
+            Ok::<_, DbError>(events)
+        })
     }
 
     /// Events not yet delivered (for readiness and tests).
@@ -423,9 +514,179 @@ impl EventBus {
 }
 
 /// The kernel's own tables (outbox, inbox, dead letters).
-pub const MIGRATIONS: crate::db::MigrationSet =
-    crate::db::MigrationSet { module: "kernel", postgres: || PG_MIGRATIONS, sqlite: || SQLITE_MIGRATIONS };
+pub const MIGRATIONS: crate::db::MigrationSet = crate::db::MigrationSet {
+    module: "kernel",
+    postgres: || PG_MIGRATIONS,
+    sqlite: || SQLITE_MIGRATIONS,
+};
 const PG_MIGRATIONS: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("../../migrations/kernel/postgres");
 const SQLITE_MIGRATIONS: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("../../migrations/kernel/sqlite");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A SQLite database in a fresh folder, or a fresh PostgreSQL database
+    /// when `TEST_DATABASE_URL` is set.
+    async fn test_db() -> Db {
+        let url = match std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            Some(base) => {
+                use diesel_async::{AsyncConnection, AsyncPgConnection};
+                let name = format!("ht_test_{}", uuid::Uuid::now_v7().simple());
+                let mut conn = AsyncPgConnection::establish(&base).await.unwrap();
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let mut url = url::Url::parse(&base).unwrap();
+                url.set_path(&format!("/{name}"));
+                url.to_string()
+            }
+            None => {
+                let dir =
+                    std::env::temp_dir().join(format!("hometrip-kernel-{}", uuid::Uuid::now_v7()));
+                format!("sqlite://{}", dir.join("db.sqlite").display())
+            }
+        };
+        let db = Db::connect(&url, 4).await.unwrap();
+        db.migrate(&url, vec![MIGRATIONS]).await.unwrap();
+        db
+    }
+
+    /// Fails `failures` times, then records what it saw.
+    struct Flaky {
+        failures: AtomicU32,
+        seen: tokio::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl EventHandler for Flaky {
+        async fn handle(&self, event: &Envelope) -> Result<(), String> {
+            if AtomicU32::load(&self.failures, Ordering::SeqCst) > 0 {
+                self.failures.fetch_sub(1, Ordering::SeqCst);
+                return Err("not now".to_owned());
+            }
+            self.seen.lock().await.push(event.data["n"].to_string());
+            Ok(())
+        }
+    }
+
+    async fn publish(db: &Db, n: u32) {
+        let e = Envelope::new("test", "test.happened", &serde_json::json!({ "n": n })).unwrap();
+        crate::transaction!(db, |conn| {
+            conn.append_event(&e).await?;
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
+
+    fn fast() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 3,
+            first_backoff: Duration::from_millis(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn delivers_in_order_once_with_retries() {
+        let db = test_db().await;
+        let bus = EventBus::new(db.clone(), fast());
+        let handler = Arc::new(Flaky {
+            failures: AtomicU32::new(2),
+            seen: Default::default(),
+        });
+        bus.subscribe("flaky", &["test.happened"], handler.clone())
+            .await;
+        for n in 1..=3 {
+            publish(&db, n).await;
+        }
+        assert_eq!(bus.backlog().await.unwrap(), 3);
+        assert_eq!(bus.relay_once(10).await.unwrap(), 3);
+        assert_eq!(*handler.seen.lock().await, vec!["1", "2", "3"]);
+        assert_eq!(bus.backlog().await.unwrap(), 0);
+        assert!(bus.dead_letters(10).await.unwrap().is_empty());
+        // Nothing is delivered twice.
+        assert_eq!(bus.relay_once(10).await.unwrap(), 0);
+        assert_eq!(handler.seen.lock().await.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_poison_event_is_parked_then_replayed() {
+        let db = test_db().await;
+        let bus = EventBus::new(db.clone(), fast());
+        let handler = Arc::new(Flaky {
+            failures: AtomicU32::new(3),
+            seen: Default::default(),
+        });
+        bus.subscribe("flaky", &["test.happened"], handler.clone())
+            .await;
+        publish(&db, 7).await;
+        publish(&db, 8).await;
+        bus.relay_once(10).await.unwrap();
+        // The first exhausted its attempts; the second went through.
+        assert_eq!(*handler.seen.lock().await, vec!["8"]);
+        let parked = bus.dead_letters(10).await.unwrap();
+        assert_eq!(parked.len(), 1);
+        assert_eq!(parked[0].attempts, 3);
+        assert_eq!(parked[0].error, "not now");
+        assert!(bus.replay(parked[0].id).await.unwrap());
+        assert_eq!(*handler.seen.lock().await, vec!["8", "7"]);
+        assert!(bus.dead_letters(10).await.unwrap()[0].replayed_at.is_some());
+        assert!(matches!(
+            bus.replay(Id::new()).await,
+            Err(DbError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_event_already_in_the_inbox_is_skipped() {
+        let db = test_db().await;
+        let bus = EventBus::new(db.clone(), fast());
+        let handler = Arc::new(Flaky {
+            failures: AtomicU32::new(0),
+            seen: Default::default(),
+        });
+        bus.subscribe("once", &["test.happened"], handler.clone())
+            .await;
+        publish(&db, 1).await;
+        // Simulate a crash after the handler ran but before the row was marked published.
+        let first_id = async {
+            crate::run!(db, |conn| {
+                Ok::<Id, DbError>(
+                    outbox_events::table
+                        .select(outbox_events::id)
+                        .first(conn)
+                        .await?,
+                )
+            })
+        };
+        let id = first_id.await.unwrap();
+        bus.mark_processed("once", id).await.unwrap();
+        bus.relay_once(10).await.unwrap();
+        assert!(handler.seen.lock().await.is_empty());
+        assert_eq!(bus.backlog().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn published_events_are_pruned() {
+        let db = test_db().await;
+        let bus = EventBus::new(db.clone(), fast());
+        publish(&db, 1).await;
+        publish(&db, 2).await;
+        bus.relay_once(1).await.unwrap();
+        // Only the published one goes; the pending one stays.
+        assert_eq!(
+            bus.prune(Instant::now().plus(chrono::Duration::seconds(1)))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(bus.backlog().await.unwrap(), 1);
+    }
+}

@@ -18,13 +18,20 @@ impl FileStore {
     /// A store rooted at `dir` (created if missing), served under `public_base`.
     pub fn local(dir: &std::path::Path, public_base: &str) -> Result<Self, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let store = LocalFileSystem::new_with_prefix(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        Ok(FileStore { store: Arc::new(store), public_base: public_base.trim_end_matches('/').to_owned() })
+        let store =
+            LocalFileSystem::new_with_prefix(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(FileStore {
+            store: Arc::new(store),
+            public_base: public_base.trim_end_matches('/').to_owned(),
+        })
     }
 
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<String, Problem> {
         let path = Path::parse(key).map_err(Problem::internal)?;
-        self.store.put(&path, PutPayload::from(bytes)).await.map_err(Problem::internal)?;
+        self.store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(Problem::internal)?;
         Ok(self.url(key))
     }
 

@@ -11,17 +11,22 @@ use crate::error::{ErrorCode, FieldError, Problem};
 pub const JSON_LIMIT: usize = 64 * 1024;
 
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default().limit(JSON_LIMIT).error_handler(|err, _req| json_error(err).into())
+    web::JsonConfig::default()
+        .limit(JSON_LIMIT)
+        .error_handler(|err, _req| json_error(err).into())
 }
 
 fn json_error(err: JsonPayloadError) -> Problem {
     match err {
-        JsonPayloadError::ContentType => {
-            Problem::new(ErrorCode::UnsupportedMediaType, "expected Content-Type: application/json")
-        }
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            Problem::new(ErrorCode::PayloadTooLarge, format!("JSON body larger than {limit} bytes"))
-        }
+        JsonPayloadError::ContentType => Problem::new(
+            ErrorCode::UnsupportedMediaType,
+            "expected Content-Type: application/json",
+        ),
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => Problem::new(
+            ErrorCode::PayloadTooLarge,
+            format!("JSON body larger than {limit} bytes"),
+        ),
         JsonPayloadError::Deserialize(e) if e.is_data() => {
             // Missing fields and wrong types: a validation problem naming the field when serde says it.
             let msg = e.to_string();
@@ -63,7 +68,11 @@ pub fn validation_problem(errors: &validator::ValidationErrors) -> Problem {
     let mut list = Vec::new();
     for (field, errs) in errors.field_errors() {
         for e in errs {
-            let message = e.message.as_ref().map(|m| m.to_string()).unwrap_or_else(|| e.code.to_string());
+            let message = e
+                .message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| e.code.to_string());
             list.push(FieldError::new(field.to_string(), message));
         }
     }
@@ -84,7 +93,9 @@ pub fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> String {
             return ip.to_owned();
         }
     }
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".to_owned())
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Header carrying the service credential on internal (module-to-module) calls.
@@ -105,10 +116,18 @@ impl actix_web::FromRequest for InternalCaller {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let expected = req.app_data::<web::Data<ServiceToken>>();
-        let given = req.headers().get(SERVICE_TOKEN_HEADER).and_then(|v| v.to_str().ok());
+        let given = req
+            .headers()
+            .get(SERVICE_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok());
         std::future::ready(match (expected, given) {
-            (Some(e), Some(g)) if constant_time_eq(e.0.as_bytes(), g.as_bytes()) => Ok(InternalCaller),
-            _ => Err(Problem::new(ErrorCode::Unauthenticated, "service credential required")),
+            (Some(e), Some(g)) if constant_time_eq(e.0.as_bytes(), g.as_bytes()) => {
+                Ok(InternalCaller)
+            }
+            _ => Err(Problem::new(
+                ErrorCode::Unauthenticated,
+                "service credential required",
+            )),
         })
     }
 }
@@ -141,7 +160,10 @@ impl PageQuery {
     pub fn cursor_id(&self) -> Result<Option<crate::Id>, Problem> {
         self.cursor
             .as_deref()
-            .map(|c| c.parse().map_err(|_| Problem::field("cursor", "not a valid cursor")))
+            .map(|c| {
+                c.parse()
+                    .map_err(|_| Problem::field("cursor", "not a valid cursor"))
+            })
             .transpose()
     }
 }
@@ -150,27 +172,6 @@ impl PageQuery {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constant_time_eq_compares_whole_values() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-    }
-
-    #[test]
-    fn page_limits_are_bounded() {
-        let q = |limit| PageQuery { limit, cursor: None };
-        assert_eq!(q(None).limit().ok(), Some(20));
-        assert_eq!(q(Some(100)).limit().ok(), Some(100));
-        assert!(q(Some(0)).limit().is_err());
-        assert!(q(Some(101)).limit().is_err());
-    }
 }
 
 /// Reads the files sent under `field` of a multipart body: at most `max_files`,
@@ -184,16 +185,23 @@ pub async fn read_multipart_files(
 ) -> Result<Vec<Vec<u8>>, Problem> {
     use futures_util::TryStreamExt;
     let mut files = Vec::new();
+    // Other fields are drained and ignored, within the same overall budget.
+    let mut budget = max_bytes.saturating_mul(max_files + 1);
+    let too_large = || Problem::new(ErrorCode::PayloadTooLarge, "the upload is too large");
     loop {
         let next = payload.try_next().await.map_err(multipart_problem)?;
         let Some(mut part) = next else { break };
         if part.name() != Some(field) {
-            // Drain and ignore other fields.
-            while part.try_next().await.map_err(multipart_problem)?.is_some() {}
+            while let Some(chunk) = part.try_next().await.map_err(multipart_problem)? {
+                budget = budget.checked_sub(chunk.len()).ok_or_else(too_large)?;
+            }
             continue;
         }
         if files.len() == max_files {
-            return Err(Problem::new(ErrorCode::PayloadTooLarge, format!("at most {max_files} files per request")));
+            return Err(Problem::new(
+                ErrorCode::PayloadTooLarge,
+                format!("at most {max_files} files per request"),
+            ));
         }
         let mut buf = Vec::new();
         while let Some(chunk) = part.try_next().await.map_err(multipart_problem)? {
@@ -203,6 +211,7 @@ pub async fn read_multipart_files(
                     format!("each file must be at most {} KiB", max_bytes / 1024),
                 ));
             }
+            budget = budget.checked_sub(chunk.len()).ok_or_else(too_large)?;
             buf.extend_from_slice(&chunk);
         }
         if !buf.is_empty() {
@@ -218,12 +227,43 @@ pub async fn read_multipart_files(
 fn multipart_problem(e: actix_multipart::MultipartError) -> Problem {
     use actix_multipart::MultipartError as M;
     match e {
-        M::ContentTypeMissing | M::ContentTypeParse | M::ContentTypeIncompatible | M::BoundaryMissing => {
-            Problem::new(ErrorCode::UnsupportedMediaType, "expected a multipart/form-data body")
-        }
+        M::ContentTypeMissing
+        | M::ContentTypeParse
+        | M::ContentTypeIncompatible
+        | M::BoundaryMissing => Problem::new(
+            ErrorCode::UnsupportedMediaType,
+            "expected a multipart/form-data body",
+        ),
         M::Payload(actix_web::error::PayloadError::Overflow) => {
             Problem::new(ErrorCode::PayloadTooLarge, "the upload is too large")
         }
-        other => Problem::new(ErrorCode::BadRequest, format!("malformed multipart body: {other}")),
+        other => Problem::new(
+            ErrorCode::BadRequest,
+            format!("malformed multipart body: {other}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn page_limits_are_bounded() {
+        let q = |limit| PageQuery {
+            limit,
+            cursor: None,
+        };
+        assert_eq!(q(None).limit().ok(), Some(20));
+        assert_eq!(q(Some(100)).limit().ok(), Some(100));
+        assert!(q(Some(0)).limit().is_err());
+        assert!(q(Some(101)).limit().is_err());
     }
 }

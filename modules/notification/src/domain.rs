@@ -37,7 +37,13 @@ pub fn link(public_url: &str, template: Template, token: &str) -> String {
     format!("{}/{path}?token={token}", public_url.trim_end_matches('/'))
 }
 
-pub fn render(template: Template, locale: &str, name: &str, link: &str, valid_for: &str) -> Rendered {
+pub fn render(
+    template: Template,
+    locale: &str,
+    name: &str,
+    link: &str,
+    valid_for: &str,
+) -> Rendered {
     let fr = locale == "fr";
     let (subject, greeting, body, action, footer) = match (template, fr) {
         (Template::VerifyEmail, false) => (
@@ -79,18 +85,24 @@ pub fn render(template: Template, locale: &str, name: &str, link: &str, valid_fo
         a = html_escape(action),
         f = html_escape(&footer),
     );
-    Rendered { subject: subject.to_owned(), text, html }
+    Rendered {
+        subject: subject.to_owned(),
+        text,
+        html,
+    }
 }
 
 /// A duration for humans, in the email's language.
 pub fn human_duration(minutes: i64, locale: &str) -> String {
-    let fr = locale == "fr";
     if minutes >= 120 && minutes % 60 == 0 {
         let h = minutes / 60;
-        if fr { format!("{h} heures") } else { format!("{h} hours") }
-    } else if fr {
-        format!("{minutes} minutes")
+        if locale == "fr" {
+            format!("{h} heures")
+        } else {
+            format!("{h} hours")
+        }
     } else {
+        // "minutes" is the same word in both languages.
         format!("{minutes} minutes")
     }
 }
@@ -101,14 +113,32 @@ mod tests {
 
     #[test]
     fn links_carry_the_token_in_the_query() {
-        assert_eq!(link("https://h.example/", Template::VerifyEmail, "a+b/c"), "https://h.example/verify-email?token=a%2Bb%2Fc");
-        assert_eq!(link("http://x", Template::ResetPassword, "t"), "http://x/reset-password?token=t");
+        assert_eq!(
+            link("https://h.example/", Template::VerifyEmail, "a+b/c"),
+            "https://h.example/verify-email?token=a%2Bb%2Fc"
+        );
+        assert_eq!(
+            link("http://x", Template::ResetPassword, "t"),
+            "http://x/reset-password?token=t"
+        );
     }
 
     #[test]
     fn templates_exist_in_both_languages() {
-        let en = render(Template::VerifyEmail, "en", "Ann", "http://l?token=t", "48 hours");
-        let fr = render(Template::VerifyEmail, "fr", "Ann", "http://l?token=t", "48 heures");
+        let en = render(
+            Template::VerifyEmail,
+            "en",
+            "Ann",
+            "http://l?token=t",
+            "48 hours",
+        );
+        let fr = render(
+            Template::VerifyEmail,
+            "fr",
+            "Ann",
+            "http://l?token=t",
+            "48 heures",
+        );
         assert!(en.subject.contains("Confirm"));
         assert!(fr.subject.contains("Confirmez"));
         assert!(en.text.contains("http://l?token=t") && fr.text.contains("http://l?token=t"));
@@ -116,12 +146,21 @@ mod tests {
         let fr = render(Template::ResetPassword, "fr", "Ann", "L", "1 heure");
         assert!(en.subject.contains("Reset") && fr.subject.contains("Réinitialisez"));
         // Unknown locales fall back to English.
-        assert_eq!(render(Template::ResetPassword, "de", "Ann", "L", "x").subject, render(Template::ResetPassword, "en", "Ann", "L", "x").subject);
+        assert_eq!(
+            render(Template::ResetPassword, "de", "Ann", "L", "x").subject,
+            render(Template::ResetPassword, "en", "Ann", "L", "x").subject
+        );
     }
 
     #[test]
     fn names_are_escaped_in_html() {
-        let r = render(Template::VerifyEmail, "en", "<script>alert(1)</script>", "http://l?a=1&token=t", "1 hour");
+        let r = render(
+            Template::VerifyEmail,
+            "en",
+            "<script>alert(1)</script>",
+            "http://l?a=1&token=t",
+            "1 hour",
+        );
         assert!(!r.html.contains("<script>"));
         assert!(r.html.contains("&lt;script&gt;"));
         assert!(r.html.contains("a=1&amp;token=t"));

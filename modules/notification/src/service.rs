@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hometrip_auth::api::{EmailTokenIssued, EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED};
+use hometrip_auth::api::{
+    EmailTokenIssued, EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED,
+};
 use hometrip_kernel::events::{Envelope, EventBus, EventHandler};
 use hometrip_user::api::Users;
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
@@ -33,7 +35,10 @@ impl NotificationService {
         public_url: &str,
         users: Arc<dyn Users>,
     ) -> Result<Arc<Self>, String> {
-        let from: Mailbox = settings.from.parse().map_err(|e| format!("notification.from: {e}"))?;
+        let from: Mailbox = settings
+            .from
+            .parse()
+            .map_err(|e| format!("notification.from: {e}"))?;
         let mailer = if settings.smtp.url.trim().is_empty() {
             let dir = data_dir.join("outbox").join("mail");
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -44,12 +49,22 @@ impl NotificationService {
                 .build();
             Mailer::Smtp(transport)
         };
-        Ok(Arc::new(NotificationService { mailer, from, users, public_url: public_url.to_owned() }))
+        Ok(Arc::new(NotificationService {
+            mailer,
+            from,
+            users,
+            public_url: public_url.to_owned(),
+        }))
     }
 
     pub async fn subscribe(self: &Arc<Self>, bus: &EventBus) {
         let handler: Arc<dyn EventHandler> = Arc::clone(self) as Arc<dyn EventHandler>;
-        bus.subscribe("notification.email", &[EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED], handler).await;
+        bus.subscribe(
+            "notification.email",
+            &[EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED],
+            handler,
+        )
+        .await;
     }
 
     async fn send(&self, id: &str, to: &str, rendered: domain::Rendered) -> Result<(), String> {
@@ -61,8 +76,16 @@ impl NotificationService {
             .message_id(Some(format!("<{id}@hometrip>")))
             .multipart(
                 MultiPart::alternative()
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(rendered.text))
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(rendered.html)),
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(rendered.text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(rendered.html),
+                    ),
             )
             .map_err(|e| e.to_string())?;
         match &self.mailer {
@@ -70,10 +93,18 @@ impl NotificationService {
                 // Named by event id: a redelivery rewrites the same file, never a second email.
                 let path = dir.join(format!("{id}.eml"));
                 let tmp = dir.join(format!(".{id}.eml.tmp"));
-                tokio::fs::write(&tmp, message.formatted()).await.map_err(|e| e.to_string())?;
-                tokio::fs::rename(&tmp, &path).await.map_err(|e| e.to_string())
+                tokio::fs::write(&tmp, message.formatted())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::fs::rename(&tmp, &path)
+                    .await
+                    .map_err(|e| e.to_string())
             }
-            Mailer::Smtp(transport) => transport.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
+            Mailer::Smtp(transport) => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -88,7 +119,11 @@ impl EventHandler for NotificationService {
         };
         let e: EmailTokenIssued = event.decode()?;
         // The profile's language wins; the one given at sign-up covers a profile not made yet.
-        let profile = self.users.profile(e.user_id).await.map_err(|p| p.to_string())?;
+        let profile = self
+            .users
+            .profile(e.user_id)
+            .await
+            .map_err(|p| p.to_string())?;
         let (locale, name) = match &profile {
             Some(p) => (p.locale.clone(), p.display_name.clone()),
             None => (e.locale.clone(), e.display_name.clone()),

@@ -19,6 +19,8 @@ impl UsersClient {
 #[async_trait]
 impl Users for UsersClient {
     async fn profile(&self, id: Id) -> Result<Option<UserProfile>, Problem> {
-        self.remote.get(&format!("/internal/user/profiles/{id}"), None).await
+        self.remote
+            .get(&format!("/internal/user/profiles/{id}"), None)
+            .await
     }
 }

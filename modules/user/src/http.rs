@@ -39,7 +39,11 @@ async fn me(svc: web::Data<UserService>, user: AuthUser) -> Result<HttpResponse,
 #[utoipa::path(patch, path = "/api/v1/users/me", tag = "users", request_body = ProfilePatch,
     responses((status = 200, body = Me), (status = 422, body = Problem)), security(("bearer" = [])))]
 #[patch("/users/me")]
-async fn update_me(svc: web::Data<UserService>, user: AuthUser, body: web::Json<ProfilePatch>) -> Result<HttpResponse, Problem> {
+async fn update_me(
+    svc: web::Data<UserService>,
+    user: AuthUser,
+    body: web::Json<ProfilePatch>,
+) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.update_me(user.id, body.into_inner()).await?))
 }
 
@@ -47,7 +51,11 @@ async fn update_me(svc: web::Data<UserService>, user: AuthUser, body: web::Json<
     responses((status = 200, body = Me), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 #[put("/users/me/avatar")]
-async fn put_avatar(svc: web::Data<UserService>, user: AuthUser, payload: Multipart) -> Result<HttpResponse, Problem> {
+async fn put_avatar(
+    svc: web::Data<UserService>,
+    user: AuthUser,
+    payload: Multipart,
+) -> Result<HttpResponse, Problem> {
     let mut files = read_multipart_files(payload, "file", svc.settings.avatar_max_bytes, 1).await?;
     let bytes = files.pop().unwrap_or_default();
     Ok(HttpResponse::Ok().json(svc.set_avatar(user.id, bytes).await?))
@@ -57,8 +65,13 @@ async fn put_avatar(svc: web::Data<UserService>, user: AuthUser, payload: Multip
     responses((status = 200, body = Me), (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem)),
     security(("bearer" = [])))]
 #[put("/users/me/identity")]
-async fn put_identity(svc: web::Data<UserService>, user: AuthUser, payload: Multipart) -> Result<HttpResponse, Problem> {
-    let mut files = read_multipart_files(payload, "document", svc.settings.document_max_bytes, 1).await?;
+async fn put_identity(
+    svc: web::Data<UserService>,
+    user: AuthUser,
+    payload: Multipart,
+) -> Result<HttpResponse, Problem> {
+    let mut files =
+        read_multipart_files(payload, "document", svc.settings.document_max_bytes, 1).await?;
     let bytes = files.pop().unwrap_or_default();
     Ok(HttpResponse::Ok().json(svc.submit_identity(user.id, bytes).await?))
 }
@@ -66,17 +79,30 @@ async fn put_identity(svc: web::Data<UserService>, user: AuthUser, payload: Mult
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = Id, Path)),
     responses((status = 200, body = PublicProfile), (status = 404, body = Problem)))]
 #[get("/users/{id}")]
-async fn public_profile(svc: web::Data<UserService>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+async fn public_profile(
+    svc: web::Data<UserService>,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.public_profile(*id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = "admin", params(SearchQuery),
     responses((status = 200, body = Page<AdminUser>), (status = 403, body = Problem)), security(("bearer" = [])))]
 #[get("/admin/users")]
-async fn admin_search(svc: web::Data<UserService>, user: AuthUser, q: web::Query<SearchQuery>) -> Result<HttpResponse, Problem> {
+async fn admin_search(
+    svc: web::Data<UserService>,
+    user: AuthUser,
+    q: web::Query<SearchQuery>,
+) -> Result<HttpResponse, Problem> {
     user.require_admin()?;
-    let page = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
-    Ok(HttpResponse::Ok().json(svc.admin_search(&q.q, page.cursor_id()?, page.limit()?).await?))
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor.clone(),
+    };
+    Ok(HttpResponse::Ok().json(
+        svc.admin_search(&q.q, page.cursor_id()?, page.limit()?)
+            .await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/identity", tag = "admin", params(("id" = Id, Path)), request_body = IdentityReview,
@@ -105,13 +131,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(admin_review_identity);
 }
 
-async fn internal_profile(_: InternalCaller, svc: web::Data<dyn Users>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+async fn internal_profile(
+    _: InternalCaller,
+    svc: web::Data<dyn Users>,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.profile(*id).await?))
 }
 
 /// Mounts `/internal/user`; needs `web::Data<dyn Users>`.
 pub fn internal_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/internal/user").route("/profiles/{id}", web::get().to(internal_profile)));
+    cfg.service(
+        web::scope("/internal/user").route("/profiles/{id}", web::get().to(internal_profile)),
+    );
 }
 
 pub fn data(service: &Arc<UserService>) -> web::Data<UserService> {
@@ -120,7 +152,22 @@ pub fn data(service: &Arc<UserService>) -> web::Data<UserService> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(me, update_me, put_avatar, put_identity, public_profile, admin_search, admin_review_identity),
-    components(schemas(Me, PublicProfile, ProfilePatch, AdminUser, UserProfile, IdentityReview))
+    paths(
+        me,
+        update_me,
+        put_avatar,
+        put_identity,
+        public_profile,
+        admin_search,
+        admin_review_identity
+    ),
+    components(schemas(
+        Me,
+        PublicProfile,
+        ProfilePatch,
+        AdminUser,
+        UserProfile,
+        IdentityReview
+    ))
 )]
 pub struct UserApi;
