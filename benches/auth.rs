@@ -16,8 +16,7 @@ fn token_and_verifier(rt: &tokio::runtime::Runtime) -> (String, Arc<AccessVerifi
     use base64::Engine;
     let signing = ed25519_dalek::SigningKey::from_bytes(&[42u8; 32]);
     let der = signing.to_pkcs8_der().unwrap();
-    let x =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes());
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signing.verifying_key().to_bytes());
     let now = chrono::Utc::now().timestamp();
     let claims = AccessClaims {
         sub: Id::new(),
@@ -32,12 +31,8 @@ fn token_and_verifier(rt: &tokio::runtime::Runtime) -> (String, Arc<AccessVerifi
     };
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("bench".into());
-    let token = jsonwebtoken::encode(
-        &header,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
-    )
-    .unwrap();
+    let token =
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes())).unwrap();
     let verifier = AccessVerifier::new(MemoryCache::new());
     let set = JwkSet {
         keys: vec![Jwk {
@@ -54,16 +49,10 @@ fn token_and_verifier(rt: &tokio::runtime::Runtime) -> (String, Arc<AccessVerifi
 }
 
 fn jwt_verification(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (token, verifier) = token_and_verifier(&rt);
     c.bench_function("jwt_verify_eddsa_with_revocation_check", |b| {
-        b.iter(|| {
-            rt.block_on(verifier.verify(std::hint::black_box(&token)))
-                .unwrap()
-        })
+        b.iter(|| rt.block_on(verifier.verify(std::hint::black_box(&token))).unwrap())
     });
 }
 
@@ -72,21 +61,13 @@ fn password_hashing(c: &mut Criterion) {
     group.sample_size(10);
     group.bench_function("hash", |b| {
         b.iter(|| {
-            hometrip_auth::service::hash_password_blocking(std::hint::black_box(
-                "correct horse battery staple",
-            ))
-            .unwrap()
+            hometrip_auth::service::hash_password_blocking(std::hint::black_box("correct horse battery staple"))
+                .unwrap()
         })
     });
-    let hash =
-        hometrip_auth::service::hash_password_blocking("correct horse battery staple").unwrap();
+    let hash = hometrip_auth::service::hash_password_blocking("correct horse battery staple").unwrap();
     group.bench_function("verify", |b| {
-        b.iter(|| {
-            assert!(hometrip_auth::service::verify_password_blocking(
-                "correct horse battery staple",
-                &hash
-            ))
-        })
+        b.iter(|| assert!(hometrip_auth::service::verify_password_blocking("correct horse battery staple", &hash)))
     });
     group.finish();
 }

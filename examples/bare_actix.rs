@@ -3,21 +3,14 @@
 //! `cargo run --release --example bare_actix -- 3999`
 
 fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::args()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(3999);
-    let workers: usize = std::env::args()
-        .nth(2)
-        .and_then(|w| w.parse().ok())
-        .unwrap_or(1);
+    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(3999);
+    let workers: usize = std::env::args().nth(2).and_then(|w| w.parse().ok()).unwrap_or(1);
     actix_web::rt::System::new().block_on(async move {
         actix_web::HttpServer::new(|| {
             actix_web::App::new().route(
                 "/health/live",
-                actix_web::web::get().to(|| async {
-                    actix_web::HttpResponse::Ok().json(serde_json::json!({"status": "live"}))
-                }),
+                actix_web::web::get()
+                    .to(|| async { actix_web::HttpResponse::Ok().json(serde_json::json!({"status": "live"})) }),
             )
         })
         .workers(workers)

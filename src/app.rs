@@ -16,7 +16,7 @@ use hometrip_kernel::cache::{Cache, MemoryCache, RateLimiter, RedisCache};
 use hometrip_kernel::db::{Db, MigrationSet};
 use hometrip_kernel::events::{EventBus, RetryPolicy};
 use hometrip_kernel::files::FileStore;
-use hometrip_kernel::http::ServiceToken;
+use hometrip_kernel::http::{ServiceToken, TrustedProxies};
 use hometrip_notification::service::NotificationService;
 use hometrip_user::api::Users;
 use hometrip_user::service::UserService;
@@ -26,29 +26,18 @@ use crate::settings::Settings;
 
 /// Every module's migrations, in dependency order.
 pub fn migrations() -> Vec<MigrationSet> {
-    vec![
-        hometrip_kernel::events::MIGRATIONS,
-        hometrip_auth::store::MIGRATIONS,
-        hometrip_user::store::MIGRATIONS,
-    ]
+    vec![hometrip_kernel::events::MIGRATIONS, hometrip_auth::store::MIGRATIONS, hometrip_user::store::MIGRATIONS]
 }
 
 pub async fn connect_db(settings: &Settings) -> Result<Db, String> {
     let url = settings.database_url();
     Db::connect(&url, settings.database.max_connections)
         .await
-        .map_err(|e| {
-            format!(
-                "database.url ({}): {e}",
-                hometrip_kernel::db::redact_url(&url)
-            )
-        })
+        .map_err(|e| format!("database.url ({}): {e}", hometrip_kernel::db::redact_url(&url)))
 }
 
 pub async fn migrate(settings: &Settings, db: &Db) -> Result<usize, String> {
-    db.migrate(&settings.database_url(), migrations())
-        .await
-        .map_err(|e| e.to_string())
+    db.migrate(&settings.database_url(), migrations()).await.map_err(|e| e.to_string())
 }
 
 async fn connect_cache(settings: &Settings) -> Result<Arc<dyn Cache>, String> {
@@ -57,12 +46,7 @@ async fn connect_cache(settings: &Settings) -> Result<Arc<dyn Cache>, String> {
     }
     let cache = RedisCache::connect(&settings.redis.url, &settings.redis.key_prefix)
         .await
-        .map_err(|e| {
-            format!(
-                "redis.url ({}): {e}",
-                hometrip_kernel::db::redact_url(&settings.redis.url)
-            )
-        })?;
+        .map_err(|e| format!("redis.url ({}): {e}", hometrip_kernel::db::redact_url(&settings.redis.url)))?;
     if let Err(e) = cache.ping().await {
         tracing::warn!(error = %e, "redis does not answer yet; /health/ready reports it");
     }
@@ -74,15 +58,8 @@ fn service_token(settings: &Settings) -> Result<String, String> {
         return Ok(settings.services.token.clone());
     }
     let path = settings.data_dir.join("keys/service.token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok(t.trim().to_owned());
-    }
-    let token = hex::encode(rand::random::<[u8; 32]>());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    std::fs::write(&path, &token).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(token)
+    hometrip_kernel::files::read_or_create_secret(&path, || Ok(hex::encode(rand::random::<[u8; 32]>())))
+        .map(|t| t.trim().to_owned())
 }
 
 /// The modules of one process, built and wired.
@@ -122,13 +99,7 @@ impl Platform {
         let accounts: Arc<dyn Accounts> = Arc::clone(&auth) as Arc<dyn Accounts>;
         let verifier = AccessVerifier::new(Arc::clone(&cache));
         verifier.set_keys(&auth.jwk_set()).await?;
-        let users = UserService::new(
-            db.clone(),
-            Arc::clone(&bus),
-            files.clone(),
-            accounts,
-            settings.user.clone(),
-        );
+        let users = UserService::new(db.clone(), Arc::clone(&bus), files.clone(), accounts, settings.user.clone());
         users.subscribe().await;
         let users_api: Arc<dyn Users> = Arc::clone(&users) as Arc<dyn Users>;
         let notifications = NotificationService::new(
@@ -138,16 +109,7 @@ impl Platform {
             users_api,
         )?;
         notifications.subscribe(&bus).await;
-        Ok(Platform {
-            db,
-            cache,
-            bus,
-            files,
-            auth,
-            users,
-            verifier,
-            service_token: service_token(settings)?,
-        })
+        Ok(Platform { db, cache, bus, files, auth, users, verifier, service_token: service_token(settings)? })
     }
 }
 
@@ -166,12 +128,7 @@ impl utoipa::Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
     }
 }
@@ -196,6 +153,8 @@ impl<T: utoipa::Modify> ModifyDoc for T {
 
 pub async fn serve(settings: Settings) -> Result<(), String> {
     let metrics = hometrip_gateway::install_metrics()?;
+    let trusted =
+        TrustedProxies::parse(&settings.server.trusted_proxies).map_err(|e| format!("server.trusted_proxies: {e}"))?;
     let platform = Platform::build(&settings).await?;
     let relay = platform.bus.spawn_relay();
     let openapi = openapi_document().to_json().map_err(|e| e.to_string())?;
@@ -213,40 +172,28 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         limiter: RateLimiter::new(Arc::clone(&platform.cache)),
         per_ip: settings.server.rate_limit,
         per_account: settings.auth.rate_limit_per_account,
-        trust_forwarded: settings.server.trust_forwarded,
+        trusted_proxies: trusted.clone(),
     });
     let auth_web = web::Data::new(hometrip_auth::http::AuthWeb {
         service: Arc::clone(&platform.auth),
         public_url: settings.server.public_url.clone(),
-        trust_forwarded: settings.server.trust_forwarded,
+        trusted_proxies: trusted.clone(),
     });
     let verifier = web::Data::from(Arc::clone(&platform.verifier));
     let users = hometrip_user::http::data(&platform.users);
-    let accounts_dyn: web::Data<dyn Accounts> =
-        web::Data::from(Arc::clone(&platform.auth) as Arc<dyn Accounts>);
-    let users_dyn: web::Data<dyn Users> =
-        web::Data::from(Arc::clone(&platform.users) as Arc<dyn Users>);
+    let accounts_dyn: web::Data<dyn Accounts> = web::Data::from(Arc::clone(&platform.auth) as Arc<dyn Accounts>);
+    let users_dyn: web::Data<dyn Users> = web::Data::from(Arc::clone(&platform.users) as Arc<dyn Users>);
     let token = web::Data::new(ServiceToken(platform.service_token.clone()));
     let cors_origins = settings.server.cors_origins.clone();
 
     let server = HttpServer::new(move || {
         let mut cors = Cors::default()
             .allowed_methods(["GET", "POST", "PUT", "PATCH", "DELETE"])
-            .allowed_headers([
-                "authorization",
-                "content-type",
-                "idempotency-key",
-                "x-request-id",
-                "accept-language",
-            ])
+            .allowed_headers(["authorization", "content-type", "idempotency-key", "x-request-id", "accept-language"])
             .expose_headers(["x-request-id", "retry-after"])
             .max_age(3600);
         for origin in &cors_origins {
-            cors = if origin == "*" {
-                cors.allow_any_origin()
-            } else {
-                cors.allowed_origin(origin)
-            };
+            cors = if origin == "*" { cors.allow_any_origin() } else { cors.allowed_origin(origin) };
         }
         App::new()
             .app_data(hometrip_kernel::http::json_config())
@@ -265,29 +212,21 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             .configure(hometrip_auth::http::internal_routes)
             .configure(hometrip_user::http::internal_routes)
             .service(
-                web::scope("/api/v1")
-                    .configure(hometrip_auth::http::routes)
-                    .configure(hometrip_user::http::routes),
+                web::scope("/api/v1").configure(hometrip_auth::http::routes).configure(hometrip_user::http::routes),
             )
             .default_service(web::to(hometrip_gateway::middleware::not_found))
             .wrap(hometrip_gateway::errors_as_problems())
-            .wrap(cors)
+            // Same-origin only when no origin is configured: no CORS work per request.
+            .wrap(actix_web::middleware::Condition::new(!cors_origins.is_empty(), cors))
             .wrap(from_fn(hometrip_gateway::edge))
     })
     .workers(match settings.server.workers {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         n => n,
     })
     .shutdown_timeout(10)
     .bind((settings.server.host.as_str(), settings.server.port))
-    .map_err(|e| {
-        format!(
-            "server.port ({}:{}): {e}",
-            settings.server.host, settings.server.port
-        )
-    })?;
+    .map_err(|e| format!("server.port ({}:{}): {e}", settings.server.host, settings.server.port))?;
     tracing::info!(host = %settings.server.host, port = settings.server.port, "HomeTrip listening");
     let result = server.run().await.map_err(|e| e.to_string());
     relay.abort();

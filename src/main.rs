@@ -11,11 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::settings::Settings;
 
 #[derive(Parser)]
-#[command(
-    name = "hometrip",
-    version,
-    about = "HomeTrip vacation-rental marketplace"
-)]
+#[command(name = "hometrip", version, about = "HomeTrip vacation-rental marketplace")]
 struct Cli {
     /// An extra TOML file layered over the profile (before the environment).
     #[arg(long, global = true, env = "HOMETRIP_CONFIG_FILE")]
@@ -65,39 +61,28 @@ fn main() -> std::process::ExitCode {
     hometrip_kernel::telemetry::init(&settings.log.filter, settings.log.json);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => actix_web::rt::System::new().block_on(app::serve(settings)),
-        Command::Config => serde_json::to_string_pretty(&settings.redacted())
-            .map(|s| println!("{s}"))
-            .map_err(|e| e.to_string()),
-        Command::Openapi => app::openapi_document()
-            .to_pretty_json()
-            .map(|s| println!("{s}"))
-            .map_err(|e| e.to_string()),
+        Command::Config => {
+            serde_json::to_string_pretty(&settings.redacted()).map(|s| println!("{s}")).map_err(|e| e.to_string())
+        }
+        Command::Openapi => {
+            app::openapi_document().to_pretty_json().map(|s| println!("{s}")).map_err(|e| e.to_string())
+        }
         Command::Migrate => run_async(async move {
             let db = app::connect_db(&settings).await?;
             let applied = app::migrate(&settings, &db).await?;
             println!("{applied} migrations applied");
             Ok(())
         }),
-        Command::Admin {
-            command: AdminCommand::Create { email, .. },
-        } => {
+        Command::Admin { command: AdminCommand::Create { email, .. } } => {
             let mut password = String::new();
             match std::io::stdin().read_to_string(&mut password) {
                 Err(e) => Err(format!("reading the password from stdin: {e}")),
                 Ok(_) => run_async(async move {
                     let platform = app::Platform::build(&settings).await?;
                     let password = password.trim_end_matches(['\r', '\n']);
-                    let account = platform
-                        .auth
-                        .create_admin(&email, password)
-                        .await
-                        .map_err(|p| p.to_string())?;
+                    let account = platform.auth.create_admin(&email, password).await.map_err(|p| p.to_string())?;
                     // Deliver the registration event before exiting.
-                    platform
-                        .bus
-                        .relay_once(100)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    platform.bus.relay_once(100).await.map_err(|e| e.to_string())?;
                     println!("admin {} ({})", account.email, account.id);
                     Ok(())
                 }),
@@ -115,9 +100,5 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run_async(fut: impl std::future::Future<Output = Result<(), String>>) -> Result<(), String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?
-        .block_on(fut)
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?.block_on(fut)
 }

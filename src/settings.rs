@@ -50,16 +50,11 @@ impl Settings {
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if !profile.is_empty() {
             if profile.contains(['/', '\\', '.']) {
-                return Err(format!(
-                    "HOMETRIP_PROFILE: {profile:?} is not a profile name"
-                ));
+                return Err(format!("HOMETRIP_PROFILE: {profile:?} is not a profile name"));
             }
             let path = PathBuf::from("config").join(format!("{profile}.toml"));
             if !path.exists() {
-                return Err(format!(
-                    "HOMETRIP_PROFILE: {} does not exist",
-                    path.display()
-                ));
+                return Err(format!("HOMETRIP_PROFILE: {} does not exist", path.display()));
             }
             builder = builder.add_source(File::from(path).format(FileFormat::Toml));
         }
@@ -72,12 +67,11 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true)
                 .list_separator(",")
-                .with_list_parse_key("server.cors_origins"),
+                .with_list_parse_key("server.cors_origins")
+                .with_list_parse_key("server.trusted_proxies"),
         );
         let config = builder.build().map_err(|e| format!("configuration: {e}"))?;
-        let settings: Settings = config
-            .try_deserialize()
-            .map_err(|e| format!("configuration: {e}"))?;
+        let settings: Settings = config.try_deserialize().map_err(|e| format!("configuration: {e}"))?;
         settings.check()?;
         Ok(settings)
     }
@@ -104,17 +98,20 @@ impl Settings {
         if self.auth.access_ttl_secs < 60 || self.auth.access_ttl_secs > 3600 {
             return Err("auth.access_ttl_secs: must be between 60 and 3600".to_owned());
         }
+        if self.auth.session_idle_days < 1 || self.auth.session_idle_days > self.auth.session_ttl_days {
+            return Err("auth.session_idle_days: must be between 1 and auth.session_ttl_days".to_owned());
+        }
         if self.auth.session_ttl_days < 1 || self.auth.session_ttl_days > 365 {
             return Err("auth.session_ttl_days: must be between 1 and 365".to_owned());
         }
+        hometrip_kernel::http::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|e| format!("server.trusted_proxies: {e}"))?;
         if self.server.rate_limit.max == 0 || self.server.rate_limit.window_secs == 0 {
             return Err("server.rate_limit: max and window_secs must be positive".to_owned());
         }
         for provider in self.auth.oauth.keys() {
             if !matches!(provider.as_str(), "google" | "facebook") {
-                return Err(format!(
-                    "auth.oauth.{provider}: unknown provider (google, facebook)"
-                ));
+                return Err(format!("auth.oauth.{provider}: unknown provider (google, facebook)"));
             }
         }
         Ok(())
@@ -144,9 +141,7 @@ fn redact(value: &mut serde_json::Value, key: &str) {
             }
         }
         serde_json::Value::String(s) if !s.is_empty() => {
-            let secret = ["secret", "password", "token", "pem", "encryption_key"]
-                .iter()
-                .any(|w| key.contains(w));
+            let secret = ["secret", "password", "token", "pem", "encryption_key"].iter().any(|w| key.contains(w));
             if secret {
                 *s = "***".to_owned();
             } else if key == "url" || key.ends_with("_url") {
@@ -163,13 +158,9 @@ mod tests {
 
     #[test]
     fn embedded_defaults_load() {
-        let config = Config::builder()
-            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
-            .build();
+        let config = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml)).build();
         let settings: Result<Settings, _> = config.and_then(|c| c.try_deserialize());
-        let Ok(settings) = settings else {
-            panic!("defaults do not load: {settings:?}")
-        };
+        let Ok(settings) = settings else { panic!("defaults do not load: {settings:?}") };
         assert!(settings.check().is_ok());
         assert_eq!(settings.server.port, 3001);
         assert!(settings.database_url().starts_with("sqlite://"));

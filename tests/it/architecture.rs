@@ -23,21 +23,11 @@ const MODULES: &[&str] = &[
 fn modules_depend_on_each_other_through_api_only() {
     let root = env!("CARGO_MANIFEST_DIR");
     let out = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
         .current_dir(root)
         .output()
         .expect("cargo metadata");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut checked = 0;
     for package in meta["packages"].as_array().unwrap() {
@@ -48,8 +38,7 @@ fn modules_depend_on_each_other_through_api_only() {
         if module == "kernel" {
             let deps = package["dependencies"].as_array().unwrap();
             assert!(
-                deps.iter()
-                    .all(|d| !d["name"].as_str().unwrap().starts_with("hometrip-")),
+                deps.iter().all(|d| !d["name"].as_str().unwrap().starts_with("hometrip-")),
                 "the kernel knows no module"
             );
             continue;
@@ -59,8 +48,7 @@ fn modules_depend_on_each_other_through_api_only() {
             let Some(other) = dep_name.strip_prefix("hometrip-") else {
                 continue;
             };
-            if other == "kernel" || !MODULES.contains(&other) || dep["kind"].as_str() == Some("dev")
-            {
+            if other == "kernel" || !MODULES.contains(&other) || dep["kind"].as_str() == Some("dev") {
                 continue;
             }
             assert_eq!(
@@ -68,23 +56,12 @@ fn modules_depend_on_each_other_through_api_only() {
                 serde_json::json!(false),
                 "{name} pulls {dep_name}'s implementation (default features)"
             );
-            let features: Vec<&str> = dep["features"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|f| f.as_str())
-                .collect();
-            assert!(
-                !features.contains(&"local"),
-                "{name} enables {dep_name}/local"
-            );
+            let features: Vec<&str> = dep["features"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect();
+            assert!(!features.contains(&"local"), "{name} enables {dep_name}/local");
             checked += 1;
         }
     }
-    assert!(
-        checked >= 3,
-        "expected cross-module dependencies to check, found {checked}"
-    );
+    assert!(checked >= 3, "expected cross-module dependencies to check, found {checked}");
 }
 
 #[test]

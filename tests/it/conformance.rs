@@ -20,34 +20,15 @@ use hometrip_user::service::UserService;
 use crate::support::*;
 
 async fn accounts_suite(accounts: Arc<dyn Accounts>, id: Id, email: &str) {
-    let found = accounts
-        .account(id)
-        .await
-        .unwrap()
-        .expect("the account exists");
+    let found = accounts.account(id).await.unwrap().expect("the account exists");
     assert_eq!(found.id, id);
     assert_eq!(found.email, email);
     assert!(!found.email_verified);
     assert!(found.roles.is_empty());
     assert!(accounts.account(Id::new()).await.unwrap().is_none());
-    assert_eq!(
-        accounts
-            .account_by_email(&email.to_uppercase())
-            .await
-            .unwrap()
-            .map(|a| a.id),
-        Some(id)
-    );
-    assert!(accounts
-        .account_by_email("nobody@example.com")
-        .await
-        .unwrap()
-        .is_none());
-    assert!(accounts
-        .account_by_email("not an email")
-        .await
-        .unwrap()
-        .is_none());
+    assert_eq!(accounts.account_by_email(&email.to_uppercase()).await.unwrap().map(|a| a.id), Some(id));
+    assert!(accounts.account_by_email("nobody@example.com").await.unwrap().is_none());
+    assert!(accounts.account_by_email("not an email").await.unwrap().is_none());
     let jwks = accounts.jwks().await.unwrap();
     assert_eq!(jwks.keys.len(), 1);
     assert_eq!(jwks.keys[0].kty, "OKP");
@@ -58,19 +39,12 @@ async fn accounts_suite(accounts: Arc<dyn Accounts>, id: Id, email: &str) {
     let bad = accounts.set_role(id, "superuser", true).await.unwrap_err();
     assert_eq!(bad.code, ErrorCode::ValidationFailed);
     assert_eq!(bad.status, 422);
-    let missing = accounts
-        .set_role(Id::new(), "admin", true)
-        .await
-        .unwrap_err();
+    let missing = accounts.set_role(Id::new(), "admin", true).await.unwrap_err();
     assert_eq!(missing.code, ErrorCode::NotFound);
 }
 
 async fn users_suite(users: Arc<dyn Users>, id: Id, email: &str) {
-    let p = users
-        .profile(id)
-        .await
-        .unwrap()
-        .expect("profile created from the registration event");
+    let p = users.profile(id).await.unwrap().expect("profile created from the registration event");
     assert_eq!(p.id, id);
     assert_eq!(p.email, email);
     assert_eq!(p.display_name, "Conformance");
@@ -82,10 +56,7 @@ async fn users_suite(users: Arc<dyn Users>, id: Id, email: &str) {
 
 fn auth_settings() -> AuthSettings {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
-    let config = config::Config::builder()
-        .add_source(config::File::from(path))
-        .build()
-        .unwrap();
+    let config = config::Config::builder().add_source(config::File::from(path)).build().unwrap();
     config.get::<AuthSettings>("auth").unwrap()
 }
 
@@ -106,11 +77,7 @@ async fn in_process() -> InProcess {
     let db = Db::connect(&url, 4).await.unwrap();
     db.migrate(
         &url,
-        vec![
-            hometrip_kernel::events::MIGRATIONS,
-            hometrip_auth::store::MIGRATIONS,
-            hometrip_user::store::MIGRATIONS,
-        ],
+        vec![hometrip_kernel::events::MIGRATIONS, hometrip_auth::store::MIGRATIONS, hometrip_user::store::MIGRATIONS],
     )
     .await
     .unwrap();
@@ -130,29 +97,17 @@ async fn in_process() -> InProcess {
         bus.clone(),
         files,
         auth.clone() as Arc<dyn Accounts>,
-        UserSettings {
-            avatar_max_bytes: 1 << 20,
-            document_max_bytes: 1 << 20,
-        },
+        UserSettings { avatar_max_bytes: 1 << 20, document_max_bytes: 1 << 20 },
     );
     users.subscribe().await;
-    InProcess {
-        auth,
-        users,
-        bus,
-        dir,
-    }
+    InProcess { auth, users, bus, dir }
 }
 
 #[tokio::test]
 async fn accounts_and_users_in_process() {
     let p = in_process().await;
     let email = unique_email("conf");
-    let account = p
-        .auth
-        .register(&email, PASSWORD, "Conformance", "fr")
-        .await
-        .unwrap();
+    let account = p.auth.register(&email, PASSWORD, "Conformance", "fr").await.unwrap();
     p.bus.relay_once(100).await.unwrap();
     accounts_suite(p.auth.clone(), account.id, &email).await;
     users_suite(p.users.clone(), account.id, &email).await;
@@ -165,9 +120,12 @@ async fn accounts_and_users_over_http() {
     let api = server.client();
     let email = unique_email("conf");
     let r = api
-        .send(api.http.post(server.url("/api/v1/auth/register")).header("accept-language", "fr-FR,fr;q=0.9").json(
-            &serde_json::json!({"email": email, "password": PASSWORD, "display_name": "Conformance"}),
-        ))
+        .send(
+            api.http
+                .post(server.url("/api/v1/auth/register"))
+                .header("accept-language", "fr-FR,fr;q=0.9")
+                .json(&serde_json::json!({"email": email, "password": PASSWORD, "display_name": "Conformance"})),
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let id: Id = r.body["user"]["id"].as_str().unwrap().parse().unwrap();
@@ -181,10 +139,5 @@ async fn accounts_and_users_over_http() {
     let bad = RemoteClient::new(&server.base, "wrong").unwrap();
     let err = AccountsClient::new(bad).account(id).await.unwrap_err();
     assert_eq!(err.status, 401);
-    assert_eq!(
-        api.get(&format!("/internal/auth/accounts/{id}"))
-            .await
-            .problem(401),
-        "unauthenticated"
-    );
+    assert_eq!(api.get(&format!("/internal/auth/accounts/{id}")).await.problem(401), "unauthenticated");
 }

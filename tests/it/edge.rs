@@ -12,59 +12,22 @@ async fn malformed_bodies_are_problems_and_store_nothing() {
     let server = Server::start().await;
     let api = server.client();
     let path = "/api/v1/auth/register";
-    assert_eq!(
-        api.post_raw(path, "application/json", "{\"email\": ")
-            .await
-            .problem(400),
-        "malformed_json"
-    );
-    assert_eq!(
-        api.post_raw(path, "application/json", "")
-            .await
-            .problem(400),
-        "malformed_json"
-    );
-    assert_eq!(
-        api.post_raw(path, "text/plain", "hello").await.problem(415),
-        "unsupported_media_type"
-    );
-    assert_eq!(
-        api.post_raw(path, "application/json", "[1,2,3]")
-            .await
-            .problem(422),
-        "validation_failed"
-    );
+    assert_eq!(api.post_raw(path, "application/json", "{\"email\": ").await.problem(400), "malformed_json");
+    assert_eq!(api.post_raw(path, "application/json", "").await.problem(400), "malformed_json");
+    assert_eq!(api.post_raw(path, "text/plain", "hello").await.problem(415), "unsupported_media_type");
+    assert_eq!(api.post_raw(path, "application/json", "[1,2,3]").await.problem(422), "validation_failed");
     let missing = api.post(path, json!({"email": "a@b.co"})).await;
     assert_eq!(missing.problem(422), "validation_failed");
-    assert!(
-        missing.body["errors"][0]["field"].as_str().is_some(),
-        "{}",
-        missing.text
-    );
+    assert!(missing.body["errors"][0]["field"].as_str().is_some(), "{}", missing.text);
     assert_eq!(
-        api.post(
-            path,
-            json!({"email": 5, "password": true, "display_name": []})
-        )
-        .await
-        .problem(422),
+        api.post(path, json!({"email": 5, "password": true, "display_name": []})).await.problem(422),
         "validation_failed"
     );
     let huge = format!("{{\"email\": \"{}\"}}", "a".repeat(200_000));
-    assert_eq!(
-        api.post_raw(path, "application/json", huge)
-            .await
-            .problem(413),
-        "payload_too_large"
-    );
+    assert_eq!(api.post_raw(path, "application/json", huge).await.problem(413), "payload_too_large");
     // Unicode and SQL-looking input is data, not code.
     let name = "Zoë 日本 '; DROP TABLE accounts; --";
-    let r = api
-        .post(
-            path,
-            json!({"email": "unicode@example.com", "password": PASSWORD, "display_name": name}),
-        )
-        .await;
+    let r = api.post(path, json!({"email": "unicode@example.com", "password": PASSWORD, "display_name": name})).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["user"]["display_name"], json!(name));
     // None of the failures above stored an account: the email is free only once.
@@ -83,19 +46,13 @@ async fn forged_expired_and_alg_none_tokens_are_refused() {
     let (_, pair) = api.signed_up(&unique_email("forge")).await;
     let good = pair["access_token"].as_str().unwrap();
     let parts: Vec<&str> = good.split('.').collect();
-    let claims: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-    let header: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
 
     let mut admin_claims = claims.clone();
     admin_claims["roles"] = json!(["admin"]);
     let tampered = format!("{}.{}.{}", parts[0], b64(&admin_claims), parts[2]);
-    let none = format!(
-        "{}.{}.",
-        b64(&json!({"alg": "none", "typ": "JWT"})),
-        b64(&admin_claims)
-    );
+    let none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&admin_claims));
     let mut hs = header.clone();
     hs["alg"] = json!("HS256");
     let hmac = jsonwebtoken::encode(
@@ -129,23 +86,11 @@ async fn forged_expired_and_alg_none_tokens_are_refused() {
         let r = api.with_token(&token).get("/api/v1/users/me").await;
         assert_eq!(r.problem(401), "invalid_token", "{what}");
     }
-    let r = api
-        .send(
-            api.http
-                .get(server.url("/api/v1/users/me"))
-                .header("authorization", "Basic abc"),
-        )
-        .await;
+    let r = api.send(api.http.get(server.url("/api/v1/users/me")).header("authorization", "Basic abc")).await;
     assert_eq!(r.problem(401), "unauthenticated");
-    assert_eq!(
-        api.get("/api/v1/users/me").await.problem(401),
-        "unauthenticated"
-    );
+    assert_eq!(api.get("/api/v1/users/me").await.problem(401), "unauthenticated");
     // The real one still works.
-    assert_eq!(
-        api.with_token(good).get("/api/v1/users/me").await.status,
-        200
-    );
+    assert_eq!(api.with_token(good).get("/api/v1/users/me").await.status, 200);
 }
 
 #[tokio::test]
@@ -158,14 +103,9 @@ async fn expired_tokens_are_refused() {
     let pem = std::fs::read_to_string(server.data_dir.join("keys/jwt-ed25519.pem")).unwrap();
     let key = jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).unwrap();
     let parts: Vec<&str> = pair["access_token"].as_str().unwrap().split('.').collect();
-    let mut claims: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-    let header: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     claims["iat"] = json!(now - 3600);
     claims["nbf"] = json!(now - 3600);
     claims["exp"] = json!(now - 1800);
@@ -176,21 +116,11 @@ async fn expired_tokens_are_refused() {
     let expired = jsonwebtoken::encode(&h, &claims, &key).unwrap();
     let r = api.with_token(&expired).get("/api/v1/users/me").await;
     assert_eq!(r.problem(401), "invalid_token");
-    assert!(
-        r.body["detail"].as_str().unwrap().contains("expired"),
-        "{}",
-        r.text
-    );
+    assert!(r.body["detail"].as_str().unwrap().contains("expired"), "{}", r.text);
     claims["nbf"] = json!(now + 3600);
     claims["exp"] = json!(now + 7200);
     let future = jsonwebtoken::encode(&h, &claims, &key).unwrap();
-    assert_eq!(
-        api.with_token(&future)
-            .get("/api/v1/users/me")
-            .await
-            .problem(401),
-        "invalid_token"
-    );
+    assert_eq!(api.with_token(&future).get("/api/v1/users/me").await.problem(401), "invalid_token");
 }
 
 #[tokio::test]
@@ -200,13 +130,7 @@ async fn health_metrics_openapi_and_request_ids() {
     assert_eq!(api.get("/health/live").await.status, 200);
     assert_eq!(api.get("/health/ready").await.status, 200);
 
-    let r = api
-        .send(
-            api.http
-                .get(server.url("/health/live"))
-                .header("x-request-id", "trace-me-123"),
-        )
-        .await;
+    let r = api.send(api.http.get(server.url("/health/live")).header("x-request-id", "trace-me-123")).await;
     assert_eq!(r.headers["x-request-id"], "trace-me-123");
     let r = api.get("/health/live").await;
     assert!(r.headers.get("x-request-id").is_some());
@@ -214,21 +138,10 @@ async fn health_metrics_openapi_and_request_ids() {
     let id = uuid::Uuid::now_v7();
     api.get(&format!("/api/v1/users/{id}")).await;
     assert_eq!(api.get("/no/such/route").await.problem(404), "not_found");
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("http_request_duration_seconds"),
-        "{metrics}"
-    );
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("http_request_duration_seconds"), "{metrics}");
     // The route label is the pattern, never the raw path.
-    assert!(
-        metrics.contains("route=\"/api/v1/users/{id}\""),
-        "{metrics}"
-    );
+    assert!(metrics.contains("route=\"/api/v1/users/{id}\""), "{metrics}");
     assert!(!metrics.contains(&id.to_string()));
     assert!(metrics.contains("status_code=\"404\""));
 
@@ -244,10 +157,7 @@ async fn health_metrics_openapi_and_request_ids() {
         "/api/v1/users/{id}",
         "/api/v1/users/me/avatar",
     ] {
-        assert!(
-            doc.body["paths"].get(path).is_some(),
-            "openapi lacks {path}"
-        );
+        assert!(doc.body["paths"].get(path).is_some(), "openapi lacks {path}");
     }
     let docs = reqwest::get(server.url("/api/docs")).await.unwrap();
     assert_eq!(docs.status(), 200);
@@ -261,48 +171,22 @@ async fn ready_names_the_failing_store() {
     assert_eq!(api.get("/health/live").await.status, 200);
     let ready = api.get("/health/ready").await;
     assert_eq!(ready.problem(503), "service_unavailable");
-    assert!(
-        ready.body["detail"].as_str().unwrap().contains("redis"),
-        "{}",
-        ready.text
-    );
+    assert!(ready.body["detail"].as_str().unwrap().contains("redis"), "{}", ready.text);
     // API calls fail cleanly while the cache is down: 503, not 500.
-    assert_eq!(
-        api.login("a@b.co", PASSWORD).await.problem(503),
-        "service_unavailable"
-    );
+    assert_eq!(api.login("a@b.co", PASSWORD).await.problem(503), "service_unavailable");
 }
 
 #[tokio::test]
 async fn a_bad_configuration_stops_start_up_naming_the_key() {
     let server = Server::start().await;
-    let out = server
-        .command()
-        .env("HOMETRIP_SERVER__PORT", "not-a-port")
-        .arg("config")
-        .output()
-        .unwrap();
+    let out = server.command().env("HOMETRIP_SERVER__PORT", "not-a-port").arg("config").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.port"), "{err}");
-    let out = server
-        .command()
-        .env("HOMETRIP_DATABASE__URL", "mysql://x")
-        .arg("config")
-        .output()
-        .unwrap();
+    let out = server.command().env("HOMETRIP_DATABASE__URL", "mysql://x").arg("config").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("database.url"));
-    let out = server
-        .command()
-        .env("HOMETRIP_SERVER__PROT", "1")
-        .arg("config")
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("prot"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = server.command().env("HOMETRIP_SERVER__PROT", "1").arg("config").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("prot"), "{}", String::from_utf8_lossy(&out.stderr));
     // `config` prints the effective settings with secrets redacted.
     let out = server
         .command()
@@ -311,16 +195,9 @@ async fn a_bad_configuration_stops_start_up_naming_the_key() {
         .arg("config")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !printed.contains("s3cr3t") && !printed.contains("tok3n"),
-        "{printed}"
-    );
+    assert!(!printed.contains("s3cr3t") && !printed.contains("tok3n"), "{printed}");
     let value: serde_json::Value = serde_json::from_str(&printed).unwrap();
     assert_eq!(value["server"]["port"], json!(server.port));
 }

@@ -22,32 +22,27 @@ struct ProviderState {
 
 /// The authorization code the test "receives" encodes the identity:
 /// `<subject>~<email>~<verified>~<state>`; the access token is the same string.
-async fn token(
-    state: web::Data<ProviderState>,
-    form: web::Form<HashMap<String, String>>,
-) -> HttpResponse {
+async fn token(state: web::Data<ProviderState>, form: web::Form<HashMap<String, String>>) -> HttpResponse {
     let f = form.into_inner();
     let code = f.get("code").cloned().unwrap_or_default();
     if f.get("grant_type").map(String::as_str) != Some("authorization_code")
         || f.get("client_id").map(String::as_str) != Some("local-client")
         || f.get("client_secret").map(String::as_str) != Some("local-secret")
-        || !f
-            .get("redirect_uri")
-            .is_some_and(|u| u.contains("/api/v1/auth/oauth/"))
+        || !f.get("redirect_uri").is_some_and(|u| u.contains("/api/v1/auth/oauth/"))
     {
         return HttpResponse::BadRequest().json(json!({"error": "invalid_client"}));
     }
     let parts: Vec<&str> = code.split('~').collect();
     let verifier = f.get("code_verifier").cloned().unwrap_or_default();
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let expected = parts
-        .get(3)
-        .and_then(|s| state.challenges.lock().unwrap().get(*s).cloned());
+    let expected = parts.get(3).and_then(|s| state.challenges.lock().unwrap().get(*s).cloned());
     if parts.len() != 4 || expected.as_deref() != Some(challenge.as_str()) {
         return HttpResponse::BadRequest().json(json!({"error": "invalid_grant"}));
     }
     *state.exchanges.lock().unwrap() += 1;
-    HttpResponse::Ok().json(json!({"access_token": code, "token_type": "Bearer", "expires_in": 3599, "scope": "openid email profile"}))
+    HttpResponse::Ok().json(
+        json!({"access_token": code, "token_type": "Bearer", "expires_in": 3599, "scope": "openid email profile"}),
+    )
 }
 
 fn identity(req: &HttpRequest) -> Option<Vec<String>> {
@@ -65,9 +60,7 @@ async fn google_userinfo(req: HttpRequest) -> HttpResponse {
 
 async fn facebook_me(req: HttpRequest) -> HttpResponse {
     match identity(&req) {
-        Some(p) => {
-            HttpResponse::Ok().json(json!({"id": p[0], "email": p[1], "name": "Fabien Facebook"}))
-        }
+        Some(p) => HttpResponse::Ok().json(json!({"id": p[0], "email": p[1], "name": "Fabien Facebook"})),
         None => HttpResponse::Unauthorized().finish(),
     }
 }
@@ -96,23 +89,12 @@ fn start_provider(state: web::Data<ProviderState>) -> String {
 }
 
 fn query(url: &str) -> HashMap<String, String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
+    url::Url::parse(url).unwrap().query_pairs().into_owned().collect()
 }
 
-async fn sign_in(
-    server: &Server,
-    state: &web::Data<ProviderState>,
-    provider: &str,
-    who: &str,
-) -> Reply {
+async fn sign_in(server: &Server, state: &web::Data<ProviderState>, provider: &str, who: &str) -> Reply {
     let api = server.client();
-    let start = api
-        .get(&format!("/api/v1/auth/oauth/{provider}/start"))
-        .await;
+    let start = api.get(&format!("/api/v1/auth/oauth/{provider}/start")).await;
     assert_eq!(start.status, 302, "{}", start.text);
     let location = start.headers["location"].to_str().unwrap().to_owned();
     let q = query(&location);
@@ -121,17 +103,9 @@ async fn sign_in(
     assert_eq!(q["response_type"], "code");
     assert!(q["redirect_uri"].ends_with(&format!("/api/v1/auth/oauth/{provider}/callback")));
     let st = q["state"].clone();
-    state
-        .challenges
-        .lock()
-        .unwrap()
-        .insert(st.clone(), q["code_challenge"].clone());
+    state.challenges.lock().unwrap().insert(st.clone(), q["code_challenge"].clone());
     let code = format!("{who}~{st}");
-    api.get(&format!(
-        "/api/v1/auth/oauth/{provider}/callback?code={}&state={st}",
-        urlencode(&code)
-    ))
-    .await
+    api.get(&format!("/api/v1/auth/oauth/{provider}/callback?code={}&state={st}", urlencode(&code))).await
 }
 
 fn urlencode(s: &str) -> String {
@@ -142,26 +116,11 @@ fn provider_env(base: &str) -> Vec<(String, String)> {
     let mut env = Vec::new();
     for (p, userinfo) in [("GOOGLE", "google/userinfo"), ("FACEBOOK", "facebook/me")] {
         let lower = p.to_lowercase();
-        env.push((
-            format!("HOMETRIP_AUTH__OAUTH__{p}__CLIENT_ID"),
-            "local-client".to_owned(),
-        ));
-        env.push((
-            format!("HOMETRIP_AUTH__OAUTH__{p}__CLIENT_SECRET"),
-            "local-secret".to_owned(),
-        ));
-        env.push((
-            format!("HOMETRIP_AUTH__OAUTH__{p}__AUTH_URL"),
-            format!("{base}/{lower}/authorize"),
-        ));
-        env.push((
-            format!("HOMETRIP_AUTH__OAUTH__{p}__TOKEN_URL"),
-            format!("{base}/{lower}/token"),
-        ));
-        env.push((
-            format!("HOMETRIP_AUTH__OAUTH__{p}__USERINFO_URL"),
-            format!("{base}/{userinfo}"),
-        ));
+        env.push((format!("HOMETRIP_AUTH__OAUTH__{p}__CLIENT_ID"), "local-client".to_owned()));
+        env.push((format!("HOMETRIP_AUTH__OAUTH__{p}__CLIENT_SECRET"), "local-secret".to_owned()));
+        env.push((format!("HOMETRIP_AUTH__OAUTH__{p}__AUTH_URL"), format!("{base}/{lower}/authorize")));
+        env.push((format!("HOMETRIP_AUTH__OAUTH__{p}__TOKEN_URL"), format!("{base}/{lower}/token")));
+        env.push((format!("HOMETRIP_AUTH__OAUTH__{p}__USERINFO_URL"), format!("{base}/{userinfo}")));
     }
     env
 }
@@ -179,93 +138,50 @@ async fn google_and_facebook_sign_in_link_only_by_verified_email() {
     let g_email = unique_email("gina");
     let r = sign_in(&server, &state, "google", &format!("g-1~{g_email}~true")).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let me = api
-        .with_token(r.body["access_token"].as_str().unwrap())
-        .get("/api/v1/users/me")
-        .await;
+    let me = api.with_token(r.body["access_token"].as_str().unwrap()).get("/api/v1/users/me").await;
     assert_eq!(me.body["email"], json!(g_email));
     assert_eq!(me.body["email_verified"], json!(true));
     let gina_id = me.body["id"].clone();
     // The same identity signs in to the same account.
     let again = sign_in(&server, &state, "google", &format!("g-1~{g_email}~true")).await;
-    let me2 = api
-        .with_token(again.body["access_token"].as_str().unwrap())
-        .get("/api/v1/users/me")
-        .await;
+    let me2 = api.with_token(again.body["access_token"].as_str().unwrap()).get("/api/v1/users/me").await;
     assert_eq!(me2.body["id"], gina_id);
 
     // A password account with a verified email is linked by a verified provider email.
     let email = unique_email("paul");
     api.register(&email, "Paul").await;
     let token = server.wait_email(&email, "Confirm").await.token();
-    api.post("/api/v1/auth/verify-email", json!({"token": token}))
-        .await;
+    api.post("/api/v1/auth/verify-email", json!({"token": token})).await;
     let paul_id = api.login(&email, PASSWORD).await;
-    let paul_me = api
-        .with_token(paul_id.body["access_token"].as_str().unwrap())
-        .get("/api/v1/users/me")
-        .await;
+    let paul_me = api.with_token(paul_id.body["access_token"].as_str().unwrap()).get("/api/v1/users/me").await;
     // ... but never by an unverified one.
     let unverified = sign_in(&server, &state, "google", &format!("g-2~{email}~false")).await;
     assert_eq!(unverified.problem(409), "conflict");
     let linked = sign_in(&server, &state, "facebook", &format!("fb-7~{email}~x")).await;
     assert_eq!(linked.status, 200, "{}", linked.text);
-    let linked_me = api
-        .with_token(linked.body["access_token"].as_str().unwrap())
-        .get("/api/v1/users/me")
-        .await;
+    let linked_me = api.with_token(linked.body["access_token"].as_str().unwrap()).get("/api/v1/users/me").await;
     assert_eq!(linked_me.body["id"], paul_me.body["id"]);
 
     // State is single-use and must exist.
     let start = api.get("/api/v1/auth/oauth/google/start").await;
     let st = query(start.headers["location"].to_str().unwrap())["state"].clone();
-    assert_eq!(
-        api.get("/api/v1/auth/oauth/google/callback?code=x&state=forged")
-            .await
-            .problem(400),
-        "bad_request"
-    );
+    assert_eq!(api.get("/api/v1/auth/oauth/google/callback?code=x&state=forged").await.problem(400), "bad_request");
     // A code the provider refuses (bad PKCE) is a 502 and spends the state.
     assert_eq!(
-        api.get(&format!(
-            "/api/v1/auth/oauth/google/callback?code=a~b~true~{st}&state={st}"
-        ))
-        .await
-        .problem(502),
+        api.get(&format!("/api/v1/auth/oauth/google/callback?code=a~b~true~{st}&state={st}")).await.problem(502),
         "bad_gateway"
     );
     assert_eq!(
-        api.get(&format!(
-            "/api/v1/auth/oauth/google/callback?code=a&state={st}"
-        ))
-        .await
-        .problem(400),
+        api.get(&format!("/api/v1/auth/oauth/google/callback?code=a&state={st}")).await.problem(400),
         "bad_request"
     );
-    assert_eq!(
-        api.get("/api/v1/auth/oauth/google/callback")
-            .await
-            .problem(400),
-        "invalid_query"
-    );
-    assert_eq!(
-        api.get("/api/v1/auth/oauth/myspace/start")
-            .await
-            .problem(404),
-        "not_found"
-    );
+    assert_eq!(api.get("/api/v1/auth/oauth/google/callback").await.problem(400), "invalid_query");
+    assert_eq!(api.get("/api/v1/auth/oauth/myspace/start").await.problem(404), "not_found");
     assert!(*state.exchanges.lock().unwrap() >= 3);
 }
 
 #[tokio::test]
 async fn unconfigured_providers_are_not_found() {
     let server = Server::start().await;
-    assert_eq!(
-        server
-            .client()
-            .get("/api/v1/auth/oauth/google/start")
-            .await
-            .problem(404),
-        "not_found"
-    );
+    assert_eq!(server.client().get("/api/v1/auth/oauth/google/start").await.problem(404), "not_found");
 }

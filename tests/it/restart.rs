@@ -22,25 +22,12 @@ async fn accounts_tokens_and_outbox_survive_a_restart() {
     assert_eq!(me_after.status, 200, "{}", me_after.text);
     assert_eq!(me_after.body, me_before);
     // The refresh token rotates as before.
-    assert_eq!(
-        api.post(
-            "/api/v1/auth/refresh",
-            json!({"refresh_token": pair["refresh_token"]})
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(api.post("/api/v1/auth/refresh", json!({"refresh_token": pair["refresh_token"]})).await.status, 200);
     assert_eq!(api.login(&email, PASSWORD).await.status, 200);
     // Delivered events are not delivered again: no duplicate email.
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(server.emails().len(), emails_before);
     // And the verification link from before the restart still works.
     let token = server.wait_email(&email, "Confirm").await.token();
-    assert_eq!(
-        api.post("/api/v1/auth/verify-email", json!({"token": token}))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(api.post("/api/v1/auth/verify-email", json!({"token": token})).await.status, 200);
 }

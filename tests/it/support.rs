@@ -28,14 +28,10 @@ fn free_port() -> u16 {
 
 /// A fresh PostgreSQL database when `TEST_DATABASE_URL` (a server URL) is set.
 pub async fn fresh_database() -> Option<String> {
-    let base = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|s| !s.is_empty())?;
+    let base = std::env::var("TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())?;
     use hometrip_kernel::diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
     let name = format!("ht_test_{}", uuid::Uuid::now_v7().simple());
-    let mut conn = AsyncPgConnection::establish(&base)
-        .await
-        .expect("connect to TEST_DATABASE_URL");
+    let mut conn = AsyncPgConnection::establish(&base).await.expect("connect to TEST_DATABASE_URL");
     hometrip_kernel::diesel::sql_query(format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
@@ -46,9 +42,7 @@ pub async fn fresh_database() -> Option<String> {
 }
 
 pub fn redis_url() -> Option<String> {
-    std::env::var("TEST_REDIS_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
+    std::env::var("TEST_REDIS_URL").ok().filter(|s| !s.is_empty())
 }
 
 impl Server {
@@ -66,10 +60,7 @@ impl Server {
             database_url: fresh_database().await,
             redis_prefix: format!("it:{}:", uuid::Uuid::now_v7().simple()),
             child: None,
-            extra_env: env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            extra_env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         };
         server.launch().await;
         server
@@ -86,10 +77,7 @@ impl Server {
         cmd.env("HOMETRIP_DATA_DIR", &self.data_dir)
             .env("HOMETRIP_SERVER__HOST", "127.0.0.1")
             .env("HOMETRIP_SERVER__PORT", self.port.to_string())
-            .env(
-                "HOMETRIP_SERVER__PUBLIC_URL",
-                format!("http://127.0.0.1:{}", self.port),
-            )
+            .env("HOMETRIP_SERVER__PUBLIC_URL", format!("http://127.0.0.1:{}", self.port))
             .env("HOMETRIP_SERVER__WORKERS", "2")
             .env("HOMETRIP_AUTH__HASHING_CONCURRENCY", "2")
             .env("HOMETRIP_LOG__FILTER", "warn")
@@ -98,8 +86,7 @@ impl Server {
             cmd.env("HOMETRIP_DATABASE__URL", url);
         }
         if let Some(url) = redis_url() {
-            cmd.env("HOMETRIP_REDIS__URL", url)
-                .env("HOMETRIP_REDIS__KEY_PREFIX", &self.redis_prefix);
+            cmd.env("HOMETRIP_REDIS__URL", url).env("HOMETRIP_REDIS__KEY_PREFIX", &self.redis_prefix);
         }
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
@@ -110,32 +97,19 @@ impl Server {
     async fn launch(&mut self) {
         self.port = free_port();
         self.base = format!("http://127.0.0.1:{}", self.port);
-        let log = std::fs::File::create(self.data_dir.join(format!("server-{}.log", self.port)))
-            .expect("log file");
-        let child = self
-            .command()
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn hometrip");
+        let log = std::fs::File::create(self.data_dir.join(format!("server-{}.log", self.port))).expect("log file");
+        let child = self.command().stdout(Stdio::null()).stderr(log).spawn().expect("spawn hometrip");
         self.child = Some(child);
         let client = reqwest::Client::new();
         for _ in 0..300 {
-            if let Ok(res) = client
-                .get(format!("{}/health/live", self.base))
-                .send()
-                .await
-            {
+            if let Ok(res) = client.get(format!("{}/health/live", self.base)).send().await {
                 if res.status().is_success() {
                     return;
                 }
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "hometrip exited with {status} before serving:\n{}",
-                        self.logs()
-                    );
+                    panic!("hometrip exited with {status} before serving:\n{}", self.logs());
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -158,10 +132,7 @@ impl Server {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGTERM first, for a graceful stop.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
             for _ in 0..100 {
                 if let Ok(Some(_)) = child.try_wait() {
                     return;
@@ -186,10 +157,7 @@ impl Server {
     pub fn client(&self) -> Api {
         Api {
             base: self.base.clone(),
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
             token: None,
         }
     }
@@ -198,12 +166,7 @@ impl Server {
     pub fn emails(&self) -> Vec<Email> {
         let dir = self.data_dir.join("outbox/mail");
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-                    .collect()
-            })
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "eml")).collect())
             .unwrap_or_default();
         files.sort();
         files.iter().map(|p| Email::read(p)).collect()
@@ -213,22 +176,14 @@ impl Server {
     /// the newest such.
     pub async fn wait_email(&self, to: &str, subject: &str) -> Email {
         for _ in 0..100 {
-            if let Some(e) = self
-                .emails()
-                .into_iter()
-                .rev()
-                .find(|e| e.to == to && e.subject.contains(subject))
-            {
+            if let Some(e) = self.emails().into_iter().rev().find(|e| e.to == to && e.subject.contains(subject)) {
                 return e;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!(
             "no email to {to} with subject containing {subject:?}; have: {:?}",
-            self.emails()
-                .iter()
-                .map(|e| (&e.to, &e.subject))
-                .collect::<Vec<_>>()
+            self.emails().iter().map(|e| (&e.to, &e.subject)).collect::<Vec<_>>()
         );
     }
 
@@ -243,12 +198,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn hometrip cli");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-            .expect("write stdin");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
         child.wait_with_output().expect("cli output")
     }
 }
@@ -272,27 +222,15 @@ pub struct Email {
 impl Email {
     fn read(path: &Path) -> Email {
         let raw = std::fs::read_to_string(path).unwrap_or_default();
-        let header = |name: &str| {
-            raw.lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-                .unwrap_or("")
-                .trim()
-                .to_owned()
-        };
-        Email {
-            to: header("To"),
-            subject: decode_subject(&header("Subject")),
-            body: decode_qp(&raw),
-        }
+        let header =
+            |name: &str| raw.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).unwrap_or("").trim().to_owned();
+        Email { to: header("To"), subject: decode_subject(&header("Subject")), body: decode_qp(&raw) }
     }
 
     /// The `token=` value of the first link in the email.
     pub fn token(&self) -> String {
         let start = self.body.find("token=").expect("a token link in the email") + "token=".len();
-        self.body[start..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect()
+        self.body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
     }
 }
 
@@ -319,10 +257,7 @@ fn decode_qp(raw: &str) -> String {
 /// RFC 2047 `=?utf-8?b?...?=` subjects (non-ASCII), else as is.
 fn decode_subject(s: &str) -> String {
     use base64::Engine;
-    if let Some(inner) = s
-        .strip_prefix("=?utf-8?b?")
-        .and_then(|r| r.strip_suffix("?="))
-    {
+    if let Some(inner) = s.strip_prefix("=?utf-8?b?").and_then(|r| r.strip_suffix("?=")) {
         if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(inner) {
             return String::from_utf8_lossy(&bytes).into_owned();
         }
@@ -347,20 +282,12 @@ pub struct Reply {
 
 impl Reply {
     pub fn content_type(&self) -> String {
-        self.headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
+        self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
     }
 
     /// Asserts an RFC 9457 problem with this status, and returns its `type`.
     pub fn problem(&self, status: u16) -> String {
-        assert_eq!(
-            self.status, status,
-            "expected {status}, got {}: {}",
-            self.status, self.text
-        );
+        assert_eq!(self.status, status, "expected {status}, got {}: {}", self.status, self.text);
         assert!(
             self.content_type().starts_with("application/problem+json"),
             "not problem+json: {} {}",
@@ -375,10 +302,7 @@ impl Reply {
 
 impl Api {
     pub fn with_token(&self, token: &str) -> Api {
-        Api {
-            token: Some(token.to_owned()),
-            ..self.clone()
-        }
+        Api { token: Some(token.to_owned()), ..self.clone() }
     }
 
     pub async fn send(&self, rb: reqwest::RequestBuilder) -> Reply {
@@ -391,76 +315,38 @@ impl Api {
         let headers = res.headers().clone();
         let text = res.text().await.unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Reply { status, headers, body, text }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.send(self.http.get(format!("{}{}", self.base, path)))
-            .await
+        self.send(self.http.get(format!("{}{}", self.base, path))).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
-        self.send(self.http.post(format!("{}{}", self.base, path)).json(&body))
-            .await
+        self.send(self.http.post(format!("{}{}", self.base, path)).json(&body)).await
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> Reply {
-        self.send(
-            self.http
-                .patch(format!("{}{}", self.base, path))
-                .json(&body),
-        )
-        .await
+        self.send(self.http.patch(format!("{}{}", self.base, path)).json(&body)).await
     }
 
-    pub async fn post_raw(
-        &self,
-        path: &str,
-        content_type: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> Reply {
-        self.send(
-            self.http
-                .post(format!("{}{}", self.base, path))
-                .header("content-type", content_type)
-                .body(body),
-        )
-        .await
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
+        self.send(self.http.post(format!("{}{}", self.base, path)).header("content-type", content_type).body(body))
+            .await
     }
 
     pub async fn put_file(&self, path: &str, field: &str, bytes: Vec<u8>, mime: &str) -> Reply {
-        let part = reqwest::multipart::Part::bytes(bytes)
-            .file_name("upload")
-            .mime_str(mime)
-            .expect("mime");
+        let part = reqwest::multipart::Part::bytes(bytes).file_name("upload").mime_str(mime).expect("mime");
         let form = reqwest::multipart::Form::new().part(field.to_owned(), part);
-        self.send(
-            self.http
-                .put(format!("{}{}", self.base, path))
-                .multipart(form),
-        )
-        .await
+        self.send(self.http.put(format!("{}{}", self.base, path)).multipart(form)).await
     }
 
     pub async fn register(&self, email: &str, name: &str) -> Reply {
-        self.post(
-            "/api/v1/auth/register",
-            json!({"email": email, "password": PASSWORD, "display_name": name}),
-        )
-        .await
+        self.post("/api/v1/auth/register", json!({"email": email, "password": PASSWORD, "display_name": name})).await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Reply {
-        self.post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": password}),
-        )
-        .await
+        self.post("/api/v1/auth/login", json!({"email": email, "password": password})).await
     }
 
     /// Registers and logs in; returns a client carrying the access token and
@@ -470,10 +356,7 @@ impl Api {
         assert_eq!(r.status, 201, "{}", r.text);
         let l = self.login(email, PASSWORD).await;
         assert_eq!(l.status, 200, "{}", l.text);
-        (
-            self.with_token(l.body["access_token"].as_str().unwrap_or_default()),
-            l.body,
-        )
+        (self.with_token(l.body["access_token"].as_str().unwrap_or_default()), l.body)
     }
 }
 
@@ -483,12 +366,8 @@ pub fn unique_email(prefix: &str) -> String {
 
 /// A PNG of `w`×`h` pixels.
 pub fn png(w: u32, h: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(w, h, |x, y| {
-        image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
-    });
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
     let mut buf = std::io::Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut buf, image::ImageFormat::Png)
-        .expect("png");
+    image::DynamicImage::ImageRgb8(img).write_to(&mut buf, image::ImageFormat::Png).expect("png");
     buf.into_inner()
 }

@@ -16,6 +16,9 @@ pub const MODULE: &str = "auth";
 pub struct AccountSummary {
     pub id: Id,
     pub email: String,
+    pub display_name: String,
+    /// Language chosen at sign-up (`fr` or `en`).
+    pub locale: String,
     pub email_verified: bool,
     pub roles: Vec<String>,
     pub totp_enabled: bool,
@@ -73,6 +76,8 @@ pub struct AccountEvent {
 pub struct AuthSettings {
     /// Access token lifetime.
     pub access_ttl_secs: i64,
+    /// A session unused this long ends (its refresh token expires).
+    pub session_idle_days: i64,
     /// Absolute lifetime of a refresh-token family (a session), whatever its rotations.
     pub session_ttl_days: i64,
     pub verification_ttl_hours: i64,

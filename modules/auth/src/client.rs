@@ -20,16 +20,12 @@ impl AccountsClient {
 #[async_trait]
 impl Accounts for AccountsClient {
     async fn account(&self, id: Id) -> Result<Option<AccountSummary>, Problem> {
-        self.remote
-            .get(&format!("/internal/auth/accounts/{id}"), None)
-            .await
+        self.remote.get(&format!("/internal/auth/accounts/{id}"), None).await
     }
 
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountSummary>, Problem> {
         let q: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
-        self.remote
-            .get(&format!("/internal/auth/accounts/by-email?email={q}"), None)
-            .await
+        self.remote.get(&format!("/internal/auth/accounts/by-email?email={q}"), None).await
     }
 
     async fn jwks(&self) -> Result<JwkSet, Problem> {

@@ -30,16 +30,10 @@ pub fn normalize_display_name(raw: &str) -> Result<String, FieldError> {
         return Err(FieldError::new("display_name", "is required"));
     }
     if len > 80 {
-        return Err(FieldError::new(
-            "display_name",
-            "must be at most 80 characters",
-        ));
+        return Err(FieldError::new("display_name", "must be at most 80 characters"));
     }
     if name.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "display_name",
-            "must not contain control characters",
-        ));
+        return Err(FieldError::new("display_name", "must not contain control characters"));
     }
     Ok(name.to_owned())
 }
@@ -49,16 +43,10 @@ pub fn normalize_display_name(raw: &str) -> Result<String, FieldError> {
 pub fn check_password(password: &str, user_inputs: &[&str]) -> Result<(), FieldError> {
     let len = password.chars().count();
     if len < PASSWORD_MIN_CHARS {
-        return Err(FieldError::new(
-            "password",
-            format!("must be at least {PASSWORD_MIN_CHARS} characters"),
-        ));
+        return Err(FieldError::new("password", format!("must be at least {PASSWORD_MIN_CHARS} characters")));
     }
     if len > PASSWORD_MAX_CHARS {
-        return Err(FieldError::new(
-            "password",
-            format!("must be at most {PASSWORD_MAX_CHARS} characters"),
-        ));
+        return Err(FieldError::new("password", format!("must be at most {PASSWORD_MAX_CHARS} characters")));
     }
     let estimate = zxcvbn::zxcvbn(password, user_inputs);
     if estimate.score() < PASSWORD_MIN_SCORE {
@@ -77,19 +65,9 @@ pub fn personal_words(email: &str, display_name: &str) -> Vec<String> {
     let mut words = vec![email.to_lowercase()];
     if let Some(local) = email.split('@').next().filter(|l| !l.is_empty()) {
         words.push(local.to_lowercase());
-        words.extend(
-            local
-                .split(['.', '_', '-', '+'])
-                .filter(|p| p.len() > 2)
-                .map(str::to_lowercase),
-        );
+        words.extend(local.split(['.', '_', '-', '+']).filter(|p| p.len() > 2).map(str::to_lowercase));
     }
-    words.extend(
-        display_name
-            .split_whitespace()
-            .filter(|w| w.chars().count() > 2)
-            .map(str::to_lowercase),
-    );
+    words.extend(display_name.split_whitespace().filter(|w| w.chars().count() > 2).map(str::to_lowercase));
     words
 }
 
@@ -127,6 +105,12 @@ pub fn refresh_decision(state: RefreshState, now: Instant) -> RefreshDecision {
     }
 }
 
+/// When a refresh token issued `now` expires: after the idle timeout, never
+/// past the end of its session.
+pub fn refresh_expiry(now: Instant, idle: chrono::Duration, session_end: Instant) -> Instant {
+    now.plus(idle).min(session_end)
+}
+
 pub const TOTP_STEP_SECS: u64 = 30;
 
 /// The time step whose code matches, allowing one step of clock skew either
@@ -146,18 +130,13 @@ pub fn accept_totp(
     [now_step.saturating_sub(1), now_step, now_step + 1]
         .into_iter()
         .filter(|step| last_accepted_step.is_none_or(|last| *step > last))
-        .find(|step| {
-            hometrip_kernel::http::constant_time_eq(code_at_step(*step).as_bytes(), code.as_bytes())
-        })
+        .find(|step| hometrip_kernel::http::constant_time_eq(code_at_step(*step).as_bytes(), code.as_bytes()))
 }
 
 /// Recovery codes are shown as `xxxxx-xxxxx`; users may type them in any case,
 /// with or without the dash.
 pub fn normalize_recovery_code(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
+    raw.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
 }
 
 pub fn looks_like_recovery_code(raw: &str) -> bool {
@@ -173,13 +152,7 @@ pub fn preferred_locale(accept_language: Option<&str>) -> &'static str {
     for part in header.split(',') {
         let mut pieces = part.trim().split(';');
         let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = pieces
-            .find_map(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|v| v.parse::<f32>().ok())
-            })
-            .unwrap_or(1.0);
+        let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok())).unwrap_or(1.0);
         let lang = match tag.split('-').next() {
             Some("fr") => "fr",
             Some("en") => "en",
@@ -204,10 +177,7 @@ mod tests {
 
     #[test]
     fn emails_are_normalized_and_checked() {
-        assert_eq!(
-            normalize_email("  Alice@Example.COM ").ok().as_deref(),
-            Some("alice@example.com")
-        );
+        assert_eq!(normalize_email("  Alice@Example.COM ").ok().as_deref(), Some("alice@example.com"));
         assert!(normalize_email("").is_err());
         assert!(normalize_email("not-an-email").is_err());
         assert!(normalize_email("a@b@c").is_err());
@@ -217,10 +187,7 @@ mod tests {
 
     #[test]
     fn display_names_are_bounded() {
-        assert_eq!(
-            normalize_display_name("  Zoé ").ok().as_deref(),
-            Some("Zoé")
-        );
+        assert_eq!(normalize_display_name("  Zoé ").ok().as_deref(), Some("Zoé"));
         assert!(normalize_display_name("   ").is_err());
         assert!(normalize_display_name(&"é".repeat(81)).is_err());
         assert!(normalize_display_name("a\u{0007}b").is_err());
@@ -232,20 +199,13 @@ mod tests {
         assert!(check_password("short1!", &[]).is_err());
         assert!(check_password("password123", &[]).is_err());
         assert!(check_password("qwertyuiop", &[]).is_err());
-        assert!(
-            check_password(&"Zq9!".repeat(40), &[]).is_err(),
-            "over 128 chars"
-        );
+        assert!(check_password(&"Zq9!".repeat(40), &[]).is_err(), "over 128 chars");
         assert!(check_password("correct horse battery staple", &[]).is_ok());
         assert!(check_password("Vélo-Rouge-Sur-Montmartre-42", &[]).is_ok());
         // The user's own details make a password weak.
         let words = personal_words("alice.martin1987@example.com", "Alice Martin");
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        assert!(
-            words.contains(&"alice.martin1987")
-                && words.contains(&"martin1987")
-                && words.contains(&"martin")
-        );
+        assert!(words.contains(&"alice.martin1987") && words.contains(&"martin1987") && words.contains(&"martin"));
         assert!(check_password("alice.martin1987", &words).is_err());
         // 64 characters are accepted (ASVS: at least 64).
         assert!(check_password(&"k3#Lm9@pQ2".repeat(7)[..64], &[]).is_ok());
@@ -258,13 +218,7 @@ mod tests {
         assert_ne!(token_digest("abc"), token_digest("abd"));
     }
 
-    fn state(
-        used: bool,
-        revoked: bool,
-        exp_in: i64,
-        session_in: i64,
-        now: Instant,
-    ) -> RefreshState {
+    fn state(used: bool, revoked: bool, exp_in: i64, session_in: i64, now: Instant) -> RefreshState {
         RefreshState {
             used,
             revoked,
@@ -276,30 +230,21 @@ mod tests {
     #[test]
     fn refresh_rotation_rules() {
         let now = Instant::now();
-        assert_eq!(
-            refresh_decision(state(false, false, 60, 600, now), now),
-            RefreshDecision::Rotate
-        );
-        assert_eq!(
-            refresh_decision(state(true, false, 60, 600, now), now),
-            RefreshDecision::Reuse
-        );
-        assert_eq!(
-            refresh_decision(state(true, true, 60, 600, now), now),
-            RefreshDecision::Reuse
-        );
-        assert_eq!(
-            refresh_decision(state(false, true, 60, 600, now), now),
-            RefreshDecision::Refuse
-        );
-        assert_eq!(
-            refresh_decision(state(false, false, -1, 600, now), now),
-            RefreshDecision::Refuse
-        );
-        assert_eq!(
-            refresh_decision(state(false, false, 60, 0, now), now),
-            RefreshDecision::Refuse
-        );
+        assert_eq!(refresh_decision(state(false, false, 60, 600, now), now), RefreshDecision::Rotate);
+        assert_eq!(refresh_decision(state(true, false, 60, 600, now), now), RefreshDecision::Reuse);
+        assert_eq!(refresh_decision(state(true, true, 60, 600, now), now), RefreshDecision::Reuse);
+        assert_eq!(refresh_decision(state(false, true, 60, 600, now), now), RefreshDecision::Refuse);
+        assert_eq!(refresh_decision(state(false, false, -1, 600, now), now), RefreshDecision::Refuse);
+        assert_eq!(refresh_decision(state(false, false, 60, 0, now), now), RefreshDecision::Refuse);
+    }
+
+    #[test]
+    fn refresh_tokens_expire_when_idle_but_never_after_the_session() {
+        let now = Instant::now();
+        let end = now.plus(Duration::days(30));
+        assert_eq!(refresh_expiry(now, Duration::days(14), end), now.plus(Duration::days(14)));
+        let late = now.plus(Duration::days(25));
+        assert_eq!(refresh_expiry(late, Duration::days(14), end), end);
     }
 
     fn fake_code(step: u64) -> String {
@@ -310,35 +255,14 @@ mod tests {
     fn totp_accepts_current_and_adjacent_steps_once() {
         let now = 1_700_000_000u64;
         let step = now / TOTP_STEP_SECS;
-        assert_eq!(
-            accept_totp(&fake_code(step), now, None, fake_code),
-            Some(step)
-        );
-        assert_eq!(
-            accept_totp(&fake_code(step - 1), now, None, fake_code),
-            Some(step - 1)
-        );
-        assert_eq!(
-            accept_totp(&fake_code(step + 1), now, None, fake_code),
-            Some(step + 1)
-        );
-        assert_eq!(
-            accept_totp(&fake_code(step - 2), now, None, fake_code),
-            None
-        );
+        assert_eq!(accept_totp(&fake_code(step), now, None, fake_code), Some(step));
+        assert_eq!(accept_totp(&fake_code(step - 1), now, None, fake_code), Some(step - 1));
+        assert_eq!(accept_totp(&fake_code(step + 1), now, None, fake_code), Some(step + 1));
+        assert_eq!(accept_totp(&fake_code(step - 2), now, None, fake_code), None);
         // Replay of an accepted step fails, and so does an older one.
-        assert_eq!(
-            accept_totp(&fake_code(step), now, Some(step), fake_code),
-            None
-        );
-        assert_eq!(
-            accept_totp(&fake_code(step - 1), now, Some(step), fake_code),
-            None
-        );
-        assert_eq!(
-            accept_totp(&fake_code(step + 1), now, Some(step), fake_code),
-            Some(step + 1)
-        );
+        assert_eq!(accept_totp(&fake_code(step), now, Some(step), fake_code), None);
+        assert_eq!(accept_totp(&fake_code(step - 1), now, Some(step), fake_code), None);
+        assert_eq!(accept_totp(&fake_code(step + 1), now, Some(step), fake_code), Some(step + 1));
         assert_eq!(accept_totp("12345", now, None, fake_code), None);
         assert_eq!(accept_totp("abcdef", now, None, fake_code), None);
     }

@@ -18,7 +18,7 @@ use crate::service::{AuthService, ClientInfo, SessionInfo, TokenPair, TotpSetup}
 pub struct AuthWeb {
     pub service: Arc<AuthService>,
     pub public_url: String,
-    pub trust_forwarded: bool,
+    pub trusted_proxies: hometrip_kernel::http::TrustedProxies,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -112,12 +112,8 @@ pub struct CallbackQuery {
 
 fn client(req: &HttpRequest, web: &AuthWeb) -> ClientInfo {
     ClientInfo {
-        ip: client_ip(req, web.trust_forwarded),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+        ip: client_ip(req, &web.trusted_proxies),
+        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
     }
 }
 
@@ -129,15 +125,9 @@ async fn register(
     req: HttpRequest,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, Problem> {
-    let locale = crate::domain::preferred_locale(
-        req.headers()
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let account = web
-        .service
-        .register(&body.email, &body.password, &body.display_name, locale)
-        .await?;
+    let locale =
+        crate::domain::preferred_locale(req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    let account = web.service.register(&body.email, &body.password, &body.display_name, locale).await?;
     let display_name = body.display_name.trim().to_owned();
     Ok(HttpResponse::Created().json(RegisterResponse {
         user: RegisteredUser {
@@ -152,10 +142,7 @@ async fn register(
 #[utoipa::path(post, path = "/api/v1/auth/verify-email", tag = "auth", request_body = TokenRequest,
     responses((status = 200), (status = 400, body = Problem)))]
 #[post("/auth/verify-email")]
-async fn verify_email(
-    web: web::Data<AuthWeb>,
-    body: web::Json<TokenRequest>,
-) -> Result<HttpResponse, Problem> {
+async fn verify_email(web: web::Data<AuthWeb>, body: web::Json<TokenRequest>) -> Result<HttpResponse, Problem> {
     web.service.verify_email(&body.token).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"email_verified": true})))
 }
@@ -163,10 +150,7 @@ async fn verify_email(
 #[utoipa::path(post, path = "/api/v1/auth/verify-email/resend", tag = "auth",
     responses((status = 202), (status = 401, body = Problem), (status = 429, body = Problem)), security(("bearer" = [])))]
 #[post("/auth/verify-email/resend")]
-async fn resend_verification(
-    web: web::Data<AuthWeb>,
-    user: AuthUser,
-) -> Result<HttpResponse, Problem> {
+async fn resend_verification(web: web::Data<AuthWeb>, user: AuthUser) -> Result<HttpResponse, Problem> {
     web.service.resend_verification(user.id).await?;
     Ok(HttpResponse::Accepted().finish())
 }
@@ -179,18 +163,8 @@ async fn login(
     req: HttpRequest,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, Problem> {
-    let pair = web
-        .service
-        .login(
-            &body.email,
-            &body.password,
-            body.totp_code.as_deref(),
-            &client(&req, &web),
-        )
-        .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(pair))
+    let pair = web.service.login(&body.email, &body.password, body.totp_code.as_deref(), &client(&req, &web)).await?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(pair))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
@@ -201,31 +175,20 @@ async fn refresh(
     req: HttpRequest,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, Problem> {
-    let pair = web
-        .service
-        .refresh(&body.refresh_token, client(&req, &web).user_agent)
-        .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(pair))
+    let pair = web.service.refresh(&body.refresh_token, client(&req, &web).user_agent).await?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(pair))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest, responses((status = 204)))]
 #[post("/auth/logout")]
-async fn logout(
-    web: web::Data<AuthWeb>,
-    body: web::Json<RefreshRequest>,
-) -> Result<HttpResponse, Problem> {
+async fn logout(web: web::Data<AuthWeb>, body: web::Json<RefreshRequest>) -> Result<HttpResponse, Problem> {
     web.service.logout(&body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/password/forgot", tag = "auth", request_body = ForgotRequest, responses((status = 202)))]
 #[post("/auth/password/forgot")]
-async fn forgot(
-    web: web::Data<AuthWeb>,
-    body: web::Json<ForgotRequest>,
-) -> Result<HttpResponse, Problem> {
+async fn forgot(web: web::Data<AuthWeb>, body: web::Json<ForgotRequest>) -> Result<HttpResponse, Problem> {
     web.service.forgot_password(&body.email).await?;
     Ok(HttpResponse::Accepted().finish())
 }
@@ -233,13 +196,8 @@ async fn forgot(
 #[utoipa::path(post, path = "/api/v1/auth/password/reset", tag = "auth", request_body = ResetRequest,
     responses((status = 204), (status = 400, body = Problem), (status = 422, body = Problem)))]
 #[post("/auth/password/reset")]
-async fn reset(
-    web: web::Data<AuthWeb>,
-    body: web::Json<ResetRequest>,
-) -> Result<HttpResponse, Problem> {
-    web.service
-        .reset_password(&body.token, &body.new_password)
-        .await?;
+async fn reset(web: web::Data<AuthWeb>, body: web::Json<ResetRequest>) -> Result<HttpResponse, Problem> {
+    web.service.reset_password(&body.token, &body.new_password).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -261,9 +219,7 @@ async fn totp_enable(
     body: web::Json<CodeRequest>,
 ) -> Result<HttpResponse, Problem> {
     let recovery_codes = web.service.totp_enable(user.id, &body.code).await?;
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(RecoveryCodes { recovery_codes }))
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(RecoveryCodes { recovery_codes }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "auth", request_body = CodeRequest,
@@ -281,57 +237,40 @@ async fn totp_disable(
 #[utoipa::path(post, path = "/api/v1/auth/2fa/verify", tag = "auth", request_body = MfaRequest,
     responses((status = 200, body = TokenPair), (status = 401, body = Problem)))]
 #[post("/auth/2fa/verify")]
-async fn mfa_verify(
-    web: web::Data<AuthWeb>,
-    body: web::Json<MfaRequest>,
-) -> Result<HttpResponse, Problem> {
-    Ok(HttpResponse::Ok().json(
-        web.service
-            .verify_mfa_ticket(&body.mfa_ticket, &body.code)
-            .await?,
-    ))
+async fn mfa_verify(web: web::Data<AuthWeb>, body: web::Json<MfaRequest>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(web.service.verify_mfa_ticket(&body.mfa_ticket, &body.code).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/sessions", tag = "auth",
     responses((status = 200, body = SessionList)), security(("bearer" = [])))]
 #[get("/auth/sessions")]
 async fn sessions(web: web::Data<AuthWeb>, user: AuthUser) -> Result<HttpResponse, Problem> {
-    Ok(HttpResponse::Ok().json(SessionList {
-        items: web.service.sessions(user.id, user.session_id).await?,
-    }))
+    Ok(HttpResponse::Ok().json(SessionList { items: web.service.sessions(user.id, user.session_id).await? }))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/sessions/revoke-others", tag = "auth",
     responses((status = 200, body = RevokedSessions)), security(("bearer" = [])))]
 #[post("/auth/sessions/revoke-others")]
 async fn revoke_others(web: web::Data<AuthWeb>, user: AuthUser) -> Result<HttpResponse, Problem> {
-    let revoked = web
-        .service
-        .revoke_other_sessions(user.id, user.session_id)
-        .await?;
+    let revoked = web.service.revoke_other_sessions(user.id, user.session_id).await?;
     Ok(HttpResponse::Ok().json(RevokedSessions { revoked }))
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/jwks.json", tag = "auth", responses((status = 200, body = JwkSet)))]
 #[get("/auth/jwks.json")]
 async fn jwks(web: web::Data<AuthWeb>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .json(web.service.jwk_set())
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "public, max-age=300")).json(web.service.jwk_set())
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/oauth/{provider}/start", tag = "auth",
     params(("provider" = String, Path, description = "google or facebook")),
     responses((status = 302), (status = 404, body = Problem)))]
 #[get("/auth/oauth/{provider}/start")]
-async fn oauth_start(
-    web: web::Data<AuthWeb>,
-    provider: web::Path<String>,
-) -> Result<HttpResponse, Problem> {
+async fn oauth_start(web: web::Data<AuthWeb>, provider: web::Path<String>) -> Result<HttpResponse, Problem> {
     let url = web.service.oauth_start(&provider, &web.public_url).await?;
-    Ok(HttpResponse::Found()
-        .insert_header((header::LOCATION, url))
-        .finish())
+    Ok(HttpResponse::Found().insert_header((header::LOCATION, url)).finish())
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/oauth/{provider}/callback", tag = "auth",
@@ -344,43 +283,28 @@ async fn oauth_callback(
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, Problem> {
     if let Some(error) = &query.error {
-        return Err(Problem::new(
-            hometrip_kernel::ErrorCode::BadRequest,
-            format!("the provider answered: {error}"),
-        ));
+        return Err(Problem::new(hometrip_kernel::ErrorCode::BadRequest, format!("the provider answered: {error}")));
     }
     let (Some(code), Some(state)) = (&query.code, &query.state) else {
-        return Err(Problem::new(
-            hometrip_kernel::ErrorCode::InvalidQuery,
-            "code and state are required",
-        ));
+        return Err(Problem::new(hometrip_kernel::ErrorCode::InvalidQuery, "code and state are required"));
     };
-    match web
-        .service
-        .oauth_callback(&provider, code, state, &web.public_url)
-        .await?
-    {
-        OAuthOutcome::SecondFactor { mfa_ticket } => Err(Problem::new(
-            hometrip_kernel::ErrorCode::TotpRequired,
-            "finish with POST /api/v1/auth/2fa/verify",
-        )
-        .with("totp_required", true)
-        .with("mfa_ticket", mfa_ticket)),
+    match web.service.oauth_callback(&provider, code, state, &web.public_url).await? {
+        OAuthOutcome::SecondFactor { mfa_ticket } => {
+            Err(Problem::new(hometrip_kernel::ErrorCode::TotpRequired, "finish with POST /api/v1/auth/2fa/verify")
+                .with("totp_required", true)
+                .with("mfa_ticket", mfa_ticket))
+        }
         OAuthOutcome::Tokens(pair) => {
             let redirect = &web.service.settings.oauth_success_redirect;
             if redirect.is_empty() {
-                return Ok(HttpResponse::Ok()
-                    .insert_header((header::CACHE_CONTROL, "no-store"))
-                    .json(pair));
+                return Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(pair));
             }
             // Tokens travel in the fragment, which browsers never send to servers.
             let target = format!(
                 "{redirect}#access_token={}&refresh_token={}&token_type=Bearer&expires_in={}",
                 pair.access_token, pair.refresh_token, pair.expires_in
             );
-            Ok(HttpResponse::Found()
-                .insert_header((header::LOCATION, target))
-                .finish())
+            Ok(HttpResponse::Found().insert_header((header::LOCATION, target)).finish())
         }
     }
 }
@@ -444,10 +368,7 @@ async fn internal_by_email(
     Ok(HttpResponse::Ok().json(svc.account_by_email(&q.email).await?))
 }
 
-async fn internal_jwks(
-    _: InternalCaller,
-    svc: web::Data<dyn Accounts>,
-) -> Result<HttpResponse, Problem> {
+async fn internal_jwks(_: InternalCaller, svc: web::Data<dyn Accounts>) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.jwks().await?))
 }
 

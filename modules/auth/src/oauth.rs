@@ -3,8 +3,8 @@
 
 use oauth2::basic::BasicClient;
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 
@@ -16,8 +16,7 @@ use crate::domain;
 use crate::service::{AuthService, TokenPair};
 use crate::store::{self, AccountRow};
 
-type ConfiguredClient =
-    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+type ConfiguredClient = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 struct Provider {
     name: &'static str,
@@ -27,14 +26,7 @@ struct Provider {
     email_verified_by_default: bool,
 }
 
-fn defaults(
-    name: &str,
-) -> Option<(
-    &'static str,
-    [&'static str; 3],
-    &'static [&'static str],
-    bool,
-)> {
+fn defaults(name: &str) -> Option<(&'static str, [&'static str; 3], &'static [&'static str], bool)> {
     match name {
         "google" => Some((
             "google",
@@ -96,12 +88,7 @@ impl AuthService {
             .get(name)
             .filter(|s| !s.client_id.is_empty())
             .cloned()
-            .ok_or_else(|| {
-                Problem::new(
-                    ErrorCode::NotFound,
-                    format!("sign-in with {name} is not configured"),
-                )
-            })?;
+            .ok_or_else(|| Problem::new(ErrorCode::NotFound, format!("sign-in with {name} is not configured")))?;
         for (field, default) in [
             (&mut settings.auth_url, urls[0]),
             (&mut settings.token_url, urls[1]),
@@ -111,37 +98,20 @@ impl AuthService {
                 *field = default.to_owned();
             }
         }
-        Ok(Provider {
-            name: static_name,
-            settings,
-            scopes,
-            email_verified_by_default: verified,
-        })
+        Ok(Provider { name: static_name, settings, scopes, email_verified_by_default: verified })
     }
 
     fn oauth_client(&self, p: &Provider, public_url: &str) -> Result<ConfiguredClient, Problem> {
-        let bad = |what: &str| {
-            Problem::internal(format!("auth.oauth.{}.{what} is not a valid URL", p.name))
-        };
-        Ok(
-            BasicClient::new(ClientId::new(p.settings.client_id.clone()))
-                .set_client_secret(ClientSecret::new(p.settings.client_secret.clone()))
-                .set_auth_type(AuthType::RequestBody)
-                .set_auth_uri(
-                    AuthUrl::new(p.settings.auth_url.clone()).map_err(|_| bad("auth_url"))?,
-                )
-                .set_token_uri(
-                    TokenUrl::new(p.settings.token_url.clone()).map_err(|_| bad("token_url"))?,
-                )
-                .set_redirect_uri(
-                    RedirectUrl::new(format!(
-                        "{}/api/v1/auth/oauth/{}/callback",
-                        public_url.trim_end_matches('/'),
-                        p.name
-                    ))
+        let bad = |what: &str| Problem::internal(format!("auth.oauth.{}.{what} is not a valid URL", p.name));
+        Ok(BasicClient::new(ClientId::new(p.settings.client_id.clone()))
+            .set_client_secret(ClientSecret::new(p.settings.client_secret.clone()))
+            .set_auth_type(AuthType::RequestBody)
+            .set_auth_uri(AuthUrl::new(p.settings.auth_url.clone()).map_err(|_| bad("auth_url"))?)
+            .set_token_uri(TokenUrl::new(p.settings.token_url.clone()).map_err(|_| bad("token_url"))?)
+            .set_redirect_uri(
+                RedirectUrl::new(format!("{}/api/v1/auth/oauth/{}/callback", public_url.trim_end_matches('/'), p.name))
                     .map_err(|_| bad("public_url"))?,
-                ),
-        )
+            ))
     }
 
     /// The provider's authorization URL, with `state` and a PKCE challenge.
@@ -154,17 +124,10 @@ impl AuthService {
             request = request.add_scope(Scope::new((*scope).to_owned()));
         }
         let (url, state) = request.set_pkce_challenge(challenge).url();
-        let pending = PendingState {
-            provider: p.name.to_owned(),
-            verifier: verifier.secret().clone(),
-        };
+        let pending = PendingState { provider: p.name.to_owned(), verifier: verifier.secret().clone() };
         let value = serde_json::to_string(&pending).map_err(Problem::internal)?;
         self.cache()
-            .set(
-                &format!("oauth-state:{}", state.secret()),
-                &value,
-                std::time::Duration::from_secs(600),
-            )
+            .set(&format!("oauth-state:{}", state.secret()), &value, std::time::Duration::from_secs(600))
             .await?;
         Ok(url.to_string())
     }
@@ -178,11 +141,7 @@ impl AuthService {
     ) -> Result<OAuthOutcome, Problem> {
         let p = self.provider(provider)?;
         let bad_state = || Problem::new(ErrorCode::BadRequest, "unknown or expired OAuth state");
-        let pending = self
-            .cache()
-            .take(&format!("oauth-state:{state}"))
-            .await?
-            .ok_or_else(bad_state)?;
+        let pending = self.cache().take(&format!("oauth-state:{state}")).await?.ok_or_else(bad_state)?;
         let pending: PendingState = serde_json::from_str(&pending).map_err(|_| bad_state())?;
         if pending.provider != p.name {
             return Err(bad_state());
@@ -195,10 +154,7 @@ impl AuthService {
             .await
             .map_err(|e| {
                 tracing::warn!(provider = p.name, error = %e, "OAuth code exchange failed");
-                Problem::new(
-                    ErrorCode::BadGateway,
-                    format!("{} refused the sign-in", p.name),
-                )
+                Problem::new(ErrorCode::BadGateway, format!("{} refused the sign-in", p.name))
             })?;
         let info: UserInfo = self
             .http
@@ -209,52 +165,31 @@ impl AuthService {
             .and_then(|r| r.error_for_status())
             .map_err(|e| {
                 tracing::warn!(provider = p.name, error = %e, "OAuth userinfo failed");
-                Problem::new(
-                    ErrorCode::BadGateway,
-                    format!("{} did not return the profile", p.name),
-                )
+                Problem::new(ErrorCode::BadGateway, format!("{} did not return the profile", p.name))
             })?
             .json()
             .await
-            .map_err(|_| {
-                Problem::new(
-                    ErrorCode::BadGateway,
-                    format!("{} returned an unreadable profile", p.name),
-                )
-            })?;
+            .map_err(|_| Problem::new(ErrorCode::BadGateway, format!("{} returned an unreadable profile", p.name)))?;
         let subject = info
             .sub
             .or(info.id)
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| {
-                Problem::new(ErrorCode::BadGateway, "the provider returned no subject")
-            })?;
+            .ok_or_else(|| Problem::new(ErrorCode::BadGateway, "the provider returned no subject"))?;
         let verified = match &info.email_verified {
             Some(serde_json::Value::Bool(b)) => *b,
             Some(serde_json::Value::String(s)) => s == "true",
             _ => p.email_verified_by_default,
         };
-        let email = info
-            .email
-            .as_deref()
-            .and_then(|e| domain::normalize_email(e).ok());
-        let account = self
-            .oauth_account(p.name, &subject, email, verified, info.name)
-            .await?;
+        let email = info.email.as_deref().and_then(|e| domain::normalize_email(e).ok());
+        let account = self.oauth_account(p.name, &subject, email, verified, info.name).await?;
         if account.totp_secret.is_some() {
             let ticket = crate::service::random_ticket();
             self.cache()
-                .set(
-                    &format!("mfa-ticket:{ticket}"),
-                    &account.id.to_string(),
-                    std::time::Duration::from_secs(300),
-                )
+                .set(&format!("mfa-ticket:{ticket}"), &account.id.to_string(), std::time::Duration::from_secs(300))
                 .await?;
             return Ok(OAuthOutcome::SecondFactor { mfa_ticket: ticket });
         }
-        Ok(OAuthOutcome::Tokens(
-            self.open_session(&account, None).await?,
-        ))
+        Ok(OAuthOutcome::Tokens(self.open_session(&account, None).await?))
     }
 
     /// The account of an identity: already linked, else linked by a verified
@@ -268,31 +203,19 @@ impl AuthService {
         name: Option<String>,
     ) -> Result<AccountRow, Problem> {
         let db = self.db();
-        if let Some(id) = store::identity_account(db, provider, subject)
-            .await
-            .map_err(Problem::from)?
-        {
+        if let Some(id) = store::identity_account(db, provider, subject).await.map_err(Problem::from)? {
             return self.account_row(id).await;
         }
-        let email = email.ok_or_else(|| {
-            Problem::new(
-                ErrorCode::Conflict,
-                "the provider did not share an email address",
-            )
-        })?;
-        if let Some(existing) = store::account_by_email(db, &email)
-            .await
-            .map_err(Problem::from)?
-        {
+        let email =
+            email.ok_or_else(|| Problem::new(ErrorCode::Conflict, "the provider did not share an email address"))?;
+        if let Some(existing) = store::account_by_email(db, &email).await.map_err(Problem::from)? {
             if !verified || !existing.email_verified {
                 return Err(Problem::new(
                     ErrorCode::Conflict,
                     "an account with this email exists; sign in with your password to link it",
                 ));
             }
-            store::link_identity(db, provider, subject, existing.id, &email)
-                .await
-                .map_err(Problem::from)?;
+            store::link_identity(db, provider, subject, existing.id, &email).await.map_err(Problem::from)?;
             return Ok(existing);
         }
         let now = Instant::now();
@@ -324,9 +247,7 @@ impl AuthService {
             },
         )
         .map_err(Problem::from)?;
-        store::create_account(db, &account, None, Some((provider, subject)), &[event])
-            .await
-            .map_err(Problem::from)?;
+        store::create_account(db, &account, None, Some((provider, subject)), &[event]).await.map_err(Problem::from)?;
         self.bus().poke();
         Ok(account)
     }
@@ -334,18 +255,25 @@ impl AuthService {
     /// Completes a sign-in that stopped at the second factor.
     pub async fn verify_mfa_ticket(&self, ticket: &str, code: &str) -> Result<TokenPair, Problem> {
         let invalid = || Problem::new(ErrorCode::InvalidToken, "unknown or expired sign-in ticket");
+        if ticket.is_empty() || ticket.len() > 64 {
+            return Err(invalid());
+        }
         let key = format!("mfa-ticket:{ticket}");
-        let id: Id = self
-            .cache()
-            .get(&key)
-            .await?
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(invalid)?;
-        let account = self.account_row(id).await.map_err(|_| invalid())?;
+        let id: Id = self.cache().get(&key).await?.and_then(|v| v.parse().ok()).ok_or_else(invalid)?;
+        let account = match self.account_row(id).await {
+            Ok(a) => a,
+            Err(p) if p.code == ErrorCode::NotFound => return Err(invalid()),
+            Err(p) => return Err(p),
+        };
+        // A ticket allows a few guesses only; then the sign-in starts over.
+        let attempts = hometrip_kernel::cache::Limit { max: 5, window_secs: 300 };
+        if self.limiter().hit(&format!("mfa-attempts:{ticket}"), attempts).await?.is_err() {
+            self.cache().delete(&key).await?;
+            return Err(invalid());
+        }
         if !self.check_second_factor(&account, code).await? {
             return Err(
-                Problem::new(ErrorCode::TotpRequired, "the two-factor code is invalid")
-                    .with("totp_required", true),
+                Problem::new(ErrorCode::TotpRequired, "the two-factor code is invalid").with("totp_required", true)
             );
         }
         self.cache().delete(&key).await?;

@@ -12,9 +12,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use chrono::Duration;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-use hometrip_kernel::auth_context::{
-    revoked_session_key, AccessClaims, Jwk, JwkSet, AUDIENCE, ISSUER,
-};
+use hometrip_kernel::auth_context::{revoked_session_key, AccessClaims, Jwk, JwkSet, AUDIENCE, ISSUER};
 use hometrip_kernel::cache::{Cache, Limit, RateLimiter};
 use hometrip_kernel::db::{Db, DbError};
 use hometrip_kernel::events::{Envelope, EventBus};
@@ -113,44 +111,17 @@ pub fn hash_password_blocking(password: &str) -> Result<String, String> {
     let mut salt = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    argon2_hasher()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    argon2_hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
 pub fn verify_password_blocking(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        argon2_hasher()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
-}
-
-fn read_or_create_secret(
-    path: &Path,
-    create: impl FnOnce() -> Result<String, String>,
-) -> Result<String, String> {
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        return Ok(existing);
-    }
-    let value = create()?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
-    std::fs::write(path, &value).map_err(|e| format!("{}: {e}", path.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-    }
-    Ok(value)
+    PasswordHash::new(hash).is_ok_and(|parsed| argon2_hasher().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 impl Signer {
     fn load(settings: &AuthSettings, data_dir: &Path) -> Result<Signer, String> {
         let pem = if settings.jwt_private_key_pem.trim().is_empty() {
-            read_or_create_secret(&data_dir.join("keys/jwt-ed25519.pem"), || {
+            hometrip_kernel::files::read_or_create_secret(&data_dir.join("keys/jwt-ed25519.pem"), || {
                 let mut seed = [0u8; 32];
                 rand::thread_rng().fill_bytes(&mut seed);
                 ed25519_dalek::SigningKey::from_bytes(&seed)
@@ -183,7 +154,7 @@ impl Signer {
 
 fn load_sealer(settings: &AuthSettings, data_dir: &Path) -> Result<Aes256Gcm, String> {
     let b64 = if settings.encryption_key.trim().is_empty() {
-        read_or_create_secret(&data_dir.join("keys/secrets.key"), || {
+        hometrip_kernel::files::read_or_create_secret(&data_dir.join("keys/secrets.key"), || {
             let mut key = [0u8; 32];
             rand::thread_rng().fill_bytes(&mut key);
             Ok(STANDARD.encode(key))
@@ -191,9 +162,7 @@ fn load_sealer(settings: &AuthSettings, data_dir: &Path) -> Result<Aes256Gcm, St
     } else {
         settings.encryption_key.clone()
     };
-    let key = STANDARD
-        .decode(b64.trim())
-        .map_err(|_| "auth.encryption_key: not base64".to_owned())?;
+    let key = STANDARD.decode(b64.trim()).map_err(|_| "auth.encryption_key: not base64".to_owned())?;
     Aes256Gcm::new_from_slice(&key).map_err(|_| "auth.encryption_key: must be 32 bytes".to_owned())
 }
 
@@ -202,9 +171,7 @@ impl AuthService {
         let signer = Signer::load(&deps.settings, &deps.data_dir)?;
         let sealer = load_sealer(&deps.settings, &deps.data_dir)?;
         let permits = match deps.settings.hashing_concurrency {
-            0 => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             n => n,
         };
         let dummy_hash = hash_password_blocking("not a real password, only for timing")?;
@@ -228,9 +195,7 @@ impl AuthService {
     }
 
     pub fn jwk_set(&self) -> JwkSet {
-        JwkSet {
-            keys: vec![self.signer.jwk.clone()],
-        }
+        JwkSet { keys: vec![self.signer.jwk.clone()] }
     }
 
     // ---- password hashing, bounded so a flood queues instead of starving the server
@@ -262,10 +227,7 @@ impl AuthService {
     fn seal(&self, plain: &str) -> Result<String, Problem> {
         let mut nonce = [0u8; 12];
         rand::thread_rng().fill_bytes(&mut nonce);
-        let sealed = self
-            .sealer
-            .encrypt(Nonce::from_slice(&nonce), plain.as_bytes())
-            .map_err(Problem::internal)?;
+        let sealed = self.sealer.encrypt(Nonce::from_slice(&nonce), plain.as_bytes()).map_err(Problem::internal)?;
         Ok(STANDARD.encode([nonce.as_slice(), &sealed].concat()))
     }
 
@@ -275,10 +237,7 @@ impl AuthService {
             return Err(Problem::internal("sealed secret too short"));
         }
         let (nonce, data) = raw.split_at(12);
-        let plain = self
-            .sealer
-            .decrypt(Nonce::from_slice(nonce), data)
-            .map_err(Problem::internal)?;
+        let plain = self.sealer.decrypt(Nonce::from_slice(nonce), data).map_err(Problem::internal)?;
         String::from_utf8(plain).map_err(Problem::internal)
     }
 
@@ -302,12 +261,7 @@ impl AuthService {
         jsonwebtoken::encode(&header, &claims, &self.signer.key).map_err(Problem::internal)
     }
 
-    fn pair(
-        &self,
-        account: &AccountRow,
-        session_id: Id,
-        refresh_token: String,
-    ) -> Result<TokenPair, Problem> {
+    fn pair(&self, account: &AccountRow, session_id: Id, refresh_token: String) -> Result<TokenPair, Problem> {
         Ok(TokenPair {
             access_token: self.access_token(account, session_id)?,
             refresh_token,
@@ -333,8 +287,9 @@ impl AuthService {
                 account_id: account.id,
                 session_id,
                 token_hash: domain::token_digest(&token),
+                session_started_at: now,
                 issued_at: now,
-                expires_at: session_end,
+                expires_at: domain::refresh_expiry(now, self.idle(), session_end),
                 session_expires_at: session_end,
                 user_agent: user_agent.map(|ua| ua.chars().take(200).collect()),
             },
@@ -344,12 +299,14 @@ impl AuthService {
         self.pair(account, session_id, token)
     }
 
+    fn idle(&self) -> Duration {
+        Duration::days(self.settings.session_idle_days)
+    }
+
     /// Remembers revoked sessions until their access tokens have expired, so
     /// those stop working at once, not at expiry.
     async fn forget_sessions(&self, sessions: &[Id]) -> Result<(), Problem> {
-        let ttl = std::time::Duration::from_secs(
-            u64::try_from(self.settings.access_ttl_secs).unwrap_or(900) + 60,
-        );
+        let ttl = std::time::Duration::from_secs(u64::try_from(self.settings.access_ttl_secs).unwrap_or(900) + 60);
         for sid in sessions {
             self.cache.set(&revoked_session_key(sid), "1", ttl).await?;
         }
@@ -360,12 +317,7 @@ impl AuthService {
         Envelope::new(MODULE, event_type, data).map_err(db_err)
     }
 
-    fn email_token(
-        &self,
-        account: &AccountRow,
-        purpose: &str,
-        ttl: Duration,
-    ) -> (String, NewEmailToken) {
+    fn email_token(&self, account: &AccountRow, purpose: &str, ttl: Duration) -> (String, NewEmailToken) {
         let token = random_token(32);
         let now = Instant::now();
         let row = NewEmailToken {
@@ -379,12 +331,7 @@ impl AuthService {
         (token, row)
     }
 
-    fn token_event(
-        &self,
-        account: &AccountRow,
-        token: String,
-        row: &NewEmailToken,
-    ) -> EmailTokenIssued {
+    fn token_event(&self, account: &AccountRow, token: String, row: &NewEmailToken) -> EmailTokenIssued {
         EmailTokenIssued {
             user_id: account.id,
             email: account.email.clone(),
@@ -405,16 +352,9 @@ impl AuthService {
         locale: &str,
     ) -> Result<AccountSummary, Problem> {
         let mut errors = Vec::new();
-        let email = domain::normalize_email(email)
-            .map_err(|e| errors.push(e))
-            .ok();
-        let name = domain::normalize_display_name(display_name)
-            .map_err(|e| errors.push(e))
-            .ok();
-        let inputs = domain::personal_words(
-            email.as_deref().unwrap_or(""),
-            name.as_deref().unwrap_or(""),
-        );
+        let email = domain::normalize_email(email).map_err(|e| errors.push(e)).ok();
+        let name = domain::normalize_display_name(display_name).map_err(|e| errors.push(e)).ok();
+        let inputs = domain::personal_words(email.as_deref().unwrap_or(""), name.as_deref().unwrap_or(""));
         let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
         if let Err(e) = domain::check_password(password, &inputs) {
             errors.push(e);
@@ -452,18 +392,12 @@ impl AuthService {
                     locale: account.locale.clone(),
                 },
             )?,
-            self.event(
-                EMAIL_VERIFICATION_REQUESTED,
-                &self.token_event(&account, token, &token_row),
-            )?,
+            self.event(EMAIL_VERIFICATION_REQUESTED, &self.token_event(&account, token, &token_row))?,
         ];
         match store::create_account(&self.db, &account, Some(&token_row), None, &events).await {
             Ok(()) => {}
             Err(DbError::Conflict(_)) => {
-                return Err(Problem::new(
-                    ErrorCode::EmailTaken,
-                    "an account with this email already exists",
-                ))
+                return Err(Problem::new(ErrorCode::EmailTaken, "an account with this email already exists"))
             }
             Err(e) => return Err(db_err(e)),
         }
@@ -476,32 +410,17 @@ impl AuthService {
         if account.email_verified {
             return Ok(());
         }
-        let limit = Limit {
-            max: 3,
-            window_secs: 3600,
-        };
-        if let Err(retry) = self
-            .limiter
-            .hit(&format!("verify-resend:{user_id}"), limit)
-            .await?
-        {
-            return Err(
-                Problem::new(ErrorCode::RateLimited, "verification email sent recently")
-                    .retry_after(retry),
-            );
+        let limit = Limit { max: 3, window_secs: 3600 };
+        if let Err(retry) = self.limiter.hit(&format!("verify-resend:{user_id}"), limit).await? {
+            return Err(Problem::new(ErrorCode::RateLimited, "verification email sent recently").retry_after(retry));
         }
         let (token, row) = self.email_token(
             &account,
             store::PURPOSE_VERIFY_EMAIL,
             Duration::hours(self.settings.verification_ttl_hours),
         );
-        let event = self.event(
-            EMAIL_VERIFICATION_REQUESTED,
-            &self.token_event(&account, token, &row),
-        )?;
-        store::insert_email_token(&self.db, &row, &[event])
-            .await
-            .map_err(db_err)?;
+        let event = self.event(EMAIL_VERIFICATION_REQUESTED, &self.token_event(&account, token, &row))?;
+        store::insert_email_token(&self.db, &row, &[event]).await.map_err(db_err)?;
         self.bus.poke();
         Ok(())
     }
@@ -518,10 +437,7 @@ impl AuthService {
                 self.bus.poke();
                 Ok(())
             }
-            None => Err(Problem::new(
-                ErrorCode::BadRequest,
-                "unknown, used or expired verification token",
-            )),
+            None => Err(Problem::new(ErrorCode::BadRequest, "unknown, used or expired verification token")),
         }
     }
 
@@ -533,73 +449,54 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<TokenPair, Problem> {
         let limits = self.settings.login_limits;
-        let email = email.trim().to_lowercase();
+        // A malformed email matches no account; it is still throttled and hashed like any other.
+        let normalized = domain::normalize_email(email).ok();
         let ip_key = format!("login-ip:{}", client.ip);
         // Hashed: the key stays short whatever the client sends.
-        let account_key = format!("login-account:{}", domain::token_digest(&email));
-        let ip_limit = Limit {
-            max: limits.ip_failures,
-            window_secs: limits.ip_window_secs,
-        };
-        let account_limit = Limit {
-            max: limits.account_failures,
-            window_secs: limits.account_window_secs,
-        };
+        let raw = email.trim().to_lowercase();
+        let account_key = format!("login-account:{}", domain::token_digest(normalized.as_deref().unwrap_or(&raw)));
+        let ip_limit = Limit { max: limits.ip_failures, window_secs: limits.ip_window_secs };
+        let account_limit = Limit { max: limits.account_failures, window_secs: limits.account_window_secs };
+        // Every attempt is counted before the password is checked, so parallel guesses
+        // cannot all pass a check made before any of them failed; a success gives its
+        // attempt back, so only failures add up.
         for (key, limit) in [(&ip_key, ip_limit), (&account_key, account_limit)] {
-            if let Err(retry) = self.limiter.check(key, limit).await? {
-                return Err(Problem::new(
-                    ErrorCode::RateLimited,
-                    "too many failed logins; try again later",
-                )
-                .retry_after(retry));
+            if let Err(retry) = self.limiter.hit(key, limit).await? {
+                return Err(
+                    Problem::new(ErrorCode::RateLimited, "too many failed logins; try again later").retry_after(retry)
+                );
             }
         }
-        let account = store::account_by_email(&self.db, &email)
-            .await
-            .map_err(db_err)?;
-        let password_ok = self
-            .verify_password(
-                password,
-                account.as_ref().and_then(|a| a.password_hash.as_deref()),
-            )
-            .await?;
-        let failed = async {
-            let _ = self.limiter.hit(&ip_key, ip_limit).await?;
-            let _ = self.limiter.hit(&account_key, account_limit).await?;
-            Ok::<_, Problem>(())
+        let account = match &normalized {
+            Some(e) => store::account_by_email(&self.db, e).await.map_err(db_err)?,
+            None => None,
         };
+        let password_ok =
+            self.verify_password(password, account.as_ref().and_then(|a| a.password_hash.as_deref())).await?;
         let Some(account) = account.filter(|_| password_ok) else {
-            failed.await?;
-            return Err(Problem::new(
-                ErrorCode::InvalidCredentials,
-                "email or password is incorrect",
-            ));
+            return Err(Problem::new(ErrorCode::InvalidCredentials, "email or password is incorrect"));
         };
         if account.totp_secret.is_some() {
             let Some(code) = totp_code.map(str::trim).filter(|c| !c.is_empty()) else {
+                // The password was right: asking for the second factor is not a failure.
+                self.limiter.release(&ip_key).await?;
+                self.limiter.release(&account_key).await?;
                 return Err(
-                    Problem::new(ErrorCode::TotpRequired, "a two-factor code is required")
-                        .with("totp_required", true),
+                    Problem::new(ErrorCode::TotpRequired, "a two-factor code is required").with("totp_required", true)
                 );
             };
             if !self.second_factor_ok(&account, code).await? {
-                failed.await?;
-                return Err(Problem::new(
-                    ErrorCode::TotpRequired,
-                    "the two-factor code is invalid",
-                )
-                .with("totp_required", true));
+                return Err(
+                    Problem::new(ErrorCode::TotpRequired, "the two-factor code is invalid").with("totp_required", true)
+                );
             }
         }
+        self.limiter.release(&ip_key).await?;
         self.limiter.reset(&account_key).await?;
         self.open_session(&account, client.user_agent.clone()).await
     }
 
-    pub(crate) async fn check_second_factor(
-        &self,
-        account: &AccountRow,
-        code: &str,
-    ) -> Result<bool, Problem> {
+    pub(crate) async fn check_second_factor(&self, account: &AccountRow, code: &str) -> Result<bool, Problem> {
         self.second_factor_ok(account, code).await
     }
 
@@ -611,19 +508,13 @@ impl AuthService {
         let totp = self.totp(account, &self.unseal(sealed)?)?;
         let now = unix_now();
         let last = account.totp_last_step.and_then(|s| u64::try_from(s).ok());
-        if let Some(step) = domain::accept_totp(code, now, last, |s| {
-            totp.generate(s * domain::TOTP_STEP_SECS)
-        }) {
+        if let Some(step) = domain::accept_totp(code, now, last, |s| totp.generate(s * domain::TOTP_STEP_SECS)) {
             let step = i64::try_from(step).map_err(Problem::internal)?;
-            return store::accept_totp_step(&self.db, account.id, step)
-                .await
-                .map_err(db_err);
+            return store::accept_totp_step(&self.db, account.id, step).await.map_err(db_err);
         }
         if domain::looks_like_recovery_code(code) {
             let digest = domain::token_digest(&domain::normalize_recovery_code(code));
-            return store::use_recovery_code(&self.db, account.id, &digest)
-                .await
-                .map_err(db_err);
+            return store::use_recovery_code(&self.db, account.id, &digest).await.map_err(db_err);
         }
         Ok(false)
     }
@@ -644,22 +535,10 @@ impl AuthService {
         .map_err(Problem::internal)
     }
 
-    pub async fn refresh(
-        &self,
-        refresh_token: &str,
-        user_agent: Option<String>,
-    ) -> Result<TokenPair, Problem> {
-        let invalid = || {
-            Problem::new(
-                ErrorCode::InvalidToken,
-                "refresh token is invalid, expired or revoked",
-            )
-        };
+    pub async fn refresh(&self, refresh_token: &str, user_agent: Option<String>) -> Result<TokenPair, Problem> {
+        let invalid = || Problem::new(ErrorCode::InvalidToken, "refresh token is invalid, expired or revoked");
         let digest = domain::token_digest(refresh_token.trim());
-        let row = store::refresh_by_digest(&self.db, &digest)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(invalid)?;
+        let row = store::refresh_by_digest(&self.db, &digest).await.map_err(db_err)?.ok_or_else(invalid)?;
         let now = Instant::now();
         let state = RefreshState {
             used: row.used_at.is_some(),
@@ -669,9 +548,7 @@ impl AuthService {
         };
         let reuse = async {
             tracing::warn!(session = %row.session_id, account = %row.account_id, "refresh token reuse: session revoked");
-            store::revoke_session(&self.db, row.session_id, now)
-                .await
-                .map_err(db_err)?;
+            store::revoke_session(&self.db, row.session_id, now).await.map_err(db_err)?;
             self.forget_sessions(&[row.session_id]).await
         };
         match domain::refresh_decision(state, now) {
@@ -682,25 +559,24 @@ impl AuthService {
             }
             RefreshDecision::Rotate => {}
         }
-        let account = self
-            .account_row(row.account_id)
-            .await
-            .map_err(|_| invalid())?;
+        let account = match self.account_row(row.account_id).await {
+            Ok(a) => a,
+            Err(p) if p.code == ErrorCode::NotFound => return Err(invalid()),
+            Err(p) => return Err(p),
+        };
         let token = random_token(32);
         let next = NewRefreshToken {
             id: Id::new(),
             account_id: row.account_id,
             session_id: row.session_id,
             token_hash: domain::token_digest(&token),
+            session_started_at: row.session_started_at,
             issued_at: now,
-            expires_at: row.session_expires_at,
+            expires_at: domain::refresh_expiry(now, self.idle(), row.session_expires_at),
             session_expires_at: row.session_expires_at,
             user_agent: user_agent.or(row.user_agent.clone()),
         };
-        if !store::rotate_refresh(&self.db, row.id, &next, now)
-            .await
-            .map_err(db_err)?
-        {
+        if !store::rotate_refresh(&self.db, row.id, &next, now).await.map_err(db_err)? {
             reuse.await?;
             return Err(invalid());
         }
@@ -709,28 +585,21 @@ impl AuthService {
 
     pub async fn logout(&self, refresh_token: &str) -> Result<(), Problem> {
         let digest = domain::token_digest(refresh_token.trim());
-        if let Some(row) = store::refresh_by_digest(&self.db, &digest)
-            .await
-            .map_err(db_err)?
-        {
-            store::revoke_session(&self.db, row.session_id, Instant::now())
-                .await
-                .map_err(db_err)?;
+        if let Some(row) = store::refresh_by_digest(&self.db, &digest).await.map_err(db_err)? {
+            store::revoke_session(&self.db, row.session_id, Instant::now()).await.map_err(db_err)?;
             self.forget_sessions(&[row.session_id]).await?;
         }
         Ok(())
     }
 
     pub async fn sessions(&self, user_id: Id, current: Id) -> Result<Vec<SessionInfo>, Problem> {
-        let rows = store::live_sessions(&self.db, user_id, Instant::now())
-            .await
-            .map_err(db_err)?;
+        let rows = store::live_sessions(&self.db, user_id, Instant::now()).await.map_err(db_err)?;
         Ok(rows
             .into_iter()
             .map(|r| SessionInfo {
                 id: r.session_id,
                 current: r.session_id == current,
-                started_at: r.issued_at,
+                started_at: r.session_started_at,
                 last_refreshed_at: r.issued_at,
                 expires_at: r.session_expires_at,
                 user_agent: r.user_agent,
@@ -741,9 +610,7 @@ impl AuthService {
     /// Ends every session of the user but the one making the call.
     pub async fn revoke_other_sessions(&self, user_id: Id, current: Id) -> Result<usize, Problem> {
         let revoked =
-            store::revoke_sessions_except(&self.db, user_id, Some(current), Instant::now())
-                .await
-                .map_err(db_err)?;
+            store::revoke_sessions_except(&self.db, user_id, Some(current), Instant::now()).await.map_err(db_err)?;
         self.forget_sessions(&revoked).await?;
         Ok(revoked.len())
     }
@@ -753,22 +620,11 @@ impl AuthService {
         let Ok(email) = domain::normalize_email(email) else {
             return Ok(());
         };
-        let limit = Limit {
-            max: 5,
-            window_secs: 3600,
-        };
-        if self
-            .limiter
-            .hit(&format!("forgot:{email}"), limit)
-            .await?
-            .is_err()
-        {
+        let limit = Limit { max: 5, window_secs: 3600 };
+        if self.limiter.hit(&format!("forgot:{email}"), limit).await?.is_err() {
             return Ok(());
         }
-        let Some(account) = store::account_by_email(&self.db, &email)
-            .await
-            .map_err(db_err)?
-        else {
+        let Some(account) = store::account_by_email(&self.db, &email).await.map_err(db_err)? else {
             return Ok(());
         };
         let (token, row) = self.email_token(
@@ -776,13 +632,8 @@ impl AuthService {
             store::PURPOSE_RESET_PASSWORD,
             Duration::minutes(self.settings.reset_ttl_minutes),
         );
-        let event = self.event(
-            PASSWORD_RESET_REQUESTED,
-            &self.token_event(&account, token, &row),
-        )?;
-        store::insert_email_token(&self.db, &row, &[event])
-            .await
-            .map_err(db_err)?;
+        let event = self.event(PASSWORD_RESET_REQUESTED, &self.token_event(&account, token, &row))?;
+        store::insert_email_token(&self.db, &row, &[event]).await.map_err(db_err)?;
         self.bus.poke();
         Ok(())
     }
@@ -790,21 +641,26 @@ impl AuthService {
     /// Sets a new password from a reset token and ends every session. Two-factor
     /// stays on: a reset never bypasses it.
     pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem> {
-        domain::check_password(new_password, &[])
+        let unknown = || Problem::new(ErrorCode::BadRequest, "unknown, used or expired reset token");
+        let digest = domain::token_digest(token.trim());
+        // The token is checked before any hashing, so random tokens cost no argon2 work;
+        // the transaction below checks it again as it spends it.
+        let account_id = store::live_email_token(&self.db, &digest, store::PURPOSE_RESET_PASSWORD, Instant::now())
+            .await
+            .map_err(db_err)?
+            .ok_or_else(unknown)?;
+        let account = self.account_row(account_id).await?;
+        let words = domain::personal_words(&account.email, &account.display_name);
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        domain::check_password(new_password, &words)
             .map_err(|e| Problem::validation(vec![FieldError::new("new_password", e.message)]))?;
         let hash = self.hash_password(new_password).await?;
-        let digest = domain::token_digest(token.trim());
         let outcome = store::reset_password(&self.db, &digest, &hash, Instant::now(), |user_id| {
             Envelope::new(MODULE, PASSWORD_CHANGED, &AccountEvent { user_id })
         })
         .await
         .map_err(db_err)?;
-        let Some((_, sessions)) = outcome else {
-            return Err(Problem::new(
-                ErrorCode::BadRequest,
-                "unknown, used or expired reset token",
-            ));
-        };
+        let Some((_, sessions)) = outcome else { return Err(unknown()) };
         self.forget_sessions(&sessions).await?;
         self.bus.poke();
         Ok(())
@@ -813,68 +669,44 @@ impl AuthService {
     pub async fn totp_setup(&self, user_id: Id) -> Result<TotpSetup, Problem> {
         let account = self.account_row(user_id).await?;
         if account.totp_secret.is_some() {
-            return Err(Problem::new(
-                ErrorCode::Conflict,
-                "two-factor authentication is already on",
-            ));
+            return Err(Problem::new(ErrorCode::Conflict, "two-factor authentication is already on"));
         }
         let secret = totp_rs::Secret::generate_secret().to_encoded().to_string();
         let totp = self.totp(&account, &secret)?;
-        store::set_pending_totp(&self.db, user_id, &self.seal(&secret)?)
-            .await
-            .map_err(db_err)?;
-        Ok(TotpSetup {
-            secret,
-            otpauth_url: totp.get_url(),
-        })
+        store::set_pending_totp(&self.db, user_id, &self.seal(&secret)?).await.map_err(db_err)?;
+        Ok(TotpSetup { secret, otpauth_url: totp.get_url() })
     }
 
     pub async fn totp_enable(&self, user_id: Id, code: &str) -> Result<Vec<String>, Problem> {
         let account = self.account_row(user_id).await?;
         if account.totp_secret.is_some() {
-            return Err(Problem::new(
-                ErrorCode::Conflict,
-                "two-factor authentication is already on",
-            ));
+            return Err(Problem::new(ErrorCode::Conflict, "two-factor authentication is already on"));
         }
         let sealed = account
             .totp_pending_secret
             .clone()
             .ok_or_else(|| Problem::new(ErrorCode::Conflict, "call /auth/2fa/setup first"))?;
         let totp = self.totp(&account, &self.unseal(&sealed)?)?;
-        let step = domain::accept_totp(code, unix_now(), None, |s| {
-            totp.generate(s * domain::TOTP_STEP_SECS)
-        })
-        .ok_or_else(|| Problem::field("code", "the code does not match"))?;
+        let step = domain::accept_totp(code, unix_now(), None, |s| totp.generate(s * domain::TOTP_STEP_SECS))
+            .ok_or_else(|| Problem::field("code", "the code does not match"))?;
         let codes: Vec<String> = (0..10)
             .map(|_| {
-                let raw: String = random_token(16)
-                    .chars()
-                    .filter(char::is_ascii_alphanumeric)
-                    .take(10)
-                    .collect();
+                let raw: String = random_token(16).chars().filter(char::is_ascii_alphanumeric).take(10).collect();
                 let raw = raw.to_ascii_lowercase();
                 format!("{}-{}", &raw[..5.min(raw.len())], &raw[5.min(raw.len())..])
             })
             .collect();
-        let hashes: Vec<String> = codes
-            .iter()
-            .map(|c| domain::token_digest(&domain::normalize_recovery_code(c)))
-            .collect();
+        let hashes: Vec<String> =
+            codes.iter().map(|c| domain::token_digest(&domain::normalize_recovery_code(c))).collect();
         let step = i64::try_from(step).map_err(Problem::internal)?;
-        store::enable_totp(&self.db, user_id, &sealed, step, &hashes)
-            .await
-            .map_err(db_err)?;
+        store::enable_totp(&self.db, user_id, &sealed, step, &hashes).await.map_err(db_err)?;
         Ok(codes)
     }
 
     pub async fn totp_disable(&self, user_id: Id, code: &str) -> Result<(), Problem> {
         let account = self.account_row(user_id).await?;
         if account.totp_secret.is_none() {
-            return Err(Problem::new(
-                ErrorCode::Conflict,
-                "two-factor authentication is off",
-            ));
+            return Err(Problem::new(ErrorCode::Conflict, "two-factor authentication is off"));
         }
         if !self.second_factor_ok(&account, code).await? {
             return Err(Problem::field("code", "the code does not match"));
@@ -884,24 +716,11 @@ impl AuthService {
 
     /// First admin account (CLI): creates a verified admin, or grants the role
     /// to an existing account whose password matches.
-    pub async fn create_admin(
-        &self,
-        email: &str,
-        password: &str,
-    ) -> Result<AccountSummary, Problem> {
+    pub async fn create_admin(&self, email: &str, password: &str) -> Result<AccountSummary, Problem> {
         let email = domain::normalize_email(email).map_err(|e| Problem::validation(vec![e]))?;
-        if let Some(existing) = store::account_by_email(&self.db, &email)
-            .await
-            .map_err(db_err)?
-        {
-            if !self
-                .verify_password(password, existing.password_hash.as_deref())
-                .await?
-            {
-                return Err(Problem::new(
-                    ErrorCode::InvalidCredentials,
-                    "the account exists with another password",
-                ));
+        if let Some(existing) = store::account_by_email(&self.db, &email).await.map_err(db_err)? {
+            if !self.verify_password(password, existing.password_hash.as_deref()).await? {
+                return Err(Problem::new(ErrorCode::InvalidCredentials, "the account exists with another password"));
             }
             return self.set_role(existing.id, "admin", true).await;
         }
@@ -933,22 +752,21 @@ impl AuthService {
                 locale: account.locale.clone(),
             },
         )?;
-        store::create_account(&self.db, &account, None, None, &[event])
-            .await
-            .map_err(db_err)?;
+        store::create_account(&self.db, &account, None, None, &[event]).await.map_err(db_err)?;
         self.bus.poke();
         Ok(summary(&account))
     }
 
     pub(crate) async fn account_row(&self, id: Id) -> Result<AccountRow, Problem> {
-        store::account_by_id(&self.db, id)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Problem::not_found("account"))
+        store::account_by_id(&self.db, id).await.map_err(db_err)?.ok_or_else(|| Problem::not_found("account"))
     }
 
     pub(crate) fn db(&self) -> &Db {
         &self.db
+    }
+
+    pub(crate) fn limiter(&self) -> &RateLimiter {
+        &self.limiter
     }
 
     pub(crate) fn cache(&self) -> &Arc<dyn Cache> {
@@ -968,6 +786,8 @@ pub(crate) fn summary(a: &AccountRow) -> AccountSummary {
     AccountSummary {
         id: a.id,
         email: a.email.clone(),
+        display_name: a.display_name.clone(),
+        locale: a.locale.clone(),
         email_verified: a.email_verified,
         roles: a.role_list(),
         totp_enabled: a.totp_secret.is_some(),
@@ -978,22 +798,14 @@ pub(crate) fn summary(a: &AccountRow) -> AccountSummary {
 #[async_trait]
 impl Accounts for AuthService {
     async fn account(&self, id: Id) -> Result<Option<AccountSummary>, Problem> {
-        Ok(store::account_by_id(&self.db, id)
-            .await
-            .map_err(db_err)?
-            .as_ref()
-            .map(summary))
+        Ok(store::account_by_id(&self.db, id).await.map_err(db_err)?.as_ref().map(summary))
     }
 
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountSummary>, Problem> {
         let Ok(email) = domain::normalize_email(email) else {
             return Ok(None);
         };
-        Ok(store::account_by_email(&self.db, &email)
-            .await
-            .map_err(db_err)?
-            .as_ref()
-            .map(summary))
+        Ok(store::account_by_email(&self.db, &email).await.map_err(db_err)?.as_ref().map(summary))
     }
 
     async fn jwks(&self) -> Result<JwkSet, Problem> {
@@ -1011,9 +823,7 @@ impl Accounts for AuthService {
             roles.push(role.to_owned());
         }
         roles.sort();
-        store::set_roles(&self.db, id, &roles.join(","))
-            .await
-            .map_err(db_err)?;
+        store::set_roles(&self.db, id, &roles.join(",")).await.map_err(db_err)?;
         Ok(summary(&self.account_row(id).await?))
     }
 }

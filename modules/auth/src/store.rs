@@ -34,6 +34,7 @@ pub mod schema {
             account_id -> DbUuid,
             session_id -> DbUuid,
             token_hash -> Text,
+            session_started_at -> DbInstant,
             issued_at -> DbInstant,
             expires_at -> DbInstant,
             session_expires_at -> DbInstant,
@@ -79,11 +80,7 @@ pub mod schema {
 }
 use schema::*;
 
-pub const MIGRATIONS: MigrationSet = MigrationSet {
-    module: "auth",
-    postgres: || PG,
-    sqlite: || SQLITE,
-};
+pub const MIGRATIONS: MigrationSet = MigrationSet { module: "auth", postgres: || PG, sqlite: || SQLITE };
 const PG: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("../../migrations/auth/postgres");
 const SQLITE: diesel_migrations::EmbeddedMigrations =
@@ -111,11 +108,7 @@ pub struct AccountRow {
 
 impl AccountRow {
     pub fn role_list(&self) -> Vec<String> {
-        self.roles
-            .split(',')
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned)
-            .collect()
+        self.roles.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect()
     }
 }
 
@@ -126,6 +119,7 @@ pub struct NewRefreshToken {
     pub account_id: Id,
     pub session_id: Id,
     pub token_hash: String,
+    pub session_started_at: Instant,
     pub issued_at: Instant,
     pub expires_at: Instant,
     pub session_expires_at: Instant,
@@ -138,6 +132,7 @@ pub struct RefreshRow {
     pub id: Id,
     pub account_id: Id,
     pub session_id: Id,
+    pub session_started_at: Instant,
     pub issued_at: Instant,
     pub expires_at: Instant,
     pub session_expires_at: Instant,
@@ -167,15 +162,9 @@ pub async fn create_account(
     events: &[Envelope],
 ) -> Result<(), DbError> {
     transaction!(db, |conn| {
-        diesel::insert_into(accounts::table)
-            .values(account)
-            .execute(conn)
-            .await?;
+        diesel::insert_into(accounts::table).values(account).execute(conn).await?;
         if let Some(token) = email_token {
-            diesel::insert_into(email_tokens::table)
-                .values(token)
-                .execute(conn)
-                .await?;
+            diesel::insert_into(email_tokens::table).values(token).execute(conn).await?;
         }
         if let Some((provider, subject)) = identity {
             diesel::insert_into(oauth_identities::table)
@@ -211,46 +200,27 @@ pub async fn account_by_email(db: &Db, email: &str) -> Result<Option<AccountRow>
 
 pub async fn account_by_id(db: &Db, id: Id) -> Result<Option<AccountRow>, DbError> {
     run!(db, |conn| {
-        Ok::<_, DbError>(
-            accounts::table
-                .find(id)
-                .select(AccountRow::as_select())
-                .first(conn)
-                .await
-                .optional()?,
-        )
+        Ok::<_, DbError>(accounts::table.find(id).select(AccountRow::as_select()).first(conn).await.optional()?)
     })
 }
 
 pub async fn account_count(db: &Db) -> Result<i64, DbError> {
-    run!(db, |conn| {
-        Ok::<_, DbError>(accounts::table.count().get_result::<i64>(conn).await?)
-    })
+    run!(db, |conn| { Ok::<_, DbError>(accounts::table.count().get_result::<i64>(conn).await?) })
 }
 
 pub async fn set_roles(db: &Db, id: Id, roles: &str) -> Result<bool, DbError> {
     run!(db, |conn| {
         let n = diesel::update(accounts::table.find(id))
-            .set((
-                accounts::roles.eq(roles),
-                accounts::updated_at.eq(Instant::now()),
-            ))
+            .set((accounts::roles.eq(roles), accounts::updated_at.eq(Instant::now())))
             .execute(conn)
             .await?;
         Ok::<_, DbError>(n == 1)
     })
 }
 
-pub async fn insert_email_token(
-    db: &Db,
-    token: &NewEmailToken,
-    events: &[Envelope],
-) -> Result<(), DbError> {
+pub async fn insert_email_token(db: &Db, token: &NewEmailToken, events: &[Envelope]) -> Result<(), DbError> {
     transaction!(db, |conn| {
-        diesel::insert_into(email_tokens::table)
-            .values(token)
-            .execute(conn)
-            .await?;
+        diesel::insert_into(email_tokens::table).values(token).execute(conn).await?;
         for e in events {
             conn.append_event(e).await?;
         }
@@ -258,14 +228,26 @@ pub async fn insert_email_token(
     })
 }
 
+/// The account of a live (unused, unexpired) email token of `purpose`.
+pub async fn live_email_token(db: &Db, digest: &str, purpose: &str, now: Instant) -> Result<Option<Id>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            email_tokens::table
+                .filter(email_tokens::token_hash.eq(digest))
+                .filter(email_tokens::purpose.eq(purpose))
+                .filter(email_tokens::used_at.is_null())
+                .filter(email_tokens::expires_at.gt(now))
+                .select(email_tokens::account_id)
+                .first(conn)
+                .await
+                .optional()?,
+        )
+    })
+}
+
 /// Spends a live email token of `purpose`; returns its account. Conditional
 /// on `used_at IS NULL`, so two concurrent uses cannot both succeed.
-async fn spend_email_token<C>(
-    conn: &mut C,
-    digest: &str,
-    purpose: &str,
-    now: Instant,
-) -> Result<Option<Id>, DbError>
+async fn spend_email_token<C>(conn: &mut C, digest: &str, purpose: &str, now: Instant) -> Result<Option<Id>, DbError>
 where
     C: SpendToken,
 {
@@ -315,15 +297,11 @@ pub async fn verify_email(
     event: impl Fn(Id) -> Result<Envelope, DbError> + Send + Sync,
 ) -> Result<Option<Id>, DbError> {
     transaction!(db, |conn| {
-        let Some(account_id) = spend_email_token(conn, digest, PURPOSE_VERIFY_EMAIL, now).await?
-        else {
+        let Some(account_id) = spend_email_token(conn, digest, PURPOSE_VERIFY_EMAIL, now).await? else {
             return Ok(None);
         };
         diesel::update(accounts::table.find(account_id))
-            .set((
-                accounts::email_verified.eq(true),
-                accounts::updated_at.eq(now),
-            ))
+            .set((accounts::email_verified.eq(true), accounts::updated_at.eq(now)))
             .execute(conn)
             .await?;
         conn.append_event(&event(account_id)?).await?;
@@ -341,15 +319,11 @@ pub async fn reset_password(
     event: impl Fn(Id) -> Result<Envelope, DbError> + Send + Sync,
 ) -> Result<Option<(Id, Vec<Id>)>, DbError> {
     transaction!(db, |conn| {
-        let Some(account_id) = spend_email_token(conn, digest, PURPOSE_RESET_PASSWORD, now).await?
-        else {
+        let Some(account_id) = spend_email_token(conn, digest, PURPOSE_RESET_PASSWORD, now).await? else {
             return Ok(None);
         };
         diesel::update(accounts::table.find(account_id))
-            .set((
-                accounts::password_hash.eq(Some(password_hash)),
-                accounts::updated_at.eq(now),
-            ))
+            .set((accounts::password_hash.eq(Some(password_hash)), accounts::updated_at.eq(now)))
             .execute(conn)
             .await?;
         let sessions: Vec<Id> = refresh_tokens::table
@@ -371,10 +345,7 @@ pub async fn reset_password(
 
 pub async fn insert_refresh(db: &Db, token: &NewRefreshToken) -> Result<(), DbError> {
     run!(db, |conn| {
-        diesel::insert_into(refresh_tokens::table)
-            .values(token)
-            .execute(conn)
-            .await?;
+        diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
         Ok::<_, DbError>(())
     })
 }
@@ -394,12 +365,7 @@ pub async fn refresh_by_digest(db: &Db, digest: &str) -> Result<Option<RefreshRo
 
 /// Spends `old` and stores `next` in one transaction. `false` when `old` was
 /// spent concurrently (the caller then treats it as reuse).
-pub async fn rotate_refresh(
-    db: &Db,
-    old: Id,
-    next: &NewRefreshToken,
-    now: Instant,
-) -> Result<bool, DbError> {
+pub async fn rotate_refresh(db: &Db, old: Id, next: &NewRefreshToken, now: Instant) -> Result<bool, DbError> {
     transaction!(db, |conn| {
         let n = diesel::update(
             refresh_tokens::table
@@ -413,10 +379,7 @@ pub async fn rotate_refresh(
         if n != 1 {
             return Ok(false);
         }
-        diesel::insert_into(refresh_tokens::table)
-            .values(next)
-            .execute(conn)
-            .await?;
+        diesel::insert_into(refresh_tokens::table).values(next).execute(conn).await?;
         Ok::<_, DbError>(true)
     })
 }
@@ -460,11 +423,7 @@ pub async fn revoke_sessions_except(
 }
 
 /// Live sessions: the unspent, unrevoked head of each family.
-pub async fn live_sessions(
-    db: &Db,
-    account_id: Id,
-    now: Instant,
-) -> Result<Vec<RefreshRow>, DbError> {
+pub async fn live_sessions(db: &Db, account_id: Id, now: Instant) -> Result<Vec<RefreshRow>, DbError> {
     run!(db, |conn| {
         Ok::<_, DbError>(
             refresh_tokens::table
@@ -483,10 +442,7 @@ pub async fn live_sessions(
 pub async fn set_pending_totp(db: &Db, id: Id, sealed_secret: &str) -> Result<(), DbError> {
     run!(db, |conn| {
         diesel::update(accounts::table.find(id))
-            .set((
-                accounts::totp_pending_secret.eq(Some(sealed_secret)),
-                accounts::updated_at.eq(Instant::now()),
-            ))
+            .set((accounts::totp_pending_secret.eq(Some(sealed_secret)), accounts::updated_at.eq(Instant::now())))
             .execute(conn)
             .await?;
         Ok::<_, DbError>(())
@@ -512,9 +468,7 @@ pub async fn enable_totp(
             ))
             .execute(conn)
             .await?;
-        diesel::delete(recovery_codes::table.filter(recovery_codes::account_id.eq(id)))
-            .execute(conn)
-            .await?;
+        diesel::delete(recovery_codes::table.filter(recovery_codes::account_id.eq(id))).execute(conn).await?;
         for hash in code_hashes {
             diesel::insert_into(recovery_codes::table)
                 .values((
@@ -540,9 +494,7 @@ pub async fn disable_totp(db: &Db, id: Id) -> Result<(), DbError> {
             ))
             .execute(conn)
             .await?;
-        diesel::delete(recovery_codes::table.filter(recovery_codes::account_id.eq(id)))
-            .execute(conn)
-            .await?;
+        diesel::delete(recovery_codes::table.filter(recovery_codes::account_id.eq(id))).execute(conn).await?;
         Ok::<_, DbError>(())
     })
 }
@@ -552,11 +504,7 @@ pub async fn disable_totp(db: &Db, id: Id) -> Result<(), DbError> {
 pub async fn accept_totp_step(db: &Db, id: Id, step: i64) -> Result<bool, DbError> {
     run!(db, |conn| {
         let n = diesel::update(
-            accounts::table.find(id).filter(
-                accounts::totp_last_step
-                    .is_null()
-                    .or(accounts::totp_last_step.lt(step)),
-            ),
+            accounts::table.find(id).filter(accounts::totp_last_step.is_null().or(accounts::totp_last_step.lt(step))),
         )
         .set(accounts::totp_last_step.eq(Some(step)))
         .execute(conn)
@@ -581,11 +529,7 @@ pub async fn use_recovery_code(db: &Db, id: Id, code_hash: &str) -> Result<bool,
     })
 }
 
-pub async fn identity_account(
-    db: &Db,
-    provider: &str,
-    subject: &str,
-) -> Result<Option<Id>, DbError> {
+pub async fn identity_account(db: &Db, provider: &str, subject: &str) -> Result<Option<Id>, DbError> {
     run!(db, |conn| {
         Ok::<_, DbError>(
             oauth_identities::table
@@ -598,13 +542,7 @@ pub async fn identity_account(
     })
 }
 
-pub async fn link_identity(
-    db: &Db,
-    provider: &str,
-    subject: &str,
-    account_id: Id,
-    email: &str,
-) -> Result<(), DbError> {
+pub async fn link_identity(db: &Db, provider: &str, subject: &str, account_id: Id, email: &str) -> Result<(), DbError> {
     run!(db, |conn| {
         diesel::insert_into(oauth_identities::table)
             .values((

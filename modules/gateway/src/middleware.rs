@@ -21,7 +21,7 @@ pub struct EdgeSettings {
     pub limiter: RateLimiter,
     pub per_ip: Limit,
     pub per_account: Limit,
-    pub trust_forwarded: bool,
+    pub trusted_proxies: hometrip_kernel::http::TrustedProxies,
 }
 
 fn request_id(req: &ServiceRequest) -> String {
@@ -31,6 +31,51 @@ fn request_id(req: &ServiceRequest) -> String {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
+}
+
+/// Method label: the standard methods, anything else folded into `OTHER` so
+/// clients cannot mint new metric series.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::PATCH => "PATCH",
+        M::DELETE => "DELETE",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// Status label without allocating for the codes the API answers.
+fn status_label(status: u16) -> metrics::SharedString {
+    const KNOWN: &[(u16, &str)] = &[
+        (200, "200"),
+        (201, "201"),
+        (202, "202"),
+        (204, "204"),
+        (302, "302"),
+        (304, "304"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (409, "409"),
+        (413, "413"),
+        (415, "415"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+    ];
+    match KNOWN.iter().find(|(code, _)| *code == status) {
+        Some((_, label)) => metrics::SharedString::const_str(label),
+        None => metrics::SharedString::from(status.to_string()),
+    }
 }
 
 fn is_operational(path: &str) -> bool {
@@ -44,38 +89,28 @@ pub async fn edge(
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let started = StdInstant::now();
     let id = request_id(&req);
-    let method = req.method().to_string();
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let method = method_label(req.method());
+    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
     let settings = req.app_data::<web::Data<EdgeSettings>>().cloned();
 
     let outcome = hometrip_kernel::telemetry::with_request_id(id.clone(), async {
         if let (Some(settings), false) = (&settings, is_operational(req.path())) {
             if let Some(problem) = limit(&req, settings).await {
-                return Ok(req
-                    .into_response(problem.error_response())
-                    .map_into_right_body());
+                return Ok(req.into_response(problem.error_response()).map_into_right_body());
             }
         }
-        next.call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body)
+        next.call(req).await.map(ServiceResponse::map_into_left_body)
     })
     .instrument(span.clone())
     .await;
 
     let mut res = outcome?;
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
-    metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone(), "status_code" => status.to_string())
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone(), "status_code" => status_label(status))
         .record(elapsed);
-    span.in_scope(
-        || tracing::info!(route = %route, status, elapsed_ms = elapsed * 1000.0, "served"),
-    );
+    span.in_scope(|| tracing::info!(route = %route, status, elapsed_ms = elapsed * 1000.0, "served"));
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);
     }
@@ -85,9 +120,8 @@ pub async fn edge(
 /// Per-IP limit on every API request; per-account limit when the request
 /// carries a valid token (the verified caller is kept for the handler).
 async fn limit(req: &ServiceRequest, s: &EdgeSettings) -> Option<Problem> {
-    let ip = client_ip(req.request(), s.trust_forwarded);
-    let over =
-        |retry: u64| Problem::new(ErrorCode::RateLimited, "too many requests").retry_after(retry);
+    let ip = client_ip(req.request(), &s.trusted_proxies);
+    let over = |retry: u64| Problem::new(ErrorCode::RateLimited, "too many requests").retry_after(retry);
     match s.limiter.hit(&format!("ip:{ip}"), s.per_ip).await {
         Ok(Err(retry)) => return Some(over(retry)),
         Err(e) => return Some(e.into()),
@@ -122,28 +156,18 @@ pub fn errors_as_problems<B: MessageBody + 'static>() -> ErrorHandlers<B> {
         let detail = match (code, res.response().error()) {
             (ErrorCode::Internal, _) => "an unexpected error occurred".to_owned(),
             (_, Some(e)) => e.to_string(),
-            (ErrorCode::NotFound, None) => format!(
-                "no route for {} {}",
-                res.request().method(),
-                res.request().path()
-            ),
+            (ErrorCode::NotFound, None) => format!("no route for {} {}", res.request().method(), res.request().path()),
             (_, None) => status.canonical_reason().unwrap_or("error").to_owned(),
         };
         let mut problem = Problem::new(code, detail);
         problem.status = status.as_u16();
         let (req, _) = res.into_parts();
         let response = problem.error_response().map_into_boxed_body();
-        Ok(ErrorHandlerResponse::Response(
-            ServiceResponse::new(req, response).map_into_right_body::<B>(),
-        ))
+        Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body::<B>()))
     })
 }
 
 /// Boxed-body form for the app's default service.
 pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse<BoxBody> {
-    Problem::new(
-        ErrorCode::NotFound,
-        format!("no route for {} {}", req.method(), req.path()),
-    )
-    .error_response()
+    Problem::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path())).error_response()
 }

@@ -29,10 +29,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
     PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full("http_request_duration_seconds".to_owned()),
-            &[
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ],
+            &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
         )
         .map_err(|e| e.to_string())?
         .install_recorder()
@@ -51,34 +48,24 @@ async fn ready(ops: web::Data<Ops>) -> HttpResponse {
     }
     if let Err(e) = ops.cache.ping().await {
         tracing::warn!(error = %e, "readiness: cache");
-        failing.push(if ops.cache.name() == "redis" {
-            "redis"
-        } else {
-            "cache"
-        });
+        failing.push(if ops.cache.name() == "redis" { "redis" } else { "cache" });
     }
     if failing.is_empty() {
         HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
     } else {
-        let problem = Problem::new(
-            hometrip_kernel::ErrorCode::ServiceUnavailable,
-            format!("not ready: {}", failing.join(", ")),
-        )
-        .with("failing", failing);
+        let problem =
+            Problem::new(hometrip_kernel::ErrorCode::ServiceUnavailable, format!("not ready: {}", failing.join(", ")))
+                .with("failing", failing);
         actix_web::ResponseError::error_response(&problem)
     }
 }
 
 async fn metrics(ops: web::Data<Ops>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(ops.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(ops.metrics.render())
 }
 
 async fn openapi(ops: web::Data<Ops>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(ops.openapi.clone())
+    HttpResponse::Ok().content_type("application/json").body(ops.openapi.clone())
 }
 
 async fn docs() -> HttpResponse {
@@ -92,23 +79,12 @@ async fn docs() -> HttpResponse {
 
 async fn file(ops: web::Data<Ops>, path: web::Path<String>) -> Result<HttpResponse, Problem> {
     let key = path.into_inner();
-    let public = ops
-        .public_file_prefixes
-        .iter()
-        .any(|p| key.starts_with(p.as_str()));
+    let public = ops.public_file_prefixes.iter().any(|p| key.starts_with(p.as_str()));
     if !public || key.contains("..") {
         return Err(Problem::not_found("file"));
     }
-    let bytes = ops
-        .files
-        .get(&key)
-        .await?
-        .ok_or_else(|| Problem::not_found("file"))?;
-    let mime = if key.ends_with(".jpg") {
-        "image/jpeg"
-    } else {
-        "application/octet-stream"
-    };
+    let bytes = ops.files.get(&key).await?.ok_or_else(|| Problem::not_found("file"))?;
+    let mime = if key.ends_with(".jpg") { "image/jpeg" } else { "application/octet-stream" };
     Ok(HttpResponse::Ok()
         .content_type(mime)
         .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
@@ -121,11 +97,7 @@ async fn dead_letters(ops: web::Data<Ops>, user: AuthUser) -> Result<HttpRespons
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": ops.bus.dead_letters(100).await? })))
 }
 
-async fn replay(
-    ops: web::Data<Ops>,
-    user: AuthUser,
-    id: web::Path<Id>,
-) -> Result<HttpResponse, Problem> {
+async fn replay(ops: web::Data<Ops>, user: AuthUser, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
     user.require_admin()?;
     let delivered = ops.bus.replay(*id).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "delivered": delivered })))
@@ -139,12 +111,6 @@ pub fn ops_routes(cfg: &mut web::ServiceConfig) {
         .route("/api/openapi.json", web::get().to(openapi))
         .route("/api/docs", web::get().to(docs))
         .route("/files/{path:.*}", web::get().to(file))
-        .route(
-            "/api/v1/admin/events/dead-letters",
-            web::get().to(dead_letters),
-        )
-        .route(
-            "/api/v1/admin/events/dead-letters/{id}/replay",
-            web::post().to(replay),
-        );
+        .route("/api/v1/admin/events/dead-letters", web::get().to(dead_letters))
+        .route("/api/v1/admin/events/dead-letters/{id}/replay", web::post().to(replay));
 }

@@ -64,10 +64,7 @@ pub fn revoked_session_key(sid: &Id) -> String {
 
 impl AccessVerifier {
     pub fn new(cache: Arc<dyn Cache>) -> Arc<Self> {
-        Arc::new(AccessVerifier {
-            keys: RwLock::new(HashMap::new()),
-            cache,
-        })
+        Arc::new(AccessVerifier { keys: RwLock::new(HashMap::new()), cache })
     }
 
     pub async fn set_keys(&self, set: &JwkSet) -> Result<(), String> {
@@ -76,8 +73,7 @@ impl AccessVerifier {
             if jwk.kty != "OKP" || jwk.crv != "Ed25519" {
                 continue;
             }
-            let key = DecodingKey::from_ed_components(&jwk.x)
-                .map_err(|e| format!("jwk {}: {e}", jwk.kid))?;
+            let key = DecodingKey::from_ed_components(&jwk.x).map_err(|e| format!("jwk {}: {e}", jwk.kid))?;
             map.insert(jwk.kid.clone(), key);
         }
         *self.keys.write().await = map;
@@ -92,9 +88,7 @@ impl AccessVerifier {
         }
         let kid = header.kid.ok_or_else(|| invalid("token has no key id"))?;
         let keys = self.keys.read().await;
-        let key = keys
-            .get(&kid)
-            .ok_or_else(|| invalid("unknown signing key"))?;
+        let key = keys.get(&kid).ok_or_else(|| invalid("unknown signing key"))?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.algorithms = vec![Algorithm::EdDSA];
         validation.validate_nbf = true;
@@ -102,22 +96,13 @@ impl AccessVerifier {
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|e| {
-            match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => invalid("token expired"),
-                jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
-                    invalid("token not yet valid")
-                }
-                _ => invalid("invalid token"),
-            }
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => invalid("token expired"),
+            jsonwebtoken::errors::ErrorKind::ImmatureSignature => invalid("token not yet valid"),
+            _ => invalid("invalid token"),
         })?;
         drop(keys);
-        if self
-            .cache
-            .get(&revoked_session_key(&data.claims.sid))
-            .await?
-            .is_some()
-        {
+        if self.cache.get(&revoked_session_key(&data.claims.sid)).await?.is_some() {
             return Err(invalid("session revoked"));
         }
         Ok(data.claims)
@@ -129,11 +114,7 @@ pub async fn verify_request(req: &HttpRequest) -> Option<AuthUser> {
     let token = bearer(req).ok()?;
     let verifier = req.app_data::<web::Data<AccessVerifier>>()?.clone();
     let claims = verifier.verify(&token).await.ok()?;
-    Some(AuthUser {
-        id: claims.sub,
-        session_id: claims.sid,
-        roles: claims.roles,
-    })
+    Some(AuthUser { id: claims.sub, session_id: claims.sid, roles: claims.roles })
 }
 
 /// The authenticated caller, extracted from `Authorization: Bearer <jwt>`.
@@ -163,17 +144,12 @@ fn bearer(req: &HttpRequest) -> Result<String, Problem> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .ok_or_else(|| Problem::new(ErrorCode::Unauthenticated, "missing Authorization header"))?;
-    let value = value
-        .to_str()
-        .map_err(|_| Problem::new(ErrorCode::Unauthenticated, "malformed Authorization header"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| Problem::new(ErrorCode::Unauthenticated, "expected a Bearer token"))?;
+    let value =
+        value.to_str().map_err(|_| Problem::new(ErrorCode::Unauthenticated, "malformed Authorization header"))?;
+    let (scheme, token) =
+        value.split_once(' ').ok_or_else(|| Problem::new(ErrorCode::Unauthenticated, "expected a Bearer token"))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(Problem::new(
-            ErrorCode::Unauthenticated,
-            "expected a Bearer token",
-        ));
+        return Err(Problem::new(ErrorCode::Unauthenticated, "expected a Bearer token"));
     }
     Ok(token.trim().to_owned())
 }
@@ -184,24 +160,16 @@ impl FromRequest for AuthUser {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // The gateway may have verified the token already (for per-account limits).
-        if let Some(user) = actix_web::HttpMessage::extensions(req)
-            .get::<AuthUser>()
-            .cloned()
-        {
+        if let Some(user) = actix_web::HttpMessage::extensions(req).get::<AuthUser>().cloned() {
             return Box::pin(async move { Ok(user) });
         }
         let verifier = req.app_data::<web::Data<AccessVerifier>>().cloned();
         let token = bearer(req);
         Box::pin(async move {
             let token = token?;
-            let verifier =
-                verifier.ok_or_else(|| Problem::internal("AccessVerifier not configured"))?;
+            let verifier = verifier.ok_or_else(|| Problem::internal("AccessVerifier not configured"))?;
             let claims = verifier.verify(&token).await?;
-            Ok(AuthUser {
-                id: claims.sub,
-                session_id: claims.sid,
-                roles: claims.roles,
-            })
+            Ok(AuthUser { id: claims.sub, session_id: claims.sid, roles: claims.roles })
         })
     }
 }

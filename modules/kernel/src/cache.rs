@@ -15,11 +15,7 @@ pub struct CacheError(pub String);
 impl From<CacheError> for crate::Problem {
     fn from(e: CacheError) -> Self {
         tracing::error!(error = %e, "cache unavailable");
-        crate::Problem::new(
-            crate::ErrorCode::ServiceUnavailable,
-            "the cache is unavailable",
-        )
-        .retry_after(1)
+        crate::Problem::new(crate::ErrorCode::ServiceUnavailable, "the cache is unavailable").retry_after(1)
     }
 }
 
@@ -33,6 +29,8 @@ pub trait Cache: Send + Sync {
     /// Increments a counter whose window starts at its first increment;
     /// returns the new count and the seconds left in the window.
     async fn incr(&self, key: &str, window: Duration) -> Result<(u64, u64), CacheError>;
+    /// Takes one back from a live counter (no-op once its window ended).
+    async fn decr(&self, key: &str) -> Result<(), CacheError>;
     /// Reads a counter without changing it: count and seconds left.
     async fn peek(&self, key: &str) -> Result<Option<(u64, u64)>, CacheError>;
     async fn ping(&self) -> Result<(), CacheError>;
@@ -40,20 +38,34 @@ pub trait Cache: Send + Sync {
 }
 
 /// In-process cache for the single-process profile.
-#[derive(Default)]
 pub struct MemoryCache {
-    entries: Mutex<HashMap<String, (String, StdInstant)>>,
+    entries: Mutex<Entries>,
+}
+
+struct Entries {
+    map: HashMap<String, (String, StdInstant)>,
+    last_sweep: StdInstant,
+}
+
+/// Past this many entries, expired ones are swept — at most once a second, so
+/// a large cache does not pay a full scan on every write.
+const SWEEP_ABOVE: usize = 10_000;
+
+impl Entries {
+    fn sweep(&mut self, now: StdInstant) {
+        if self.map.len() > SWEEP_ABOVE && now.duration_since(self.last_sweep) >= Duration::from_secs(1) {
+            self.map.retain(|_, (_, exp)| *exp > now);
+            self.last_sweep = now;
+        }
+    }
 }
 
 impl MemoryCache {
     pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+        Arc::new(MemoryCache { entries: Mutex::new(Entries { map: HashMap::new(), last_sweep: StdInstant::now() }) })
     }
 
-    fn live(
-        entry: Option<&(String, StdInstant)>,
-        now: StdInstant,
-    ) -> Option<&(String, StdInstant)> {
+    fn live(entry: Option<&(String, StdInstant)>, now: StdInstant) -> Option<&(String, StdInstant)> {
         entry.filter(|(_, exp)| *exp > now)
     }
 }
@@ -65,54 +77,54 @@ fn secs_left(exp: StdInstant, now: StdInstant) -> u64 {
 #[async_trait]
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
-        let map = self.entries.lock().await;
-        Ok(Self::live(map.get(key), StdInstant::now()).map(|(v, _)| v.clone()))
+        let e = self.entries.lock().await;
+        Ok(Self::live(e.map.get(key), StdInstant::now()).map(|(v, _)| v.clone()))
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
-        let mut map = self.entries.lock().await;
+        let mut e = self.entries.lock().await;
         let now = StdInstant::now();
-        // Expired entries are swept on writes once the map grows, keeping memory bounded.
-        if map.len() > 10_000 {
-            map.retain(|_, (_, exp)| *exp > now);
-        }
-        map.insert(key.to_owned(), (value.to_owned(), now + ttl));
+        e.sweep(now);
+        e.map.insert(key.to_owned(), (value.to_owned(), now + ttl));
         Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
-        self.entries.lock().await.remove(key);
+        self.entries.lock().await.map.remove(key);
         Ok(())
     }
 
     async fn take(&self, key: &str) -> Result<Option<String>, CacheError> {
-        let mut map = self.entries.lock().await;
+        let mut e = self.entries.lock().await;
         let now = StdInstant::now();
-        Ok(map
-            .remove(key)
-            .filter(|(_, exp)| *exp > now)
-            .map(|(v, _)| v))
+        Ok(e.map.remove(key).filter(|(_, exp)| *exp > now).map(|(v, _)| v))
     }
 
     async fn incr(&self, key: &str, window: Duration) -> Result<(u64, u64), CacheError> {
-        let mut map = self.entries.lock().await;
+        let mut e = self.entries.lock().await;
         let now = StdInstant::now();
-        let (count, exp) = match Self::live(map.get(key), now) {
+        e.sweep(now);
+        let (count, exp) = match Self::live(e.map.get(key), now) {
             Some((v, exp)) => (v.parse::<u64>().unwrap_or(0) + 1, *exp),
             None => (1, now + window),
         };
-        if map.len() > 10_000 {
-            map.retain(|_, (_, e)| *e > now);
-        }
-        map.insert(key.to_owned(), (count.to_string(), exp));
+        e.map.insert(key.to_owned(), (count.to_string(), exp));
         Ok((count, secs_left(exp, now)))
     }
 
-    async fn peek(&self, key: &str) -> Result<Option<(u64, u64)>, CacheError> {
-        let map = self.entries.lock().await;
+    async fn decr(&self, key: &str) -> Result<(), CacheError> {
+        let mut e = self.entries.lock().await;
         let now = StdInstant::now();
-        Ok(Self::live(map.get(key), now)
-            .map(|(v, exp)| (v.parse().unwrap_or(0), secs_left(*exp, now))))
+        if let Some((v, _)) = e.map.get_mut(key).filter(|(_, exp)| *exp > now) {
+            *v = v.parse::<u64>().unwrap_or(0).saturating_sub(1).to_string();
+        }
+        Ok(())
+    }
+
+    async fn peek(&self, key: &str) -> Result<Option<(u64, u64)>, CacheError> {
+        let e = self.entries.lock().await;
+        let now = StdInstant::now();
+        Ok(Self::live(e.map.get(key), now).map(|(v, exp)| (v.parse().unwrap_or(0), secs_left(*exp, now))))
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
@@ -133,14 +145,9 @@ pub struct RedisCache {
 impl RedisCache {
     pub async fn connect(url: &str, prefix: &str) -> Result<Arc<Self>, CacheError> {
         let cfg = deadpool_redis::Config::from_url(url);
-        let pool = cfg
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .map_err(|e| CacheError(e.to_string()))?;
+        let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1)).map_err(|e| CacheError(e.to_string()))?;
         // No ping here: a process starts while Redis is down and reports it on /health/ready.
-        Ok(Arc::new(RedisCache {
-            pool,
-            prefix: prefix.to_owned(),
-        }))
+        Ok(Arc::new(RedisCache { pool, prefix: prefix.to_owned() }))
     }
 
     async fn conn(&self) -> Result<deadpool_redis::Connection, CacheError> {
@@ -163,11 +170,7 @@ fn redis_err(e: deadpool_redis::redis::RedisError) -> CacheError {
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
         let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("GET")
-            .arg(self.key(key))
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)
+        deadpool_redis::redis::cmd("GET").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
@@ -184,20 +187,12 @@ impl Cache for RedisCache {
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("DEL")
-            .arg(self.key(key))
-            .query_async::<()>(&mut c)
-            .await
-            .map_err(redis_err)
+        deadpool_redis::redis::cmd("DEL").arg(self.key(key)).query_async::<()>(&mut c).await.map_err(redis_err)
     }
 
     async fn take(&self, key: &str) -> Result<Option<String>, CacheError> {
         let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("GETDEL")
-            .arg(self.key(key))
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)
+        deadpool_redis::redis::cmd("GETDEL").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
     }
 
     async fn incr(&self, key: &str, window: Duration) -> Result<(u64, u64), CacheError> {
@@ -220,6 +215,18 @@ impl Cache for RedisCache {
         Ok((count, ttl.max(0) as u64))
     }
 
+    async fn decr(&self, key: &str) -> Result<(), CacheError> {
+        let mut c = self.conn().await?;
+        let k = self.key(key);
+        // Only a counter whose window is still open; one that expired in between
+        // comes back as -1 without a TTL and is repaired by the next INCR (EXPIRE NX).
+        let ttl: i64 = deadpool_redis::redis::cmd("TTL").arg(&k).query_async(&mut c).await.map_err(redis_err)?;
+        if ttl > 0 {
+            deadpool_redis::redis::cmd("DECR").arg(&k).query_async::<i64>(&mut c).await.map_err(redis_err)?;
+        }
+        Ok(())
+    }
+
     async fn peek(&self, key: &str) -> Result<Option<(u64, u64)>, CacheError> {
         let mut c = self.conn().await?;
         let k = self.key(key);
@@ -236,10 +243,7 @@ impl Cache for RedisCache {
 
     async fn ping(&self) -> Result<(), CacheError> {
         let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("PING")
-            .query_async::<String>(&mut c)
-            .await
-            .map_err(redis_err)?;
+        deadpool_redis::redis::cmd("PING").query_async::<String>(&mut c).await.map_err(redis_err)?;
         Ok(())
     }
 
@@ -268,15 +272,8 @@ impl RateLimiter {
 
     /// Counts a hit; `Err(retry_after_secs)` once over the limit.
     pub async fn hit(&self, key: &str, limit: Limit) -> Result<Result<u64, u64>, CacheError> {
-        let (count, ttl) = self
-            .cache
-            .incr(&format!("rl:{key}"), Duration::from_secs(limit.window_secs))
-            .await?;
-        Ok(if count > limit.max {
-            Err(ttl.max(1))
-        } else {
-            Ok(limit.max - count)
-        })
+        let (count, ttl) = self.cache.incr(&format!("rl:{key}"), Duration::from_secs(limit.window_secs)).await?;
+        Ok(if count > limit.max { Err(ttl.max(1)) } else { Ok(limit.max - count) })
     }
 
     /// `Err(retry_after_secs)` if `key` is already over `limit`, without counting.
@@ -285,6 +282,11 @@ impl RateLimiter {
             Some((count, ttl)) if count >= limit.max => Err(ttl.max(1)),
             _ => Ok(()),
         })
+    }
+
+    /// Gives back one hit (e.g. a login attempt that turned out to succeed).
+    pub async fn release(&self, key: &str) -> Result<(), CacheError> {
+        self.cache.decr(&format!("rl:{key}")).await
     }
 
     pub async fn reset(&self, key: &str) -> Result<(), CacheError> {
@@ -299,14 +301,16 @@ mod tests {
     #[tokio::test]
     async fn memory_counter_windows_and_limits() {
         let limiter = RateLimiter::new(MemoryCache::new());
-        let limit = Limit {
-            max: 2,
-            window_secs: 60,
-        };
+        let limit = Limit { max: 2, window_secs: 60 };
         assert_eq!(limiter.hit("k", limit).await.ok(), Some(Ok(1)));
         assert_eq!(limiter.hit("k", limit).await.ok(), Some(Ok(0)));
         assert!(matches!(limiter.hit("k", limit).await, Ok(Err(s)) if s > 0 && s <= 60));
         assert!(matches!(limiter.check("k", limit).await, Ok(Err(_))));
+        // Three hits counted; giving two back brings it under the limit.
+        assert!(limiter.release("k").await.is_ok());
+        assert!(matches!(limiter.check("k", limit).await, Ok(Err(_))));
+        assert!(limiter.release("k").await.is_ok());
+        assert!(matches!(limiter.check("k", limit).await, Ok(Ok(()))));
         assert!(limiter.reset("k").await.is_ok());
         assert!(matches!(limiter.check("k", limit).await, Ok(Ok(()))));
     }
@@ -331,12 +335,14 @@ mod tests {
             Err(e) => panic!("redis at {url}: {e}"),
         };
         let limiter = RateLimiter::new(cache.clone());
-        let limit = Limit {
-            max: 1,
-            window_secs: 30,
-        };
+        let limit = Limit { max: 1, window_secs: 30 };
         assert_eq!(limiter.hit("a", limit).await.ok(), Some(Ok(0)));
         assert!(matches!(limiter.hit("a", limit).await, Ok(Err(s)) if s > 0 && s <= 30));
+        assert!(limiter.release("a").await.is_ok());
+        assert!(limiter.release("a").await.is_ok());
+        assert!(matches!(limiter.check("a", limit).await, Ok(Ok(()))));
+        assert!(limiter.release("never-set").await.is_ok());
+        assert_eq!(cache.peek("rl:never-set").await.ok().flatten(), None);
         assert!(cache.set("x", "1", Duration::from_secs(5)).await.is_ok());
         assert_eq!(cache.take("x").await.ok().flatten().as_deref(), Some("1"));
         assert_eq!(cache.get("x").await.ok().flatten(), None);

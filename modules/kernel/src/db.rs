@@ -23,17 +23,13 @@ pub type PgConn = AsyncPgConnection;
 /// SQL types both backends carry.
 pub mod sql {
     /// `uuid` on PostgreSQL, text on SQLite.
-    #[derive(
-        diesel::sql_types::SqlType, diesel::query_builder::QueryId, Clone, Copy, Debug, Default,
-    )]
+    #[derive(diesel::sql_types::SqlType, diesel::query_builder::QueryId, Clone, Copy, Debug, Default)]
     #[diesel(postgres_type(oid = 2950, array_oid = 2951))]
     #[diesel(sqlite_type(name = "Text"))]
     pub struct DbUuid;
 
     /// `timestamptz` on PostgreSQL, RFC 3339 text on SQLite.
-    #[derive(
-        diesel::sql_types::SqlType, diesel::query_builder::QueryId, Clone, Copy, Debug, Default,
-    )]
+    #[derive(diesel::sql_types::SqlType, diesel::query_builder::QueryId, Clone, Copy, Debug, Default)]
     #[diesel(postgres_type(oid = 1184, array_oid = 1185))]
     #[diesel(sqlite_type(name = "Text"))]
     pub struct DbInstant;
@@ -120,8 +116,7 @@ impl Db {
                 async move {
                     tokio::task::spawn_blocking(move || {
                         let mut conn = SqliteConnection::establish(&url)?;
-                        sqlite_pragmas(&mut conn)
-                            .map_err(diesel::ConnectionError::BadConnection)?;
+                        sqlite_pragmas(&mut conn).map_err(diesel::ConnectionError::BadConnection)?;
                         Ok(SyncConnectionWrapper::new(conn))
                     })
                     .await
@@ -157,16 +152,8 @@ impl Db {
 
     pub async fn get(&self) -> Result<Pooled, DbError> {
         match self {
-            Db::Pg(p) => p
-                .get()
-                .await
-                .map(Pooled::Pg)
-                .map_err(|e| DbError::Unavailable(e.to_string())),
-            Db::Sqlite(p) => p
-                .get()
-                .await
-                .map(Pooled::Sqlite)
-                .map_err(|e| DbError::Unavailable(e.to_string())),
+            Db::Pg(p) => p.get().await.map(Pooled::Pg).map_err(|e| DbError::Unavailable(e.to_string())),
+            Db::Sqlite(p) => p.get().await.map(Pooled::Sqlite).map_err(|e| DbError::Unavailable(e.to_string())),
         }
     }
 
@@ -188,8 +175,8 @@ impl Db {
             match backend {
                 Backend::Sqlite => {
                     let path = sqlite_path(&url).unwrap_or_default();
-                    let mut conn = SqliteConnection::establish(&path)
-                        .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                    let mut conn =
+                        SqliteConnection::establish(&path).map_err(|e| DbError::Unavailable(e.to_string()))?;
                     sqlite_pragmas(&mut conn).map_err(|e| DbError::Migration(e.to_string()))?;
                     for set in &sets {
                         applied += conn
@@ -230,16 +217,13 @@ pub mod prelude {
     pub use diesel::result::OptionalExtension;
     pub use diesel::{
         AsChangeset, BoolExpressionMethods, EscapeExpressionMethods, ExpressionMethods, Insertable,
-        NullableExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper,
-        TextExpressionMethods,
+        NullableExpressionMethods, QueryDsl, Queryable, Selectable, SelectableHelper, TextExpressionMethods,
     };
     pub use diesel_async::RunQueryDsl;
 }
 
 fn sqlite_path(url: &str) -> Option<String> {
-    url.strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .map(str::to_owned)
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).map(str::to_owned)
 }
 
 fn sqlite_pragmas(conn: &mut SqliteConnection) -> Result<(), String> {
@@ -250,9 +234,7 @@ fn sqlite_pragmas(conn: &mut SqliteConnection) -> Result<(), String> {
         "PRAGMA busy_timeout = 10000",
         "PRAGMA foreign_keys = ON",
     ] {
-        diesel::sql_query(pragma)
-            .execute(conn)
-            .map_err(|e| format!("{pragma}: {e}"))?;
+        diesel::sql_query(pragma).execute(conn).map_err(|e| format!("{pragma}: {e}"))?;
     }
     Ok(())
 }

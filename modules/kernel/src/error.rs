@@ -41,9 +41,7 @@ impl ErrorCode {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ValidationFailed => StatusCode::UNPROCESSABLE_ENTITY,
-            Unauthenticated | InvalidToken | InvalidCredentials | TotpRequired => {
-                StatusCode::UNAUTHORIZED
-            }
+            Unauthenticated | InvalidToken | InvalidCredentials | TotpRequired => StatusCode::UNAUTHORIZED,
             Forbidden => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -117,10 +115,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
+        FieldError { field: field.into(), message: message.into() }
     }
 }
 
@@ -159,15 +154,8 @@ impl Problem {
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        Problem {
-            errors,
-            ..Problem::new(ErrorCode::ValidationFailed, detail)
-        }
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        Problem { errors, ..Problem::new(ErrorCode::ValidationFailed, detail) }
     }
 
     pub fn field(field: &str, message: &str) -> Self {
@@ -229,8 +217,7 @@ impl From<crate::db::DbError> for Problem {
             crate::db::DbError::NotFound => Problem::not_found("resource"),
             crate::db::DbError::Unavailable(msg) => {
                 tracing::error!(error = %msg, "database unavailable");
-                Problem::new(ErrorCode::ServiceUnavailable, "the database is unavailable")
-                    .retry_after(1)
+                Problem::new(ErrorCode::ServiceUnavailable, "the database is unavailable").retry_after(1)
             }
             other => Problem::internal(other),
         }

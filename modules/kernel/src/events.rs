@@ -82,15 +82,13 @@ impl Envelope {
             occurred_at: Instant::now(),
             source: source.to_owned(),
             trace_context: crate::telemetry::current_request_id(),
-            data: serde_json::to_value(data)
-                .map_err(|e| DbError::Encoding(format!("event encoding: {e}")))?,
+            data: serde_json::to_value(data).map_err(|e| DbError::Encoding(format!("event encoding: {e}")))?,
         })
     }
 
     /// Decodes the payload as the publisher's type.
     pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
-        serde_json::from_value(self.data.clone())
-            .map_err(|e| format!("{} payload: {e}", self.event_type))
+        serde_json::from_value(self.data.clone()).map_err(|e| format!("{} payload: {e}", self.event_type))
     }
 }
 
@@ -183,10 +181,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            first_backoff: Duration::from_millis(50),
-        }
+        RetryPolicy { attempts: 5, first_backoff: Duration::from_millis(50) }
     }
 }
 
@@ -214,12 +209,7 @@ impl EventBus {
 
     /// Registers `handler` under a stable `name` (the inbox key) for the given
     /// event types.
-    pub async fn subscribe(
-        &self,
-        name: &str,
-        event_types: &[&str],
-        handler: Arc<dyn EventHandler>,
-    ) {
+    pub async fn subscribe(&self, name: &str, event_types: &[&str], handler: Arc<dyn EventHandler>) {
         self.subscriptions.write().await.push(Subscription {
             name: name.to_owned(),
             event_types: event_types.iter().map(|s| (*s).to_owned()).collect(),
@@ -246,9 +236,7 @@ impl EventBus {
                 }
                 match bus.relay_once(100).await {
                     Ok(0) => {
-                        let _ =
-                            tokio::time::timeout(Duration::from_millis(250), bus.wake.notified())
-                                .await;
+                        let _ = tokio::time::timeout(Duration::from_millis(250), bus.wake.notified()).await;
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -289,10 +277,7 @@ impl EventBus {
 
     async fn dispatch(&self, envelope: &Envelope) -> Result<(), DbError> {
         let subs = self.subscriptions.read().await;
-        for sub in subs
-            .iter()
-            .filter(|s| s.event_types.iter().any(|t| t == &envelope.event_type))
-        {
+        for sub in subs.iter().filter(|s| s.event_types.iter().any(|t| t == &envelope.event_type)) {
             if self.processed(&sub.name, envelope.id).await? {
                 continue;
             }
@@ -351,12 +336,7 @@ impl EventBus {
         })
     }
 
-    async fn park(
-        &self,
-        subscriber: &str,
-        envelope: &Envelope,
-        error: &str,
-    ) -> Result<(), DbError> {
+    async fn park(&self, subscriber: &str, envelope: &Envelope, error: &str) -> Result<(), DbError> {
         tracing::error!(subscriber, event = %envelope.event_type, event_id = %envelope.id, error, "event parked in dead letters");
         let body = serde_json::to_string(envelope).unwrap_or_default();
         let attempts = i32::try_from(self.retry.attempts).unwrap_or(i32::MAX);
@@ -394,40 +374,20 @@ impl EventBus {
                     dead_letters::failed_at,
                     dead_letters::replayed_at,
                 ))
-                .load::<(
-                    Id,
-                    String,
-                    Id,
-                    String,
-                    String,
-                    i32,
-                    Instant,
-                    Option<Instant>,
-                )>(conn)
+                .load::<(Id, String, Id, String, String, i32, Instant, Option<Instant>)>(conn)
                 .await?;
             Ok::<_, DbError>(
                 rows.into_iter()
-                    .map(
-                        |(
-                            id,
-                            subscriber,
-                            event_id,
-                            event_type,
-                            error,
-                            attempts,
-                            failed_at,
-                            replayed_at,
-                        )| DeadLetter {
-                            id,
-                            subscriber,
-                            event_id,
-                            event_type,
-                            error,
-                            attempts,
-                            failed_at,
-                            replayed_at,
-                        },
-                    )
+                    .map(|(id, subscriber, event_id, event_type, error, attempts, failed_at, replayed_at)| DeadLetter {
+                        id,
+                        subscriber,
+                        event_id,
+                        event_type,
+                        error,
+                        attempts,
+                        failed_at,
+                        replayed_at,
+                    })
                     .collect(),
             )
         })
@@ -444,13 +404,11 @@ impl EventBus {
                 .await?;
             Ok::<_, DbError>(row)
         })?;
-        let envelope: Envelope = serde_json::from_str(&body)
-            .map_err(|e| DbError::Encoding(format!("dead letter decoding: {e}")))?;
+        let envelope: Envelope =
+            serde_json::from_str(&body).map_err(|e| DbError::Encoding(format!("dead letter decoding: {e}")))?;
         let handler = {
             let subs = self.subscriptions.read().await;
-            subs.iter()
-                .find(|s| s.name == subscriber)
-                .map(|s| Arc::clone(&s.handler))
+            subs.iter().find(|s| s.name == subscriber).map(|s| Arc::clone(&s.handler))
         };
         let Some(handler) = handler else {
             return Err(DbError::NotFound);
@@ -464,17 +422,9 @@ impl EventBus {
             let target = dead_letters::table.find(dead_letter_id);
             match &outcome {
                 Ok(()) => {
-                    diesel::update(target)
-                        .set(dead_letters::replayed_at.eq(Some(Instant::now())))
-                        .execute(conn)
-                        .await?
+                    diesel::update(target).set(dead_letters::replayed_at.eq(Some(Instant::now()))).execute(conn).await?
                 }
-                Err(e) => {
-                    diesel::update(target)
-                        .set(dead_letters::error.eq(e))
-                        .execute(conn)
-                        .await?
-                }
+                Err(e) => diesel::update(target).set(dead_letters::error.eq(e)).execute(conn).await?,
             };
             Ok::<_, DbError>(())
         })?;
@@ -493,9 +443,10 @@ impl EventBus {
             )
             .execute(conn)
             .await?;
-            diesel::delete(inbox::table.filter(inbox::processed_at.lt(inbox_before)))
-                .execute(conn)
-                .await?;
+            diesel::delete(inbox::table.filter(inbox::processed_at.lt(inbox_before))).execute(conn).await?;
+            // Parked events may carry single-use tokens too: kept a month for inspection.
+            let parked_before = before.minus(chrono::Duration::days(30));
+            diesel::delete(dead_letters::table.filter(dead_letters::failed_at.lt(parked_before))).execute(conn).await?;
             Ok::<_, DbError>(events)
         })
     }
@@ -514,11 +465,8 @@ impl EventBus {
 }
 
 /// The kernel's own tables (outbox, inbox, dead letters).
-pub const MIGRATIONS: crate::db::MigrationSet = crate::db::MigrationSet {
-    module: "kernel",
-    postgres: || PG_MIGRATIONS,
-    sqlite: || SQLITE_MIGRATIONS,
-};
+pub const MIGRATIONS: crate::db::MigrationSet =
+    crate::db::MigrationSet { module: "kernel", postgres: || PG_MIGRATIONS, sqlite: || SQLITE_MIGRATIONS };
 const PG_MIGRATIONS: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("../../migrations/kernel/postgres");
 const SQLITE_MIGRATIONS: diesel_migrations::EmbeddedMigrations =
@@ -532,25 +480,18 @@ mod tests {
     /// A SQLite database in a fresh folder, or a fresh PostgreSQL database
     /// when `TEST_DATABASE_URL` is set.
     async fn test_db() -> Db {
-        let url = match std::env::var("TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        {
+        let url = match std::env::var("TEST_DATABASE_URL").ok().filter(|u| !u.is_empty()) {
             Some(base) => {
                 use diesel_async::{AsyncConnection, AsyncPgConnection};
                 let name = format!("ht_test_{}", uuid::Uuid::now_v7().simple());
                 let mut conn = AsyncPgConnection::establish(&base).await.unwrap();
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
                 let mut url = url::Url::parse(&base).unwrap();
                 url.set_path(&format!("/{name}"));
                 url.to_string()
             }
             None => {
-                let dir =
-                    std::env::temp_dir().join(format!("hometrip-kernel-{}", uuid::Uuid::now_v7()));
+                let dir = std::env::temp_dir().join(format!("hometrip-kernel-{}", uuid::Uuid::now_v7()));
                 format!("sqlite://{}", dir.join("db.sqlite").display())
             }
         };
@@ -587,22 +528,15 @@ mod tests {
     }
 
     fn fast() -> RetryPolicy {
-        RetryPolicy {
-            attempts: 3,
-            first_backoff: Duration::from_millis(1),
-        }
+        RetryPolicy { attempts: 3, first_backoff: Duration::from_millis(1) }
     }
 
     #[tokio::test]
     async fn delivers_in_order_once_with_retries() {
         let db = test_db().await;
         let bus = EventBus::new(db.clone(), fast());
-        let handler = Arc::new(Flaky {
-            failures: AtomicU32::new(2),
-            seen: Default::default(),
-        });
-        bus.subscribe("flaky", &["test.happened"], handler.clone())
-            .await;
+        let handler = Arc::new(Flaky { failures: AtomicU32::new(2), seen: Default::default() });
+        bus.subscribe("flaky", &["test.happened"], handler.clone()).await;
         for n in 1..=3 {
             publish(&db, n).await;
         }
@@ -620,12 +554,8 @@ mod tests {
     async fn a_poison_event_is_parked_then_replayed() {
         let db = test_db().await;
         let bus = EventBus::new(db.clone(), fast());
-        let handler = Arc::new(Flaky {
-            failures: AtomicU32::new(3),
-            seen: Default::default(),
-        });
-        bus.subscribe("flaky", &["test.happened"], handler.clone())
-            .await;
+        let handler = Arc::new(Flaky { failures: AtomicU32::new(3), seen: Default::default() });
+        bus.subscribe("flaky", &["test.happened"], handler.clone()).await;
         publish(&db, 7).await;
         publish(&db, 8).await;
         bus.relay_once(10).await.unwrap();
@@ -638,32 +568,20 @@ mod tests {
         assert!(bus.replay(parked[0].id).await.unwrap());
         assert_eq!(*handler.seen.lock().await, vec!["8", "7"]);
         assert!(bus.dead_letters(10).await.unwrap()[0].replayed_at.is_some());
-        assert!(matches!(
-            bus.replay(Id::new()).await,
-            Err(DbError::NotFound)
-        ));
+        assert!(matches!(bus.replay(Id::new()).await, Err(DbError::NotFound)));
     }
 
     #[tokio::test]
     async fn an_event_already_in_the_inbox_is_skipped() {
         let db = test_db().await;
         let bus = EventBus::new(db.clone(), fast());
-        let handler = Arc::new(Flaky {
-            failures: AtomicU32::new(0),
-            seen: Default::default(),
-        });
-        bus.subscribe("once", &["test.happened"], handler.clone())
-            .await;
+        let handler = Arc::new(Flaky { failures: AtomicU32::new(0), seen: Default::default() });
+        bus.subscribe("once", &["test.happened"], handler.clone()).await;
         publish(&db, 1).await;
         // Simulate a crash after the handler ran but before the row was marked published.
         let first_id = async {
             crate::run!(db, |conn| {
-                Ok::<Id, DbError>(
-                    outbox_events::table
-                        .select(outbox_events::id)
-                        .first(conn)
-                        .await?,
-                )
+                Ok::<Id, DbError>(outbox_events::table.select(outbox_events::id).first(conn).await?)
             })
         };
         let id = first_id.await.unwrap();
@@ -681,12 +599,7 @@ mod tests {
         publish(&db, 2).await;
         bus.relay_once(1).await.unwrap();
         // Only the published one goes; the pending one stays.
-        assert_eq!(
-            bus.prune(Instant::now().plus(chrono::Duration::seconds(1)))
-                .await
-                .unwrap(),
-            1
-        );
+        assert_eq!(bus.prune(Instant::now().plus(chrono::Duration::seconds(1))).await.unwrap(), 1);
         assert_eq!(bus.backlog().await.unwrap(), 1);
     }
 }

@@ -11,22 +11,17 @@ use crate::error::{ErrorCode, FieldError, Problem};
 pub const JSON_LIMIT: usize = 64 * 1024;
 
 pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(JSON_LIMIT)
-        .error_handler(|err, _req| json_error(err).into())
+    web::JsonConfig::default().limit(JSON_LIMIT).error_handler(|err, _req| json_error(err).into())
 }
 
 fn json_error(err: JsonPayloadError) -> Problem {
     match err {
-        JsonPayloadError::ContentType => Problem::new(
-            ErrorCode::UnsupportedMediaType,
-            "expected Content-Type: application/json",
-        ),
-        JsonPayloadError::Overflow { limit }
-        | JsonPayloadError::OverflowKnownLength { limit, .. } => Problem::new(
-            ErrorCode::PayloadTooLarge,
-            format!("JSON body larger than {limit} bytes"),
-        ),
+        JsonPayloadError::ContentType => {
+            Problem::new(ErrorCode::UnsupportedMediaType, "expected Content-Type: application/json")
+        }
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            Problem::new(ErrorCode::PayloadTooLarge, format!("JSON body larger than {limit} bytes"))
+        }
         JsonPayloadError::Deserialize(e) if e.is_data() => {
             // Missing fields and wrong types: a validation problem naming the field when serde says it.
             let msg = e.to_string();
@@ -68,11 +63,7 @@ pub fn validation_problem(errors: &validator::ValidationErrors) -> Problem {
     let mut list = Vec::new();
     for (field, errs) in errors.field_errors() {
         for e in errs {
-            let message = e
-                .message
-                .as_ref()
-                .map(|m| m.to_string())
-                .unwrap_or_else(|| e.code.to_string());
+            let message = e.message.as_ref().map(|m| m.to_string()).unwrap_or_else(|| e.code.to_string());
             list.push(FieldError::new(field.to_string(), message));
         }
     }
@@ -85,17 +76,44 @@ pub fn validate(value: &impl validator::Validate) -> Result<(), Problem> {
     value.validate().map_err(|e| validation_problem(&e))
 }
 
-/// The client address, for per-IP limits: the peer, or the first
-/// `X-Forwarded-For` hop when the peer is a configured trusted proxy.
-pub fn client_ip(req: &HttpRequest, trust_forwarded: bool) -> String {
-    if trust_forwarded {
-        if let Some(ip) = req.connection_info().realip_remote_addr() {
-            return ip.to_owned();
-        }
+/// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    pub fn parse(list: &[String]) -> Result<Self, String> {
+        list.iter()
+            .map(|entry| {
+                entry
+                    .parse::<ipnet::IpNet>()
+                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("{entry:?} is not an IP address or CIDR range"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(TrustedProxies)
     }
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// The client address, for per-IP limits. `X-Forwarded-For` is read only when
+/// the peer is a trusted proxy, and then from the right: the first hop that is
+/// not a trusted proxy is the client (the left part is whatever the client sent).
+pub fn client_ip(req: &HttpRequest, trusted: &TrustedProxies) -> String {
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else { return "unknown".to_owned() };
+    if !trusted.contains(peer) {
+        return peer.to_string();
+    }
+    let hops: Vec<std::net::IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|hop| hop.trim().parse().ok())
+        .collect();
+    hops.iter().rev().find(|ip| !trusted.contains(**ip)).or(hops.first()).unwrap_or(&peer).to_string()
 }
 
 /// Header carrying the service credential on internal (module-to-module) calls.
@@ -116,18 +134,10 @@ impl actix_web::FromRequest for InternalCaller {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let expected = req.app_data::<web::Data<ServiceToken>>();
-        let given = req
-            .headers()
-            .get(SERVICE_TOKEN_HEADER)
-            .and_then(|v| v.to_str().ok());
+        let given = req.headers().get(SERVICE_TOKEN_HEADER).and_then(|v| v.to_str().ok());
         std::future::ready(match (expected, given) {
-            (Some(e), Some(g)) if constant_time_eq(e.0.as_bytes(), g.as_bytes()) => {
-                Ok(InternalCaller)
-            }
-            _ => Err(Problem::new(
-                ErrorCode::Unauthenticated,
-                "service credential required",
-            )),
+            (Some(e), Some(g)) if constant_time_eq(e.0.as_bytes(), g.as_bytes()) => Ok(InternalCaller),
+            _ => Err(Problem::new(ErrorCode::Unauthenticated, "service credential required")),
         })
     }
 }
@@ -160,10 +170,7 @@ impl PageQuery {
     pub fn cursor_id(&self) -> Result<Option<crate::Id>, Problem> {
         self.cursor
             .as_deref()
-            .map(|c| {
-                c.parse()
-                    .map_err(|_| Problem::field("cursor", "not a valid cursor"))
-            })
+            .map(|c| c.parse().map_err(|_| Problem::field("cursor", "not a valid cursor")))
             .transpose()
     }
 }
@@ -198,10 +205,7 @@ pub async fn read_multipart_files(
             continue;
         }
         if files.len() == max_files {
-            return Err(Problem::new(
-                ErrorCode::PayloadTooLarge,
-                format!("at most {max_files} files per request"),
-            ));
+            return Err(Problem::new(ErrorCode::PayloadTooLarge, format!("at most {max_files} files per request")));
         }
         let mut buf = Vec::new();
         while let Some(chunk) = part.try_next().await.map_err(multipart_problem)? {
@@ -227,20 +231,13 @@ pub async fn read_multipart_files(
 fn multipart_problem(e: actix_multipart::MultipartError) -> Problem {
     use actix_multipart::MultipartError as M;
     match e {
-        M::ContentTypeMissing
-        | M::ContentTypeParse
-        | M::ContentTypeIncompatible
-        | M::BoundaryMissing => Problem::new(
-            ErrorCode::UnsupportedMediaType,
-            "expected a multipart/form-data body",
-        ),
+        M::ContentTypeMissing | M::ContentTypeParse | M::ContentTypeIncompatible | M::BoundaryMissing => {
+            Problem::new(ErrorCode::UnsupportedMediaType, "expected a multipart/form-data body")
+        }
         M::Payload(actix_web::error::PayloadError::Overflow) => {
             Problem::new(ErrorCode::PayloadTooLarge, "the upload is too large")
         }
-        other => Problem::new(
-            ErrorCode::BadRequest,
-            format!("malformed multipart body: {other}"),
-        ),
+        other => Problem::new(ErrorCode::BadRequest, format!("malformed multipart body: {other}")),
     }
 }
 
@@ -256,11 +253,28 @@ mod tests {
     }
 
     #[test]
-    fn page_limits_are_bounded() {
-        let q = |limit| PageQuery {
-            limit,
-            cursor: None,
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        use actix_web::test::TestRequest;
+        let trusted = TrustedProxies::parse(&["10.0.0.0/8".to_owned(), "192.168.1.1".to_owned()]).unwrap();
+        let via = |peer: &str, xff: &str| {
+            let req = TestRequest::default()
+                .peer_addr(format!("{peer}:4000").parse().unwrap())
+                .insert_header(("x-forwarded-for", xff))
+                .to_http_request();
+            client_ip(&req, &trusted)
         };
+        // A direct client cannot choose its address.
+        assert_eq!(via("203.0.113.9", "1.2.3.4"), "203.0.113.9");
+        // Behind the proxy: the rightmost untrusted hop, whatever the client prepended.
+        assert_eq!(via("10.1.2.3", "6.6.6.6, 198.51.100.7"), "198.51.100.7");
+        assert_eq!(via("192.168.1.1", "198.51.100.7, 10.9.9.9"), "198.51.100.7");
+        assert_eq!(via("10.1.2.3", "garbage"), "10.1.2.3");
+        assert!(TrustedProxies::parse(&["not-an-ip".to_owned()]).is_err());
+    }
+
+    #[test]
+    fn page_limits_are_bounded() {
+        let q = |limit| PageQuery { limit, cursor: None };
         assert_eq!(q(None).limit().ok(), Some(20));
         assert_eq!(q(Some(100)).limit().ok(), Some(100));
         assert!(q(Some(0)).limit().is_err());

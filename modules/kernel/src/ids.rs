@@ -13,18 +13,7 @@ use std::str::FromStr;
 use crate::db::sql::DbUuid;
 
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    AsExpression,
-    FromSqlRow,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, AsExpression, FromSqlRow,
 )]
 #[diesel(sql_type = DbUuid)]
 #[serde(transparent)]
@@ -69,9 +58,7 @@ impl utoipa::PartialSchema for Id {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                utoipa::openapi::KnownFormat::Uuid,
-            )))
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid)))
             .into()
     }
 }
@@ -98,9 +85,7 @@ impl ToSql<DbUuid, Sqlite> for Id {
 }
 
 impl FromSql<DbUuid, Sqlite> for Id {
-    fn from_sql(
-        value: <Sqlite as diesel::backend::Backend>::RawValue<'_>,
-    ) -> deserialize::Result<Self> {
+    fn from_sql(value: <Sqlite as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
         let text = <String as FromSql<diesel::sql_types::Text, Sqlite>>::from_sql(value)?;
         Ok(Id(uuid::Uuid::parse_str(&text)?))
     }

@@ -24,23 +24,12 @@ impl RemoteClient {
             .connect_timeout(Duration::from_secs(3))
             .build()
             .map_err(Problem::internal)?;
-        Ok(RemoteClient {
-            base: base_url.trim_end_matches('/').to_owned(),
-            token: service_token.to_owned(),
-            http,
-        })
+        Ok(RemoteClient { base: base_url.trim_end_matches('/').to_owned(), token: service_token.to_owned(), http })
     }
 
-    fn request(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        caller: Option<Id>,
-    ) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .http
-            .request(method, format!("{}{}", self.base, path))
-            .header(SERVICE_TOKEN_HEADER, &self.token);
+    fn request(&self, method: reqwest::Method, path: &str, caller: Option<Id>) -> reqwest::RequestBuilder {
+        let mut rb =
+            self.http.request(method, format!("{}{}", self.base, path)).header(SERVICE_TOKEN_HEADER, &self.token);
         if let Some(id) = caller {
             rb = rb.header(CALLER_HEADER, id.to_string());
         }
@@ -50,17 +39,8 @@ impl RemoteClient {
         rb
     }
 
-    pub async fn get<R: DeserializeOwned>(
-        &self,
-        path: &str,
-        caller: Option<Id>,
-    ) -> Result<R, Problem> {
-        Self::decode(
-            self.request(reqwest::Method::GET, path, caller)
-                .send()
-                .await,
-        )
-        .await
+    pub async fn get<R: DeserializeOwned>(&self, path: &str, caller: Option<Id>) -> Result<R, Problem> {
+        Self::decode(self.request(reqwest::Method::GET, path, caller).send().await).await
     }
 
     pub async fn post<B: Serialize + ?Sized, R: DeserializeOwned>(
@@ -69,44 +49,22 @@ impl RemoteClient {
         body: &B,
         caller: Option<Id>,
     ) -> Result<R, Problem> {
-        Self::decode(
-            self.request(reqwest::Method::POST, path, caller)
-                .json(body)
-                .send()
-                .await,
-        )
-        .await
+        Self::decode(self.request(reqwest::Method::POST, path, caller).json(body).send().await).await
     }
 
-    async fn decode<R: DeserializeOwned>(
-        sent: reqwest::Result<reqwest::Response>,
-    ) -> Result<R, Problem> {
+    async fn decode<R: DeserializeOwned>(sent: reqwest::Result<reqwest::Response>) -> Result<R, Problem> {
         let res = sent.map_err(|e| {
             tracing::warn!(error = %e, "remote module unreachable");
             Problem::new(ErrorCode::BadGateway, "a backing service is unreachable")
         })?;
         let status = res.status();
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|_| Problem::new(ErrorCode::BadGateway, "truncated answer"))?;
+        let bytes = res.bytes().await.map_err(|_| Problem::new(ErrorCode::BadGateway, "truncated answer"))?;
         if status.is_success() {
-            let body = if bytes.is_empty() {
-                b"null".as_slice()
-            } else {
-                &bytes
-            };
-            return serde_json::from_slice(body).map_err(|e| {
-                Problem::new(ErrorCode::BadGateway, format!("unexpected answer: {e}"))
-            });
+            let body = if bytes.is_empty() { b"null".as_slice() } else { &bytes };
+            return serde_json::from_slice(body)
+                .map_err(|e| Problem::new(ErrorCode::BadGateway, format!("unexpected answer: {e}")));
         }
-        Err(
-            serde_json::from_slice::<Problem>(&bytes).unwrap_or_else(|_| {
-                Problem::new(
-                    ErrorCode::BadGateway,
-                    format!("backing service answered {status}"),
-                )
-            }),
-        )
+        Err(serde_json::from_slice::<Problem>(&bytes)
+            .unwrap_or_else(|_| Problem::new(ErrorCode::BadGateway, format!("backing service answered {status}"))))
     }
 }

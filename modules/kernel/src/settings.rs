@@ -14,8 +14,8 @@ pub struct ServerSettings {
     pub workers: usize,
     /// Origins allowed by CORS; empty means same-origin only.
     pub cors_origins: Vec<String>,
-    /// Trust `X-Forwarded-For` for the client address (behind a proxy).
-    pub trust_forwarded: bool,
+    /// Proxies (IPs or CIDR ranges) whose `X-Forwarded-For` gives the client address.
+    pub trusted_proxies: Vec<String>,
     /// Public base URL, used in links sent by email.
     pub public_url: String,
     /// Requests per IP per window across the API.

@@ -12,15 +12,10 @@ tokio::task_local! {
 
 /// Installs the global subscriber once; later calls are no-ops.
 pub fn init(default_filter: &str, json: Option<bool>) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = json.unwrap_or_else(|| !std::io::stderr().is_terminal());
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.pretty().try_init()
-    };
+    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.pretty().try_init() };
 }
 
 /// Runs `fut` with `id` as the current request id.

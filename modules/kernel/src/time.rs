@@ -13,18 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::db::sql::DbInstant;
 
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    AsExpression,
-    FromSqlRow,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, AsExpression, FromSqlRow,
 )]
 #[diesel(sql_type = DbInstant)]
 #[serde(transparent)]
@@ -55,9 +44,7 @@ impl utoipa::PartialSchema for Instant {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
-                utoipa::openapi::KnownFormat::DateTime,
-            )))
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::DateTime)))
             .into()
     }
 }
@@ -82,9 +69,7 @@ impl ToSql<DbInstant, Sqlite> for Instant {
 }
 
 impl FromSql<DbInstant, Sqlite> for Instant {
-    fn from_sql(
-        value: <Sqlite as diesel::backend::Backend>::RawValue<'_>,
-    ) -> deserialize::Result<Self> {
+    fn from_sql(value: <Sqlite as diesel::backend::Backend>::RawValue<'_>) -> deserialize::Result<Self> {
         <DateTime<Utc> as FromSql<TimestamptzSqlite, Sqlite>>::from_sql(value).map(Instant)
     }
 }

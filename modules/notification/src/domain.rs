@@ -4,6 +4,8 @@
 pub enum Template {
     VerifyEmail,
     ResetPassword,
+    /// Tells the owner their password changed, in case it was not them.
+    PasswordChanged,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,21 +31,17 @@ pub fn html_escape(s: &str) -> String {
 
 /// The link a template points to, with the token in its query string.
 pub fn link(public_url: &str, template: Template, token: &str) -> String {
+    let base = public_url.trim_end_matches('/');
     let path = match template {
         Template::VerifyEmail => "verify-email",
         Template::ResetPassword => "reset-password",
+        Template::PasswordChanged => return format!("{base}/forgot-password"),
     };
     let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
-    format!("{}/{path}?token={token}", public_url.trim_end_matches('/'))
+    format!("{base}/{path}?token={token}")
 }
 
-pub fn render(
-    template: Template,
-    locale: &str,
-    name: &str,
-    link: &str,
-    valid_for: &str,
-) -> Rendered {
+pub fn render(template: Template, locale: &str, name: &str, link: &str, valid_for: &str) -> Rendered {
     let fr = locale == "fr";
     let (subject, greeting, body, action, footer) = match (template, fr) {
         (Template::VerifyEmail, false) => (
@@ -74,6 +72,20 @@ pub fn render(
             "Choisir un nouveau mot de passe",
             format!("Ce lien est valable {valid_for} et ne sert qu'une fois. Si vous n'êtes pas à l'origine de cette demande, ignorez ce message : votre mot de passe reste inchangé."),
         ),
+        (Template::PasswordChanged, false) => (
+            "Your HomeTrip password was changed",
+            format!("Hello {name},"),
+            "The password of your HomeTrip account was just changed, and every device was signed out.".to_owned(),
+            "It was not me: secure my account",
+            format!("If you made this change, there is nothing to do. Sent {valid_for}."),
+        ),
+        (Template::PasswordChanged, true) => (
+            "Votre mot de passe HomeTrip a été modifié",
+            format!("Bonjour {name},"),
+            "Le mot de passe de votre compte HomeTrip vient d'être modifié et tous vos appareils ont été déconnectés.".to_owned(),
+            "Ce n'était pas moi : sécuriser mon compte",
+            format!("Si vous êtes à l'origine de ce changement, vous n'avez rien à faire. Envoyé {valid_for}."),
+        ),
     };
     let text = format!("{greeting}\n\n{body}\n\n{action}: {link}\n\n{footer}\n\n— HomeTrip\n");
     let html = format!(
@@ -85,11 +97,7 @@ pub fn render(
         a = html_escape(action),
         f = html_escape(&footer),
     );
-    Rendered {
-        subject: subject.to_owned(),
-        text,
-        html,
-    }
+    Rendered { subject: subject.to_owned(), text, html }
 }
 
 /// A duration for humans, in the email's language.
@@ -117,28 +125,13 @@ mod tests {
             link("https://h.example/", Template::VerifyEmail, "a+b/c"),
             "https://h.example/verify-email?token=a%2Bb%2Fc"
         );
-        assert_eq!(
-            link("http://x", Template::ResetPassword, "t"),
-            "http://x/reset-password?token=t"
-        );
+        assert_eq!(link("http://x", Template::ResetPassword, "t"), "http://x/reset-password?token=t");
     }
 
     #[test]
     fn templates_exist_in_both_languages() {
-        let en = render(
-            Template::VerifyEmail,
-            "en",
-            "Ann",
-            "http://l?token=t",
-            "48 hours",
-        );
-        let fr = render(
-            Template::VerifyEmail,
-            "fr",
-            "Ann",
-            "http://l?token=t",
-            "48 heures",
-        );
+        let en = render(Template::VerifyEmail, "en", "Ann", "http://l?token=t", "48 hours");
+        let fr = render(Template::VerifyEmail, "fr", "Ann", "http://l?token=t", "48 heures");
         assert!(en.subject.contains("Confirm"));
         assert!(fr.subject.contains("Confirmez"));
         assert!(en.text.contains("http://l?token=t") && fr.text.contains("http://l?token=t"));
@@ -153,14 +146,17 @@ mod tests {
     }
 
     #[test]
+    fn password_change_notice_points_to_recovery() {
+        assert_eq!(link("http://x/", Template::PasswordChanged, ""), "http://x/forgot-password");
+        let en = render(Template::PasswordChanged, "en", "Ann", "http://x/forgot-password", "now");
+        let fr = render(Template::PasswordChanged, "fr", "Ann", "http://x/forgot-password", "maintenant");
+        assert!(en.subject.contains("changed") && fr.subject.contains("modifié"));
+        assert!(en.text.contains("http://x/forgot-password"));
+    }
+
+    #[test]
     fn names_are_escaped_in_html() {
-        let r = render(
-            Template::VerifyEmail,
-            "en",
-            "<script>alert(1)</script>",
-            "http://l?a=1&token=t",
-            "1 hour",
-        );
+        let r = render(Template::VerifyEmail, "en", "<script>alert(1)</script>", "http://l?a=1&token=t", "1 hour");
         assert!(!r.html.contains("<script>"));
         assert!(r.html.contains("&lt;script&gt;"));
         assert!(r.html.contains("a=1&amp;token=t"));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hometrip_auth::api::{
-    EmailTokenIssued, EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED,
+    AccountEvent, EmailTokenIssued, EMAIL_VERIFICATION_REQUESTED, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED,
 };
 use hometrip_kernel::events::{Envelope, EventBus, EventHandler};
 use hometrip_user::api::Users;
@@ -35,10 +35,7 @@ impl NotificationService {
         public_url: &str,
         users: Arc<dyn Users>,
     ) -> Result<Arc<Self>, String> {
-        let from: Mailbox = settings
-            .from
-            .parse()
-            .map_err(|e| format!("notification.from: {e}"))?;
+        let from: Mailbox = settings.from.parse().map_err(|e| format!("notification.from: {e}"))?;
         let mailer = if settings.smtp.url.trim().is_empty() {
             let dir = data_dir.join("outbox").join("mail");
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -49,19 +46,14 @@ impl NotificationService {
                 .build();
             Mailer::Smtp(transport)
         };
-        Ok(Arc::new(NotificationService {
-            mailer,
-            from,
-            users,
-            public_url: public_url.to_owned(),
-        }))
+        Ok(Arc::new(NotificationService { mailer, from, users, public_url: public_url.to_owned() }))
     }
 
     pub async fn subscribe(self: &Arc<Self>, bus: &EventBus) {
         let handler: Arc<dyn EventHandler> = Arc::clone(self) as Arc<dyn EventHandler>;
         bus.subscribe(
             "notification.email",
-            &[EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED],
+            &[EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED, PASSWORD_CHANGED],
             handler,
         )
         .await;
@@ -76,16 +68,8 @@ impl NotificationService {
             .message_id(Some(format!("<{id}@hometrip>")))
             .multipart(
                 MultiPart::alternative()
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_PLAIN)
-                            .body(rendered.text),
-                    )
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_HTML)
-                            .body(rendered.html),
-                    ),
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(rendered.text))
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(rendered.html)),
             )
             .map_err(|e| e.to_string())?;
         match &self.mailer {
@@ -93,19 +77,25 @@ impl NotificationService {
                 // Named by event id: a redelivery rewrites the same file, never a second email.
                 let path = dir.join(format!("{id}.eml"));
                 let tmp = dir.join(format!(".{id}.eml.tmp"));
-                tokio::fs::write(&tmp, message.formatted())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                tokio::fs::rename(&tmp, &path)
-                    .await
-                    .map_err(|e| e.to_string())
+                tokio::fs::write(&tmp, message.formatted()).await.map_err(|e| e.to_string())?;
+                tokio::fs::rename(&tmp, &path).await.map_err(|e| e.to_string())
             }
-            Mailer::Smtp(transport) => transport
-                .send(message)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Mailer::Smtp(transport) => transport.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
         }
+    }
+}
+
+impl NotificationService {
+    async fn password_changed(&self, event: &Envelope) -> Result<(), String> {
+        let e: AccountEvent = event.decode()?;
+        // Retried (then parked) if the profile is not there yet: it carries the address.
+        let p = self.users.profile(e.user_id).await.map_err(|p| p.to_string())?.ok_or("profile not found")?;
+        let when = event.occurred_at.0.format("%Y-%m-%d %H:%M UTC").to_string();
+        let when = if p.locale == "fr" { format!("le {when}") } else { format!("on {when}") };
+        let template = Template::PasswordChanged;
+        let rendered =
+            domain::render(template, &p.locale, &p.display_name, &domain::link(&self.public_url, template, ""), &when);
+        self.send(&event.id.to_string(), &p.email, rendered).await
     }
 }
 
@@ -115,15 +105,12 @@ impl EventHandler for NotificationService {
         let template = match event.event_type.as_str() {
             EMAIL_VERIFICATION_REQUESTED => Template::VerifyEmail,
             PASSWORD_RESET_REQUESTED => Template::ResetPassword,
+            PASSWORD_CHANGED => return self.password_changed(event).await,
             _ => return Ok(()),
         };
         let e: EmailTokenIssued = event.decode()?;
         // The profile's language wins; the one given at sign-up covers a profile not made yet.
-        let profile = self
-            .users
-            .profile(e.user_id)
-            .await
-            .map_err(|p| p.to_string())?;
+        let profile = self.users.profile(e.user_id).await.map_err(|p| p.to_string())?;
         let (locale, name) = match &profile {
             Some(p) => (p.locale.clone(), p.display_name.clone()),
             None => (e.locale.clone(), e.display_name.clone()),

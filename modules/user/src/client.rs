@@ -19,8 +19,6 @@ impl UsersClient {
 #[async_trait]
 impl Users for UsersClient {
     async fn profile(&self, id: Id) -> Result<Option<UserProfile>, Problem> {
-        self.remote
-            .get(&format!("/internal/user/profiles/{id}"), None)
-            .await
+        self.remote.get(&format!("/internal/user/profiles/{id}"), None).await
     }
 }

@@ -5,9 +5,7 @@ use hometrip_kernel::FieldError;
 
 pub const LOCALES: &[&str] = &["en", "fr"];
 /// Currencies a guest may see prices in (ISO 4217).
-pub const CURRENCIES: &[&str] = &[
-    "EUR", "USD", "GBP", "CHF", "CAD", "AUD", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK",
-];
+pub const CURRENCIES: &[&str] = &["EUR", "USD", "GBP", "CHF", "CAD", "AUD", "JPY", "SEK", "NOK", "DKK", "PLN", "CZK"];
 pub const BIO_MAX_CHARS: usize = 2000;
 pub const AVATAR_SIZES: &[u32] = &[512, 128];
 
@@ -15,10 +13,7 @@ pub fn check_locale(locale: &str) -> Result<(), FieldError> {
     if LOCALES.contains(&locale) {
         Ok(())
     } else {
-        Err(FieldError::new(
-            "locale",
-            format!("must be one of {}", LOCALES.join(", ")),
-        ))
+        Err(FieldError::new("locale", format!("must be one of {}", LOCALES.join(", "))))
     }
 }
 
@@ -26,29 +21,17 @@ pub fn check_currency(currency: &str) -> Result<(), FieldError> {
     if CURRENCIES.contains(&currency) {
         Ok(())
     } else {
-        Err(FieldError::new(
-            "currency",
-            format!("must be one of {}", CURRENCIES.join(", ")),
-        ))
+        Err(FieldError::new("currency", format!("must be one of {}", CURRENCIES.join(", "))))
     }
 }
 
 pub fn check_bio(bio: &str) -> Result<String, FieldError> {
     let bio = bio.trim();
     if bio.chars().count() > BIO_MAX_CHARS {
-        return Err(FieldError::new(
-            "bio",
-            format!("must be at most {BIO_MAX_CHARS} characters"),
-        ));
+        return Err(FieldError::new("bio", format!("must be at most {BIO_MAX_CHARS} characters")));
     }
-    if bio
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
-    {
-        return Err(FieldError::new(
-            "bio",
-            "must not contain control characters",
-        ));
+    if bio.chars().any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r') {
+        return Err(FieldError::new("bio", "must not contain control characters"));
     }
     Ok(bio.to_owned())
 }
@@ -57,16 +40,10 @@ pub fn check_display_name(name: &str) -> Result<String, FieldError> {
     let name = name.trim();
     let len = name.chars().count();
     if len == 0 || len > 80 {
-        return Err(FieldError::new(
-            "display_name",
-            "must be 1 to 80 characters",
-        ));
+        return Err(FieldError::new("display_name", "must be 1 to 80 characters"));
     }
     if name.chars().any(char::is_control) {
-        return Err(FieldError::new(
-            "display_name",
-            "must not contain control characters",
-        ));
+        return Err(FieldError::new("display_name", "must not contain control characters"));
     }
     Ok(name.to_owned())
 }
@@ -82,11 +59,7 @@ pub fn channels_text(c: crate::api::NotificationChannels) -> String {
 
 pub fn parse_channels(text: &str) -> crate::api::NotificationChannels {
     let has = |name: &str| text.split(',').any(|c| c == name);
-    crate::api::NotificationChannels {
-        email: has("email"),
-        sms: has("sms"),
-        push: has("push"),
-    }
+    crate::api::NotificationChannels { email: has("email"), sms: has("sms"), push: has("push") }
 }
 
 /// Lower-cased text admins search by (email and name).
@@ -122,10 +95,7 @@ pub fn reencode_image(bytes: &[u8], sizes: &[u32]) -> Result<Vec<(u32, Vec<u8>)>
     let format = image::guess_format(bytes).map_err(|_| ImageError::Unsupported)?;
     if !matches!(
         format,
-        image::ImageFormat::Png
-            | image::ImageFormat::Jpeg
-            | image::ImageFormat::WebP
-            | image::ImageFormat::Gif
+        image::ImageFormat::Png | image::ImageFormat::Jpeg | image::ImageFormat::WebP | image::ImageFormat::Gif
     ) {
         return Err(ImageError::Unsupported);
     }
@@ -135,13 +105,9 @@ pub fn reencode_image(bytes: &[u8], sizes: &[u32]) -> Result<Vec<(u32, Vec<u8>)>
     limits.max_image_height = Some(12_000);
     limits.max_alloc = Some(256 * 1024 * 1024);
     reader.limits(limits);
-    let img = reader
-        .decode()
-        .map_err(|e| ImageError::Invalid(e.to_string()))?;
+    let img = reader.decode().map_err(|e| ImageError::Invalid(e.to_string()))?;
     if img.width() < 16 || img.height() < 16 {
-        return Err(ImageError::Invalid(
-            "image must be at least 16×16 pixels".into(),
-        ));
+        return Err(ImageError::Invalid("image must be at least 16×16 pixels".into()));
     }
     let mut out = Vec::new();
     for &size in sizes {
@@ -152,8 +118,7 @@ pub fn reencode_image(bytes: &[u8], sizes: &[u32]) -> Result<Vec<(u32, Vec<u8>)>
         };
         let rgb = image::DynamicImage::ImageRgb8(resized.to_rgb8());
         let mut buf = std::io::Cursor::new(Vec::new());
-        rgb.write_to(&mut buf, image::ImageFormat::Jpeg)
-            .map_err(|e| ImageError::Invalid(e.to_string()))?;
+        rgb.write_to(&mut buf, image::ImageFormat::Jpeg).map_err(|e| ImageError::Invalid(e.to_string()))?;
         out.push((size, buf.into_inner()));
     }
     Ok(out)
@@ -164,13 +129,9 @@ mod tests {
     use super::*;
 
     fn png(w: u32, h: u32) -> Vec<u8> {
-        let img = image::RgbImage::from_fn(w, h, |x, y| {
-            image::Rgb([(x % 255) as u8, (y % 255) as u8, 7])
-        });
+        let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 255) as u8, (y % 255) as u8, 7]));
         let mut buf = std::io::Cursor::new(Vec::new());
-        assert!(image::DynamicImage::ImageRgb8(img)
-            .write_to(&mut buf, image::ImageFormat::Png)
-            .is_ok());
+        assert!(image::DynamicImage::ImageRgb8(img).write_to(&mut buf, image::ImageFormat::Png).is_ok());
         buf.into_inner()
     }
 
@@ -185,10 +146,7 @@ mod tests {
 
     #[test]
     fn bios_and_names_are_bounded() {
-        assert_eq!(
-            check_bio("  hello\nworld ").ok().as_deref(),
-            Some("hello\nworld")
-        );
+        assert_eq!(check_bio("  hello\nworld ").ok().as_deref(), Some("hello\nworld"));
         assert!(check_bio(&"x".repeat(2001)).is_err());
         assert!(check_bio("bell\u{7}").is_err());
         assert!(check_display_name("").is_err());
@@ -199,32 +157,13 @@ mod tests {
     fn channels_round_trip() {
         use crate::api::NotificationChannels as C;
         for c in [
-            C {
-                email: true,
-                sms: false,
-                push: true,
-            },
-            C {
-                email: false,
-                sms: false,
-                push: false,
-            },
-            C {
-                email: true,
-                sms: true,
-                push: true,
-            },
+            C { email: true, sms: false, push: true },
+            C { email: false, sms: false, push: false },
+            C { email: true, sms: true, push: true },
         ] {
             assert_eq!(parse_channels(&channels_text(c)), c);
         }
-        assert_eq!(
-            channels_text(C {
-                email: false,
-                sms: true,
-                push: false
-            }),
-            "sms"
-        );
+        assert_eq!(channels_text(C { email: false, sms: true, push: false }), "sms");
     }
 
     #[test]
@@ -237,37 +176,21 @@ mod tests {
     #[test]
     fn images_are_reencoded_at_each_size() {
         let out = reencode_image(&png(1024, 600), AVATAR_SIZES);
-        let Ok(out) = out else {
-            panic!("decode failed: {out:?}")
-        };
+        let Ok(out) = out else { panic!("decode failed: {out:?}") };
         assert_eq!(out.len(), 2);
         for (size, bytes) in out {
-            let Ok(img) = image::load_from_memory(&bytes) else {
-                panic!("not decodable")
-            };
+            let Ok(img) = image::load_from_memory(&bytes) else { panic!("not decodable") };
             assert_eq!(img.width().max(img.height()), size);
-            assert_eq!(
-                image::guess_format(&bytes).ok(),
-                Some(image::ImageFormat::Jpeg)
-            );
+            assert_eq!(image::guess_format(&bytes).ok(), Some(image::ImageFormat::Jpeg));
         }
     }
 
     #[test]
     fn non_images_and_broken_images_are_refused() {
-        assert_eq!(
-            reencode_image(b"%PDF-1.4 not an image", AVATAR_SIZES),
-            Err(ImageError::Unsupported)
-        );
+        assert_eq!(reencode_image(b"%PDF-1.4 not an image", AVATAR_SIZES), Err(ImageError::Unsupported));
         let mut broken = png(64, 64);
         broken.truncate(60);
-        assert!(matches!(
-            reencode_image(&broken, AVATAR_SIZES),
-            Err(ImageError::Invalid(_))
-        ));
-        assert!(matches!(
-            reencode_image(&png(4, 4), AVATAR_SIZES),
-            Err(ImageError::Invalid(_))
-        ));
+        assert!(matches!(reencode_image(&broken, AVATAR_SIZES), Err(ImageError::Invalid(_))));
+        assert!(matches!(reencode_image(&png(4, 4), AVATAR_SIZES), Err(ImageError::Invalid(_))));
     }
 }

@@ -51,11 +51,7 @@ async fn update_me(
     responses((status = 200, body = Me), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
 #[put("/users/me/avatar")]
-async fn put_avatar(
-    svc: web::Data<UserService>,
-    user: AuthUser,
-    payload: Multipart,
-) -> Result<HttpResponse, Problem> {
+async fn put_avatar(svc: web::Data<UserService>, user: AuthUser, payload: Multipart) -> Result<HttpResponse, Problem> {
     let mut files = read_multipart_files(payload, "file", svc.settings.avatar_max_bytes, 1).await?;
     let bytes = files.pop().unwrap_or_default();
     Ok(HttpResponse::Ok().json(svc.set_avatar(user.id, bytes).await?))
@@ -70,8 +66,7 @@ async fn put_identity(
     user: AuthUser,
     payload: Multipart,
 ) -> Result<HttpResponse, Problem> {
-    let mut files =
-        read_multipart_files(payload, "document", svc.settings.document_max_bytes, 1).await?;
+    let mut files = read_multipart_files(payload, "document", svc.settings.document_max_bytes, 1).await?;
     let bytes = files.pop().unwrap_or_default();
     Ok(HttpResponse::Ok().json(svc.submit_identity(user.id, bytes).await?))
 }
@@ -79,10 +74,7 @@ async fn put_identity(
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = Id, Path)),
     responses((status = 200, body = PublicProfile), (status = 404, body = Problem)))]
 #[get("/users/{id}")]
-async fn public_profile(
-    svc: web::Data<UserService>,
-    id: web::Path<Id>,
-) -> Result<HttpResponse, Problem> {
+async fn public_profile(svc: web::Data<UserService>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.public_profile(*id).await?))
 }
 
@@ -95,14 +87,8 @@ async fn admin_search(
     q: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, Problem> {
     user.require_admin()?;
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor.clone(),
-    };
-    Ok(HttpResponse::Ok().json(
-        svc.admin_search(&q.q, page.cursor_id()?, page.limit()?)
-            .await?,
-    ))
+    let page = PageQuery { limit: q.limit, cursor: q.cursor.clone() };
+    Ok(HttpResponse::Ok().json(svc.admin_search(&q.q, page.cursor_id()?, page.limit()?).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/admin/users/{id}/identity", tag = "admin", params(("id" = Id, Path)), request_body = IdentityReview,
@@ -141,9 +127,7 @@ async fn internal_profile(
 
 /// Mounts `/internal/user`; needs `web::Data<dyn Users>`.
 pub fn internal_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/internal/user").route("/profiles/{id}", web::get().to(internal_profile)),
-    );
+    cfg.service(web::scope("/internal/user").route("/profiles/{id}", web::get().to(internal_profile)));
 }
 
 pub fn data(service: &Arc<UserService>) -> web::Data<UserService> {
@@ -152,22 +136,7 @@ pub fn data(service: &Arc<UserService>) -> web::Data<UserService> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(
-        me,
-        update_me,
-        put_avatar,
-        put_identity,
-        public_profile,
-        admin_search,
-        admin_review_identity
-    ),
-    components(schemas(
-        Me,
-        PublicProfile,
-        ProfilePatch,
-        AdminUser,
-        UserProfile,
-        IdentityReview
-    ))
+    paths(me, update_me, put_avatar, put_identity, public_profile, admin_search, admin_review_identity),
+    components(schemas(Me, PublicProfile, ProfilePatch, AdminUser, UserProfile, IdentityReview))
 )]
 pub struct UserApi;

@@ -94,10 +94,9 @@ fn db_err(e: hometrip_kernel::db::DbError) -> Problem {
 
 fn image_problem(e: ImageError) -> Problem {
     match e {
-        ImageError::Unsupported => Problem::new(
-            ErrorCode::UnsupportedMediaType,
-            "upload a PNG, JPEG, WebP or GIF image",
-        ),
+        ImageError::Unsupported => {
+            Problem::new(ErrorCode::UnsupportedMediaType, "upload a PNG, JPEG, WebP or GIF image")
+        }
         ImageError::Invalid(why) => Problem::field("file", &format!("not a valid image: {why}")),
     }
 }
@@ -110,21 +109,13 @@ impl UserService {
         accounts: Arc<dyn Accounts>,
         settings: UserSettings,
     ) -> Arc<Self> {
-        Arc::new(UserService {
-            db,
-            bus,
-            files,
-            accounts,
-            settings,
-        })
+        Arc::new(UserService { db, bus, files, accounts, settings })
     }
 
     /// Subscribes to the auth events that create profiles.
     pub async fn subscribe(self: &Arc<Self>) {
         let handler: Arc<dyn EventHandler> = Arc::clone(self) as Arc<dyn EventHandler>;
-        self.bus
-            .subscribe("user.profiles", &[ACCOUNT_REGISTERED], handler)
-            .await;
+        self.bus.subscribe("user.profiles", &[ACCOUNT_REGISTERED], handler).await;
     }
 
     fn new_row(id: Id, email: &str, display_name: &str, locale: &str) -> ProfileRow {
@@ -134,17 +125,9 @@ impl UserService {
             email: email.to_owned(),
             display_name: display_name.to_owned(),
             bio: String::new(),
-            locale: if domain::check_locale(locale).is_ok() {
-                locale.to_owned()
-            } else {
-                "en".to_owned()
-            },
+            locale: if domain::check_locale(locale).is_ok() { locale.to_owned() } else { "en".to_owned() },
             currency: "EUR".to_owned(),
-            notification_channels: domain::channels_text(NotificationChannels {
-                email: true,
-                sms: false,
-                push: true,
-            }),
+            notification_channels: domain::channels_text(NotificationChannels { email: true, sms: false, push: true }),
             avatar_key: None,
             identity_status: IdentityStatus::None.as_str().to_owned(),
             identity_document_key: None,
@@ -157,35 +140,21 @@ impl UserService {
     }
 
     /// The profile, created from the account when the registration event has
-    /// not been handled yet (the insert is idempotent either way).
+    /// not been handled yet. Both paths build it from the same account data, so
+    /// whichever inserts first, the result is the same.
     async fn profile_row(&self, id: Id) -> Result<ProfileRow, Problem> {
         if let Some(row) = store::get(&self.db, id).await.map_err(db_err)? {
             return Ok(row);
         }
-        let account = self
-            .accounts
-            .account(id)
-            .await?
-            .ok_or_else(|| Problem::not_found("user"))?;
-        let name = account
-            .email
-            .split('@')
-            .next()
-            .unwrap_or("guest")
-            .to_owned();
-        store::insert_if_absent(&self.db, &Self::new_row(id, &account.email, &name, "en"))
+        let account = self.accounts.account(id).await?.ok_or_else(|| Problem::not_found("user"))?;
+        store::insert_if_absent(&self.db, &Self::new_row(id, &account.email, &account.display_name, &account.locale))
             .await
             .map_err(db_err)?;
-        store::get(&self.db, id)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Problem::not_found("user"))
+        store::get(&self.db, id).await.map_err(db_err)?.ok_or_else(|| Problem::not_found("user"))
     }
 
     fn avatar_url(&self, row: &ProfileRow) -> Option<String> {
-        row.avatar_key
-            .as_deref()
-            .map(|k| self.files.url(&format!("{k}-512.jpg")))
+        row.avatar_key.as_deref().map(|k| self.files.url(&format!("{k}-512.jpg")))
     }
 
     fn to_profile(&self, row: &ProfileRow) -> UserProfile {
@@ -205,11 +174,7 @@ impl UserService {
 
     pub async fn me(&self, id: Id) -> Result<Me, Problem> {
         let row = self.profile_row(id).await?;
-        let account = self
-            .accounts
-            .account(id)
-            .await?
-            .ok_or_else(|| Problem::not_found("user"))?;
+        let account = self.accounts.account(id).await?.ok_or_else(|| Problem::not_found("user"))?;
         let p = self.to_profile(&row);
         Ok(Me {
             id,
@@ -230,10 +195,7 @@ impl UserService {
     }
 
     pub async fn public_profile(&self, id: Id) -> Result<PublicProfile, Problem> {
-        let row = store::get(&self.db, id)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Problem::not_found("user"))?;
+        let row = store::get(&self.db, id).await.map_err(db_err)?.ok_or_else(|| Problem::not_found("user"))?;
         Ok(PublicProfile {
             id: row.id,
             display_name: row.display_name.clone(),
@@ -247,10 +209,7 @@ impl UserService {
     pub async fn update_me(&self, id: Id, patch: ProfilePatch) -> Result<Me, Problem> {
         let current = self.profile_row(id).await?;
         let mut errors: Vec<FieldError> = Vec::new();
-        let mut changes = ProfileChanges {
-            updated_at: Some(Instant::now()),
-            ..Default::default()
-        };
+        let mut changes = ProfileChanges { updated_at: Some(Instant::now()), ..Default::default() };
         if let Some(name) = &patch.display_name {
             match domain::check_display_name(name) {
                 Ok(n) => {
@@ -261,9 +220,7 @@ impl UserService {
             }
         }
         if let Some(bio) = &patch.bio {
-            domain::check_bio(bio)
-                .map(|b| changes.bio = Some(b))
-                .unwrap_or_else(|e| errors.push(e));
+            domain::check_bio(bio).map(|b| changes.bio = Some(b)).unwrap_or_else(|e| errors.push(e));
         }
         if let Some(locale) = &patch.locale {
             domain::check_locale(locale)
@@ -286,39 +243,25 @@ impl UserService {
         if !errors.is_empty() {
             return Err(Problem::validation(errors));
         }
-        let event = Envelope::new(
-            MODULE,
-            PROFILE_UPDATED,
-            &serde_json::json!({ "user_id": id }),
-        )
-        .map_err(db_err)?;
-        store::update(&self.db, id, &changes, &[event])
-            .await
-            .map_err(db_err)?;
+        let event = Envelope::new(MODULE, PROFILE_UPDATED, &serde_json::json!({ "user_id": id })).map_err(db_err)?;
+        store::update(&self.db, id, &changes, &[event]).await.map_err(db_err)?;
         self.bus.poke();
         self.me(id).await
     }
 
     pub async fn set_avatar(&self, id: Id, bytes: Vec<u8>) -> Result<Me, Problem> {
         let current = self.profile_row(id).await?;
-        let variants = tokio::task::spawn_blocking(move || {
-            domain::reencode_image(&bytes, domain::AVATAR_SIZES)
-        })
-        .await
-        .map_err(Problem::internal)?
-        .map_err(image_problem)?;
+        let variants = tokio::task::spawn_blocking(move || domain::reencode_image(&bytes, domain::AVATAR_SIZES))
+            .await
+            .map_err(Problem::internal)?
+            .map_err(image_problem)?;
         let key = format!("avatars/{id}/{}", Id::new());
         for (size, data) in variants {
             self.files.put(&format!("{key}-{size}.jpg"), data).await?;
         }
-        let changes = ProfileChanges {
-            avatar_key: Some(Some(key)),
-            updated_at: Some(Instant::now()),
-            ..Default::default()
-        };
-        store::update(&self.db, id, &changes, &[])
-            .await
-            .map_err(db_err)?;
+        let changes =
+            ProfileChanges { avatar_key: Some(Some(key)), updated_at: Some(Instant::now()), ..Default::default() };
+        store::update(&self.db, id, &changes, &[]).await.map_err(db_err)?;
         if let Some(old) = current.avatar_key {
             for size in domain::AVATAR_SIZES {
                 self.files.delete(&format!("{old}-{size}.jpg")).await?;
@@ -331,19 +274,18 @@ impl UserService {
     /// verification pending until an admin reviews it.
     pub async fn submit_identity(&self, id: Id, bytes: Vec<u8>) -> Result<Me, Problem> {
         let current = self.profile_row(id).await?;
-        if current.identity_status == IdentityStatus::Verified.as_str() {
-            return Err(Problem::new(
-                ErrorCode::Conflict,
-                "identity already verified",
-            ));
+        // While a review is pending the document under review must not change.
+        match IdentityStatus::parse(&current.identity_status) {
+            IdentityStatus::Verified => return Err(Problem::new(ErrorCode::Conflict, "identity already verified")),
+            IdentityStatus::Pending => {
+                return Err(Problem::new(ErrorCode::Conflict, "a verification is already pending review"))
+            }
+            IdentityStatus::None | IdentityStatus::Rejected => {}
         }
         // Documents are images (photo or scan) or PDFs; anything else is refused.
         let is_pdf = bytes.starts_with(b"%PDF-");
         if !is_pdf && image::guess_format(&bytes).is_err() {
-            return Err(Problem::new(
-                ErrorCode::UnsupportedMediaType,
-                "upload an image or a PDF of the document",
-            ));
+            return Err(Problem::new(ErrorCode::UnsupportedMediaType, "upload an image or a PDF of the document"));
         }
         let key = format!("identity/{id}/{}", Id::new());
         self.files.put(&key, bytes).await?;
@@ -355,9 +297,11 @@ impl UserService {
             updated_at: Some(Instant::now()),
             ..Default::default()
         };
-        store::update(&self.db, id, &changes, &[])
-            .await
-            .map_err(db_err)?;
+        store::update(&self.db, id, &changes, &[]).await.map_err(db_err)?;
+        // The rejected document is not kept once a new one replaces it.
+        if let Some(old) = current.identity_document_key {
+            self.files.delete(&old).await?;
+        }
         self.me(id).await
     }
 
@@ -367,15 +311,9 @@ impl UserService {
         decision: IdentityDecision,
         note: Option<String>,
     ) -> Result<UserProfile, Problem> {
-        let current = store::get(&self.db, id)
-            .await
-            .map_err(db_err)?
-            .ok_or_else(|| Problem::not_found("user"))?;
+        let current = store::get(&self.db, id).await.map_err(db_err)?.ok_or_else(|| Problem::not_found("user"))?;
         if current.identity_status != IdentityStatus::Pending.as_str() {
-            return Err(Problem::new(
-                ErrorCode::Conflict,
-                "no identity verification is pending for this user",
-            ));
+            return Err(Problem::new(ErrorCode::Conflict, "no identity verification is pending for this user"));
         }
         let status = match decision {
             IdentityDecision::Approve => IdentityStatus::Verified,
@@ -389,15 +327,8 @@ impl UserService {
             updated_at: Some(now),
             ..Default::default()
         };
-        let event = Envelope::new(
-            MODULE,
-            IDENTITY_REVIEWED,
-            &IdentityReviewed {
-                user_id: id,
-                status,
-            },
-        )
-        .map_err(db_err)?;
+        let event =
+            Envelope::new(MODULE, IDENTITY_REVIEWED, &IdentityReviewed { user_id: id, status }).map_err(db_err)?;
         let row = store::update(&self.db, id, &changes, &[event])
             .await
             .map_err(db_err)?
@@ -406,21 +337,15 @@ impl UserService {
         Ok(self.to_profile(&row))
     }
 
-    pub async fn admin_search(
-        &self,
-        q: &str,
-        after: Option<Id>,
-        limit: i64,
-    ) -> Result<Page<AdminUser>, Problem> {
+    pub async fn admin_search(&self, q: &str, after: Option<Id>, limit: i64) -> Result<Page<AdminUser>, Problem> {
         if q.chars().count() > 200 {
             return Err(Problem::field("q", "must be at most 200 characters"));
         }
-        let rows = store::search(&self.db, &domain::like_pattern(q), after, limit)
-            .await
-            .map_err(db_err)?;
-        let next_cursor = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|r| r.id.to_string()))
-            .flatten();
+        if q.chars().any(char::is_control) {
+            return Err(Problem::field("q", "must not contain control characters"));
+        }
+        let rows = store::search(&self.db, &domain::like_pattern(q), after, limit).await.map_err(db_err)?;
+        let next_cursor = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id.to_string())).flatten();
         Ok(Page {
             items: rows
                 .into_iter()
@@ -443,9 +368,7 @@ impl EventHandler for UserService {
         if event.event_type == ACCOUNT_REGISTERED {
             let e: AccountRegistered = event.decode()?;
             let row = UserService::new_row(e.user_id, &e.email, &e.display_name, &e.locale);
-            store::insert_if_absent(&self.db, &row)
-                .await
-                .map_err(|e| e.to_string())?;
+            store::insert_if_absent(&self.db, &row).await.map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -454,10 +377,6 @@ impl EventHandler for UserService {
 #[async_trait]
 impl Users for UserService {
     async fn profile(&self, id: Id) -> Result<Option<UserProfile>, Problem> {
-        Ok(store::get(&self.db, id)
-            .await
-            .map_err(db_err)?
-            .as_ref()
-            .map(|r| self.to_profile(r)))
+        Ok(store::get(&self.db, id).await.map_err(db_err)?.as_ref().map(|r| self.to_profile(r)))
     }
 }

@@ -31,11 +31,7 @@ pub mod schema {
 }
 use schema::profiles;
 
-pub const MIGRATIONS: MigrationSet = MigrationSet {
-    module: "user",
-    postgres: || PG,
-    sqlite: || SQLITE,
-};
+pub const MIGRATIONS: MigrationSet = MigrationSet { module: "user", postgres: || PG, sqlite: || SQLITE };
 const PG: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("../../migrations/user/postgres");
 const SQLITE: diesel_migrations::EmbeddedMigrations =
@@ -82,25 +78,14 @@ pub struct ProfileChanges {
 /// Inserts the profile unless it exists (events are delivered at least once).
 pub async fn insert_if_absent(db: &Db, row: &ProfileRow) -> Result<(), DbError> {
     run!(db, |conn| {
-        diesel::insert_into(profiles::table)
-            .values(row)
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
+        diesel::insert_into(profiles::table).values(row).on_conflict_do_nothing().execute(conn).await?;
         Ok::<_, DbError>(())
     })
 }
 
 pub async fn get(db: &Db, id: Id) -> Result<Option<ProfileRow>, DbError> {
     run!(db, |conn| {
-        Ok::<_, DbError>(
-            profiles::table
-                .find(id)
-                .select(ProfileRow::as_select())
-                .first(conn)
-                .await
-                .optional()?,
-        )
+        Ok::<_, DbError>(profiles::table.find(id).select(ProfileRow::as_select()).first(conn).await.optional()?)
     })
 }
 
@@ -112,33 +97,19 @@ pub async fn update(
     events: &[Envelope],
 ) -> Result<Option<ProfileRow>, DbError> {
     transaction!(db, |conn| {
-        let n = diesel::update(profiles::table.find(id))
-            .set(changes)
-            .execute(conn)
-            .await?;
+        let n = diesel::update(profiles::table.find(id)).set(changes).execute(conn).await?;
         if n == 0 {
             return Ok(None);
         }
         for e in events {
             conn.append_event(e).await?;
         }
-        Ok::<_, DbError>(Some(
-            profiles::table
-                .find(id)
-                .select(ProfileRow::as_select())
-                .first(conn)
-                .await?,
-        ))
+        Ok::<_, DbError>(Some(profiles::table.find(id).select(ProfileRow::as_select()).first(conn).await?))
     })
 }
 
 /// Profiles whose email or name contains `pattern` (a LIKE pattern), by id, after `after`.
-pub async fn search(
-    db: &Db,
-    pattern: &str,
-    after: Option<Id>,
-    limit: i64,
-) -> Result<Vec<ProfileRow>, DbError> {
+pub async fn search(db: &Db, pattern: &str, after: Option<Id>, limit: i64) -> Result<Vec<ProfileRow>, DbError> {
     run!(db, |conn| {
         let mut q = profiles::table
             .filter(profiles::search_text.like(pattern).escape('\\'))

@@ -18,6 +18,7 @@ CREATE TABLE refresh_tokens (
     account_id UUID NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     session_id UUID NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
+    session_started_at TIMESTAMPTZ NOT NULL,
     issued_at TIMESTAMPTZ NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL,
     session_expires_at TIMESTAMPTZ NOT NULL,

@@ -18,6 +18,7 @@ CREATE TABLE refresh_tokens (
     account_id TEXT NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,
     session_id TEXT NOT NULL,
     token_hash TEXT NOT NULL UNIQUE,
+    session_started_at TEXT NOT NULL,
     issued_at TEXT NOT NULL,
     expires_at TEXT NOT NULL,
     session_expires_at TEXT NOT NULL,
