@@ -201,3 +201,70 @@ async fn a_bad_configuration_stops_start_up_naming_the_key() {
     let value: serde_json::Value = serde_json::from_str(&printed).unwrap();
     assert_eq!(value["server"]["port"], json!(server.port));
 }
+
+#[tokio::test]
+async fn per_ip_and_per_account_limits_answer_429() {
+    let server = Server::start_with(&[
+        ("HOMETRIP_SERVER__RATE_LIMIT__MAX", "12"),
+        ("HOMETRIP_AUTH__RATE_LIMIT_PER_ACCOUNT__MAX", "3"),
+    ])
+    .await;
+    let api = server.client();
+    let (me, _) = api.signed_up(&unique_email("limited")).await;
+    // Two requests spent by sign-up; the account allows three.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(me.get("/api/v1/users/me").await.status);
+    }
+    assert_eq!(statuses, vec![200, 200, 200, 429], "per account");
+    // The IP budget (12) runs out next, for anonymous calls too.
+    let mut last = api.get("/api/v1/auth/jwks.json").await;
+    for _ in 0..10 {
+        if last.status == 429 {
+            break;
+        }
+        last = api.get("/api/v1/auth/jwks.json").await;
+    }
+    assert_eq!(last.problem(429), "rate_limited");
+    let retry: u64 = last.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 0 && retry <= 60);
+    // Health and metrics are never limited.
+    assert_eq!(api.get("/health/live").await.status, 200);
+    assert_eq!(api.get("/health/ready").await.status, 200);
+}
+
+#[tokio::test]
+async fn cors_allows_only_configured_origins() {
+    let server = Server::start_with(&[("HOMETRIP_SERVER__CORS_ORIGINS", "https://app.example")]).await;
+    let api = server.client();
+    let preflight = |origin: &'static str| {
+        api.http
+            .request(reqwest::Method::OPTIONS, server.url("/api/v1/auth/login"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+    };
+    let ok = api.send(preflight("https://app.example")).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    assert_eq!(ok.headers["access-control-allow-origin"], "https://app.example");
+    let denied = api.send(preflight("https://evil.example")).await;
+    assert!(denied.headers.get("access-control-allow-origin").is_none());
+    assert!(denied.status >= 400);
+}
+
+#[tokio::test]
+async fn migrate_applies_each_migration_once() {
+    let server = Server::start().await;
+    // The server migrated at start; the command finds nothing left to do.
+    let out = server.cli(&["migrate"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0 migrations applied");
+    // A fresh data dir gets every module's tables.
+    let fresh = std::env::temp_dir().join(format!("hometrip-migrate-{}", uuid::Uuid::now_v7()));
+    let mut cmd = server.command();
+    cmd.env("HOMETRIP_DATA_DIR", &fresh).env_remove("HOMETRIP_DATABASE__URL").arg("migrate");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3 migrations applied");
+    let _ = std::fs::remove_dir_all(fresh);
+}

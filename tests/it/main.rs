@@ -9,5 +9,6 @@ mod conformance;
 mod edge;
 mod oauth;
 mod restart;
+mod smtp;
 mod support;
 mod users;
