@@ -9,8 +9,11 @@ use serde_json::json;
 
 use crate::support::*;
 
+/// One received message: its recipients and its DATA.
+type Received = (Vec<String>, String);
+
 #[derive(Default, Clone)]
-struct Mailbox(Arc<Mutex<Vec<(Vec<String>, String)>>>);
+struct Mailbox(Arc<Mutex<Vec<Received>>>);
 
 fn serve_smtp(listener: TcpListener, mailbox: Mailbox) {
     std::thread::spawn(move || {
