@@ -8,7 +8,6 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 
-use hometrip_kernel::time::Instant;
 use hometrip_kernel::{ErrorCode, Id, Problem};
 
 use crate::api::*;
@@ -218,35 +217,11 @@ impl AuthService {
             store::link_identity(db, provider, subject, existing.id, &email).await.map_err(Problem::from)?;
             return Ok(existing);
         }
-        let now = Instant::now();
         let display_name = name
             .and_then(|n| domain::normalize_display_name(&n).ok())
             .unwrap_or_else(|| email.split('@').next().unwrap_or("guest").to_owned());
-        let account = AccountRow {
-            id: Id::new(),
-            email,
-            password_hash: None,
-            display_name,
-            email_verified: verified,
-            roles: String::new(),
-            locale: "en".to_owned(),
-            totp_secret: None,
-            totp_pending_secret: None,
-            totp_last_step: None,
-            created_at: now,
-            updated_at: now,
-        };
-        let event = hometrip_kernel::events::Envelope::new(
-            MODULE,
-            ACCOUNT_REGISTERED,
-            &AccountRegistered {
-                user_id: account.id,
-                email: account.email.clone(),
-                display_name: account.display_name.clone(),
-                locale: account.locale.clone(),
-            },
-        )
-        .map_err(Problem::from)?;
+        let account = AccountRow::new(email, display_name, None, verified, "", "en");
+        let event = self.registered_event(&account)?;
         store::create_account(db, &account, None, Some((provider, subject)), &[event]).await.map_err(Problem::from)?;
         self.bus().poke();
         Ok(account)

@@ -317,6 +317,33 @@ impl AuthService {
         Envelope::new(MODULE, event_type, data).map_err(db_err)
     }
 
+    pub(crate) fn registered_event(&self, account: &AccountRow) -> Result<Envelope, Problem> {
+        self.event(
+            ACCOUNT_REGISTERED,
+            &AccountRegistered {
+                user_id: account.id,
+                email: account.email.clone(),
+                display_name: account.display_name.clone(),
+                locale: account.locale.clone(),
+            },
+        )
+    }
+
+    /// Issues a single-use email token and the event that gets it emailed.
+    async fn send_email_token(
+        &self,
+        account: &AccountRow,
+        purpose: &str,
+        ttl: Duration,
+        event_type: &str,
+    ) -> Result<(), Problem> {
+        let (token, row) = self.email_token(account, purpose, ttl);
+        let event = self.event(event_type, &self.token_event(account, token, &row))?;
+        store::insert_email_token(&self.db, &row, &[event]).await.map_err(db_err)?;
+        self.bus.poke();
+        Ok(())
+    }
+
     fn email_token(&self, account: &AccountRow, purpose: &str, ttl: Duration) -> (String, NewEmailToken) {
         let token = random_token(32);
         let now = Instant::now();
@@ -362,36 +389,15 @@ impl AuthService {
         let (Some(email), Some(name), true) = (email, name, errors.is_empty()) else {
             return Err(Problem::validation(errors));
         };
-        let now = Instant::now();
-        let account = AccountRow {
-            id: Id::new(),
-            email,
-            password_hash: Some(self.hash_password(password).await?),
-            display_name: name,
-            email_verified: false,
-            roles: String::new(),
-            locale: locale.to_owned(),
-            totp_secret: None,
-            totp_pending_secret: None,
-            totp_last_step: None,
-            created_at: now,
-            updated_at: now,
-        };
+        let hash = self.hash_password(password).await?;
+        let account = AccountRow::new(email, name, Some(hash), false, "", locale);
         let (token, token_row) = self.email_token(
             &account,
             store::PURPOSE_VERIFY_EMAIL,
             Duration::hours(self.settings.verification_ttl_hours),
         );
         let events = [
-            self.event(
-                ACCOUNT_REGISTERED,
-                &AccountRegistered {
-                    user_id: account.id,
-                    email: account.email.clone(),
-                    display_name: account.display_name.clone(),
-                    locale: account.locale.clone(),
-                },
-            )?,
+            self.registered_event(&account)?,
             self.event(EMAIL_VERIFICATION_REQUESTED, &self.token_event(&account, token, &token_row))?,
         ];
         match store::create_account(&self.db, &account, Some(&token_row), None, &events).await {
@@ -414,15 +420,8 @@ impl AuthService {
         if let Err(retry) = self.limiter.hit(&format!("verify-resend:{user_id}"), limit).await? {
             return Err(Problem::new(ErrorCode::RateLimited, "verification email sent recently").retry_after(retry));
         }
-        let (token, row) = self.email_token(
-            &account,
-            store::PURPOSE_VERIFY_EMAIL,
-            Duration::hours(self.settings.verification_ttl_hours),
-        );
-        let event = self.event(EMAIL_VERIFICATION_REQUESTED, &self.token_event(&account, token, &row))?;
-        store::insert_email_token(&self.db, &row, &[event]).await.map_err(db_err)?;
-        self.bus.poke();
-        Ok(())
+        let ttl = Duration::hours(self.settings.verification_ttl_hours);
+        self.send_email_token(&account, store::PURPOSE_VERIFY_EMAIL, ttl, EMAIL_VERIFICATION_REQUESTED).await
     }
 
     pub async fn verify_email(&self, token: &str) -> Result<(), Problem> {
@@ -627,15 +626,8 @@ impl AuthService {
         let Some(account) = store::account_by_email(&self.db, &email).await.map_err(db_err)? else {
             return Ok(());
         };
-        let (token, row) = self.email_token(
-            &account,
-            store::PURPOSE_RESET_PASSWORD,
-            Duration::minutes(self.settings.reset_ttl_minutes),
-        );
-        let event = self.event(PASSWORD_RESET_REQUESTED, &self.token_event(&account, token, &row))?;
-        store::insert_email_token(&self.db, &row, &[event]).await.map_err(db_err)?;
-        self.bus.poke();
-        Ok(())
+        let ttl = Duration::minutes(self.settings.reset_ttl_minutes);
+        self.send_email_token(&account, store::PURPOSE_RESET_PASSWORD, ttl, PASSWORD_RESET_REQUESTED).await
     }
 
     /// Sets a new password from a reset token and ends every session. Two-factor
@@ -727,31 +719,10 @@ impl AuthService {
         let words = domain::personal_words(&email, "");
         let words: Vec<&str> = words.iter().map(String::as_str).collect();
         domain::check_password(password, &words).map_err(|e| Problem::validation(vec![e]))?;
-        let now = Instant::now();
         let name = email.split('@').next().unwrap_or("admin").to_owned();
-        let account = AccountRow {
-            id: Id::new(),
-            email,
-            password_hash: Some(self.hash_password(password).await?),
-            display_name: name,
-            email_verified: true,
-            roles: "admin".to_owned(),
-            locale: "en".to_owned(),
-            totp_secret: None,
-            totp_pending_secret: None,
-            totp_last_step: None,
-            created_at: now,
-            updated_at: now,
-        };
-        let event = self.event(
-            ACCOUNT_REGISTERED,
-            &AccountRegistered {
-                user_id: account.id,
-                email: account.email.clone(),
-                display_name: account.display_name.clone(),
-                locale: account.locale.clone(),
-            },
-        )?;
+        let hash = self.hash_password(password).await?;
+        let account = AccountRow::new(email, name, Some(hash), true, "admin", "en");
+        let event = self.registered_event(&account)?;
         store::create_account(&self.db, &account, None, None, &[event]).await.map_err(db_err)?;
         self.bus.poke();
         Ok(summary(&account))

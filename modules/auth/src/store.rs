@@ -107,6 +107,32 @@ pub struct AccountRow {
 }
 
 impl AccountRow {
+    /// A new account with no second factor yet.
+    pub fn new(
+        email: String,
+        display_name: String,
+        password_hash: Option<String>,
+        email_verified: bool,
+        roles: &str,
+        locale: &str,
+    ) -> AccountRow {
+        let now = Instant::now();
+        AccountRow {
+            id: Id::new(),
+            email,
+            password_hash,
+            display_name,
+            email_verified,
+            roles: roles.to_owned(),
+            locale: locale.to_owned(),
+            totp_secret: None,
+            totp_pending_secret: None,
+            totp_last_step: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     pub fn role_list(&self) -> Vec<String> {
         self.roles.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect()
     }

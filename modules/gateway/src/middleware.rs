@@ -182,3 +182,39 @@ pub fn errors_as_problems<B: MessageBody + 'static>() -> ErrorHandlers<B> {
 pub async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse<BoxBody> {
     Problem::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path())).error_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::Method;
+
+    #[test]
+    fn metric_labels_are_bounded() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::from_bytes(b"R4ND0M").unwrap()), "OTHER");
+        assert_eq!(status_label(404).as_ref(), "404");
+        assert_eq!(status_label(418).as_ref(), "418");
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_sane() {
+        let with = |v: &str| {
+            request_id(&actix_web::test::TestRequest::default().insert_header(("x-request-id", v)).to_srv_request())
+        };
+        assert_eq!(with("abc-123"), "abc-123");
+        let long = "x".repeat(200);
+        assert_ne!(with(&long), long);
+        assert_ne!(with("has space"), "has space");
+        let fresh = request_id(&actix_web::test::TestRequest::default().to_srv_request());
+        let parsed = uuid::Uuid::parse_str(&fresh).unwrap();
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_ne!(fresh, request_id(&actix_web::test::TestRequest::default().to_srv_request()));
+    }
+
+    #[test]
+    fn operational_paths_skip_limits() {
+        assert!(is_operational("/health/live"));
+        assert!(is_operational("/metrics"));
+        assert!(!is_operational("/api/v1/users/me"));
+    }
+}
