@@ -365,3 +365,36 @@ async fn verification_can_be_resent_within_a_limit() {
     assert_eq!(api.post("/api/v1/auth/verify-email", json!({"token": newest.token()})).await.status, 200);
     assert_eq!(authed.get("/api/v1/users/me").await.body["email_verified"], json!(true));
 }
+
+#[tokio::test]
+async fn signed_in_users_change_their_password_and_other_sessions_end() {
+    let server = Server::start().await;
+    let api = server.client();
+    let email = unique_email("change");
+    let (here, _) = api.signed_up(&email).await;
+    let elsewhere = api.login(&email, PASSWORD).await;
+    let path = "/api/v1/auth/password/change";
+    let wrong =
+        here.post(path, json!({"current_password": "not it at all", "new_password": "a fresh long passphrase"})).await;
+    assert_eq!(wrong.problem(422), "validation_failed");
+    assert_eq!(wrong.body["errors"][0]["field"], json!("current_password"));
+    let weak = here.post(path, json!({"current_password": PASSWORD, "new_password": "password1"})).await;
+    assert_eq!(weak.problem(422), "validation_failed");
+    assert_eq!(
+        api.post(path, json!({"current_password": PASSWORD, "new_password": "x"})).await.problem(401),
+        "unauthenticated"
+    );
+    let ok = here.post(path, json!({"current_password": PASSWORD, "new_password": "a fresh long passphrase"})).await;
+    assert_eq!(ok.status, 204, "{}", ok.text);
+    // This session goes on; the other one ended.
+    assert_eq!(here.get("/api/v1/users/me").await.status, 200);
+    let other = api.with_token(elsewhere.body["access_token"].as_str().unwrap());
+    assert_eq!(other.get("/api/v1/users/me").await.status, 401);
+    assert_eq!(
+        api.post("/api/v1/auth/refresh", json!({"refresh_token": elsewhere.body["refresh_token"]})).await.status,
+        401
+    );
+    assert_eq!(api.login(&email, PASSWORD).await.status, 401);
+    assert_eq!(api.login(&email, "a fresh long passphrase").await.status, 200);
+    server.wait_email(&email, "password was changed").await;
+}

@@ -72,6 +72,12 @@ pub struct ResetRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CodeRequest {
     pub code: String,
 }
@@ -198,6 +204,18 @@ async fn forgot(web: web::Data<AuthWeb>, body: web::Json<ForgotRequest>) -> Resu
 #[post("/auth/password/reset")]
 async fn reset(web: web::Data<AuthWeb>, body: web::Json<ResetRequest>) -> Result<HttpResponse, Problem> {
     web.service.reset_password(&body.token, &body.new_password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/auth/password/change", tag = "auth", request_body = ChangePasswordRequest,
+    responses((status = 204), (status = 422, body = Problem), (status = 429, body = Problem)), security(("bearer" = [])))]
+#[post("/auth/password/change")]
+async fn change_password(
+    web: web::Data<AuthWeb>,
+    user: AuthUser,
+    body: web::Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, Problem> {
+    web.service.change_password(user.id, user.session_id, &body.current_password, &body.new_password).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -333,6 +351,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(logout)
         .service(forgot)
         .service(reset)
+        .service(change_password)
         .service(totp_setup)
         .service(totp_enable)
         .service(totp_disable)
@@ -403,6 +422,7 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
         logout,
         forgot,
         reset,
+        change_password,
         totp_setup,
         totp_enable,
         totp_disable,

@@ -470,8 +470,9 @@ impl AuthService {
             Some(e) => store::account_by_email(&self.db, e).await.map_err(db_err)?,
             None => None,
         };
-        let password_ok =
-            self.verify_password(password, account.as_ref().and_then(|a| a.password_hash.as_deref())).await?;
+        // No stored password is longer than the policy allows: a huge one is refused without hashing it.
+        let password_ok = password.len() <= 4 * domain::PASSWORD_MAX_CHARS
+            && self.verify_password(password, account.as_ref().and_then(|a| a.password_hash.as_deref())).await?;
         let Some(account) = account.filter(|_| password_ok) else {
             return Err(Problem::new(ErrorCode::InvalidCredentials, "email or password is incorrect"));
         };
@@ -612,6 +613,41 @@ impl AuthService {
             store::revoke_sessions_except(&self.db, user_id, Some(current), Instant::now()).await.map_err(db_err)?;
         self.forget_sessions(&revoked).await?;
         Ok(revoked.len())
+    }
+
+    /// A signed-in user changes their password, proving the current one; every
+    /// other session ends and the owner is emailed.
+    pub async fn change_password(
+        &self,
+        user: Id,
+        session: Id,
+        current: &str,
+        new_password: &str,
+    ) -> Result<(), Problem> {
+        let account = self.account_row(user).await?;
+        let Some(hash) = account.password_hash.as_deref() else {
+            return Err(Problem::new(ErrorCode::Conflict, "this account has no password yet; use the password reset"));
+        };
+        let limit = Limit { max: 5, window_secs: 900 };
+        if let Err(retry) = self.limiter.hit(&format!("password-change:{user}"), limit).await? {
+            return Err(Problem::new(ErrorCode::RateLimited, "too many attempts; try again later").retry_after(retry));
+        }
+        if !self.verify_password(current, Some(hash)).await? {
+            return Err(Problem::field("current_password", "is incorrect"));
+        }
+        let words = domain::personal_words(&account.email, &account.display_name);
+        let mut words: Vec<&str> = words.iter().map(String::as_str).collect();
+        words.push(current);
+        domain::check_password(new_password, &words)
+            .map_err(|e| Problem::validation(vec![FieldError::new("new_password", e.message)]))?;
+        let new_hash = self.hash_password(new_password).await?;
+        let event = self.event(PASSWORD_CHANGED, &AccountEvent { user_id: user })?;
+        let ended =
+            store::change_password(&self.db, user, &new_hash, session, Instant::now(), &event).await.map_err(db_err)?;
+        self.forget_sessions(&ended).await?;
+        self.limiter.reset(&format!("password-change:{user}")).await?;
+        self.bus.poke();
+        Ok(())
     }
 
     /// Always succeeds from the caller's view: whether the account exists is not revealed.

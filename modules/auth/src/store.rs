@@ -369,6 +369,32 @@ pub async fn reset_password(
     })
 }
 
+/// Sets a new password for a signed-in user and ends their other sessions;
+/// returns the ended session ids.
+pub async fn change_password(
+    db: &Db,
+    account_id: Id,
+    password_hash: &str,
+    keep_session: Id,
+    now: Instant,
+    event: &Envelope,
+) -> Result<Vec<Id>, DbError> {
+    transaction!(db, |conn| {
+        diesel::update(accounts::table.find(account_id))
+            .set((accounts::password_hash.eq(Some(password_hash)), accounts::updated_at.eq(now)))
+            .execute(conn)
+            .await?;
+        let others = refresh_tokens::table
+            .filter(refresh_tokens::account_id.eq(account_id))
+            .filter(refresh_tokens::revoked_at.is_null())
+            .filter(refresh_tokens::session_id.ne(keep_session));
+        let sessions: Vec<Id> = others.select(refresh_tokens::session_id).distinct().load(conn).await?;
+        diesel::update(others).set(refresh_tokens::revoked_at.eq(Some(now))).execute(conn).await?;
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(sessions)
+    })
+}
+
 pub async fn insert_refresh(db: &Db, token: &NewRefreshToken) -> Result<(), DbError> {
     run!(db, |conn| {
         diesel::insert_into(refresh_tokens::table).values(token).execute(conn).await?;
