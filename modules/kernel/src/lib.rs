@@ -12,6 +12,8 @@ pub mod events;
 pub mod files;
 pub mod http;
 pub mod ids;
+pub mod images;
+pub mod money;
 pub mod remote;
 pub mod settings;
 pub mod telemetry;

@@ -13,8 +13,9 @@ use hometrip_kernel::{ErrorCode, FieldError, Id, Problem};
 use serde::{Deserialize, Serialize};
 
 use crate::api::*;
-use crate::domain::{self, ImageError};
+use crate::domain;
 use crate::store::{self, ProfileChanges, ProfileRow};
+use hometrip_kernel::images::ImageError;
 
 pub struct UserService {
     db: Db,
@@ -93,12 +94,7 @@ fn db_err(e: hometrip_kernel::db::DbError) -> Problem {
 }
 
 fn image_problem(e: ImageError) -> Problem {
-    match e {
-        ImageError::Unsupported => {
-            Problem::new(ErrorCode::UnsupportedMediaType, "upload a PNG, JPEG, WebP or GIF image")
-        }
-        ImageError::Invalid(why) => Problem::field("file", &format!("not a valid image: {why}")),
-    }
+    e.into_problem("file")
 }
 
 impl UserService {
@@ -251,10 +247,11 @@ impl UserService {
 
     pub async fn set_avatar(&self, id: Id, bytes: Vec<u8>) -> Result<Me, Problem> {
         let current = self.profile_row(id).await?;
-        let variants = tokio::task::spawn_blocking(move || domain::reencode_image(&bytes, domain::AVATAR_SIZES))
-            .await
-            .map_err(Problem::internal)?
-            .map_err(image_problem)?;
+        let variants =
+            tokio::task::spawn_blocking(move || hometrip_kernel::images::reencode(&bytes, domain::AVATAR_SIZES))
+                .await
+                .map_err(Problem::internal)?
+                .map_err(image_problem)?;
         let key = format!("avatars/{id}/{}", Id::new());
         for (size, data) in variants {
             self.files.put(&format!("{key}-{size}.jpg"), data).await?;
