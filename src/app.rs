@@ -17,6 +17,8 @@ use hometrip_kernel::db::{Db, MigrationSet};
 use hometrip_kernel::events::{EventBus, RetryPolicy};
 use hometrip_kernel::files::FileStore;
 use hometrip_kernel::http::{ServiceToken, TrustedProxies};
+use hometrip_listing::api::Listings;
+use hometrip_listing::service::ListingService;
 use hometrip_notification::service::NotificationService;
 use hometrip_user::api::Users;
 use hometrip_user::service::UserService;
@@ -26,7 +28,12 @@ use crate::settings::Settings;
 
 /// Every module's migrations, in dependency order.
 pub fn migrations() -> Vec<MigrationSet> {
-    vec![hometrip_kernel::events::MIGRATIONS, hometrip_auth::store::MIGRATIONS, hometrip_user::store::MIGRATIONS]
+    vec![
+        hometrip_kernel::events::MIGRATIONS,
+        hometrip_auth::store::MIGRATIONS,
+        hometrip_user::store::MIGRATIONS,
+        hometrip_listing::store::MIGRATIONS,
+    ]
 }
 
 pub async fn connect_db(settings: &Settings) -> Result<Db, String> {
@@ -70,6 +77,7 @@ pub struct Platform {
     pub files: FileStore,
     pub auth: Arc<AuthService>,
     pub users: Arc<UserService>,
+    pub listings: Arc<ListingService>,
     pub verifier: Arc<AccessVerifier>,
     pub service_token: String,
 }
@@ -109,7 +117,8 @@ impl Platform {
             users_api,
         )?;
         notifications.subscribe(&bus).await;
-        Ok(Platform { db, cache, bus, files, auth, users, verifier, service_token: service_token(settings)? })
+        let listings = ListingService::new(db.clone(), Arc::clone(&bus), files.clone(), settings.listing.clone());
+        Ok(Platform { db, cache, bus, files, auth, users, listings, verifier, service_token: service_token(settings)? })
     }
 }
 
@@ -137,6 +146,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let mut doc = RootApi::openapi();
     doc.merge(hometrip_auth::http::AuthApi::openapi());
     doc.merge(hometrip_user::http::UserApi::openapi());
+    doc.merge(hometrip_listing::http::ListingApi::openapi());
     BearerAuth.modify_doc(&mut doc);
     doc
 }
@@ -166,7 +176,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         files: platform.files.clone(),
         metrics,
         openapi,
-        public_file_prefixes: vec!["avatars/".to_owned()],
+        public_file_prefixes: vec!["avatars/".to_owned(), "photos/".to_owned()],
     });
     let edge = web::Data::new(EdgeSettings {
         limiter: RateLimiter::new(Arc::clone(&platform.cache)),
@@ -182,6 +192,8 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let verifier = web::Data::from(Arc::clone(&platform.verifier));
     let users = hometrip_user::http::data(&platform.users);
     let accounts_dyn: web::Data<dyn Accounts> = web::Data::from(Arc::clone(&platform.auth) as Arc<dyn Accounts>);
+    let listings = hometrip_listing::http::data(&platform.listings);
+    let listings_dyn: web::Data<dyn Listings> = web::Data::from(Arc::clone(&platform.listings) as Arc<dyn Listings>);
     let users_dyn: web::Data<dyn Users> = web::Data::from(Arc::clone(&platform.users) as Arc<dyn Users>);
     let token = web::Data::new(ServiceToken(platform.service_token.clone()));
     let cors_origins = settings.server.cors_origins.clone();
@@ -207,12 +219,18 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             .app_data(users.clone())
             .app_data(accounts_dyn.clone())
             .app_data(users_dyn.clone())
+            .app_data(listings.clone())
+            .app_data(listings_dyn.clone())
             .app_data(token.clone())
             .configure(hometrip_gateway::ops_routes)
             .configure(hometrip_auth::http::internal_routes)
             .configure(hometrip_user::http::internal_routes)
+            .configure(hometrip_listing::http::internal_routes)
             .service(
-                web::scope("/api/v1").configure(hometrip_auth::http::routes).configure(hometrip_user::http::routes),
+                web::scope("/api/v1")
+                    .configure(hometrip_auth::http::routes)
+                    .configure(hometrip_user::http::routes)
+                    .configure(hometrip_listing::http::routes),
             )
             .default_service(web::to(hometrip_gateway::middleware::not_found))
             .wrap(hometrip_gateway::errors_as_problems())

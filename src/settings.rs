@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use config::{Config, Environment, File, FileFormat};
 use hometrip_auth::api::AuthSettings;
 use hometrip_kernel::settings::{DatabaseSettings, LogSettings, RedisSettings, ServerSettings};
+use hometrip_listing::api::ListingSettings;
 use hometrip_notification::api::NotificationSettings;
 use hometrip_user::api::UserSettings;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub user: UserSettings,
     pub notification: NotificationSettings,
+    pub listing: ListingSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

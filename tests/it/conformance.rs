@@ -13,6 +13,10 @@ use hometrip_kernel::events::{EventBus, RetryPolicy};
 use hometrip_kernel::files::FileStore;
 use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{ErrorCode, Id};
+use hometrip_listing::api::{ListingSettings, Listings};
+use hometrip_listing::client::ListingsClient;
+use hometrip_listing::domain::TermsPatch;
+use hometrip_listing::service::{ListingService, Viewer};
 use hometrip_user::api::{UserSettings, Users};
 use hometrip_user::client::UsersClient;
 use hometrip_user::service::UserService;
@@ -54,6 +58,37 @@ async fn users_suite(users: Arc<dyn Users>, id: Id, email: &str) {
     assert!(users.profile(Id::new()).await.unwrap().is_none());
 }
 
+/// `id` is a published listing at 120 EUR a night, 2 nights minimum, 4 guests.
+async fn listings_suite(listings: Arc<dyn Listings>, id: Id) {
+    let found = listings.listing(id).await.unwrap().expect("the listing exists");
+    assert_eq!(found.id, id);
+    assert_eq!(found.nightly_price.as_ref().map(|m| m.amount), Some(12_000));
+    assert!(listings.listing(Id::new()).await.unwrap().is_none());
+    let day = |n: i64| chrono::Utc::now().date_naive() + chrono::Duration::days(n);
+    let q = listings.quote(id, day(10), day(12), 2).await.unwrap();
+    assert_eq!(q.nights, 2);
+    assert_eq!(q.nightly_subtotal.amount, 24_000);
+    let too_short = listings.quote(id, day(10), day(11), 2).await.unwrap_err();
+    assert_eq!((too_short.status, too_short.code), (422, ErrorCode::ValidationFailed));
+    let too_many = listings.quote(id, day(10), day(12), 9).await.unwrap_err();
+    assert_eq!(too_many.status, 422);
+    let missing = listings.quote(Id::new(), day(10), day(12), 2).await.unwrap_err();
+    assert_eq!(missing.code, ErrorCode::NotFound);
+}
+
+fn listing_patch() -> TermsPatch {
+    serde_json::from_value(listing_patch_json()).unwrap()
+}
+
+fn listing_patch_json() -> serde_json::Value {
+    serde_json::json!({
+        "title": "Conformance loft", "description": "A loft", "property_type": "loft",
+        "address": {"line1": "1 rue", "city": "Lyon", "postal_code": "69001", "country": "FR"},
+        "location": {"lat": 45.76, "lon": 4.83}, "max_guests": 4, "min_nights": 2,
+        "nightly_price": {"amount": 12000, "currency": "EUR"}
+    })
+}
+
 fn auth_settings() -> AuthSettings {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/default.toml");
     let config = config::Config::builder().add_source(config::File::from(path)).build().unwrap();
@@ -63,6 +98,7 @@ fn auth_settings() -> AuthSettings {
 struct InProcess {
     auth: Arc<AuthService>,
     users: Arc<UserService>,
+    listings: Arc<ListingService>,
     bus: Arc<EventBus>,
     dir: std::path::PathBuf,
 }
@@ -77,7 +113,12 @@ async fn in_process() -> InProcess {
     let db = Db::connect(&url, 4).await.unwrap();
     db.migrate(
         &url,
-        vec![hometrip_kernel::events::MIGRATIONS, hometrip_auth::store::MIGRATIONS, hometrip_user::store::MIGRATIONS],
+        vec![
+            hometrip_kernel::events::MIGRATIONS,
+            hometrip_auth::store::MIGRATIONS,
+            hometrip_user::store::MIGRATIONS,
+            hometrip_listing::store::MIGRATIONS,
+        ],
     )
     .await
     .unwrap();
@@ -92,6 +133,9 @@ async fn in_process() -> InProcess {
     })
     .unwrap();
     let files = FileStore::local(&dir.join("files"), "/files").unwrap();
+    let listing_settings =
+        ListingSettings { service_fee_bps: 1400, occupancy_tax_bps: 500, photo_max_bytes: 1 << 22, max_photos: 10 };
+    let listings = ListingService::new(db.clone(), bus.clone(), files.clone(), listing_settings);
     let users = UserService::new(
         db,
         bus.clone(),
@@ -100,7 +144,7 @@ async fn in_process() -> InProcess {
         UserSettings { avatar_max_bytes: 1 << 20, document_max_bytes: 1 << 20 },
     );
     users.subscribe().await;
-    InProcess { auth, users, bus, dir }
+    InProcess { auth, users, listings, bus, dir }
 }
 
 #[tokio::test]
@@ -111,6 +155,11 @@ async fn accounts_and_users_in_process() {
     p.bus.relay_once(100).await.unwrap();
     accounts_suite(p.auth.clone(), account.id, &email).await;
     users_suite(p.users.clone(), account.id, &email).await;
+    let host = Viewer { id: account.id, admin: false };
+    let listing = p.listings.create(account.id, &listing_patch()).await.unwrap();
+    p.listings.add_photos(listing.id, host, vec![png(64, 64)]).await.unwrap();
+    p.listings.publish(listing.id, host).await.unwrap();
+    listings_suite(p.listings.clone(), listing.id).await;
     let _ = std::fs::remove_dir_all(&p.dir);
 }
 
@@ -133,7 +182,18 @@ async fn accounts_and_users_over_http() {
     let token = std::fs::read_to_string(server.data_dir.join("keys/service.token")).unwrap();
     let remote = RemoteClient::new(&server.base, token.trim()).unwrap();
     accounts_suite(Arc::new(AccountsClient::new(remote.clone())), id, &email).await;
-    users_suite(Arc::new(UsersClient::new(remote)), id, &email).await;
+    users_suite(Arc::new(UsersClient::new(remote.clone())), id, &email).await;
+    let login = api.login(&email, PASSWORD).await;
+    let host = api.with_token(login.body["access_token"].as_str().unwrap());
+    let created = host.post("/api/v1/listings", serde_json::to_value(listing_patch_json()).unwrap()).await;
+    let listing_id = created.body["id"].as_str().unwrap().to_owned();
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(png(64, 64)).file_name("p.png").mime_str("image/png").unwrap());
+    let up =
+        host.send(host.http.post(server.url(&format!("/api/v1/listings/{listing_id}/photos"))).multipart(form)).await;
+    assert_eq!(up.status, 201, "{}", up.text);
+    assert_eq!(host.post(&format!("/api/v1/listings/{listing_id}/publish"), serde_json::json!({})).await.status, 200);
+    listings_suite(Arc::new(ListingsClient::new(remote)), listing_id.parse().unwrap()).await;
 
     // Internal routes need the service credential.
     let bad = RemoteClient::new(&server.base, "wrong").unwrap();

@@ -1,0 +1,187 @@
+//! The listing module's published language: the [`Listings`] trait, listing,
+//! calendar and quote types, the events it publishes, and its settings.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use hometrip_kernel::money::Money;
+use hometrip_kernel::time::Instant;
+use hometrip_kernel::{Id, Problem};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub const MODULE: &str = "listing";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ListingStatus {
+    Draft,
+    Published,
+    Unlisted,
+    /// Deleted while future stays were booked: kept, hidden, not bookable.
+    Deactivated,
+}
+
+impl ListingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListingStatus::Draft => "draft",
+            ListingStatus::Published => "published",
+            ListingStatus::Unlisted => "unlisted",
+            ListingStatus::Deactivated => "deactivated",
+        }
+    }
+
+    pub fn parse(s: &str) -> ListingStatus {
+        match s {
+            "published" => ListingStatus::Published,
+            "unlisted" => ListingStatus::Unlisted,
+            "deactivated" => ListingStatus::Deactivated,
+            _ => ListingStatus::Draft,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    pub line1: String,
+    pub city: String,
+    pub postal_code: String,
+    /// ISO 3166-1 alpha-2, e.g. `FR`.
+    pub country: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Photo {
+    pub id: Id,
+    /// The full-size image; `thumbnail_url` and `card_url` are the smaller sizes.
+    pub url: String,
+    pub thumbnail_url: String,
+    pub card_url: String,
+    pub position: i32,
+}
+
+/// A listing as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Listing {
+    pub id: Id,
+    pub host_id: Id,
+    pub status: ListingStatus,
+    pub title: String,
+    pub description: String,
+    pub property_type: String,
+    pub address: Address,
+    pub location: Option<Location>,
+    pub max_guests: u32,
+    pub bedrooms: u32,
+    pub beds: u32,
+    pub bathrooms: f64,
+    pub amenities: Vec<String>,
+    pub nightly_price: Option<Money>,
+    pub cleaning_fee: Option<Money>,
+    /// Friday and Saturday nights, when set.
+    pub weekend_price: Option<Money>,
+    /// Per night for each guest above `guests_included`.
+    pub extra_guest_fee: Option<Money>,
+    pub guests_included: u32,
+    /// Discount for 7 nights or more, in basis points (1000 = 10 %).
+    pub weekly_discount_bps: i64,
+    /// Discount for 28 nights or more, in basis points; replaces the weekly one.
+    pub monthly_discount_bps: i64,
+    pub early_bird_days: u32,
+    pub early_bird_discount_bps: i64,
+    pub last_minute_days: u32,
+    pub last_minute_discount_bps: i64,
+    pub instant_book: bool,
+    pub cancellation_policy: String,
+    pub min_nights: u32,
+    pub max_nights: u32,
+    /// Days between booking and check-in at the least.
+    pub advance_notice_days: u32,
+    /// Free nights kept before and after each booked stay.
+    pub preparation_days: u32,
+    /// How far ahead the calendar is open, in days.
+    pub booking_window_days: u32,
+    pub photos: Vec<Photo>,
+    /// Average review rating; none until reviews exist.
+    pub rating: Option<f64>,
+    pub created_at: Instant,
+    pub updated_at: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CalendarDay {
+    pub date: NaiveDate,
+    pub available: bool,
+    pub price: Money,
+    /// Why a night is not available: `booked`, `blocked` or `external`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A priced stay. Every part is in the listing's currency and the parts add up
+/// to `total` exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Quote {
+    pub listing_id: Id,
+    pub check_in: NaiveDate,
+    pub check_out: NaiveDate,
+    pub guests: u32,
+    pub nights: u32,
+    pub nightly_subtotal: Money,
+    pub extra_guest_fee: Money,
+    pub discounts: Money,
+    pub cleaning_fee: Money,
+    pub service_fee: Money,
+    pub taxes: Money,
+    pub total: Money,
+}
+
+/// Listings as other modules see them (booking, search), in process or over HTTP.
+#[async_trait]
+pub trait Listings: Send + Sync {
+    async fn listing(&self, id: Id) -> Result<Option<Listing>, Problem>;
+    /// Prices a stay; 409 when a night is taken, 422 when the stay breaks a rule.
+    async fn quote(&self, id: Id, check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<Quote, Problem>;
+}
+
+// ---- Events -------------------------------------------------------------------
+
+/// Any change of a listing (created, edited, published, unlisted, photos, deleted).
+pub const LISTING_CHANGED: &str = "listing.changed";
+/// Nights blocked, unblocked or repriced.
+pub const CALENDAR_CHANGED: &str = "listing.calendar_changed";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListingChanged {
+    pub listing: Listing,
+    /// True when the listing was removed for good.
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CalendarChanged {
+    pub listing_id: Id,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+// ---- Settings -----------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListingSettings {
+    /// Guest service fee on the stay's price, in basis points.
+    pub service_fee_bps: i64,
+    /// Occupancy tax on the accommodation price, in basis points.
+    pub occupancy_tax_bps: i64,
+    pub photo_max_bytes: usize,
+    pub max_photos: usize,
+}

@@ -1,0 +1,36 @@
+//! [`Listings`] over HTTP, for a process that does not run the listing module.
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use hometrip_kernel::remote::RemoteClient;
+use hometrip_kernel::{Id, Problem};
+
+use crate::api::{Listing, Listings, Quote};
+
+pub struct ListingsClient {
+    remote: RemoteClient,
+}
+
+impl ListingsClient {
+    pub fn new(remote: RemoteClient) -> Self {
+        ListingsClient { remote }
+    }
+}
+
+#[async_trait]
+impl Listings for ListingsClient {
+    async fn listing(&self, id: Id) -> Result<Option<Listing>, Problem> {
+        self.remote.get(&format!("/internal/listing/listings/{id}"), None).await
+    }
+
+    async fn quote(&self, id: Id, check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<Quote, Problem> {
+        self.remote
+            .get(
+                &format!(
+                    "/internal/listing/listings/{id}/quote?check_in={check_in}&check_out={check_out}&guests={guests}"
+                ),
+                None,
+            )
+            .await
+    }
+}

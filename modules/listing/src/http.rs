@@ -1,0 +1,240 @@
+//! The listing module's public routes (`/api/v1/listings/...`, `/api/v1/amenities`)
+//! and the internal routes that serve [`Listings`] remotely.
+
+use std::sync::Arc;
+
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{delete, get, patch, post, put, web, HttpRequest, HttpResponse};
+use chrono::NaiveDate;
+use hometrip_kernel::auth_context::AuthUser;
+use hometrip_kernel::http::{read_multipart_files, InternalCaller};
+use hometrip_kernel::{Id, Problem};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::api::{CalendarDay, Listing, Listings, Photo, Quote};
+use crate::domain::TermsPatch;
+use crate::service::{Amenity, CalendarRangeInput, ListingService, Removal, Viewer};
+
+fn viewer(user: &AuthUser) -> Viewer {
+    Viewer { id: user.id, admin: user.is_admin() }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PhotoList {
+    pub photos: Vec<Photo>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CalendarDays {
+    pub days: Vec<CalendarDay>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarEdit {
+    pub ranges: Vec<CalendarRangeInput>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct CalendarQuery {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct QuoteQuery {
+    pub check_in: NaiveDate,
+    pub check_out: NaiveDate,
+    pub guests: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AmenityList {
+    pub items: Vec<Amenity>,
+}
+
+#[utoipa::path(post, path = "/api/v1/listings", tag = "listings", request_body = TermsPatch,
+    responses((status = 201, body = Listing), (status = 422, body = Problem)), security(("bearer" = [])))]
+#[post("/listings")]
+async fn create(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    body: web::Json<TermsPatch>,
+) -> Result<HttpResponse, Problem> {
+    let listing = svc.create(user.id, &body).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/listings/{}", listing.id)))
+        .json(listing))
+}
+
+#[utoipa::path(get, path = "/api/v1/listings/{id}", tag = "listings", params(("id" = Id, Path)),
+    responses((status = 200, body = Listing), (status = 404, body = Problem)))]
+#[get("/listings/{id}")]
+async fn show(
+    svc: web::Data<ListingService>,
+    user: Option<AuthUser>,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.get(*id, user.as_ref().map(viewer)).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/listings/{id}", tag = "listings", params(("id" = Id, Path)), request_body = TermsPatch,
+    responses((status = 200, body = Listing), (status = 403, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+#[patch("/listings/{id}")]
+async fn update(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    id: web::Path<Id>,
+    body: web::Json<TermsPatch>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.update(*id, viewer(&user), &body).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/listings/{id}", tag = "listings", params(("id" = Id, Path)),
+    responses((status = 204, description = "deleted"), (status = 200, description = "deactivated: future stays are booked"), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+#[delete("/listings/{id}")]
+async fn remove(svc: web::Data<ListingService>, user: AuthUser, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+    Ok(match svc.delete(*id, viewer(&user)).await? {
+        Removal::Deleted => HttpResponse::NoContent().finish(),
+        Removal::Deactivated => HttpResponse::Ok().json(serde_json::json!({"id": *id, "status": "deactivated"})),
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/listings/{id}/photos", tag = "listings", params(("id" = Id, Path)),
+    request_body(content_type = "multipart/form-data", content = String),
+    responses((status = 201, body = PhotoList), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+#[post("/listings/{id}/photos")]
+async fn photos(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    id: web::Path<Id>,
+    payload: Multipart,
+) -> Result<HttpResponse, Problem> {
+    let files = read_multipart_files(payload, "file", svc.settings.photo_max_bytes, svc.settings.max_photos).await?;
+    Ok(HttpResponse::Created().json(PhotoList { photos: svc.add_photos(*id, viewer(&user), files).await? }))
+}
+
+#[utoipa::path(post, path = "/api/v1/listings/{id}/publish", tag = "listings", params(("id" = Id, Path)),
+    responses((status = 200, body = Listing), (status = 422, body = Problem)), security(("bearer" = [])))]
+#[post("/listings/{id}/publish")]
+async fn publish(svc: web::Data<ListingService>, user: AuthUser, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.publish(*id, viewer(&user)).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/listings/{id}/unlist", tag = "listings", params(("id" = Id, Path)),
+    responses((status = 200, body = Listing), (status = 409, body = Problem)), security(("bearer" = [])))]
+#[post("/listings/{id}/unlist")]
+async fn unlist(svc: web::Data<ListingService>, user: AuthUser, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.unlist(*id, viewer(&user)).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/listings/{id}/calendar", tag = "listings", params(("id" = Id, Path), CalendarQuery),
+    responses((status = 200, body = CalendarDays), (status = 422, body = Problem)))]
+#[get("/listings/{id}/calendar")]
+async fn calendar(
+    svc: web::Data<ListingService>,
+    user: Option<AuthUser>,
+    id: web::Path<Id>,
+    q: web::Query<CalendarQuery>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok()
+        .json(CalendarDays { days: svc.calendar(*id, user.as_ref().map(viewer), q.from, q.to).await? }))
+}
+
+#[utoipa::path(put, path = "/api/v1/listings/{id}/calendar", tag = "listings", params(("id" = Id, Path)), request_body = CalendarEdit,
+    responses((status = 200, body = CalendarDays), (status = 409, body = Problem), (status = 422, body = Problem)), security(("bearer" = [])))]
+#[put("/listings/{id}/calendar")]
+async fn edit_calendar(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    id: web::Path<Id>,
+    body: web::Json<CalendarEdit>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(CalendarDays { days: svc.edit_calendar(*id, viewer(&user), &body.ranges).await? }))
+}
+
+#[utoipa::path(get, path = "/api/v1/listings/{id}/quote", tag = "listings", params(("id" = Id, Path), QuoteQuery),
+    responses((status = 200, body = Quote), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[get("/listings/{id}/quote")]
+async fn quote(
+    svc: web::Data<ListingService>,
+    user: Option<AuthUser>,
+    id: web::Path<Id>,
+    q: web::Query<QuoteQuery>,
+) -> Result<HttpResponse, Problem> {
+    let guests = q.guests.unwrap_or(1);
+    Ok(HttpResponse::Ok().json(svc.quote_for(*id, user.as_ref().map(viewer), q.check_in, q.check_out, guests).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/amenities", tag = "listings", responses((status = 200, body = AmenityList)))]
+#[get("/amenities")]
+async fn amenities(req: HttpRequest) -> HttpResponse {
+    let lang = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("en");
+    let locale = if lang.trim_start().to_ascii_lowercase().starts_with("fr") { "fr" } else { "en" };
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_LANGUAGE, locale))
+        .insert_header((header::VARY, "Accept-Language"))
+        .json(AmenityList { items: ListingService::amenities(locale) })
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(create)
+        .service(show)
+        .service(update)
+        .service(remove)
+        .service(photos)
+        .service(publish)
+        .service(unlist)
+        .service(calendar)
+        .service(edit_calendar)
+        .service(quote)
+        .service(amenities);
+}
+
+#[derive(Deserialize)]
+struct InternalQuote {
+    check_in: NaiveDate,
+    check_out: NaiveDate,
+    guests: u32,
+}
+
+async fn internal_listing(
+    _: InternalCaller,
+    svc: web::Data<dyn Listings>,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.listing(*id).await?))
+}
+
+async fn internal_quote(
+    _: InternalCaller,
+    svc: web::Data<dyn Listings>,
+    id: web::Path<Id>,
+    q: web::Query<InternalQuote>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.quote(*id, q.check_in, q.check_out, q.guests).await?))
+}
+
+/// Mounts `/internal/listing`; needs `web::Data<dyn Listings>`.
+pub fn internal_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/internal/listing")
+            .route("/listings/{id}", web::get().to(internal_listing))
+            .route("/listings/{id}/quote", web::get().to(internal_quote)),
+    );
+}
+
+pub fn data(service: &Arc<ListingService>) -> web::Data<ListingService> {
+    web::Data::from(Arc::clone(service))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(create, show, update, remove, photos, publish, unlist, calendar, edit_calendar, quote, amenities),
+    components(schemas(Listing, Photo, CalendarDay, Quote, TermsPatch, CalendarEdit, CalendarRangeInput, Amenity))
+)]
+pub struct ListingApi;

@@ -1,0 +1,12 @@
+//! Listing: properties, photos, the nights calendar, pricing rules and quotes.
+
+pub mod api;
+pub mod client;
+#[cfg(feature = "local")]
+pub mod domain;
+#[cfg(feature = "local")]
+pub mod http;
+#[cfg(feature = "local")]
+pub mod service;
+#[cfg(feature = "local")]
+pub mod store;

@@ -1,0 +1,509 @@
+//! The in-process implementation of listings.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{Duration, NaiveDate, Utc};
+use hometrip_kernel::db::{Db, DbError};
+use hometrip_kernel::events::{Envelope, EventBus};
+use hometrip_kernel::files::FileStore;
+use hometrip_kernel::money::Money;
+use hometrip_kernel::time::Instant;
+use hometrip_kernel::{ErrorCode, FieldError, Id, Problem};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::api::*;
+use crate::domain::{self, PlatformFees, StayError, Taken, Terms, TermsPatch};
+use crate::store::{self, CalendarError, ListingRow, PhotoRow, RangeEdit};
+
+/// Photo sizes (longest side): thumbnail, card, full.
+pub const PHOTO_SIZES: [u32; 3] = [320, 720, 1600];
+
+pub struct ListingService {
+    db: Db,
+    bus: Arc<EventBus>,
+    files: FileStore,
+    pub(crate) settings: ListingSettings,
+}
+
+/// Who is asking: the listing's owner and admins see drafts and may edit.
+#[derive(Debug, Clone, Copy)]
+pub struct Viewer {
+    pub id: Id,
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarRangeInput {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub available: Option<bool>,
+    pub price: Option<Money>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Amenity {
+    pub key: String,
+    pub label: String,
+}
+
+/// What deleting a listing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Deleted,
+    /// Future stays are booked: hidden and closed instead.
+    Deactivated,
+}
+
+fn db_err(e: DbError) -> Problem {
+    Problem::from(e)
+}
+
+fn json<T: Serialize>(v: &T) -> Result<String, Problem> {
+    serde_json::to_string(v).map_err(Problem::internal)
+}
+
+fn parse<T: for<'de> Deserialize<'de> + Default>(s: &str) -> T {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+pub fn today() -> NaiveDate {
+    Utc::now().date_naive()
+}
+
+impl ListingService {
+    pub fn new(db: Db, bus: Arc<EventBus>, files: FileStore, settings: ListingSettings) -> Arc<Self> {
+        Arc::new(ListingService { db, bus, files, settings })
+    }
+
+    fn fees(&self) -> PlatformFees {
+        PlatformFees {
+            service_fee_bps: self.settings.service_fee_bps,
+            occupancy_tax_bps: self.settings.occupancy_tax_bps,
+        }
+    }
+
+    fn terms(row: &ListingRow) -> Terms {
+        Terms {
+            title: row.title.clone(),
+            description: row.description.clone(),
+            property_type: row.property_type.clone(),
+            address: parse(&row.address),
+            location: row.lat.zip(row.lon).map(|(lat, lon)| Location { lat, lon }),
+            details: parse(&row.details),
+            pricing: parse(&row.pricing),
+            rules: parse(&row.rules),
+        }
+    }
+
+    fn write_terms(row: &mut ListingRow, t: &Terms) -> Result<(), Problem> {
+        row.title = t.title.clone();
+        row.description = t.description.clone();
+        row.property_type = t.property_type.clone();
+        row.address = json(&t.address)?;
+        row.lat = t.location.map(|l| l.lat);
+        row.lon = t.location.map(|l| l.lon);
+        row.details = json(&t.details)?;
+        row.pricing = json(&t.pricing)?;
+        row.rules = json(&t.rules)?;
+        Ok(())
+    }
+
+    fn photo_view(&self, p: &PhotoRow) -> Photo {
+        let [thumb, card, full] = PHOTO_SIZES;
+        Photo {
+            id: p.id,
+            url: self.files.url(&format!("{}-{full}.jpg", p.storage_key)),
+            thumbnail_url: self.files.url(&format!("{}-{thumb}.jpg", p.storage_key)),
+            card_url: self.files.url(&format!("{}-{card}.jpg", p.storage_key)),
+            position: p.position,
+        }
+    }
+
+    fn view(&self, row: &ListingRow, photos: &[PhotoRow]) -> Listing {
+        let t = Self::terms(row);
+        let currency = t.pricing.currency.clone().unwrap_or_else(|| "EUR".to_owned());
+        let money = |amount: i64| Money::new(amount, &currency);
+        Listing {
+            id: row.id,
+            host_id: row.host_id,
+            status: ListingStatus::parse(&row.status),
+            title: t.title,
+            description: t.description,
+            property_type: t.property_type,
+            address: t.address,
+            location: t.location,
+            max_guests: t.details.max_guests,
+            bedrooms: t.details.bedrooms,
+            beds: t.details.beds,
+            bathrooms: t.details.bathrooms,
+            amenities: t.details.amenities,
+            nightly_price: t.pricing.nightly.map(money),
+            cleaning_fee: t.pricing.currency.as_ref().map(|_| money(t.pricing.cleaning_fee)),
+            weekend_price: t.pricing.weekend.map(money),
+            extra_guest_fee: t.pricing.currency.as_ref().map(|_| money(t.pricing.extra_guest_fee)),
+            guests_included: t.pricing.guests_included.max(1),
+            weekly_discount_bps: t.pricing.weekly_discount_bps,
+            monthly_discount_bps: t.pricing.monthly_discount_bps,
+            early_bird_days: t.pricing.early_bird_days,
+            early_bird_discount_bps: t.pricing.early_bird_discount_bps,
+            last_minute_days: t.pricing.last_minute_days,
+            last_minute_discount_bps: t.pricing.last_minute_discount_bps,
+            instant_book: t.details.instant_book,
+            cancellation_policy: t.details.cancellation_policy,
+            min_nights: t.rules.min_nights,
+            max_nights: t.rules.max_nights,
+            advance_notice_days: t.rules.advance_notice_days,
+            preparation_days: t.rules.preparation_days,
+            booking_window_days: t.rules.booking_window_days,
+            photos: photos.iter().map(|p| self.photo_view(p)).collect(),
+            rating: None,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+
+    fn changed(&self, listing: &Listing, deleted: bool) -> Result<Envelope, Problem> {
+        Envelope::new(MODULE, LISTING_CHANGED, &ListingChanged { listing: listing.clone(), deleted }).map_err(db_err)
+    }
+
+    async fn row(&self, id: Id) -> Result<ListingRow, Problem> {
+        store::get(&self.db, id).await.map_err(db_err)?.ok_or_else(|| Problem::not_found("listing"))
+    }
+
+    /// The row, if `viewer` may see it: published listings are public; others
+    /// exist only for their host and admins (404 for anyone else).
+    async fn visible_row(&self, id: Id, viewer: Option<Viewer>) -> Result<ListingRow, Problem> {
+        let row = self.row(id).await?;
+        let public = ListingStatus::parse(&row.status) == ListingStatus::Published;
+        let privileged = viewer.is_some_and(|v| v.admin || v.id == row.host_id);
+        if public || privileged {
+            Ok(row)
+        } else {
+            Err(Problem::not_found("listing"))
+        }
+    }
+
+    /// The row, if `viewer` is its host (403 otherwise; 404 if it is not theirs to see).
+    async fn owned_row(&self, id: Id, viewer: Viewer) -> Result<ListingRow, Problem> {
+        let row = self.visible_row(id, Some(viewer)).await?;
+        if row.host_id != viewer.id {
+            return Err(Problem::forbidden("only the listing's host may change it"));
+        }
+        if ListingStatus::parse(&row.status) == ListingStatus::Deactivated {
+            return Err(Problem::new(ErrorCode::Conflict, "the listing is deactivated"));
+        }
+        Ok(row)
+    }
+
+    async fn save(&self, mut row: ListingRow) -> Result<Listing, Problem> {
+        row.updated_at = Instant::now();
+        let photos = store::photos(&self.db, row.id).await.map_err(db_err)?;
+        let listing = self.view(&row, &photos);
+        store::save(&self.db, &row, &self.changed(&listing, false)?).await.map_err(db_err)?;
+        self.bus.poke();
+        Ok(listing)
+    }
+
+    pub async fn create(&self, host: Id, patch: &TermsPatch) -> Result<Listing, Problem> {
+        let terms = domain::apply_patch(&Terms::default(), patch).map_err(Problem::validation)?;
+        let now = Instant::now();
+        let mut token = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut token);
+        let mut row = ListingRow {
+            id: Id::new(),
+            host_id: host,
+            status: ListingStatus::Draft.as_str().to_owned(),
+            title: String::new(),
+            description: String::new(),
+            property_type: String::new(),
+            address: String::new(),
+            lat: None,
+            lon: None,
+            details: String::new(),
+            pricing: String::new(),
+            rules: String::new(),
+            ical_token: hex::encode(token),
+            created_at: now,
+            updated_at: now,
+        };
+        Self::write_terms(&mut row, &terms)?;
+        let listing = self.view(&row, &[]);
+        store::insert(&self.db, &row, &self.changed(&listing, false)?).await.map_err(db_err)?;
+        self.bus.poke();
+        Ok(listing)
+    }
+
+    pub async fn get(&self, id: Id, viewer: Option<Viewer>) -> Result<Listing, Problem> {
+        let row = self.visible_row(id, viewer).await?;
+        let photos = store::photos(&self.db, id).await.map_err(db_err)?;
+        Ok(self.view(&row, &photos))
+    }
+
+    pub async fn update(&self, id: Id, viewer: Viewer, patch: &TermsPatch) -> Result<Listing, Problem> {
+        let mut row = self.owned_row(id, viewer).await?;
+        let terms = domain::apply_patch(&Self::terms(&row), patch).map_err(Problem::validation)?;
+        if ListingStatus::parse(&row.status) == ListingStatus::Published {
+            let photos = store::photos(&self.db, id).await.map_err(db_err)?.len();
+            let missing = domain::missing_for_publish(&terms, photos);
+            if !missing.is_empty() {
+                // A published listing must stay complete.
+                return Err(Problem::validation(missing));
+            }
+        }
+        Self::write_terms(&mut row, &terms)?;
+        self.save(row).await
+    }
+
+    pub async fn publish(&self, id: Id, viewer: Viewer) -> Result<Listing, Problem> {
+        let mut row = self.owned_row(id, viewer).await?;
+        let photos = store::photos(&self.db, id).await.map_err(db_err)?.len();
+        let missing = domain::missing_for_publish(&Self::terms(&row), photos);
+        if !missing.is_empty() {
+            return Err(Problem::validation(missing));
+        }
+        row.status = ListingStatus::Published.as_str().to_owned();
+        self.save(row).await
+    }
+
+    pub async fn unlist(&self, id: Id, viewer: Viewer) -> Result<Listing, Problem> {
+        let mut row = self.owned_row(id, viewer).await?;
+        if ListingStatus::parse(&row.status) != ListingStatus::Published {
+            return Err(Problem::new(ErrorCode::Conflict, "only a published listing can be unlisted"));
+        }
+        row.status = ListingStatus::Unlisted.as_str().to_owned();
+        self.save(row).await
+    }
+
+    /// Deletes the listing, or deactivates it when future stays are booked.
+    pub async fn delete(&self, id: Id, viewer: Viewer) -> Result<Removal, Problem> {
+        let mut row = self.owned_row(id, viewer).await?;
+        if store::booked_from(&self.db, id, today()).await.map_err(db_err)? > 0 {
+            row.status = ListingStatus::Deactivated.as_str().to_owned();
+            self.save(row).await?;
+            return Ok(Removal::Deactivated);
+        }
+        let photos = store::photos(&self.db, id).await.map_err(db_err)?;
+        let listing = self.view(&row, &photos);
+        store::delete(&self.db, id, &self.changed(&listing, true)?).await.map_err(db_err)?;
+        for p in &photos {
+            for size in PHOTO_SIZES {
+                self.files.delete(&format!("{}-{size}.jpg", p.storage_key)).await?;
+            }
+        }
+        self.bus.poke();
+        Ok(Removal::Deleted)
+    }
+
+    pub async fn add_photos(&self, id: Id, viewer: Viewer, uploads: Vec<Vec<u8>>) -> Result<Vec<Photo>, Problem> {
+        let row = self.owned_row(id, viewer).await?;
+        let existing = store::photos(&self.db, id).await.map_err(db_err)?;
+        if existing.len() + uploads.len() > self.settings.max_photos {
+            return Err(Problem::field("file", &format!("a listing has at most {} photos", self.settings.max_photos)));
+        }
+        // Decode everything first: one bad file rejects the whole request, storing nothing.
+        let mut encoded = Vec::new();
+        for (i, bytes) in uploads.into_iter().enumerate() {
+            let sizes = tokio::task::spawn_blocking(move || hometrip_kernel::images::reencode(&bytes, &PHOTO_SIZES))
+                .await
+                .map_err(Problem::internal)?
+                .map_err(|e| e.into_problem(&format!("file[{i}]")))?;
+            encoded.push(sizes);
+        }
+        let first = existing.iter().map(|p| p.position + 1).max().unwrap_or(0);
+        let mut rows = Vec::new();
+        for (position, sizes) in (first..).zip(encoded) {
+            let photo_id = Id::new();
+            let key = format!("photos/{id}/{photo_id}");
+            for (size, data) in sizes {
+                self.files.put(&format!("{key}-{size}.jpg"), data).await?;
+            }
+            rows.push(PhotoRow {
+                id: photo_id,
+                listing_id: id,
+                position,
+                storage_key: key,
+                created_at: Instant::now(),
+            });
+        }
+        let all: Vec<PhotoRow> = existing.iter().chain(rows.iter()).cloned().collect();
+        let listing = self.view(&row, &all);
+        store::add_photos(&self.db, &rows, &self.changed(&listing, false)?).await.map_err(db_err)?;
+        self.bus.poke();
+        Ok(rows.iter().map(|p| self.photo_view(p)).collect())
+    }
+
+    pub async fn calendar(
+        &self,
+        id: Id,
+        viewer: Option<Viewer>,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CalendarDay>, Problem> {
+        domain::check_range(0, from, to).map_err(|e| Problem::field("to", &e.message))?;
+        let row = self.visible_row(id, viewer).await?;
+        self.days(&row, from, to).await
+    }
+
+    async fn days(&self, row: &ListingRow, from: NaiveDate, to: NaiveDate) -> Result<Vec<CalendarDay>, Problem> {
+        let terms = Self::terms(row);
+        let taken: BTreeMap<NaiveDate, String> =
+            store::taken_nights(&self.db, row.id, from, to).await.map_err(db_err)?.into_iter().collect();
+        let overrides: BTreeMap<NaiveDate, i64> =
+            store::overrides(&self.db, row.id, from, to).await.map_err(db_err)?.into_iter().collect();
+        let currency = terms.pricing.currency.clone().unwrap_or_else(|| "EUR".to_owned());
+        Ok(from
+            .iter_days()
+            .take_while(|d| *d < to)
+            .map(|date| CalendarDay {
+                date,
+                available: !taken.contains_key(&date),
+                price: Money::new(domain::night_price(&terms.pricing, date, &overrides), &currency),
+                reason: taken.get(&date).cloned(),
+            })
+            .collect())
+    }
+
+    pub async fn edit_calendar(
+        &self,
+        id: Id,
+        viewer: Viewer,
+        ranges: &[CalendarRangeInput],
+    ) -> Result<Vec<CalendarDay>, Problem> {
+        if ranges.is_empty() || ranges.len() > 100 {
+            return Err(Problem::field("ranges", "give between 1 and 100 ranges"));
+        }
+        let row = self.owned_row(id, viewer).await?;
+        let currency = Self::terms(&row).pricing.currency;
+        let mut errors = Vec::new();
+        let mut edits = Vec::new();
+        for (i, r) in ranges.iter().enumerate() {
+            if let Err(e) = domain::check_range(i, r.from, r.to) {
+                errors.push(e);
+                continue;
+            }
+            let price = match &r.price {
+                None => None,
+                Some(m) if currency.as_deref() != Some(m.currency.as_str()) => {
+                    errors.push(FieldError::new(
+                        format!("ranges[{i}].price"),
+                        "must be in the listing's currency (set its nightly price first)",
+                    ));
+                    continue;
+                }
+                Some(m) if m.amount < 1 || m.amount > domain::MAX_PRICE => {
+                    errors.push(FieldError::new(format!("ranges[{i}].price"), "amount out of range"));
+                    continue;
+                }
+                Some(m) => Some(m.amount),
+            };
+            if r.available.is_none() && price.is_none() {
+                errors.push(FieldError::new(format!("ranges[{i}]"), "set available, price, or both"));
+                continue;
+            }
+            edits.push(RangeEdit { from: r.from, to: r.to, available: r.available, price });
+        }
+        if !errors.is_empty() {
+            return Err(Problem::validation(errors));
+        }
+        let from = edits.iter().map(|e| e.from).min().unwrap_or_else(today);
+        let to = edits.iter().map(|e| e.to).max().unwrap_or_else(today);
+        let event =
+            Envelope::new(MODULE, CALENDAR_CHANGED, &CalendarChanged { listing_id: id, from, to }).map_err(db_err)?;
+        match store::edit_calendar(&self.db, id, &edits, &event).await {
+            Ok(()) => {}
+            Err(CalendarError::Booked(night)) => {
+                return Err(Problem::new(
+                    ErrorCode::Conflict,
+                    format!("{night} is booked: it cannot be unblocked or repriced"),
+                )
+                .with("night", night.to_string()))
+            }
+            Err(CalendarError::Db(e)) => return Err(db_err(e)),
+        }
+        self.bus.poke();
+        // The days the edit touched (bounded: at most the widest range a read allows).
+        let to = to.min(from + Duration::days(domain::MAX_CALENDAR_DAYS));
+        self.days(&row, from, to).await
+    }
+
+    pub async fn quote_for(
+        &self,
+        id: Id,
+        viewer: Option<Viewer>,
+        check_in: NaiveDate,
+        check_out: NaiveDate,
+        guests: u32,
+    ) -> Result<Quote, Problem> {
+        let row = self.visible_row(id, viewer).await?;
+        if ListingStatus::parse(&row.status) != ListingStatus::Published {
+            return Err(Problem::new(ErrorCode::Conflict, "the listing is not open for booking"));
+        }
+        let terms = Self::terms(&row);
+        let prep = i64::from(terms.rules.preparation_days);
+        if domain::nights_between(check_in, check_out) > i64::from(domain::MAX_STAY_NIGHTS) {
+            return Err(Problem::field("check_out", &format!("a stay is at most {} nights", domain::MAX_STAY_NIGHTS)));
+        }
+        let around = (check_in - Duration::days(prep), check_out + Duration::days(prep));
+        let taken: BTreeMap<NaiveDate, Taken> = store::taken_nights(&self.db, id, around.0, around.1)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|(d, s)| (d, Taken::parse(&s)))
+            .collect();
+        let today = today();
+        match domain::check_stay(&terms.rules, terms.details.max_guests, check_in, check_out, guests, today, &taken) {
+            Ok(_) => {}
+            Err(StayError::Invalid(e)) => return Err(Problem::validation(vec![e])),
+            Err(StayError::Unavailable(night)) => {
+                return Err(Problem::new(ErrorCode::Conflict, format!("the night of {night} is not available"))
+                    .with("night", night.to_string()))
+            }
+        }
+        let overrides: BTreeMap<NaiveDate, i64> =
+            store::overrides(&self.db, id, check_in, check_out).await.map_err(db_err)?.into_iter().collect();
+        let b = domain::price_stay(&terms.pricing, self.fees(), check_in, check_out, guests, today, &overrides);
+        let currency = terms.pricing.currency.unwrap_or_else(|| "EUR".to_owned());
+        let m = |amount| Money::new(amount, &currency);
+        Ok(Quote {
+            listing_id: id,
+            check_in,
+            check_out,
+            guests,
+            nights: b.nights,
+            nightly_subtotal: m(b.nightly_subtotal),
+            extra_guest_fee: m(b.extra_guest_fee),
+            discounts: m(b.discounts),
+            cleaning_fee: m(b.cleaning_fee),
+            service_fee: m(b.service_fee),
+            taxes: m(b.taxes),
+            total: m(b.total),
+        })
+    }
+
+    pub fn amenities(locale: &str) -> Vec<Amenity> {
+        domain::AMENITIES
+            .iter()
+            .map(|(key, en, fr)| Amenity {
+                key: (*key).to_owned(),
+                label: if locale == "fr" { *fr } else { *en }.to_owned(),
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Listings for ListingService {
+    async fn listing(&self, id: Id) -> Result<Option<Listing>, Problem> {
+        let Some(row) = store::get(&self.db, id).await.map_err(db_err)? else { return Ok(None) };
+        let photos = store::photos(&self.db, id).await.map_err(db_err)?;
+        Ok(Some(self.view(&row, &photos)))
+    }
+
+    async fn quote(&self, id: Id, check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<Quote, Problem> {
+        self.quote_for(id, None, check_in, check_out, guests).await
+    }
+}

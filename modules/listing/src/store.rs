@@ -1,0 +1,328 @@
+//! Persistence of the listing module's tables: listings, photos, the nights
+//! calendar and per-night prices.
+
+use chrono::NaiveDate;
+use hometrip_kernel::db::prelude::*;
+use hometrip_kernel::db::{Db, DbError, MigrationSet};
+use hometrip_kernel::events::{Envelope, OutboxWrite};
+use hometrip_kernel::time::Instant;
+use hometrip_kernel::{run, transaction, Id};
+
+pub mod schema {
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        listings (id) {
+            id -> DbUuid,
+            host_id -> DbUuid,
+            status -> Text,
+            title -> Text,
+            description -> Text,
+            property_type -> Text,
+            address -> Text,
+            lat -> Nullable<Double>,
+            lon -> Nullable<Double>,
+            details -> Text,
+            pricing -> Text,
+            rules -> Text,
+            ical_token -> Text,
+            created_at -> DbInstant,
+            updated_at -> DbInstant,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        listing_photos (id) {
+            id -> DbUuid,
+            listing_id -> DbUuid,
+            position -> Integer,
+            storage_key -> Text,
+            created_at -> DbInstant,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        calendar_nights (listing_id, night) {
+            listing_id -> DbUuid,
+            night -> Date,
+            status -> Text,
+            source -> Nullable<Text>,
+            created_at -> DbInstant,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        night_prices (listing_id, night) {
+            listing_id -> DbUuid,
+            night -> Date,
+            amount -> BigInt,
+        }
+    }
+}
+use schema::*;
+
+pub const MIGRATIONS: MigrationSet = MigrationSet { module: "listing", postgres: || PG, sqlite: || SQLITE };
+const PG: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../../migrations/listing/postgres");
+const SQLITE: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../../migrations/listing/sqlite");
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = listings, treat_none_as_null = true)]
+pub struct ListingRow {
+    pub id: Id,
+    pub host_id: Id,
+    pub status: String,
+    pub title: String,
+    pub description: String,
+    pub property_type: String,
+    pub address: String,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub details: String,
+    pub pricing: String,
+    pub rules: String,
+    pub ical_token: String,
+    pub created_at: Instant,
+    pub updated_at: Instant,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = listing_photos)]
+pub struct PhotoRow {
+    pub id: Id,
+    pub listing_id: Id,
+    pub position: i32,
+    pub storage_key: String,
+    pub created_at: Instant,
+}
+
+/// A host's calendar edit over `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct RangeEdit {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// `Some(false)` blocks, `Some(true)` unblocks (host and external blocks).
+    pub available: Option<bool>,
+    /// A price override for each night of the range.
+    pub price: Option<i64>,
+}
+
+pub const BOOKED: &str = "booked";
+pub const BLOCKED: &str = "blocked";
+pub const EXTERNAL: &str = "external";
+
+pub async fn insert(db: &Db, row: &ListingRow, event: &Envelope) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::insert_into(listings::table).values(row).execute(conn).await?;
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn get(db: &Db, id: Id) -> Result<Option<ListingRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(listings::table.find(id).select(ListingRow::as_select()).first(conn).await.optional()?)
+    })
+}
+
+/// Saves the whole row (terms and status) with its event.
+pub async fn save(db: &Db, row: &ListingRow, event: &Envelope) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::update(listings::table.find(row.id)).set(row).execute(conn).await?;
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn photos(db: &Db, listing_id: Id) -> Result<Vec<PhotoRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            listing_photos::table
+                .filter(listing_photos::listing_id.eq(listing_id))
+                .order((listing_photos::position.asc(), listing_photos::id.asc()))
+                .select(PhotoRow::as_select())
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
+pub async fn add_photos(db: &Db, rows: &[PhotoRow], event: &Envelope) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        // Row by row: diesel-async's SQLite wrapper has no multi-row insert.
+        for row in rows {
+            diesel::insert_into(listing_photos::table).values(row).execute(conn).await?;
+        }
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+/// Nights booked on or after `from`.
+pub async fn booked_from(db: &Db, listing_id: Id, from: NaiveDate) -> Result<i64, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            calendar_nights::table
+                .filter(calendar_nights::listing_id.eq(listing_id))
+                .filter(calendar_nights::status.eq(BOOKED))
+                .filter(calendar_nights::night.ge(from))
+                .count()
+                .get_result::<i64>(conn)
+                .await?,
+        )
+    })
+}
+
+pub async fn delete(db: &Db, id: Id, event: &Envelope) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::delete(night_prices::table.filter(night_prices::listing_id.eq(id))).execute(conn).await?;
+        diesel::delete(calendar_nights::table.filter(calendar_nights::listing_id.eq(id))).execute(conn).await?;
+        diesel::delete(listing_photos::table.filter(listing_photos::listing_id.eq(id))).execute(conn).await?;
+        diesel::delete(listings::table.find(id)).execute(conn).await?;
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+/// Taken nights in `[from, to)` with how they are taken.
+pub async fn taken_nights(
+    db: &Db,
+    listing_id: Id,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(NaiveDate, String)>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            calendar_nights::table
+                .filter(calendar_nights::listing_id.eq(listing_id))
+                .filter(calendar_nights::night.ge(from))
+                .filter(calendar_nights::night.lt(to))
+                .order(calendar_nights::night.asc())
+                .select((calendar_nights::night, calendar_nights::status))
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
+/// Price overrides in `[from, to)`.
+pub async fn overrides(
+    db: &Db,
+    listing_id: Id,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(NaiveDate, i64)>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            night_prices::table
+                .filter(night_prices::listing_id.eq(listing_id))
+                .filter(night_prices::night.ge(from))
+                .filter(night_prices::night.lt(to))
+                .select((night_prices::night, night_prices::amount))
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
+/// Why a calendar edit was refused.
+#[derive(Debug)]
+pub enum CalendarError {
+    /// The edit would unblock or reprice this booked night.
+    Booked(NaiveDate),
+    Db(DbError),
+}
+
+impl From<DbError> for CalendarError {
+    fn from(e: DbError) -> Self {
+        CalendarError::Db(e)
+    }
+}
+
+impl From<diesel::result::Error> for CalendarError {
+    fn from(e: diesel::result::Error) -> Self {
+        CalendarError::Db(e.into())
+    }
+}
+
+/// Applies a host's edits in one transaction: all or nothing.
+pub async fn edit_calendar(
+    db: &Db,
+    listing_id: Id,
+    edits: &[RangeEdit],
+    event: &Envelope,
+) -> Result<(), CalendarError> {
+    let now = Instant::now();
+    transaction!(db, |conn| {
+        for edit in edits {
+            let nights: Vec<NaiveDate> = edit.from.iter_days().take_while(|n| *n < edit.to).collect();
+            if edit.available == Some(true) || edit.price.is_some() {
+                let booked: Option<NaiveDate> = calendar_nights::table
+                    .filter(calendar_nights::listing_id.eq(listing_id))
+                    .filter(calendar_nights::status.eq(BOOKED))
+                    .filter(calendar_nights::night.ge(edit.from))
+                    .filter(calendar_nights::night.lt(edit.to))
+                    .select(calendar_nights::night)
+                    .order(calendar_nights::night.asc())
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if let Some(night) = booked {
+                    return Err(CalendarError::Booked(night));
+                }
+            }
+            match edit.available {
+                Some(false) => {
+                    // Row by row (no multi-row insert on SQLite here), in night order so
+                    // concurrent writers take the unique-key locks in the same order.
+                    for night in &nights {
+                        diesel::insert_into(calendar_nights::table)
+                            .values((
+                                calendar_nights::listing_id.eq(listing_id),
+                                calendar_nights::night.eq(*night),
+                                calendar_nights::status.eq(BLOCKED),
+                                calendar_nights::source.eq(None::<String>),
+                                calendar_nights::created_at.eq(now),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(conn)
+                            .await?;
+                    }
+                }
+                Some(true) => {
+                    diesel::delete(
+                        calendar_nights::table
+                            .filter(calendar_nights::listing_id.eq(listing_id))
+                            .filter(calendar_nights::status.ne(BOOKED))
+                            .filter(calendar_nights::night.ge(edit.from))
+                            .filter(calendar_nights::night.lt(edit.to)),
+                    )
+                    .execute(conn)
+                    .await?;
+                }
+                None => {}
+            }
+            if let Some(amount) = edit.price {
+                for night in &nights {
+                    diesel::insert_into(night_prices::table)
+                        .values((
+                            night_prices::listing_id.eq(listing_id),
+                            night_prices::night.eq(*night),
+                            night_prices::amount.eq(amount),
+                        ))
+                        .on_conflict((night_prices::listing_id, night_prices::night))
+                        .do_update()
+                        .set(night_prices::amount.eq(amount))
+                        .execute(conn)
+                        .await?;
+                }
+            }
+        }
+        conn.append_event(event).await?;
+        Ok::<_, CalendarError>(())
+    })
+}
