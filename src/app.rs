@@ -16,7 +16,7 @@ use hometrip_kernel::cache::{Cache, MemoryCache, RateLimiter, RedisCache};
 use hometrip_kernel::db::{Db, MigrationSet};
 use hometrip_kernel::events::{EventBus, RetryPolicy};
 use hometrip_kernel::files::FileStore;
-use hometrip_kernel::http::{ServiceToken, TrustedProxies};
+use hometrip_kernel::http::{PublicUrl, ServiceToken, TrustedProxies};
 use hometrip_listing::api::Listings;
 use hometrip_listing::service::ListingService;
 use hometrip_notification::service::NotificationService;
@@ -167,6 +167,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         TrustedProxies::parse(&settings.server.trusted_proxies).map_err(|e| format!("server.trusted_proxies: {e}"))?;
     let platform = Platform::build(&settings).await?;
     let relay = platform.bus.spawn_relay();
+    let calendar_sync = platform.listings.spawn_sync();
     let openapi = openapi_document().to_json().map_err(|e| e.to_string())?;
 
     let ops = web::Data::new(Ops {
@@ -196,6 +197,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let listings_dyn: web::Data<dyn Listings> = web::Data::from(Arc::clone(&platform.listings) as Arc<dyn Listings>);
     let users_dyn: web::Data<dyn Users> = web::Data::from(Arc::clone(&platform.users) as Arc<dyn Users>);
     let token = web::Data::new(ServiceToken(platform.service_token.clone()));
+    let public_url = web::Data::new(PublicUrl(settings.server.public_url.clone()));
     let cors_origins = settings.server.cors_origins.clone();
 
     let server = HttpServer::new(move || {
@@ -222,6 +224,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             .app_data(listings.clone())
             .app_data(listings_dyn.clone())
             .app_data(token.clone())
+            .app_data(public_url.clone())
             .configure(hometrip_gateway::ops_routes)
             .configure(hometrip_auth::http::internal_routes)
             .configure(hometrip_user::http::internal_routes)
@@ -248,6 +251,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     tracing::info!(host = %settings.server.host, port = settings.server.port, "HomeTrip listening");
     let result = server.run().await.map_err(|e| e.to_string());
     relay.abort();
+    calendar_sync.abort();
     // Give in-flight relay work a moment; undelivered events stay in the outbox.
     tokio::time::sleep(Duration::from_millis(50)).await;
     result

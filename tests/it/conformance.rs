@@ -133,8 +133,14 @@ async fn in_process() -> InProcess {
     })
     .unwrap();
     let files = FileStore::local(&dir.join("files"), "/files").unwrap();
-    let listing_settings =
-        ListingSettings { service_fee_bps: 1400, occupancy_tax_bps: 500, photo_max_bytes: 1 << 22, max_photos: 10 };
+    let listing_settings = ListingSettings {
+        service_fee_bps: 1400,
+        occupancy_tax_bps: 500,
+        photo_max_bytes: 1 << 22,
+        max_photos: 10,
+        ical_sync_interval_secs: 3600,
+        ical_allow_private_hosts: true,
+    };
     let listings = ListingService::new(db.clone(), bus.clone(), files.clone(), listing_settings);
     let users = UserService::new(
         db,

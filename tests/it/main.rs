@@ -7,6 +7,7 @@ mod architecture;
 mod auth;
 mod conformance;
 mod edge;
+mod ical;
 mod listings;
 mod oauth;
 mod restart;

@@ -121,6 +121,10 @@ pub const SERVICE_TOKEN_HEADER: &str = "x-hometrip-service-token";
 /// Header carrying the original caller's id on internal calls.
 pub const CALLER_HEADER: &str = "x-hometrip-caller";
 
+/// The public base URL of the deployment (links in emails and feeds).
+#[derive(Clone, Debug)]
+pub struct PublicUrl(pub String);
+
 /// Shared secret of the services of one deployment.
 #[derive(Clone)]
 pub struct ServiceToken(pub String);

@@ -184,4 +184,19 @@ pub struct ListingSettings {
     pub occupancy_tax_bps: i64,
     pub photo_max_bytes: usize,
     pub max_photos: usize,
+    /// How often imported iCal feeds are fetched again.
+    pub ical_sync_interval_secs: u64,
+    /// Allow feeds on private and loopback addresses (tests, intranets); off in
+    /// production, so a host cannot make the server fetch internal URLs.
+    pub ical_allow_private_hosts: bool,
+}
+
+/// An external calendar feed that blocks the listing's nights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CalendarImport {
+    pub id: Id,
+    pub name: String,
+    pub url: String,
+    pub last_synced_at: Option<Instant>,
+    pub last_error: Option<String>,
 }

@@ -8,14 +8,14 @@ use actix_web::http::header;
 use actix_web::{delete, get, patch, post, put, web, HttpRequest, HttpResponse};
 use chrono::NaiveDate;
 use hometrip_kernel::auth_context::AuthUser;
-use hometrip_kernel::http::{read_multipart_files, InternalCaller};
+use hometrip_kernel::http::{read_multipart_files, InternalCaller, PublicUrl};
 use hometrip_kernel::{Id, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{CalendarDay, Listing, Listings, Photo, Quote};
+use crate::api::{CalendarDay, CalendarImport, Listing, Listings, Photo, Quote};
 use crate::domain::TermsPatch;
-use crate::service::{Amenity, CalendarRangeInput, ListingService, Removal, Viewer};
+use crate::service::{Amenity, CalendarRangeInput, ExportLink, ListingService, Removal, SyncResult, Viewer};
 
 fn viewer(user: &AuthUser) -> Viewer {
     Viewer { id: user.id, admin: user.is_admin() }
@@ -170,6 +170,112 @@ async fn quote(
     Ok(HttpResponse::Ok().json(svc.quote_for(*id, user.as_ref().map(viewer), q.check_in, q.check_out, guests).await?))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct TokenQuery {
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewImport {
+    pub url: String,
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportList {
+    pub items: Vec<CalendarImport>,
+}
+
+#[utoipa::path(get, path = "/api/v1/listings/{id}/calendar.ics", tag = "listings", params(("id" = Id, Path), TokenQuery),
+    responses((status = 200, content_type = "text/calendar", body = String), (status = 404, body = Problem)))]
+#[get("/listings/{id}/calendar.ics")]
+async fn export_ics(
+    svc: web::Data<ListingService>,
+    user: Option<AuthUser>,
+    id: web::Path<Id>,
+    q: web::Query<TokenQuery>,
+) -> Result<HttpResponse, Problem> {
+    let (ics, _) = svc.export_ics(*id, user.as_ref().map(viewer), q.token.as_deref()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/calendar; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
+        .body(ics))
+}
+
+#[utoipa::path(get, path = "/api/v1/listings/{id}/calendar/export", tag = "listings", params(("id" = Id, Path)),
+    responses((status = 200, body = ExportLink)), security(("bearer" = [])))]
+#[get("/listings/{id}/calendar/export")]
+async fn export_link(
+    svc: web::Data<ListingService>,
+    base: web::Data<PublicUrl>,
+    user: AuthUser,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.export_link(*id, viewer(&user), &base.0).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/listings/{id}/calendar/export/rotate", tag = "listings", params(("id" = Id, Path)),
+    responses((status = 200, body = ExportLink)), security(("bearer" = [])))]
+#[post("/listings/{id}/calendar/export/rotate")]
+async fn rotate_export(
+    svc: web::Data<ListingService>,
+    base: web::Data<PublicUrl>,
+    user: AuthUser,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.rotate_export_link(*id, viewer(&user), &base.0).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/listings/{id}/calendar/imports", tag = "listings", params(("id" = Id, Path)), request_body = NewImport,
+    responses((status = 201, body = CalendarImport), (status = 422, body = Problem)), security(("bearer" = [])))]
+#[post("/listings/{id}/calendar/imports")]
+async fn add_import(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    id: web::Path<Id>,
+    body: web::Json<NewImport>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Created().json(svc.add_import(*id, viewer(&user), &body.url, &body.name).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/listings/{id}/calendar/imports", tag = "listings", params(("id" = Id, Path)),
+    responses((status = 200, body = ImportList)), security(("bearer" = [])))]
+#[get("/listings/{id}/calendar/imports")]
+async fn list_imports(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(ImportList { items: svc.imports(*id, viewer(&user)).await? }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/listings/{id}/calendar/imports/{import_id}", tag = "listings",
+    params(("id" = Id, Path), ("import_id" = Id, Path)), responses((status = 204)), security(("bearer" = [])))]
+#[delete("/listings/{id}/calendar/imports/{import_id}")]
+async fn delete_import(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    path: web::Path<(Id, Id)>,
+) -> Result<HttpResponse, Problem> {
+    let (id, import_id) = path.into_inner();
+    svc.delete_import(id, viewer(&user), import_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/listings/{id}/calendar/imports/{import_id}/sync", tag = "listings",
+    params(("id" = Id, Path), ("import_id" = Id, Path)),
+    responses((status = 200, body = SyncResult), (status = 502, body = Problem)), security(("bearer" = [])))]
+#[post("/listings/{id}/calendar/imports/{import_id}/sync")]
+async fn sync_import(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    path: web::Path<(Id, Id)>,
+) -> Result<HttpResponse, Problem> {
+    let (id, import_id) = path.into_inner();
+    Ok(HttpResponse::Ok().json(svc.sync_import_now(id, viewer(&user), import_id).await?))
+}
+
 #[utoipa::path(get, path = "/api/v1/amenities", tag = "listings", responses((status = 200, body = AmenityList)))]
 #[get("/amenities")]
 async fn amenities(req: HttpRequest) -> HttpResponse {
@@ -189,6 +295,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(photos)
         .service(publish)
         .service(unlist)
+        .service(export_ics)
+        .service(export_link)
+        .service(rotate_export)
+        .service(add_import)
+        .service(list_imports)
+        .service(delete_import)
+        .service(sync_import)
         .service(calendar)
         .service(edit_calendar)
         .service(quote)
@@ -234,7 +347,39 @@ pub fn data(service: &Arc<ListingService>) -> web::Data<ListingService> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(create, show, update, remove, photos, publish, unlist, calendar, edit_calendar, quote, amenities),
-    components(schemas(Listing, Photo, CalendarDay, Quote, TermsPatch, CalendarEdit, CalendarRangeInput, Amenity))
+    paths(
+        create,
+        show,
+        update,
+        remove,
+        photos,
+        publish,
+        unlist,
+        calendar,
+        edit_calendar,
+        quote,
+        amenities,
+        export_ics,
+        export_link,
+        rotate_export,
+        add_import,
+        list_imports,
+        delete_import,
+        sync_import
+    ),
+    components(schemas(
+        Listing,
+        Photo,
+        CalendarDay,
+        Quote,
+        TermsPatch,
+        CalendarEdit,
+        CalendarRangeInput,
+        Amenity,
+        CalendarImport,
+        NewImport,
+        ExportLink,
+        SyncResult
+    ))
 )]
 pub struct ListingApi;

@@ -7,6 +7,8 @@ pub mod domain;
 #[cfg(feature = "local")]
 pub mod http;
 #[cfg(feature = "local")]
+pub mod ical;
+#[cfg(feature = "local")]
 pub mod service;
 #[cfg(feature = "local")]
 pub mod store;

@@ -61,6 +61,20 @@ pub mod schema {
             amount -> BigInt,
         }
     }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        calendar_imports (id) {
+            id -> DbUuid,
+            listing_id -> DbUuid,
+            name -> Text,
+            url -> Text,
+            etag -> Nullable<Text>,
+            last_synced_at -> Nullable<DbInstant>,
+            last_error -> Nullable<Text>,
+            created_at -> DbInstant,
+        }
+    }
 }
 use schema::*;
 
@@ -324,5 +338,169 @@ pub async fn edit_calendar(
         }
         conn.append_event(event).await?;
         Ok::<_, CalendarError>(())
+    })
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = calendar_imports)]
+pub struct ImportRow {
+    pub id: Id,
+    pub listing_id: Id,
+    pub name: String,
+    pub url: String,
+    pub etag: Option<String>,
+    pub last_synced_at: Option<Instant>,
+    pub last_error: Option<String>,
+    pub created_at: Instant,
+}
+
+pub async fn set_ical_token(db: &Db, id: Id, token: &str) -> Result<(), DbError> {
+    run!(db, |conn| {
+        diesel::update(listings::table.find(id)).set(listings::ical_token.eq(token)).execute(conn).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn insert_import(db: &Db, row: &ImportRow) -> Result<(), DbError> {
+    run!(db, |conn| {
+        diesel::insert_into(calendar_imports::table).values(row).execute(conn).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn imports(db: &Db, listing_id: Id) -> Result<Vec<ImportRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            calendar_imports::table
+                .filter(calendar_imports::listing_id.eq(listing_id))
+                .order(calendar_imports::created_at.asc())
+                .select(ImportRow::as_select())
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
+pub async fn all_imports(db: &Db) -> Result<Vec<ImportRow>, DbError> {
+    run!(db, |conn| { Ok::<_, DbError>(calendar_imports::table.select(ImportRow::as_select()).load(conn).await?) })
+}
+
+pub async fn import(db: &Db, id: Id) -> Result<Option<ImportRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(calendar_imports::table.find(id).select(ImportRow::as_select()).first(conn).await.optional()?)
+    })
+}
+
+pub async fn record_import_error(db: &Db, id: Id, error: &str) -> Result<(), DbError> {
+    run!(db, |conn| {
+        diesel::update(calendar_imports::table.find(id))
+            .set(calendar_imports::last_error.eq(Some(error)))
+            .execute(conn)
+            .await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+/// Nights currently blocked by an import.
+pub async fn import_nights(db: &Db, import_id: Id) -> Result<i64, DbError> {
+    let source = import_id.to_string();
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            calendar_nights::table
+                .filter(calendar_nights::source.eq(&source))
+                .filter(calendar_nights::status.eq(EXTERNAL))
+                .count()
+                .get_result::<i64>(conn)
+                .await?,
+        )
+    })
+}
+
+/// Makes the import's external nights from `from` on exactly `nights`: adds the
+/// new ones (a night already taken otherwise stays as it is) and frees those
+/// that left the feed. One transaction, with the import's sync record.
+pub async fn replace_import_nights(
+    db: &Db,
+    import: &ImportRow,
+    nights: &std::collections::BTreeSet<NaiveDate>,
+    from: NaiveDate,
+    etag: Option<&str>,
+    event: &Envelope,
+) -> Result<(), DbError> {
+    let source = import.id.to_string();
+    let now = Instant::now();
+    transaction!(db, |conn| {
+        let held: Vec<NaiveDate> = calendar_nights::table
+            .filter(calendar_nights::source.eq(&source))
+            .filter(calendar_nights::status.eq(EXTERNAL))
+            .filter(calendar_nights::night.ge(from))
+            .select(calendar_nights::night)
+            .load(conn)
+            .await?;
+        let gone: Vec<NaiveDate> = held.iter().filter(|n| !nights.contains(n)).copied().collect();
+        for chunk in gone.chunks(500) {
+            diesel::delete(
+                calendar_nights::table
+                    .filter(calendar_nights::listing_id.eq(import.listing_id))
+                    .filter(calendar_nights::source.eq(&source))
+                    .filter(calendar_nights::night.eq_any(chunk.to_vec())),
+            )
+            .execute(conn)
+            .await?;
+        }
+        for night in nights.iter().filter(|n| !held.contains(n)) {
+            diesel::insert_into(calendar_nights::table)
+                .values((
+                    calendar_nights::listing_id.eq(import.listing_id),
+                    calendar_nights::night.eq(*night),
+                    calendar_nights::status.eq(EXTERNAL),
+                    calendar_nights::source.eq(Some(&source)),
+                    calendar_nights::created_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        diesel::update(calendar_imports::table.find(import.id))
+            .set((
+                calendar_imports::etag.eq(etag),
+                calendar_imports::last_synced_at.eq(Some(now)),
+                calendar_imports::last_error.eq(None::<String>),
+            ))
+            .execute(conn)
+            .await?;
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+/// A feed that did not change (HTTP 304): only the sync time moves.
+pub async fn touch_import(db: &Db, id: Id) -> Result<(), DbError> {
+    run!(db, |conn| {
+        diesel::update(calendar_imports::table.find(id))
+            .set((
+                calendar_imports::last_synced_at.eq(Some(Instant::now())),
+                calendar_imports::last_error.eq(None::<String>),
+            ))
+            .execute(conn)
+            .await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+/// Removes an import and frees the nights it blocked.
+pub async fn delete_import(db: &Db, import: &ImportRow, event: &Envelope) -> Result<(), DbError> {
+    let source = import.id.to_string();
+    transaction!(db, |conn| {
+        diesel::delete(
+            calendar_nights::table
+                .filter(calendar_nights::listing_id.eq(import.listing_id))
+                .filter(calendar_nights::source.eq(&source)),
+        )
+        .execute(conn)
+        .await?;
+        diesel::delete(calendar_imports::table.find(import.id)).execute(conn).await?;
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(())
     })
 }

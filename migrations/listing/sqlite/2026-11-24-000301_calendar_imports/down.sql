@@ -1,0 +1,2 @@
+DROP INDEX calendar_nights_source;
+DROP TABLE calendar_imports;
