@@ -262,3 +262,79 @@ async fn amenities_have_french_and_english_labels() {
     assert_eq!(label(&en, "washer").as_deref(), Some("Washing machine"));
     assert_eq!(label(&fr, "washer").as_deref(), Some("Lave-linge"));
 }
+
+#[tokio::test]
+async fn photos_are_ordered_captioned_and_deleted() {
+    let server = Server::start().await;
+    let api = server.client();
+    let (host, _) = api.signed_up(&unique_email("ph")).await;
+    let id = published(&server, &host).await;
+    let more = host.send(upload(&host, &server, &id, vec![png(300, 200), png(200, 300)])).await;
+    assert_eq!(more.status, 201, "{}", more.text);
+    let listing = api.get(&format!("/api/v1/listings/{id}")).await;
+    let ids: Vec<String> =
+        listing.body["photos"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 3);
+    let reversed: Vec<&String> = ids.iter().rev().collect();
+    let ordered = host
+        .send(
+            host.http
+                .put(server.url(&format!("/api/v1/listings/{id}/photos/order")))
+                .json(&json!({"photo_ids": reversed})),
+        )
+        .await;
+    assert_eq!(ordered.status, 200, "{}", ordered.text);
+    let now: Vec<&str> = ordered.body["photos"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(now, reversed.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let partial = host
+        .send(
+            host.http
+                .put(server.url(&format!("/api/v1/listings/{id}/photos/order")))
+                .json(&json!({"photo_ids": [ids[0]]})),
+        )
+        .await;
+    assert_eq!(partial.problem(422), "validation_failed");
+
+    let captioned =
+        host.patch(&format!("/api/v1/listings/{id}/photos/{}", ids[1]), json!({"caption": "Vue sur le port"})).await;
+    assert_eq!(captioned.body["caption"], json!("Vue sur le port"), "{}", captioned.text);
+    assert_eq!(
+        host.patch(&format!("/api/v1/listings/{id}/photos/{}", uuid::Uuid::now_v7()), json!({"caption": "x"}))
+            .await
+            .status,
+        404
+    );
+
+    let url = captioned.body["url"].as_str().unwrap().to_owned();
+    for pid in &ids[1..] {
+        let d = host.send(host.http.delete(server.url(&format!("/api/v1/listings/{id}/photos/{pid}")))).await;
+        assert_eq!(d.status, 204, "{}", d.text);
+    }
+    assert_eq!(reqwest::get(server.url(&url)).await.unwrap().status(), 404);
+    // A published listing keeps its last photo.
+    let last = host.send(host.http.delete(server.url(&format!("/api/v1/listings/{id}/photos/{}", ids[0])))).await;
+    assert_eq!(last.problem(409), "conflict");
+}
+
+#[tokio::test]
+async fn admins_suspend_and_reinstate_listings() {
+    let server = Server::start().await;
+    let api = server.client();
+    let out = server
+        .cli(&["admin", "create", "--email", "mod@example.com", "--password-stdin"], "moderation passphrase long\n");
+    assert!(out.status.success());
+    let admin = api.with_token(
+        api.login("mod@example.com", "moderation passphrase long").await.body["access_token"].as_str().unwrap(),
+    );
+    let (host, _) = api.signed_up(&unique_email("susp")).await;
+    let id = published(&server, &host).await;
+    assert_eq!(host.post(&format!("/api/v1/admin/listings/{id}/suspend"), json!({})).await.problem(403), "forbidden");
+    let s = admin.post(&format!("/api/v1/admin/listings/{id}/suspend"), json!({})).await;
+    assert_eq!(s.body["status"], json!("suspended"), "{}", s.text);
+    assert_eq!(api.get(&format!("/api/v1/listings/{id}")).await.status, 404);
+    assert_eq!(host.post(&format!("/api/v1/listings/{id}/publish"), json!({})).await.problem(409), "conflict");
+    assert_eq!(host.get(&format!("/api/v1/listings/{id}")).await.body["status"], json!("suspended"));
+    let r = admin.post(&format!("/api/v1/admin/listings/{id}/reinstate"), json!({})).await;
+    assert_eq!(r.body["status"], json!("unlisted"));
+    assert_eq!(host.post(&format!("/api/v1/listings/{id}/publish"), json!({})).await.status, 200);
+}

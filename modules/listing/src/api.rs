@@ -19,6 +19,8 @@ pub enum ListingStatus {
     Unlisted,
     /// Deleted while future stays were booked: kept, hidden, not bookable.
     Deactivated,
+    /// Taken down by an admin: hidden, and the host cannot publish it.
+    Suspended,
 }
 
 impl ListingStatus {
@@ -28,6 +30,7 @@ impl ListingStatus {
             ListingStatus::Published => "published",
             ListingStatus::Unlisted => "unlisted",
             ListingStatus::Deactivated => "deactivated",
+            ListingStatus::Suspended => "suspended",
         }
     }
 
@@ -36,6 +39,7 @@ impl ListingStatus {
             "published" => ListingStatus::Published,
             "unlisted" => ListingStatus::Unlisted,
             "deactivated" => ListingStatus::Deactivated,
+            "suspended" => ListingStatus::Suspended,
             _ => ListingStatus::Draft,
         }
     }
@@ -66,6 +70,7 @@ pub struct Photo {
     pub thumbnail_url: String,
     pub card_url: String,
     pub position: i32,
+    pub caption: String,
 }
 
 /// A listing as the API shows it.

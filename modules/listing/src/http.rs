@@ -276,6 +276,72 @@ async fn sync_import(
     Ok(HttpResponse::Ok().json(svc.sync_import_now(id, viewer(&user), import_id).await?))
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhotoOrder {
+    pub photo_ids: Vec<Id>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhotoCaption {
+    pub caption: String,
+}
+
+#[utoipa::path(put, path = "/api/v1/listings/{id}/photos/order", tag = "listings", params(("id" = Id, Path)), request_body = PhotoOrder,
+    responses((status = 200, body = Listing), (status = 422, body = Problem)), security(("bearer" = [])))]
+#[put("/listings/{id}/photos/order")]
+async fn order_photos(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    id: web::Path<Id>,
+    body: web::Json<PhotoOrder>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.order_photos(*id, viewer(&user), &body.photo_ids).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/listings/{id}/photos/{photo_id}", tag = "listings",
+    params(("id" = Id, Path), ("photo_id" = Id, Path)), request_body = PhotoCaption,
+    responses((status = 200, body = Photo), (status = 404, body = Problem)), security(("bearer" = [])))]
+#[patch("/listings/{id}/photos/{photo_id}")]
+async fn caption_photo(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    path: web::Path<(Id, Id)>,
+    body: web::Json<PhotoCaption>,
+) -> Result<HttpResponse, Problem> {
+    let (id, photo_id) = path.into_inner();
+    Ok(HttpResponse::Ok().json(svc.caption_photo(id, viewer(&user), photo_id, &body.caption).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/listings/{id}/photos/{photo_id}", tag = "listings",
+    params(("id" = Id, Path), ("photo_id" = Id, Path)), responses((status = 204), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+#[delete("/listings/{id}/photos/{photo_id}")]
+async fn delete_photo(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    path: web::Path<(Id, Id)>,
+) -> Result<HttpResponse, Problem> {
+    let (id, photo_id) = path.into_inner();
+    svc.delete_photo(id, viewer(&user), photo_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/listings/{id}/suspend", tag = "admin", params(("id" = Id, Path)),
+    responses((status = 200, body = Listing), (status = 403, body = Problem)), security(("bearer" = [])))]
+#[post("/admin/listings/{id}/suspend")]
+async fn suspend(svc: web::Data<ListingService>, user: AuthUser, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.moderate(*id, viewer(&user), true).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/listings/{id}/reinstate", tag = "admin", params(("id" = Id, Path)),
+    responses((status = 200, body = Listing), (status = 403, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+#[post("/admin/listings/{id}/reinstate")]
+async fn reinstate(svc: web::Data<ListingService>, user: AuthUser, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.moderate(*id, viewer(&user), false).await?))
+}
+
 #[utoipa::path(get, path = "/api/v1/amenities", tag = "listings", responses((status = 200, body = AmenityList)))]
 #[get("/amenities")]
 async fn amenities(req: HttpRequest) -> HttpResponse {
@@ -293,6 +359,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(update)
         .service(remove)
         .service(photos)
+        .service(order_photos)
+        .service(caption_photo)
+        .service(delete_photo)
+        .service(suspend)
+        .service(reinstate)
         .service(publish)
         .service(unlist)
         .service(export_ics)

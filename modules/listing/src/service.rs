@@ -120,6 +120,7 @@ impl ListingService {
             thumbnail_url: self.files.url(&format!("{}-{thumb}.jpg", p.storage_key)),
             card_url: self.files.url(&format!("{}-{card}.jpg", p.storage_key)),
             position: p.position,
+            caption: p.caption.clone(),
         }
     }
 
@@ -193,8 +194,12 @@ impl ListingService {
         if row.host_id != viewer.id {
             return Err(Problem::forbidden("only the listing's host may change it"));
         }
-        if ListingStatus::parse(&row.status) == ListingStatus::Deactivated {
-            return Err(Problem::new(ErrorCode::Conflict, "the listing is deactivated"));
+        match ListingStatus::parse(&row.status) {
+            ListingStatus::Deactivated => return Err(Problem::new(ErrorCode::Conflict, "the listing is deactivated")),
+            ListingStatus::Suspended => {
+                return Err(Problem::new(ErrorCode::Conflict, "the listing is suspended by moderation"))
+            }
+            _ => {}
         }
         Ok(row)
     }
@@ -326,6 +331,7 @@ impl ListingService {
                 listing_id: id,
                 position,
                 storage_key: key,
+                caption: String::new(),
                 created_at: Instant::now(),
             });
         }
@@ -334,6 +340,91 @@ impl ListingService {
         store::add_photos(&self.db, &rows, &self.changed(&listing, false)?).await.map_err(db_err)?;
         self.bus.poke();
         Ok(rows.iter().map(|p| self.photo_view(p)).collect())
+    }
+
+    /// Puts the photos in the given order; `ids` lists every photo once.
+    pub async fn order_photos(&self, id: Id, viewer: Viewer, ids: &[Id]) -> Result<Listing, Problem> {
+        let row = self.owned_row(id, viewer).await?;
+        let photos = store::photos(&self.db, id).await.map_err(db_err)?;
+        let mut given: Vec<Id> = ids.to_vec();
+        given.sort();
+        given.dedup();
+        let mut have: Vec<Id> = photos.iter().map(|p| p.id).collect();
+        have.sort();
+        if given.len() != ids.len() || given != have {
+            return Err(Problem::field("photo_ids", "list each of the listing's photos exactly once"));
+        }
+        let mut ordered = photos.clone();
+        ordered.sort_by_key(|p| ids.iter().position(|i| *i == p.id));
+        for (position, p) in (0i32..).zip(ordered.iter_mut()) {
+            p.position = position;
+        }
+        let listing = self.view(&row, &ordered);
+        store::order_photos(&self.db, id, ids, &self.changed(&listing, false)?).await.map_err(db_err)?;
+        self.bus.poke();
+        Ok(listing)
+    }
+
+    async fn owned_photo(
+        &self,
+        id: Id,
+        viewer: Viewer,
+        photo_id: Id,
+    ) -> Result<(ListingRow, Vec<PhotoRow>, PhotoRow), Problem> {
+        let row = self.owned_row(id, viewer).await?;
+        let photos = store::photos(&self.db, id).await.map_err(db_err)?;
+        let photo = photos.iter().find(|p| p.id == photo_id).cloned().ok_or_else(|| Problem::not_found("photo"))?;
+        Ok((row, photos, photo))
+    }
+
+    pub async fn caption_photo(&self, id: Id, viewer: Viewer, photo_id: Id, caption: &str) -> Result<Photo, Problem> {
+        let (row, mut photos, mut photo) = self.owned_photo(id, viewer, photo_id).await?;
+        let caption = caption.trim();
+        if caption.chars().count() > 200 || caption.chars().any(char::is_control) {
+            return Err(Problem::field("caption", "must be at most 200 characters, without control characters"));
+        }
+        photo.caption = caption.to_owned();
+        if let Some(p) = photos.iter_mut().find(|p| p.id == photo_id) {
+            p.caption = photo.caption.clone();
+        }
+        let listing = self.view(&row, &photos);
+        store::caption_photo(&self.db, photo_id, caption, &self.changed(&listing, false)?).await.map_err(db_err)?;
+        self.bus.poke();
+        Ok(self.photo_view(&photo))
+    }
+
+    pub async fn delete_photo(&self, id: Id, viewer: Viewer, photo_id: Id) -> Result<(), Problem> {
+        let (row, photos, photo) = self.owned_photo(id, viewer, photo_id).await?;
+        if photos.len() == 1 && ListingStatus::parse(&row.status) == ListingStatus::Published {
+            return Err(Problem::new(ErrorCode::Conflict, "a published listing keeps at least one photo"));
+        }
+        let rest: Vec<PhotoRow> = photos.into_iter().filter(|p| p.id != photo_id).collect();
+        let listing = self.view(&row, &rest);
+        store::delete_photo(&self.db, photo_id, &self.changed(&listing, false)?).await.map_err(db_err)?;
+        for size in PHOTO_SIZES {
+            self.files.delete(&format!("{}-{size}.jpg", photo.storage_key)).await?;
+        }
+        self.bus.poke();
+        Ok(())
+    }
+
+    /// Moderation: an admin takes a listing down, or puts it back (as unlisted,
+    /// for the host to publish again).
+    pub async fn moderate(&self, id: Id, viewer: Viewer, suspend: bool) -> Result<Listing, Problem> {
+        if !viewer.admin {
+            return Err(Problem::forbidden("admin role required"));
+        }
+        let mut row = self.row(id).await?;
+        let next = match (suspend, ListingStatus::parse(&row.status)) {
+            (true, ListingStatus::Suspended) | (false, ListingStatus::Unlisted) => {
+                return self.get(id, Some(viewer)).await
+            }
+            (true, _) => ListingStatus::Suspended,
+            (false, ListingStatus::Suspended) => ListingStatus::Unlisted,
+            (false, _) => return Err(Problem::new(ErrorCode::Conflict, "the listing is not suspended")),
+        };
+        row.status = next.as_str().to_owned();
+        self.save(row).await
     }
 
     pub async fn calendar(

@@ -38,6 +38,7 @@ pub mod schema {
             listing_id -> DbUuid,
             position -> Integer,
             storage_key -> Text,
+            caption -> Text,
             created_at -> DbInstant,
         }
     }
@@ -111,6 +112,7 @@ pub struct PhotoRow {
     pub listing_id: Id,
     pub position: i32,
     pub storage_key: String,
+    pub caption: String,
     pub created_at: Instant,
 }
 
@@ -500,6 +502,39 @@ pub async fn delete_import(db: &Db, import: &ImportRow, event: &Envelope) -> Res
         .execute(conn)
         .await?;
         diesel::delete(calendar_imports::table.find(import.id)).execute(conn).await?;
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+/// Renumbers the listing's photos in the given order (every photo, once).
+pub async fn order_photos(db: &Db, listing_id: Id, ids: &[Id], event: &Envelope) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        for (position, id) in (0i32..).zip(ids) {
+            diesel::update(listing_photos::table.find(*id).filter(listing_photos::listing_id.eq(listing_id)))
+                .set(listing_photos::position.eq(position))
+                .execute(conn)
+                .await?;
+        }
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn caption_photo(db: &Db, photo_id: Id, caption: &str, event: &Envelope) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::update(listing_photos::table.find(photo_id))
+            .set(listing_photos::caption.eq(caption))
+            .execute(conn)
+            .await?;
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn delete_photo(db: &Db, photo_id: Id, event: &Envelope) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::delete(listing_photos::table.find(photo_id)).execute(conn).await?;
         conn.append_event(event).await?;
         Ok::<_, DbError>(())
     })

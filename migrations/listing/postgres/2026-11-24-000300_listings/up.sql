@@ -24,6 +24,7 @@ CREATE TABLE listing_photos (
     listing_id UUID NOT NULL REFERENCES listings (id) ON DELETE CASCADE,
     position INTEGER NOT NULL,
     storage_key TEXT NOT NULL,
+    caption TEXT NOT NULL DEFAULT '',
     created_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX listing_photos_listing ON listing_photos (listing_id, position);
