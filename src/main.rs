@@ -35,6 +35,14 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Fill the store with realistic published demo listings across Europe.
+    SeedDemo {
+        #[arg(long, default_value_t = 100)]
+        listings: usize,
+        /// Same seed, same listings.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,6 +79,17 @@ fn main() -> std::process::ExitCode {
             let db = app::connect_db(&settings).await?;
             let applied = app::migrate(&settings, &db).await?;
             println!("{applied} migrations applied");
+            Ok(())
+        }),
+        Command::SeedDemo { listings, seed } => run_async(async move {
+            if listings == 0 || listings > 5_000_000 {
+                return Err("--listings: between 1 and 5000000".to_owned());
+            }
+            let platform = app::Platform::build(&settings).await?;
+            let started = std::time::Instant::now();
+            let first = platform.listings.seed_demo(listings, seed).await.map_err(|p| p.to_string())?;
+            let first = first.map(|id| id.to_string()).unwrap_or_default();
+            println!("seeded {listings} listings in {:.1} s (first: {first})", started.elapsed().as_secs_f64());
             Ok(())
         }),
         Command::Admin { command: AdminCommand::Create { email, .. } } => {

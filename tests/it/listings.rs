@@ -338,3 +338,21 @@ async fn admins_suspend_and_reinstate_listings() {
     assert_eq!(r.body["status"], json!("unlisted"));
     assert_eq!(host.post(&format!("/api/v1/listings/{id}/publish"), json!({})).await.status, 200);
 }
+
+#[tokio::test]
+async fn seed_demo_fills_the_store_with_bookable_listings() {
+    let server = Server::start().await;
+    let out = server.cli(&["seed-demo", "--listings", "40", "--seed", "7"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.starts_with("seeded 40 listings"), "{printed}");
+    let first = printed.trim().rsplit("first: ").next().unwrap().trim_end_matches(')').to_owned();
+    let api = server.client();
+    let listing = api.get(&format!("/api/v1/listings/{first}")).await;
+    assert_eq!(listing.status, 200, "{}", listing.text);
+    assert_eq!(listing.body["status"], json!("published"));
+    let photo = listing.body["photos"][0]["url"].as_str().unwrap().to_owned();
+    assert_eq!(reqwest::get(server.url(&photo)).await.unwrap().status(), 200);
+    let days = api.get(&format!("/api/v1/listings/{first}/calendar?from={}&to={}", date(0), date(90))).await;
+    assert_eq!(days.body["days"].as_array().unwrap().len(), 90);
+}

@@ -3,6 +3,8 @@
 pub mod api;
 pub mod client;
 #[cfg(feature = "local")]
+pub mod demo;
+#[cfg(feature = "local")]
 pub mod domain;
 #[cfg(feature = "local")]
 pub mod http;

@@ -294,7 +294,7 @@ impl ListingService {
         let photos = store::photos(&self.db, id).await.map_err(db_err)?;
         let listing = self.view(&row, &photos);
         store::delete(&self.db, id, &self.changed(&listing, true)?).await.map_err(db_err)?;
-        for p in &photos {
+        for p in photos.iter().filter(|p| !is_demo_photo(&p.storage_key)) {
             for size in PHOTO_SIZES {
                 self.files.delete(&format!("{}-{size}.jpg", p.storage_key)).await?;
             }
@@ -401,8 +401,10 @@ impl ListingService {
         let rest: Vec<PhotoRow> = photos.into_iter().filter(|p| p.id != photo_id).collect();
         let listing = self.view(&row, &rest);
         store::delete_photo(&self.db, photo_id, &self.changed(&listing, false)?).await.map_err(db_err)?;
-        for size in PHOTO_SIZES {
-            self.files.delete(&format!("{}-{size}.jpg", photo.storage_key)).await?;
+        if !is_demo_photo(&photo.storage_key) {
+            for size in PHOTO_SIZES {
+                self.files.delete(&format!("{}-{size}.jpg", photo.storage_key)).await?;
+            }
         }
         self.bus.poke();
         Ok(())
@@ -878,5 +880,91 @@ impl ListingService {
                 tracing::info!(synced, "calendar feeds synced");
             }
         })
+    }
+}
+
+// ---- demo data ----------------------------------------------------------------
+
+/// Photos shared by demo listings live under this prefix and are never deleted
+/// with a listing.
+const DEMO_PHOTOS: &str = "photos/demo/";
+
+fn is_demo_photo(key: &str) -> bool {
+    key.starts_with(DEMO_PHOTOS)
+}
+
+impl ListingService {
+    /// Fills the store with `count` published demo listings (see `demo`); returns
+    /// the first listing's id.
+    pub async fn seed_demo(&self, count: usize, seed: u64) -> Result<Option<Id>, Problem> {
+        const PALETTE: usize = 12;
+        // A handful of generated photos, shared by every demo listing.
+        for k in 0..PALETTE {
+            let key = format!("{DEMO_PHOTOS}{k}");
+            let bytes = tokio::task::spawn_blocking(move || {
+                let hue = (k * 255 / PALETTE) as u8;
+                let img = image::RgbImage::from_fn(1200, 800, |x, y| {
+                    image::Rgb([hue.wrapping_add((x / 5) as u8), (y / 4) as u8, 255u8.wrapping_sub(hue)])
+                });
+                let mut buf = std::io::Cursor::new(Vec::new());
+                image::DynamicImage::ImageRgb8(img)
+                    .write_to(&mut buf, image::ImageFormat::Png)
+                    .map(|_| buf.into_inner())
+            })
+            .await
+            .map_err(Problem::internal)?
+            .map_err(Problem::internal)?;
+            let sizes = hometrip_kernel::images::reencode(&bytes, &PHOTO_SIZES).map_err(|e| e.into_problem("photo"))?;
+            for (size, data) in sizes {
+                self.files.put(&format!("{key}-{size}.jpg"), data).await?;
+            }
+        }
+        let hosts: Vec<Id> = (0..(count / 20).clamp(1, 5_000)).map(|_| Id::new()).collect();
+        let mut generator = crate::demo::Generator::new(seed);
+        let today = today();
+        let mut first = None;
+        let mut batch = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..count {
+            let demo = generator.listing(i, today);
+            let now = Instant::now();
+            let mut row = ListingRow {
+                id: Id::new(),
+                host_id: hosts[i % hosts.len()],
+                status: ListingStatus::Published.as_str().to_owned(),
+                title: String::new(),
+                description: String::new(),
+                property_type: String::new(),
+                address: String::new(),
+                lat: None,
+                lon: None,
+                details: String::new(),
+                pricing: String::new(),
+                rules: String::new(),
+                ical_token: hex::encode(Id::new().0.as_bytes()),
+                created_at: now,
+                updated_at: now,
+            };
+            Self::write_terms(&mut row, &demo.terms)?;
+            first.get_or_insert(row.id);
+            for p in 0..demo.photos {
+                batch.1.push(PhotoRow {
+                    id: Id::new(),
+                    listing_id: row.id,
+                    position: p as i32,
+                    storage_key: format!("{DEMO_PHOTOS}{}", (i + p * 5) % PALETTE),
+                    caption: String::new(),
+                    created_at: now,
+                });
+            }
+            for (start, nights) in &demo.booked {
+                batch.2.extend((0..*nights).map(|d| (row.id, *start + Duration::days(d))));
+            }
+            batch.0.push(row);
+            if batch.0.len() == 500 || i + 1 == count {
+                store::insert_demo_batch(&self.db, &batch.0, &batch.1, &batch.2).await.map_err(db_err)?;
+                batch = (Vec::new(), Vec::new(), Vec::new());
+            }
+        }
+        Ok(first)
     }
 }

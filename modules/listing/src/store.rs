@@ -539,3 +539,36 @@ pub async fn delete_photo(db: &Db, photo_id: Id, event: &Envelope) -> Result<(),
         Ok::<_, DbError>(())
     })
 }
+
+/// Bulk load of generated demo listings, their photos and booked nights, in one
+/// transaction per batch. No events: search is rebuilt with `hometrip reindex`.
+pub async fn insert_demo_batch(
+    db: &Db,
+    listings_rows: &[ListingRow],
+    photo_rows: &[PhotoRow],
+    booked: &[(Id, NaiveDate)],
+) -> Result<(), DbError> {
+    let now = Instant::now();
+    transaction!(db, |conn| {
+        for row in listings_rows {
+            diesel::insert_into(listings::table).values(row).execute(conn).await?;
+        }
+        for row in photo_rows {
+            diesel::insert_into(listing_photos::table).values(row).execute(conn).await?;
+        }
+        for (listing_id, night) in booked {
+            diesel::insert_into(calendar_nights::table)
+                .values((
+                    calendar_nights::listing_id.eq(*listing_id),
+                    calendar_nights::night.eq(*night),
+                    calendar_nights::status.eq(BOOKED),
+                    calendar_nights::source.eq(Some("demo")),
+                    calendar_nights::created_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        Ok::<_, DbError>(())
+    })
+}
