@@ -20,6 +20,8 @@ use hometrip_kernel::http::{PublicUrl, ServiceToken, TrustedProxies};
 use hometrip_listing::api::Listings;
 use hometrip_listing::service::ListingService;
 use hometrip_notification::service::NotificationService;
+use hometrip_search::service::SearchService;
+use hometrip_search::store::SearchIndex;
 use hometrip_user::api::Users;
 use hometrip_user::service::UserService;
 use utoipa::OpenApi;
@@ -122,6 +124,21 @@ impl Platform {
     }
 }
 
+/// The search index lives in one process: the one serving search (it holds
+/// the index's writer lock).
+pub async fn search_service(settings: &Settings, platform: &Platform) -> Result<Arc<SearchService>, String> {
+    let dir = settings.data_dir.join("search").join("index");
+    let heap = settings.search.writer_heap_bytes;
+    let index = tokio::task::spawn_blocking(move || SearchIndex::open(&dir, heap))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{e} (is another hometrip process using the data dir?)"))?;
+    let listings: Arc<dyn Listings> = Arc::clone(&platform.listings) as Arc<dyn Listings>;
+    let search = SearchService::new(Arc::new(index), listings, settings.search.clone());
+    search.subscribe(&platform.bus).await;
+    Ok(search)
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "HomeTrip API", description = "Vacation-rental marketplace: the public HTTP contract."),
@@ -147,6 +164,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc.merge(hometrip_auth::http::AuthApi::openapi());
     doc.merge(hometrip_user::http::UserApi::openapi());
     doc.merge(hometrip_listing::http::ListingApi::openapi());
+    doc.merge(hometrip_search::http::SearchApi::openapi());
     BearerAuth.modify_doc(&mut doc);
     doc
 }
@@ -166,7 +184,19 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let trusted =
         TrustedProxies::parse(&settings.server.trusted_proxies).map_err(|e| format!("server.trusted_proxies: {e}"))?;
     let platform = Platform::build(&settings).await?;
+    let search = search_service(&settings, &platform).await?;
     let relay = platform.bus.spawn_relay();
+    let committer = search.spawn_committer();
+    if search.is_empty() {
+        // A new or rebuilt index: fill it from the listings in the background.
+        let search = Arc::clone(&search);
+        tokio::spawn(async move {
+            match search.reindex().await {
+                Ok(n) => tracing::info!(listings = n, "search index built"),
+                Err(e) => tracing::error!(error = %e.detail, "search index build failed"),
+            }
+        });
+    }
     let calendar_sync = platform.listings.spawn_sync();
     let openapi = openapi_document().to_json().map_err(|e| e.to_string())?;
 
@@ -194,6 +224,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let users = hometrip_user::http::data(&platform.users);
     let accounts_dyn: web::Data<dyn Accounts> = web::Data::from(Arc::clone(&platform.auth) as Arc<dyn Accounts>);
     let listings = hometrip_listing::http::data(&platform.listings);
+    let search_data = web::Data::from(Arc::clone(&search));
     let listings_dyn: web::Data<dyn Listings> = web::Data::from(Arc::clone(&platform.listings) as Arc<dyn Listings>);
     let users_dyn: web::Data<dyn Users> = web::Data::from(Arc::clone(&platform.users) as Arc<dyn Users>);
     let token = web::Data::new(ServiceToken(platform.service_token.clone()));
@@ -223,6 +254,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             .app_data(users_dyn.clone())
             .app_data(listings.clone())
             .app_data(listings_dyn.clone())
+            .app_data(search_data.clone())
             .app_data(token.clone())
             .app_data(public_url.clone())
             .configure(hometrip_gateway::ops_routes)
@@ -233,7 +265,8 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
                 web::scope("/api/v1")
                     .configure(hometrip_auth::http::routes)
                     .configure(hometrip_user::http::routes)
-                    .configure(hometrip_listing::http::routes),
+                    .configure(hometrip_listing::http::routes)
+                    .configure(hometrip_search::http::routes),
             )
             .default_service(web::to(hometrip_gateway::middleware::not_found))
             .wrap(hometrip_gateway::errors_as_problems())
@@ -252,6 +285,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let result = server.run().await.map_err(|e| e.to_string());
     relay.abort();
     calendar_sync.abort();
+    committer.abort();
     // Give in-flight relay work a moment; undelivered events stay in the outbox.
     tokio::time::sleep(Duration::from_millis(50)).await;
     result

@@ -35,6 +35,8 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Rebuild the search index from the listings (with the server stopped).
+    Reindex,
     /// Fill the store with realistic published demo listings across Europe.
     SeedDemo {
         #[arg(long, default_value_t = 100)]
@@ -79,6 +81,14 @@ fn main() -> std::process::ExitCode {
             let db = app::connect_db(&settings).await?;
             let applied = app::migrate(&settings, &db).await?;
             println!("{applied} migrations applied");
+            Ok(())
+        }),
+        Command::Reindex => run_async(async move {
+            let platform = app::Platform::build(&settings).await?;
+            let search = app::search_service(&settings, &platform).await?;
+            let started = std::time::Instant::now();
+            let n = search.reindex().await.map_err(|p| p.to_string())?;
+            println!("indexed {n} listings in {:.1} s", started.elapsed().as_secs_f64());
             Ok(())
         }),
         Command::SeedDemo { listings, seed } => run_async(async move {

@@ -10,6 +10,7 @@ use hometrip_auth::api::AuthSettings;
 use hometrip_kernel::settings::{DatabaseSettings, LogSettings, RedisSettings, ServerSettings};
 use hometrip_listing::api::ListingSettings;
 use hometrip_notification::api::NotificationSettings;
+use hometrip_search::api::SearchSettings;
 use hometrip_user::api::UserSettings;
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +31,7 @@ pub struct Settings {
     pub user: UserSettings,
     pub notification: NotificationSettings,
     pub listing: ListingSettings,
+    pub search: SearchSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

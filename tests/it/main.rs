@@ -11,6 +11,7 @@ mod ical;
 mod listings;
 mod oauth;
 mod restart;
+mod search;
 mod smtp;
 mod support;
 mod users;

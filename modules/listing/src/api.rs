@@ -11,6 +11,76 @@ use utoipa::ToSchema;
 
 pub const MODULE: &str = "listing";
 
+// ---- Catalogues (stable keys other modules filter on) --------------------------------
+
+pub const PROPERTY_TYPES: &[&str] = &[
+    "apartment",
+    "house",
+    "villa",
+    "cabin",
+    "chalet",
+    "cottage",
+    "loft",
+    "studio",
+    "guesthouse",
+    "bed_and_breakfast",
+    "boat",
+    "tiny_house",
+    "farm_stay",
+    "castle",
+    "other",
+];
+
+pub const CANCELLATION_POLICIES: &[&str] = &["flexible", "moderate", "strict"];
+
+/// The amenity catalogue: stable keys with English and French labels.
+pub const AMENITIES: &[(&str, &str, &str)] = &[
+    ("wifi", "Wi-Fi", "Wi-Fi"),
+    ("kitchen", "Kitchen", "Cuisine"),
+    ("washer", "Washing machine", "Lave-linge"),
+    ("dryer", "Dryer", "Sèche-linge"),
+    ("dishwasher", "Dishwasher", "Lave-vaisselle"),
+    ("air_conditioning", "Air conditioning", "Climatisation"),
+    ("heating", "Heating", "Chauffage"),
+    ("dedicated_workspace", "Dedicated workspace", "Espace de travail"),
+    ("tv", "TV", "Télévision"),
+    ("hair_dryer", "Hair dryer", "Sèche-cheveux"),
+    ("iron", "Iron", "Fer à repasser"),
+    ("coffee_maker", "Coffee maker", "Cafetière"),
+    ("oven", "Oven", "Four"),
+    ("microwave", "Microwave", "Micro-ondes"),
+    ("pool", "Pool", "Piscine"),
+    ("hot_tub", "Hot tub", "Jacuzzi"),
+    ("sauna", "Sauna", "Sauna"),
+    ("gym", "Gym", "Salle de sport"),
+    ("free_parking", "Free parking", "Parking gratuit"),
+    ("ev_charger", "EV charger", "Borne de recharge"),
+    ("crib", "Crib", "Lit pour bébé"),
+    ("high_chair", "High chair", "Chaise haute"),
+    ("bbq_grill", "Barbecue", "Barbecue"),
+    ("garden", "Garden", "Jardin"),
+    ("balcony", "Balcony", "Balcon"),
+    ("terrace", "Terrace", "Terrasse"),
+    ("fireplace", "Fireplace", "Cheminée"),
+    ("sea_view", "Sea view", "Vue sur la mer"),
+    ("mountain_view", "Mountain view", "Vue sur la montagne"),
+    ("beachfront", "Beachfront", "Bord de mer"),
+    ("ski_in_out", "Ski-in/ski-out", "Accès aux pistes"),
+    ("elevator", "Elevator", "Ascenseur"),
+    ("wheelchair_accessible", "Wheelchair accessible", "Accessible en fauteuil roulant"),
+    ("pets_allowed", "Pets allowed", "Animaux acceptés"),
+    ("smoking_allowed", "Smoking allowed", "Fumeurs acceptés"),
+    ("breakfast", "Breakfast", "Petit-déjeuner"),
+    ("smoke_alarm", "Smoke alarm", "Détecteur de fumée"),
+    ("carbon_monoxide_alarm", "Carbon monoxide alarm", "Détecteur de monoxyde de carbone"),
+    ("first_aid_kit", "First aid kit", "Trousse de secours"),
+    ("fire_extinguisher", "Fire extinguisher", "Extincteur"),
+];
+
+pub fn is_amenity(key: &str) -> bool {
+    AMENITIES.iter().any(|(k, _, _)| *k == key)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ListingStatus {
@@ -155,6 +225,10 @@ pub trait Listings: Send + Sync {
     async fn listing(&self, id: Id) -> Result<Option<Listing>, Problem>;
     /// Prices a stay; 409 when a night is taken, 422 when the stay breaks a rule.
     async fn quote(&self, id: Id, check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<Quote, Problem>;
+    /// Taken nights (booked, blocked or external) in `[from, to)`.
+    async fn taken_nights(&self, id: Id, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>, Problem>;
+    /// Published listings by id, after `after`, at most `limit` (for index rebuilds).
+    async fn published(&self, after: Option<Id>, limit: u32) -> Result<Vec<Listing>, Problem>;
 }
 
 // ---- Events -------------------------------------------------------------------

@@ -33,4 +33,13 @@ impl Listings for ListingsClient {
             )
             .await
     }
+
+    async fn taken_nights(&self, id: Id, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>, Problem> {
+        self.remote.get(&format!("/internal/listing/listings/{id}/taken?from={from}&to={to}"), None).await
+    }
+
+    async fn published(&self, after: Option<Id>, limit: u32) -> Result<Vec<Listing>, Problem> {
+        let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
+        self.remote.get(&format!("/internal/listing/published?limit={limit}{after}"), None).await
+    }
 }

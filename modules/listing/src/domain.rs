@@ -11,73 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{Address, Location};
 
-pub const PROPERTY_TYPES: &[&str] = &[
-    "apartment",
-    "house",
-    "villa",
-    "cabin",
-    "chalet",
-    "cottage",
-    "loft",
-    "studio",
-    "guesthouse",
-    "bed_and_breakfast",
-    "boat",
-    "tiny_house",
-    "farm_stay",
-    "castle",
-    "other",
-];
-
-pub const CANCELLATION_POLICIES: &[&str] = &["flexible", "moderate", "strict"];
-
-/// The amenity catalogue: stable keys with English and French labels.
-pub const AMENITIES: &[(&str, &str, &str)] = &[
-    ("wifi", "Wi-Fi", "Wi-Fi"),
-    ("kitchen", "Kitchen", "Cuisine"),
-    ("washer", "Washing machine", "Lave-linge"),
-    ("dryer", "Dryer", "Sèche-linge"),
-    ("dishwasher", "Dishwasher", "Lave-vaisselle"),
-    ("air_conditioning", "Air conditioning", "Climatisation"),
-    ("heating", "Heating", "Chauffage"),
-    ("dedicated_workspace", "Dedicated workspace", "Espace de travail"),
-    ("tv", "TV", "Télévision"),
-    ("hair_dryer", "Hair dryer", "Sèche-cheveux"),
-    ("iron", "Iron", "Fer à repasser"),
-    ("coffee_maker", "Coffee maker", "Cafetière"),
-    ("oven", "Oven", "Four"),
-    ("microwave", "Microwave", "Micro-ondes"),
-    ("pool", "Pool", "Piscine"),
-    ("hot_tub", "Hot tub", "Jacuzzi"),
-    ("sauna", "Sauna", "Sauna"),
-    ("gym", "Gym", "Salle de sport"),
-    ("free_parking", "Free parking", "Parking gratuit"),
-    ("ev_charger", "EV charger", "Borne de recharge"),
-    ("crib", "Crib", "Lit pour bébé"),
-    ("high_chair", "High chair", "Chaise haute"),
-    ("bbq_grill", "Barbecue", "Barbecue"),
-    ("garden", "Garden", "Jardin"),
-    ("balcony", "Balcony", "Balcon"),
-    ("terrace", "Terrace", "Terrasse"),
-    ("fireplace", "Fireplace", "Cheminée"),
-    ("sea_view", "Sea view", "Vue sur la mer"),
-    ("mountain_view", "Mountain view", "Vue sur la montagne"),
-    ("beachfront", "Beachfront", "Bord de mer"),
-    ("ski_in_out", "Ski-in/ski-out", "Accès aux pistes"),
-    ("elevator", "Elevator", "Ascenseur"),
-    ("wheelchair_accessible", "Wheelchair accessible", "Accessible en fauteuil roulant"),
-    ("pets_allowed", "Pets allowed", "Animaux acceptés"),
-    ("smoking_allowed", "Smoking allowed", "Fumeurs acceptés"),
-    ("breakfast", "Breakfast", "Petit-déjeuner"),
-    ("smoke_alarm", "Smoke alarm", "Détecteur de fumée"),
-    ("carbon_monoxide_alarm", "Carbon monoxide alarm", "Détecteur de monoxyde de carbone"),
-    ("first_aid_kit", "First aid kit", "Trousse de secours"),
-    ("fire_extinguisher", "Fire extinguisher", "Extincteur"),
-];
-
-pub fn is_amenity(key: &str) -> bool {
-    AMENITIES.iter().any(|(k, _, _)| *k == key)
-}
+pub use crate::api::{is_amenity, AMENITIES, CANCELLATION_POLICIES, PROPERTY_TYPES};
 
 /// Upper bound of any price, in minor units: rules out overflow in every sum.
 pub const MAX_PRICE: i64 = 100_000_000;

@@ -403,12 +403,43 @@ async fn internal_quote(
     Ok(HttpResponse::Ok().json(svc.quote(*id, q.check_in, q.check_out, q.guests).await?))
 }
 
+#[derive(Deserialize)]
+struct InternalRange {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+#[derive(Deserialize)]
+struct InternalPage {
+    after: Option<Id>,
+    limit: u32,
+}
+
+async fn internal_taken(
+    _: InternalCaller,
+    svc: web::Data<dyn Listings>,
+    id: web::Path<Id>,
+    q: web::Query<InternalRange>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.taken_nights(*id, q.from, q.to).await?))
+}
+
+async fn internal_published(
+    _: InternalCaller,
+    svc: web::Data<dyn Listings>,
+    q: web::Query<InternalPage>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.published(q.after, q.limit).await?))
+}
+
 /// Mounts `/internal/listing`; needs `web::Data<dyn Listings>`.
 pub fn internal_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/internal/listing")
             .route("/listings/{id}", web::get().to(internal_listing))
-            .route("/listings/{id}/quote", web::get().to(internal_quote)),
+            .route("/listings/{id}/quote", web::get().to(internal_quote))
+            .route("/listings/{id}/taken", web::get().to(internal_taken))
+            .route("/published", web::get().to(internal_published)),
     );
 }
 

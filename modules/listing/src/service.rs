@@ -599,6 +599,23 @@ impl Listings for ListingService {
     async fn quote(&self, id: Id, check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<Quote, Problem> {
         self.quote_for(id, None, check_in, check_out, guests).await
     }
+
+    async fn taken_nights(&self, id: Id, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>, Problem> {
+        if domain::nights_between(from, to) > domain::MAX_CALENDAR_DAYS {
+            return Err(Problem::field("to", &format!("at most {} days", domain::MAX_CALENDAR_DAYS)));
+        }
+        Ok(store::taken_nights(&self.db, id, from, to).await.map_err(db_err)?.into_iter().map(|(d, _)| d).collect())
+    }
+
+    async fn published(&self, after: Option<Id>, limit: u32) -> Result<Vec<Listing>, Problem> {
+        let rows = store::published_page(&self.db, after, i64::from(limit.clamp(1, 1000))).await.map_err(db_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let photos = store::photos(&self.db, row.id).await.map_err(db_err)?;
+            out.push(self.view(&row, &photos));
+        }
+        Ok(out)
+    }
 }
 
 // ---- iCal export and import -------------------------------------------------------

@@ -572,3 +572,19 @@ pub async fn insert_demo_batch(
         Ok::<_, DbError>(())
     })
 }
+
+/// Published listings ordered by id, after `after`.
+pub async fn published_page(db: &Db, after: Option<Id>, limit: i64) -> Result<Vec<ListingRow>, DbError> {
+    run!(db, |conn| {
+        let mut q = listings::table
+            .filter(listings::status.eq("published"))
+            .order(listings::id.asc())
+            .limit(limit)
+            .select(ListingRow::as_select())
+            .into_boxed();
+        if let Some(after) = after {
+            q = q.filter(listings::id.gt(after));
+        }
+        Ok::<_, DbError>(q.load(conn).await?)
+    })
+}

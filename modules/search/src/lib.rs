@@ -1,0 +1,13 @@
+//! Search: a tantivy index of published listings, kept up to date from listing
+//! events; full text (French/English stemming), filters, dates, geo, sorts,
+//! facets, autocomplete and similar listings.
+
+pub mod api;
+#[cfg(feature = "local")]
+pub mod domain;
+#[cfg(feature = "local")]
+pub mod http;
+#[cfg(feature = "local")]
+pub mod service;
+#[cfg(feature = "local")]
+pub mod store;
