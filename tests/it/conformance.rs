@@ -74,6 +74,11 @@ async fn listings_suite(listings: Arc<dyn Listings>, id: Id) {
     assert_eq!(too_many.status, 422);
     let missing = listings.quote(Id::new(), day(10), day(12), 2).await.unwrap_err();
     assert_eq!(missing.code, ErrorCode::NotFound);
+    assert!(listings.taken_nights(id, day(0), day(30)).await.unwrap().is_empty());
+    assert!(listings.taken_nights_of(&[id, Id::new()], day(0), day(30)).await.unwrap().is_empty());
+    let page = listings.published(None, 10).await.unwrap();
+    assert!(page.iter().any(|l| l.id == id));
+    assert!(listings.published(Some(id), 10).await.unwrap().iter().all(|l| l.id > id));
 }
 
 fn listing_patch() -> TermsPatch {

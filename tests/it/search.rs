@@ -200,3 +200,25 @@ async fn bad_search_parameters_are_422() {
     // Query syntax in user text never fails.
     assert_eq!(api.get("/api/v1/search/listings?q=%22unbalanced%20AND%20(%5B").await.status, 200);
 }
+
+#[tokio::test]
+async fn seeded_listings_are_searchable_after_a_rebuild() {
+    let server = Server::start().await;
+    let api = server.client();
+    let out = server.cli(&["seed-demo", "--listings", "60", "--seed", "3"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli = server
+        .cli(&["admin", "create", "--email", "ops@example.com", "--password-stdin"], "operations passphrase long\n");
+    assert!(cli.status.success());
+    let admin = api.with_token(
+        api.login("ops@example.com", "operations passphrase long").await.body["access_token"].as_str().unwrap(),
+    );
+    assert_eq!(api.post("/api/v1/admin/search/reindex", json!({})).await.problem(401), "unauthenticated");
+    let rebuilt = admin.post("/api/v1/admin/search/reindex", json!({})).await;
+    assert_eq!(rebuilt.body["indexed"], json!(60), "{}", rebuilt.text);
+    let all = api.get("/api/v1/search/listings?limit=50").await;
+    assert_eq!(all.body["total"], json!(60), "{}", all.text);
+    // Demo stays are booked: some listing is excluded for some near date.
+    let paris = api.get("/api/v1/search/listings?q=paris&limit=50").await;
+    assert!(paris.body["total"].as_u64().unwrap() > 0);
+}

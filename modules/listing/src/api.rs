@@ -227,6 +227,13 @@ pub trait Listings: Send + Sync {
     async fn quote(&self, id: Id, check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<Quote, Problem>;
     /// Taken nights (booked, blocked or external) in `[from, to)`.
     async fn taken_nights(&self, id: Id, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>, Problem>;
+    /// Taken nights of several listings in `[from, to)`, as `(listing, night)`.
+    async fn taken_nights_of(
+        &self,
+        ids: &[Id],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(Id, NaiveDate)>, Problem>;
     /// Published listings by id, after `after`, at most `limit` (for index rebuilds).
     async fn published(&self, after: Option<Id>, limit: u32) -> Result<Vec<Listing>, Problem>;
 }

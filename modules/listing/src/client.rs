@@ -38,6 +38,17 @@ impl Listings for ListingsClient {
         self.remote.get(&format!("/internal/listing/listings/{id}/taken?from={from}&to={to}"), None).await
     }
 
+    async fn taken_nights_of(
+        &self,
+        ids: &[Id],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(Id, NaiveDate)>, Problem> {
+        self.remote
+            .post("/internal/listing/taken", &serde_json::json!({"ids": ids, "from": from, "to": to}), None)
+            .await
+    }
+
     async fn published(&self, after: Option<Id>, limit: u32) -> Result<Vec<Listing>, Problem> {
         let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
         self.remote.get(&format!("/internal/listing/published?limit={limit}{after}"), None).await

@@ -424,6 +424,21 @@ async fn internal_taken(
     Ok(HttpResponse::Ok().json(svc.taken_nights(*id, q.from, q.to).await?))
 }
 
+#[derive(Deserialize)]
+struct InternalTakenMany {
+    ids: Vec<Id>,
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+async fn internal_taken_many(
+    _: InternalCaller,
+    svc: web::Data<dyn Listings>,
+    body: web::Json<InternalTakenMany>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.taken_nights_of(&body.ids, body.from, body.to).await?))
+}
+
 async fn internal_published(
     _: InternalCaller,
     svc: web::Data<dyn Listings>,
@@ -439,7 +454,8 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
             .route("/listings/{id}", web::get().to(internal_listing))
             .route("/listings/{id}/quote", web::get().to(internal_quote))
             .route("/listings/{id}/taken", web::get().to(internal_taken))
-            .route("/published", web::get().to(internal_published)),
+            .route("/published", web::get().to(internal_published))
+            .route("/taken", web::post().to(internal_taken_many)),
     );
 }
 

@@ -609,12 +609,24 @@ impl Listings for ListingService {
 
     async fn published(&self, after: Option<Id>, limit: u32) -> Result<Vec<Listing>, Problem> {
         let rows = store::published_page(&self.db, after, i64::from(limit.clamp(1, 1000))).await.map_err(db_err)?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let photos = store::photos(&self.db, row.id).await.map_err(db_err)?;
-            out.push(self.view(&row, &photos));
+        let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
+        let mut photos: std::collections::HashMap<Id, Vec<PhotoRow>> = std::collections::HashMap::new();
+        for p in store::photos_of(&self.db, &ids).await.map_err(db_err)? {
+            photos.entry(p.listing_id).or_default().push(p);
         }
-        Ok(out)
+        Ok(rows.iter().map(|row| self.view(row, photos.get(&row.id).map(Vec::as_slice).unwrap_or(&[]))).collect())
+    }
+
+    async fn taken_nights_of(
+        &self,
+        ids: &[Id],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(Id, NaiveDate)>, Problem> {
+        if ids.len() > 1000 || domain::nights_between(from, to) > domain::MAX_CALENDAR_DAYS {
+            return Err(Problem::field("ids", "at most 1000 listings and 731 days"));
+        }
+        store::taken_nights_of(&self.db, ids, from, to).await.map_err(db_err)
     }
 }
 

@@ -588,3 +588,39 @@ pub async fn published_page(db: &Db, after: Option<Id>, limit: i64) -> Result<Ve
         Ok::<_, DbError>(q.load(conn).await?)
     })
 }
+
+/// Photos of several listings, in order.
+pub async fn photos_of(db: &Db, ids: &[Id]) -> Result<Vec<PhotoRow>, DbError> {
+    let ids = ids.to_vec();
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            listing_photos::table
+                .filter(listing_photos::listing_id.eq_any(&ids))
+                .order((listing_photos::listing_id.asc(), listing_photos::position.asc(), listing_photos::id.asc()))
+                .select(PhotoRow::as_select())
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
+/// Taken nights of several listings in `[from, to)`.
+pub async fn taken_nights_of(
+    db: &Db,
+    ids: &[Id],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(Id, NaiveDate)>, DbError> {
+    let ids = ids.to_vec();
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            calendar_nights::table
+                .filter(calendar_nights::listing_id.eq_any(&ids))
+                .filter(calendar_nights::night.ge(from))
+                .filter(calendar_nights::night.lt(to))
+                .select((calendar_nights::listing_id, calendar_nights::night))
+                .load(conn)
+                .await?,
+        )
+    })
+}

@@ -109,19 +109,15 @@ impl SearchService {
         self.index.num_docs() == 0
     }
 
-    /// Puts a listing in the index as it is now, or takes it out when it is not
-    /// published.
-    async fn index_listing(&self, listing: &Listing) -> Result<(), Problem> {
-        let id = listing.id.to_string();
+    /// What the index keeps of a published, located, priced listing.
+    fn doc_for(listing: &Listing, booked: impl Iterator<Item = chrono::NaiveDate>) -> Option<IndexedListing> {
         let (Some(location), Some(price), ListingStatus::Published) =
             (listing.location, &listing.nightly_price, listing.status)
         else {
-            return self.index.remove(&id).map_err(index_err);
+            return None;
         };
-        let today = Utc::now().date_naive();
-        let booked = self.listings.taken_nights(listing.id, today, today + Duration::days(INDEXED_DAYS)).await?;
-        let doc = IndexedListing {
-            id,
+        Some(IndexedListing {
+            id: listing.id.to_string(),
             title: listing.title.clone(),
             description: listing.description.clone(),
             city: listing.address.city.clone(),
@@ -136,23 +132,46 @@ impl SearchService {
             rating: listing.rating,
             min_nights: u64::from(listing.min_nights),
             max_nights: u64::from(listing.max_nights),
-            booked: booked.into_iter().map(domain::day_number).collect(),
-        };
-        self.index.upsert(&doc).map_err(index_err)
+            booked: booked.map(domain::day_number).collect(),
+        })
     }
 
-    /// Rebuilds the whole index from the listing module; returns how many
-    /// listings it holds.
+    /// Puts a listing in the index as it is now, or takes it out when it is not
+    /// published.
+    async fn index_listing(&self, listing: &Listing) -> Result<(), Problem> {
+        if Self::doc_for(listing, std::iter::empty()).is_none() {
+            return self.index.remove(&listing.id.to_string()).map_err(index_err);
+        }
+        let today = Utc::now().date_naive();
+        let booked = self.listings.taken_nights(listing.id, today, today + Duration::days(INDEXED_DAYS)).await?;
+        match Self::doc_for(listing, booked.into_iter()) {
+            Some(doc) => self.index.upsert(&doc).map_err(index_err),
+            None => Ok(()),
+        }
+    }
+
+    /// Rebuilds the whole index from the listing module, a page at a time (one
+    /// call for the listings, one for their nights); returns how many it holds.
     pub async fn reindex(&self) -> Result<u64, Problem> {
         self.index.clear().map_err(index_err)?;
+        let today = Utc::now().date_naive();
+        let until = today + Duration::days(INDEXED_DAYS);
         let mut after = None;
         let mut count = 0;
         loop {
             let page = self.listings.published(after, 500).await?;
             let Some(last) = page.last().map(|l| l.id) else { break };
+            let ids: Vec<Id> = page.iter().map(|l| l.id).collect();
+            let mut nights: HashMap<Id, Vec<chrono::NaiveDate>> = HashMap::new();
+            for (id, night) in self.listings.taken_nights_of(&ids, today, until).await? {
+                nights.entry(id).or_default().push(night);
+            }
             for listing in &page {
-                self.index_listing(listing).await?;
-                count += 1;
+                let booked = nights.remove(&listing.id).unwrap_or_default();
+                if let Some(doc) = Self::doc_for(listing, booked.into_iter()) {
+                    self.index.upsert(&doc).map_err(index_err)?;
+                    count += 1;
+                }
             }
             after = Some(last);
         }
