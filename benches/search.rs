@@ -51,7 +51,10 @@ fn build(n: usize) -> Arc<SearchIndex> {
         let l = generator.listing(i, today);
         let t = &l.terms;
         let loc = t.location.unwrap();
-        let booked = l.booked.iter().flat_map(|(start, nights)| (0..*nights).map(move |d| domain::day_number(*start + Duration::days(d))));
+        let booked = l
+            .booked
+            .iter()
+            .flat_map(|(start, nights)| (0..*nights).map(move |d| domain::day_number(*start + Duration::days(d))));
         index
             .upsert(&IndexedListing {
                 id: Id::new().to_string(),
@@ -110,7 +113,11 @@ fn serde_urlencoded_params(query: &str) -> SearchParams {
 fn search_mix(c: &mut Criterion) {
     let n: usize = std::env::var("HOMETRIP_BENCH_LISTINGS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let index = build(n);
-    let service = SearchService::new(index, Arc::new(NoListings), SearchSettings { writer_heap_bytes: 50_000_000, max_candidates: 10_000 });
+    let service = SearchService::new(
+        index,
+        Arc::new(NoListings),
+        SearchSettings { writer_heap_bytes: 50_000_000, max_candidates: 10_000 },
+    );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let today = Utc::now().date_naive();
     let (ci, co) = (today + Duration::days(12), today + Duration::days(15));
@@ -121,7 +128,10 @@ fn search_mix(c: &mut Criterion) {
     ];
     let mut group = c.benchmark_group(format!("search_{n}"));
     for (name, q) in &queries {
-        let criteria = domain::criteria(&params(q), hometrip_listing::api::is_amenity, |t| hometrip_listing::api::PROPERTY_TYPES.contains(&t)).unwrap();
+        let criteria = domain::criteria(&params(q), hometrip_listing::api::is_amenity, |t| {
+            hometrip_listing::api::PROPERTY_TYPES.contains(&t)
+        })
+        .unwrap();
         group.bench_function(*name, |b| b.iter(|| rt.block_on(service.search(&criteria)).unwrap()));
     }
     group.bench_function("autocomplete", |b| b.iter(|| rt.block_on(service.autocomplete("barc")).unwrap()));

@@ -2,10 +2,9 @@
 //! Booking.com's, served by a local HTTP server; broken feeds; the export feed
 //! parsed back with the icalendar crate.
 
-use std::net::TcpListener;
 use std::sync::Mutex;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use icalendar::{Calendar, CalendarComponent, Component};
 use serde_json::json;
 
@@ -53,34 +52,20 @@ async fn airbnb_feed(feeds: web::Data<Feeds>, req: HttpRequest) -> HttpResponse 
 }
 
 fn start_feeds(feeds: web::Data<Feeds>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            HttpServer::new(move || {
-                App::new()
-                    .app_data(feeds.clone())
-                    .route("/airbnb.ics", web::get().to(airbnb_feed))
-                    .route(
-                        "/vrbo.ics",
-                        web::get().to(|| async { HttpResponse::Ok().content_type("text/calendar").body(vrbo()) }),
-                    )
-                    .route("/booking.ics", web::get().to(|| async { HttpResponse::Ok().body(booking()) }))
-                    .route("/down.ics", web::get().to(|| async { HttpResponse::InternalServerError().body("oops") }))
-                    .route(
-                        "/html.ics",
-                        web::get()
-                            .to(|| async { HttpResponse::Ok().content_type("text/html").body("<html>login</html>") }),
-                    )
-            })
-            .workers(1)
-            .listen(listener)
-            .unwrap()
-            .run()
-            .await
-        })
-    });
-    base
+    local_server(move |cfg| {
+        cfg.app_data(feeds.clone())
+            .route("/airbnb.ics", web::get().to(airbnb_feed))
+            .route(
+                "/vrbo.ics",
+                web::get().to(|| async { HttpResponse::Ok().content_type("text/calendar").body(vrbo()) }),
+            )
+            .route("/booking.ics", web::get().to(|| async { HttpResponse::Ok().body(booking()) }))
+            .route("/down.ics", web::get().to(|| async { HttpResponse::InternalServerError().body("oops") }))
+            .route(
+                "/html.ics",
+                web::get().to(|| async { HttpResponse::Ok().content_type("text/html").body("<html>login</html>") }),
+            );
+    })
 }
 
 async fn published_listing(server: &Server, host: &Api) -> String {

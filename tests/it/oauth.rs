@@ -2,10 +2,9 @@
 //! calls in Google's and Facebook's documented formats, checking PKCE.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::sync::Mutex;
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::json;
@@ -66,26 +65,13 @@ async fn facebook_me(req: HttpRequest) -> HttpResponse {
 }
 
 fn start_provider(state: web::Data<ProviderState>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        actix_web::rt::System::new().block_on(async move {
-            HttpServer::new(move || {
-                App::new()
-                    .app_data(state.clone())
-                    .route("/google/token", web::post().to(token))
-                    .route("/google/userinfo", web::get().to(google_userinfo))
-                    .route("/facebook/token", web::post().to(token))
-                    .route("/facebook/me", web::get().to(facebook_me))
-            })
-            .workers(1)
-            .listen(listener)
-            .unwrap()
-            .run()
-            .await
-        })
-    });
-    base
+    local_server(move |cfg| {
+        cfg.app_data(state.clone())
+            .route("/google/token", web::post().to(token))
+            .route("/google/userinfo", web::get().to(google_userinfo))
+            .route("/facebook/token", web::post().to(token))
+            .route("/facebook/me", web::get().to(facebook_me));
+    })
 }
 
 fn query(url: &str) -> HashMap<String, String> {

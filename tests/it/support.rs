@@ -371,3 +371,21 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
     image::DynamicImage::ImageRgb8(img).write_to(&mut buf, image::ImageFormat::Png).expect("png");
     buf.into_inner()
 }
+
+/// Serves `configure`'s routes on a free loopback port from a thread of its own
+/// (stand-ins for external services: OAuth providers, calendar feeds).
+pub fn local_server(configure: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            actix_web::HttpServer::new(move || actix_web::App::new().configure(configure.clone()))
+                .workers(1)
+                .listen(listener)
+                .expect("listen")
+                .run()
+                .await
+        })
+    });
+    base
+}

@@ -112,6 +112,32 @@ impl ListingService {
         Ok(())
     }
 
+    /// A new listing row holding `terms`.
+    fn new_row(host: Id, status: ListingStatus, terms: &Terms) -> Result<ListingRow, Problem> {
+        let now = Instant::now();
+        let mut token = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut token);
+        let mut row = ListingRow {
+            id: Id::new(),
+            host_id: host,
+            status: status.as_str().to_owned(),
+            title: String::new(),
+            description: String::new(),
+            property_type: String::new(),
+            address: String::new(),
+            lat: None,
+            lon: None,
+            details: String::new(),
+            pricing: String::new(),
+            rules: String::new(),
+            ical_token: hex::encode(token),
+            created_at: now,
+            updated_at: now,
+        };
+        Self::write_terms(&mut row, terms)?;
+        Ok(row)
+    }
+
     fn photo_view(&self, p: &PhotoRow) -> Photo {
         let [thumb, card, full] = PHOTO_SIZES;
         Photo {
@@ -215,27 +241,7 @@ impl ListingService {
 
     pub async fn create(&self, host: Id, patch: &TermsPatch) -> Result<Listing, Problem> {
         let terms = domain::apply_patch(&Terms::default(), patch).map_err(Problem::validation)?;
-        let now = Instant::now();
-        let mut token = [0u8; 24];
-        rand::thread_rng().fill_bytes(&mut token);
-        let mut row = ListingRow {
-            id: Id::new(),
-            host_id: host,
-            status: ListingStatus::Draft.as_str().to_owned(),
-            title: String::new(),
-            description: String::new(),
-            property_type: String::new(),
-            address: String::new(),
-            lat: None,
-            lon: None,
-            details: String::new(),
-            pricing: String::new(),
-            rules: String::new(),
-            ical_token: hex::encode(token),
-            created_at: now,
-            updated_at: now,
-        };
-        Self::write_terms(&mut row, &terms)?;
+        let row = Self::new_row(host, ListingStatus::Draft, &terms)?;
         let listing = self.view(&row, &[]);
         store::insert(&self.db, &row, &self.changed(&listing, false)?).await.map_err(db_err)?;
         self.bus.poke();
@@ -955,25 +961,8 @@ impl ListingService {
         let mut batch = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..count {
             let demo = generator.listing(i, today);
-            let now = Instant::now();
-            let mut row = ListingRow {
-                id: Id::new(),
-                host_id: hosts[i % hosts.len()],
-                status: ListingStatus::Published.as_str().to_owned(),
-                title: String::new(),
-                description: String::new(),
-                property_type: String::new(),
-                address: String::new(),
-                lat: None,
-                lon: None,
-                details: String::new(),
-                pricing: String::new(),
-                rules: String::new(),
-                ical_token: hex::encode(Id::new().0.as_bytes()),
-                created_at: now,
-                updated_at: now,
-            };
-            Self::write_terms(&mut row, &demo.terms)?;
+            let row = Self::new_row(hosts[i % hosts.len()], ListingStatus::Published, &demo.terms)?;
+            let now = row.created_at;
             first.get_or_insert(row.id);
             for p in 0..demo.photos {
                 batch.1.push(PhotoRow {
