@@ -66,6 +66,7 @@ fn build(n: usize) -> Arc<SearchIndex> {
                 price: t.pricing.nightly.unwrap() as u64,
                 currency: t.pricing.currency.clone().unwrap(),
                 guests: u64::from(t.details.max_guests),
+                bedrooms: u64::from(t.details.bedrooms),
                 property_type: t.property_type.clone(),
                 amenities: t.details.amenities.clone(),
                 instant_book: t.details.instant_book,

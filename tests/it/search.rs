@@ -35,7 +35,7 @@ fn listing(
     json!({
         "title": title, "description": format!("{title}, {city}"), "property_type": kind,
         "address": {"line1": "1 rue", "city": city, "postal_code": "00000", "country": "FR"},
-        "location": {"lat": lat, "lon": lon}, "max_guests": guests,
+        "location": {"lat": lat, "lon": lon}, "max_guests": guests, "bedrooms": guests / 2,
         "amenities": amenities, "nightly_price": {"amount": price, "currency": "EUR"}
     })
 }
@@ -97,6 +97,7 @@ async fn search_filters_sorts_pages_and_suggests() {
     assert!(ids(&api, "q=pools").await.contains(&house));
     // Filters.
     assert_eq!(ids(&api, "guests=5").await, vec![house.clone()]);
+    assert_eq!(ids(&api, "bedrooms=3").await, vec![house.clone()]);
     assert_eq!(ids(&api, "amenities=wifi,pool").await, vec![house.clone()]);
     let mut lofts = ids(&api, "property_type=loft").await;
     lofts.sort();
@@ -138,6 +139,8 @@ async fn search_filters_sorts_pages_and_suggests() {
     // Facets for the filter panel.
     let facets = api.get("/api/v1/search/listings").await.body["facets"].clone();
     assert_eq!(facets["property_types"]["loft"], json!(2));
+    assert_eq!(facets["amenities"]["wifi"], json!(3));
+    assert_eq!(facets["amenities"]["pool"], json!(1));
     assert!(!facets["price_histogram"].as_array().unwrap().is_empty());
 
     // Dates: a stay over a blocked night excludes the listing; min nights apply.
@@ -185,7 +188,7 @@ async fn bad_search_parameters_are_422() {
         format!("check_in={}&check_out={}", day(5), day(3)),
         "min_price=-10".to_owned(),
         format!("amenities={}", many.join(",")),
-        format!("q={}", "x".repeat(1000)),
+        format!("q={}", "x".repeat(10_000)),
         "sort=distance".to_owned(),
         "limit=0".to_owned(),
         "cursor=bogus".to_owned(),

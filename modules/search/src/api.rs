@@ -40,6 +40,7 @@ pub struct PriceBucket {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Facets {
     pub property_types: BTreeMap<String, u64>,
+    pub amenities: BTreeMap<String, u64>,
     pub price_histogram: Vec<PriceBucket>,
 }
 

@@ -24,6 +24,8 @@ pub struct SearchParams {
     pub check_in: Option<NaiveDate>,
     pub check_out: Option<NaiveDate>,
     pub guests: Option<u32>,
+    /// Bedrooms at least.
+    pub bedrooms: Option<u32>,
     pub min_price: Option<i64>,
     pub max_price: Option<i64>,
     /// Comma-separated amenity keys; all must be present.
@@ -62,6 +64,7 @@ pub struct Criteria {
     pub bbox: Option<BBox>,
     pub stay: Option<(NaiveDate, NaiveDate)>,
     pub guests: Option<u32>,
+    pub bedrooms: Option<u32>,
     pub min_price: Option<u64>,
     pub max_price: Option<u64>,
     pub amenities: Vec<String>,
@@ -165,6 +168,9 @@ pub fn criteria(
     if p.guests.is_some_and(|g| g == 0 || g > 50) {
         e.push(FieldError::new("guests", "must be between 1 and 50"));
     }
+    if p.bedrooms.is_some_and(|b| b > 50) {
+        e.push(FieldError::new("bedrooms", "must be at most 50"));
+    }
     let price = |field: &str, v: Option<i64>, e: &mut Vec<FieldError>| match v {
         Some(v) if v < 0 => {
             e.push(FieldError::new(field, "must not be negative"));
@@ -236,6 +242,7 @@ pub fn criteria(
         bbox,
         stay,
         guests: p.guests,
+        bedrooms: p.bedrooms,
         min_price,
         max_price,
         amenities,

@@ -63,6 +63,7 @@ struct Columns {
     id_hi: Column<u64>,
     id_lo: Column<u64>,
     property_type: Option<StrColumn>,
+    amenities: Option<StrColumn>,
 }
 
 struct Candidate {
@@ -75,6 +76,9 @@ struct Candidate {
     id: u128,
     distance: Option<f64>,
     property_type: String,
+    /// The segment and term ordinals of its amenities (resolved to names for facets).
+    segment: u32,
+    amenity_ords: Vec<u64>,
 }
 
 impl SearchService {
@@ -126,6 +130,7 @@ impl SearchService {
             price: u64::try_from(price.amount).unwrap_or(0),
             currency: price.currency.clone(),
             guests: u64::from(listing.max_guests),
+            bedrooms: u64::from(listing.bedrooms),
             property_type: listing.property_type.clone(),
             amenities: listing.amenities.clone(),
             instant_book: listing.instant_book,
@@ -190,6 +195,7 @@ impl SearchService {
             id_hi: ff.u64("id_hi").map_err(index_err)?,
             id_lo: ff.u64("id_lo").map_err(index_err)?,
             property_type: ff.str("property_type").map_err(index_err)?,
+            amenities: ff.str("amenities").map_err(index_err)?,
         })
     }
 
@@ -218,6 +224,8 @@ impl SearchService {
                 id: (u128::from(c.id_hi.first(doc).unwrap_or(0)) << 64) | u128::from(c.id_lo.first(doc).unwrap_or(0)),
                 distance: None,
                 property_type,
+                segment: addr.segment_ord,
+                amenity_ords: c.amenities.as_ref().map(|col| col.term_ords(doc).collect()).unwrap_or_default(),
             });
         }
         Ok(out)
@@ -270,6 +278,9 @@ impl SearchService {
         if let Some(g) = c.guests {
             clauses.push((Occur::Must, u64_range(f.guests, u64::from(g), u64::MAX)));
         }
+        if let Some(b) = c.bedrooms {
+            clauses.push((Occur::Must, u64_range(f.bedrooms, u64::from(b), u64::MAX)));
+        }
         if c.min_price.is_some() || c.max_price.is_some() {
             clauses.push((Occur::Must, u64_range(f.price, c.min_price.unwrap_or(0), c.max_price.unwrap_or(u64::MAX))));
         }
@@ -312,7 +323,7 @@ impl SearchService {
                 total = candidates.len() as u64;
             }
         }
-        let facets = facets(&candidates);
+        let facets = facets(&searcher, &candidates)?;
         let key = |cand: &Candidate| -> f64 {
             match c.sort {
                 Sort::Relevance => -f64::from(cand.score),
@@ -428,20 +439,42 @@ impl SearchService {
     }
 }
 
-fn facets(candidates: &[Candidate]) -> Facets {
+fn facets(searcher: &Searcher, candidates: &[Candidate]) -> Result<Facets, Problem> {
     let mut property_types = BTreeMap::new();
     let mut buckets: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut amenity_ords: HashMap<(u32, u64), u64> = HashMap::new();
     for c in candidates {
         if !c.property_type.is_empty() {
             *property_types.entry(c.property_type.clone()).or_insert(0) += 1;
         }
         // Buckets of 50 units of the currency (5000 minor units), capped at 1000.
         *buckets.entry((c.price / 5_000).min(20) * 5_000).or_insert(0) += 1;
+        for ord in &c.amenity_ords {
+            *amenity_ords.entry((c.segment, *ord)).or_insert(0) += 1;
+        }
     }
-    Facets {
+    // Ordinals are per segment: resolve each once, then add up by name.
+    let mut amenities: BTreeMap<String, u64> = BTreeMap::new();
+    let mut columns: HashMap<u32, Option<StrColumn>> = HashMap::new();
+    for ((segment, ord), count) in amenity_ords {
+        let column = match columns.entry(segment) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(searcher.segment_reader(segment).fast_fields().str("amenities").map_err(index_err)?)
+            }
+        };
+        let mut name = String::new();
+        if let Some(col) = column {
+            if col.ord_to_str(ord, &mut name).map_err(index_err)? {
+                *amenities.entry(name).or_insert(0) += count;
+            }
+        }
+    }
+    Ok(Facets {
         property_types,
+        amenities,
         price_histogram: buckets.into_iter().map(|(from, count)| PriceBucket { from, count }).collect(),
-    }
+    })
 }
 
 #[async_trait]

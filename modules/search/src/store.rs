@@ -15,7 +15,7 @@ use tantivy::tokenizer::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 /// Bump when the schema changes: an index of another version is rebuilt.
-pub const SCHEMA_VERSION: &str = "1";
+pub const SCHEMA_VERSION: &str = "2";
 
 pub const FRENCH: &str = "hometrip_fr";
 pub const ENGLISH: &str = "hometrip_en";
@@ -40,6 +40,7 @@ pub struct Fields {
     pub price: Field,
     pub currency: Field,
     pub guests: Field,
+    pub bedrooms: Field,
     pub property_type: Field,
     pub amenities: Field,
     pub instant_book: Field,
@@ -80,8 +81,9 @@ fn schema() -> (Schema, Fields) {
         price: b.add_u64_field("price", number.clone()),
         currency: b.add_text_field("currency", STRING | STORED),
         guests: b.add_u64_field("guests", number.clone()),
+        bedrooms: b.add_u64_field("bedrooms", number.clone()),
         property_type: b.add_text_field("property_type", STRING | STORED | FAST),
-        amenities: b.add_text_field("amenities", STRING),
+        amenities: b.add_text_field("amenities", STRING | FAST),
         instant_book: b.add_u64_field("instant_book", number.clone()),
         rating: b.add_f64_field("rating", number.clone()),
         min_nights: b.add_u64_field("min_nights", number.clone()),
@@ -124,6 +126,7 @@ pub struct IndexedListing {
     pub price: u64,
     pub currency: String,
     pub guests: u64,
+    pub bedrooms: u64,
     pub property_type: String,
     pub amenities: Vec<String>,
     pub instant_book: bool,
@@ -205,6 +208,7 @@ impl SearchIndex {
         doc.add_u64(f.price, l.price);
         doc.add_text(f.currency, &l.currency);
         doc.add_u64(f.guests, l.guests);
+        doc.add_u64(f.bedrooms, l.bedrooms);
         doc.add_text(f.property_type, &l.property_type);
         for a in &l.amenities {
             doc.add_text(f.amenities, a);
