@@ -110,8 +110,8 @@ fn main() -> std::process::ExitCode {
                     let platform = app::Platform::build(&settings).await?;
                     let password = password.trim_end_matches(['\r', '\n']);
                     let account = platform.auth.create_admin(&email, password).await.map_err(|p| p.to_string())?;
-                    // Deliver the registration event before exiting.
-                    platform.bus.relay_once(100).await.map_err(|e| e.to_string())?;
+                    // The registration event stays in the outbox for the server's relay: a
+                    // CLI process has only some subscribers, so it must not deliver events.
                     println!("admin {} ({})", account.email, account.id);
                     Ok(())
                 }),
