@@ -275,6 +275,42 @@ pub fn bbox_around(center: (f64, f64), radius_km: f64) -> BBox {
     }
 }
 
+/// Grid cell size, in degrees (about 2 km north–south).
+pub const CELL_DEG: f64 = 0.02;
+const CELL_ROWS: u64 = 9_000; // 180 / CELL_DEG
+const CELL_COLS: u64 = 18_000; // 360 / CELL_DEG
+
+fn cell_row(lat: f64) -> u64 {
+    (((lat + 90.0) / CELL_DEG).floor().max(0.0) as u64).min(CELL_ROWS - 1)
+}
+
+fn cell_col(lon: f64) -> u64 {
+    (((lon + 180.0) / CELL_DEG).floor().max(0.0) as u64).min(CELL_COLS - 1)
+}
+
+/// The grid cell holding a location.
+pub fn cell_of(lat: f64, lon: f64) -> u64 {
+    cell_row(lat) * CELL_COLS + cell_col(lon)
+}
+
+/// Every cell a box touches, or `None` past `max` cells (a box that wide is
+/// filtered by coordinate ranges instead).
+pub fn cells_covering(b: BBox, max: usize) -> Option<Vec<u64>> {
+    let (r0, r1) = (cell_row(b.min_lat), cell_row(b.max_lat));
+    let (c0, c1) = (cell_col(b.min_lon), cell_col(b.max_lon));
+    let count = usize::try_from((r1 - r0 + 1) * (c1 - c0 + 1)).ok()?;
+    if count > max {
+        return None;
+    }
+    Some((r0..=r1).flat_map(|r| (c0..=c1).map(move |c| r * CELL_COLS + c)).collect())
+}
+
+impl BBox {
+    pub fn contains(&self, lat: f64, lon: f64) -> bool {
+        (self.min_lat..=self.max_lat).contains(&lat) && (self.min_lon..=self.max_lon).contains(&lon)
+    }
+}
+
 /// Days since 1970-01-01: how nights are indexed.
 pub fn day_number(d: NaiveDate) -> u64 {
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
@@ -363,6 +399,21 @@ mod tests {
             assert!(haversine_km(paris, p) > 10.0 || (b.min_lat..=b.max_lat).contains(&p.0));
         }
         assert!(b.min_lat < 48.8566 && b.max_lon > 2.3522);
+    }
+
+    #[test]
+    fn cells_cover_their_box() {
+        let b = BBox { min_lon: 2.30, min_lat: 48.84, max_lon: 2.37, max_lat: 48.88 };
+        let cells = cells_covering(b, 1000).unwrap();
+        for (lat, lon) in [(48.84, 2.30), (48.8799, 2.3699), (48.86, 2.33)] {
+            assert!(cells.contains(&cell_of(lat, lon)), "{lat},{lon}");
+            assert!(b.contains(lat, lon));
+        }
+        assert!(!cells.contains(&cell_of(48.95, 2.33)));
+        assert!(!b.contains(48.95, 2.33));
+        let europe = BBox { min_lon: -10.0, min_lat: 35.0, max_lon: 30.0, max_lat: 60.0 };
+        assert!(cells_covering(europe, 4096).is_none());
+        assert_eq!(cell_of(90.0, 180.0), cell_of(89.999, 179.999));
     }
 
     #[test]

@@ -15,13 +15,27 @@ use hometrip_listing::api::{
 };
 use tantivy::collector::{Count, TopDocs};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::query::{AllQuery, BooleanQuery, FuzzyTermQuery, Occur, Query, QueryParser, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, FuzzyTermQuery, Occur, Query, QueryParser, RangeQuery, TermQuery, TermSetQuery,
+};
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 
 use crate::api::*;
 use crate::domain::{self, Criteria, Cursor, Sort};
 use crate::store::{IndexedListing, SearchIndex};
+
+/// Most grid cells a box is looked up by (else coordinate ranges).
+const MAX_CELLS: usize = 4096;
+
+/// The boxes a search is limited to: its bbox and its radius's bounding box.
+fn boxes(c: &Criteria) -> Vec<domain::BBox> {
+    let mut boxes: Vec<domain::BBox> = c.bbox.into_iter().collect();
+    if let (Some(center), Some(r)) = (c.center, c.radius_km) {
+        boxes.push(domain::bbox_around(center, r));
+    }
+    boxes
+}
 
 /// How far ahead booked nights are indexed.
 const INDEXED_DAYS: i64 = 730;
@@ -62,8 +76,6 @@ struct Columns {
     rating: Column<f64>,
     id_hi: Column<u64>,
     id_lo: Column<u64>,
-    property_type: Option<StrColumn>,
-    amenities: Option<StrColumn>,
 }
 
 struct Candidate {
@@ -75,10 +87,6 @@ struct Candidate {
     rating: f64,
     id: u128,
     distance: Option<f64>,
-    property_type: String,
-    /// The segment and term ordinals of its amenities (resolved to names for facets).
-    segment: u32,
-    amenity_ords: Vec<u64>,
 }
 
 impl SearchService {
@@ -194,8 +202,6 @@ impl SearchService {
             rating: ff.f64("rating").map_err(index_err)?,
             id_hi: ff.u64("id_hi").map_err(index_err)?,
             id_lo: ff.u64("id_lo").map_err(index_err)?,
-            property_type: ff.str("property_type").map_err(index_err)?,
-            amenities: ff.str("amenities").map_err(index_err)?,
         })
     }
 
@@ -208,12 +214,6 @@ impl SearchService {
                 std::collections::hash_map::Entry::Vacant(e) => e.insert(Self::columns(searcher, addr.segment_ord)?),
             };
             let doc = addr.doc_id;
-            let mut property_type = String::new();
-            if let Some(col) = &c.property_type {
-                if let Some(ord) = col.term_ords(doc).next() {
-                    let _ = col.ord_to_str(ord, &mut property_type);
-                }
-            }
             out.push(Candidate {
                 addr,
                 score,
@@ -223,9 +223,6 @@ impl SearchService {
                 rating: c.rating.first(doc).unwrap_or(0.0),
                 id: (u128::from(c.id_hi.first(doc).unwrap_or(0)) << 64) | u128::from(c.id_lo.first(doc).unwrap_or(0)),
                 distance: None,
-                property_type,
-                segment: addr.segment_ord,
-                amenity_ords: c.amenities.as_ref().map(|col| col.term_ords(doc).collect()).unwrap_or_default(),
             });
         }
         Ok(out)
@@ -243,7 +240,7 @@ impl SearchService {
             location: GeoPoint { lat: c.lat, lon: c.lon },
             nightly_price: Money::new(amount, &text(f.currency)),
             rating: (c.rating > 0.0).then_some(c.rating),
-            property_type: c.property_type.clone(),
+            property_type: text(f.property_type),
             max_guests: doc.get_first(f.guests).and_then(|v| v.as_u64()).unwrap_or(0) as u32,
             distance_km: c.distance.map(|d| (d * 100.0).round() / 100.0),
         })
@@ -264,16 +261,19 @@ impl SearchService {
             let (q, _) = parser.parse_query_lenient(text);
             clauses.push((Occur::Must, q));
         }
-        let mut boxes = Vec::new();
-        if let Some(b) = c.bbox {
-            boxes.push(b);
-        }
-        if let (Some(center), Some(r)) = (c.center, c.radius_km) {
-            boxes.push(domain::bbox_around(center, r));
-        }
-        for b in boxes {
-            clauses.push((Occur::Must, f64_range(f.lat, b.min_lat, b.max_lat)));
-            clauses.push((Occur::Must, f64_range(f.lon, b.min_lon, b.max_lon)));
+        for b in boxes(c) {
+            // Small boxes: the covering grid cells, looked up in the term index (the
+            // exact edges are checked on the matches). Wide ones: coordinate ranges.
+            match domain::cells_covering(b, MAX_CELLS) {
+                Some(cells) => clauses.push((
+                    Occur::Must,
+                    Box::new(TermSetQuery::new(cells.into_iter().map(|cell| Term::from_field_u64(f.cell, cell)))),
+                )),
+                None => {
+                    clauses.push((Occur::Must, f64_range(f.lat, b.min_lat, b.max_lat)));
+                    clauses.push((Occur::Must, f64_range(f.lon, b.min_lon, b.max_lon)));
+                }
+            }
         }
         if let Some(g) = c.guests {
             clauses.push((Occur::Must, u64_range(f.guests, u64::from(g), u64::MAX)));
@@ -312,15 +312,24 @@ impl SearchService {
         let cap = self.settings.max_candidates.max(1);
         let (count, top) =
             searcher.search(&query, &(Count, TopDocs::with_limit(cap).order_by_score())).map_err(index_err)?;
+        let considered = top.len();
         let mut candidates = self.candidates(&searcher, top)?;
-        let mut total = count as u64;
+        let boxes = boxes(c);
+        candidates.retain(|cand| boxes.iter().all(|b| b.contains(cand.lat, cand.lon)));
+        // Exact when every match was considered; past the cap, scaled from the considered share.
+        let mut total = if considered == 0 || candidates.len() == considered {
+            count as u64
+        } else {
+            (count as u64).saturating_mul(candidates.len() as u64) / considered as u64
+        };
         if let Some(center) = c.center {
             for cand in &mut candidates {
                 cand.distance = Some(domain::haversine_km(center, (cand.lat, cand.lon)));
             }
             if let Some(r) = c.radius_km {
+                let before = candidates.len().max(1) as u64;
                 candidates.retain(|cand| cand.distance.is_some_and(|d| d <= r));
-                total = candidates.len() as u64;
+                total = total.saturating_mul(candidates.len() as u64) / before;
             }
         }
         let facets = facets(&searcher, &candidates)?;
@@ -419,7 +428,10 @@ impl SearchService {
         let clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, f64_range(f.lat, b.min_lat, b.max_lat)),
             (Occur::Must, f64_range(f.lon, b.min_lon, b.max_lon)),
-            (Occur::Must, term(f.property_type, &me.property_type)),
+            (
+                Occur::Must,
+                term(f.property_type, doc.get_first(f.property_type).and_then(|v| v.as_str()).unwrap_or_default()),
+            ),
             (Occur::Must, u64_range(f.guests, guests.saturating_sub(2), guests + 2)),
             (Occur::Must, u64_range(f.price, me.price * 7 / 10, me.price * 13 / 10)),
             (Occur::MustNot, term(f.id, &key)),
@@ -439,40 +451,53 @@ impl SearchService {
     }
 }
 
+/// A segment's string columns for facets: property type, amenities.
+type FacetColumns = (Option<StrColumn>, Option<StrColumn>);
+
+/// Facet counts over the matches: term ordinals are counted per segment (no
+/// string work per match), then resolved to names once each.
 fn facets(searcher: &Searcher, candidates: &[Candidate]) -> Result<Facets, Problem> {
-    let mut property_types = BTreeMap::new();
     let mut buckets: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut type_ords: HashMap<(u32, u64), u64> = HashMap::new();
     let mut amenity_ords: HashMap<(u32, u64), u64> = HashMap::new();
+    let mut columns: HashMap<u32, FacetColumns> = HashMap::new();
     for c in candidates {
-        if !c.property_type.is_empty() {
-            *property_types.entry(c.property_type.clone()).or_insert(0) += 1;
-        }
         // Buckets of 50 units of the currency (5000 minor units), capped at 1000.
         *buckets.entry((c.price / 5_000).min(20) * 5_000).or_insert(0) += 1;
-        for ord in &c.amenity_ords {
-            *amenity_ords.entry((c.segment, *ord)).or_insert(0) += 1;
-        }
-    }
-    // Ordinals are per segment: resolve each once, then add up by name.
-    let mut amenities: BTreeMap<String, u64> = BTreeMap::new();
-    let mut columns: HashMap<u32, Option<StrColumn>> = HashMap::new();
-    for ((segment, ord), count) in amenity_ords {
-        let column = match columns.entry(segment) {
+        let segment = c.addr.segment_ord;
+        let (types, amenities) = match columns.entry(segment) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(searcher.segment_reader(segment).fast_fields().str("amenities").map_err(index_err)?)
+                let ff = searcher.segment_reader(segment).fast_fields();
+                e.insert((ff.str("property_type").map_err(index_err)?, ff.str("amenities").map_err(index_err)?))
             }
         };
-        let mut name = String::new();
-        if let Some(col) = column {
-            if col.ord_to_str(ord, &mut name).map_err(index_err)? {
-                *amenities.entry(name).or_insert(0) += count;
+        if let Some(col) = types {
+            for ord in col.term_ords(c.addr.doc_id) {
+                *type_ords.entry((segment, ord)).or_insert(0) += 1;
+            }
+        }
+        if let Some(col) = amenities {
+            for ord in col.term_ords(c.addr.doc_id) {
+                *amenity_ords.entry((segment, ord)).or_insert(0) += 1;
             }
         }
     }
+    let resolve = |counts: HashMap<(u32, u64), u64>, pick: fn(&FacetColumns) -> &Option<StrColumn>| {
+        let mut named: BTreeMap<String, u64> = BTreeMap::new();
+        for ((segment, ord), count) in counts {
+            let mut name = String::new();
+            if let Some(col) = columns.get(&segment).and_then(|c| pick(c).as_ref()) {
+                if col.ord_to_str(ord, &mut name).map_err(index_err)? {
+                    *named.entry(name).or_insert(0) += count;
+                }
+            }
+        }
+        Ok::<_, Problem>(named)
+    };
     Ok(Facets {
-        property_types,
-        amenities,
+        property_types: resolve(type_ords, |c| &c.0)?,
+        amenities: resolve(amenity_ords, |c| &c.1)?,
         price_histogram: buckets.into_iter().map(|(from, count)| PriceBucket { from, count }).collect(),
     })
 }

@@ -15,7 +15,7 @@ use tantivy::tokenizer::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 /// Bump when the schema changes: an index of another version is rebuilt.
-pub const SCHEMA_VERSION: &str = "2";
+pub const SCHEMA_VERSION: &str = "3";
 
 pub const FRENCH: &str = "hometrip_fr";
 pub const ENGLISH: &str = "hometrip_en";
@@ -37,6 +37,9 @@ pub struct Fields {
     pub suggest: Field,
     pub lat: Field,
     pub lon: Field,
+    /// The grid cell of the location (`domain::cell_of`): geo filters look up the
+    /// cells covering their box instead of scanning two coordinate ranges.
+    pub cell: Field,
     pub price: Field,
     pub currency: Field,
     pub guests: Field,
@@ -78,6 +81,7 @@ fn schema() -> (Schema, Fields) {
         suggest: b.add_text_field("suggest", text(FOLDED, false)),
         lat: b.add_f64_field("lat", number.clone()),
         lon: b.add_f64_field("lon", number.clone()),
+        cell: b.add_u64_field("cell", NumericOptions::default().set_indexed()),
         price: b.add_u64_field("price", number.clone()),
         currency: b.add_text_field("currency", STRING | STORED),
         guests: b.add_u64_field("guests", number.clone()),
@@ -205,6 +209,7 @@ impl SearchIndex {
         doc.add_text(f.suggest, format!("{} {}", l.city, l.title));
         doc.add_f64(f.lat, l.lat);
         doc.add_f64(f.lon, l.lon);
+        doc.add_u64(f.cell, crate::domain::cell_of(l.lat, l.lon));
         doc.add_u64(f.price, l.price);
         doc.add_text(f.currency, &l.currency);
         doc.add_u64(f.guests, l.guests);
