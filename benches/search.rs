@@ -2,7 +2,8 @@
 //! process (no HTTP): `HOMETRIP_BENCH_LISTINGS` listings (default 100,000; the
 //! issue's full size is 1,000,000), with booked nights from the demo generator.
 //!
-//! `cargo bench --bench search`; `HOMETRIP_BENCH_LISTINGS=1000000 cargo bench --bench search`.
+//! `cargo bench --bench search`; `HOMETRIP_BENCH_LISTINGS=1000000 cargo bench --bench search`;
+//! `HOMETRIP_BENCH_INDEX=<dir>` keeps the index on disk between runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,9 +16,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use hometrip_kernel::{Id, Problem};
 use hometrip_listing::api::{Listing, Listings, Quote};
 use hometrip_listing::demo::Generator;
-use hometrip_search::api::SearchSettings;
 use hometrip_search::domain::{self, SearchParams};
-use hometrip_search::service::SearchService;
+use hometrip_search::service::{SearchService, REINDEX_CHUNK};
 use hometrip_search::store::{IndexedListing, SearchIndex};
 
 /// Search never calls back into listings while querying.
@@ -42,11 +42,25 @@ impl Listings for NoListings {
     }
 }
 
+/// `n` generated listings, in memory — or on disk under `HOMETRIP_BENCH_INDEX`,
+/// built once and reused by later runs of the same size and schema.
 fn build(n: usize) -> Arc<SearchIndex> {
-    let index = SearchIndex::in_ram(500_000_000).unwrap();
+    let index = match std::env::var_os("HOMETRIP_BENCH_INDEX") {
+        Some(dir) => {
+            let index = SearchIndex::open(std::path::Path::new(&dir), 500_000_000).unwrap();
+            if index.num_docs() == n as u64 {
+                eprintln!("reusing the index of {n} listings in {}", dir.to_string_lossy());
+                return Arc::new(index);
+            }
+            index.clear().unwrap();
+            index
+        }
+        None => SearchIndex::in_ram(500_000_000).unwrap(),
+    };
     let today = Utc::now().date_naive();
     let mut generator = Generator::new(42);
     let started = Instant::now();
+    let mut chunk = Vec::new();
     for i in 0..n {
         let l = generator.listing(i, today);
         let t = &l.terms;
@@ -55,27 +69,31 @@ fn build(n: usize) -> Arc<SearchIndex> {
             .booked
             .iter()
             .flat_map(|(start, nights)| (0..*nights).map(move |d| domain::day_number(*start + Duration::days(d))));
-        index
-            .upsert(&IndexedListing {
-                id: Id::new().to_string(),
-                title: t.title.clone(),
-                description: t.description.clone(),
-                city: t.address.city.clone(),
-                lat: loc.lat,
-                lon: loc.lon,
-                price: t.pricing.nightly.unwrap() as u64,
-                currency: t.pricing.currency.clone().unwrap(),
-                guests: u64::from(t.details.max_guests),
-                bedrooms: u64::from(t.details.bedrooms),
-                property_type: t.property_type.clone(),
-                amenities: t.details.amenities.clone(),
-                instant_book: t.details.instant_book,
-                rating: None,
-                min_nights: u64::from(t.rules.min_nights),
-                max_nights: u64::from(t.rules.max_nights),
-                booked: booked.collect(),
-            })
-            .unwrap();
+        chunk.push(IndexedListing {
+            id: Id::new().to_string(),
+            title: t.title.clone(),
+            description: t.description.clone(),
+            city: t.address.city.clone(),
+            lat: loc.lat,
+            lon: loc.lon,
+            price: t.pricing.nightly.unwrap() as u64,
+            currency: t.pricing.currency.clone().unwrap(),
+            guests: u64::from(t.details.max_guests),
+            bedrooms: u64::from(t.details.bedrooms),
+            property_type: t.property_type.clone(),
+            amenities: t.details.amenities.clone(),
+            instant_book: t.details.instant_book,
+            rating: None,
+            min_nights: u64::from(t.rules.min_nights),
+            max_nights: u64::from(t.rules.max_nights),
+            booked: booked.collect(),
+            nights_from: domain::day_number(today),
+        });
+        // As `hometrip reindex` does: chunks in geographic order.
+        if chunk.len() == REINDEX_CHUNK || i + 1 == n {
+            index.upsert_many(&mut chunk).unwrap();
+            chunk.clear();
+        }
     }
     index.commit().unwrap();
     eprintln!("indexed {n} listings in {:.1} s", started.elapsed().as_secs_f64());
@@ -114,11 +132,7 @@ fn serde_urlencoded_params(query: &str) -> SearchParams {
 fn search_mix(c: &mut Criterion) {
     let n: usize = std::env::var("HOMETRIP_BENCH_LISTINGS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let index = build(n);
-    let service = SearchService::new(
-        index,
-        Arc::new(NoListings),
-        SearchSettings { writer_heap_bytes: 50_000_000, max_candidates: 10_000 },
-    );
+    let service = SearchService::new(index, Arc::new(NoListings));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let today = Utc::now().date_naive();
     let (ci, co) = (today + Duration::days(12), today + Duration::days(15));

@@ -134,7 +134,7 @@ pub async fn search_service(settings: &Settings, platform: &Platform) -> Result<
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("{e} (is another hometrip process using the data dir?)"))?;
     let listings: Arc<dyn Listings> = Arc::clone(&platform.listings) as Arc<dyn Listings>;
-    let search = SearchService::new(Arc::new(index), listings, settings.search.clone());
+    let search = SearchService::new(Arc::new(index), listings);
     search.subscribe(&platform.bus).await;
     Ok(search)
 }

@@ -64,6 +64,4 @@ pub struct Suggestion {
 pub struct SearchSettings {
     /// Writer memory budget.
     pub writer_heap_bytes: usize,
-    /// Most matches ranked per query before paging (the rest are counted only).
-    pub max_candidates: usize,
 }

@@ -275,34 +275,79 @@ pub fn bbox_around(center: (f64, f64), radius_km: f64) -> BBox {
     }
 }
 
-/// Grid cell size, in degrees (about 2 km north–south).
-pub const CELL_DEG: f64 = 0.02;
-const CELL_ROWS: u64 = 9_000; // 180 / CELL_DEG
-const CELL_COLS: u64 = 18_000; // 360 / CELL_DEG
+/// Grid cell sizes, in degrees, finest first (about 2 km, 18 km and 140 km
+/// north–south). Every listing is indexed under its cell at each level; a box
+/// is looked up by the finest level that covers it in few enough cells.
+pub const CELL_LEVELS: [f64; 3] = [0.02, 0.16, 1.28];
 
-fn cell_row(lat: f64) -> u64 {
-    (((lat + 90.0) / CELL_DEG).floor().max(0.0) as u64).min(CELL_ROWS - 1)
+fn grid(level: usize) -> (f64, u64, u64) {
+    let deg = CELL_LEVELS[level];
+    (deg, (180.0 / deg).ceil() as u64, (360.0 / deg).ceil() as u64)
 }
 
-fn cell_col(lon: f64) -> u64 {
-    (((lon + 180.0) / CELL_DEG).floor().max(0.0) as u64).min(CELL_COLS - 1)
+fn cell_row(level: usize, lat: f64) -> u64 {
+    let (deg, rows, _) = grid(level);
+    (((lat + 90.0) / deg).floor().max(0.0) as u64).min(rows - 1)
 }
 
-/// The grid cell holding a location.
-pub fn cell_of(lat: f64, lon: f64) -> u64 {
-    cell_row(lat) * CELL_COLS + cell_col(lon)
+fn cell_col(level: usize, lon: f64) -> u64 {
+    let (deg, _, cols) = grid(level);
+    (((lon + 180.0) / deg).floor().max(0.0) as u64).min(cols - 1)
 }
 
-/// Every cell a box touches, or `None` past `max` cells (a box that wide is
-/// filtered by coordinate ranges instead).
+fn cell_id(level: usize, row: u64, col: u64) -> u64 {
+    ((level as u64) << 40) | (row * grid(level).2 + col)
+}
+
+/// The grid cells holding a location, one per level.
+pub fn cells_of(lat: f64, lon: f64) -> [u64; CELL_LEVELS.len()] {
+    std::array::from_fn(|level| cell_id(level, cell_row(level, lat), cell_col(level, lon)))
+}
+
+/// The cells of the finest level that covers a box in at most `max` cells, or
+/// `None` when even the coarsest needs more (the box is then checked on every
+/// match only).
 pub fn cells_covering(b: BBox, max: usize) -> Option<Vec<u64>> {
-    let (r0, r1) = (cell_row(b.min_lat), cell_row(b.max_lat));
-    let (c0, c1) = (cell_col(b.min_lon), cell_col(b.max_lon));
-    let count = usize::try_from((r1 - r0 + 1) * (c1 - c0 + 1)).ok()?;
-    if count > max {
-        return None;
+    (0..CELL_LEVELS.len()).find_map(|level| {
+        let (r0, r1) = (cell_row(level, b.min_lat), cell_row(level, b.max_lat));
+        let (c0, c1) = (cell_col(level, b.min_lon), cell_col(level, b.max_lon));
+        let count = usize::try_from((r1 - r0 + 1) * (c1 - c0 + 1)).ok()?;
+        (count <= max).then(|| (r0..=r1).flat_map(|r| (c0..=c1).map(move |c| cell_id(level, r, c))).collect())
+    })
+}
+
+/// Booked nights are indexed as a bitmap: `NIGHT_WORDS` words of 64 nights,
+/// the first one being word `base` (day number / 64) — at least the 730 days
+/// the search module indexes, wherever in its first word the window starts.
+pub const NIGHT_WORDS: usize = 13;
+
+/// The bitmap of `nights` (day numbers) from the word holding `from_day`;
+/// nights outside its window are left out.
+pub fn night_words(from_day: u64, nights: impl IntoIterator<Item = u64>) -> (u64, [u64; NIGHT_WORDS]) {
+    let base = from_day / 64;
+    let mut words = [0u64; NIGHT_WORDS];
+    for night in nights {
+        if let Some(word) = (night / 64).checked_sub(base).and_then(|w| words.get_mut(w as usize)) {
+            *word |= 1 << (night % 64);
+        }
     }
-    Some((r0..=r1).flat_map(|r| (c0..=c1).map(move |c| r * CELL_COLS + c)).collect())
+    (base, words)
+}
+
+/// The words (as offsets from `base`) and bits a stay's nights occupy in a
+/// bitmap starting at `base`. Nights outside the bitmap's window are not
+/// indexed, so they are not checked.
+pub fn stay_bits(base: u64, first_night: u64, nights: u64) -> Vec<(usize, u64)> {
+    let mut out: Vec<(usize, u64)> = Vec::new();
+    for night in first_night..first_night + nights {
+        let Some(word) = (night / 64).checked_sub(base).filter(|w| *w < NIGHT_WORDS as u64) else { continue };
+        let bit = 1u64 << (night % 64);
+        match out.last_mut() {
+            Some((w, mask)) if *w == word as usize => *mask |= bit,
+            _ => out.push((word as usize, bit)),
+        }
+    }
+    out
 }
 
 impl BBox {
@@ -406,14 +451,40 @@ mod tests {
         let b = BBox { min_lon: 2.30, min_lat: 48.84, max_lon: 2.37, max_lat: 48.88 };
         let cells = cells_covering(b, 1000).unwrap();
         for (lat, lon) in [(48.84, 2.30), (48.8799, 2.3699), (48.86, 2.33)] {
-            assert!(cells.contains(&cell_of(lat, lon)), "{lat},{lon}");
+            assert!(cells.contains(&cells_of(lat, lon)[0]), "{lat},{lon}");
             assert!(b.contains(lat, lon));
         }
-        assert!(!cells.contains(&cell_of(48.95, 2.33)));
+        assert!(!cells.contains(&cells_of(48.95, 2.33)[0]));
         assert!(!b.contains(48.95, 2.33));
-        let europe = BBox { min_lon: -10.0, min_lat: 35.0, max_lon: 30.0, max_lat: 60.0 };
-        assert!(cells_covering(europe, 4096).is_none());
-        assert_eq!(cell_of(90.0, 180.0), cell_of(89.999, 179.999));
+        // Wider boxes fall back to coarser levels, still covering them.
+        let region = BBox { min_lon: 1.0, min_lat: 48.0, max_lon: 3.5, max_lat: 49.5 };
+        let coarse = cells_covering(region, 1000).unwrap();
+        assert!(coarse.contains(&cells_of(48.86, 2.33)[1]));
+        assert!(!coarse.contains(&cells_of(48.86, 2.33)[0]));
+        let france = BBox { min_lon: -5.0, min_lat: 42.0, max_lon: 8.0, max_lat: 51.0 };
+        assert!(cells_covering(france, 1000).unwrap().contains(&cells_of(48.86, 2.33)[2]));
+        let world = BBox { min_lon: -180.0, min_lat: -90.0, max_lon: 180.0, max_lat: 90.0 };
+        assert!(cells_covering(world, 1000).is_none());
+        assert_eq!(cells_of(90.0, 180.0), cells_of(89.999, 179.999));
+        // Levels never share ids.
+        let ids = cells_of(48.86, 2.33);
+        assert!(ids[0] != ids[1] && ids[1] != ids[2]);
+    }
+
+    #[test]
+    fn stays_are_checked_against_the_nights_bitmap() {
+        let from = 64 * 300 + 10;
+        let (base, words) = night_words(from, [from, from + 60, from + 100, from + 5000, from - 20]);
+        assert_eq!(base, 300);
+        let taken = |first: u64, n: u64| stay_bits(base, first, n).iter().any(|(w, m)| words[*w] & m != 0);
+        assert!(taken(from, 1));
+        assert!(!taken(from + 1, 59));
+        assert!(taken(from + 55, 10), "a stay across a word boundary");
+        assert!(!taken(from + 61, 39));
+        assert!(taken(from + 90, 20));
+        // Nights past the window are not indexed: free as far as search knows.
+        assert!(!taken(from + 5000, 2));
+        assert_eq!(stay_bits(base, from + 50, 20), vec![(0, !0u64 << 60), (1, (1 << 16) - 1)]);
     }
 
     #[test]

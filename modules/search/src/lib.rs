@@ -4,6 +4,8 @@
 
 pub mod api;
 #[cfg(feature = "local")]
+pub mod collector;
+#[cfg(feature = "local")]
 pub mod domain;
 #[cfg(feature = "local")]
 pub mod http;

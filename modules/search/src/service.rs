@@ -2,7 +2,6 @@
 //! searches, suggestions and similar-listing queries.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,20 +12,21 @@ use hometrip_kernel::{ErrorCode, Id, Problem};
 use hometrip_listing::api::{
     CalendarChanged, Listing, ListingChanged, ListingStatus, Listings, CALENDAR_CHANGED, LISTING_CHANGED,
 };
-use tantivy::collector::{Count, TopDocs};
-use tantivy::columnar::{Column, StrColumn};
-use tantivy::query::{
-    AllQuery, BooleanQuery, FuzzyTermQuery, Occur, Query, QueryParser, RangeQuery, TermQuery, TermSetQuery,
-};
+use tantivy::collector::TopDocs;
+use tantivy::query::{AllQuery, BooleanQuery, FuzzyTermQuery, Occur, Query, QueryParser, TermQuery, TermSetQuery};
 use tantivy::schema::{Field, IndexRecordOption, Value};
-use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
+use tantivy::{Searcher, TantivyDocument, Term};
 
 use crate::api::*;
+use crate::collector::{Filters, MatchCollector, Matches, Plan, Row, PRICE_BUCKET};
 use crate::domain::{self, Criteria, Cursor, Sort};
-use crate::store::{IndexedListing, SearchIndex};
+use crate::store::{self, IndexedListing, SearchIndex};
 
-/// Most grid cells a box is looked up by (else coordinate ranges).
-const MAX_CELLS: usize = 4096;
+/// Most grid cells a box is looked up by (at the finest level that fits).
+const MAX_CELLS: usize = 1024;
+
+/// How far similar listings are looked for.
+const SIMILAR_RADIUS_KM: f64 = 25.0;
 
 /// The boxes a search is limited to: its bbox and its radius's bounding box.
 fn boxes(c: &Criteria) -> Vec<domain::BBox> {
@@ -37,61 +37,28 @@ fn boxes(c: &Criteria) -> Vec<domain::BBox> {
     boxes
 }
 
+/// Listings indexed together in geographic order by a rebuild.
+pub const REINDEX_CHUNK: usize = 50_000;
+
 /// How far ahead booked nights are indexed.
 const INDEXED_DAYS: i64 = 730;
 
 pub struct SearchService {
     index: Arc<SearchIndex>,
     listings: Arc<dyn Listings>,
-    settings: SearchSettings,
 }
 
 fn index_err(e: impl std::fmt::Display) -> Problem {
     Problem::internal(format!("search index: {e}"))
 }
 
-fn f64_range(field: Field, lo: f64, hi: f64) -> Box<dyn Query> {
-    Box::new(RangeQuery::new(
-        Bound::Included(Term::from_field_f64(field, lo)),
-        Bound::Included(Term::from_field_f64(field, hi)),
-    ))
-}
-
-fn u64_range(field: Field, lo: u64, hi: u64) -> Box<dyn Query> {
-    Box::new(RangeQuery::new(
-        Bound::Included(Term::from_field_u64(field, lo)),
-        Bound::Included(Term::from_field_u64(field, hi)),
-    ))
-}
-
 fn term(field: Field, text: &str) -> Box<dyn Query> {
     Box::new(TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::Basic))
 }
 
-/// Fast-field readers of one segment.
-struct Columns {
-    lat: Column<f64>,
-    lon: Column<f64>,
-    price: Column<u64>,
-    rating: Column<f64>,
-    id_hi: Column<u64>,
-    id_lo: Column<u64>,
-}
-
-struct Candidate {
-    addr: DocAddress,
-    score: f32,
-    lat: f64,
-    lon: f64,
-    price: u64,
-    rating: f64,
-    id: u128,
-    distance: Option<f64>,
-}
-
 impl SearchService {
-    pub fn new(index: Arc<SearchIndex>, listings: Arc<dyn Listings>, settings: SearchSettings) -> Arc<Self> {
-        Arc::new(SearchService { index, listings, settings })
+    pub fn new(index: Arc<SearchIndex>, listings: Arc<dyn Listings>) -> Arc<Self> {
+        Arc::new(SearchService { index, listings })
     }
 
     pub async fn subscribe(self: &Arc<Self>, bus: &EventBus) {
@@ -146,6 +113,7 @@ impl SearchService {
             min_nights: u64::from(listing.min_nights),
             max_nights: u64::from(listing.max_nights),
             booked: booked.map(domain::day_number).collect(),
+            nights_from: domain::day_number(Utc::now().date_naive()),
         })
     }
 
@@ -171,6 +139,7 @@ impl SearchService {
         let until = today + Duration::days(INDEXED_DAYS);
         let mut after = None;
         let mut count = 0;
+        let mut chunk: Vec<IndexedListing> = Vec::new();
         loop {
             let page = self.listings.published(after, 500).await?;
             let Some(last) = page.last().map(|l| l.id) else { break };
@@ -181,69 +150,55 @@ impl SearchService {
             }
             for listing in &page {
                 let booked = nights.remove(&listing.id).unwrap_or_default();
-                if let Some(doc) = Self::doc_for(listing, booked.into_iter()) {
-                    self.index.upsert(&doc).map_err(index_err)?;
-                    count += 1;
-                }
+                chunk.extend(Self::doc_for(listing, booked.into_iter()));
+            }
+            if chunk.len() >= REINDEX_CHUNK {
+                count += chunk.len() as u64;
+                self.index.upsert_many(&mut chunk).map_err(index_err)?;
+                chunk.clear();
             }
             after = Some(last);
         }
+        count += chunk.len() as u64;
+        self.index.upsert_many(&mut chunk).map_err(index_err)?;
         let index = Arc::clone(&self.index);
         tokio::task::spawn_blocking(move || index.commit()).await.map_err(index_err)?.map_err(index_err)?;
         Ok(count)
     }
 
-    fn columns(searcher: &Searcher, segment: u32) -> Result<Columns, Problem> {
-        let ff = searcher.segment_reader(segment).fast_fields();
-        Ok(Columns {
-            lat: ff.f64("lat").map_err(index_err)?,
-            lon: ff.f64("lon").map_err(index_err)?,
-            price: ff.u64("price").map_err(index_err)?,
-            rating: ff.f64("rating").map_err(index_err)?,
-            id_hi: ff.u64("id_hi").map_err(index_err)?,
-            id_lo: ff.u64("id_lo").map_err(index_err)?,
-        })
-    }
-
-    fn candidates(&self, searcher: &Searcher, top: Vec<(f32, DocAddress)>) -> Result<Vec<Candidate>, Problem> {
-        let mut columns: HashMap<u32, Columns> = HashMap::new();
-        let mut out = Vec::with_capacity(top.len());
-        for (score, addr) in top {
-            let c = match columns.entry(addr.segment_ord) {
-                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::hash_map::Entry::Vacant(e) => e.insert(Self::columns(searcher, addr.segment_ord)?),
-            };
-            let doc = addr.doc_id;
-            out.push(Candidate {
-                addr,
-                score,
-                lat: c.lat.first(doc).unwrap_or(0.0),
-                lon: c.lon.first(doc).unwrap_or(0.0),
-                price: c.price.first(doc).unwrap_or(0),
-                rating: c.rating.first(doc).unwrap_or(0.0),
-                id: (u128::from(c.id_hi.first(doc).unwrap_or(0)) << 64) | u128::from(c.id_lo.first(doc).unwrap_or(0)),
-                distance: None,
-            });
-        }
-        Ok(out)
-    }
-
-    fn hit(&self, searcher: &Searcher, c: &Candidate) -> Result<SearchHit, Problem> {
+    /// A page row as the API shows it, from the stored document.
+    fn hit(&self, searcher: &Searcher, row: &Row) -> Result<SearchHit, Problem> {
         let f = self.index.fields;
-        let doc: TantivyDocument = searcher.doc(c.addr).map_err(index_err)?;
+        let doc: TantivyDocument = searcher.doc(row.addr).map_err(index_err)?;
         let text = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
-        let amount = i64::try_from(c.price).unwrap_or(i64::MAX);
+        let float = |field| doc.get_first(field).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        let whole = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0);
+        let rating = float(f.rating);
         Ok(SearchHit {
-            id: Id(uuid::Uuid::from_u128(c.id)),
+            id: Id(uuid::Uuid::from_u128(row.id)),
             title: text(f.title),
             city: text(f.city_name),
-            location: GeoPoint { lat: c.lat, lon: c.lon },
-            nightly_price: Money::new(amount, &text(f.currency)),
-            rating: (c.rating > 0.0).then_some(c.rating),
+            location: GeoPoint { lat: float(f.lat), lon: float(f.lon) },
+            nightly_price: Money::new(i64::try_from(whole(f.price)).unwrap_or(i64::MAX), &text(f.currency)),
+            rating: (rating > 0.0).then_some(rating),
             property_type: text(f.property_type),
-            max_guests: doc.get_first(f.guests).and_then(|v| v.as_u64()).unwrap_or(0) as u32,
-            distance_km: c.distance.map(|d| (d * 100.0).round() / 100.0),
+            max_guests: u32::try_from(whole(f.guests)).unwrap_or(u32::MAX),
+            distance_km: row.distance.map(|d| (d * 100.0).round() / 100.0),
         })
+    }
+
+    /// A box as a query clause: the grid cells covering it, looked up in the
+    /// term index (the exact edges are checked on the matches). Boxes too wide
+    /// for any level are checked on the matches only.
+    fn geo_clauses(&self, b: domain::BBox) -> Vec<(Occur, Box<dyn Query>)> {
+        let f = self.index.fields;
+        match domain::cells_covering(b, MAX_CELLS) {
+            Some(cells) => vec![(
+                Occur::Must,
+                Box::new(TermSetQuery::new(cells.into_iter().map(|cell| Term::from_field_u64(f.cell, cell)))),
+            )],
+            None => Vec::new(),
+        }
     }
 
     fn query(&self, c: &Criteria) -> Box<dyn Query> {
@@ -257,48 +212,17 @@ impl SearchService {
             parser.set_field_boost(f.title_fr, 2.0);
             parser.set_field_boost(f.title_en, 2.0);
             parser.set_field_boost(f.city, 3.0);
+            // Every word must match (in some field), as people expect of a search box.
+            parser.set_conjunction_by_default();
             // Lenient: query syntax in user text never fails the search.
             let (q, _) = parser.parse_query_lenient(text);
             clauses.push((Occur::Must, q));
         }
         for b in boxes(c) {
-            // Small boxes: the covering grid cells, looked up in the term index (the
-            // exact edges are checked on the matches). Wide ones: coordinate ranges.
-            match domain::cells_covering(b, MAX_CELLS) {
-                Some(cells) => clauses.push((
-                    Occur::Must,
-                    Box::new(TermSetQuery::new(cells.into_iter().map(|cell| Term::from_field_u64(f.cell, cell)))),
-                )),
-                None => {
-                    clauses.push((Occur::Must, f64_range(f.lat, b.min_lat, b.max_lat)));
-                    clauses.push((Occur::Must, f64_range(f.lon, b.min_lon, b.max_lon)));
-                }
-            }
-        }
-        if let Some(g) = c.guests {
-            clauses.push((Occur::Must, u64_range(f.guests, u64::from(g), u64::MAX)));
-        }
-        if let Some(b) = c.bedrooms {
-            clauses.push((Occur::Must, u64_range(f.bedrooms, u64::from(b), u64::MAX)));
-        }
-        if c.min_price.is_some() || c.max_price.is_some() {
-            clauses.push((Occur::Must, u64_range(f.price, c.min_price.unwrap_or(0), c.max_price.unwrap_or(u64::MAX))));
+            clauses.extend(self.geo_clauses(b));
         }
         if let Some(t) = &c.property_type {
             clauses.push((Occur::Must, term(f.property_type, t)));
-        }
-        for a in &c.amenities {
-            clauses.push((Occur::Must, term(f.amenities, a)));
-        }
-        if let Some(ib) = c.instant_book {
-            clauses.push((Occur::Must, u64_range(f.instant_book, u64::from(ib), u64::from(ib))));
-        }
-        if let Some((check_in, check_out)) = c.stay {
-            let nights = domain::day_number(check_out) - domain::day_number(check_in);
-            clauses.push((Occur::Must, u64_range(f.min_nights, 0, nights)));
-            clauses.push((Occur::Must, u64_range(f.max_nights, nights, u64::MAX)));
-            let last_night = domain::day_number(check_out) - 1;
-            clauses.push((Occur::MustNot, u64_range(f.booked, domain::day_number(check_in), last_night)));
         }
         if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
             clauses.push((Occur::Must, Box::new(AllQuery)));
@@ -309,55 +233,30 @@ impl SearchService {
     pub async fn search(&self, c: &Criteria) -> Result<SearchResults, Problem> {
         let searcher = self.index.searcher();
         let query = self.query(c);
-        let cap = self.settings.max_candidates.max(1);
-        let (count, top) =
-            searcher.search(&query, &(Count, TopDocs::with_limit(cap).order_by_score())).map_err(index_err)?;
-        let considered = top.len();
-        let mut candidates = self.candidates(&searcher, top)?;
-        let boxes = boxes(c);
-        candidates.retain(|cand| boxes.iter().all(|b| b.contains(cand.lat, cand.lon)));
-        // Exact when every match was considered; past the cap, scaled from the considered share.
-        let mut total = if considered == 0 || candidates.len() == considered {
-            count as u64
-        } else {
-            (count as u64).saturating_mul(candidates.len() as u64) / considered as u64
+        let after = c
+            .cursor
+            .as_ref()
+            .map(|cursor| (cursor.key, uuid::Uuid::parse_str(&cursor.id).map(|u| u.as_u128()).unwrap_or(0)));
+        let plan = Plan {
+            boxes: boxes(c),
+            center: c.center,
+            radius_km: c.radius_km,
+            filters: Filters::of(c),
+            sort: c.sort,
+            keep: c.limit + 1,
+            after,
         };
-        if let Some(center) = c.center {
-            for cand in &mut candidates {
-                cand.distance = Some(domain::haversine_km(center, (cand.lat, cand.lon)));
+        let matches = searcher.search(&query, &MatchCollector { plan, rows: &self.index.rows }).map_err(index_err)?;
+        let more = matches.rows.len() > c.limit;
+        let rows = &matches.rows[..matches.rows.len().min(c.limit)];
+        let next_cursor = match rows.last() {
+            Some(last) if more => {
+                Some(domain::encode_cursor(&Cursor { key: last.key, id: uuid::Uuid::from_u128(last.id).to_string() }))
             }
-            if let Some(r) = c.radius_km {
-                let before = candidates.len().max(1) as u64;
-                candidates.retain(|cand| cand.distance.is_some_and(|d| d <= r));
-                total = total.saturating_mul(candidates.len() as u64) / before;
-            }
-        }
-        let facets = facets(&searcher, &candidates)?;
-        let key = |cand: &Candidate| -> f64 {
-            match c.sort {
-                Sort::Relevance => -f64::from(cand.score),
-                Sort::PriceAsc => cand.price as f64,
-                Sort::PriceDesc => -(cand.price as f64),
-                Sort::Rating => -cand.rating,
-                Sort::Distance => cand.distance.unwrap_or(f64::MAX),
-            }
+            _ => None,
         };
-        candidates.sort_by(|a, b| key(a).total_cmp(&key(b)).then(a.id.cmp(&b.id)));
-        if let Some(cursor) = &c.cursor {
-            let after = uuid::Uuid::parse_str(&cursor.id).map(|u| u.as_u128()).unwrap_or(0);
-            candidates.retain(|cand| key(cand).total_cmp(&cursor.key).then(cand.id.cmp(&after)).is_gt());
-        }
-        let more = candidates.len() > c.limit;
-        candidates.truncate(c.limit);
-        let next_cursor = if more {
-            candidates.last().map(|last| {
-                domain::encode_cursor(&Cursor { key: key(last), id: uuid::Uuid::from_u128(last.id).to_string() })
-            })
-        } else {
-            None
-        };
-        let items = candidates.iter().map(|cand| self.hit(&searcher, cand)).collect::<Result<Vec<_>, _>>()?;
-        Ok(SearchResults { items, total, next_cursor, facets })
+        let items = rows.iter().map(|row| self.hit(&searcher, row)).collect::<Result<Vec<_>, _>>()?;
+        Ok(SearchResults { items, total: matches.total, next_cursor, facets: facets(&matches) })
     }
 
     /// Cities (ranked by how many listings they have) and listing titles whose
@@ -421,85 +320,61 @@ impl SearchService {
         let Some((_, addr)) = found.first().copied() else {
             return Err(Problem::new(ErrorCode::NotFound, "listing not found or not published"));
         };
-        let me = self.candidates(&searcher, vec![(0.0, addr)])?.pop().ok_or_else(|| Problem::not_found("listing"))?;
         let doc: TantivyDocument = searcher.doc(addr).map_err(index_err)?;
-        let guests = doc.get_first(f.guests).and_then(|v| v.as_u64()).unwrap_or(1);
-        let b = domain::bbox_around((me.lat, me.lon), 25.0);
-        let clauses: Vec<(Occur, Box<dyn Query>)> = vec![
-            (Occur::Must, f64_range(f.lat, b.min_lat, b.max_lat)),
-            (Occur::Must, f64_range(f.lon, b.min_lon, b.max_lon)),
+        let float = |field| doc.get_first(field).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        let whole = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0);
+        let center = (float(f.lat), float(f.lon));
+        let (guests, price) = (whole(f.guests).max(1), whole(f.price));
+        let area = domain::bbox_around(center, SIMILAR_RADIUS_KM);
+        let mut clauses = self.geo_clauses(area);
+        clauses.extend([
             (
                 Occur::Must,
                 term(f.property_type, doc.get_first(f.property_type).and_then(|v| v.as_str()).unwrap_or_default()),
             ),
-            (Occur::Must, u64_range(f.guests, guests.saturating_sub(2), guests + 2)),
-            (Occur::Must, u64_range(f.price, me.price * 7 / 10, me.price * 13 / 10)),
             (Occur::MustNot, term(f.id, &key)),
-        ];
-        let top = searcher
-            .search(&BooleanQuery::new(clauses), &TopDocs::with_limit(200).order_by_score())
+        ]);
+        let plan = Plan {
+            boxes: vec![area],
+            center: Some(center),
+            radius_km: Some(SIMILAR_RADIUS_KM),
+            filters: Filters {
+                guests: (guests.saturating_sub(2), guests + 2),
+                price: (price * 7 / 10, price * 13 / 10),
+                ..Filters::default()
+            },
+            sort: Sort::Distance,
+            keep: 10,
+            after: None,
+        };
+        let matches = searcher
+            .search(&BooleanQuery::new(clauses), &MatchCollector { plan, rows: &self.index.rows })
             .map_err(index_err)?;
-        let mut near = self.candidates(&searcher, top)?;
-        for c in &mut near {
-            c.distance = Some(domain::haversine_km((me.lat, me.lon), (c.lat, c.lon)));
-        }
-        near.sort_by(|a, b| {
-            a.distance.unwrap_or(f64::MAX).total_cmp(&b.distance.unwrap_or(f64::MAX)).then(a.id.cmp(&b.id))
-        });
-        near.truncate(10);
-        near.iter().map(|c| self.hit(&searcher, c)).collect()
+        matches.rows.iter().map(|row| self.hit(&searcher, row)).collect()
     }
 }
 
-/// A segment's string columns for facets: property type, amenities.
-type FacetColumns = (Option<StrColumn>, Option<StrColumn>);
-
-/// Facet counts over the matches: term ordinals are counted per segment (no
-/// string work per match), then resolved to names once each.
-fn facets(searcher: &Searcher, candidates: &[Candidate]) -> Result<Facets, Problem> {
-    let mut buckets: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut type_ords: HashMap<(u32, u64), u64> = HashMap::new();
-    let mut amenity_ords: HashMap<(u32, u64), u64> = HashMap::new();
-    let mut columns: HashMap<u32, FacetColumns> = HashMap::new();
-    for c in candidates {
-        // Buckets of 50 units of the currency (5000 minor units), capped at 1000.
-        *buckets.entry((c.price / 5_000).min(20) * 5_000).or_insert(0) += 1;
-        let segment = c.addr.segment_ord;
-        let (types, amenities) = match columns.entry(segment) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let ff = searcher.segment_reader(segment).fast_fields();
-                e.insert((ff.str("property_type").map_err(index_err)?, ff.str("amenities").map_err(index_err)?))
-            }
-        };
-        if let Some(col) = types {
-            for ord in col.term_ords(c.addr.doc_id) {
-                *type_ords.entry((segment, ord)).or_insert(0) += 1;
-            }
-        }
-        if let Some(col) = amenities {
-            for ord in col.term_ords(c.addr.doc_id) {
-                *amenity_ords.entry((segment, ord)).or_insert(0) += 1;
-            }
-        }
-    }
-    let resolve = |counts: HashMap<(u32, u64), u64>, pick: fn(&FacetColumns) -> &Option<StrColumn>| {
-        let mut named: BTreeMap<String, u64> = BTreeMap::new();
-        for ((segment, ord), count) in counts {
-            let mut name = String::new();
-            if let Some(col) = columns.get(&segment).and_then(|c| pick(c).as_ref()) {
-                if col.ord_to_str(ord, &mut name).map_err(index_err)? {
-                    *named.entry(name).or_insert(0) += count;
-                }
-            }
-        }
-        Ok::<_, Problem>(named)
+/// Facet counts as the API names them (only what occurs).
+fn facets(m: &Matches) -> Facets {
+    let named = |counts: &[u64], name: fn(usize) -> Option<&'static str>| -> BTreeMap<String, u64> {
+        counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .filter_map(|(slot, n)| name(slot).map(|k| (k.to_owned(), *n)))
+            .collect()
     };
-    Ok(Facets {
-        property_types: resolve(type_ords, |c| &c.0)?,
-        amenities: resolve(amenity_ords, |c| &c.1)?,
-        price_histogram: buckets.into_iter().map(|(from, count)| PriceBucket { from, count }).collect(),
-    })
+    Facets {
+        property_types: named(&m.types, store::type_of_slot),
+        amenities: named(&m.amenities, store::amenity_of_bit),
+        price_histogram: m
+            .price_buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| PriceBucket { from: i as u64 * PRICE_BUCKET, count: *n })
+            .collect(),
+    }
 }
 
 #[async_trait]

@@ -1,21 +1,69 @@
 //! The search module's storage: a tantivy index of published listings, on disk
 //! under the data dir (or in memory for tests).
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 
+use hometrip_listing::api::{AMENITIES, PROPERTY_TYPES};
 use tantivy::directory::MmapDirectory;
+use tantivy::index::SegmentId;
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, STORED, STRING,
 };
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
+
+use crate::domain::{cells_of, night_words, NIGHT_WORDS};
+use tantivy::{
+    Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, SearcherGeneration, SegmentReader, TantivyDocument, Term,
+    Warmer,
+};
 
 /// Bump when the schema changes: an index of another version is rebuilt.
-pub const SCHEMA_VERSION: &str = "3";
+pub const SCHEMA_VERSION: &str = "5";
+
+/// Property types and amenities are indexed by their place in the listing
+/// module's catalogues (a type slot, a bit per amenity), so facets count small
+/// integers. The index records a fingerprint of both catalogues with its schema
+/// version and is rebuilt when either changes.
+pub const TYPE_SLOTS: usize = 32;
+pub const AMENITY_SLOTS: usize = 64;
+
+const _: () = assert!(PROPERTY_TYPES.len() <= TYPE_SLOTS && AMENITIES.len() <= AMENITY_SLOTS);
+
+/// The slot of a property type, if it is in the catalogue.
+pub fn type_slot(key: &str) -> Option<usize> {
+    PROPERTY_TYPES.iter().position(|t| *t == key)
+}
+
+/// The property type of a slot.
+pub fn type_of_slot(slot: usize) -> Option<&'static str> {
+    PROPERTY_TYPES.get(slot).copied()
+}
+
+/// The bit of an amenity, if it is in the catalogue.
+pub fn amenity_bit(key: &str) -> Option<usize> {
+    AMENITIES.iter().position(|(k, _, _)| *k == key)
+}
+
+/// The amenity of a bit.
+pub fn amenity_of_bit(bit: usize) -> Option<&'static str> {
+    AMENITIES.get(bit).map(|(k, _, _)| *k)
+}
+
+/// The schema version with the catalogues' fingerprint (FNV-1a of their keys).
+fn index_version() -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for key in PROPERTY_TYPES.iter().copied().chain(["|"]).chain(AMENITIES.iter().map(|(k, _, _)| *k)) {
+        for byte in key.bytes().chain([0]) {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{SCHEMA_VERSION}-{hash:016x}")
+}
 
 pub const FRENCH: &str = "hometrip_fr";
 pub const ENGLISH: &str = "hometrip_en";
@@ -37,20 +85,27 @@ pub struct Fields {
     pub suggest: Field,
     pub lat: Field,
     pub lon: Field,
-    /// The grid cell of the location (`domain::cell_of`): geo filters look up the
-    /// cells covering their box instead of scanning two coordinate ranges.
+    /// The grid cells of the location, one per level (`domain::cells_of`): geo
+    /// filters look up the cells covering their box.
     pub cell: Field,
     pub price: Field,
     pub currency: Field,
     pub guests: Field,
     pub bedrooms: Field,
     pub property_type: Field,
+    /// `type_slot` of the property type (fast, for facets).
+    pub type_slot: Field,
     pub amenities: Field,
+    /// One bit per amenity (`amenity_bit`), for facets.
+    pub amenity_bits: Field,
     pub instant_book: Field,
     pub rating: Field,
     pub min_nights: Field,
     pub max_nights: Field,
-    pub booked: Field,
+    /// Booked nights as a bitmap (`domain::night_words`): the first word's
+    /// number, then the words.
+    pub nights_base: Field,
+    pub nights: [Field; NIGHT_WORDS],
 }
 
 fn text(analyzer: &str, stored: bool) -> TextOptions {
@@ -67,6 +122,8 @@ fn text(analyzer: &str, stored: bool) -> TextOptions {
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let number = NumericOptions::default().set_indexed().set_fast().set_stored();
+    // Filtered on fast-field columns while collecting, never looked up.
+    let column = NumericOptions::default().set_fast().set_stored();
     let fields = Fields {
         id: b.add_text_field("id", STRING | STORED),
         id_hi: b.add_u64_field("id_hi", NumericOptions::default().set_fast()),
@@ -84,15 +141,18 @@ fn schema() -> (Schema, Fields) {
         cell: b.add_u64_field("cell", NumericOptions::default().set_indexed()),
         price: b.add_u64_field("price", number.clone()),
         currency: b.add_text_field("currency", STRING | STORED),
-        guests: b.add_u64_field("guests", number.clone()),
-        bedrooms: b.add_u64_field("bedrooms", number.clone()),
-        property_type: b.add_text_field("property_type", STRING | STORED | FAST),
-        amenities: b.add_text_field("amenities", STRING | FAST),
-        instant_book: b.add_u64_field("instant_book", number.clone()),
-        rating: b.add_f64_field("rating", number.clone()),
-        min_nights: b.add_u64_field("min_nights", number.clone()),
-        max_nights: b.add_u64_field("max_nights", number),
-        booked: b.add_u64_field("booked", NumericOptions::default().set_indexed()),
+        guests: b.add_u64_field("guests", column.clone()),
+        bedrooms: b.add_u64_field("bedrooms", column.clone()),
+        property_type: b.add_text_field("property_type", STRING | STORED),
+        type_slot: b.add_u64_field("type_slot", FAST),
+        amenities: b.add_text_field("amenities", STRING),
+        amenity_bits: b.add_u64_field("amenity_bits", FAST),
+        instant_book: b.add_u64_field("instant_book", column.clone()),
+        rating: b.add_f64_field("rating", number),
+        min_nights: b.add_u64_field("min_nights", column.clone()),
+        max_nights: b.add_u64_field("max_nights", column),
+        nights_base: b.add_u64_field("nights_base", FAST),
+        nights: std::array::from_fn(|i| b.add_u64_field(&format!("nights_{i}"), FAST)),
     };
     (b.build(), fields)
 }
@@ -137,13 +197,16 @@ pub struct IndexedListing {
     pub rating: Option<f64>,
     pub min_nights: u64,
     pub max_nights: u64,
-    /// Taken nights as day numbers.
+    /// Taken nights as day numbers, from day `nights_from` on (earlier ones
+    /// are left out).
     pub booked: Vec<u64>,
+    pub nights_from: u64,
 }
 
 pub struct SearchIndex {
     pub index: Index,
     pub fields: Fields,
+    pub rows: Arc<RowTables>,
     reader: IndexReader,
     writer: Mutex<IndexWriter>,
     dirty: AtomicBool,
@@ -164,15 +227,16 @@ impl SearchIndex {
     /// built with another schema version.
     pub fn open(dir: &Path, heap_bytes: usize) -> Result<SearchIndex, IndexError> {
         let version_file = dir.join("schema-version");
+        let version = index_version();
         let current = std::fs::read_to_string(&version_file).ok();
-        if current.as_deref() != Some(SCHEMA_VERSION) && dir.exists() {
+        if current.as_deref() != Some(version.as_str()) && dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|e| IndexError(format!("{}: {e}", dir.display())))?;
         }
         std::fs::create_dir_all(dir).map_err(|e| IndexError(format!("{}: {e}", dir.display())))?;
         let (schema, fields) = schema();
         let directory = MmapDirectory::open(dir).map_err(|e| IndexError(e.to_string()))?;
         let index = Index::open_or_create(directory, schema)?;
-        std::fs::write(&version_file, SCHEMA_VERSION).map_err(|e| IndexError(e.to_string()))?;
+        std::fs::write(&version_file, &version).map_err(|e| IndexError(e.to_string()))?;
         Self::with_index(index, fields, heap_bytes)
     }
 
@@ -184,8 +248,14 @@ impl SearchIndex {
     fn with_index(index: Index, fields: Fields, heap_bytes: usize) -> Result<SearchIndex, IndexError> {
         register(&index);
         let writer = index.writer(heap_bytes.max(15_000_000))?;
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(SearchIndex { index, fields, reader, writer: Mutex::new(writer), dirty: AtomicBool::new(false) })
+        let rows = Arc::new(RowTables::default());
+        let warmer: Arc<dyn Warmer> = Arc::clone(&rows) as Arc<dyn Warmer>;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .warmers(vec![Arc::downgrade(&warmer)])
+            .try_into()?;
+        Ok(SearchIndex { index, fields, rows, reader, writer: Mutex::new(writer), dirty: AtomicBool::new(false) })
     }
 
     fn writer(&self) -> Result<std::sync::MutexGuard<'_, IndexWriter>, IndexError> {
@@ -209,27 +279,49 @@ impl SearchIndex {
         doc.add_text(f.suggest, format!("{} {}", l.city, l.title));
         doc.add_f64(f.lat, l.lat);
         doc.add_f64(f.lon, l.lon);
-        doc.add_u64(f.cell, crate::domain::cell_of(l.lat, l.lon));
+        for cell in cells_of(l.lat, l.lon) {
+            doc.add_u64(f.cell, cell);
+        }
         doc.add_u64(f.price, l.price);
         doc.add_text(f.currency, &l.currency);
         doc.add_u64(f.guests, l.guests);
         doc.add_u64(f.bedrooms, l.bedrooms);
         doc.add_text(f.property_type, &l.property_type);
+        // Unknown types get a slot past the catalogue (counted nowhere).
+        doc.add_u64(f.type_slot, type_slot(&l.property_type).unwrap_or(TYPE_SLOTS) as u64);
+        let mut bits = 0u64;
         for a in &l.amenities {
             doc.add_text(f.amenities, a);
+            if let Some(bit) = amenity_bit(a) {
+                bits |= 1 << bit;
+            }
         }
+        doc.add_u64(f.amenity_bits, bits);
         doc.add_u64(f.instant_book, u64::from(l.instant_book));
         doc.add_f64(f.rating, l.rating.unwrap_or(0.0));
         doc.add_u64(f.min_nights, l.min_nights);
         doc.add_u64(f.max_nights, l.max_nights);
-        for night in &l.booked {
-            doc.add_u64(f.booked, *night);
+        let (base, words) = night_words(l.nights_from, l.booked.iter().copied());
+        doc.add_u64(f.nights_base, base);
+        for (field, word) in f.nights.iter().zip(words) {
+            doc.add_u64(*field, word);
         }
         let writer = self.writer()?;
         writer.delete_term(Term::from_field_text(f.id, &l.id));
         writer.add_document(doc)?;
         self.dirty.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Adds or replaces many listings, in geographic order: neighbours get
+    /// neighbouring document ids, so a city's matches are read from nearby
+    /// places in the columns instead of all over them.
+    pub fn upsert_many(&self, listings: &mut [IndexedListing]) -> Result<(), IndexError> {
+        listings.sort_by_key(|l| {
+            let cells = cells_of(l.lat, l.lon);
+            (cells[2], cells[0])
+        });
+        listings.iter().try_for_each(|l| self.upsert(l))
     }
 
     pub fn remove(&self, id: &str) -> Result<(), IndexError> {
@@ -260,5 +352,87 @@ impl SearchIndex {
 
     pub fn num_docs(&self) -> u64 {
         self.searcher().num_docs()
+    }
+}
+
+/// What a search reads of every match, in one place per document: the
+/// columns the collector filters, counts and sorts on, copied out of the
+/// segment's fast fields once. Neighbouring documents (in geographic order,
+/// see `upsert_many`) are neighbouring rows, so a city's matches are read
+/// from a few contiguous stretches of memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DocRow {
+    pub lat: f64,
+    pub lon: f64,
+    pub price: u64,
+    pub amenities: u64,
+    pub rating: f64,
+    pub guests: u16,
+    pub bedrooms: u16,
+    pub min_nights: u16,
+    pub max_nights: u16,
+    pub type_slot: u8,
+    pub instant_book: bool,
+}
+
+/// The rows of each live segment, built when a searcher first sees the
+/// segment (a tantivy warmer, so searches do not pay for it) and dropped when
+/// no searcher uses it any more.
+#[derive(Default)]
+pub struct RowTables {
+    tables: RwLock<HashMap<SegmentId, Arc<[DocRow]>>>,
+}
+
+impl RowTables {
+    /// The segment's rows, built now if no warmer has done it yet.
+    pub fn get(&self, segment: &SegmentReader) -> tantivy::Result<Arc<[DocRow]>> {
+        let id = segment.segment_id();
+        if let Some(rows) = self.tables.read().ok().and_then(|t| t.get(&id).cloned()) {
+            return Ok(rows);
+        }
+        let rows: Arc<[DocRow]> = Self::build(segment)?.into();
+        if let Ok(mut tables) = self.tables.write() {
+            tables.insert(id, Arc::clone(&rows));
+        }
+        Ok(rows)
+    }
+
+    fn build(segment: &SegmentReader) -> tantivy::Result<Vec<DocRow>> {
+        let ff = segment.fast_fields();
+        let (lat, lon, rating) = (ff.f64("lat")?, ff.f64("lon")?, ff.f64("rating")?);
+        let [price, amenities, guests, bedrooms, min_nights, max_nights, type_slot, instant_book] =
+            ["price", "amenity_bits", "guests", "bedrooms", "min_nights", "max_nights", "type_slot", "instant_book"]
+                .map(|name| ff.u64(name));
+        let (price, amenities, guests, bedrooms) = (price?, amenities?, guests?, bedrooms?);
+        let (min_nights, max_nights, type_slot, instant_book) = (min_nights?, max_nights?, type_slot?, instant_book?);
+        let small = |v: Option<u64>| u16::try_from(v.unwrap_or(0)).unwrap_or(u16::MAX);
+        Ok((0..segment.max_doc())
+            .map(|doc| DocRow {
+                lat: lat.first(doc).unwrap_or(0.0),
+                lon: lon.first(doc).unwrap_or(0.0),
+                price: price.first(doc).unwrap_or(0),
+                amenities: amenities.first(doc).unwrap_or(0),
+                rating: rating.first(doc).unwrap_or(0.0),
+                guests: small(guests.first(doc)),
+                bedrooms: small(bedrooms.first(doc)),
+                min_nights: small(min_nights.first(doc)),
+                max_nights: small(max_nights.first(doc)),
+                type_slot: u8::try_from(type_slot.first(doc).unwrap_or(u64::MAX)).unwrap_or(u8::MAX),
+                instant_book: instant_book.first(doc).unwrap_or(0) == 1,
+            })
+            .collect())
+    }
+}
+
+impl Warmer for RowTables {
+    fn warm(&self, searcher: &Searcher) -> tantivy::Result<()> {
+        searcher.segment_readers().iter().try_for_each(|segment| self.get(segment).map(drop))
+    }
+
+    fn garbage_collect(&self, live: &[&SearcherGeneration]) {
+        let keep: HashSet<SegmentId> = live.iter().flat_map(|g| g.segments().keys().copied()).collect();
+        if let Ok(mut tables) = self.tables.write() {
+            tables.retain(|id, _| keep.contains(id));
+        }
     }
 }
