@@ -245,8 +245,10 @@ impl SearchIndex {
         Self::with_index(Index::create_in_ram(schema), fields, heap_bytes)
     }
 
-    fn with_index(index: Index, fields: Fields, heap_bytes: usize) -> Result<SearchIndex, IndexError> {
+    fn with_index(mut index: Index, fields: Fields, heap_bytes: usize) -> Result<SearchIndex, IndexError> {
         register(&index);
+        // A query's segments are searched in parallel, one thread per core.
+        index.set_default_multithread_executor()?;
         let writer = index.writer(heap_bytes.max(15_000_000))?;
         let rows = Arc::new(RowTables::default());
         let warmer: Arc<dyn Warmer> = Arc::clone(&rows) as Arc<dyn Warmer>;
