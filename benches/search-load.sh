@@ -25,7 +25,7 @@ export HOMETRIP_DATA_DIR="$DATA" HOMETRIP_SERVER__HOST=127.0.0.1 HOMETRIP_SERVER
 if [ -n "${INDEX:-}" ]; then
   mkdir -p "$DATA/search"
   cp -r "$INDEX" "$DATA/search/index"
-  LISTINGS="$(ls "$DATA/search/index" >/dev/null && echo any)"
+  LISTINGS=any
 else
   "$BIN" seed-demo --listings "$LISTINGS"
 fi

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
-use hometrip_listing::demo::CITIES;
+use hometrip_listing::demo::weighted_city;
 use hometrip_search::domain::{self, Criteria, Sort};
 use hometrip_search::service::SearchService;
 use hometrip_search::store::IndexedListing;
@@ -62,18 +62,9 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// a whole city sorted by price. Every query also asks for facets.
 fn query_mix(count: usize, today: NaiveDate) -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(7);
-    let total_weight: u32 = CITIES.iter().map(|c| c.4).sum();
     (0..count)
         .map(|i| {
-            let mut pick = rng.gen_range(0..total_weight);
-            let city = CITIES
-                .iter()
-                .find(|c| {
-                    let hit = pick < c.4;
-                    pick = pick.saturating_sub(c.4);
-                    hit
-                })
-                .unwrap_or(&CITIES[0]);
+            let city = weighted_city(&mut rng);
             let (lat, lon, base) = (city.2, city.3, city.5);
             let widen = 1.0 / lat.to_radians().cos();
             match i % 3 {

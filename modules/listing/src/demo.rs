@@ -10,7 +10,9 @@ use crate::domain::{Details, Pricing, Rules, Terms, AMENITIES, PROPERTY_TYPES};
 
 /// City, country, centre, weight (share of listings), typical nightly price in
 /// minor units of the currency, currency.
-pub const CITIES: &[(&str, &str, f64, f64, u32, i64, &str)] = &[
+pub type City = (&'static str, &'static str, f64, f64, u32, i64, &'static str);
+
+pub const CITIES: &[City] = &[
     ("Paris", "FR", 48.8566, 2.3522, 10, 14_000, "EUR"),
     ("London", "GB", 51.5074, -0.1278, 9, 15_000, "GBP"),
     ("Barcelona", "ES", 41.3851, 2.1734, 7, 12_000, "EUR"),
@@ -69,25 +71,29 @@ pub struct DemoListing {
     pub photos: usize,
 }
 
+/// A city drawn in proportion to its weight (its share of listings).
+pub fn weighted_city(rng: &mut impl Rng) -> &'static City {
+    let mut pick = rng.gen_range(0..CITIES.iter().map(|c| c.4).sum::<u32>());
+    for c in CITIES {
+        if pick < c.4 {
+            return c;
+        }
+        pick -= c.4;
+    }
+    &CITIES[0]
+}
+
 pub struct Generator {
     rng: StdRng,
-    total_weight: u32,
 }
 
 impl Generator {
     pub fn new(seed: u64) -> Self {
-        Generator { rng: StdRng::seed_from_u64(seed), total_weight: CITIES.iter().map(|c| c.4).sum() }
+        Generator { rng: StdRng::seed_from_u64(seed) }
     }
 
-    fn city(&mut self) -> &'static (&'static str, &'static str, f64, f64, u32, i64, &'static str) {
-        let mut pick = self.rng.gen_range(0..self.total_weight);
-        for c in CITIES {
-            if pick < c.4 {
-                return c;
-            }
-            pick -= c.4;
-        }
-        &CITIES[0]
+    fn city(&mut self) -> &'static City {
+        weighted_city(&mut self.rng)
     }
 
     pub fn listing(&mut self, index: usize, today: NaiveDate) -> DemoListing {

@@ -11,8 +11,8 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-use crate::domain::{self, BBox, Criteria, Sort, NIGHT_WORDS};
-use crate::store::{amenity_bit, DocRow, RowTables, AMENITY_SLOTS, TYPE_SLOTS};
+use crate::domain::{self, BBox, Criteria, Sort};
+use crate::store::{amenity_bit, DocRow, RowTables, AMENITY_SLOTS, NIGHTS_BASE, NIGHT_FIELDS, TYPE_SLOTS};
 
 /// What a search asks of its matches.
 #[derive(Debug, Clone)]
@@ -203,8 +203,8 @@ impl Nights {
         let ff = reader.fast_fields();
         Ok(Some(Nights {
             stay,
-            base: ff.u64("nights_base")?,
-            words: (0..NIGHT_WORDS).map(|i| ff.u64(&format!("nights_{i}"))).collect::<tantivy::Result<_>>()?,
+            base: ff.u64(NIGHTS_BASE)?,
+            words: NIGHT_FIELDS.iter().map(|name| ff.u64(name)).collect::<tantivy::Result<_>>()?,
             bits: None,
         }))
     }

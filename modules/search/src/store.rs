@@ -108,6 +108,24 @@ pub struct Fields {
     pub nights: [Field; NIGHT_WORDS],
 }
 
+/// Names of the booked-nights bitmap fields (read by the collector).
+pub const NIGHTS_BASE: &str = "nights_base";
+pub const NIGHT_FIELDS: [&str; NIGHT_WORDS] = [
+    "nights_0",
+    "nights_1",
+    "nights_2",
+    "nights_3",
+    "nights_4",
+    "nights_5",
+    "nights_6",
+    "nights_7",
+    "nights_8",
+    "nights_9",
+    "nights_10",
+    "nights_11",
+    "nights_12",
+];
+
 fn text(analyzer: &str, stored: bool) -> TextOptions {
     let indexing =
         TextFieldIndexing::default().set_tokenizer(analyzer).set_index_option(IndexRecordOption::WithFreqsAndPositions);
@@ -151,8 +169,8 @@ fn schema() -> (Schema, Fields) {
         rating: b.add_f64_field("rating", number),
         min_nights: b.add_u64_field("min_nights", column.clone()),
         max_nights: b.add_u64_field("max_nights", column),
-        nights_base: b.add_u64_field("nights_base", FAST),
-        nights: std::array::from_fn(|i| b.add_u64_field(&format!("nights_{i}"), FAST)),
+        nights_base: b.add_u64_field(NIGHTS_BASE, FAST),
+        nights: NIGHT_FIELDS.map(|name| b.add_u64_field(name, FAST)),
     };
     (b.build(), fields)
 }
