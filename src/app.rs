@@ -17,7 +17,14 @@ use hometrip_kernel::db::{Db, MigrationSet};
 use hometrip_kernel::events::{EventBus, RetryPolicy};
 use hometrip_kernel::files::FileStore;
 use hometrip_kernel::http::{PublicUrl, ServiceToken, TrustedProxies};
+use hometrip_booking::api::Bookings;
+use hometrip_booking::service::BookingService;
+use hometrip_kernel::jobs::{Scheduler, SchedulerSettings};
+use hometrip_kernel::time::Clock;
 use hometrip_listing::api::Listings;
+use hometrip_payment::api::Payments;
+use hometrip_payment::gateway::{EventSink, PaymentGateway, SimulatedGateway};
+use hometrip_payment::service::PaymentService;
 use hometrip_listing::service::ListingService;
 use hometrip_notification::service::NotificationService;
 use hometrip_search::service::SearchService;
@@ -35,6 +42,8 @@ pub fn migrations() -> Vec<MigrationSet> {
         hometrip_auth::store::MIGRATIONS,
         hometrip_user::store::MIGRATIONS,
         hometrip_listing::store::MIGRATIONS,
+        hometrip_booking::store::MIGRATIONS,
+        hometrip_payment::store::MIGRATIONS,
     ]
 }
 
@@ -80,6 +89,10 @@ pub struct Platform {
     pub auth: Arc<AuthService>,
     pub users: Arc<UserService>,
     pub listings: Arc<ListingService>,
+    pub jobs: Arc<Scheduler>,
+    pub payments: Arc<PaymentService>,
+    pub simulated: Option<Arc<SimulatedGateway>>,
+    pub bookings: Arc<BookingService>,
     pub verifier: Arc<AccessVerifier>,
     pub service_token: String,
 }
@@ -120,7 +133,54 @@ impl Platform {
         )?;
         notifications.subscribe(&bus).await;
         let listings = ListingService::new(db.clone(), Arc::clone(&bus), files.clone(), settings.listing.clone());
-        Ok(Platform { db, cache, bus, files, auth, users, listings, verifier, service_token: service_token(settings)? })
+        listings.subscribe().await;
+        let jobs = Scheduler::new(
+            db.clone(),
+            Clock::system(),
+            SchedulerSettings {
+                poll: Duration::from_millis(settings.jobs.poll_ms),
+                lease: Duration::from_secs(settings.jobs.lease_secs),
+                ..SchedulerSettings::default()
+            },
+        );
+        let (gateway, simulated): (Arc<dyn PaymentGateway>, Option<Arc<SimulatedGateway>>) =
+            match settings.payment.provider.as_str() {
+                "simulated" => {
+                    let sim = SimulatedGateway::new(db.clone(), &settings.server.public_url);
+                    (Arc::clone(&sim) as Arc<dyn PaymentGateway>, Some(sim))
+                }
+                other => return Err(format!("payment.provider: {other} is not built into this binary yet")),
+            };
+        let payments =
+            PaymentService::new(db.clone(), Arc::clone(&bus), Arc::clone(&jobs), gateway, settings.payment.clone());
+        payments.register_jobs().await;
+        if let Some(sim) = &simulated {
+            sim.set_sink(Arc::clone(&payments) as Arc<dyn EventSink>);
+        }
+        let bookings = BookingService::new(
+            db.clone(),
+            Arc::clone(&bus),
+            Arc::clone(&jobs),
+            Arc::clone(&listings) as Arc<dyn Listings>,
+            Arc::clone(&payments) as Arc<dyn Payments>,
+            settings.booking.clone(),
+        );
+        bookings.subscribe().await.map_err(|p| format!("booking timers: {}", p.detail))?;
+        Ok(Platform {
+            db,
+            cache,
+            bus,
+            files,
+            auth,
+            users,
+            listings,
+            jobs,
+            payments,
+            simulated,
+            bookings,
+            verifier,
+            service_token: service_token(settings)?,
+        })
     }
 }
 
@@ -165,6 +225,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc.merge(hometrip_user::http::UserApi::openapi());
     doc.merge(hometrip_listing::http::ListingApi::openapi());
     doc.merge(hometrip_search::http::SearchApi::openapi());
+    doc.merge(hometrip_booking::http::BookingApi::openapi());
+    doc.merge(hometrip_payment::http::PaymentApi::openapi());
     BearerAuth.modify_doc(&mut doc);
     doc
 }
@@ -198,6 +260,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         });
     }
     let calendar_sync = platform.listings.spawn_sync();
+    let scheduler = platform.jobs.spawn();
     let openapi = openapi_document().to_json().map_err(|e| e.to_string())?;
 
     let ops = web::Data::new(Ops {
@@ -227,6 +290,16 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let search_data = web::Data::from(Arc::clone(&search));
     let listings_dyn: web::Data<dyn Listings> = web::Data::from(Arc::clone(&platform.listings) as Arc<dyn Listings>);
     let users_dyn: web::Data<dyn Users> = web::Data::from(Arc::clone(&platform.users) as Arc<dyn Users>);
+    let bookings = hometrip_booking::http::data(&platform.bookings);
+    let bookings_dyn: web::Data<dyn Bookings> = web::Data::from(Arc::clone(&platform.bookings) as Arc<dyn Bookings>);
+    let payments = hometrip_payment::http::data(&platform.payments);
+    let payments_dyn: web::Data<dyn Payments> = web::Data::from(Arc::clone(&platform.payments) as Arc<dyn Payments>);
+    let simulated = platform.simulated.as_ref().map(|s| web::Data::from(Arc::clone(s)));
+    let jobs = web::Data::from(Arc::clone(&platform.jobs));
+    let clock_control = settings.testing.clock_control;
+    if clock_control {
+        tracing::warn!("testing.clock_control is on: the booking clock can be moved forward");
+    }
     let token = web::Data::new(ServiceToken(platform.service_token.clone()));
     let public_url = web::Data::new(PublicUrl(settings.server.public_url.clone()));
     let cors_origins = settings.server.cors_origins.clone();
@@ -255,18 +328,41 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             .app_data(listings.clone())
             .app_data(listings_dyn.clone())
             .app_data(search_data.clone())
+            .app_data(bookings.clone())
+            .app_data(bookings_dyn.clone())
+            .app_data(payments.clone())
+            .app_data(payments_dyn.clone())
+            .app_data(jobs.clone())
+            .configure(|cfg| {
+                if let Some(sim) = &simulated {
+                    cfg.app_data(sim.clone());
+                }
+            })
             .app_data(token.clone())
             .app_data(public_url.clone())
             .configure(hometrip_gateway::ops_routes)
             .configure(hometrip_auth::http::internal_routes)
             .configure(hometrip_user::http::internal_routes)
             .configure(hometrip_listing::http::internal_routes)
+            .configure(hometrip_booking::http::internal_routes)
+            .configure(hometrip_payment::http::internal_routes)
+            .configure(|cfg| {
+                if clock_control {
+                    cfg.service(
+                        web::scope("/internal/testing")
+                            .route("/clock", web::post().to(advance_clock))
+                            .route("/jobs/run", web::post().to(run_jobs)),
+                    );
+                }
+            })
             .service(
                 web::scope("/api/v1")
                     .configure(hometrip_auth::http::routes)
                     .configure(hometrip_user::http::routes)
                     .configure(hometrip_listing::http::routes)
-                    .configure(hometrip_search::http::routes),
+                    .configure(hometrip_search::http::routes)
+                    .configure(hometrip_booking::http::routes)
+                    .configure(hometrip_payment::http::routes),
             )
             .default_service(web::to(hometrip_gateway::middleware::not_found))
             .wrap(hometrip_gateway::errors_as_problems())
@@ -284,9 +380,45 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     tracing::info!(host = %settings.server.host, port = settings.server.port, "HomeTrip listening");
     let result = server.run().await.map_err(|e| e.to_string());
     relay.abort();
+    scheduler.abort();
     calendar_sync.abort();
     committer.abort();
     // Give in-flight relay work a moment; undelivered events stay in the outbox.
     tokio::time::sleep(Duration::from_millis(50)).await;
     result
+}
+
+#[derive(serde::Deserialize)]
+struct ClockAdvance {
+    advance_seconds: i64,
+}
+
+/// Tests only (`testing.clock_control`): moves the booking and payment clock
+/// forward and runs the timers that became due.
+async fn advance_clock(
+    _: hometrip_kernel::http::InternalCaller,
+    jobs: web::Data<Scheduler>,
+    body: web::Json<ClockAdvance>,
+) -> Result<actix_web::HttpResponse, hometrip_kernel::Problem> {
+    if body.advance_seconds < 0 {
+        return Err(hometrip_kernel::Problem::field("advance_seconds", "the clock only moves forward"));
+    }
+    let offset = jobs.clock().advance(body.advance_seconds);
+    jobs.poke();
+    Ok(actix_web::HttpResponse::Ok().json(serde_json::json!({ "offset_seconds": offset, "now": jobs.clock().now() })))
+}
+
+/// Tests only: runs every due timer now, until none is left.
+async fn run_jobs(
+    _: hometrip_kernel::http::InternalCaller,
+    jobs: web::Data<Scheduler>,
+) -> Result<actix_web::HttpResponse, hometrip_kernel::Problem> {
+    let mut ran = 0;
+    for _ in 0..20 {
+        match jobs.run_due(100).await.map_err(hometrip_kernel::Problem::from)? {
+            0 => break,
+            n => ran += n,
+        }
+    }
+    Ok(actix_web::HttpResponse::Ok().json(serde_json::json!({ "ran": ran })))
 }

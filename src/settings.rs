@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 use config::{Config, Environment, File, FileFormat};
 use hometrip_auth::api::AuthSettings;
+use hometrip_booking::api::BookingSettings;
 use hometrip_kernel::settings::{DatabaseSettings, LogSettings, RedisSettings, ServerSettings};
 use hometrip_listing::api::ListingSettings;
 use hometrip_notification::api::NotificationSettings;
+use hometrip_payment::api::PaymentSettings;
 use hometrip_search::api::SearchSettings;
 use hometrip_user::api::UserSettings;
 use serde::{Deserialize, Serialize};
@@ -32,6 +34,24 @@ pub struct Settings {
     pub notification: NotificationSettings,
     pub listing: ListingSettings,
     pub search: SearchSettings,
+    pub booking: BookingSettings,
+    pub payment: PaymentSettings,
+    pub jobs: JobSettings,
+    pub testing: TestingSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    pub poll_ms: u64,
+    pub lease_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TestingSettings {
+    /// `POST /internal/testing/clock` moves the booking and payment clock forward.
+    pub clock_control: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -117,6 +137,33 @@ impl Settings {
             if !matches!(provider.as_str(), "google" | "facebook") {
                 return Err(format!("auth.oauth.{provider}: unknown provider (google, facebook)"));
             }
+        }
+        if !matches!(self.payment.provider.as_str(), "simulated" | "stripe") {
+            return Err("payment.provider: use simulated or stripe".to_owned());
+        }
+        if self.payment.provider == "stripe" && self.payment.stripe.secret_key.is_empty() {
+            return Err("payment.stripe.secret_key: required when payment.provider is stripe".to_owned());
+        }
+        if !(0..=5000).contains(&self.payment.host_fee_bps) {
+            return Err("payment.host_fee_bps: must be between 0 and 5000".to_owned());
+        }
+        if !(0..=5000).contains(&self.listing.non_refundable_discount_bps) {
+            return Err("listing.non_refundable_discount_bps: must be between 0 and 5000".to_owned());
+        }
+        if self.booking.hold_minutes < 1 || self.booking.hold_minutes > 24 * 60 {
+            return Err("booking.hold_minutes: must be between 1 and 1440".to_owned());
+        }
+        if self.booking.host_response_hours < 1 || self.booking.host_response_hours > 72 {
+            return Err("booking.host_response_hours: must be between 1 and 72".to_owned());
+        }
+        if self.booking.payout_delay_hours < 0 || self.booking.payout_delay_hours > 24 * 30 {
+            return Err("booking.payout_delay_hours: must be between 0 and 720".to_owned());
+        }
+        if !(0..=10_000).contains(&self.booking.host_penalty_bps) {
+            return Err("booking.host_penalty_bps: must be between 0 and 10000".to_owned());
+        }
+        if self.jobs.poll_ms < 10 || self.jobs.lease_secs < 5 {
+            return Err("jobs: poll_ms must be at least 10 and lease_secs at least 5".to_owned());
         }
         Ok(())
     }

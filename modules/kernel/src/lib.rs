@@ -12,6 +12,7 @@ pub mod events;
 pub mod files;
 pub mod http;
 pub mod ids;
+pub mod jobs;
 pub mod images;
 pub mod money;
 pub mod remote;

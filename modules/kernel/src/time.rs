@@ -73,3 +73,32 @@ impl FromSql<DbInstant, Sqlite> for Instant {
         <DateTime<Utc> as FromSql<TimestamptzSqlite, Sqlite>>::from_sql(value).map(Instant)
     }
 }
+
+/// The time the booking and payment rules run on: the system clock, moved
+/// forward by an offset that only tests set (`testing.clock_control`), so
+/// expiries, check-outs and payout releases can be reached without waiting.
+/// Tokens and logs keep the system clock.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_secs: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock::default()
+    }
+
+    pub fn now(&self) -> Instant {
+        let offset = self.offset_secs.load(std::sync::atomic::Ordering::Relaxed);
+        Instant::now().plus(chrono::Duration::seconds(offset))
+    }
+
+    /// Moves this clock (and every copy of it) forward; returns the new offset.
+    pub fn advance(&self, secs: i64) -> i64 {
+        self.offset_secs.fetch_add(secs.max(0), std::sync::atomic::Ordering::Relaxed) + secs.max(0)
+    }
+
+    pub fn offset_secs(&self) -> i64 {
+        self.offset_secs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

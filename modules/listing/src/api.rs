@@ -31,7 +31,10 @@ pub const PROPERTY_TYPES: &[&str] = &[
     "other",
 ];
 
-pub const CANCELLATION_POLICIES: &[&str] = &["flexible", "moderate", "strict"];
+/// Cancellation policies a host can choose (Airbnb's published rules; the
+/// booking module computes refunds). The non-refundable rate is a guest's
+/// choice at booking time on any listing, not a policy.
+pub const CANCELLATION_POLICIES: &[&str] = &["flexible", "moderate", "limited", "firm", "strict"];
 
 /// The amenity catalogue: stable keys with English and French labels.
 pub const AMENITIES: &[(&str, &str, &str)] = &[
@@ -184,6 +187,12 @@ pub struct Listing {
     pub preparation_days: u32,
     /// How far ahead the calendar is open, in days.
     pub booking_window_days: u32,
+    /// IANA time zone of the listing: stay dates and cancellation cutoffs are local.
+    pub time_zone: String,
+    /// Local check-in time, `HH:MM`.
+    pub check_in_time: String,
+    /// Local check-out time, `HH:MM`.
+    pub check_out_time: String,
     pub photos: Vec<Photo>,
     /// Average review rating; none until reviews exist.
     pub rating: Option<f64>,
@@ -201,6 +210,32 @@ pub struct CalendarDay {
     pub reason: Option<String>,
 }
 
+/// The price plan of a stay: the standard rate follows the listing's
+/// cancellation policy; the non-refundable rate is cheaper and refunds nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Rate {
+    #[default]
+    Standard,
+    NonRefundable,
+}
+
+impl Rate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rate::Standard => "standard",
+            Rate::NonRefundable => "non_refundable",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Rate> {
+        match s {
+            "standard" => Some(Rate::Standard),
+            "non_refundable" => Some(Rate::NonRefundable),
+            _ => None,
+        }
+    }
+}
+
 /// A priced stay. Every part is in the listing's currency and the parts add up
 /// to `total` exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -209,6 +244,9 @@ pub struct Quote {
     pub check_in: NaiveDate,
     pub check_out: NaiveDate,
     pub guests: u32,
+    /// `discounts` includes the non-refundable rate's discount when chosen.
+    #[serde(default)]
+    pub rate: Rate,
     pub nights: u32,
     pub nightly_subtotal: Money,
     pub extra_guest_fee: Money,
@@ -224,7 +262,14 @@ pub struct Quote {
 pub trait Listings: Send + Sync {
     async fn listing(&self, id: Id) -> Result<Option<Listing>, Problem>;
     /// Prices a stay; 409 when a night is taken, 422 when the stay breaks a rule.
-    async fn quote(&self, id: Id, check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<Quote, Problem>;
+    async fn quote(
+        &self,
+        id: Id,
+        check_in: NaiveDate,
+        check_out: NaiveDate,
+        guests: u32,
+        rate: Rate,
+    ) -> Result<Quote, Problem>;
     /// Taken nights (booked, blocked or external) in `[from, to)`.
     async fn taken_nights(&self, id: Id, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>, Problem>;
     /// Taken nights of several listings in `[from, to)`, as `(listing, night)`.
@@ -252,6 +297,17 @@ pub struct ListingChanged {
     pub deleted: bool,
 }
 
+/// What the listing module reads of the booking module's events to keep
+/// booked nights in its calendar (a tolerant reader: the booking module's
+/// crate depends on this one, so the types cannot be shared the other way).
+pub mod booking_events {
+    pub const CREATED: &str = "booking.created";
+    /// Events after which a booking holds no nights any more.
+    pub const RELEASED: &[&str] = &["booking.expired", "booking.declined", "booking.cancelled_by_guest"];
+    /// A host's cancellation frees the guest but keeps the nights blocked.
+    pub const CANCELLED_BY_HOST: &str = "booking.cancelled_by_host";
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CalendarChanged {
     pub listing_id: Id,
@@ -268,6 +324,8 @@ pub struct ListingSettings {
     pub service_fee_bps: i64,
     /// Occupancy tax on the accommodation price, in basis points.
     pub occupancy_tax_bps: i64,
+    /// Discount of the non-refundable rate on the nights, in basis points.
+    pub non_refundable_discount_bps: i64,
     pub photo_max_bytes: usize,
     pub max_photos: usize,
     /// How often imported iCal feeds are fetched again.

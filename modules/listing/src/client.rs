@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{Id, Problem};
 
-use crate::api::{Listing, Listings, Quote};
+use crate::api::{Listing, Listings, Quote, Rate};
 
 pub struct ListingsClient {
     remote: RemoteClient,
@@ -23,11 +23,19 @@ impl Listings for ListingsClient {
         self.remote.get(&format!("/internal/listing/listings/{id}"), None).await
     }
 
-    async fn quote(&self, id: Id, check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<Quote, Problem> {
+    async fn quote(
+        &self,
+        id: Id,
+        check_in: NaiveDate,
+        check_out: NaiveDate,
+        guests: u32,
+        rate: Rate,
+    ) -> Result<Quote, Problem> {
+        let rate = rate.as_str();
         self.remote
             .get(
                 &format!(
-                    "/internal/listing/listings/{id}/quote?check_in={check_in}&check_out={check_out}&guests={guests}"
+                    "/internal/listing/listings/{id}/quote?check_in={check_in}&check_out={check_out}&guests={guests}&rate={rate}"
                 ),
                 None,
             )

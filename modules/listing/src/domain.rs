@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Weekday};
+use chrono_tz::Tz;
 use hometrip_kernel::money::{apply_bps, is_currency};
 use hometrip_kernel::FieldError;
 use serde::{Deserialize, Serialize};
@@ -70,12 +71,75 @@ pub struct Rules {
     pub advance_notice_days: u32,
     pub preparation_days: u32,
     pub booking_window_days: u32,
+    /// The listing's IANA time zone: stay dates, check-in and cancellation
+    /// cutoffs are in its local time. Rows stored before it existed read as UTC.
+    #[serde(default = "utc")]
+    pub time_zone: Tz,
+    #[serde(default = "default_check_in_time")]
+    pub check_in_time: NaiveTime,
+    #[serde(default = "default_check_out_time")]
+    pub check_out_time: NaiveTime,
+}
+
+fn utc() -> Tz {
+    Tz::UTC
+}
+
+fn default_check_in_time() -> NaiveTime {
+    NaiveTime::from_hms_opt(15, 0, 0).unwrap_or(NaiveTime::MIN)
+}
+
+fn default_check_out_time() -> NaiveTime {
+    NaiveTime::from_hms_opt(11, 0, 0).unwrap_or(NaiveTime::MIN)
 }
 
 impl Default for Rules {
     fn default() -> Self {
-        Rules { min_nights: 1, max_nights: 30, advance_notice_days: 0, preparation_days: 0, booking_window_days: 365 }
+        Rules {
+            min_nights: 1,
+            max_nights: 30,
+            advance_notice_days: 0,
+            preparation_days: 0,
+            booking_window_days: 365,
+            time_zone: utc(),
+            check_in_time: default_check_in_time(),
+            check_out_time: default_check_out_time(),
+        }
     }
+}
+
+/// The time zone of a country with one (or one dominant) zone, for listings
+/// whose host did not choose one; others fall back to UTC until the host sets it.
+pub fn country_time_zone(country: &str) -> Option<Tz> {
+    let name = match country {
+        "FR" | "MC" => "Europe/Paris",
+        "DE" => "Europe/Berlin",
+        "ES" => "Europe/Madrid",
+        "IT" | "SM" | "VA" => "Europe/Rome",
+        "PT" => "Europe/Lisbon",
+        "GB" => "Europe/London",
+        "IE" => "Europe/Dublin",
+        "NL" => "Europe/Amsterdam",
+        "BE" => "Europe/Brussels",
+        "LU" => "Europe/Luxembourg",
+        "CH" => "Europe/Zurich",
+        "AT" => "Europe/Vienna",
+        "CZ" => "Europe/Prague",
+        "PL" => "Europe/Warsaw",
+        "HU" => "Europe/Budapest",
+        "HR" => "Europe/Zagreb",
+        "GR" => "Europe/Athens",
+        "DK" => "Europe/Copenhagen",
+        "SE" => "Europe/Stockholm",
+        "NO" => "Europe/Oslo",
+        "FI" => "Europe/Helsinki",
+        "IS" => "Atlantic/Reykjavik",
+        "MA" => "Africa/Casablanca",
+        "JP" => "Asia/Tokyo",
+        "TH" => "Asia/Bangkok",
+        _ => return None,
+    };
+    name.parse().ok()
 }
 
 /// Everything a host can set, as one value the service loads, patches and stores.
@@ -123,6 +187,12 @@ pub struct TermsPatch {
     pub advance_notice_days: Option<u32>,
     pub preparation_days: Option<u32>,
     pub booking_window_days: Option<u32>,
+    /// IANA name, e.g. `Europe/Paris`; by default the country's zone, else UTC.
+    pub time_zone: Option<String>,
+    /// Local `HH:MM`; 15:00 by default.
+    pub check_in_time: Option<String>,
+    /// Local `HH:MM`; 11:00 by default.
+    pub check_out_time: Option<String>,
 }
 
 fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {
@@ -327,6 +397,29 @@ pub fn apply_patch(terms: &Terms, patch: &TermsPatch) -> Result<Terms, Vec<Field
     if let Some(v) = patch.booking_window_days.and_then(|v| bounded("booking_window_days", v, 1, 730, &mut e)) {
         r.booking_window_days = v;
     }
+    if let Some(v) = &patch.time_zone {
+        match v.trim().parse::<Tz>() {
+            Ok(tz) => r.time_zone = tz,
+            Err(_) => e.push(FieldError::new("time_zone", "must be an IANA time zone such as Europe/Paris")),
+        }
+    } else if patch.address.is_some() && r.time_zone == Tz::UTC {
+        // A new address in a one-zone country sets the zone unless the host chose one.
+        if let Some(tz) = country_time_zone(&t.address.country) {
+            t.rules.time_zone = tz;
+        }
+    }
+    let r = &mut t.rules;
+    for (field, value, slot) in [
+        ("check_in_time", &patch.check_in_time, &mut r.check_in_time),
+        ("check_out_time", &patch.check_out_time, &mut r.check_out_time),
+    ] {
+        if let Some(v) = value {
+            match NaiveTime::parse_from_str(v.trim(), "%H:%M") {
+                Ok(time) => *slot = time,
+                Err(_) => e.push(FieldError::new(field, "must be a time of day as HH:MM")),
+            }
+        }
+    }
     if e.is_empty() && t.rules.min_nights > t.rules.max_nights {
         e.push(FieldError::new("min_nights", "must not exceed max_nights"));
     }
@@ -465,6 +558,8 @@ pub fn night_price(p: &Pricing, night: NaiveDate, overrides: &BTreeMap<NaiveDate
 pub struct PlatformFees {
     pub service_fee_bps: i64,
     pub occupancy_tax_bps: i64,
+    /// The discount of the chosen rate (the non-refundable rate's), on the nights.
+    pub rate_discount_bps: i64,
 }
 
 /// The parts of a stay's price, in minor units.
@@ -514,8 +609,10 @@ pub fn price_stay(
     } else {
         0
     };
-    let discounts =
-        (apply_bps(nightly_subtotal, length_bps) + apply_bps(nightly_subtotal, timing_bps)).min(nightly_subtotal);
+    let discounts = (apply_bps(nightly_subtotal, length_bps)
+        + apply_bps(nightly_subtotal, timing_bps)
+        + apply_bps(nightly_subtotal, fees.rate_discount_bps))
+    .min(nightly_subtotal);
     let accommodation = nightly_subtotal + extra_guest_fee - discounts;
     let cleaning_fee = p.cleaning_fee;
     let service_fee = apply_bps(accommodation + cleaning_fee, fees.service_fee_bps);
@@ -640,6 +737,7 @@ mod tests {
             advance_notice_days: 1,
             preparation_days: 1,
             booking_window_days: 90,
+            ..Rules::default()
         };
         let today = d("2027-01-01");
         let mut taken = BTreeMap::new();
@@ -686,7 +784,7 @@ mod tests {
         }
     }
 
-    const FEES: PlatformFees = PlatformFees { service_fee_bps: 1_400, occupancy_tax_bps: 500 };
+    const FEES: PlatformFees = PlatformFees { service_fee_bps: 1_400, occupancy_tax_bps: 500, rate_discount_bps: 0 };
 
     #[test]
     fn a_weekend_stay_is_priced_line_by_line() {
@@ -746,7 +844,7 @@ mod tests {
             };
             let today = d("2027-01-01");
             let check_in = today + Duration::days(offset);
-            let b = price_stay(&p, PlatformFees { service_fee_bps: service, occupancy_tax_bps: tax }, check_in, check_in + Duration::days(nights), guests, today, &BTreeMap::new());
+            let b = price_stay(&p, PlatformFees { service_fee_bps: service, occupancy_tax_bps: tax, rate_discount_bps: 0 }, check_in, check_in + Duration::days(nights), guests, today, &BTreeMap::new());
             prop_assert_eq!(i64::from(b.nights), nights);
             prop_assert_eq!(b.total, b.nightly_subtotal + b.extra_guest_fee - b.discounts + b.cleaning_fee + b.service_fee + b.taxes);
             prop_assert!(b.discounts >= 0 && b.discounts <= b.nightly_subtotal);

@@ -13,7 +13,7 @@ use hometrip_kernel::{Id, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{CalendarDay, CalendarImport, Listing, Listings, Photo, Quote};
+use crate::api::{CalendarDay, CalendarImport, Listing, Listings, Photo, Quote, Rate};
 use crate::domain::TermsPatch;
 use crate::service::{Amenity, CalendarRangeInput, ExportLink, ListingService, Removal, SyncResult, Viewer};
 
@@ -48,6 +48,8 @@ pub struct QuoteQuery {
     pub check_in: NaiveDate,
     pub check_out: NaiveDate,
     pub guests: Option<u32>,
+    /// `standard` (default) or `non_refundable`.
+    pub rate: Option<Rate>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -167,7 +169,8 @@ async fn quote(
     q: web::Query<QuoteQuery>,
 ) -> Result<HttpResponse, Problem> {
     let guests = q.guests.unwrap_or(1);
-    Ok(HttpResponse::Ok().json(svc.quote_for(*id, user.as_ref().map(viewer), q.check_in, q.check_out, guests).await?))
+    Ok(HttpResponse::Ok().json(svc.quote_for(*id, user.as_ref().map(viewer), q.check_in, q.check_out, guests, q.rate.unwrap_or_default())
+            .await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -384,6 +387,7 @@ struct InternalQuote {
     check_in: NaiveDate,
     check_out: NaiveDate,
     guests: u32,
+    rate: Option<Rate>,
 }
 
 async fn internal_listing(
@@ -400,7 +404,7 @@ async fn internal_quote(
     id: web::Path<Id>,
     q: web::Query<InternalQuote>,
 ) -> Result<HttpResponse, Problem> {
-    Ok(HttpResponse::Ok().json(svc.quote(*id, q.check_in, q.check_out, q.guests).await?))
+    Ok(HttpResponse::Ok().json(svc.quote(*id, q.check_in, q.check_out, q.guests, q.rate.unwrap_or_default()).await?))
 }
 
 #[derive(Deserialize)]

@@ -79,10 +79,14 @@ impl ListingService {
         Arc::new(ListingService { db, bus, files, settings })
     }
 
-    fn fees(&self) -> PlatformFees {
+    fn fees(&self, rate: Rate) -> PlatformFees {
         PlatformFees {
             service_fee_bps: self.settings.service_fee_bps,
             occupancy_tax_bps: self.settings.occupancy_tax_bps,
+            rate_discount_bps: match rate {
+                Rate::Standard => 0,
+                Rate::NonRefundable => self.settings.non_refundable_discount_bps,
+            },
         }
     }
 
@@ -186,6 +190,9 @@ impl ListingService {
             advance_notice_days: t.rules.advance_notice_days,
             preparation_days: t.rules.preparation_days,
             booking_window_days: t.rules.booking_window_days,
+            time_zone: t.rules.time_zone.name().to_owned(),
+            check_in_time: t.rules.check_in_time.format("%H:%M").to_string(),
+            check_out_time: t.rules.check_out_time.format("%H:%M").to_string(),
             photos: photos.iter().map(|p| self.photo_view(p)).collect(),
             rating: None,
             created_at: row.created_at,
@@ -536,6 +543,7 @@ impl ListingService {
         check_in: NaiveDate,
         check_out: NaiveDate,
         guests: u32,
+        rate: Rate,
     ) -> Result<Quote, Problem> {
         let row = self.visible_row(id, viewer).await?;
         if ListingStatus::parse(&row.status) != ListingStatus::Published {
@@ -553,7 +561,8 @@ impl ListingService {
             .into_iter()
             .map(|(d, s)| (d, Taken::parse(&s)))
             .collect();
-        let today = today();
+        // "Today" where the listing is: a stay may start on its local date.
+        let today = Utc::now().with_timezone(&terms.rules.time_zone).date_naive();
         match domain::check_stay(&terms.rules, terms.details.max_guests, check_in, check_out, guests, today, &taken) {
             Ok(_) => {}
             Err(StayError::Invalid(e)) => return Err(Problem::validation(vec![e])),
@@ -564,7 +573,7 @@ impl ListingService {
         }
         let overrides: BTreeMap<NaiveDate, i64> =
             store::overrides(&self.db, id, check_in, check_out).await.map_err(db_err)?.into_iter().collect();
-        let b = domain::price_stay(&terms.pricing, self.fees(), check_in, check_out, guests, today, &overrides);
+        let b = domain::price_stay(&terms.pricing, self.fees(rate), check_in, check_out, guests, today, &overrides);
         let currency = terms.pricing.currency.unwrap_or_else(|| "EUR".to_owned());
         let m = |amount| Money::new(amount, &currency);
         Ok(Quote {
@@ -572,6 +581,7 @@ impl ListingService {
             check_in,
             check_out,
             guests,
+            rate,
             nights: b.nights,
             nightly_subtotal: m(b.nightly_subtotal),
             extra_guest_fee: m(b.extra_guest_fee),
@@ -602,8 +612,15 @@ impl Listings for ListingService {
         Ok(Some(self.view(&row, &photos)))
     }
 
-    async fn quote(&self, id: Id, check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<Quote, Problem> {
-        self.quote_for(id, None, check_in, check_out, guests).await
+    async fn quote(
+        &self,
+        id: Id,
+        check_in: NaiveDate,
+        check_out: NaiveDate,
+        guests: u32,
+        rate: Rate,
+    ) -> Result<Quote, Problem> {
+        self.quote_for(id, None, check_in, check_out, guests, rate).await
     }
 
     async fn taken_nights(&self, id: Id, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>, Problem> {
@@ -984,5 +1001,58 @@ impl ListingService {
             }
         }
         Ok(first)
+    }
+}
+
+// ---- Booked nights, from the booking module's events -----------------------------
+
+/// The part of a booking event the calendar needs.
+#[derive(Debug, Deserialize)]
+struct BookingEventData {
+    booking: BookedStay,
+}
+
+#[derive(Debug, Deserialize)]
+struct BookedStay {
+    id: Id,
+    listing_id: Id,
+    check_in: NaiveDate,
+    check_out: NaiveDate,
+}
+
+impl ListingService {
+    /// Keeps booked nights in the calendar (availability, iCal export, search)
+    /// from the booking module's events.
+    pub async fn subscribe(self: &Arc<Self>) {
+        let handler: Arc<dyn hometrip_kernel::events::EventHandler> =
+            Arc::clone(self) as Arc<dyn hometrip_kernel::events::EventHandler>;
+        let mut types = vec![booking_events::CREATED, booking_events::CANCELLED_BY_HOST];
+        types.extend_from_slice(booking_events::RELEASED);
+        self.bus.subscribe("listing.booked_nights", &types, handler).await;
+    }
+}
+
+#[async_trait]
+impl hometrip_kernel::events::EventHandler for ListingService {
+    async fn handle(&self, event: &Envelope) -> Result<(), String> {
+        let action = match event.event_type.as_str() {
+            booking_events::CREATED => store::BookedNights::Hold,
+            booking_events::CANCELLED_BY_HOST => store::BookedNights::Block,
+            t if booking_events::RELEASED.contains(&t) => store::BookedNights::Release,
+            _ => return Ok(()),
+        };
+        let stay = event.decode::<BookingEventData>()?.booking;
+        let nights: Vec<NaiveDate> = stay.check_in.iter_days().take_while(|d| *d < stay.check_out).collect();
+        let changed = Envelope::new(
+            MODULE,
+            CALENDAR_CHANGED,
+            &CalendarChanged { listing_id: stay.listing_id, from: stay.check_in, to: stay.check_out },
+        )
+        .map_err(|e| e.to_string())?;
+        store::project_booking(&self.db, stay.listing_id, stay.id, &nights, action, &changed)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.bus.poke();
+        Ok(())
     }
 }

@@ -624,3 +624,74 @@ pub async fn taken_nights_of(
         )
     })
 }
+
+/// What a booking event does to the calendar's copy of its nights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookedNights {
+    /// The booking holds them: `booked`, tagged with the booking's id. A host
+    /// block or an imported night that slipped in since the booking checked
+    /// the calendar yields to it (the booking module is the authority).
+    Hold,
+    /// The booking ended without the stay: its nights are free again.
+    Release,
+    /// The host cancelled: the nights stay closed, as a host block.
+    Block,
+}
+
+/// Applies a booking's nights `[from, to)` to the calendar, with the
+/// `listing.calendar_changed` event, in one transaction. Idempotent.
+pub async fn project_booking(
+    db: &Db,
+    listing_id: Id,
+    booking_id: Id,
+    nights: &[NaiveDate],
+    action: BookedNights,
+    event: &Envelope,
+) -> Result<(), DbError> {
+    let source = booking_id.to_string();
+    let now = Instant::now();
+    transaction!(db, |conn| {
+        if diesel::select(diesel::dsl::exists(listings::table.find(listing_id))).get_result::<bool>(conn).await? {
+            match action {
+                BookedNights::Hold => {
+                    for night in nights {
+                        diesel::insert_into(calendar_nights::table)
+                            .values((
+                                calendar_nights::listing_id.eq(listing_id),
+                                calendar_nights::night.eq(*night),
+                                calendar_nights::status.eq(BOOKED),
+                                calendar_nights::source.eq(Some(&source)),
+                                calendar_nights::created_at.eq(now),
+                            ))
+                            .on_conflict((calendar_nights::listing_id, calendar_nights::night))
+                            .do_update()
+                            .set((calendar_nights::status.eq(BOOKED), calendar_nights::source.eq(Some(&source))))
+                            .execute(conn)
+                            .await?;
+                    }
+                }
+                BookedNights::Release => {
+                    diesel::delete(
+                        calendar_nights::table
+                            .filter(calendar_nights::listing_id.eq(listing_id))
+                            .filter(calendar_nights::source.eq(&source)),
+                    )
+                    .execute(conn)
+                    .await?;
+                }
+                BookedNights::Block => {
+                    diesel::update(
+                        calendar_nights::table
+                            .filter(calendar_nights::listing_id.eq(listing_id))
+                            .filter(calendar_nights::source.eq(&source)),
+                    )
+                    .set((calendar_nights::status.eq(BLOCKED), calendar_nights::source.eq(None::<String>)))
+                    .execute(conn)
+                    .await?;
+                }
+            }
+            conn.append_event(event).await?;
+        }
+        Ok::<_, DbError>(())
+    })
+}

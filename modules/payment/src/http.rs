@@ -1,0 +1,141 @@
+//! The payment module's public routes (transactions, payouts, the simulated
+//! provider's 3-D Secure page) and the internal routes that serve [`Payments`]
+//! remotely.
+
+use std::sync::Arc;
+
+use actix_web::{get, post, web, HttpResponse};
+use hometrip_kernel::auth_context::AuthUser;
+use hometrip_kernel::http::{InternalCaller, Page, PageQuery};
+use hometrip_kernel::money::Money;
+use hometrip_kernel::time::Instant;
+use hometrip_kernel::{Id, Problem};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use crate::api::{ChargeRequest, Payments, Payout, RefundRequest, TransactionView};
+use crate::gateway::SimulatedGateway;
+use crate::service::PaymentService;
+
+#[utoipa::path(get, path = "/api/v1/payments/transactions", tag = "payments", params(PageQuery),
+    responses((status = 200, body = Page<TransactionView>), (status = 401, body = Problem)), security(("bearer" = [])))]
+#[get("/payments/transactions")]
+async fn transactions(
+    svc: web::Data<PaymentService>,
+    user: AuthUser,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, Problem> {
+    let (items, next) = svc.transactions(user.id, page.cursor_id()?, page.limit()?).await?;
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|id| id.to_string()) }))
+}
+
+#[utoipa::path(get, path = "/api/v1/payouts", tag = "payments", params(PageQuery),
+    responses((status = 200, body = Page<Payout>), (status = 401, body = Problem)), security(("bearer" = [])))]
+#[get("/payouts")]
+async fn payouts(svc: web::Data<PaymentService>, user: AuthUser, page: web::Query<PageQuery>) -> Result<HttpResponse, Problem> {
+    let (items, next) = svc.payouts(user.id, page.cursor_id()?, page.limit()?).await?;
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|id| id.to_string()) }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Authenticated {
+    pub status: String,
+}
+
+/// The simulated provider's 3-D Secure step: what the bank's page would do.
+#[utoipa::path(post, path = "/api/v1/payments/simulated/{intent}/authenticate", tag = "payments",
+    params(("intent" = String, Path)), responses((status = 200, body = Authenticated), (status = 404, body = Problem)))]
+#[post("/payments/simulated/{intent}/authenticate")]
+async fn simulated_authenticate(
+    sim: Option<web::Data<SimulatedGateway>>,
+    intent: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let Some(sim) = sim else { return Err(Problem::not_found("payment intent")) };
+    let intent = sim.authenticate(&intent).await.map_err(|e| match e {
+        crate::gateway::GatewayError::Invalid(m) => Problem::new(hometrip_kernel::ErrorCode::Conflict, m),
+        other => Problem::internal(other),
+    })?;
+    Ok(HttpResponse::Ok().json(Authenticated { status: intent.status.as_str().to_owned() }))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(transactions).service(payouts).service(simulated_authenticate);
+}
+
+// ---- Internal routes: the Payments trait over HTTP -------------------------------
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PayoutSchedule {
+    pub host_id: Id,
+    pub release_at: Instant,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Penalty {
+    pub host_id: Id,
+    pub amount: Money,
+}
+
+async fn internal_charge(_: InternalCaller, svc: web::Data<dyn Payments>, body: web::Json<ChargeRequest>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.charge(body.into_inner()).await?))
+}
+
+async fn internal_capture(_: InternalCaller, svc: web::Data<dyn Payments>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.capture(*id).await?))
+}
+
+async fn internal_cancel(_: InternalCaller, svc: web::Data<dyn Payments>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.cancel_authorization(*id).await?))
+}
+
+async fn internal_refund(_: InternalCaller, svc: web::Data<dyn Payments>, body: web::Json<RefundRequest>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.refund(body.into_inner()).await?))
+}
+
+async fn internal_payout(
+    _: InternalCaller,
+    svc: web::Data<dyn Payments>,
+    id: web::Path<Id>,
+    body: web::Json<PayoutSchedule>,
+) -> Result<HttpResponse, Problem> {
+    svc.schedule_payout(*id, body.host_id, body.release_at).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn internal_penalty(
+    _: InternalCaller,
+    svc: web::Data<dyn Payments>,
+    id: web::Path<Id>,
+    body: web::Json<Penalty>,
+) -> Result<HttpResponse, Problem> {
+    svc.record_host_penalty(*id, body.host_id, body.amount.clone()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn internal_payment(_: InternalCaller, svc: web::Data<dyn Payments>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.payment_for(*id).await?))
+}
+
+pub fn internal_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/internal/payment")
+            .route("/charges", web::post().to(internal_charge))
+            .route("/refunds", web::post().to(internal_refund))
+            .route("/bookings/{id}/capture", web::post().to(internal_capture))
+            .route("/bookings/{id}/cancel", web::post().to(internal_cancel))
+            .route("/bookings/{id}/payout", web::post().to(internal_payout))
+            .route("/bookings/{id}/penalty", web::post().to(internal_penalty))
+            .route("/bookings/{id}/payment", web::get().to(internal_payment)),
+    );
+}
+
+pub fn data(service: &Arc<PaymentService>) -> web::Data<PaymentService> {
+    web::Data::from(Arc::clone(service))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(transactions, payouts, simulated_authenticate),
+    components(schemas(TransactionView, Payout, Authenticated, crate::api::Payment, crate::api::Breakdown))
+)]
+pub struct PaymentApi;
