@@ -10,7 +10,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use chrono::{Duration, NaiveDate};
 use hometrip_kernel::{Id, Problem};
-use hometrip_listing::api::{Listing, Listings, Quote};
+use hometrip_listing::api::{Listing, Listings, Quote, Rate};
 use hometrip_listing::demo::{DemoListing, Generator};
 use hometrip_search::domain::{self, Criteria, SearchParams};
 use hometrip_search::service::REINDEX_CHUNK;
@@ -24,7 +24,7 @@ impl Listings for NoListings {
     async fn listing(&self, _: Id) -> Result<Option<Listing>, Problem> {
         Ok(None)
     }
-    async fn quote(&self, _: Id, _: NaiveDate, _: NaiveDate, _: u32) -> Result<Quote, Problem> {
+    async fn quote(&self, _: Id, _: NaiveDate, _: NaiveDate, _: u32, _: Rate) -> Result<Quote, Problem> {
         Err(Problem::not_found("listing"))
     }
     async fn taken_nights(&self, _: Id, _: NaiveDate, _: NaiveDate) -> Result<Vec<NaiveDate>, Problem> {

@@ -13,7 +13,7 @@ use hometrip_kernel::events::{EventBus, RetryPolicy};
 use hometrip_kernel::files::FileStore;
 use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{ErrorCode, Id};
-use hometrip_listing::api::{ListingSettings, Listings};
+use hometrip_listing::api::{ListingSettings, Listings, Rate};
 use hometrip_listing::client::ListingsClient;
 use hometrip_listing::domain::TermsPatch;
 use hometrip_listing::service::{ListingService, Viewer};
@@ -65,14 +65,16 @@ async fn listings_suite(listings: Arc<dyn Listings>, id: Id) {
     assert_eq!(found.nightly_price.as_ref().map(|m| m.amount), Some(12_000));
     assert!(listings.listing(Id::new()).await.unwrap().is_none());
     let day = |n: i64| chrono::Utc::now().date_naive() + chrono::Duration::days(n);
-    let q = listings.quote(id, day(10), day(12), 2).await.unwrap();
+    let q = listings.quote(id, day(10), day(12), 2, Rate::Standard).await.unwrap();
     assert_eq!(q.nights, 2);
     assert_eq!(q.nightly_subtotal.amount, 24_000);
-    let too_short = listings.quote(id, day(10), day(11), 2).await.unwrap_err();
+    let cheap = listings.quote(id, day(10), day(12), 2, Rate::NonRefundable).await.unwrap();
+    assert_eq!((cheap.rate, cheap.discounts.amount - q.discounts.amount), (Rate::NonRefundable, 2_400));
+    let too_short = listings.quote(id, day(10), day(11), 2, Rate::Standard).await.unwrap_err();
     assert_eq!((too_short.status, too_short.code), (422, ErrorCode::ValidationFailed));
-    let too_many = listings.quote(id, day(10), day(12), 9).await.unwrap_err();
+    let too_many = listings.quote(id, day(10), day(12), 9, Rate::Standard).await.unwrap_err();
     assert_eq!(too_many.status, 422);
-    let missing = listings.quote(Id::new(), day(10), day(12), 2).await.unwrap_err();
+    let missing = listings.quote(Id::new(), day(10), day(12), 2, Rate::Standard).await.unwrap_err();
     assert_eq!(missing.code, ErrorCode::NotFound);
     assert!(listings.taken_nights(id, day(0), day(30)).await.unwrap().is_empty());
     assert!(listings.taken_nights_of(&[id, Id::new()], day(0), day(30)).await.unwrap().is_empty());
@@ -141,6 +143,7 @@ async fn in_process() -> InProcess {
     let listing_settings = ListingSettings {
         service_fee_bps: 1400,
         occupancy_tax_bps: 500,
+        non_refundable_discount_bps: 1000,
         photo_max_bytes: 1 << 22,
         max_photos: 10,
         ical_sync_interval_secs: 3600,

@@ -5,6 +5,7 @@
 
 mod architecture;
 mod auth;
+mod bookings;
 mod conformance;
 mod edge;
 mod ical;

@@ -66,6 +66,43 @@ impl Server {
         server
     }
 
+    /// A second process on the same database as `other` (its own data dir,
+    /// port and keys): several HomeTrip processes sharing one PostgreSQL.
+    pub async fn start_sharing(other: &Server, env: &[(&str, &str)]) -> Server {
+        let data_dir = std::env::temp_dir().join(format!("hometrip-it-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&data_dir).expect("create data dir");
+        let mut server = Server {
+            base: String::new(),
+            port: 0,
+            data_dir,
+            database_url: other.database_url.clone(),
+            redis_prefix: other.redis_prefix.clone(),
+            child: None,
+            extra_env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        };
+        server.launch().await;
+        server
+    }
+
+    /// Calls an internal route with this process's service credential.
+    pub async fn internal(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+        let token = std::fs::read_to_string(self.data_dir.join("keys/service.token")).expect("service token");
+        let mut rb =
+            self.client().http.request(method, self.url(path)).header("x-hometrip-service-token", token.trim());
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        self.client().send(rb).await
+    }
+
+    /// Kills the process at once (SIGKILL): no shutdown, no flush.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// A command running the binary with this server's environment.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hometrip"));

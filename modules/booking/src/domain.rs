@@ -173,9 +173,8 @@ pub fn guest_refund(policy: Policy, rate: Rate, charge: &Breakdown, t: &StayTime
                 Policy::Firm => Duration::days(30),
                 _ => full,
             };
-            let strict_full = policy == Policy::Strict
-                && now - t.booked_at < Duration::hours(48)
-                && before > Duration::days(14);
+            let strict_full =
+                policy == Policy::Strict && now - t.booked_at < Duration::hours(48) && before > Duration::days(14);
             if before > full_until || strict_full {
                 (a, true)
             } else if before > Duration::days(7) {
@@ -261,7 +260,8 @@ mod tests {
         DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).unwrap_or_default()
     }
 
-    const CHARGE: Breakdown = Breakdown { accommodation: 50_000, cleaning_fee: 6_000, service_fee: 7_840, taxes: 2_500 };
+    const CHARGE: Breakdown =
+        Breakdown { accommodation: 50_000, cleaning_fee: 6_000, service_fee: 7_840, taxes: 2_500 };
 
     fn times(nights: u32) -> StayTimes {
         StayTimes {
@@ -308,7 +308,7 @@ mod tests {
         let ci = t.check_in_at;
         let full = CHARGE.total();
         let night = 10_000; // 50,000 over 5 nights
-        // Refund of `acc` accommodation with proportional fee and taxes.
+                            // Refund of `acc` accommodation with proportional fee and taxes.
         let part = |acc: i64, cleaning: i64| {
             acc + cleaning + share(CHARGE.service_fee, acc, 50_000) + share(CHARGE.taxes, acc, 50_000)
         };
@@ -336,17 +336,27 @@ mod tests {
             (Policy::Strict, ci + s, 0),
         ];
         for (policy, now, expected) in cases {
-            assert_eq!(guest_refund(*policy, Rate::Standard, &CHARGE, &t, *now).total(), *expected, "{policy:?} at {now}");
+            assert_eq!(
+                guest_refund(*policy, Rate::Standard, &CHARGE, &t, *now).total(),
+                *expected,
+                "{policy:?} at {now}"
+            );
         }
         // Strict within 48 hours of booking and 14+ days before: full.
         let fresh = StayTimes { booked_at: ci - Duration::days(20), ..t };
-        assert_eq!(guest_refund(Policy::Strict, Rate::Standard, &CHARGE, &fresh, ci - Duration::days(19)).total(), full);
+        assert_eq!(
+            guest_refund(Policy::Strict, Rate::Standard, &CHARGE, &fresh, ci - Duration::days(19)).total(),
+            full
+        );
         assert_eq!(
             guest_refund(Policy::Strict, Rate::Standard, &CHARGE, &fresh, ci - Duration::days(18) + s).total(),
             part(25_000, 6_000)
         );
         // Non-refundable: only the cleaning fee before check-in.
-        assert_eq!(guest_refund(Policy::Flexible, Rate::NonRefundable, &CHARGE, &t, ci - Duration::days(60)).total(), 6_000);
+        assert_eq!(
+            guest_refund(Policy::Flexible, Rate::NonRefundable, &CHARGE, &t, ci - Duration::days(60)).total(),
+            6_000
+        );
     }
 
     #[test]

@@ -82,7 +82,11 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", params(ListQuery),
     responses((status = 200, body = Page<Booking>), (status = 422, body = Problem)), security(("bearer" = [])))]
 #[get("/bookings")]
-async fn list(svc: web::Data<BookingService>, user: AuthUser, q: web::Query<ListQuery>) -> Result<HttpResponse, Problem> {
+async fn list(
+    svc: web::Data<BookingService>,
+    user: AuthUser,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, Problem> {
     let party = match q.role.as_deref() {
         None | Some("guest") => Party::Guest,
         Some("host") => Party::Host,
@@ -173,7 +177,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(reconcile);
 }
 
-async fn internal_booking(_: InternalCaller, svc: web::Data<dyn Bookings>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+async fn internal_booking(
+    _: InternalCaller,
+    svc: web::Data<dyn Bookings>,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.booking(*id).await?))
 }
 
@@ -186,10 +194,16 @@ async fn internal_held_nights(
     Ok(HttpResponse::Ok().json(svc.held_nights(*id).await?))
 }
 
+/// Runs reconciliation now (operations, crash tests).
+async fn internal_reconcile(_: InternalCaller, svc: web::Data<BookingService>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.reconcile().await?))
+}
+
 pub fn internal_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/internal/booking")
             .route("/bookings/{id}", web::get().to(internal_booking))
+            .route("/reconcile", web::post().to(internal_reconcile))
             .route("/listings/{id}/held-nights", web::get().to(internal_held_nights)),
     );
 }
@@ -201,6 +215,16 @@ pub fn data(service: &Arc<BookingService>) -> web::Data<BookingService> {
 #[derive(OpenApi)]
 #[openapi(
     paths(quote, create, list, get_one, accept, decline, cancel, pay, reconcile),
-    components(schemas(Booking, BookingQuote, RefundStep, BookingStatus, CreateBooking, Cancellation, PaymentOutcome, PayBody, ReconcileReport))
+    components(schemas(
+        Booking,
+        BookingQuote,
+        RefundStep,
+        BookingStatus,
+        CreateBooking,
+        Cancellation,
+        PaymentOutcome,
+        PayBody,
+        ReconcileReport
+    ))
 )]
 pub struct BookingApi;

@@ -204,7 +204,8 @@ impl BookingService {
         let status = BookingStatus::parse(&row.status).ok_or_else(|| Problem::internal("unknown booking status"))?;
         let rate = Rate::parse(&row.rate).unwrap_or_default();
         let t = Self::times(row, &quote);
-        let open = matches!(status, BookingStatus::PendingPayment | BookingStatus::PendingHost | BookingStatus::Confirmed);
+        let open =
+            matches!(status, BookingStatus::PendingPayment | BookingStatus::PendingHost | BookingStatus::Confirmed);
         Ok(Booking {
             id: row.id,
             status,
@@ -267,7 +268,8 @@ impl BookingService {
     fn local_rules(listing: &Listing) -> (Tz, NaiveTime, NaiveTime) {
         let tz = listing.time_zone.parse::<Tz>().unwrap_or(Tz::UTC);
         let time = |s: &str, default: u32| {
-            NaiveTime::parse_from_str(s, "%H:%M").unwrap_or(NaiveTime::from_hms_opt(default, 0, 0).unwrap_or(NaiveTime::MIN))
+            NaiveTime::parse_from_str(s, "%H:%M")
+                .unwrap_or(NaiveTime::from_hms_opt(default, 0, 0).unwrap_or(NaiveTime::MIN))
         };
         (tz, time(&listing.check_in_time, 15), time(&listing.check_out_time, 11))
     }
@@ -279,7 +281,13 @@ impl BookingService {
         }
     }
 
-    fn check_dates(&self, listing: &Listing, check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<(), Problem> {
+    fn check_dates(
+        &self,
+        listing: &Listing,
+        check_in: NaiveDate,
+        check_out: NaiveDate,
+        guests: u32,
+    ) -> Result<(), Problem> {
         let (tz, _, _) = Self::local_rules(listing);
         let mut errors = Vec::new();
         if check_in < domain::local_today(tz, self.now()) {
@@ -337,11 +345,10 @@ impl BookingService {
     async fn replay(&self, guest: Id, key: &str, hash: &str) -> Result<Option<Booking>, Problem> {
         match store::idempotent(&self.db, guest, key).await.map_err(db_err)? {
             Some((first_hash, booking_id)) if first_hash == hash => Ok(Some(self.view(&self.row(booking_id).await?)?)),
-            Some(_) => Err(Problem::new(
-                ErrorCode::ValidationFailed,
-                "this Idempotency-Key was used with a different request",
-            )
-            .with("idempotency_key", key)),
+            Some(_) => {
+                Err(Problem::new(ErrorCode::ValidationFailed, "this Idempotency-Key was used with a different request")
+                    .with("idempotency_key", key))
+            }
             None => Ok(None),
         }
     }
@@ -365,7 +372,11 @@ impl BookingService {
         }
         self.check_dates(&listing, req.check_in, req.check_out, req.guests)?;
         let rate = req.rate.unwrap_or_default();
-        let quote = self.listings.quote(req.listing_id, req.check_in, req.check_out, req.guests, rate).await?;
+        let quote = match self.listings.quote(req.listing_id, req.check_in, req.check_out, req.guests, rate).await {
+            Ok(q) => q,
+            Err(p) if p.code == ErrorCode::Conflict => return Err(self.unavailable(req, &listing, p).await),
+            Err(p) => return Err(p),
+        };
         let (tz, check_in_time, check_out_time) = Self::local_rules(&listing);
         let now = self.clock.now();
         let hold_expires_at = now.plus(Duration::minutes(self.settings.hold_minutes.max(1)));
@@ -397,8 +408,10 @@ impl BookingService {
             updated_at: now,
         };
         let booking = self.view(&row)?;
-        let event = Envelope::new(MODULE, BOOKING_CREATED, &BookingEvent { booking: booking.clone() }).map_err(db_err)?;
-        let jobs = [NewJob::new(EXPIRE_HOLD, format!("hold:{}", row.id), hold_expires_at, &BookingJob { booking_id: row.id })];
+        let event =
+            Envelope::new(MODULE, BOOKING_CREATED, &BookingEvent { booking: booking.clone() }).map_err(db_err)?;
+        let jobs =
+            [NewJob::new(EXPIRE_HOLD, format!("hold:{}", row.id), hold_expires_at, &BookingJob { booking_id: row.id })];
         let idempotency = key.map(|k| IdempotencyKey { key: k.to_owned(), request_hash: hash.clone() });
         match store::reserve(&self.db, &row, listing.preparation_days, idempotency.as_ref(), &jobs, &event).await {
             Ok(()) => {
@@ -421,16 +434,38 @@ impl BookingService {
 
     /// 409 naming the nights other bookings hold in the stay (and its preparation margin).
     async fn taken_problem(&self, row: &BookingRow, preparation_days: u32) -> Problem {
-        let margin = Duration::days(i64::from(preparation_days));
-        let held = store::held_nights(&self.db, row.listing_id).await.unwrap_or_default();
-        let nights: Vec<String> = held
-            .iter()
-            .map(|(night, _)| *night)
-            .filter(|n| *n >= row.check_in - margin && *n < row.check_out + margin)
-            .map(|n| n.to_string())
-            .collect();
+        let nights = self.held_in(row.listing_id, row.check_in, row.check_out, preparation_days).await;
         let first = nights.first().cloned().unwrap_or_default();
         conflict(format!("the stay is not available: the night of {first} is taken")).with("conflicting_nights", nights)
+    }
+
+    async fn held_in(
+        &self,
+        listing: Id,
+        check_in: NaiveDate,
+        check_out: NaiveDate,
+        preparation_days: u32,
+    ) -> Vec<String> {
+        let margin = Duration::days(i64::from(preparation_days));
+        let held = store::held_nights(&self.db, listing).await.unwrap_or_default();
+        held.iter()
+            .map(|(night, _)| *night)
+            .filter(|n| *n >= check_in - margin && *n < check_out + margin)
+            .map(|n| n.to_string())
+            .collect()
+    }
+
+    /// The listing's calendar refused the stay: name the nights, whether other
+    /// bookings hold them or the host blocked them.
+    async fn unavailable(&self, req: &CreateBooking, listing: &Listing, refused: Problem) -> Problem {
+        let held = self.held_in(listing.id, req.check_in, req.check_out, listing.preparation_days).await;
+        if held.is_empty() {
+            let night = refused.extensions.get("night").cloned().unwrap_or(serde_json::Value::Null);
+            let nights = if night.is_null() { Vec::new() } else { vec![night] };
+            return refused.with("conflicting_nights", nights);
+        }
+        let first = held.first().cloned().unwrap_or_default();
+        conflict(format!("the stay is not available: the night of {first} is taken")).with("conflicting_nights", held)
     }
 
     // ---- Transitions ----------------------------------------------------------------
@@ -471,7 +506,8 @@ impl BookingService {
     /// Confirms a booking whose payment was captured: check-out and payout timers.
     async fn confirm(&self, row: BookingRow, action: Action, payment_id: Id) -> Result<Option<BookingRow>, Problem> {
         let now = self.clock.now();
-        let complete = NewJob::new(COMPLETE, format!("complete:{}", row.id), row.check_out_at, &BookingJob { booking_id: row.id });
+        let complete =
+            NewJob::new(COMPLETE, format!("complete:{}", row.id), row.check_out_at, &BookingJob { booking_id: row.id });
         let confirmed = self
             .apply(
                 row,
@@ -506,7 +542,12 @@ impl BookingService {
             }
             (Some(BookingStatus::PendingPayment), PaymentStatus::RequiresCapture) => {
                 let respond_by = self.clock.now().plus(Duration::hours(self.settings.host_response_hours));
-                let job = NewJob::new(RESPOND_BY, format!("respond:{}", row.id), respond_by, &BookingJob { booking_id: row.id });
+                let job = NewJob::new(
+                    RESPOND_BY,
+                    format!("respond:{}", row.id),
+                    respond_by,
+                    &BookingJob { booking_id: row.id },
+                );
                 self.apply(
                     row.clone(),
                     Action::PaymentAuthorized,
@@ -561,7 +602,13 @@ impl BookingService {
     }
 
     /// Pays for a booking awaiting payment (the guest).
-    pub async fn pay(&self, guest: Id, id: Id, payment_method: &str, key: Option<&str>) -> Result<PaymentOutcome, Problem> {
+    pub async fn pay(
+        &self,
+        guest: Id,
+        id: Id,
+        payment_method: &str,
+        key: Option<&str>,
+    ) -> Result<PaymentOutcome, Problem> {
         let row = self.row(id).await?;
         if row.guest_id != guest {
             return Err(Problem::forbidden("only the guest pays for a booking"));
@@ -808,7 +855,9 @@ impl BookingService {
         let mut report = ReconcileReport::default();
         let quiet = self.clock.now().minus(Duration::minutes(1));
         // Unpaid holds whose payment may have gone through.
-        for row in store::in_status(&self.db, BookingStatus::PendingPayment.as_str(), quiet, 200).await.map_err(db_err)? {
+        for row in
+            store::in_status(&self.db, BookingStatus::PendingPayment.as_str(), quiet, 200).await.map_err(db_err)?
+        {
             if let Some(payment) = self.payments.payment_for(row.id).await? {
                 if matches!(payment.status, PaymentStatus::Succeeded | PaymentStatus::RequiresCapture) {
                     let after = self.on_payment(row.clone(), &payment).await?;
@@ -821,7 +870,8 @@ impl BookingService {
             for row in store::in_status(&self.db, status.as_str(), quiet, 200).await.map_err(db_err)? {
                 if let Some(payment) = self.payments.payment_for(row.id).await? {
                     let held = matches!(payment.status, PaymentStatus::RequiresCapture | PaymentStatus::RequiresAction);
-                    let charged = payment.status == PaymentStatus::Succeeded && payment.refunded.amount < payment.amount.amount;
+                    let charged =
+                        payment.status == PaymentStatus::Succeeded && payment.refunded.amount < payment.amount.amount;
                     if held || charged {
                         self.settle_orphan(&row, &payment).await?;
                         report.repaired.push(format!("booking {} is {}: its payment was released", row.id, row.status));

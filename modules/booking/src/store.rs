@@ -75,7 +75,8 @@ pub mod schema {
 use schema::*;
 
 pub const MIGRATIONS: MigrationSet = MigrationSet { module: "booking", postgres: || PG, sqlite: || SQLITE };
-const PG: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../../migrations/booking/postgres");
+const PG: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../../migrations/booking/postgres");
 const SQLITE: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("../../migrations/booking/sqlite");
 
@@ -152,7 +153,10 @@ pub async fn reserve(
     let (around_from, around_to) = (row.check_in - margin, row.check_out + margin);
     transaction!(db, |conn| {
         diesel::insert_into(booking_listing_locks::table)
-            .values((booking_listing_locks::listing_id.eq(row.listing_id), booking_listing_locks::reservations.eq(1i64)))
+            .values((
+                booking_listing_locks::listing_id.eq(row.listing_id),
+                booking_listing_locks::reservations.eq(1i64),
+            ))
             .on_conflict(booking_listing_locks::listing_id)
             .do_update()
             .set(booking_listing_locks::reservations.eq(booking_listing_locks::reservations + 1i64))
@@ -339,10 +343,8 @@ pub async fn held_nights(db: &Db, listing_id: Id) -> Result<Vec<(NaiveDate, Id)>
 /// (none, unless a bug or a manual edit): reconciliation frees them.
 pub async fn release_stray_nights(db: &Db) -> Result<usize, DbError> {
     transaction!(db, |conn| {
-        let holding: Vec<String> = ["pending_payment", "pending_host", "confirmed", "completed"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let holding: Vec<String> =
+            ["pending_payment", "pending_host", "confirmed", "completed"].iter().map(|s| (*s).to_owned()).collect();
         let stray: Vec<Id> = booking_nights::table
             .inner_join(bookings::table.on(bookings::id.eq(booking_nights::booking_id)))
             .filter(bookings::status.ne_all(&holding))
@@ -352,9 +354,8 @@ pub async fn release_stray_nights(db: &Db) -> Result<usize, DbError> {
             .await?;
         let mut freed = 0;
         for id in &stray {
-            freed += diesel::delete(booking_nights::table.filter(booking_nights::booking_id.eq(*id)))
-                .execute(conn)
-                .await?;
+            freed +=
+                diesel::delete(booking_nights::table.filter(booking_nights::booking_id.eq(*id))).execute(conn).await?;
         }
         Ok::<_, DbError>(freed)
     })

@@ -196,7 +196,12 @@ impl Scheduler {
     /// Runs `kind` every `every` (at the end of each period of the clock),
     /// in one process per period whatever the number of processes: the
     /// period is the job's key.
-    pub async fn every(&self, kind: &str, every: chrono::Duration, handler: Arc<dyn JobHandler>) -> Result<(), DbError> {
+    pub async fn every(
+        &self,
+        kind: &str,
+        every: chrono::Duration,
+        handler: Arc<dyn JobHandler>,
+    ) -> Result<(), DbError> {
         self.register(kind, handler).await;
         self.recurring.write().await.insert(kind.to_owned(), every);
         self.schedule_next(kind, every).await
@@ -205,7 +210,8 @@ impl Scheduler {
     async fn schedule_next(&self, kind: &str, every: chrono::Duration) -> Result<(), DbError> {
         let period = every.num_seconds().max(1);
         let bucket = self.clock.now().unix().div_euclid(period) + 1;
-        let run_at = chrono::DateTime::from_timestamp(bucket * period, 0).map(Instant::from).unwrap_or(self.clock.now());
+        let run_at =
+            chrono::DateTime::from_timestamp(bucket * period, 0).map(Instant::from).unwrap_or(self.clock.now());
         let job = NewJob::new(kind, format!("{kind}:{bucket}"), run_at, &serde_json::Value::Null);
         crate::transaction!(self.db, |conn| { conn.schedule_job(&job).await.map_err(DbError::from) })
     }
@@ -286,7 +292,11 @@ impl Scheduler {
                     .filter(jobs::done_at.is_null())
                     .filter(jobs::locked_until.is_null().or(jobs::locked_until.lt(now))),
             )
-            .set((jobs::locked_by.eq(Some(owner)), jobs::locked_until.eq(Some(until)), jobs::attempts.eq(jobs::attempts + 1)))
+            .set((
+                jobs::locked_by.eq(Some(owner)),
+                jobs::locked_until.eq(Some(until)),
+                jobs::attempts.eq(jobs::attempts + 1),
+            ))
             .execute(conn)
             .await?;
             if claimed == 0 {

@@ -169,8 +169,10 @@ async fn quote(
     q: web::Query<QuoteQuery>,
 ) -> Result<HttpResponse, Problem> {
     let guests = q.guests.unwrap_or(1);
-    Ok(HttpResponse::Ok().json(svc.quote_for(*id, user.as_ref().map(viewer), q.check_in, q.check_out, guests, q.rate.unwrap_or_default())
-            .await?))
+    Ok(HttpResponse::Ok().json(
+        svc.quote_for(*id, user.as_ref().map(viewer), q.check_in, q.check_out, guests, q.rate.unwrap_or_default())
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -25,7 +25,9 @@ impl Payments for PaymentsClient {
     }
 
     async fn capture(&self, booking_id: Id) -> Result<Payment, Problem> {
-        self.remote.post(&format!("/internal/payment/bookings/{booking_id}/capture"), &serde_json::json!({}), None).await
+        self.remote
+            .post(&format!("/internal/payment/bookings/{booking_id}/capture"), &serde_json::json!({}), None)
+            .await
     }
 
     async fn cancel_authorization(&self, booking_id: Id) -> Result<Option<Payment>, Problem> {

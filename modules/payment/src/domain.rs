@@ -51,7 +51,13 @@ pub fn charge(b: &Breakdown, host: Id, host_fee_bps: i64) -> Vec<Posting> {
 /// already. The host fee given back is the difference of the fees on what the
 /// host keeps before and after, so any sequence of refunds ends exactly at
 /// zero fee on a full refund.
-pub fn refund(charged: &Breakdown, refunded_before: &Breakdown, parts: &Breakdown, host: Id, host_fee_bps: i64) -> Vec<Posting> {
+pub fn refund(
+    charged: &Breakdown,
+    refunded_before: &Breakdown,
+    parts: &Breakdown,
+    host: Id,
+    host_fee_bps: i64,
+) -> Vec<Posting> {
     let kept = |r: &Breakdown| Breakdown {
         accommodation: charged.accommodation - r.accommodation,
         cleaning_fee: charged.cleaning_fee - r.cleaning_fee,

@@ -79,7 +79,8 @@ pub trait PaymentGateway: Send + Sync {
     async fn retrieve_intent(&self, id: &str) -> Result<Intent, GatewayError>;
     async fn capture(&self, id: &str, idempotency_key: &str) -> Result<Intent, GatewayError>;
     async fn cancel(&self, id: &str, idempotency_key: &str) -> Result<Intent, GatewayError>;
-    async fn refund(&self, intent_id: &str, amount: i64, idempotency_key: &str) -> Result<ProviderRefund, GatewayError>;
+    async fn refund(&self, intent_id: &str, amount: i64, idempotency_key: &str)
+        -> Result<ProviderRefund, GatewayError>;
     /// Sends money to a host; returns the transfer's reference.
     async fn transfer(
         &self,
@@ -150,7 +151,11 @@ fn decline_message(code: &str) -> String {
 
 impl SimulatedGateway {
     pub fn new(db: Db, public_url: &str) -> Arc<Self> {
-        Arc::new(SimulatedGateway { db, public_url: public_url.trim_end_matches('/').to_owned(), sink: OnceCell::new() })
+        Arc::new(SimulatedGateway {
+            db,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            sink: OnceCell::new(),
+        })
     }
 
     pub fn set_sink(&self, sink: Arc<dyn EventSink>) {
@@ -187,7 +192,13 @@ impl SimulatedGateway {
     async fn load(&self, id: &str) -> Result<SimIntent, GatewayError> {
         let id = id.to_owned();
         let found: Option<SimIntent> = run!(self.db, |conn| {
-            sim_intents::table.find(&id).select(SimIntent::as_select()).first(conn).await.optional().map_err(DbError::from)
+            sim_intents::table
+                .find(&id)
+                .select(SimIntent::as_select())
+                .first(conn)
+                .await
+                .optional()
+                .map_err(DbError::from)
         })
         .map_err(unavailable)?;
         found.ok_or_else(|| GatewayError::Invalid(format!("No such payment_intent: '{id}'")))
@@ -301,7 +312,12 @@ impl PaymentGateway for SimulatedGateway {
         self.set_status(id, &["requires_capture", "requires_action"], PaymentStatus::Canceled).await
     }
 
-    async fn refund(&self, intent_id: &str, amount: i64, idempotency_key: &str) -> Result<ProviderRefund, GatewayError> {
+    async fn refund(
+        &self,
+        intent_id: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<ProviderRefund, GatewayError> {
         let key = idempotency_key.to_owned();
         let intent = intent_id.to_owned();
         let refund_id = format!("re_sim_{}", Id::new().0.simple());
@@ -357,7 +373,13 @@ impl PaymentGateway for SimulatedGateway {
         Ok(refund)
     }
 
-    async fn transfer(&self, _host: Id, _amount: i64, _currency: &str, idempotency_key: &str) -> Result<String, GatewayError> {
+    async fn transfer(
+        &self,
+        _host: Id,
+        _amount: i64,
+        _currency: &str,
+        idempotency_key: &str,
+    ) -> Result<String, GatewayError> {
         // Deterministic per key: a replayed payout names the same transfer.
         let digest = <sha2::Sha256 as sha2::Digest>::digest(idempotency_key.as_bytes());
         Ok(format!("tr_sim_{}", &hex::encode(digest)[..24]))

@@ -32,7 +32,11 @@ async fn transactions(
 #[utoipa::path(get, path = "/api/v1/payouts", tag = "payments", params(PageQuery),
     responses((status = 200, body = Page<Payout>), (status = 401, body = Problem)), security(("bearer" = [])))]
 #[get("/payouts")]
-async fn payouts(svc: web::Data<PaymentService>, user: AuthUser, page: web::Query<PageQuery>) -> Result<HttpResponse, Problem> {
+async fn payouts(
+    svc: web::Data<PaymentService>,
+    user: AuthUser,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, Problem> {
     let (items, next) = svc.payouts(user.id, page.cursor_id()?, page.limit()?).await?;
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|id| id.to_string()) }))
 }
@@ -76,19 +80,35 @@ pub struct Penalty {
     pub amount: Money,
 }
 
-async fn internal_charge(_: InternalCaller, svc: web::Data<dyn Payments>, body: web::Json<ChargeRequest>) -> Result<HttpResponse, Problem> {
+async fn internal_charge(
+    _: InternalCaller,
+    svc: web::Data<dyn Payments>,
+    body: web::Json<ChargeRequest>,
+) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.charge(body.into_inner()).await?))
 }
 
-async fn internal_capture(_: InternalCaller, svc: web::Data<dyn Payments>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+async fn internal_capture(
+    _: InternalCaller,
+    svc: web::Data<dyn Payments>,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.capture(*id).await?))
 }
 
-async fn internal_cancel(_: InternalCaller, svc: web::Data<dyn Payments>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+async fn internal_cancel(
+    _: InternalCaller,
+    svc: web::Data<dyn Payments>,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.cancel_authorization(*id).await?))
 }
 
-async fn internal_refund(_: InternalCaller, svc: web::Data<dyn Payments>, body: web::Json<RefundRequest>) -> Result<HttpResponse, Problem> {
+async fn internal_refund(
+    _: InternalCaller,
+    svc: web::Data<dyn Payments>,
+    body: web::Json<RefundRequest>,
+) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.refund(body.into_inner()).await?))
 }
 
@@ -112,13 +132,24 @@ async fn internal_penalty(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn internal_payment(_: InternalCaller, svc: web::Data<dyn Payments>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+async fn internal_payment(
+    _: InternalCaller,
+    svc: web::Data<dyn Payments>,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(svc.payment_for(*id).await?))
+}
+
+/// The ledger's sum per currency: every one is zero when it balances.
+async fn internal_trial_balance(_: InternalCaller, svc: web::Data<PaymentService>) -> Result<HttpResponse, Problem> {
+    let sums: std::collections::BTreeMap<String, i64> = svc.trial_balance().await?.into_iter().collect();
+    Ok(HttpResponse::Ok().json(sums))
 }
 
 pub fn internal_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/internal/payment")
+            .route("/trial-balance", web::get().to(internal_trial_balance))
             .route("/charges", web::post().to(internal_charge))
             .route("/refunds", web::post().to(internal_refund))
             .route("/bookings/{id}/capture", web::post().to(internal_capture))

@@ -78,7 +78,11 @@ impl PaymentService {
             amount: Money::new(row.amount, &row.currency),
             breakdown: serde_json::from_str(&row.breakdown).unwrap_or_default(),
             status: PaymentStatus::parse(&row.status),
-            capture_method: if row.capture_method == "manual" { CaptureMethod::Manual } else { CaptureMethod::Automatic },
+            capture_method: if row.capture_method == "manual" {
+                CaptureMethod::Manual
+            } else {
+                CaptureMethod::Automatic
+            },
             refunded: Money::new(row.refunded, &row.currency),
             provider_ref: row.provider_ref.clone(),
             next_action_url: row.next_action_url.clone(),
@@ -93,7 +97,14 @@ impl PaymentService {
         Envelope::new(MODULE, event_type, &PaymentEvent { payment: Self::view(row) })
     }
 
-    fn journal(kind: &str, key: String, row: &PaymentRow, description: &str, postings: Vec<Posting>, at: Instant) -> Journal {
+    fn journal(
+        kind: &str,
+        key: String,
+        row: &PaymentRow,
+        description: &str,
+        postings: Vec<Posting>,
+        at: Instant,
+    ) -> Journal {
         Journal {
             tx: LedgerTxRow {
                 id: Id::new(),
@@ -348,7 +359,12 @@ impl PaymentService {
         Ok(())
     }
 
-    pub async fn payouts(&self, host: Id, cursor: Option<Id>, limit: i64) -> Result<(Vec<Payout>, Option<Id>), Problem> {
+    pub async fn payouts(
+        &self,
+        host: Id,
+        cursor: Option<Id>,
+        limit: i64,
+    ) -> Result<(Vec<Payout>, Option<Id>), Problem> {
         let rows = store::payouts_of_host(&self.db, host, cursor, limit).await.map_err(db_err)?;
         let next = (rows.len() as i64 == limit).then(|| rows.last().map(|r| r.id)).flatten();
         Ok((rows.iter().map(payout_view).collect(), next))
@@ -546,7 +562,10 @@ impl Payments for PaymentService {
             PaymentStatus::Succeeded => return Ok(Self::view(&row)),
             PaymentStatus::RequiresCapture => {}
             other => {
-                return Err(Problem::new(ErrorCode::Conflict, format!("the payment is {}, not authorised", other.as_str())))
+                return Err(Problem::new(
+                    ErrorCode::Conflict,
+                    format!("the payment is {}, not authorised", other.as_str()),
+                ))
             }
         }
         let reference = row.provider_ref.clone().unwrap_or_default();

@@ -124,7 +124,8 @@ pub mod schema {
 use schema::*;
 
 pub const MIGRATIONS: MigrationSet = MigrationSet { module: "payment", postgres: || PG, sqlite: || SQLITE };
-const PG: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("../../migrations/payment/postgres");
+const PG: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../../migrations/payment/postgres");
 const SQLITE: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("../../migrations/payment/sqlite");
 
@@ -402,7 +403,12 @@ pub async fn payout_of_booking(db: &Db, booking_id: Id) -> Result<Option<PayoutR
 }
 
 /// Settles a scheduled payout: paid (with its journal and event) or skipped.
-pub async fn settle_payout(db: &Db, row: &PayoutRow, journal: Option<&Journal>, event: Option<&Envelope>) -> Result<bool, DbError> {
+pub async fn settle_payout(
+    db: &Db,
+    row: &PayoutRow,
+    journal: Option<&Journal>,
+    event: Option<&Envelope>,
+) -> Result<bool, DbError> {
     transaction!(db, |conn| {
         let changed = diesel::update(payouts::table.find(row.id).filter(payouts::status.eq("scheduled")))
             .set((
@@ -493,7 +499,11 @@ pub async fn transactions_of(
 /// Sum of all entries per currency: zero for every currency when the ledger balances.
 pub async fn trial_balance(db: &Db) -> Result<Vec<(String, i64)>, DbError> {
     let rows: Vec<(String, i64)> = run!(db, |conn| {
-        ledger_entries::table.select((ledger_entries::currency, ledger_entries::amount)).load(conn).await.map_err(DbError::from)
+        ledger_entries::table
+            .select((ledger_entries::currency, ledger_entries::amount))
+            .load(conn)
+            .await
+            .map_err(DbError::from)
     })?;
     let mut sums: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
     for (c, a) in rows {
