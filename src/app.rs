@@ -149,7 +149,13 @@ impl Platform {
                     let sim = SimulatedGateway::new(db.clone(), &settings.server.public_url);
                     (Arc::clone(&sim) as Arc<dyn PaymentGateway>, Some(sim))
                 }
-                other => return Err(format!("payment.provider: {other} is not built into this binary yet")),
+                _ => {
+                    let stripe = hometrip_payment::stripe::StripeGateway::new(
+                        &settings.payment.stripe,
+                        &settings.server.public_url,
+                    )?;
+                    (Arc::new(stripe) as Arc<dyn PaymentGateway>, None)
+                }
             };
         let payments =
             PaymentService::new(db.clone(), Arc::clone(&bus), Arc::clone(&jobs), gateway, settings.payment.clone());

@@ -14,5 +14,6 @@ mod oauth;
 mod restart;
 mod search;
 mod smtp;
+mod stripe;
 mod support;
 mod users;

@@ -1,6 +1,7 @@
 //! The payment provider behind a trait: the simulated provider (the embedded
 //! default, Stripe's test cards offline) and Stripe. Both report state changes
 //! as [`GatewayEvent`]s, the way Stripe's webhooks do, into one handler.
+//! The Stripe provider is in `stripe.rs`.
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use hometrip_kernel::{run, transaction, Id};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use crate::api::{CaptureMethod, PaymentStatus};
+use crate::api::{Breakdown, CaptureMethod, PaymentStatus};
 use crate::store::schema::{sim_intents, sim_refunds};
 
 #[derive(Debug, Clone)]
@@ -44,6 +45,17 @@ pub struct ProviderRefund {
     pub id: String,
     pub intent_id: String,
     pub amount: i64,
+    /// The parts we asked for, carried in the refund's metadata, so a webhook
+    /// that arrives before our API call returns records the same split.
+    pub parts: Option<Breakdown>,
+}
+
+/// A host's payout account at the provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountStatus {
+    pub id: String,
+    pub payouts_enabled: bool,
+    pub details_submitted: bool,
 }
 
 /// What a provider tells us happened, from an API answer or a webhook.
@@ -51,7 +63,13 @@ pub struct ProviderRefund {
 pub enum GatewayEvent {
     Intent(Intent),
     Refund(ProviderRefund),
+    Account(AccountStatus),
 }
+
+/// Metadata key of our payment id on a provider intent.
+pub const PAYMENT_ID_KEY: &str = "hometrip_payment_id";
+/// Metadata key of a refund's parts (JSON).
+pub const REFUND_PARTS_KEY: &str = "hometrip_refund_parts";
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GatewayError {
@@ -79,16 +97,31 @@ pub trait PaymentGateway: Send + Sync {
     async fn retrieve_intent(&self, id: &str) -> Result<Intent, GatewayError>;
     async fn capture(&self, id: &str, idempotency_key: &str) -> Result<Intent, GatewayError>;
     async fn cancel(&self, id: &str, idempotency_key: &str) -> Result<Intent, GatewayError>;
-    async fn refund(&self, intent_id: &str, amount: i64, idempotency_key: &str)
-        -> Result<ProviderRefund, GatewayError>;
-    /// Sends money to a host; returns the transfer's reference.
+    async fn refund(
+        &self,
+        intent_id: &str,
+        parts: &Breakdown,
+        idempotency_key: &str,
+    ) -> Result<ProviderRefund, GatewayError>;
+    /// Sends money to a host's account; returns the transfer's reference.
     async fn transfer(
         &self,
-        host_id: Id,
+        account: &str,
         amount: i64,
         currency: &str,
         idempotency_key: &str,
     ) -> Result<String, GatewayError>;
+    /// Opens a payout account for a host (Connect Express).
+    async fn create_account(
+        &self,
+        host_id: Id,
+        email: Option<&str>,
+        idempotency_key: &str,
+    ) -> Result<String, GatewayError>;
+    /// Where the host fills in their payout details.
+    async fn onboarding_link(&self, account: &str, refresh_url: &str, return_url: &str)
+        -> Result<String, GatewayError>;
+    async fn account_status(&self, account: &str) -> Result<AccountStatus, GatewayError>;
 }
 
 // ---- The simulated provider -------------------------------------------------------
@@ -242,6 +275,12 @@ impl SimulatedGateway {
     }
 }
 
+/// Deterministic per key: a replayed call names the same object.
+fn digest(key: &str) -> String {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(key.as_bytes());
+    hex::encode(digest)[..24].to_owned()
+}
+
 fn unavailable(e: DbError) -> GatewayError {
     GatewayError::Unavailable(e.to_string())
 }
@@ -315,9 +354,11 @@ impl PaymentGateway for SimulatedGateway {
     async fn refund(
         &self,
         intent_id: &str,
-        amount: i64,
+        parts: &Breakdown,
         idempotency_key: &str,
     ) -> Result<ProviderRefund, GatewayError> {
+        let amount = parts.total();
+        let asked = *parts;
         let key = idempotency_key.to_owned();
         let intent = intent_id.to_owned();
         let refund_id = format!("re_sim_{}", Id::new().0.simple());
@@ -329,7 +370,7 @@ impl PaymentGateway for SimulatedGateway {
                 .await
                 .optional()?;
             if let Some((id, intent_id, amount)) = existing {
-                return Ok::<_, DbError>(Ok((ProviderRefund { id, intent_id, amount }, false)));
+                return Ok::<_, DbError>(Ok((ProviderRefund { id, intent_id, amount, parts: Some(asked) }, false)));
             }
             let current: Option<(String, i64, i64)> = sim_intents::table
                 .find(&intent)
@@ -363,7 +404,10 @@ impl PaymentGateway for SimulatedGateway {
                 ))
                 .execute(conn)
                 .await?;
-            Ok(Ok((ProviderRefund { id: refund_id.clone(), intent_id: intent.clone(), amount }, true)))
+            Ok(Ok((
+                ProviderRefund { id: refund_id.clone(), intent_id: intent.clone(), amount, parts: Some(asked) },
+                true,
+            )))
         })
         .map_err(unavailable)?;
         let (refund, created) = outcome.map_err(GatewayError::Invalid)?;
@@ -375,13 +419,29 @@ impl PaymentGateway for SimulatedGateway {
 
     async fn transfer(
         &self,
-        _host: Id,
+        _account: &str,
         _amount: i64,
         _currency: &str,
         idempotency_key: &str,
     ) -> Result<String, GatewayError> {
-        // Deterministic per key: a replayed payout names the same transfer.
-        let digest = <sha2::Sha256 as sha2::Digest>::digest(idempotency_key.as_bytes());
-        Ok(format!("tr_sim_{}", &hex::encode(digest)[..24]))
+        Ok(format!("tr_sim_{}", digest(idempotency_key)))
+    }
+
+    async fn create_account(&self, host_id: Id, _email: Option<&str>, _key: &str) -> Result<String, GatewayError> {
+        Ok(format!("acct_sim_{}", host_id.0.simple()))
+    }
+
+    async fn onboarding_link(
+        &self,
+        account: &str,
+        _refresh_url: &str,
+        return_url: &str,
+    ) -> Result<String, GatewayError> {
+        // Nothing to fill in offline: the link leads straight back.
+        Ok(format!("{return_url}?account={account}"))
+    }
+
+    async fn account_status(&self, account: &str) -> Result<AccountStatus, GatewayError> {
+        Ok(AccountStatus { id: account.to_owned(), payouts_enabled: true, details_submitted: true })
     }
 }

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use hometrip_kernel::auth_context::AuthUser;
-use hometrip_kernel::http::{InternalCaller, Page, PageQuery};
+use hometrip_kernel::http::{InternalCaller, Page, PageQuery, PublicUrl};
 use hometrip_kernel::money::Money;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
@@ -15,7 +15,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::api::{ChargeRequest, Payments, Payout, RefundRequest, TransactionView};
 use crate::gateway::SimulatedGateway;
-use crate::service::PaymentService;
+use crate::service::{PaymentService, PayoutAccount, WebhookReceipt};
 
 #[utoipa::path(get, path = "/api/v1/payments/transactions", tag = "payments", params(PageQuery),
     responses((status = 200, body = Page<TransactionView>), (status = 401, body = Problem)), security(("bearer" = [])))]
@@ -62,8 +62,49 @@ async fn simulated_authenticate(
     Ok(HttpResponse::Ok().json(Authenticated { status: intent.status.as_str().to_owned() }))
 }
 
+/// Stripe's webhook endpoint: 400 when the `Stripe-Signature` check fails; a
+/// repeated event id is acknowledged and ignored.
+#[utoipa::path(post, path = "/api/v1/payments/webhooks/stripe", tag = "payments",
+    request_body(content = String, content_type = "application/json", description = "A Stripe event, as signed by Stripe"),
+    responses((status = 200, body = WebhookReceipt), (status = 400, body = Problem)))]
+#[post("/payments/webhooks/stripe")]
+async fn stripe_webhook(
+    svc: web::Data<PaymentService>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let signature = req.headers().get("stripe-signature").and_then(|v| v.to_str().ok());
+    Ok(HttpResponse::Ok().json(svc.stripe_webhook(&body, signature).await?))
+}
+
+/// Opens the host's payout account (Stripe Connect Express) and returns the
+/// onboarding link while details are missing.
+#[utoipa::path(post, path = "/api/v1/payouts/account", tag = "payments",
+    responses((status = 200, body = PayoutAccount), (status = 502, body = Problem)), security(("bearer" = [])))]
+#[post("/payouts/account")]
+async fn open_payout_account(
+    svc: web::Data<PaymentService>,
+    user: AuthUser,
+    public_url: web::Data<PublicUrl>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.payout_account(user.id, None, &public_url.0).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/payouts/account", tag = "payments",
+    responses((status = 200, body = PayoutAccount), (status = 404, body = Problem)), security(("bearer" = [])))]
+#[get("/payouts/account")]
+async fn payout_account(svc: web::Data<PaymentService>, user: AuthUser) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.payout_account_status(user.id).await?))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(transactions).service(payouts).service(simulated_authenticate);
+    // `/payouts/account` before any `/payouts/{id}`.
+    cfg.service(transactions)
+        .service(open_payout_account)
+        .service(payout_account)
+        .service(payouts)
+        .service(simulated_authenticate)
+        .service(stripe_webhook);
 }
 
 // ---- Internal routes: the Payments trait over HTTP -------------------------------
@@ -166,7 +207,15 @@ pub fn data(service: &Arc<PaymentService>) -> web::Data<PaymentService> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(transactions, payouts, simulated_authenticate),
-    components(schemas(TransactionView, Payout, Authenticated, crate::api::Payment, crate::api::Breakdown))
+    paths(transactions, payouts, simulated_authenticate, stripe_webhook, open_payout_account, payout_account),
+    components(schemas(
+        TransactionView,
+        Payout,
+        Authenticated,
+        PayoutAccount,
+        WebhookReceipt,
+        crate::api::Payment,
+        crate::api::Breakdown
+    ))
 )]
 pub struct PaymentApi;

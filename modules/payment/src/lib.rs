@@ -13,3 +13,5 @@ pub mod http;
 pub mod service;
 #[cfg(feature = "local")]
 pub mod store;
+#[cfg(feature = "local")]
+pub mod stripe;

@@ -20,6 +20,23 @@ use crate::store::{self, Journal, LedgerTxRow, PaymentRow, PaymentUpdate, Payout
 
 pub const PAYOUT_JOB: &str = "payment.release_payout";
 
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WebhookReceipt {
+    pub received: bool,
+    /// The event id was handled before: acknowledged, not applied again.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PayoutAccount {
+    pub account_id: String,
+    pub payouts_enabled: bool,
+    pub details_submitted: bool,
+    /// Where the host fills in their details (while they are missing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub onboarding_url: Option<String>,
+}
+
 pub struct PaymentService {
     db: Db,
     bus: Arc<EventBus>,
@@ -250,14 +267,138 @@ impl PaymentService {
     pub async fn handle_gateway_event(&self, event_id: &str, event: GatewayEvent) -> Result<bool, Problem> {
         let kind = match &event {
             GatewayEvent::Intent(i) => format!("payment_intent.{}", i.status.as_str()),
-            GatewayEvent::Refund(_) => "charge.refunded".to_owned(),
+            GatewayEvent::Refund(_) => "refund.created".to_owned(),
+            GatewayEvent::Account(_) => "account.updated".to_owned(),
         };
-        match event {
-            GatewayEvent::Intent(intent) => self.apply_intent(&intent).await?,
-            GatewayEvent::Refund(refund) => self.apply_provider_refund(&refund, None).await?,
-        }
+        self.apply_event(event).await?;
         // Recorded after handling: a crash in between redelivers, and handling is idempotent.
         store::first_sight_of_event(&self.db, event_id, &kind).await.map_err(db_err)
+    }
+
+    async fn apply_event(&self, event: GatewayEvent) -> Result<(), Problem> {
+        match event {
+            GatewayEvent::Intent(intent) => self.apply_intent(&intent).await,
+            GatewayEvent::Refund(refund) => {
+                let parts = refund.parts;
+                self.apply_provider_refund(&refund, parts).await
+            }
+            GatewayEvent::Account(a) => {
+                store::update_account_status(&self.db, &a.id, a.payouts_enabled, a.details_submitted)
+                    .await
+                    .map(|_| ())
+                    .map_err(db_err)
+            }
+        }
+    }
+
+    /// A Stripe webhook delivery: the signature is checked (400 otherwise),
+    /// each event id is handled once (a replay is acknowledged, not redone),
+    /// and events may come in any order or before our own API call returns.
+    pub async fn stripe_webhook(&self, payload: &[u8], signature: Option<&str>) -> Result<WebhookReceipt, Problem> {
+        let secret = &self.settings.stripe.webhook_secret;
+        if secret.is_empty() {
+            return Err(Problem::new(ErrorCode::BadRequest, "Stripe webhooks are not configured"));
+        }
+        let tolerance = if self.settings.stripe.webhook_tolerance_secs > 0 {
+            self.settings.stripe.webhook_tolerance_secs
+        } else {
+            300
+        };
+        crate::stripe::verify_signature(payload, signature, secret, chrono::Utc::now().timestamp(), tolerance)
+            .map_err(|e| Problem::new(ErrorCode::BadRequest, e.to_string()))?;
+        let (id, event_type, event) =
+            crate::stripe::parse_event(payload).map_err(|e| Problem::new(ErrorCode::BadRequest, e))?;
+        if store::seen_event(&self.db, &id).await.map_err(db_err)? {
+            return Ok(WebhookReceipt { received: true, duplicate: true });
+        }
+        if let Some(event) = event {
+            self.apply_event(event).await?;
+        }
+        let first = store::first_sight_of_event(&self.db, &id, &event_type).await.map_err(db_err)?;
+        Ok(WebhookReceipt { received: true, duplicate: !first })
+    }
+
+    /// The host's payout account: opened at the provider on first call, with
+    /// a fresh onboarding link while details are missing.
+    pub async fn payout_account(
+        &self,
+        host: Id,
+        email: Option<&str>,
+        public_url: &str,
+    ) -> Result<PayoutAccount, Problem> {
+        let row = match store::host_account(&self.db, host).await.map_err(db_err)? {
+            Some(r) => r,
+            None => {
+                let account = self
+                    .gateway
+                    .create_account(host, email, &format!("hometrip-account-{host}"))
+                    .await
+                    .map_err(gateway_problem)?;
+                let status = self.gateway.account_status(&account).await.map_err(gateway_problem)?;
+                let row = store::HostAccountRow {
+                    host_id: host,
+                    provider: self.gateway.name().to_owned(),
+                    account_id: account,
+                    payouts_enabled: status.payouts_enabled,
+                    details_submitted: status.details_submitted,
+                    updated_at: self.clock.now(),
+                };
+                store::save_host_account(&self.db, &row).await.map_err(db_err)?;
+                row
+            }
+        };
+        let onboarding_url = if row.details_submitted {
+            None
+        } else {
+            let base = public_url.trim_end_matches('/');
+            Some(
+                self.gateway
+                    .onboarding_link(
+                        &row.account_id,
+                        &format!("{base}/host/payouts?refresh=1"),
+                        &format!("{base}/host/payouts"),
+                    )
+                    .await
+                    .map_err(gateway_problem)?,
+            )
+        };
+        Ok(PayoutAccount {
+            account_id: row.account_id,
+            payouts_enabled: row.payouts_enabled,
+            details_submitted: row.details_submitted,
+            onboarding_url,
+        })
+    }
+
+    /// The host's payout account as the provider sees it now.
+    pub async fn payout_account_status(&self, host: Id) -> Result<PayoutAccount, Problem> {
+        let Some(mut row) = store::host_account(&self.db, host).await.map_err(db_err)? else {
+            return Err(Problem::not_found("payout account"));
+        };
+        let status = self.gateway.account_status(&row.account_id).await.map_err(gateway_problem)?;
+        row.payouts_enabled = status.payouts_enabled;
+        row.details_submitted = status.details_submitted;
+        row.updated_at = self.clock.now();
+        store::save_host_account(&self.db, &row).await.map_err(db_err)?;
+        Ok(PayoutAccount {
+            account_id: row.account_id,
+            payouts_enabled: row.payouts_enabled,
+            details_submitted: row.details_submitted,
+            onboarding_url: None,
+        })
+    }
+
+    /// Where a host's payout goes: their account (opened offline on the
+    /// simulated provider; with Stripe, only once the host has onboarded).
+    async fn payout_destination(&self, host: Id) -> Result<String, String> {
+        match store::host_account(&self.db, host).await.map_err(|e| e.to_string())? {
+            Some(a) if a.payouts_enabled => Ok(a.account_id),
+            Some(_) => Err("the host's payout account is not enabled yet".to_owned()),
+            None if self.gateway.name() == "simulated" => {
+                self.payout_account(host, None, "").await.map(|a| a.account_id).map_err(|p| p.detail)
+            }
+            None => Err("the host has not set up payouts yet".to_owned()),
+        }
     }
 
     /// Records a provider refund once (by its id). Parts are those asked for,
@@ -328,9 +469,10 @@ impl PaymentService {
             store::settle_payout(&self.db, &settled, None, None).await.map_err(|e| e.to_string())?;
             return Ok(());
         }
+        let destination = self.payout_destination(payout.host_id).await?;
         let reference = self
             .gateway
-            .transfer(payout.host_id, amount, &payout.currency, &format!("hometrip-payout-{}", payout.id))
+            .transfer(&destination, amount, &payout.currency, &format!("hometrip-payout-{}", payout.id))
             .await
             .map_err(|e| e.to_string())?;
         settled.status = "paid".to_owned();
@@ -616,7 +758,7 @@ impl Payments for PaymentService {
         let reference = row.provider_ref.clone().unwrap_or_default();
         let refund = self
             .gateway
-            .refund(&reference, req.parts.total(), &format!("hometrip-refund-{}", req.idempotency_key))
+            .refund(&reference, &req.parts, &format!("hometrip-refund-{}", req.idempotency_key))
             .await
             .map_err(gateway_problem)?;
         self.apply_provider_refund(&refund, Some(req.parts)).await?;

@@ -118,6 +118,18 @@ pub mod schema {
             created_at -> DbInstant,
         }
     }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        host_accounts (host_id) {
+            host_id -> DbUuid,
+            provider -> Text,
+            account_id -> Text,
+            payouts_enabled -> Bool,
+            details_submitted -> Bool,
+            updated_at -> DbInstant,
+        }
+    }
     diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
     diesel::allow_tables_to_appear_in_same_query!(ledger_entries, ledger_transactions);
 }
@@ -526,6 +538,78 @@ pub async fn first_sight_of_event(db: &Db, id: &str, event_type: &str) -> Result
             .execute(conn)
             .await
             .map(|n| n == 1)
+            .map_err(DbError::from)
+    })
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = host_accounts)]
+pub struct HostAccountRow {
+    pub host_id: Id,
+    pub provider: String,
+    pub account_id: String,
+    pub payouts_enabled: bool,
+    pub details_submitted: bool,
+    pub updated_at: Instant,
+}
+
+pub async fn host_account(db: &Db, host: Id) -> Result<Option<HostAccountRow>, DbError> {
+    run!(db, |conn| {
+        host_accounts::table
+            .find(host)
+            .select(HostAccountRow::as_select())
+            .first(conn)
+            .await
+            .optional()
+            .map_err(DbError::from)
+    })
+}
+
+/// Records a host's account, or its new status (keyed by host).
+pub async fn save_host_account(db: &Db, row: &HostAccountRow) -> Result<(), DbError> {
+    run!(db, |conn| {
+        diesel::insert_into(host_accounts::table)
+            .values(row)
+            .on_conflict(host_accounts::host_id)
+            .do_update()
+            .set((
+                host_accounts::payouts_enabled.eq(row.payouts_enabled),
+                host_accounts::details_submitted.eq(row.details_submitted),
+                host_accounts::updated_at.eq(row.updated_at),
+            ))
+            .execute(conn)
+            .await
+            .map(|_| ())
+            .map_err(DbError::from)
+    })
+}
+
+/// Updates the status of an account known by its provider id (webhooks).
+pub async fn update_account_status(
+    db: &Db,
+    account_id: &str,
+    payouts_enabled: bool,
+    details_submitted: bool,
+) -> Result<usize, DbError> {
+    run!(db, |conn| {
+        diesel::update(host_accounts::table.filter(host_accounts::account_id.eq(account_id)))
+            .set((
+                host_accounts::payouts_enabled.eq(payouts_enabled),
+                host_accounts::details_submitted.eq(details_submitted),
+                host_accounts::updated_at.eq(Instant::now()),
+            ))
+            .execute(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
+/// Whether a provider event id was handled already.
+pub async fn seen_event(db: &Db, id: &str) -> Result<bool, DbError> {
+    run!(db, |conn| {
+        diesel::select(diesel::dsl::exists(webhook_events::table.find(id)))
+            .get_result::<bool>(conn)
+            .await
             .map_err(DbError::from)
     })
 }

@@ -1,0 +1,9 @@
+-- Hosts' payout accounts at the provider (Stripe Connect Express).
+CREATE TABLE host_accounts (
+    host_id TEXT PRIMARY KEY NOT NULL,
+    provider TEXT NOT NULL,
+    account_id TEXT NOT NULL UNIQUE,
+    payouts_enabled BOOLEAN NOT NULL,
+    details_submitted BOOLEAN NOT NULL,
+    updated_at TEXT NOT NULL
+);
