@@ -242,6 +242,10 @@ async fn requests_to_book_are_accepted_declined_or_expire_without_a_charge() {
     let nights: BTreeSet<String> =
         held.body.as_array().unwrap().iter().map(|p| p[0].as_str().unwrap().to_owned()).collect();
     assert_eq!(nights, BTreeSet::from([date(10), date(11)]));
+    eventually(&guest, &format!("/api/v1/listings/{id}/calendar?from={}&to={}", date(14), date(16)), |c| {
+        c["days"].as_array().unwrap().iter().all(|d| d["available"] == true)
+    })
+    .await;
     let again = book(&guest, &id, &date(14), &date(16)).await;
     assert_eq!(again.status, 201, "declined nights are free: {}", again.text);
 }
@@ -285,6 +289,11 @@ async fn declined_cards_3ds_and_unpaid_holds() {
     advance(&server, 2 * 60).await;
     eventually(&guest, &format!("/api/v1/bookings/{uid}"), |b| b["status"] == "expired").await;
     assert_eq!(pay(&guest, &u, "pm_card_visa").await.problem(409), "conflict");
+    // The calendar frees the nights when it sees the booking's event.
+    eventually(&guest, &format!("/api/v1/listings/{id}/calendar?from={}&to={}", date(30), date(33)), |c| {
+        c["days"].as_array().unwrap().iter().all(|d| d["available"] == true)
+    })
+    .await;
     let rebook = book(&guest, &id, &date(30), &date(33)).await;
     assert_eq!(rebook.status, 201, "{}", rebook.text);
 }

@@ -14,7 +14,7 @@ use hometrip_kernel::jobs::{Job, JobHandler, NewJob, Scheduler};
 use hometrip_kernel::money::Money;
 use hometrip_kernel::time::{Clock, Instant};
 use hometrip_kernel::{ErrorCode, FieldError, Id, Problem};
-use hometrip_listing::api::{Listing, ListingStatus, Listings, Quote, Rate};
+use hometrip_listing::api::{Listings, Quote, Rate, StayTerms};
 use hometrip_payment::api::{
     Breakdown, CaptureMethod, ChargeRequest, Payment, PaymentEvent, PaymentStatus, Payments, RefundRequest,
     PAYMENT_AUTHORIZED, PAYMENT_SUCCEEDED,
@@ -265,45 +265,60 @@ impl BookingService {
 
     // ---- Quote and create ----------------------------------------------------------
 
-    fn local_rules(listing: &Listing) -> (Tz, NaiveTime, NaiveTime) {
-        let tz = listing.time_zone.parse::<Tz>().unwrap_or(Tz::UTC);
+    fn local_rules(stay: &StayTerms) -> (Tz, NaiveTime, NaiveTime) {
+        let tz = stay.time_zone.parse::<Tz>().unwrap_or(Tz::UTC);
         let time = |s: &str, default: u32| {
             NaiveTime::parse_from_str(s, "%H:%M")
                 .unwrap_or(NaiveTime::from_hms_opt(default, 0, 0).unwrap_or(NaiveTime::MIN))
         };
-        (tz, time(&listing.check_in_time, 15), time(&listing.check_out_time, 11))
+        (tz, time(&stay.check_in_time, 15), time(&stay.check_out_time, 11))
     }
 
-    async fn bookable_listing(&self, listing_id: Id) -> Result<Listing, Problem> {
-        match self.listings.listing(listing_id).await? {
-            Some(l) if l.status == ListingStatus::Published => Ok(l),
-            Some(_) | None => Err(Problem::not_found("listing")),
-        }
-    }
-
-    fn check_dates(
-        &self,
-        listing: &Listing,
-        check_in: NaiveDate,
-        check_out: NaiveDate,
-        guests: u32,
-    ) -> Result<(), Problem> {
-        let (tz, _, _) = Self::local_rules(listing);
+    /// What the listing's quote cannot know: our own clock's "today" where the
+    /// listing is, and the shape of the request before anything is asked.
+    fn check_shape(check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<(), Problem> {
         let mut errors = Vec::new();
-        if check_in < domain::local_today(tz, self.now()) {
-            errors.push(FieldError::new("check_in", "must not be in the past"));
-        }
         if check_out <= check_in {
             errors.push(FieldError::new("check_out", "must be after check_in"));
         }
-        if guests == 0 || guests > listing.max_guests {
-            errors.push(FieldError::new("guests", format!("must be between 1 and {}", listing.max_guests)));
+        if guests == 0 {
+            errors.push(FieldError::new("guests", "must be at least 1"));
         }
         if errors.is_empty() {
             Ok(())
         } else {
             Err(Problem::validation(errors))
         }
+    }
+
+    fn check_not_past(&self, stay: &StayTerms, check_in: NaiveDate) -> Result<(), Problem> {
+        let (tz, _, _) = Self::local_rules(stay);
+        if check_in < domain::local_today(tz, self.now()) {
+            return Err(Problem::field("check_in", "must not be in the past"));
+        }
+        Ok(())
+    }
+
+    /// The listing's quote (it checks the calendar and the stay rules), with
+    /// the listing's 409 naming the nights.
+    async fn listing_quote(
+        &self,
+        listing_id: Id,
+        check_in: NaiveDate,
+        check_out: NaiveDate,
+        guests: u32,
+        rate: Rate,
+    ) -> Result<Quote, Problem> {
+        Self::check_shape(check_in, check_out, guests)?;
+        let quote = match self.listings.quote(listing_id, check_in, check_out, guests, rate).await {
+            Ok(q) => q,
+            Err(p) if p.code == ErrorCode::Conflict => {
+                return Err(self.unavailable(listing_id, check_in, check_out, p).await)
+            }
+            Err(p) => return Err(p),
+        };
+        self.check_not_past(&quote.stay, check_in)?;
+        Ok(quote)
     }
 
     /// The price of a stay with its cancellation terms and refund timeline.
@@ -315,15 +330,13 @@ impl BookingService {
         guests: u32,
         rate: Rate,
     ) -> Result<BookingQuote, Problem> {
-        let listing = self.bookable_listing(listing_id).await?;
-        self.check_dates(&listing, check_in, check_out, guests)?;
-        let quote = self.listings.quote(listing_id, check_in, check_out, guests, rate).await?;
-        let (tz, check_in_time, _) = Self::local_rules(&listing);
+        let quote = self.listing_quote(listing_id, check_in, check_out, guests, rate).await?;
+        let (tz, check_in_time, _) = Self::local_rules(&quote.stay);
         let check_in_at = domain::local_instant(tz, check_in, check_in_time);
         let t = StayTimes { booked_at: self.now(), confirmed_at: None, check_in_at, nights: quote.nights };
         Ok(BookingQuote {
-            refund_timeline: self.timeline(&listing.cancellation_policy, rate, &quote, &t),
-            cancellation_policy: listing.cancellation_policy.clone(),
+            refund_timeline: self.timeline(&quote.stay.cancellation_policy, rate, &quote, &t),
+            cancellation_policy: quote.stay.cancellation_policy.clone(),
             check_in_at: instant(check_in_at),
             quote,
         })
@@ -366,32 +379,27 @@ impl BookingService {
                 return Ok((existing, true));
             }
         }
-        let listing = self.bookable_listing(req.listing_id).await?;
-        if listing.host_id == guest {
+        let rate = req.rate.unwrap_or_default();
+        let quote = self.listing_quote(req.listing_id, req.check_in, req.check_out, req.guests, rate).await?;
+        let stay = quote.stay.clone();
+        if stay.host_id == guest {
             return Err(Problem::field("listing_id", "you cannot book your own listing"));
         }
-        self.check_dates(&listing, req.check_in, req.check_out, req.guests)?;
-        let rate = req.rate.unwrap_or_default();
-        let quote = match self.listings.quote(req.listing_id, req.check_in, req.check_out, req.guests, rate).await {
-            Ok(q) => q,
-            Err(p) if p.code == ErrorCode::Conflict => return Err(self.unavailable(req, &listing, p).await),
-            Err(p) => return Err(p),
-        };
-        let (tz, check_in_time, check_out_time) = Self::local_rules(&listing);
+        let (tz, check_in_time, check_out_time) = Self::local_rules(&stay);
         let now = self.clock.now();
         let hold_expires_at = now.plus(Duration::minutes(self.settings.hold_minutes.max(1)));
         let row = BookingRow {
             id: Id::new(),
-            listing_id: listing.id,
+            listing_id: req.listing_id,
             guest_id: guest,
-            host_id: listing.host_id,
+            host_id: stay.host_id,
             status: BookingStatus::PendingPayment.as_str().to_owned(),
             check_in: req.check_in,
             check_out: req.check_out,
             guests: i32::try_from(req.guests).unwrap_or(i32::MAX),
             rate: rate.as_str().to_owned(),
-            instant_book: listing.instant_book,
-            cancellation_policy: listing.cancellation_policy.clone(),
+            instant_book: stay.instant_book,
+            cancellation_policy: stay.cancellation_policy.clone(),
             time_zone: tz.name().to_owned(),
             check_in_at: instant(domain::local_instant(tz, req.check_in, check_in_time)),
             check_out_at: instant(domain::local_instant(tz, req.check_out, check_out_time)),
@@ -413,7 +421,7 @@ impl BookingService {
         let jobs =
             [NewJob::new(EXPIRE_HOLD, format!("hold:{}", row.id), hold_expires_at, &BookingJob { booking_id: row.id })];
         let idempotency = key.map(|k| IdempotencyKey { key: k.to_owned(), request_hash: hash.clone() });
-        match store::reserve(&self.db, &row, listing.preparation_days, idempotency.as_ref(), &jobs, &event).await {
+        match store::reserve(&self.db, &row, stay.preparation_days, idempotency.as_ref(), &jobs, &event).await {
             Ok(()) => {
                 self.bus.poke();
                 self.jobs.poke();
@@ -426,7 +434,7 @@ impl BookingService {
                         return Ok((existing, true));
                     }
                 }
-                Err(self.taken_problem(&row, listing.preparation_days).await)
+                Err(self.taken_problem(&row, stay.preparation_days).await)
             }
             Err(ReserveError::Db(e)) => Err(db_err(e)),
         }
@@ -457,8 +465,8 @@ impl BookingService {
 
     /// The listing's calendar refused the stay: name the nights, whether other
     /// bookings hold them or the host blocked them.
-    async fn unavailable(&self, req: &CreateBooking, listing: &Listing, refused: Problem) -> Problem {
-        let held = self.held_in(listing.id, req.check_in, req.check_out, listing.preparation_days).await;
+    async fn unavailable(&self, listing: Id, check_in: NaiveDate, check_out: NaiveDate, refused: Problem) -> Problem {
+        let held = self.held_in(listing, check_in, check_out, 0).await;
         if held.is_empty() {
             let night = refused.extensions.get("night").cloned().unwrap_or(serde_json::Value::Null);
             let nights = if night.is_null() { Vec::new() } else { vec![night] };

@@ -110,6 +110,40 @@ pub struct BookingRow {
     pub updated_at: Instant,
 }
 
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = booking_nights)]
+pub struct NightRow {
+    pub listing_id: Id,
+    pub night: NaiveDate,
+    pub booking_id: Id,
+}
+
+/// Inserts a stay's nights, in ascending order (so racing reservations take
+/// row locks in one order): one statement on PostgreSQL; row by row on SQLite,
+/// where diesel-async's wrapper has no multi-row insert (and the database
+/// lock is held anyway).
+trait NightsWrite {
+    fn insert_nights(
+        &mut self,
+        nights: &[NightRow],
+    ) -> impl std::future::Future<Output = diesel::QueryResult<()>> + Send;
+}
+
+impl NightsWrite for hometrip_kernel::db::PgConn {
+    async fn insert_nights(&mut self, nights: &[NightRow]) -> diesel::QueryResult<()> {
+        diesel::insert_into(booking_nights::table).values(nights).execute(self).await.map(|_| ())
+    }
+}
+
+impl NightsWrite for hometrip_kernel::db::SqliteConn {
+    async fn insert_nights(&mut self, nights: &[NightRow]) -> diesel::QueryResult<()> {
+        for n in nights {
+            diesel::insert_into(booking_nights::table).values(n).execute(self).await?;
+        }
+        Ok(())
+    }
+}
+
 /// An `Idempotency-Key` with the hash of the request it was first used for.
 #[derive(Debug, Clone)]
 pub struct IdempotencyKey {
@@ -175,16 +209,9 @@ pub async fn reserve(
             return Err(ReserveError::Taken(night));
         }
         diesel::insert_into(bookings::table).values(row).execute(conn).await?;
-        for night in &nights {
-            diesel::insert_into(booking_nights::table)
-                .values((
-                    booking_nights::listing_id.eq(row.listing_id),
-                    booking_nights::night.eq(*night),
-                    booking_nights::booking_id.eq(row.id),
-                ))
-                .execute(conn)
-                .await?;
-        }
+        let held: Vec<NightRow> =
+            nights.iter().map(|n| NightRow { listing_id: row.listing_id, night: *n, booking_id: row.id }).collect();
+        conn.insert_nights(&held).await?;
         if let Some(k) = idempotency {
             diesel::insert_into(booking_idempotency::table)
                 .values((

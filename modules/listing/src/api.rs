@@ -236,6 +236,22 @@ impl Rate {
     }
 }
 
+/// The listing's terms a stay is booked under, as of the quote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StayTerms {
+    pub host_id: Id,
+    pub instant_book: bool,
+    pub cancellation_policy: String,
+    /// IANA time zone: the stay's dates and cutoffs are local to it.
+    pub time_zone: String,
+    /// Local `HH:MM`.
+    pub check_in_time: String,
+    /// Local `HH:MM`.
+    pub check_out_time: String,
+    pub preparation_days: u32,
+    pub max_guests: u32,
+}
+
 /// A priced stay. Every part is in the listing's currency and the parts add up
 /// to `total` exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -255,6 +271,8 @@ pub struct Quote {
     pub service_fee: Money,
     pub taxes: Money,
     pub total: Money,
+    /// The terms the stay would be booked under.
+    pub stay: StayTerms,
 }
 
 /// Listings as other modules see them (booking, search), in process or over HTTP.

@@ -590,6 +590,16 @@ impl ListingService {
             service_fee: m(b.service_fee),
             taxes: m(b.taxes),
             total: m(b.total),
+            stay: StayTerms {
+                host_id: row.host_id,
+                instant_book: terms.details.instant_book,
+                cancellation_policy: terms.details.cancellation_policy.clone(),
+                time_zone: terms.rules.time_zone.name().to_owned(),
+                check_in_time: terms.rules.check_in_time.format("%H:%M").to_string(),
+                check_out_time: terms.rules.check_out_time.format("%H:%M").to_string(),
+                preparation_days: terms.rules.preparation_days,
+                max_guests: terms.details.max_guests,
+            },
         })
     }
 

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Booking load against the running binary (release build), on loopback:
+#   spread — concurrent guests booking random stays across 1,000 demo listings;
+#   hot    — every guest wants the same listing.
+# Each scenario ends with a zero-overlap check made on the database itself: no
+# night held twice, no two live bookings of a listing overlapping, and every
+# held night belonging to a live booking. BACKEND=sqlite (default) or postgres.
+# The ceiling, the same reservation transaction run by pgbench directly in
+# PostgreSQL, is benches/booking-pgbench.sh. Needs wrk (installed if missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/hometrip-target}"
+BACKEND="${BACKEND:-sqlite}"
+DURATION="${DURATION:-15s}"
+CONNS="${CONNS:-16}"
+GUESTS="${GUESTS:-32}"
+LISTINGS="${LISTINGS:-1000}"
+PORT="${PORT:-3997}"
+PG_ADMIN="${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3; }
+
+cargo build --release --bin hometrip
+BIN="$CARGO_TARGET_DIR/release/hometrip"
+DATA="$(mktemp -d)"
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$DATA"; }
+trap cleanup EXIT
+
+export HOMETRIP_DATA_DIR="$DATA" HOMETRIP_SERVER__HOST=127.0.0.1 HOMETRIP_SERVER__PORT="$PORT" \
+  HOMETRIP_SERVER__RATE_LIMIT__MAX=1000000000 HOMETRIP_AUTH__RATE_LIMIT_PER_ACCOUNT__MAX=1000000000 \
+  HOMETRIP_LOG__FILTER=error HOMETRIP_SERVER__PUBLIC_URL="http://127.0.0.1:$PORT"
+if [ "$BACKEND" = postgres ]; then
+  psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS ht_bench_booking" -qc "CREATE DATABASE ht_bench_booking"
+  export HOMETRIP_DATABASE__URL="${PG_ADMIN%/*}/ht_bench_booking"
+  sql() { psql "$HOMETRIP_DATABASE__URL" -Atqc "$1"; }
+else
+  sql() { sqlite3 "$DATA/hometrip.db" "$1"; }
+fi
+
+"$BIN" seed-demo --listings "$LISTINGS" --seed 7
+"$BIN" serve & pid=$!
+for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$PORT/health/live" >/dev/null && break; sleep 0.2; done
+
+# Guests with tokens, and the listing ids, written into the wrk script.
+tokens=()
+for i in $(seq 1 "$GUESTS"); do
+  email="guest$i-$RANDOM@bench.example"
+  curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/auth/register" -H 'content-type: application/json' \
+    -d "{\"email\":\"$email\",\"password\":\"correct horse battery staple\",\"display_name\":\"Guest $i\"}" >/dev/null
+  tokens+=("$(curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"$email\",\"password\":\"correct horse battery staple\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')")
+done
+mapfile -t listing_ids < <(sql "SELECT id FROM listings WHERE status = 'published' ORDER BY id LIMIT $LISTINGS")
+
+write_script() { # $1 = number of listings to draw from
+  {
+    echo "local tokens = {"; printf '"%s",\n' "${tokens[@]}"; echo "}"
+    echo "local listings = {"; printf '"%s",\n' "${listing_ids[@]:0:$1}"; echo "}"
+    cat <<'LUA'
+local today = os.time()
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) counts = {} ; math.randomseed(os.time() + math.random(1000000)) end
+function request()
+  local start = math.random(10, 320)
+  local nights = math.random(3, 5)
+  local body = string.format('{"listing_id":"%s","check_in":"%s","check_out":"%s","guests":1}',
+    listings[math.random(#listings)], os.date("!%Y-%m-%d", today + start * 86400),
+    os.date("!%Y-%m-%d", today + (start + nights) * 86400))
+  return wrk.format("POST", "/api/v1/bookings",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. tokens[math.random(#tokens)]}, body)
+end
+function response(status) counts[status] = (counts[status] or 0) + 1 end
+function done(summary, latency, requests)
+  local all = {}
+  for _, t in ipairs(threads) do
+    for status, n in pairs(t:get("counts")) do all[status] = (all[status] or 0) + n end
+  end
+  local secs = summary.duration / 1e6
+  for status, n in pairs(all) do io.write(string.format("status %d: %d (%.0f/s)\n", status, n, n / secs)) end
+  io.write(string.format("p50 %.1f ms, p99 %.1f ms\n", latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+LUA
+  } > "$DATA/book.lua"
+}
+
+check() {
+  local live="('pending_payment','pending_host','confirmed','completed')"
+  local twice overlaps stray
+  twice=$(sql "SELECT count(*) FROM (SELECT listing_id, night FROM booking_nights GROUP BY listing_id, night HAVING count(*) > 1) t")
+  overlaps=$(sql "SELECT count(*) FROM bookings a JOIN bookings b ON a.listing_id = b.listing_id AND a.id < b.id
+    AND a.check_in < b.check_out AND b.check_in < a.check_out WHERE a.status IN $live AND b.status IN $live")
+  stray=$(sql "SELECT count(*) FROM booking_nights n JOIN bookings b ON b.id = n.booking_id WHERE b.status NOT IN $live")
+  echo "check: nights held twice $twice, overlapping live bookings $overlaps, nights of ended bookings $stray, live bookings $(sql "SELECT count(*) FROM bookings WHERE status IN $live")"
+  [ "$twice" = 0 ] && [ "$overlaps" = 0 ] && [ "$stray" = 0 ] || { echo "ZERO-OVERLAP CHECK FAILED"; exit 1; }
+}
+
+load() { # wrk with the script; a 5xx is a failure (conflicts must be 409s)
+  local out
+  out=$(wrk -t2 -c"$CONNS" -d"$DURATION" -s "$DATA/book.lua" "http://127.0.0.1:$PORT")
+  echo "$out" | grep -E "^status|p50|Requests/sec|Socket errors" || true
+  if echo "$out" | grep -qE "^status 5"; then echo "SERVER ERRORS UNDER LOAD"; exit 1; fi
+}
+
+echo "== spread: $CONNS connections, $GUESTS guests, ${#listing_ids[@]} listings, $BACKEND"
+write_script "${#listing_ids[@]}"
+load
+check
+
+echo "== hot listing: every guest wants ${listing_ids[0]}"
+write_script 1
+load
+check
