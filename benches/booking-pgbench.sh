@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The ceiling for benches/booking-load.sh: the same reservation transaction as
-# HomeTrip's (lock the listing's row, look for a taken night in the stay,
-# insert the booking and its nights under their unique key), run by pgbench
-# directly in PostgreSQL with no HTTP, no auth, no quote, no outbox and no timer.
+# HomeTrip's `booking::store::reserve` (lock the listing's row, look for a
+# taken night in the stay, insert the booking, its nights under their unique
+# key, its hold-expiry timer and its outbox event), run by pgbench directly in
+# PostgreSQL: no HTTP, no auth, no listing quote, no relay behind it.
 #   SCENARIO=spread (1,000 listings, default) or hot (one listing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,10 @@ CREATE TABLE bench_bookings (id BIGSERIAL PRIMARY KEY, listing_id INT NOT NULL, 
 CREATE TABLE bench_nights (listing_id INT NOT NULL, night DATE NOT NULL, booking_id BIGINT NOT NULL,
   PRIMARY KEY (listing_id, night));
 CREATE TABLE bench_locks (listing_id INT PRIMARY KEY, reservations BIGINT NOT NULL);
+CREATE TABLE bench_jobs (id BIGSERIAL PRIMARY KEY, dedupe_key TEXT NOT NULL UNIQUE, payload TEXT NOT NULL,
+  run_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE bench_outbox (seq BIGSERIAL PRIMARY KEY, event_type TEXT NOT NULL, data TEXT NOT NULL,
+  published_at TIMESTAMPTZ);
 SQL
 cat > /tmp/ht-booking.sql <<SQL
 \set listing random(1, $LISTINGS)
@@ -33,8 +38,12 @@ WITH free AS (
   INSERT INTO bench_bookings (listing_id, check_in, check_out, status)
   SELECT :listing, current_date + :start, current_date + :start + :nights, 'pending_payment' FROM free WHERE ok
   RETURNING id
+), nights AS (
+  INSERT INTO bench_nights SELECT :listing, current_date + :start + g, booking.id FROM booking, generate_series(0, :nights - 1) g
+), job AS (
+  INSERT INTO bench_jobs (dedupe_key, payload, run_at) SELECT 'hold:' || id, '{"booking_id":' || id || '}', now() + interval '15 minutes' FROM booking
 )
-INSERT INTO bench_nights SELECT :listing, current_date + :start + g, booking.id FROM booking, generate_series(0, :nights - 1) g;
+INSERT INTO bench_outbox (event_type, data) SELECT 'booking.created', '{"booking":{"id":' || id || '}}' FROM booking;
 COMMIT;
 SQL
 echo "== pgbench: $SCENARIO, $CLIENTS clients, ${DURATION}s"

@@ -215,3 +215,70 @@ async fn accounts_and_users_over_http() {
     assert_eq!(err.status, 401);
     assert_eq!(api.get(&format!("/internal/auth/accounts/{id}")).await.problem(401), "unauthenticated");
 }
+
+/// The booking and payment traits over HTTP (their clients and internal
+/// routes) agree with what the in-process services show on the public API.
+#[tokio::test]
+async fn bookings_and_payments_over_http() {
+    use hometrip_booking::api::{BookingStatus, Bookings};
+    use hometrip_booking::client::BookingsClient;
+    use hometrip_payment::api::{Breakdown, PaymentStatus, Payments, RefundRequest};
+    use hometrip_payment::client::PaymentsClient;
+
+    let server = Server::start().await;
+    let (host, _) = server.client().signed_up(&unique_email("confhost")).await;
+    let (guest, _) = server.client().signed_up(&unique_email("confguest")).await;
+    let mut body = listing_patch_json();
+    body["instant_book"] = serde_json::json!(true);
+    let created = host.post("/api/v1/listings", body).await;
+    let listing_id = created.body["id"].as_str().unwrap().to_owned();
+    let form = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(png(64, 64)).file_name("p.png").mime_str("image/png").unwrap());
+    host.send(host.http.post(server.url(&format!("/api/v1/listings/{listing_id}/photos"))).multipart(form)).await;
+    assert_eq!(host.post(&format!("/api/v1/listings/{listing_id}/publish"), serde_json::json!({})).await.status, 200);
+    let day = |n: i64| (chrono::Utc::now().date_naive() + chrono::Duration::days(n)).to_string();
+    let b = guest
+        .post(
+            "/api/v1/bookings",
+            serde_json::json!({"listing_id": listing_id, "check_in": day(20), "check_out": day(23), "guests": 2}),
+        )
+        .await;
+    assert_eq!(b.status, 201, "{}", b.text);
+    let id: Id = b.body["id"].as_str().unwrap().parse().unwrap();
+    let paid = guest
+        .post(&format!("/api/v1/bookings/{id}/payment"), serde_json::json!({"payment_method": "pm_card_visa"}))
+        .await;
+    assert_eq!(paid.body["booking_status"], "confirmed", "{}", paid.text);
+
+    let token = std::fs::read_to_string(server.data_dir.join("keys/service.token")).unwrap();
+    let remote = RemoteClient::new(&server.base, token.trim()).unwrap();
+    let bookings = BookingsClient::new(remote.clone());
+    let payments = PaymentsClient::new(remote);
+    let seen = bookings.booking(id).await.unwrap().expect("the booking exists");
+    assert_eq!((seen.id, seen.status, seen.nights), (id, BookingStatus::Confirmed, 3));
+    assert_eq!(seen.price.total.amount, b.body["price"]["total"]["amount"].as_i64().unwrap());
+    assert!(bookings.booking(Id::new()).await.unwrap().is_none());
+
+    let payment = payments.payment_for(id).await.unwrap().expect("the booking has a payment");
+    assert_eq!(payment.status, PaymentStatus::Succeeded);
+    assert_eq!(payment.amount, seen.price.total);
+    assert!(payments.payment_for(Id::new()).await.unwrap().is_none());
+    // A partial refund through the client shows in the guest's ledger.
+    let parts = Breakdown { accommodation: 1_000, ..Breakdown::default() };
+    let refunded = payments
+        .refund(RefundRequest { booking_id: id, parts, reason: "goodwill".into(), idempotency_key: "conf-1".into() })
+        .await
+        .unwrap();
+    assert_eq!(refunded.refunded.amount, 1_000);
+    let t = guest.get("/api/v1/payments/transactions").await;
+    assert!(t.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["kind"] == "refund" && x["amount"]["amount"] == 1_000));
+    // Problems pass through the client unchanged.
+    let again = payments.capture(id).await.unwrap();
+    assert_eq!(again.status, PaymentStatus::Succeeded, "capturing a captured payment answers it");
+    let none = payments.capture(Id::new()).await.unwrap_err();
+    assert_eq!((none.status, none.code), (409, ErrorCode::Conflict));
+}

@@ -455,12 +455,9 @@ impl BookingService {
         preparation_days: u32,
     ) -> Vec<String> {
         let margin = Duration::days(i64::from(preparation_days));
-        let held = store::held_nights(&self.db, listing).await.unwrap_or_default();
-        held.iter()
-            .map(|(night, _)| *night)
-            .filter(|n| *n >= check_in - margin && *n < check_out + margin)
-            .map(|n| n.to_string())
-            .collect()
+        let held =
+            store::held_nights_in(&self.db, listing, check_in - margin, check_out + margin).await.unwrap_or_default();
+        held.iter().map(|(night, _)| night.to_string()).collect()
     }
 
     /// The listing's calendar refused the stay: name the nights, whether other

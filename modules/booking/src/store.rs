@@ -366,6 +366,26 @@ pub async fn held_nights(db: &Db, listing_id: Id) -> Result<Vec<(NaiveDate, Id)>
     })
 }
 
+/// Nights held in `[from, to)` of a listing, with their bookings.
+pub async fn held_nights_in(
+    db: &Db,
+    listing_id: Id,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(NaiveDate, Id)>, DbError> {
+    run!(db, |conn| {
+        booking_nights::table
+            .filter(booking_nights::listing_id.eq(listing_id))
+            .filter(booking_nights::night.ge(from))
+            .filter(booking_nights::night.lt(to))
+            .order(booking_nights::night.asc())
+            .select((booking_nights::night, booking_nights::booking_id))
+            .load(conn)
+            .await
+            .map_err(DbError::from)
+    })
+}
+
 /// Bookings whose status no longer holds nights but which still have some
 /// (none, unless a bug or a manual edit): reconciliation frees them.
 pub async fn release_stray_nights(db: &Db) -> Result<usize, DbError> {
