@@ -24,7 +24,7 @@ cargo build --release --bin hometrip
 BIN="$CARGO_TARGET_DIR/release/hometrip"
 DATA="$(mktemp -d)"
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$DATA"; }
+cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi; rm -rf "$DATA"; }
 trap cleanup EXIT
 
 export HOMETRIP_DATA_DIR="$DATA" HOMETRIP_SERVER__HOST=127.0.0.1 HOMETRIP_SERVER__PORT="$PORT" \

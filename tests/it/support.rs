@@ -51,32 +51,24 @@ impl Server {
     }
 
     pub async fn start_with(env: &[(&str, &str)]) -> Server {
-        let data_dir = std::env::temp_dir().join(format!("hometrip-it-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&data_dir).expect("create data dir");
-        let mut server = Server {
-            base: String::new(),
-            port: 0,
-            data_dir,
-            database_url: fresh_database().await,
-            redis_prefix: format!("it:{}:", uuid::Uuid::now_v7().simple()),
-            child: None,
-            extra_env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-        };
-        server.launch().await;
-        server
+        Self::start_on(fresh_database().await, format!("it:{}:", uuid::Uuid::now_v7().simple()), env).await
     }
 
     /// A second process on the same database as `other` (its own data dir,
     /// port and keys): several HomeTrip processes sharing one PostgreSQL.
     pub async fn start_sharing(other: &Server, env: &[(&str, &str)]) -> Server {
+        Self::start_on(other.database_url.clone(), other.redis_prefix.clone(), env).await
+    }
+
+    async fn start_on(database_url: Option<String>, redis_prefix: String, env: &[(&str, &str)]) -> Server {
         let data_dir = std::env::temp_dir().join(format!("hometrip-it-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let mut server = Server {
             base: String::new(),
             port: 0,
             data_dir,
-            database_url: other.database_url.clone(),
-            redis_prefix: other.redis_prefix.clone(),
+            database_url,
+            redis_prefix,
             child: None,
             extra_env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
         };

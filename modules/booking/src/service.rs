@@ -579,6 +579,13 @@ impl BookingService {
         }
     }
 
+    /// Money back to the guest, once per booking and purpose (`what` names
+    /// the idempotency key: a retry never refunds twice).
+    async fn refund(&self, booking_id: Id, parts: Breakdown, reason: String, what: &str) -> Result<Payment, Problem> {
+        let idempotency_key = format!("booking-{booking_id}-{what}");
+        self.payments.refund(RefundRequest { booking_id, parts, reason, idempotency_key }).await
+    }
+
     /// A charge or an authorisation whose booking ended before it was ever
     /// confirmed (expired, declined, cancelled while the payment was in
     /// flight): all of it goes back. A confirmed booking's money is settled
@@ -592,14 +599,8 @@ impl BookingService {
                 self.payments.cancel_authorization(row.id).await?;
             }
             PaymentStatus::Succeeded if payment.refunded.amount < payment.amount.amount => {
-                self.payments
-                    .refund(RefundRequest {
-                        booking_id: row.id,
-                        parts: payment.breakdown,
-                        reason: format!("booking {} before it was confirmed", row.status),
-                        idempotency_key: format!("booking-{}-orphan", row.id),
-                    })
-                    .await?;
+                let reason = format!("booking {} before it was confirmed", row.status);
+                self.refund(row.id, payment.breakdown, reason, "orphan").await?;
             }
             _ => {}
         }
@@ -836,14 +837,7 @@ impl BookingService {
                     self.settle_orphan(&row, &payment).await?;
                 }
                 PaymentStatus::Succeeded if s.refund.total() > 0 => {
-                    self.payments
-                        .refund(RefundRequest {
-                            booking_id: s.booking_id,
-                            parts: s.refund,
-                            reason: format!("booking {}", row.status),
-                            idempotency_key: format!("booking-{}-settle", s.booking_id),
-                        })
-                        .await?;
+                    self.refund(s.booking_id, s.refund, format!("booking {}", row.status), "settle").await?;
                 }
                 _ => {}
             }
@@ -854,15 +848,37 @@ impl BookingService {
         Ok(())
     }
 
+    /// Bookings in `status` that changed in the reconciliation window: from
+    /// two days ago (half-finished flows come from crashes, found within a
+    /// run or two) to a minute ago (flows still running are left alone).
+    async fn recently_in(&self, status: BookingStatus) -> Result<Vec<BookingRow>, Problem> {
+        const PAGE: i64 = 500;
+        const MAX_ROWS: usize = 20_000;
+        let now = self.clock.now();
+        let window = (now.minus(Duration::days(2)), now.minus(Duration::minutes(1)));
+        let mut rows = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store::in_status(&self.db, status.as_str(), window, after, PAGE).await.map_err(db_err)?;
+            after = page.last().map(|r| r.id);
+            let full = page.len() as i64 == PAGE;
+            rows.extend(page);
+            if !full || rows.len() >= MAX_ROWS {
+                break;
+            }
+        }
+        if rows.len() >= MAX_ROWS {
+            tracing::warn!(status = status.as_str(), "reconciliation window holds more bookings than one run checks");
+        }
+        Ok(rows)
+    }
+
     /// Finds half-finished flows (a crash between the provider's answer and
     /// our write) and repairs them; reports what it cannot.
     pub async fn reconcile(&self) -> Result<ReconcileReport, Problem> {
         let mut report = ReconcileReport::default();
-        let quiet = self.clock.now().minus(Duration::minutes(1));
         // Unpaid holds whose payment may have gone through.
-        for row in
-            store::in_status(&self.db, BookingStatus::PendingPayment.as_str(), quiet, 200).await.map_err(db_err)?
-        {
+        for row in self.recently_in(BookingStatus::PendingPayment).await? {
             if let Some(payment) = self.payments.payment_for(row.id).await? {
                 if matches!(payment.status, PaymentStatus::Succeeded | PaymentStatus::RequiresCapture) {
                     let after = self.on_payment(row.clone(), &payment).await?;
@@ -872,7 +888,7 @@ impl BookingService {
         }
         // Bookings over without a stay whose money is still taken or held.
         for status in [BookingStatus::Expired, BookingStatus::Declined] {
-            for row in store::in_status(&self.db, status.as_str(), quiet, 200).await.map_err(db_err)? {
+            for row in self.recently_in(status).await? {
                 if let Some(payment) = self.payments.payment_for(row.id).await? {
                     let held = matches!(payment.status, PaymentStatus::RequiresCapture | PaymentStatus::RequiresAction);
                     let charged =
@@ -885,7 +901,7 @@ impl BookingService {
             }
         }
         // Confirmed stays must have a captured payment and a payout.
-        for row in store::in_status(&self.db, BookingStatus::Confirmed.as_str(), quiet, 500).await.map_err(db_err)? {
+        for row in self.recently_in(BookingStatus::Confirmed).await? {
             match self.payments.payment_for(row.id).await? {
                 Some(p) if p.status == PaymentStatus::Succeeded => self.schedule_payout(&row).await?,
                 other => report.anomalies.push(format!(

@@ -284,18 +284,26 @@ pub async fn list(
     })
 }
 
-/// Bookings in `status` last changed before `before` (reconciliation), oldest first.
-pub async fn in_status(db: &Db, status: &str, before: Instant, limit: i64) -> Result<Vec<BookingRow>, DbError> {
+/// Bookings in `status` last changed within `[from, to)`, by id after
+/// `after` (reconciliation pages through them).
+pub async fn in_status(
+    db: &Db,
+    status: &str,
+    (from, to): (Instant, Instant),
+    after: Option<Id>,
+    limit: i64,
+) -> Result<Vec<BookingRow>, DbError> {
     run!(db, |conn| {
-        bookings::table
+        let mut q = bookings::table
             .filter(bookings::status.eq(status))
-            .filter(bookings::updated_at.lt(before))
-            .order(bookings::updated_at.asc())
-            .limit(limit)
+            .filter(bookings::updated_at.ge(from))
+            .filter(bookings::updated_at.lt(to))
             .select(BookingRow::as_select())
-            .load(conn)
-            .await
-            .map_err(DbError::from)
+            .into_boxed();
+        if let Some(a) = after {
+            q = q.filter(bookings::id.gt(a));
+        }
+        q.order(bookings::id.asc()).limit(limit).load(conn).await.map_err(DbError::from)
     })
 }
 
