@@ -555,12 +555,9 @@ impl ListingService {
             return Err(Problem::field("check_out", &format!("a stay is at most {} nights", domain::MAX_STAY_NIGHTS)));
         }
         let around = (check_in - Duration::days(prep), check_out + Duration::days(prep));
-        let taken: BTreeMap<NaiveDate, Taken> = store::taken_nights(&self.db, id, around.0, around.1)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(|(d, s)| (d, Taken::parse(&s)))
-            .collect();
+        let (taken, overrides) =
+            store::stay_calendar(&self.db, id, around, (check_in, check_out)).await.map_err(db_err)?;
+        let taken: BTreeMap<NaiveDate, Taken> = taken.into_iter().map(|(d, s)| (d, Taken::parse(&s))).collect();
         // "Today" where the listing is: a stay may start on its local date.
         let today = Utc::now().with_timezone(&terms.rules.time_zone).date_naive();
         match domain::check_stay(&terms.rules, terms.details.max_guests, check_in, check_out, guests, today, &taken) {
@@ -571,8 +568,7 @@ impl ListingService {
                     .with("night", night.to_string()))
             }
         }
-        let overrides: BTreeMap<NaiveDate, i64> =
-            store::overrides(&self.db, id, check_in, check_out).await.map_err(db_err)?.into_iter().collect();
+        let overrides: BTreeMap<NaiveDate, i64> = overrides.into_iter().collect();
         let b = domain::price_stay(&terms.pricing, self.fees(rate), check_in, check_out, guests, today, &overrides);
         let currency = terms.pricing.currency.unwrap_or_else(|| "EUR".to_owned());
         let m = |amount| Money::new(amount, &currency);

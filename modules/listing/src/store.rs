@@ -225,6 +225,34 @@ pub async fn taken_nights(
     })
 }
 
+/// The calendar a quote needs, on one connection: taken nights in
+/// `[around_from, around_to)` and price overrides in `[from, to)`.
+pub async fn stay_calendar(
+    db: &Db,
+    listing_id: Id,
+    (around_from, around_to): (NaiveDate, NaiveDate),
+    (from, to): (NaiveDate, NaiveDate),
+) -> Result<(Vec<(NaiveDate, String)>, Vec<(NaiveDate, i64)>), DbError> {
+    run!(db, |conn| {
+        let taken = calendar_nights::table
+            .filter(calendar_nights::listing_id.eq(listing_id))
+            .filter(calendar_nights::night.ge(around_from))
+            .filter(calendar_nights::night.lt(around_to))
+            .order(calendar_nights::night.asc())
+            .select((calendar_nights::night, calendar_nights::status))
+            .load(conn)
+            .await?;
+        let prices = night_prices::table
+            .filter(night_prices::listing_id.eq(listing_id))
+            .filter(night_prices::night.ge(from))
+            .filter(night_prices::night.lt(to))
+            .select((night_prices::night, night_prices::amount))
+            .load(conn)
+            .await?;
+        Ok::<_, DbError>((taken, prices))
+    })
+}
+
 /// Price overrides in `[from, to)`.
 pub async fn overrides(
     db: &Db,
@@ -625,6 +653,58 @@ pub async fn taken_nights_of(
     })
 }
 
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = calendar_nights)]
+struct BookedRow {
+    listing_id: Id,
+    night: NaiveDate,
+    status: &'static str,
+    source: Option<String>,
+    created_at: Instant,
+}
+
+/// Writes a booking's nights as `booked`, over any block: one statement on
+/// PostgreSQL, row by row on SQLite (no multi-row insert in diesel-async's
+/// SQLite wrapper) — a marked backend exception, like the booking module's.
+trait BookedWrite {
+    fn upsert_booked(
+        &mut self,
+        rows: &[BookedRow],
+    ) -> impl std::future::Future<Output = diesel::QueryResult<()>> + Send;
+}
+
+impl BookedWrite for hometrip_kernel::db::PgConn {
+    async fn upsert_booked(&mut self, rows: &[BookedRow]) -> diesel::QueryResult<()> {
+        use diesel::upsert::excluded;
+        diesel::insert_into(calendar_nights::table)
+            .values(rows)
+            .on_conflict((calendar_nights::listing_id, calendar_nights::night))
+            .do_update()
+            .set((
+                calendar_nights::status.eq(excluded(calendar_nights::status)),
+                calendar_nights::source.eq(excluded(calendar_nights::source)),
+            ))
+            .execute(self)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl BookedWrite for hometrip_kernel::db::SqliteConn {
+    async fn upsert_booked(&mut self, rows: &[BookedRow]) -> diesel::QueryResult<()> {
+        for row in rows {
+            diesel::insert_into(calendar_nights::table)
+                .values(row)
+                .on_conflict((calendar_nights::listing_id, calendar_nights::night))
+                .do_update()
+                .set((calendar_nights::status.eq(row.status), calendar_nights::source.eq(&row.source)))
+                .execute(self)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// What a booking event does to the calendar's copy of its nights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BookedNights {
@@ -654,21 +734,17 @@ pub async fn project_booking(
         if diesel::select(diesel::dsl::exists(listings::table.find(listing_id))).get_result::<bool>(conn).await? {
             match action {
                 BookedNights::Hold => {
-                    for night in nights {
-                        diesel::insert_into(calendar_nights::table)
-                            .values((
-                                calendar_nights::listing_id.eq(listing_id),
-                                calendar_nights::night.eq(*night),
-                                calendar_nights::status.eq(BOOKED),
-                                calendar_nights::source.eq(Some(&source)),
-                                calendar_nights::created_at.eq(now),
-                            ))
-                            .on_conflict((calendar_nights::listing_id, calendar_nights::night))
-                            .do_update()
-                            .set((calendar_nights::status.eq(BOOKED), calendar_nights::source.eq(Some(&source))))
-                            .execute(conn)
-                            .await?;
-                    }
+                    let rows: Vec<BookedRow> = nights
+                        .iter()
+                        .map(|n| BookedRow {
+                            listing_id,
+                            night: *n,
+                            status: BOOKED,
+                            source: Some(source.clone()),
+                            created_at: now,
+                        })
+                        .collect();
+                    conn.upsert_booked(&rows).await?;
                 }
                 BookedNights::Release => {
                     diesel::delete(
