@@ -326,6 +326,8 @@ async fn creation_is_idempotent_and_bad_input_reserves_nothing() {
         (json!({"listing_id": id, "check_in": date(40), "check_out": date(42), "guests": 9}), 422),
         (json!({"listing_id": id, "check_in": date(40), "check_out": date(60), "guests": 2}), 422),
         (json!({"listing_id": id, "check_in": "soon", "check_out": date(60), "guests": 2}), 422),
+        (json!({"listing_id": id, "check_in": "+262142-12-29", "check_out": "+262142-12-31", "guests": 2}), 422),
+        (json!({"listing_id": id, "check_in": "-262143-01-01", "check_out": "-262143-01-03", "guests": 2}), 422),
         (json!({"listing_id": id, "check_in": date(40), "check_out": date(42), "guests": 2, "extra": 1}), 422),
         (json!({"listing_id": id, "check_in": date(40), "check_out": date(42), "guests": 2, "rate": "cheap"}), 422),
     ];
@@ -334,6 +336,14 @@ async fn creation_is_idempotent_and_bad_input_reserves_nothing() {
         r.problem(status);
         assert!(r.status != 500, "{bad}");
     }
+    // Years at the edge of the calendar are refused, not overflowed.
+    let far =
+        guest.get(&format!("/api/v1/listings/{id}/quote?check_in=%2B262142-12-29&check_out=%2B262142-12-31")).await;
+    far.problem(422);
+    let far = guest
+        .get(&format!("/api/v1/bookings/quote?listing_id={id}&check_in=%2B262142-12-29&check_out=%2B262142-12-31"))
+        .await;
+    far.problem(422);
     // A host cannot book their own listing; nobody books without signing in.
     host.post("/api/v1/bookings", json!({"listing_id": id, "check_in": date(40), "check_out": date(42), "guests": 2}))
         .await

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use hometrip_kernel::db::{Db, DbError};
 use hometrip_kernel::events::{Envelope, EventBus, EventHandler};
@@ -278,6 +278,11 @@ impl BookingService {
     /// listing is, and the shape of the request before anything is asked.
     fn check_shape(check_in: NaiveDate, check_out: NaiveDate, guests: u32) -> Result<(), Problem> {
         let mut errors = Vec::new();
+        for (field, date) in [("check_in", check_in), ("check_out", check_out)] {
+            if !(2000..=2999).contains(&date.year()) {
+                errors.push(FieldError::new(field, "must be a date between the years 2000 and 2999"));
+            }
+        }
         if check_out <= check_in {
             errors.push(FieldError::new("check_out", "must be after check_in"));
         }
@@ -874,41 +879,40 @@ impl BookingService {
     }
 
     /// Finds half-finished flows (a crash between the provider's answer and
-    /// our write) and repairs them; reports what it cannot.
+    /// our write) and repairs them; reports what it cannot. One booking's
+    /// failure is reported and the run goes on to the others.
     pub async fn reconcile(&self) -> Result<ReconcileReport, Problem> {
         let mut report = ReconcileReport::default();
         // Unpaid holds whose payment may have gone through.
         for row in self.recently_in(BookingStatus::PendingPayment).await? {
-            if let Some(payment) = self.payments.payment_for(row.id).await? {
-                if matches!(payment.status, PaymentStatus::Succeeded | PaymentStatus::RequiresCapture) {
-                    let after = self.on_payment(row.clone(), &payment).await?;
-                    report.repaired.push(format!("booking {} was paid: now {}", row.id, after.status));
-                }
+            match self.repair_unpaid(&row).await {
+                Ok(Some(line)) => report.repaired.push(line),
+                Ok(None) => {}
+                Err(p) => report.anomalies.push(format!("booking {}: {}", row.id, p.detail)),
             }
         }
         // Bookings over without a stay whose money is still taken or held.
         for status in [BookingStatus::Expired, BookingStatus::Declined] {
             for row in self.recently_in(status).await? {
-                if let Some(payment) = self.payments.payment_for(row.id).await? {
-                    let held = matches!(payment.status, PaymentStatus::RequiresCapture | PaymentStatus::RequiresAction);
-                    let charged =
-                        payment.status == PaymentStatus::Succeeded && payment.refunded.amount < payment.amount.amount;
-                    if held || charged {
-                        self.settle_orphan(&row, &payment).await?;
-                        report.repaired.push(format!("booking {} is {}: its payment was released", row.id, row.status));
-                    }
+                match self.release_orphan(&row).await {
+                    Ok(Some(line)) => report.repaired.push(line),
+                    Ok(None) => {}
+                    Err(p) => report.anomalies.push(format!("booking {}: {}", row.id, p.detail)),
                 }
             }
         }
         // Confirmed stays must have a captured payment and a payout.
         for row in self.recently_in(BookingStatus::Confirmed).await? {
-            match self.payments.payment_for(row.id).await? {
-                Some(p) if p.status == PaymentStatus::Succeeded => self.schedule_payout(&row).await?,
-                other => report.anomalies.push(format!(
-                    "booking {} is confirmed but its payment is {}",
-                    row.id,
-                    other.map(|p| p.status.as_str()).unwrap_or("missing")
+            let checked = match self.payments.payment_for(row.id).await {
+                Ok(Some(p)) if p.status == PaymentStatus::Succeeded => self.schedule_payout(&row).await,
+                Ok(other) => Err(Problem::new(
+                    ErrorCode::Conflict,
+                    format!("confirmed but its payment is {}", other.map(|p| p.status.as_str()).unwrap_or("missing")),
                 )),
+                Err(p) => Err(p),
+            };
+            if let Err(p) = checked {
+                report.anomalies.push(format!("booking {}: {}", row.id, p.detail));
             }
         }
         report.stray_nights_freed = store::release_stray_nights(&self.db).await.map_err(db_err)?;
@@ -916,6 +920,26 @@ impl BookingService {
             tracing::warn!(%line, "reconciliation");
         }
         Ok(report)
+    }
+
+    async fn repair_unpaid(&self, row: &BookingRow) -> Result<Option<String>, Problem> {
+        let Some(payment) = self.payments.payment_for(row.id).await? else { return Ok(None) };
+        if !matches!(payment.status, PaymentStatus::Succeeded | PaymentStatus::RequiresCapture) {
+            return Ok(None);
+        }
+        let after = self.on_payment(row.clone(), &payment).await?;
+        Ok(Some(format!("booking {} was paid: now {}", row.id, after.status)))
+    }
+
+    async fn release_orphan(&self, row: &BookingRow) -> Result<Option<String>, Problem> {
+        let Some(payment) = self.payments.payment_for(row.id).await? else { return Ok(None) };
+        let held = matches!(payment.status, PaymentStatus::RequiresCapture | PaymentStatus::RequiresAction);
+        let charged = payment.status == PaymentStatus::Succeeded && payment.refunded.amount < payment.amount.amount;
+        if !(held || charged) {
+            return Ok(None);
+        }
+        self.settle_orphan(row, &payment).await?;
+        Ok(Some(format!("booking {} is {}: its payment was released", row.id, row.status)))
     }
 
     /// Nights held per listing (tests and admin checks of the guarantee).

@@ -315,8 +315,9 @@ impl Scheduler {
         let now = self.clock.now();
         let owner = self.owner;
         let id = job.id;
-        let recurring = self.recurring.read().await.get(&job.kind).copied();
-        if let (Ok(()), Some(every)) = (&outcome, recurring) {
+        // A recurring job's next period is scheduled whatever this run did:
+        // a failing run retries on its own and must not stop the series.
+        if let Some(every) = self.recurring.read().await.get(&job.kind).copied() {
             self.schedule_next(&job.kind, every).await?;
         }
         match outcome {
@@ -437,6 +438,22 @@ mod tests {
     async fn schedule(db: &Db, job: NewJob) -> Result<(), String> {
         crate::transaction!(db, |conn| { conn.schedule_job(&job).await.map_err(DbError::from) })
             .map_err(|e: DbError| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_failing_recurring_job_still_schedules_its_next_period() -> Result<(), String> {
+        let db = db().await?;
+        let clock = Clock::system();
+        let s = Scheduler::new(db, clock.clone(), SchedulerSettings::default());
+        let always_failing = Arc::new(Count(AtomicU32::new(0), u32::MAX));
+        s.every("tick", chrono::Duration::seconds(60), always_failing.clone()).await.map_err(|e| e.to_string())?;
+        assert_eq!(s.jobs_with_key_prefix("tick:", 10).await.map_err(|e| e.to_string())?.len(), 1);
+        clock.advance(61);
+        assert_eq!(s.run_due(10).await.map_err(|e| e.to_string())?, 1);
+        assert_eq!(AtomicU32::load(&always_failing.0, Ordering::SeqCst), 1);
+        let views = s.jobs_with_key_prefix("tick:", 10).await.map_err(|e| e.to_string())?;
+        assert_eq!(views.len(), 2, "the next period is scheduled although this run failed: {views:?}");
+        Ok(())
     }
 
     #[tokio::test]

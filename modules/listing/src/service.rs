@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Datelike, Duration, NaiveDate, Utc};
 use hometrip_kernel::db::{Db, DbError};
 use hometrip_kernel::events::{Envelope, EventBus};
 use hometrip_kernel::files::FileStore;
@@ -550,6 +550,12 @@ impl ListingService {
             return Err(Problem::new(ErrorCode::Conflict, "the listing is not open for booking"));
         }
         let terms = Self::terms(&row);
+        // Far-off years would overflow the date arithmetic below.
+        for (field, date) in [("check_in", check_in), ("check_out", check_out)] {
+            if !(2000..=2999).contains(&date.year()) {
+                return Err(Problem::field(field, "must be a date between the years 2000 and 2999"));
+            }
+        }
         let prep = i64::from(terms.rules.preparation_days);
         if domain::nights_between(check_in, check_out) > i64::from(domain::MAX_STAY_NIGHTS) {
             return Err(Problem::field("check_out", &format!("a stay is at most {} nights", domain::MAX_STAY_NIGHTS)));

@@ -53,6 +53,9 @@ fn strategy(key: &str) -> Result<RequestStrategy, GatewayError> {
 
 fn failure(e: StripeError) -> GatewayError {
     match e {
+        // 409: the same idempotency key is still being processed (a double
+        // click, a retry racing the first call): not an answer, ask again later.
+        StripeError::Stripe(_, 409) => GatewayError::Unavailable("Stripe is still processing this request".to_owned()),
         StripeError::Stripe(api, status) if (400..500).contains(&status) && status != 429 => {
             GatewayError::Invalid(api.message.clone().unwrap_or_else(|| format!("Stripe answered {status}")))
         }
