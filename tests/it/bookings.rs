@@ -16,7 +16,7 @@ use crate::support::*;
 const CLOCK: &[(&str, &str)] = &[("HOMETRIP_TESTING__CLOCK_CONTROL", "true"), ("HOMETRIP_JOBS__POLL_MS", "50")];
 
 fn date(days_from_today: i64) -> String {
-    (Utc::now().date_naive() + chrono::Duration::days(days_from_today)).to_string()
+    date_from_today(days_from_today)
 }
 
 fn listing_body(policy: &str, instant_book: bool) -> Value {
@@ -37,16 +37,7 @@ fn listing_body(policy: &str, instant_book: bool) -> Value {
 
 /// A published listing of `host` with this policy and booking style.
 async fn listing(server: &Server, host: &Api, policy: &str, instant_book: bool) -> String {
-    let created = host.post("/api/v1/listings", listing_body(policy, instant_book)).await;
-    assert_eq!(created.status, 201, "{}", created.text);
-    let id = created.body["id"].as_str().unwrap().to_owned();
-    let part = reqwest::multipart::Part::bytes(png(640, 480)).file_name("p.png").mime_str("image/png").unwrap();
-    let form = reqwest::multipart::Form::new().part("file", part);
-    let up = host.send(host.http.post(server.url(&format!("/api/v1/listings/{id}/photos"))).multipart(form)).await;
-    assert_eq!(up.status, 201, "{}", up.text);
-    let p = host.post(&format!("/api/v1/listings/{id}/publish"), json!({})).await;
-    assert_eq!(p.status, 200, "{}", p.text);
-    id
+    publish_listing(server, host, listing_body(policy, instant_book)).await
 }
 
 async fn book(guest: &Api, listing: &str, check_in: &str, check_out: &str) -> Reply {
@@ -91,20 +82,6 @@ async fn run_jobs(server: &Server) {
 
 fn instant(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default()).map(|d| d.with_timezone(&Utc)).expect("an instant")
-}
-
-/// Polls `path` until `check` holds (events and jobs run in the background).
-async fn eventually(api: &Api, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let mut last = Value::Null;
-    for _ in 0..100 {
-        let r = api.get(path).await;
-        if r.status == 200 && check(&r.body) {
-            return r.body;
-        }
-        last = r.body;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{path} never reached the expected state: {last}");
 }
 
 fn amounts(items: &Value, kind: &str, booking: &str) -> Vec<i64> {

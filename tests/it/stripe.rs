@@ -307,35 +307,11 @@ fn listing_body(instant_book: bool) -> Value {
 }
 
 async fn published(server: &Server, host: &Api, instant_book: bool) -> String {
-    let created = host.post("/api/v1/listings", listing_body(instant_book)).await;
-    assert_eq!(created.status, 201, "{}", created.text);
-    let id = created.body["id"].as_str().unwrap().to_owned();
-    let part = reqwest::multipart::Part::bytes(png(320, 240)).file_name("p.png").mime_str("image/png").unwrap();
-    let up = host
-        .send(
-            host.http
-                .post(server.url(&format!("/api/v1/listings/{id}/photos")))
-                .multipart(reqwest::multipart::Form::new().part("file", part)),
-        )
-        .await;
-    assert_eq!(up.status, 201, "{}", up.text);
-    assert_eq!(host.post(&format!("/api/v1/listings/{id}/publish"), json!({})).await.status, 200);
-    id
+    publish_listing(server, host, listing_body(instant_book)).await
 }
 
 fn day(n: i64) -> String {
-    (chrono::Utc::now().date_naive() + chrono::Duration::days(n)).to_string()
-}
-
-async fn eventually(api: &Api, path: &str, check: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..100 {
-        let r = api.get(path).await;
-        if r.status == 200 && check(&r.body) {
-            return r.body;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{path} never reached the expected state: {}", api.get(path).await.text);
+    date_from_today(n)
 }
 
 async fn stripe_server() -> (Server, Shared) {

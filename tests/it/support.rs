@@ -418,3 +418,36 @@ pub fn local_server(configure: impl Fn(&mut actix_web::web::ServiceConfig) + Sen
     });
     base
 }
+
+/// A date `days` from today (UTC), as `YYYY-MM-DD`.
+pub fn date_from_today(days: i64) -> String {
+    (chrono::Utc::now().date_naive() + chrono::Duration::days(days)).to_string()
+}
+
+/// Polls `path` until `check` holds (events and jobs run in the background).
+pub async fn eventually(api: &Api, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let r = api.get(path).await;
+        if r.status == 200 && check(&r.body) {
+            return r.body;
+        }
+        last = r.body;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{path} never reached the expected state: {last}");
+}
+
+/// Creates `body` as `host`'s listing, adds a photo and publishes it; its id.
+pub async fn publish_listing(server: &Server, host: &Api, body: Value) -> String {
+    let created = host.post("/api/v1/listings", body).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.body["id"].as_str().expect("listing id").to_owned();
+    let part = reqwest::multipart::Part::bytes(png(320, 240)).file_name("p.png").mime_str("image/png").expect("mime");
+    let form = reqwest::multipart::Form::new().part("file", part);
+    let up = host.send(host.http.post(server.url(&format!("/api/v1/listings/{id}/photos"))).multipart(form)).await;
+    assert_eq!(up.status, 201, "{}", up.text);
+    let p = host.post(&format!("/api/v1/listings/{id}/publish"), json!({})).await;
+    assert_eq!(p.status, 200, "{}", p.text);
+    id
+}

@@ -123,6 +123,12 @@ fn conflict(detail: impl Into<String>) -> Problem {
     Problem::new(ErrorCode::Conflict, detail)
 }
 
+/// 409 naming the nights other bookings hold.
+fn taken(nights: Vec<String>) -> Problem {
+    let first = nights.first().cloned().unwrap_or_default();
+    conflict(format!("the stay is not available: the night of {first} is taken")).with("conflicting_nights", nights)
+}
+
 impl BookingService {
     pub fn new(
         db: Db,
@@ -447,9 +453,7 @@ impl BookingService {
 
     /// 409 naming the nights other bookings hold in the stay (and its preparation margin).
     async fn taken_problem(&self, row: &BookingRow, preparation_days: u32) -> Problem {
-        let nights = self.held_in(row.listing_id, row.check_in, row.check_out, preparation_days).await;
-        let first = nights.first().cloned().unwrap_or_default();
-        conflict(format!("the stay is not available: the night of {first} is taken")).with("conflicting_nights", nights)
+        taken(self.held_in(row.listing_id, row.check_in, row.check_out, preparation_days).await)
     }
 
     async fn held_in(
@@ -474,8 +478,7 @@ impl BookingService {
             let nights = if night.is_null() { Vec::new() } else { vec![night] };
             return refused.with("conflicting_nights", nights);
         }
-        let first = held.first().cloned().unwrap_or_default();
-        conflict(format!("the stay is not available: the night of {first} is taken")).with("conflicting_nights", held)
+        taken(held)
     }
 
     // ---- Transitions ----------------------------------------------------------------

@@ -553,22 +553,6 @@ impl PaymentService {
     pub async fn trial_balance(&self) -> Result<Vec<(String, i64)>, Problem> {
         store::trial_balance(&self.db).await.map_err(db_err)
     }
-
-    /// Payments left in flight (a crash between our record and the
-    /// provider's answer): asks the provider again. Returns how many moved.
-    pub async fn reconcile_in_flight(&self, older_than: chrono::Duration) -> Result<usize, Problem> {
-        let before = self.clock.now().minus(older_than);
-        let mut moved = 0;
-        for status in [PaymentStatus::Processing, PaymentStatus::RequiresAction] {
-            for row in store::stale_in(&self.db, status.as_str(), before, 100).await.map_err(db_err)? {
-                let refreshed = self.refresh(row.clone()).await?;
-                if refreshed.status != row.status {
-                    moved += 1;
-                }
-            }
-        }
-        Ok(moved)
-    }
 }
 
 /// `amount` spread over what is left of each part, in proportion; the last

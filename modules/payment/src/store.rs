@@ -304,21 +304,6 @@ pub async fn payment_of_booking(db: &Db, booking_id: Id) -> Result<Option<Paymen
     })
 }
 
-/// Payments in `status` not updated since `before` (reconciliation).
-pub async fn stale_in(db: &Db, status: &str, before: Instant, limit: i64) -> Result<Vec<PaymentRow>, DbError> {
-    run!(db, |conn| {
-        payments::table
-            .filter(payments::status.eq(status))
-            .filter(payments::updated_at.lt(before))
-            .order(payments::updated_at.asc())
-            .limit(limit)
-            .select(PaymentRow::as_select())
-            .load(conn)
-            .await
-            .map_err(DbError::from)
-    })
-}
-
 /// A payment's move to a new state, written only if it is still in `from`,
 /// with its ledger transaction and event.
 pub struct PaymentUpdate<'a> {
