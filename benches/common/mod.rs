@@ -36,6 +36,9 @@ impl Listings for NoListings {
     async fn published(&self, _: Option<Id>, _: u32) -> Result<Vec<Listing>, Problem> {
         Ok(Vec::new())
     }
+    async fn listings_of(&self, _: &[Id]) -> Result<Vec<Listing>, Problem> {
+        Ok(Vec::new())
+    }
 }
 
 /// `HOMETRIP_BENCH_LISTINGS` (default 100,000).

@@ -81,6 +81,12 @@ async fn listings_suite(listings: Arc<dyn Listings>, id: Id) {
     let page = listings.published(None, 10).await.unwrap();
     assert!(page.iter().any(|l| l.id == id));
     assert!(listings.published(Some(id), 10).await.unwrap().iter().all(|l| l.id > id));
+    // By ids: the ones that exist, whatever their status; too many ids is a 422.
+    let of = listings.listings_of(&[Id::new(), id]).await.unwrap();
+    assert_eq!(of.iter().map(|l| l.id).collect::<Vec<_>>(), vec![id]);
+    assert_eq!(of[0].nightly_price.as_ref().map(|m| m.amount), Some(12_000));
+    let too_many: Vec<Id> = (0..1001).map(|_| Id::new()).collect();
+    assert_eq!(listings.listings_of(&too_many).await.unwrap_err().status, 422);
 }
 
 fn listing_patch() -> TermsPatch {

@@ -435,8 +435,11 @@ impl BookingService {
         match store::reserve(&self.db, &row, stay.preparation_days, idempotency.as_ref(), &jobs, &event).await {
             Ok(()) => {
                 self.bus.poke();
-                self.jobs.poke();
+                self.jobs.scheduled(&jobs);
                 Ok((booking, false))
+            }
+            Err(ReserveError::Taken(nights)) if key.is_none() => {
+                Err(taken(nights.iter().map(NaiveDate::to_string).collect()))
             }
             Err(ReserveError::Taken(_)) | Err(ReserveError::Db(DbError::Conflict(_))) => {
                 // A concurrent request with the same key won the race: replay it.
@@ -512,7 +515,7 @@ impl BookingService {
             return Ok(None);
         }
         self.bus.poke();
-        self.jobs.poke();
+        self.jobs.scheduled(&jobs);
         Ok(Some(row))
     }
 

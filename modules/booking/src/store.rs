@@ -118,29 +118,138 @@ pub struct NightRow {
     pub booking_id: Id,
 }
 
-/// Inserts a stay's nights, in ascending order (so racing reservations take
-/// row locks in one order): one statement on PostgreSQL; row by row on SQLite,
-/// where diesel-async's wrapper has no multi-row insert (and the database
-/// lock is held anyway).
-trait NightsWrite {
-    fn insert_nights(
+/// What a reservation writes once its nights are known to be free.
+struct ReservationRows<'a> {
+    booking: &'a BookingRow,
+    /// In ascending order, so racing reservations take row locks in one order.
+    nights: Vec<NightRow>,
+    idempotency: Option<&'a IdempotencyKey>,
+    jobs: &'a [NewJob],
+    event: &'a Envelope,
+}
+
+/// Takes the listing's lock row (reservations of one listing queue on it and
+/// never deadlock) and then reads the nights of `[from, to)` already held.
+macro_rules! lock_listing {
+    ($listing_id:expr) => {
+        diesel::insert_into(booking_listing_locks::table)
+            .values((booking_listing_locks::listing_id.eq($listing_id), booking_listing_locks::reservations.eq(1i64)))
+            .on_conflict(booking_listing_locks::listing_id)
+            .do_update()
+            .set(booking_listing_locks::reservations.eq(booking_listing_locks::reservations + 1i64))
+    };
+}
+macro_rules! taken_nights {
+    ($listing_id:expr, $from:expr, $to:expr) => {
+        booking_nights::table
+            .filter(booking_nights::listing_id.eq($listing_id))
+            .filter(booking_nights::night.ge($from))
+            .filter(booking_nights::night.lt($to))
+            .order(booking_nights::night.asc())
+            .select(booking_nights::night)
+    };
+}
+macro_rules! insert_idempotency_key {
+    ($row:expr, $k:expr) => {
+        diesel::insert_into(booking_idempotency::table).values((
+            booking_idempotency::guest_id.eq($row.guest_id),
+            booking_idempotency::key.eq(&$k.key),
+            booking_idempotency::request_hash.eq(&$k.request_hash),
+            booking_idempotency::booking_id.eq($row.id),
+            booking_idempotency::created_at.eq($row.created_at),
+        ))
+    };
+}
+
+/// The reservation's statements on one backend. On PostgreSQL the lock and
+/// the check go out together, then all the inserts together: the server runs
+/// them in order as ever, but the transaction costs four round trips instead
+/// of eight (pipelining, diesel-async on a shared connection reference). On
+/// SQLite, in-process, there is no round trip to save and its wrapper has no
+/// multi-row insert, so they run one by one.
+trait ReservationWrite {
+    fn lock_and_read_taken(
         &mut self,
-        nights: &[NightRow],
+        listing_id: Id,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> impl std::future::Future<Output = diesel::QueryResult<Vec<NaiveDate>>> + Send;
+    fn write_reservation(
+        &mut self,
+        rows: &ReservationRows<'_>,
     ) -> impl std::future::Future<Output = diesel::QueryResult<()>> + Send;
 }
 
-impl NightsWrite for hometrip_kernel::db::PgConn {
-    async fn insert_nights(&mut self, nights: &[NightRow]) -> diesel::QueryResult<()> {
-        diesel::insert_into(booking_nights::table).values(nights).execute(self).await.map(|_| ())
+impl ReservationWrite for hometrip_kernel::db::PgConn {
+    async fn lock_and_read_taken(
+        &mut self,
+        listing_id: Id,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> diesel::QueryResult<Vec<NaiveDate>> {
+        let (mut a, mut b) = (&*self, &*self);
+        // Sent together; PostgreSQL runs the check after the lock is granted,
+        // with a snapshot taken then (read committed), so it sees every
+        // reservation that held the lock before. Both answers are awaited (no
+        // request is dropped in flight); the first error in order wins.
+        let (locked, taken) = futures_util::future::join(
+            lock_listing!(listing_id).execute(&mut a),
+            taken_nights!(listing_id, from, to).load::<NaiveDate>(&mut b),
+        )
+        .await;
+        locked?;
+        taken
+    }
+
+    async fn write_reservation(&mut self, r: &ReservationRows<'_>) -> diesel::QueryResult<()> {
+        let conn: &hometrip_kernel::db::PgConn = self;
+        let mut writes: Vec<futures_util::future::BoxFuture<'_, diesel::QueryResult<()>>> = Vec::new();
+        let (mut c1, mut c2) = (conn, conn);
+        writes.push(Box::pin(async move {
+            diesel::insert_into(bookings::table).values(r.booking).execute(&mut c1).await.map(|_| ())
+        }));
+        writes.push(Box::pin(async move {
+            diesel::insert_into(booking_nights::table).values(&r.nights).execute(&mut c2).await.map(|_| ())
+        }));
+        if let Some(k) = r.idempotency {
+            let mut c = conn;
+            writes
+                .push(Box::pin(async move { insert_idempotency_key!(r.booking, k).execute(&mut c).await.map(|_| ()) }));
+        }
+        for job in r.jobs {
+            let mut c = conn;
+            writes.push(Box::pin(async move { c.schedule_job(job).await }));
+        }
+        let mut c = conn;
+        writes.push(Box::pin(async move { c.append_event(r.event).await }));
+        // All awaited (nothing dropped in flight); the first error in order wins.
+        futures_util::future::join_all(writes).await.into_iter().collect()
     }
 }
 
-impl NightsWrite for hometrip_kernel::db::SqliteConn {
-    async fn insert_nights(&mut self, nights: &[NightRow]) -> diesel::QueryResult<()> {
-        for n in nights {
-            diesel::insert_into(booking_nights::table).values(n).execute(self).await?;
+impl ReservationWrite for hometrip_kernel::db::SqliteConn {
+    async fn lock_and_read_taken(
+        &mut self,
+        listing_id: Id,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> diesel::QueryResult<Vec<NaiveDate>> {
+        lock_listing!(listing_id).execute(self).await?;
+        taken_nights!(listing_id, from, to).load(self).await
+    }
+
+    async fn write_reservation(&mut self, r: &ReservationRows<'_>) -> diesel::QueryResult<()> {
+        diesel::insert_into(bookings::table).values(r.booking).execute(self).await?;
+        for night in &r.nights {
+            diesel::insert_into(booking_nights::table).values(night).execute(self).await?;
         }
-        Ok(())
+        if let Some(k) = r.idempotency {
+            insert_idempotency_key!(r.booking, k).execute(self).await?;
+        }
+        for job in r.jobs {
+            self.schedule_job(job).await?;
+        }
+        self.append_event(r.event).await
     }
 }
 
@@ -153,8 +262,9 @@ pub struct IdempotencyKey {
 
 #[derive(Debug)]
 pub enum ReserveError {
-    /// A night of the stay (or of its preparation margin) is held by another booking.
-    Taken(NaiveDate),
+    /// Nights of the stay (or of its preparation margin) held by other
+    /// bookings, in order.
+    Taken(Vec<NaiveDate>),
     Db(DbError),
 }
 
@@ -182,52 +292,26 @@ pub async fn reserve(
     jobs: &[NewJob],
     event: &Envelope,
 ) -> Result<(), ReserveError> {
-    let nights: Vec<NaiveDate> = row.check_in.iter_days().take_while(|d| *d < row.check_out).collect();
     let margin = chrono::Duration::days(i64::from(preparation_days));
     let (around_from, around_to) = (row.check_in - margin, row.check_out + margin);
+    let rows = ReservationRows {
+        booking: row,
+        nights: row
+            .check_in
+            .iter_days()
+            .take_while(|d| *d < row.check_out)
+            .map(|night| NightRow { listing_id: row.listing_id, night, booking_id: row.id })
+            .collect(),
+        idempotency,
+        jobs,
+        event,
+    };
     transaction!(db, |conn| {
-        diesel::insert_into(booking_listing_locks::table)
-            .values((
-                booking_listing_locks::listing_id.eq(row.listing_id),
-                booking_listing_locks::reservations.eq(1i64),
-            ))
-            .on_conflict(booking_listing_locks::listing_id)
-            .do_update()
-            .set(booking_listing_locks::reservations.eq(booking_listing_locks::reservations + 1i64))
-            .execute(conn)
-            .await?;
-        let taken: Option<NaiveDate> = booking_nights::table
-            .filter(booking_nights::listing_id.eq(row.listing_id))
-            .filter(booking_nights::night.ge(around_from))
-            .filter(booking_nights::night.lt(around_to))
-            .order(booking_nights::night.asc())
-            .select(booking_nights::night)
-            .first(conn)
-            .await
-            .optional()?;
-        if let Some(night) = taken {
-            return Err(ReserveError::Taken(night));
+        let taken = conn.lock_and_read_taken(row.listing_id, around_from, around_to).await?;
+        if !taken.is_empty() {
+            return Err(ReserveError::Taken(taken));
         }
-        diesel::insert_into(bookings::table).values(row).execute(conn).await?;
-        let held: Vec<NightRow> =
-            nights.iter().map(|n| NightRow { listing_id: row.listing_id, night: *n, booking_id: row.id }).collect();
-        conn.insert_nights(&held).await?;
-        if let Some(k) = idempotency {
-            diesel::insert_into(booking_idempotency::table)
-                .values((
-                    booking_idempotency::guest_id.eq(row.guest_id),
-                    booking_idempotency::key.eq(&k.key),
-                    booking_idempotency::request_hash.eq(&k.request_hash),
-                    booking_idempotency::booking_id.eq(row.id),
-                    booking_idempotency::created_at.eq(row.created_at),
-                ))
-                .execute(conn)
-                .await?;
-        }
-        for job in jobs {
-            conn.schedule_job(job).await?;
-        }
-        conn.append_event(event).await?;
+        conn.write_reservation(&rows).await?;
         Ok::<_, ReserveError>(())
     })
 }

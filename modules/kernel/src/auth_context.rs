@@ -55,7 +55,17 @@ pub struct JwkSet {
 pub struct AccessVerifier {
     keys: RwLock<HashMap<String, DecodingKey>>,
     cache: Arc<dyn Cache>,
+    /// Tokens whose signature was already checked, with their claims: a
+    /// client sends the same token for many requests, and an Ed25519
+    /// verification costs more than the rest of a small request's CPU.
+    /// Expiry and revocation are still checked on every use.
+    verified: std::sync::Mutex<lru::LruCache<String, AccessClaims>>,
 }
+
+/// Tokens remembered as verified, at most (a few MB).
+const VERIFIED_TOKENS: usize = 10_000;
+/// Seconds of clock skew allowed on `exp` and `nbf`.
+const LEEWAY_SECS: i64 = 5;
 
 /// Key under which a revoked session id is remembered until its access tokens expire.
 pub fn revoked_session_key(sid: &Id) -> String {
@@ -64,7 +74,12 @@ pub fn revoked_session_key(sid: &Id) -> String {
 
 impl AccessVerifier {
     pub fn new(cache: Arc<dyn Cache>) -> Arc<Self> {
-        Arc::new(AccessVerifier { keys: RwLock::new(HashMap::new()), cache })
+        let capacity = std::num::NonZeroUsize::new(VERIFIED_TOKENS).unwrap_or(std::num::NonZeroUsize::MIN);
+        Arc::new(AccessVerifier {
+            keys: RwLock::new(HashMap::new()),
+            cache,
+            verified: std::sync::Mutex::new(lru::LruCache::new(capacity)),
+        })
     }
 
     pub async fn set_keys(&self, set: &JwkSet) -> Result<(), String> {
@@ -77,10 +92,37 @@ impl AccessVerifier {
             map.insert(jwk.kid.clone(), key);
         }
         *self.keys.write().await = map;
+        // A key taken out of the set takes its tokens with it.
+        self.remembered().clear();
         Ok(())
     }
 
+    fn remembered(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, AccessClaims>> {
+        self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, Problem> {
+        let invalid = |d: &str| Problem::new(ErrorCode::InvalidToken, d.to_owned());
+        let remembered = self.remembered().get(token).cloned();
+        let claims = match remembered {
+            // Valid when first seen (so already past `nbf`); time only moves on.
+            Some(claims) if claims.exp + LEEWAY_SECS >= chrono::Utc::now().timestamp() => claims,
+            Some(_) => return Err(invalid("token expired")),
+            None => {
+                let claims = self.verify_signature(token).await?;
+                self.remembered().put(token.to_owned(), claims.clone());
+                claims
+            }
+        };
+        if self.cache.get(&revoked_session_key(&claims.sid)).await?.is_some() {
+            return Err(invalid("session revoked"));
+        }
+        Ok(claims)
+    }
+
+    /// The token's claims if its signature, algorithm, key, issuer, audience
+    /// and times check out.
+    async fn verify_signature(&self, token: &str) -> Result<AccessClaims, Problem> {
         let invalid = |d: &str| Problem::new(ErrorCode::InvalidToken, d.to_owned());
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed token"))?;
         if header.alg != Algorithm::EdDSA {
@@ -92,7 +134,7 @@ impl AccessVerifier {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.algorithms = vec![Algorithm::EdDSA];
         validation.validate_nbf = true;
-        validation.leeway = 5;
+        validation.leeway = LEEWAY_SECS.unsigned_abs();
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
@@ -101,10 +143,6 @@ impl AccessVerifier {
             jsonwebtoken::errors::ErrorKind::ImmatureSignature => invalid("token not yet valid"),
             _ => invalid("invalid token"),
         })?;
-        drop(keys);
-        if self.cache.get(&revoked_session_key(&data.claims.sid)).await?.is_some() {
-            return Err(invalid("session revoked"));
-        }
         Ok(data.claims)
     }
 }
@@ -171,5 +209,83 @@ impl FromRequest for AuthUser {
             let claims = verifier.verify(&token).await?;
             Ok(AuthUser { id: claims.sub, session_id: claims.sid, roles: claims.roles })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::MemoryCache;
+
+    /// A throwaway Ed25519 key for these tests only.
+    const TEST_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEICvpwkwbfeGfCJPR35ybO9e5k/76fOowjE4aYIVygrOJ\n-----END PRIVATE KEY-----\n";
+    const TEST_KEY_X: &str = "ip35KjTt13XhsCTtAcHHh7w2_m16CSi1kWhBOfsyuVU";
+
+    fn key_set() -> JwkSet {
+        JwkSet {
+            keys: vec![Jwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                x: TEST_KEY_X.into(),
+                kid: "test".into(),
+                alg: "EdDSA".into(),
+                use_: "sig".into(),
+            }],
+        }
+    }
+
+    fn token(exp_in_secs: i64) -> (String, AccessClaims) {
+        let now = chrono::Utc::now().timestamp();
+        let claims = AccessClaims {
+            sub: Id::new(),
+            sid: Id::new(),
+            roles: Vec::new(),
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            iat: now,
+            nbf: now,
+            exp: now + exp_in_secs,
+            jti: Id::new(),
+        };
+        let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+        header.kid = Some("test".into());
+        let key = jsonwebtoken::EncodingKey::from_ed_pem(TEST_KEY_PEM.as_bytes()).unwrap();
+        (jsonwebtoken::encode(&header, &claims, &key).unwrap(), claims)
+    }
+
+    async fn verifier() -> (Arc<AccessVerifier>, Arc<MemoryCache>) {
+        let cache = MemoryCache::new();
+        let verifier = AccessVerifier::new(Arc::clone(&cache) as Arc<dyn Cache>);
+        verifier.set_keys(&key_set()).await.unwrap();
+        (verifier, cache)
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_still_checked_for_expiry_revocation_and_keys() {
+        let (verifier, cache) = verifier().await;
+        let (good, claims) = token(600);
+        assert_eq!(verifier.verify(&good).await.unwrap().jti, claims.jti);
+        assert!(verifier.remembered().contains(&good));
+        // Served from memory again, then refused once its session is revoked.
+        assert_eq!(verifier.verify(&good).await.unwrap().sub, claims.sub);
+        cache.set(&revoked_session_key(&claims.sid), "1", std::time::Duration::from_secs(60)).await.unwrap();
+        assert_eq!(verifier.verify(&good).await.unwrap_err().detail, "session revoked");
+
+        // A remembered token past its expiry (and the leeway) is refused.
+        let (old, mut expired) = token(600);
+        expired.exp = chrono::Utc::now().timestamp() - LEEWAY_SECS - 1;
+        verifier.remembered().put(old.clone(), expired);
+        assert_eq!(verifier.verify(&old).await.unwrap_err().detail, "token expired");
+
+        // Replacing the keys forgets what they verified.
+        let (other, _) = token(600);
+        verifier.verify(&other).await.unwrap();
+        verifier.set_keys(&JwkSet { keys: Vec::new() }).await.unwrap();
+        assert_eq!(verifier.verify(&other).await.unwrap_err().detail, "unknown signing key");
+        // A token signed by nobody we know is never remembered.
+        assert!(!verifier.remembered().contains(&other));
+        let mut tampered = good.clone();
+        tampered.push('x');
+        assert!(verifier.verify(&tampered).await.is_err());
     }
 }

@@ -10,8 +10,7 @@ use std::time::Duration;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
-use diesel_async::pooled_connection::deadpool::{Object, Pool};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, PoolError, RecyclingMethod};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
@@ -66,6 +65,58 @@ impl From<DieselError> for DbError {
     }
 }
 
+/// A connection that sat idle this long is checked with a round trip before
+/// it is handed out (a server restart or a proxy's idle timeout may have
+/// dropped it); a busy pool hands its connections out unchecked.
+const VERIFY_AFTER_IDLE: Duration = Duration::from_secs(15);
+
+/// diesel-async's pool manager, checking connections only after they idled.
+/// Its default runs `SELECT 1` on every checkout, which doubled the round trips
+/// of every short statement on PostgreSQL (and added a blocking-thread hop per
+/// checkout on SQLite).
+pub struct Manager<C: 'static> {
+    fast: AsyncDieselConnectionManager<C>,
+    verified: AsyncDieselConnectionManager<C>,
+}
+
+impl<C: diesel_async::AsyncConnection + 'static> Manager<C> {
+    fn new(url: &str, config: impl Fn(RecyclingMethod<C>) -> ManagerConfig<C>) -> Self {
+        Manager {
+            fast: AsyncDieselConnectionManager::new_with_config(url, config(RecyclingMethod::Fast)),
+            verified: AsyncDieselConnectionManager::new_with_config(url, config(RecyclingMethod::Verified)),
+        }
+    }
+}
+
+impl<C> deadpool::managed::Manager for Manager<C>
+where
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager<Type = C, Error = PoolError>,
+    C: Send + 'static,
+{
+    type Type = C;
+    type Error = PoolError;
+
+    async fn create(&self) -> Result<C, PoolError> {
+        self.fast.create().await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut C,
+        metrics: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<PoolError> {
+        // Both refuse a broken connection or one left inside a transaction.
+        if metrics.last_used() >= VERIFY_AFTER_IDLE {
+            self.verified.recycle(conn, metrics).await
+        } else {
+            self.fast.recycle(conn, metrics).await
+        }
+    }
+}
+
+type Pool<C> = deadpool::managed::Pool<Manager<C>>;
+type Object<C> = deadpool::managed::Object<Manager<C>>;
+
 /// The storage of one process: a pool on one backend.
 #[derive(Clone)]
 pub enum Db {
@@ -92,7 +143,11 @@ impl Db {
     /// `postgres://...`). Creates the SQLite file's folder when missing.
     pub async fn connect(url: &str, max_connections: usize) -> Result<Db, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let manager = AsyncDieselConnectionManager::<PgConn>::new(url);
+            let manager = Manager::<PgConn>::new(url, |recycling_method| {
+                let mut config = ManagerConfig::default();
+                config.recycling_method = recycling_method;
+                config
+            });
             let pool = Pool::builder(manager)
                 .max_size(max_connections.max(1))
                 .wait_timeout(Some(Duration::from_secs(10)))
@@ -110,21 +165,24 @@ impl Db {
                         .map_err(|e| DbError::Unavailable(format!("{}: {e}", dir.display())))?;
                 }
             }
-            let mut config = ManagerConfig::<SqliteConn>::default();
-            config.custom_setup = Box::new(|url| {
-                let url = url.to_owned();
-                async move {
-                    tokio::task::spawn_blocking(move || {
-                        let mut conn = SqliteConnection::establish(&url)?;
-                        sqlite_pragmas(&mut conn).map_err(diesel::ConnectionError::BadConnection)?;
-                        Ok(SyncConnectionWrapper::new(conn))
-                    })
-                    .await
-                    .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?
-                }
-                .boxed()
+            let manager = Manager::<SqliteConn>::new(&path, |recycling_method| {
+                let mut config = ManagerConfig::<SqliteConn>::default();
+                config.recycling_method = recycling_method;
+                config.custom_setup = Box::new(|url| {
+                    let url = url.to_owned();
+                    async move {
+                        tokio::task::spawn_blocking(move || {
+                            let mut conn = SqliteConnection::establish(&url)?;
+                            sqlite_pragmas(&mut conn).map_err(diesel::ConnectionError::BadConnection)?;
+                            Ok(SyncConnectionWrapper::new(conn))
+                        })
+                        .await
+                        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?
+                    }
+                    .boxed()
+                });
+                config
             });
-            let manager = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, config);
             // SQLite has one writer; a handful of connections serve concurrent readers (WAL).
             let pool = Pool::builder(manager)
                 .max_size(max_connections.clamp(1, 8))

@@ -5,6 +5,7 @@
 //! A state change and the events it causes commit in one transaction: the store
 //! calls [`OutboxWrite::append_event`] on the transaction's connection.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,13 +127,17 @@ impl OutboxRow {
     }
 }
 
-/// Writes an event into the outbox on the connection of the caller's transaction.
+/// Writes events into the outbox on the connection of the caller's transaction.
 pub trait OutboxWrite {
     fn append_event(&mut self, event: &Envelope) -> impl Future<Output = QueryResult<()>> + Send;
+    /// Several events in order: one statement on PostgreSQL; row by row on
+    /// SQLite, where diesel-async's wrapper has no multi-row insert (and the
+    /// caller's transaction holds the lock anyway).
+    fn append_events(&mut self, events: &[Envelope]) -> impl Future<Output = QueryResult<()>> + Send;
 }
 
 macro_rules! impl_outbox_write {
-    ($($conn:ty),*) => {$(
+    ($($conn:ty: $multi_row:tt),*) => {$(
         impl OutboxWrite for $conn {
             async fn append_event(&mut self, event: &Envelope) -> QueryResult<()> {
                 diesel::insert_into(outbox_events::table)
@@ -141,16 +146,97 @@ macro_rules! impl_outbox_write {
                     .await
                     .map(|_| ())
             }
+
+            async fn append_events(&mut self, events: &[Envelope]) -> QueryResult<()> {
+                impl_outbox_write!(@many $multi_row, self, events)
+            }
         }
     )*};
+    (@many true, $self:ident, $events:ident) => {{
+        if $events.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<OutboxRow> = $events.iter().map(OutboxRow::from_envelope).collect();
+        diesel::insert_into(outbox_events::table).values(rows).execute($self).await.map(|_| ())
+    }};
+    (@many false, $self:ident, $events:ident) => {{
+        for event in $events {
+            $self.append_event(event).await?;
+        }
+        Ok(())
+    }};
 }
-impl_outbox_write!(PgConn, SqliteConn);
+// On a shared PostgreSQL connection reference too, so a caller can pipeline
+// the insert with its other statements.
+impl_outbox_write!(PgConn: true, &PgConn: true, SqliteConn: false);
+
+/// Records handled deliveries (subscriber, event id) in the inbox: one
+/// statement on PostgreSQL; row by row on SQLite, where diesel-async's wrapper
+/// has no multi-row insert (and the caller's transaction holds the lock anyway).
+trait InboxWrite {
+    fn record_deliveries(
+        &mut self,
+        deliveries: &[(String, Id)],
+        at: Instant,
+    ) -> impl Future<Output = QueryResult<()>> + Send;
+}
+
+/// An inbox row as insertable column values.
+type InboxRow<'a> = (
+    diesel::dsl::Eq<inbox::subscriber, &'a String>,
+    diesel::dsl::Eq<inbox::event_id, Id>,
+    diesel::dsl::Eq<inbox::processed_at, Instant>,
+);
+
+fn inbox_row((subscriber, event_id): &(String, Id), at: Instant) -> InboxRow<'_> {
+    (inbox::subscriber.eq(subscriber), inbox::event_id.eq(*event_id), inbox::processed_at.eq(at))
+}
+
+impl InboxWrite for PgConn {
+    async fn record_deliveries(&mut self, deliveries: &[(String, Id)], at: Instant) -> QueryResult<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<_> = deliveries.iter().map(|d| inbox_row(d, at)).collect();
+        diesel::insert_into(inbox::table).values(rows).on_conflict_do_nothing().execute(self).await.map(|_| ())
+    }
+}
+
+impl InboxWrite for SqliteConn {
+    async fn record_deliveries(&mut self, deliveries: &[(String, Id)], at: Instant) -> QueryResult<()> {
+        for delivery in deliveries {
+            diesel::insert_into(inbox::table)
+                .values(inbox_row(delivery, at))
+                .on_conflict_do_nothing()
+                .execute(self)
+                .await?;
+        }
+        Ok(())
+    }
+}
 
 /// A consumer of events. Handlers must be idempotent: delivery is at least once
 /// (the inbox makes a redelivery after success rare, not impossible).
 #[async_trait::async_trait]
 pub trait EventHandler: Send + Sync {
     async fn handle(&self, event: &Envelope) -> Result<(), String>;
+
+    /// Whether the relay should offer runs of events to [`Self::handle_batch`].
+    fn batches(&self) -> bool {
+        false
+    }
+
+    /// Handles several events, in order, as the relay found them together
+    /// (only called when [`Self::batches`] says so): a handler that can apply
+    /// a run of events in one transaction overrides both. On `Err` the relay
+    /// hands the events over one by one, with retries and parking, so a
+    /// failure may leave some applied: handlers are idempotent anyway.
+    async fn handle_batch(&self, events: &[&Envelope]) -> Result<(), String> {
+        for event in events {
+            self.handle(event).await?;
+        }
+        Ok(())
+    }
 }
 
 struct Subscription {
@@ -249,6 +335,10 @@ impl EventBus {
     }
 
     /// Delivers up to `batch` unpublished events in order; returns how many.
+    /// One read finds which deliveries of the batch the inbox already holds;
+    /// one transaction at the end records the batch's deliveries and marks its
+    /// events published. A crash in between hands the batch to its handlers
+    /// again, which their idempotence absorbs.
     pub async fn relay_once(&self, batch: i64) -> Result<usize, DbError> {
         let rows: Vec<(i64, OutboxRow)> = crate::run!(self.db, |conn| {
             let rows = outbox_events::table
@@ -261,77 +351,99 @@ impl EventBus {
             Ok::<_, DbError>(rows)
         })?;
         let count = rows.len();
-        for (seq, row) in rows {
-            let envelope = row.into_envelope();
-            self.dispatch(&envelope).await?;
-            crate::run!(self.db, |conn| {
-                diesel::update(outbox_events::table.filter(outbox_events::seq.eq(seq)))
-                    .set(outbox_events::published_at.eq(Some(Instant::now())))
-                    .execute(conn)
-                    .await?;
-                Ok::<_, DbError>(())
-            })?;
+        if count == 0 {
+            return Ok(0);
         }
-        Ok(count)
-    }
-
-    async fn dispatch(&self, envelope: &Envelope) -> Result<(), DbError> {
+        let ids: Vec<Id> = rows.iter().map(|(_, row)| row.id).collect();
+        // Both key columns, so the lookup stays on the inbox's primary key.
+        let names: Vec<String> = self.subscriptions.read().await.iter().map(|s| s.name.clone()).collect();
+        let done: HashSet<(String, Id)> = crate::run!(self.db, |conn| {
+            let rows = inbox::table
+                .filter(inbox::subscriber.eq_any(&names))
+                .filter(inbox::event_id.eq_any(&ids))
+                .select((inbox::subscriber, inbox::event_id))
+                .load::<(String, Id)>(conn)
+                .await?;
+            Ok::<_, DbError>(rows.into_iter().collect())
+        })?;
+        let mut seqs = Vec::with_capacity(count);
+        let mut envelopes = Vec::with_capacity(count);
+        for (seq, row) in rows {
+            seqs.push(seq);
+            envelopes.push(row.into_envelope());
+        }
+        let mut delivered = Vec::new();
         let subs = self.subscriptions.read().await;
-        for sub in subs.iter().filter(|s| s.event_types.iter().any(|t| t == &envelope.event_type)) {
-            if self.processed(&sub.name, envelope.id).await? {
+        for sub in subs.iter() {
+            let events: Vec<&Envelope> = envelopes
+                .iter()
+                .filter(|e| sub.event_types.iter().any(|t| t == &e.event_type))
+                .filter(|e| !done.contains(&(sub.name.clone(), e.id)))
+                .collect();
+            if events.is_empty() {
                 continue;
             }
-            let mut backoff = self.retry.first_backoff;
-            let mut last_error = String::new();
-            let mut delivered = false;
-            for attempt in 1..=self.retry.attempts {
-                match sub.handler.handle(envelope).await {
+            if sub.handler.batches() {
+                match sub.handler.handle_batch(&events).await {
                     Ok(()) => {
-                        delivered = true;
-                        break;
+                        delivered.extend(events.iter().map(|e| (sub.name.clone(), e.id)));
+                        continue;
                     }
                     Err(e) => {
-                        tracing::warn!(subscriber = %sub.name, event = %envelope.event_type, attempt, error = %e, "event handler failed");
-                        last_error = e;
-                        if attempt < self.retry.attempts {
-                            tokio::time::sleep(backoff).await;
-                            backoff *= 2;
-                        }
+                        tracing::warn!(subscriber = %sub.name, events = events.len(), error = %e, "batch delivery failed; delivering one by one");
                     }
                 }
             }
-            if delivered {
-                self.mark_processed(&sub.name, envelope.id).await?;
-            } else {
-                self.park(&sub.name, envelope, &last_error).await?;
+            for event in events {
+                self.deliver(sub, event, &mut delivered).await?;
             }
         }
-        Ok(())
+        drop(subs);
+        let now = Instant::now();
+        crate::transaction!(self.db, |conn| {
+            conn.record_deliveries(&delivered, now).await?;
+            diesel::update(outbox_events::table.filter(outbox_events::seq.eq_any(&seqs)))
+                .set(outbox_events::published_at.eq(Some(now)))
+                .execute(conn)
+                .await?;
+            Ok::<_, DbError>(())
+        })?;
+        Ok(count)
     }
 
-    async fn processed(&self, subscriber: &str, event_id: Id) -> Result<bool, DbError> {
-        crate::run!(self.db, |conn| {
-            let n: i64 = inbox::table
-                .filter(inbox::subscriber.eq(subscriber))
-                .filter(inbox::event_id.eq(event_id))
-                .count()
-                .get_result(conn)
-                .await?;
-            Ok::<_, DbError>(n > 0)
-        })
+    /// Hands `event` to one subscriber, with retries; a success is added to
+    /// `delivered`, an exhausted event parked at once.
+    async fn deliver(
+        &self,
+        sub: &Subscription,
+        event: &Envelope,
+        delivered: &mut Vec<(String, Id)>,
+    ) -> Result<(), DbError> {
+        let mut backoff = self.retry.first_backoff;
+        let mut last_error = String::new();
+        for attempt in 1..=self.retry.attempts {
+            match sub.handler.handle(event).await {
+                Ok(()) => {
+                    delivered.push((sub.name.clone(), event.id));
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::warn!(subscriber = %sub.name, event = %event.event_type, attempt, error = %e, "event handler failed");
+                    last_error = e;
+                    if attempt < self.retry.attempts {
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
+                }
+            }
+        }
+        self.park(&sub.name, event, &last_error).await
     }
 
     async fn mark_processed(&self, subscriber: &str, event_id: Id) -> Result<(), DbError> {
+        let delivery = [(subscriber.to_owned(), event_id)];
         crate::run!(self.db, |conn| {
-            diesel::insert_into(inbox::table)
-                .values((
-                    inbox::subscriber.eq(subscriber),
-                    inbox::event_id.eq(event_id),
-                    inbox::processed_at.eq(Instant::now()),
-                ))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
+            conn.record_deliveries(&delivery, Instant::now()).await?;
             Ok::<_, DbError>(())
         })
     }
@@ -589,6 +701,66 @@ mod tests {
         bus.relay_once(10).await.unwrap();
         assert!(handler.seen.lock().await.is_empty());
         assert_eq!(bus.backlog().await.unwrap(), 0);
+    }
+
+    /// Takes runs of events at once; refuses whole runs when told to.
+    struct Batching {
+        batches: tokio::sync::Mutex<Vec<usize>>,
+        seen: tokio::sync::Mutex<Vec<String>>,
+        refuse_batches: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl EventHandler for Batching {
+        async fn handle(&self, event: &Envelope) -> Result<(), String> {
+            self.seen.lock().await.push(event.data["n"].to_string());
+            Ok(())
+        }
+
+        fn batches(&self) -> bool {
+            true
+        }
+
+        async fn handle_batch(&self, events: &[&Envelope]) -> Result<(), String> {
+            if std::sync::atomic::AtomicBool::load(&self.refuse_batches, Ordering::SeqCst) {
+                return Err("not as a batch".to_owned());
+            }
+            self.batches.lock().await.push(events.len());
+            for event in events {
+                self.handle(event).await?;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batching_handler_gets_runs_and_falls_back_to_one_by_one() {
+        let db = test_db().await;
+        let bus = EventBus::new(db.clone(), fast());
+        let handler = Arc::new(Batching {
+            batches: Default::default(),
+            seen: Default::default(),
+            refuse_batches: std::sync::atomic::AtomicBool::new(false),
+        });
+        bus.subscribe("batching", &["test.happened"], handler.clone()).await;
+        for n in 1..=3 {
+            publish(&db, n).await;
+        }
+        assert_eq!(bus.relay_once(10).await.unwrap(), 3);
+        assert_eq!(*handler.batches.lock().await, vec![3]);
+        assert_eq!(*handler.seen.lock().await, vec!["1", "2", "3"]);
+        // A refused run is delivered event by event, in order, nothing parked.
+        handler.refuse_batches.store(true, Ordering::SeqCst);
+        publish(&db, 4).await;
+        publish(&db, 5).await;
+        assert_eq!(bus.relay_once(10).await.unwrap(), 2);
+        assert_eq!(*handler.batches.lock().await, vec![3]);
+        assert_eq!(*handler.seen.lock().await, vec!["1", "2", "3", "4", "5"]);
+        assert!(bus.dead_letters(10).await.unwrap().is_empty());
+        assert_eq!(bus.backlog().await.unwrap(), 0);
+        // Every delivery is in the inbox: nothing comes twice.
+        assert_eq!(bus.relay_once(10).await.unwrap(), 0);
+        assert_eq!(handler.seen.lock().await.len(), 5);
     }
 
     #[tokio::test]

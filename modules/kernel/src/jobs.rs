@@ -126,7 +126,9 @@ macro_rules! impl_job_write {
         }
     )*};
 }
-impl_job_write!(PgConn, SqliteConn);
+// On a shared PostgreSQL connection reference too, so a caller can pipeline
+// the insert with its other statements.
+impl_job_write!(PgConn, &PgConn, SqliteConn);
 
 /// What a job of one kind does. Return `Err` to retry later with backoff.
 #[async_trait::async_trait]
@@ -227,6 +229,16 @@ impl Scheduler {
     /// Tells the loop that a job may be due now (it also polls).
     pub fn poke(&self) {
         self.wake.notify_one();
+    }
+
+    /// Tells the loop that `jobs` were just committed. It is woken only for
+    /// one due before its next poll: a poll per booking for a timer 15
+    /// minutes away was a query per request under load.
+    pub fn scheduled(&self, jobs: &[NewJob]) {
+        let next_poll = self.clock.now().plus(chrono::Duration::from_std(self.settings.poll).unwrap_or_default());
+        if jobs.iter().any(|job| job.run_at <= next_poll) {
+            self.poke();
+        }
     }
 
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {

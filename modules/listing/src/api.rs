@@ -299,6 +299,9 @@ pub trait Listings: Send + Sync {
     ) -> Result<Vec<(Id, NaiveDate)>, Problem>;
     /// Published listings by id, after `after`, at most `limit` (for index rebuilds).
     async fn published(&self, after: Option<Id>, limit: u32) -> Result<Vec<Listing>, Problem>;
+    /// The listings of `ids` that exist, in any status, in id order (at most
+    /// 1,000 ids; for index updates).
+    async fn listings_of(&self, ids: &[Id]) -> Result<Vec<Listing>, Problem>;
 }
 
 // ---- Events -------------------------------------------------------------------

@@ -61,4 +61,8 @@ impl Listings for ListingsClient {
         let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
         self.remote.get(&format!("/internal/listing/published?limit={limit}{after}"), None).await
     }
+
+    async fn listings_of(&self, ids: &[Id]) -> Result<Vec<Listing>, Problem> {
+        self.remote.post("/internal/listing/of", &serde_json::json!({ "ids": ids }), None).await
+    }
 }

@@ -17,6 +17,8 @@ pub use crate::api::{is_amenity, AMENITIES, CANCELLATION_POLICIES, PROPERTY_TYPE
 /// Upper bound of any price, in minor units: rules out overflow in every sum.
 pub const MAX_PRICE: i64 = 100_000_000;
 pub const MAX_STAY_NIGHTS: u32 = 365;
+/// Nights kept free before and after each stay, at most.
+pub const MAX_PREPARATION_DAYS: u32 = 7;
 /// The widest calendar range one request reads or writes.
 pub const MAX_CALENDAR_DAYS: i64 = 731;
 
@@ -391,7 +393,9 @@ pub fn apply_patch(terms: &Terms, patch: &TermsPatch) -> Result<Terms, Vec<Field
     if let Some(v) = patch.advance_notice_days.and_then(|v| bounded("advance_notice_days", v, 0, 30, &mut e)) {
         r.advance_notice_days = v;
     }
-    if let Some(v) = patch.preparation_days.and_then(|v| bounded("preparation_days", v, 0, 7, &mut e)) {
+    if let Some(v) =
+        patch.preparation_days.and_then(|v| bounded("preparation_days", v, 0, MAX_PREPARATION_DAYS, &mut e))
+    {
         r.preparation_days = v;
     }
     if let Some(v) = patch.booking_window_days.and_then(|v| bounded("booking_window_days", v, 1, 730, &mut e)) {

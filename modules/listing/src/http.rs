@@ -453,6 +453,19 @@ async fn internal_published(
     Ok(HttpResponse::Ok().json(svc.published(q.after, q.limit).await?))
 }
 
+#[derive(Deserialize)]
+struct InternalIds {
+    ids: Vec<Id>,
+}
+
+async fn internal_listings_of(
+    _: InternalCaller,
+    svc: web::Data<dyn Listings>,
+    body: web::Json<InternalIds>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.listings_of(&body.ids).await?))
+}
+
 /// Mounts `/internal/listing`; needs `web::Data<dyn Listings>`.
 pub fn internal_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -461,7 +474,8 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
             .route("/listings/{id}/quote", web::get().to(internal_quote))
             .route("/listings/{id}/taken", web::get().to(internal_taken))
             .route("/published", web::get().to(internal_published))
-            .route("/taken", web::post().to(internal_taken_many)),
+            .route("/taken", web::post().to(internal_taken_many))
+            .route("/of", web::post().to(internal_listings_of)),
     );
 }
 

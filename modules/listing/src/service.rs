@@ -211,7 +211,10 @@ impl ListingService {
     /// The row, if `viewer` may see it: published listings are public; others
     /// exist only for their host and admins (404 for anyone else).
     async fn visible_row(&self, id: Id, viewer: Option<Viewer>) -> Result<ListingRow, Problem> {
-        let row = self.row(id).await?;
+        Self::visible(self.row(id).await?, viewer)
+    }
+
+    fn visible(row: ListingRow, viewer: Option<Viewer>) -> Result<ListingRow, Problem> {
         let public = ListingStatus::parse(&row.status) == ListingStatus::Published;
         let privileged = viewer.is_some_and(|v| v.admin || v.id == row.host_id);
         if public || privileged {
@@ -545,25 +548,32 @@ impl ListingService {
         guests: u32,
         rate: Rate,
     ) -> Result<Quote, Problem> {
-        let row = self.visible_row(id, viewer).await?;
-        if ListingStatus::parse(&row.status) != ListingStatus::Published {
-            return Err(Problem::new(ErrorCode::Conflict, "the listing is not open for booking"));
-        }
-        let terms = Self::terms(&row);
         // Far-off years would overflow the date arithmetic below.
         for (field, date) in [("check_in", check_in), ("check_out", check_out)] {
             if !(2000..=2999).contains(&date.year()) {
                 return Err(Problem::field(field, "must be a date between the years 2000 and 2999"));
             }
         }
-        let prep = i64::from(terms.rules.preparation_days);
         if domain::nights_between(check_in, check_out) > i64::from(domain::MAX_STAY_NIGHTS) {
             return Err(Problem::field("check_out", &format!("a stay is at most {} nights", domain::MAX_STAY_NIGHTS)));
         }
-        let around = (check_in - Duration::days(prep), check_out + Duration::days(prep));
-        let (taken, overrides) =
-            store::stay_calendar(&self.db, id, around, (check_in, check_out)).await.map_err(db_err)?;
-        let taken: BTreeMap<NaiveDate, Taken> = taken.into_iter().map(|(d, s)| (d, Taken::parse(&s))).collect();
+        // The row and the calendar in one read, the calendar widened by the
+        // longest preparation time (the listing's own is in the row).
+        let widest = Duration::days(i64::from(domain::MAX_PREPARATION_DAYS));
+        let inputs = store::quote_inputs(&self.db, id, (check_in - widest, check_out + widest), (check_in, check_out))
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Problem::not_found("listing"))?;
+        let row = Self::visible(inputs.row, viewer)?;
+        if ListingStatus::parse(&row.status) != ListingStatus::Published {
+            return Err(Problem::new(ErrorCode::Conflict, "the listing is not open for booking"));
+        }
+        let terms = Self::terms(&row);
+        let prep = Duration::days(i64::from(terms.rules.preparation_days));
+        let (around_from, around_to) = (check_in - prep, check_out + prep);
+        let taken = inputs.taken.into_iter().filter(|(night, _)| *night >= around_from && *night < around_to);
+        let overrides = inputs.overrides;
+        let taken: BTreeMap<NaiveDate, Taken> = taken.map(|(d, s)| (d, Taken::parse(&s))).collect();
         // "Today" where the listing is: a stay may start on its local date.
         let today = Utc::now().with_timezone(&terms.rules.time_zone).date_naive();
         match domain::check_stay(&terms.rules, terms.details.max_guests, check_in, check_out, guests, today, &taken) {
@@ -616,6 +626,18 @@ impl ListingService {
     }
 }
 
+impl ListingService {
+    /// Rows as listings, with their photos read in one query.
+    async fn views(&self, rows: &[ListingRow]) -> Result<Vec<Listing>, Problem> {
+        let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
+        let mut photos: std::collections::HashMap<Id, Vec<PhotoRow>> = std::collections::HashMap::new();
+        for p in store::photos_of(&self.db, &ids).await.map_err(db_err)? {
+            photos.entry(p.listing_id).or_default().push(p);
+        }
+        Ok(rows.iter().map(|row| self.view(row, photos.get(&row.id).map(Vec::as_slice).unwrap_or(&[]))).collect())
+    }
+}
+
 #[async_trait]
 impl Listings for ListingService {
     async fn listing(&self, id: Id) -> Result<Option<Listing>, Problem> {
@@ -644,12 +666,15 @@ impl Listings for ListingService {
 
     async fn published(&self, after: Option<Id>, limit: u32) -> Result<Vec<Listing>, Problem> {
         let rows = store::published_page(&self.db, after, i64::from(limit.clamp(1, 1000))).await.map_err(db_err)?;
-        let ids: Vec<Id> = rows.iter().map(|r| r.id).collect();
-        let mut photos: std::collections::HashMap<Id, Vec<PhotoRow>> = std::collections::HashMap::new();
-        for p in store::photos_of(&self.db, &ids).await.map_err(db_err)? {
-            photos.entry(p.listing_id).or_default().push(p);
+        self.views(&rows).await
+    }
+
+    async fn listings_of(&self, ids: &[Id]) -> Result<Vec<Listing>, Problem> {
+        if ids.len() > 1000 {
+            return Err(Problem::field("ids", "at most 1000 ids"));
         }
-        Ok(rows.iter().map(|row| self.view(row, photos.get(&row.id).map(Vec::as_slice).unwrap_or(&[]))).collect())
+        let rows = store::rows_of(&self.db, ids).await.map_err(db_err)?;
+        self.views(&rows).await
     }
 
     async fn taken_nights_of(
@@ -1044,26 +1069,59 @@ impl ListingService {
     }
 }
 
-#[async_trait]
-impl hometrip_kernel::events::EventHandler for ListingService {
-    async fn handle(&self, event: &Envelope) -> Result<(), String> {
+impl ListingService {
+    /// What a booking event does to the calendar (`None` for other events).
+    fn booked_change(event: &Envelope) -> Result<Option<store::BookedChange>, String> {
         let action = match event.event_type.as_str() {
             booking_events::CREATED => store::BookedNights::Hold,
             booking_events::CANCELLED_BY_HOST => store::BookedNights::Block,
             t if booking_events::RELEASED.contains(&t) => store::BookedNights::Release,
-            _ => return Ok(()),
+            _ => return Ok(None),
         };
         let stay = event.decode::<BookingEventData>()?.booking;
-        let nights: Vec<NaiveDate> = stay.check_in.iter_days().take_while(|d| *d < stay.check_out).collect();
-        let changed = Envelope::new(
-            MODULE,
-            CALENDAR_CHANGED,
-            &CalendarChanged { listing_id: stay.listing_id, from: stay.check_in, to: stay.check_out },
-        )
-        .map_err(|e| e.to_string())?;
-        store::project_booking(&self.db, stay.listing_id, stay.id, &nights, action, &changed)
-            .await
-            .map_err(|e| e.to_string())?;
+        Ok(Some(store::BookedChange {
+            listing_id: stay.listing_id,
+            booking_id: stay.id,
+            nights: stay.check_in.iter_days().take_while(|d| *d < stay.check_out).collect(),
+            action,
+        }))
+    }
+}
+
+#[async_trait]
+impl hometrip_kernel::events::EventHandler for ListingService {
+    async fn handle(&self, event: &Envelope) -> Result<(), String> {
+        self.handle_batch(&[event]).await
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    /// A run of booking events in one transaction, with one
+    /// `listing.calendar_changed` per listing covering all its changed nights.
+    async fn handle_batch(&self, events: &[&Envelope]) -> Result<(), String> {
+        let mut changes = Vec::with_capacity(events.len());
+        let mut spans: BTreeMap<Id, (NaiveDate, NaiveDate)> = BTreeMap::new();
+        for event in events {
+            let Some(change) = Self::booked_change(event)? else { continue };
+            if let (Some(first), Some(last)) = (change.nights.first(), change.nights.last()) {
+                let (from, to) = (*first, *last + Duration::days(1));
+                let span = spans.entry(change.listing_id).or_insert((from, to));
+                *span = (span.0.min(from), span.1.max(to));
+            }
+            changes.push(change);
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut changed = Vec::with_capacity(spans.len());
+        for (listing_id, (from, to)) in spans {
+            let event = Envelope::new(MODULE, CALENDAR_CHANGED, &CalendarChanged { listing_id, from, to })
+                .map_err(|e| e.to_string())?;
+            changed.push((listing_id, event));
+        }
+        store::project_bookings(&self.db, &changes, &changed).await.map_err(|e| e.to_string())?;
         self.bus.poke();
         Ok(())
     }

@@ -225,32 +225,100 @@ pub async fn taken_nights(
     })
 }
 
-/// The calendar a quote needs, on one connection: taken nights in
-/// `[around_from, around_to)` and price overrides in `[from, to)`.
-pub async fn stay_calendar(
-    db: &Db,
-    listing_id: Id,
-    (around_from, around_to): (NaiveDate, NaiveDate),
-    (from, to): (NaiveDate, NaiveDate),
-) -> Result<(Vec<(NaiveDate, String)>, Vec<(NaiveDate, i64)>), DbError> {
-    run!(db, |conn| {
-        let taken = calendar_nights::table
-            .filter(calendar_nights::listing_id.eq(listing_id))
-            .filter(calendar_nights::night.ge(around_from))
-            .filter(calendar_nights::night.lt(around_to))
+/// What a quote reads: the listing's row, the taken nights of
+/// `[around_from, around_to)` (the stay widened by the preparation margin)
+/// and the price overrides of the stay `[from, to)`.
+pub struct QuoteInputs {
+    pub row: ListingRow,
+    pub taken: Vec<(NaiveDate, String)>,
+    pub overrides: Vec<(NaiveDate, i64)>,
+}
+
+macro_rules! listing_row {
+    ($id:expr) => {
+        listings::table.find($id).select(ListingRow::as_select())
+    };
+}
+macro_rules! calendar_in {
+    ($id:expr, $from:expr, $to:expr) => {
+        calendar_nights::table
+            .filter(calendar_nights::listing_id.eq($id))
+            .filter(calendar_nights::night.ge($from))
+            .filter(calendar_nights::night.lt($to))
             .order(calendar_nights::night.asc())
             .select((calendar_nights::night, calendar_nights::status))
-            .load(conn)
-            .await?;
-        let prices = night_prices::table
-            .filter(night_prices::listing_id.eq(listing_id))
-            .filter(night_prices::night.ge(from))
-            .filter(night_prices::night.lt(to))
+    };
+}
+macro_rules! prices_in {
+    ($id:expr, $from:expr, $to:expr) => {
+        night_prices::table
+            .filter(night_prices::listing_id.eq($id))
+            .filter(night_prices::night.ge($from))
+            .filter(night_prices::night.lt($to))
             .select((night_prices::night, night_prices::amount))
-            .load(conn)
-            .await?;
-        Ok::<_, DbError>((taken, prices))
-    })
+    };
+}
+
+type QuoteReads = (Option<ListingRow>, Vec<(NaiveDate, String)>, Vec<(NaiveDate, i64)>);
+
+/// The quote's three reads on one backend: sent together on PostgreSQL (one
+/// round trip; pipelining on a shared connection reference), one after the
+/// other on SQLite (in-process: nothing to save).
+trait QuoteRead {
+    fn read_quote(
+        &mut self,
+        id: Id,
+        around: (NaiveDate, NaiveDate),
+        stay: (NaiveDate, NaiveDate),
+    ) -> impl std::future::Future<Output = diesel::QueryResult<QuoteReads>> + Send;
+}
+
+impl QuoteRead for hometrip_kernel::db::PgConn {
+    async fn read_quote(
+        &mut self,
+        id: Id,
+        around: (NaiveDate, NaiveDate),
+        stay: (NaiveDate, NaiveDate),
+    ) -> diesel::QueryResult<QuoteReads> {
+        let (mut a, mut b, mut c) = (&*self, &*self, &*self);
+        // All three awaited (none dropped in flight); the first error in order wins.
+        let (row, taken, overrides) = futures_util::future::join3(
+            listing_row!(id).first::<ListingRow>(&mut a),
+            calendar_in!(id, around.0, around.1).load::<(NaiveDate, String)>(&mut b),
+            prices_in!(id, stay.0, stay.1).load::<(NaiveDate, i64)>(&mut c),
+        )
+        .await;
+        Ok((row.optional()?, taken?, overrides?))
+    }
+}
+
+impl QuoteRead for hometrip_kernel::db::SqliteConn {
+    async fn read_quote(
+        &mut self,
+        id: Id,
+        around: (NaiveDate, NaiveDate),
+        stay: (NaiveDate, NaiveDate),
+    ) -> diesel::QueryResult<QuoteReads> {
+        let Some(row) = listing_row!(id).first::<ListingRow>(self).await.optional()? else {
+            return Ok((None, Vec::new(), Vec::new()));
+        };
+        let taken = calendar_in!(id, around.0, around.1).load(self).await?;
+        let overrides = prices_in!(id, stay.0, stay.1).load(self).await?;
+        Ok((Some(row), taken, overrides))
+    }
+}
+
+/// The quote's inputs, `None` for an unknown listing. `around` must cover the
+/// stay and the listing's preparation margin, which is not known before the
+/// row is read: callers pass the widest margin allowed.
+pub async fn quote_inputs(
+    db: &Db,
+    id: Id,
+    around: (NaiveDate, NaiveDate),
+    stay: (NaiveDate, NaiveDate),
+) -> Result<Option<QuoteInputs>, DbError> {
+    let (row, taken, overrides) = run!(db, |conn| { conn.read_quote(id, around, stay).await.map_err(DbError::from) })?;
+    Ok(row.map(|row| QuoteInputs { row, taken, overrides }))
 }
 
 /// Price overrides in `[from, to)`.
@@ -617,6 +685,20 @@ pub async fn published_page(db: &Db, after: Option<Id>, limit: i64) -> Result<Ve
     })
 }
 
+/// The rows of `ids` that exist, by id.
+pub async fn rows_of(db: &Db, ids: &[Id]) -> Result<Vec<ListingRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            listings::table
+                .filter(listings::id.eq_any(ids))
+                .order(listings::id.asc())
+                .select(ListingRow::as_select())
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
 /// Photos of several listings, in order.
 pub async fn photos_of(db: &Db, ids: &[Id]) -> Result<Vec<PhotoRow>, DbError> {
     let ids = ids.to_vec();
@@ -718,56 +800,72 @@ pub enum BookedNights {
     Block,
 }
 
-/// Applies a booking's nights `[from, to)` to the calendar, with the
-/// `listing.calendar_changed` event, in one transaction. Idempotent.
-pub async fn project_booking(
-    db: &Db,
-    listing_id: Id,
-    booking_id: Id,
-    nights: &[NaiveDate],
-    action: BookedNights,
-    event: &Envelope,
-) -> Result<(), DbError> {
-    let source = booking_id.to_string();
+/// One booking event's effect on its listing's calendar.
+#[derive(Debug, Clone)]
+pub struct BookedChange {
+    pub listing_id: Id,
+    pub booking_id: Id,
+    pub nights: Vec<NaiveDate>,
+    pub action: BookedNights,
+}
+
+/// Applies booking events to the calendar, in order, with one
+/// `listing.calendar_changed` event per listing (`changed`), all in one
+/// transaction; listings that no longer exist are skipped. Consecutive holds
+/// go in one upsert. Idempotent.
+pub async fn project_bookings(db: &Db, changes: &[BookedChange], changed: &[(Id, Envelope)]) -> Result<(), DbError> {
+    let mut ids: Vec<Id> = changes.iter().map(|c| c.listing_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let now = Instant::now();
     transaction!(db, |conn| {
-        if diesel::select(diesel::dsl::exists(listings::table.find(listing_id))).get_result::<bool>(conn).await? {
-            match action {
-                BookedNights::Hold => {
-                    let rows: Vec<BookedRow> = nights
-                        .iter()
-                        .map(|n| BookedRow {
-                            listing_id,
-                            night: *n,
-                            status: BOOKED,
-                            source: Some(source.clone()),
-                            created_at: now,
-                        })
-                        .collect();
-                    conn.upsert_booked(&rows).await?;
+        let existing: std::collections::HashSet<Id> = listings::table
+            .filter(listings::id.eq_any(&ids))
+            .select(listings::id)
+            .load::<Id>(conn)
+            .await?
+            .into_iter()
+            .collect();
+        // Holds waiting to be written, by night (a night once, the last hold winning).
+        let mut holds: std::collections::HashMap<(Id, NaiveDate), BookedRow> = std::collections::HashMap::new();
+        for change in changes.iter().filter(|c| existing.contains(&c.listing_id)) {
+            let source = change.booking_id.to_string();
+            if change.action == BookedNights::Hold {
+                for night in &change.nights {
+                    let row = BookedRow {
+                        listing_id: change.listing_id,
+                        night: *night,
+                        status: BOOKED,
+                        source: Some(source.clone()),
+                        created_at: now,
+                    };
+                    holds.insert((change.listing_id, *night), row);
                 }
-                BookedNights::Release => {
-                    diesel::delete(
-                        calendar_nights::table
-                            .filter(calendar_nights::listing_id.eq(listing_id))
-                            .filter(calendar_nights::source.eq(&source)),
-                    )
-                    .execute(conn)
-                    .await?;
-                }
-                BookedNights::Block => {
-                    diesel::update(
-                        calendar_nights::table
-                            .filter(calendar_nights::listing_id.eq(listing_id))
-                            .filter(calendar_nights::source.eq(&source)),
-                    )
-                    .set((calendar_nights::status.eq(BLOCKED), calendar_nights::source.eq(None::<String>)))
-                    .execute(conn)
-                    .await?;
-                }
+                continue;
             }
-            conn.append_event(event).await?;
+            // A release or block comes after the holds before it.
+            if !holds.is_empty() {
+                conn.upsert_booked(&holds.drain().map(|(_, row)| row).collect::<Vec<_>>()).await?;
+            }
+            let of_booking = calendar_nights::table
+                .filter(calendar_nights::listing_id.eq(change.listing_id))
+                .filter(calendar_nights::source.eq(source));
+            match change.action {
+                BookedNights::Release => diesel::delete(of_booking).execute(conn).await?,
+                _ => {
+                    diesel::update(of_booking)
+                        .set((calendar_nights::status.eq(BLOCKED), calendar_nights::source.eq(None::<String>)))
+                        .execute(conn)
+                        .await?
+                }
+            };
         }
+        if !holds.is_empty() {
+            conn.upsert_booked(&holds.drain().map(|(_, row)| row).collect::<Vec<_>>()).await?;
+        }
+        let events: Vec<Envelope> =
+            changed.iter().filter(|(id, _)| existing.contains(id)).map(|(_, event)| event.clone()).collect();
+        conn.append_events(&events).await?;
         Ok::<_, DbError>(())
     })
 }

@@ -769,7 +769,7 @@ impl Payments for PaymentService {
         };
         let job = NewJob::new(PAYOUT_JOB, format!("payout:{booking_id}"), release_at, &PayoutJob { booking_id });
         store::schedule_payout(&self.db, &row, &job).await.map_err(db_err)?;
-        self.jobs.poke();
+        self.jobs.scheduled(std::slice::from_ref(&job));
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use hometrip_listing::api::{AMENITIES, PROPERTY_TYPES};
 use tantivy::directory::MmapDirectory;
@@ -226,7 +226,9 @@ pub struct SearchIndex {
     pub fields: Fields,
     pub rows: Arc<RowTables>,
     reader: IndexReader,
-    writer: Mutex<IndexWriter>,
+    /// Shared for adding and deleting (tantivy takes `&self` for those),
+    /// exclusive only to commit.
+    writer: RwLock<IndexWriter>,
     dirty: AtomicBool,
 }
 
@@ -275,11 +277,11 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .warmers(vec![Arc::downgrade(&warmer)])
             .try_into()?;
-        Ok(SearchIndex { index, fields, rows, reader, writer: Mutex::new(writer), dirty: AtomicBool::new(false) })
+        Ok(SearchIndex { index, fields, rows, reader, writer: RwLock::new(writer), dirty: AtomicBool::new(false) })
     }
 
-    fn writer(&self) -> Result<std::sync::MutexGuard<'_, IndexWriter>, IndexError> {
-        self.writer.lock().map_err(|_| IndexError("writer lock poisoned".to_owned()))
+    fn writer(&self) -> Result<std::sync::RwLockReadGuard<'_, IndexWriter>, IndexError> {
+        self.writer.read().map_err(|_| IndexError("writer lock poisoned".to_owned()))
     }
 
     pub fn upsert(&self, l: &IndexedListing) -> Result<(), IndexError> {
@@ -361,7 +363,7 @@ impl SearchIndex {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(false);
         }
-        self.writer()?.commit()?;
+        self.writer.write().map_err(|_| IndexError("writer lock poisoned".to_owned()))?.commit()?;
         self.reader.reload()?;
         Ok(true)
     }
