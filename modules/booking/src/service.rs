@@ -438,17 +438,18 @@ impl BookingService {
                 self.jobs.scheduled(&jobs);
                 Ok((booking, false))
             }
-            Err(ReserveError::Taken(nights)) if key.is_none() => {
-                Err(taken(nights.iter().map(NaiveDate::to_string).collect()))
-            }
-            Err(ReserveError::Taken(_)) | Err(ReserveError::Db(DbError::Conflict(_))) => {
+            Err(failure @ (ReserveError::Taken(_) | ReserveError::Db(DbError::Conflict(_)))) => {
                 // A concurrent request with the same key won the race: replay it.
                 if let Some(k) = key {
                     if let Some(existing) = self.replay(guest, k, &hash).await? {
                         return Ok((existing, true));
                     }
                 }
-                Err(self.taken_problem(&row, stay.preparation_days).await)
+                Err(match failure {
+                    // The reservation's own read named the nights.
+                    ReserveError::Taken(nights) => taken(nights.iter().map(NaiveDate::to_string).collect()),
+                    _ => self.taken_problem(&row, stay.preparation_days).await,
+                })
             }
             Err(ReserveError::Db(e)) => Err(db_err(e)),
         }

@@ -355,8 +355,9 @@ impl EventBus {
             return Ok(0);
         }
         let ids: Vec<Id> = rows.iter().map(|(_, row)| row.id).collect();
+        let subs = self.subscriptions.read().await;
         // Both key columns, so the lookup stays on the inbox's primary key.
-        let names: Vec<String> = self.subscriptions.read().await.iter().map(|s| s.name.clone()).collect();
+        let names: Vec<&str> = subs.iter().map(|s| s.name.as_str()).collect();
         let done: HashSet<(String, Id)> = crate::run!(self.db, |conn| {
             let rows = inbox::table
                 .filter(inbox::subscriber.eq_any(&names))
@@ -373,7 +374,6 @@ impl EventBus {
             envelopes.push(row.into_envelope());
         }
         let mut delivered = Vec::new();
-        let subs = self.subscriptions.read().await;
         for sub in subs.iter() {
             let events: Vec<&Envelope> = envelopes
                 .iter()
