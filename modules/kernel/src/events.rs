@@ -38,9 +38,9 @@ pub mod schema {
     diesel::table! {
         use diesel::sql_types::*;
         use crate::db::sql::*;
-        inbox (subscriber, event_id) {
-            subscriber -> Text,
+        inbox (event_id, subscriber) {
             event_id -> DbUuid,
+            subscriber -> Text,
             processed_at -> DbInstant,
         }
     }
@@ -356,12 +356,13 @@ impl EventBus {
         }
         let ids: Vec<Id> = rows.iter().map(|(_, row)| row.id).collect();
         let subs = self.subscriptions.read().await;
-        // Both key columns, so the lookup stays on the inbox's primary key.
+        // The inbox's key leads with the event id: this stays an index lookup
+        // however many deliveries the inbox holds.
         let names: Vec<&str> = subs.iter().map(|s| s.name.as_str()).collect();
         let done: HashSet<(String, Id)> = crate::run!(self.db, |conn| {
             let rows = inbox::table
-                .filter(inbox::subscriber.eq_any(&names))
                 .filter(inbox::event_id.eq_any(&ids))
+                .filter(inbox::subscriber.eq_any(&names))
                 .select((inbox::subscriber, inbox::event_id))
                 .load::<(String, Id)>(conn)
                 .await?;
@@ -373,30 +374,20 @@ impl EventBus {
             seqs.push(seq);
             envelopes.push(row.into_envelope());
         }
-        let mut delivered = Vec::new();
-        for sub in subs.iter() {
+        // Subscribers are independent of one another: their runs go on
+        // concurrently (each still in order), so a batch takes as long as its
+        // slowest subscriber rather than all of them in turn.
+        let runs = subs.iter().map(|sub| {
             let events: Vec<&Envelope> = envelopes
                 .iter()
                 .filter(|e| sub.event_types.iter().any(|t| t == &e.event_type))
                 .filter(|e| !done.contains(&(sub.name.clone(), e.id)))
                 .collect();
-            if events.is_empty() {
-                continue;
-            }
-            if sub.handler.batches() {
-                match sub.handler.handle_batch(&events).await {
-                    Ok(()) => {
-                        delivered.extend(events.iter().map(|e| (sub.name.clone(), e.id)));
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(subscriber = %sub.name, events = events.len(), error = %e, "batch delivery failed; delivering one by one");
-                    }
-                }
-            }
-            for event in events {
-                self.deliver(sub, event, &mut delivered).await?;
-            }
+            self.deliver_run(sub, events)
+        });
+        let mut delivered = Vec::new();
+        for run in futures_util::future::join_all(runs).await {
+            delivered.extend(run?);
         }
         drop(subs);
         let now = Instant::now();
@@ -409,6 +400,31 @@ impl EventBus {
             Ok::<_, DbError>(())
         })?;
         Ok(count)
+    }
+
+    /// Hands one subscriber its events of a batch, in order: the whole run at
+    /// once to a batching handler, one by one otherwise (or when the run
+    /// failed). Returns the deliveries made.
+    async fn deliver_run(&self, sub: &Subscription, events: Vec<&Envelope>) -> Result<Vec<(String, Id)>, DbError> {
+        let mut delivered = Vec::with_capacity(events.len());
+        if events.is_empty() {
+            return Ok(delivered);
+        }
+        if sub.handler.batches() {
+            match sub.handler.handle_batch(&events).await {
+                Ok(()) => {
+                    delivered.extend(events.iter().map(|e| (sub.name.clone(), e.id)));
+                    return Ok(delivered);
+                }
+                Err(e) => {
+                    tracing::warn!(subscriber = %sub.name, events = events.len(), error = %e, "batch delivery failed; delivering one by one");
+                }
+            }
+        }
+        for event in events {
+            self.deliver(sub, event, &mut delivered).await?;
+        }
+        Ok(delivered)
     }
 
     /// Hands `event` to one subscriber, with retries; a success is added to
