@@ -253,7 +253,8 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         TrustedProxies::parse(&settings.server.trusted_proxies).map_err(|e| format!("server.trusted_proxies: {e}"))?;
     let platform = Platform::build(&settings).await?;
     let search = search_service(&settings, &platform).await?;
-    let relay = platform.bus.spawn_relay();
+    // Without the relay, events wait in the outbox for a process that has it.
+    let relay = settings.events.relay.then(|| platform.bus.spawn_relay());
     let committer = search.spawn_committer();
     if search.is_empty() {
         // A new or rebuilt index: fill it from the listings in the background.
@@ -385,7 +386,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     .map_err(|e| format!("server.port ({}:{}): {e}", settings.server.host, settings.server.port))?;
     tracing::info!(host = %settings.server.host, port = settings.server.port, "HomeTrip listening");
     let result = server.run().await.map_err(|e| e.to_string());
-    relay.abort();
+    if let Some(relay) = relay {
+        relay.abort();
+    }
     scheduler.abort();
     calendar_sync.abort();
     committer.abort();

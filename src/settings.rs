@@ -37,7 +37,17 @@ pub struct Settings {
     pub booking: BookingSettings,
     pub payment: PaymentSettings,
     pub jobs: JobSettings,
+    pub events: EventSettings,
     pub testing: TestingSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventSettings {
+    /// Whether this process delivers the outbox's events to subscribers. Off
+    /// in all but one of several processes sharing a database (one relay is
+    /// enough), or to hold deliveries back; events wait in the outbox.
+    pub relay: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

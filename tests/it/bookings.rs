@@ -486,6 +486,48 @@ async fn a_host_cancellation_refunds_in_full_records_a_penalty_and_blocks_the_ni
     .await;
 }
 
+/// A host block that lands after a booking took the nights, but before the
+/// calendar heard of the booking, gives way to it and comes back when the
+/// booking lets the nights go (it used to be deleted with them).
+#[tokio::test]
+async fn a_host_block_overtaken_by_a_booking_comes_back_when_the_booking_ends() {
+    let mut server = Server::start_with(CLOCK).await;
+    let (host, host_pair) = server.client().signed_up(&unique_email("host")).await;
+    let (guest, guest_pair) = server.client().signed_up(&unique_email("guest")).await;
+    let id = listing(&server, &host, "flexible", true).await;
+    drop((host, guest));
+    // Events wait in the outbox: the calendar learns of the booking only later.
+    server.set_env("HOMETRIP_EVENTS__RELAY", "false");
+    server.restart().await;
+    let host = server.client().with_token(host_pair["access_token"].as_str().unwrap());
+    let guest = server.client().with_token(guest_pair["access_token"].as_str().unwrap());
+    let b = booked(&guest, &id, &date(20), &date(23)).await;
+    let block = json!({"ranges": [{"from": date(21), "to": date(22), "available": false}]});
+    let r = host.send(host.http.put(server.url(&format!("/api/v1/listings/{id}/calendar"))).json(&block)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The unpaid hold expires: the booking lets its nights go.
+    advance(&server, 16 * 60).await;
+    let expired = guest.get(&format!("/api/v1/bookings/{}", b["id"].as_str().unwrap())).await;
+    assert_eq!(expired.body["status"], "expired", "{}", expired.text);
+
+    server.set_env("HOMETRIP_EVENTS__RELAY", "true");
+    server.restart().await;
+    let host = server.client().with_token(host_pair["access_token"].as_str().unwrap());
+    let guest = server.client().with_token(guest_pair["access_token"].as_str().unwrap());
+    // A later booking's nights on the calendar mean the earlier events were applied.
+    booked(&guest, &id, &date(40), &date(41)).await;
+    eventually(&host, &format!("/api/v1/listings/{id}/calendar?from={}&to={}", date(40), date(41)), |c| {
+        c["days"][0]["reason"] == "booked"
+    })
+    .await;
+    let c = host.get(&format!("/api/v1/listings/{id}/calendar?from={}&to={}", date(20), date(23))).await;
+    let days = c.body["days"].as_array().unwrap();
+    assert_eq!(days.len(), 3, "{}", c.text);
+    assert_eq!(days[0]["available"], true, "{}", c.text);
+    assert_eq!((&days[1]["available"], &days[1]["reason"]), (&json!(false), &json!("blocked")), "{}", c.text);
+    assert_eq!(days[2]["available"], true, "{}", c.text);
+}
+
 /// Stays of 1–3 nights over 20 days, deterministic.
 fn racing_stays(n: usize) -> Vec<(i64, i64)> {
     let mut seed = 0x2545F4914F6CDD1Du64;

@@ -173,6 +173,12 @@ impl Server {
         }
     }
 
+    /// Sets (or replaces) an environment variable for the next (re)start.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// Stops the process and starts it again on the same data dir and database.
     pub async fn restart(&mut self) {
         self.stop();

@@ -51,6 +51,8 @@ pub mod schema {
             status -> Text,
             source -> Nullable<Text>,
             created_at -> DbInstant,
+            /// The host had blocked the night before a booking took it.
+            host_blocked -> Bool,
         }
     }
     diesel::table! {
@@ -745,6 +747,15 @@ struct BookedRow {
     created_at: Instant,
 }
 
+/// On a booking taking a night: remembers whether the host had blocked it
+/// (the night goes back to blocked when the booking lets it go).
+macro_rules! keeps_host_block {
+    () => {
+        calendar_nights::host_blocked.eq(calendar_nights::host_blocked
+            .or(calendar_nights::status.eq(BLOCKED).and(calendar_nights::source.is_null())))
+    };
+}
+
 /// Writes a booking's nights as `booked`, over any block: one statement on
 /// PostgreSQL, row by row on SQLite (no multi-row insert in diesel-async's
 /// SQLite wrapper) — a marked backend exception, like the booking module's.
@@ -765,6 +776,7 @@ impl BookedWrite for hometrip_kernel::db::PgConn {
             .set((
                 calendar_nights::status.eq(excluded(calendar_nights::status)),
                 calendar_nights::source.eq(excluded(calendar_nights::source)),
+                keeps_host_block!(),
             ))
             .execute(self)
             .await
@@ -779,7 +791,11 @@ impl BookedWrite for hometrip_kernel::db::SqliteConn {
                 .values(row)
                 .on_conflict((calendar_nights::listing_id, calendar_nights::night))
                 .do_update()
-                .set((calendar_nights::status.eq(row.status), calendar_nights::source.eq(&row.source)))
+                .set((
+                    calendar_nights::status.eq(row.status),
+                    calendar_nights::source.eq(&row.source),
+                    keeps_host_block!(),
+                ))
                 .execute(self)
                 .await?;
         }
@@ -792,7 +808,9 @@ impl BookedWrite for hometrip_kernel::db::SqliteConn {
 pub enum BookedNights {
     /// The booking holds them: `booked`, tagged with the booking's id. A host
     /// block or an imported night that slipped in since the booking checked
-    /// the calendar yields to it (the booking module is the authority).
+    /// the calendar yields to it (the booking module is the authority); a
+    /// host block is remembered and comes back on release, an imported night
+    /// at the feed's next sync.
     Hold,
     /// The booking ended without the stay: its nights are free again.
     Release,
@@ -850,14 +868,21 @@ pub async fn project_bookings(db: &Db, changes: &[BookedChange], changed: &[(Id,
             let of_booking = calendar_nights::table
                 .filter(calendar_nights::listing_id.eq(change.listing_id))
                 .filter(calendar_nights::source.eq(source));
+            let to_blocked = (
+                calendar_nights::status.eq(BLOCKED),
+                calendar_nights::source.eq(None::<String>),
+                calendar_nights::host_blocked.eq(false),
+            );
             match change.action {
-                BookedNights::Release => diesel::delete(of_booking).execute(conn).await?,
-                _ => {
-                    diesel::update(of_booking)
-                        .set((calendar_nights::status.eq(BLOCKED), calendar_nights::source.eq(None::<String>)))
+                BookedNights::Release => {
+                    // Free again, but for the nights the host had blocked.
+                    diesel::update(of_booking.clone().filter(calendar_nights::host_blocked.eq(true)))
+                        .set(to_blocked)
                         .execute(conn)
-                        .await?
+                        .await?;
+                    diesel::delete(of_booking).execute(conn).await?
                 }
+                _ => diesel::update(of_booking).set(to_blocked).execute(conn).await?,
             };
         }
         if !holds.is_empty() {

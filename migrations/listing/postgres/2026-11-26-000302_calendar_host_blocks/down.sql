@@ -1,0 +1,1 @@
+ALTER TABLE calendar_nights DROP COLUMN host_blocked;
