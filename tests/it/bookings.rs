@@ -507,8 +507,7 @@ async fn a_host_block_overtaken_by_a_booking_comes_back_when_the_booking_ends() 
     assert_eq!(r.status, 200, "{}", r.text);
     // The unpaid hold expires: the booking lets its nights go.
     advance(&server, 16 * 60).await;
-    let expired = guest.get(&format!("/api/v1/bookings/{}", b["id"].as_str().unwrap())).await;
-    assert_eq!(expired.body["status"], "expired", "{}", expired.text);
+    eventually(&guest, &format!("/api/v1/bookings/{}", b["id"].as_str().unwrap()), |b| b["status"] == "expired").await;
 
     server.set_env("HOMETRIP_EVENTS__RELAY", "true");
     server.restart().await;
