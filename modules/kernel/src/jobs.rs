@@ -302,6 +302,9 @@ impl Scheduler {
                 jobs::table
                     .filter(jobs::id.eq(id))
                     .filter(jobs::done_at.is_null())
+                    // Still due: a run that failed since this scheduler listed the job
+                    // released it with a later retry time, which must be waited for.
+                    .filter(jobs::run_at.le(now))
                     .filter(jobs::locked_until.is_null().or(jobs::locked_until.lt(now))),
             )
             .set((
