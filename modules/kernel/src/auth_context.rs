@@ -107,7 +107,10 @@ impl AccessVerifier {
         let claims = match remembered {
             // Valid when first seen (so already past `nbf`); time only moves on.
             Some(claims) if claims.exp + LEEWAY_SECS >= chrono::Utc::now().timestamp() => claims,
-            Some(_) => return Err(invalid("token expired")),
+            Some(_) => {
+                self.remembered().pop(token);
+                return Err(invalid("token expired"));
+            }
             None => {
                 let claims = self.verify_signature(token).await?;
                 self.remembered().put(token.to_owned(), claims.clone());

@@ -359,14 +359,14 @@ impl EventBus {
         // The inbox's key leads with the event id: this stays an index lookup
         // however many deliveries the inbox holds.
         let names: Vec<&str> = subs.iter().map(|s| s.name.as_str()).collect();
-        let done: HashSet<(String, Id)> = crate::run!(self.db, |conn| {
+        let done: Vec<(String, Id)> = crate::run!(self.db, |conn| {
             let rows = inbox::table
                 .filter(inbox::event_id.eq_any(&ids))
                 .filter(inbox::subscriber.eq_any(&names))
                 .select((inbox::subscriber, inbox::event_id))
                 .load::<(String, Id)>(conn)
                 .await?;
-            Ok::<_, DbError>(rows.into_iter().collect())
+            Ok::<_, DbError>(rows)
         })?;
         let mut seqs = Vec::with_capacity(count);
         let mut envelopes = Vec::with_capacity(count);
@@ -378,10 +378,11 @@ impl EventBus {
         // concurrently (each still in order), so a batch takes as long as its
         // slowest subscriber rather than all of them in turn.
         let runs = subs.iter().map(|sub| {
+            let seen: HashSet<Id> = done.iter().filter(|(name, _)| *name == sub.name).map(|(_, id)| *id).collect();
             let events: Vec<&Envelope> = envelopes
                 .iter()
                 .filter(|e| sub.event_types.iter().any(|t| t == &e.event_type))
-                .filter(|e| !done.contains(&(sub.name.clone(), e.id)))
+                .filter(|e| !seen.contains(&e.id))
                 .collect();
             self.deliver_run(sub, events)
         });

@@ -844,8 +844,9 @@ pub async fn project_bookings(db: &Db, changes: &[BookedChange], changed: &[(Id,
             .await?
             .into_iter()
             .collect();
-        // Holds waiting to be written, by night (a night once, the last hold winning).
-        let mut holds: std::collections::HashMap<(Id, NaiveDate), BookedRow> = std::collections::HashMap::new();
+        // Holds waiting to be written, by night (a night once, the last hold
+        // winning), written in key order so concurrent writers lock rows in one order.
+        let mut holds: std::collections::BTreeMap<(Id, NaiveDate), BookedRow> = std::collections::BTreeMap::new();
         for change in changes.iter().filter(|c| existing.contains(&c.listing_id)) {
             let source = change.booking_id.to_string();
             if change.action == BookedNights::Hold {
@@ -863,7 +864,7 @@ pub async fn project_bookings(db: &Db, changes: &[BookedChange], changed: &[(Id,
             }
             // A release or block comes after the holds before it.
             if !holds.is_empty() {
-                conn.upsert_booked(&holds.drain().map(|(_, row)| row).collect::<Vec<_>>()).await?;
+                conn.upsert_booked(&std::mem::take(&mut holds).into_values().collect::<Vec<_>>()).await?;
             }
             let of_booking = calendar_nights::table
                 .filter(calendar_nights::listing_id.eq(change.listing_id))
@@ -886,7 +887,7 @@ pub async fn project_bookings(db: &Db, changes: &[BookedChange], changed: &[(Id,
             };
         }
         if !holds.is_empty() {
-            conn.upsert_booked(&holds.drain().map(|(_, row)| row).collect::<Vec<_>>()).await?;
+            conn.upsert_booked(&std::mem::take(&mut holds).into_values().collect::<Vec<_>>()).await?;
         }
         let events: Vec<Envelope> =
             changed.iter().filter(|(id, _)| existing.contains(id)).map(|(_, event)| event.clone()).collect();

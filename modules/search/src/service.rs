@@ -90,10 +90,14 @@ impl SearchService {
         self.index.num_docs() == 0
     }
 
+    /// Whether the index keeps `listing`: published, located and priced.
+    fn indexable(listing: &Listing) -> bool {
+        listing.location.is_some() && listing.nightly_price.is_some() && listing.status == ListingStatus::Published
+    }
+
     /// What the index keeps of a published, located, priced listing.
     fn doc_for(listing: &Listing, booked: impl Iterator<Item = chrono::NaiveDate>) -> Option<IndexedListing> {
-        let (Some(location), Some(price), ListingStatus::Published) =
-            (listing.location, &listing.nightly_price, listing.status)
+        let (Some(location), Some(price), true) = (listing.location, &listing.nightly_price, Self::indexable(listing))
         else {
             return None;
         };
@@ -119,15 +123,17 @@ impl SearchService {
         })
     }
 
-    /// Puts a listing in the index as it is now, or takes it out when it is not
-    /// published.
-    async fn index_listing(&self, listing: &Listing) -> Result<(), Problem> {
-        if Self::doc_for(listing, std::iter::empty()).is_none() {
-            return self.write_index(Vec::new(), vec![listing.id.to_string()]).await;
+    /// The nights taken in the indexed window of each of `ids`.
+    async fn taken_by_listing(&self, ids: &[Id]) -> Result<HashMap<Id, Vec<chrono::NaiveDate>>, Problem> {
+        let mut nights: HashMap<Id, Vec<chrono::NaiveDate>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(nights);
         }
         let today = Utc::now().date_naive();
-        let booked = self.listings.taken_nights(listing.id, today, today + Duration::days(INDEXED_DAYS)).await?;
-        self.write_index(Self::doc_for(listing, booked.into_iter()).into_iter().collect(), Vec::new()).await
+        for (id, night) in self.listings.taken_nights_of(ids, today, today + Duration::days(INDEXED_DAYS)).await? {
+            nights.entry(id).or_default().push(night);
+        }
+        Ok(nights)
     }
 
     /// Index writes, off the async workers: they wait while a commit holds
@@ -147,18 +153,9 @@ impl SearchService {
     /// Re-indexes `ids` as they are now (gone or unpublished ones leave the
     /// index): one read for the listings, one for their nights.
     async fn reindex_listings(&self, ids: &[Id]) -> Result<(), Problem> {
-        let today = Utc::now().date_naive();
         let listings = self.listings.listings_of(ids).await?;
-        let mut nights: HashMap<Id, Vec<chrono::NaiveDate>> = HashMap::new();
-        let indexed: Vec<Id> =
-            listings.iter().filter(|l| Self::doc_for(l, std::iter::empty()).is_some()).map(|l| l.id).collect();
-        if !indexed.is_empty() {
-            for (id, night) in
-                self.listings.taken_nights_of(&indexed, today, today + Duration::days(INDEXED_DAYS)).await?
-            {
-                nights.entry(id).or_default().push(night);
-            }
-        }
+        let indexed: Vec<Id> = listings.iter().filter(|l| Self::indexable(l)).map(|l| l.id).collect();
+        let mut nights = self.taken_by_listing(&indexed).await?;
         let (mut upserts, mut removes) = (Vec::new(), Vec::new());
         let mut found = std::collections::HashSet::new();
         for listing in &listings {
@@ -176,8 +173,6 @@ impl SearchService {
     /// call for the listings, one for their nights); returns how many it holds.
     pub async fn reindex(&self) -> Result<u64, Problem> {
         self.index.clear().map_err(index_err)?;
-        let today = Utc::now().date_naive();
-        let until = today + Duration::days(INDEXED_DAYS);
         let mut after = None;
         let mut count = 0;
         let mut chunk: Vec<IndexedListing> = Vec::new();
@@ -185,10 +180,7 @@ impl SearchService {
             let page = self.listings.published(after, 500).await?;
             let Some(last) = page.last().map(|l| l.id) else { break };
             let ids: Vec<Id> = page.iter().map(|l| l.id).collect();
-            let mut nights: HashMap<Id, Vec<chrono::NaiveDate>> = HashMap::new();
-            for (id, night) in self.listings.taken_nights_of(&ids, today, until).await? {
-                nights.entry(id).or_default().push(night);
-            }
+            let mut nights = self.taken_by_listing(&ids).await?;
             for listing in &page {
                 let booked = nights.remove(&listing.id).unwrap_or_default();
                 chunk.extend(Self::doc_for(listing, booked.into_iter()));
@@ -428,30 +420,22 @@ impl EventHandler for SearchService {
         true
     }
 
-    /// Listing changes are applied in order from their payloads; a listing
-    /// whose calendar changed (once per booking) is re-read and re-indexed
-    /// once per batch, with the batch's other such listings in three reads.
+    /// Every listing a batch's events name (a listing change, or a calendar
+    /// change once per booking) is re-read and re-indexed once, as it is
+    /// now, with the batch's other listings in two reads; a deleted or
+    /// unpublished one leaves the index.
     async fn handle_batch(&self, events: &[&Envelope]) -> Result<(), String> {
-        let mut calendars: Vec<Id> = Vec::new();
+        let mut listings: Vec<Id> = Vec::new();
         for event in events {
             match event.event_type.as_str() {
-                LISTING_CHANGED => {
-                    let e: ListingChanged = event.decode()?;
-                    if e.deleted {
-                        self.write_index(Vec::new(), vec![e.listing.id.to_string()])
-                            .await
-                            .map_err(|p| p.to_string())?;
-                    } else {
-                        self.index_listing(&e.listing).await.map_err(|p| p.to_string())?;
-                    }
-                }
-                CALENDAR_CHANGED => calendars.push(event.decode::<CalendarChanged>()?.listing_id),
+                LISTING_CHANGED => listings.push(event.decode::<ListingChanged>()?.listing.id),
+                CALENDAR_CHANGED => listings.push(event.decode::<CalendarChanged>()?.listing_id),
                 _ => {}
             }
         }
-        calendars.sort_unstable();
-        calendars.dedup();
-        for ids in calendars.chunks(500) {
+        listings.sort_unstable();
+        listings.dedup();
+        for ids in listings.chunks(500) {
             self.reindex_listings(ids).await.map_err(|p| p.to_string())?;
         }
         Ok(())
