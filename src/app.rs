@@ -49,7 +49,8 @@ pub fn migrations() -> Vec<MigrationSet> {
 
 pub async fn connect_db(settings: &Settings) -> Result<Db, String> {
     let url = settings.database_url();
-    Db::connect(&url, settings.database.max_connections)
+    // The HTTP workers and the background runtime each use their own connections.
+    Db::connect(&url, settings.database.max_connections, settings.server.worker_count() + 1)
         .await
         .map_err(|e| format!("database.url ({}): {e}", hometrip_kernel::db::redact_url(&url)))
 }
@@ -377,10 +378,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             .wrap(actix_web::middleware::Condition::new(!cors_origins.is_empty(), cors))
             .wrap(from_fn(hometrip_gateway::edge))
     })
-    .workers(match settings.server.workers {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-        n => n,
-    })
+    .workers(settings.server.worker_count())
     .shutdown_timeout(10)
     .bind((settings.server.host.as_str(), settings.server.port))
     .map_err(|e| format!("server.port ({}:{}): {e}", settings.server.host, settings.server.port))?;

@@ -123,7 +123,7 @@ async fn in_process() -> InProcess {
         Some(pg) => pg,
         None => format!("sqlite://{}", dir.join("db.sqlite").display()),
     };
-    let db = Db::connect(&url, 4).await.unwrap();
+    let db = Db::connect(&url, 4, 1).await.unwrap();
     db.migrate(
         &url,
         vec![

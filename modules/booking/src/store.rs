@@ -137,6 +137,7 @@ macro_rules! lock_listing {
             .on_conflict(booking_listing_locks::listing_id)
             .do_update()
             .set(booking_listing_locks::reservations.eq(booking_listing_locks::reservations + 1i64))
+            .cached()
     };
 }
 macro_rules! taken_nights {
@@ -151,13 +152,15 @@ macro_rules! taken_nights {
 }
 macro_rules! insert_idempotency_key {
     ($row:expr, $k:expr) => {
-        diesel::insert_into(booking_idempotency::table).values((
-            booking_idempotency::guest_id.eq($row.guest_id),
-            booking_idempotency::key.eq(&$k.key),
-            booking_idempotency::request_hash.eq(&$k.request_hash),
-            booking_idempotency::booking_id.eq($row.id),
-            booking_idempotency::created_at.eq($row.created_at),
-        ))
+        diesel::insert_into(booking_idempotency::table)
+            .values((
+                booking_idempotency::guest_id.eq($row.guest_id),
+                booking_idempotency::key.eq(&$k.key),
+                booking_idempotency::request_hash.eq(&$k.request_hash),
+                booking_idempotency::booking_id.eq($row.id),
+                booking_idempotency::created_at.eq($row.created_at),
+            ))
+            .cached()
     };
 }
 
@@ -206,10 +209,10 @@ impl ReservationWrite for hometrip_kernel::db::PgConn {
         let mut writes: Vec<futures_util::future::BoxFuture<'_, diesel::QueryResult<()>>> = Vec::new();
         let (mut c1, mut c2) = (conn, conn);
         writes.push(Box::pin(async move {
-            diesel::insert_into(bookings::table).values(r.booking).execute(&mut c1).await.map(|_| ())
+            diesel::insert_into(bookings::table).values(r.booking).cached().execute(&mut c1).await.map(|_| ())
         }));
         writes.push(Box::pin(async move {
-            diesel::insert_into(booking_nights::table).values(&r.nights).execute(&mut c2).await.map(|_| ())
+            diesel::insert_into(booking_nights::table).values(&r.nights).cached().execute(&mut c2).await.map(|_| ())
         }));
         if let Some(k) = r.idempotency {
             let mut c = conn;
@@ -239,9 +242,9 @@ impl ReservationWrite for hometrip_kernel::db::SqliteConn {
     }
 
     async fn write_reservation(&mut self, r: &ReservationRows<'_>) -> diesel::QueryResult<()> {
-        diesel::insert_into(bookings::table).values(r.booking).execute(self).await?;
+        diesel::insert_into(bookings::table).values(r.booking).cached().execute(self).await?;
         for night in &r.nights {
-            diesel::insert_into(booking_nights::table).values(night).execute(self).await?;
+            diesel::insert_into(booking_nights::table).values(night).cached().execute(self).await?;
         }
         if let Some(k) = r.idempotency {
             insert_idempotency_key!(r.booking, k).execute(self).await?;
@@ -417,6 +420,7 @@ pub async fn transition(db: &Db, t: Transition<'_>) -> Result<bool, DbError> {
                 bookings::payment_id.eq(row.payment_id),
                 bookings::updated_at.eq(row.updated_at),
             ))
+            .cached()
             .execute(conn)
             .await?;
         if changed == 0 {

@@ -5,6 +5,9 @@
 //! diesel-async has no async `MultiConnection`. Only this file knows which
 //! backend a connection is.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -120,8 +123,56 @@ type Object<C> = deadpool::managed::Object<Manager<C>>;
 /// The storage of one process: a pool on one backend.
 #[derive(Clone)]
 pub enum Db {
-    Pg(Pool<PgConn>),
+    Pg(Arc<PgPools>),
     Sqlite(Pool<SqliteConn>),
+}
+
+/// PostgreSQL pools kept per thread. A connection is driven by a task on the
+/// runtime that opened it; handed to a task on another thread, every query
+/// crosses threads twice (a wake-up each way) and a pipelined batch leaves as
+/// one write per statement. So each single-threaded runtime (each HTTP worker,
+/// the background runtime) opens and uses its own connections; work on a
+/// multi-threaded runtime (commands, tools) shares one pool.
+pub struct PgPools {
+    url: String,
+    per_thread: usize,
+    shared: Pool<PgConn>,
+    by_thread: RwLock<HashMap<ThreadId, Pool<PgConn>>>,
+}
+
+impl PgPools {
+    fn build(url: &str, max_size: usize) -> Result<Pool<PgConn>, DbError> {
+        let manager = Manager::<PgConn>::new(url, |recycling_method| {
+            let mut config = ManagerConfig::default();
+            config.recycling_method = recycling_method;
+            config
+        });
+        Pool::builder(manager)
+            .max_size(max_size)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// The pool for the calling task's thread.
+    fn pool(&self) -> Result<Pool<PgConn>, DbError> {
+        let own_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        if !own_thread {
+            return Ok(self.shared.clone());
+        }
+        let thread = std::thread::current().id();
+        if let Some(pool) = self.by_thread.read().ok().and_then(|pools| pools.get(&thread).cloned()) {
+            return Ok(pool);
+        }
+        let pool = Self::build(&self.url, self.per_thread)?;
+        let mut pools = self.by_thread.write().map_err(|_| DbError::Unavailable("pool map poisoned".into()))?;
+        // A runtime that ended (a finished test's) leaves its pool here with
+        // its connections closed (their driver tasks went with the runtime).
+        Ok(pools.entry(thread).or_insert(pool).clone())
+    }
 }
 
 /// A pooled connection on either backend, for the macros. Short-lived on the
@@ -141,21 +192,17 @@ pub enum Backend {
 impl Db {
     /// Opens a pool for `url` (`sqlite://path`, `sqlite::memory:` is refused,
     /// `postgres://...`). Creates the SQLite file's folder when missing.
-    pub async fn connect(url: &str, max_connections: usize) -> Result<Db, DbError> {
+    /// On PostgreSQL, `max_connections` is shared by the `threads`
+    /// single-threaded runtimes expected to use the database (at least two
+    /// connections each; see [`PgPools`]).
+    pub async fn connect(url: &str, max_connections: usize, threads: usize) -> Result<Db, DbError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let manager = Manager::<PgConn>::new(url, |recycling_method| {
-                let mut config = ManagerConfig::default();
-                config.recycling_method = recycling_method;
-                config
-            });
-            let pool = Pool::builder(manager)
-                .max_size(max_connections.max(1))
-                .wait_timeout(Some(Duration::from_secs(10)))
-                .create_timeout(Some(Duration::from_secs(10)))
-                .runtime(deadpool::Runtime::Tokio1)
-                .build()
-                .map_err(|e| DbError::Unavailable(e.to_string()))?;
-            let db = Db::Pg(pool);
+            let db = Db::Pg(Arc::new(PgPools {
+                url: url.to_owned(),
+                per_thread: max_connections.div_ceil(threads.max(1)).max(2),
+                shared: PgPools::build(url, max_connections.max(1))?,
+                by_thread: RwLock::new(HashMap::new()),
+            }));
             db.ping().await?;
             Ok(db)
         } else if let Some(path) = sqlite_path(url) {
@@ -210,7 +257,7 @@ impl Db {
 
     pub async fn get(&self) -> Result<Pooled, DbError> {
         match self {
-            Db::Pg(p) => p.get().await.map(Pooled::Pg).map_err(|e| DbError::Unavailable(e.to_string())),
+            Db::Pg(pools) => pools.pool()?.get().await.map(Pooled::Pg).map_err(|e| DbError::Unavailable(e.to_string())),
             Db::Sqlite(p) => p.get().await.map(Pooled::Sqlite).map_err(|e| DbError::Unavailable(e.to_string())),
         }
     }
@@ -270,8 +317,54 @@ pub struct MigrationSet {
     pub sqlite: fn() -> EmbeddedMigrations,
 }
 
+/// A statement kept prepared on its connection, keyed by its SQL text and
+/// bind types. Diesel refuses to cache every INSERT, UPDATE, upsert and raw
+/// query (their text can vary with the values, and its cache would key them
+/// by Rust type); uncached, each one is prepared, described and closed around
+/// its execution: two round trips instead of one, a parse and plan every time,
+/// and on PostgreSQL the statements of a pipelined transaction wait for each
+/// other's preparation. Keyed by text, a statement whose text varies is
+/// simply another entry: use this for statements of few shapes (a batch
+/// insert of any length is one shape per length).
+#[derive(Debug, Clone, Copy)]
+pub struct Cached<Q>(Q);
+
+/// No static id on purpose: the cache then keys the statement by its SQL.
+impl<Q> diesel::query_builder::QueryId for Cached<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Cached<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for Cached<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
+{
+    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, DB>) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+/// `.cached()` on any statement: see [`Cached`].
+pub trait CacheStatement: Sized {
+    fn cached(self) -> Cached<Self> {
+        Cached(self)
+    }
+}
+
+impl<Q: diesel::query_builder::QueryId> CacheStatement for Q {}
+
 /// Diesel's query traits with diesel-async's `RunQueryDsl` (not diesel's sync one).
 pub mod prelude {
+    pub use super::CacheStatement;
     pub use diesel::result::OptionalExtension;
     pub use diesel::{
         AsChangeset, BoolExpressionMethods, EscapeExpressionMethods, ExpressionMethods, Insertable,

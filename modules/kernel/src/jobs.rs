@@ -119,6 +119,7 @@ macro_rules! impl_job_write {
                     })
                     .on_conflict(jobs::dedupe_key)
                     .do_nothing()
+                    .cached()
                     .execute(self)
                     .await
                     .map(|_| ())
@@ -312,6 +313,7 @@ impl Scheduler {
                 jobs::locked_until.eq(Some(until)),
                 jobs::attempts.eq(jobs::attempts + 1),
             ))
+            .cached()
             .execute(conn)
             .await?;
             if claimed == 0 {
@@ -340,6 +342,7 @@ impl Scheduler {
                 crate::run!(self.db, |conn| {
                     diesel::update(jobs::table.filter(jobs::id.eq(id)).filter(jobs::locked_by.eq(Some(owner))))
                         .set((jobs::done_at.eq(Some(now)), jobs::locked_until.eq(None::<Instant>)))
+                        .cached()
                         .execute(conn)
                         .await
                         .map(|_| ())
@@ -431,7 +434,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ht-jobs-{}", Id::new()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let url = format!("sqlite://{}/t.db", dir.display());
-        let db = Db::connect(&url, 4).await.map_err(|e| e.to_string())?;
+        let db = Db::connect(&url, 4, 1).await.map_err(|e| e.to_string())?;
         db.migrate(&url, vec![crate::events::MIGRATIONS]).await.map_err(|e| e.to_string())?;
         Ok(db)
     }

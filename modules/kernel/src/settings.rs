@@ -22,11 +22,23 @@ pub struct ServerSettings {
     pub rate_limit: Limit,
 }
 
+impl ServerSettings {
+    /// HTTP worker threads to start.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            n => n,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://<path>` or `postgres://...`; empty means SQLite under the data dir.
     pub url: String,
+    /// Connections of the process; on PostgreSQL shared out among the HTTP
+    /// workers and the background runtime, each keeping its own.
     pub max_connections: usize,
     pub migrate_on_start: bool,
 }
