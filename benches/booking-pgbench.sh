@@ -23,7 +23,7 @@ CREATE TABLE bench_locks (listing_id INT PRIMARY KEY, reservations BIGINT NOT NU
 CREATE TABLE bench_jobs (id BIGSERIAL PRIMARY KEY, dedupe_key TEXT NOT NULL UNIQUE, payload TEXT NOT NULL,
   run_at TIMESTAMPTZ NOT NULL);
 CREATE TABLE bench_outbox (seq BIGSERIAL PRIMARY KEY, event_type TEXT NOT NULL, data TEXT NOT NULL,
-  published_at TIMESTAMPTZ);
+  occurred_at TIMESTAMPTZ NOT NULL DEFAULT now());
 SQL
 cat > /tmp/ht-booking.sql <<SQL
 \set listing random(1, $LISTINGS)

@@ -32,7 +32,6 @@ pub mod schema {
             occurred_at -> DbInstant,
             trace_context -> Nullable<Text>,
             data -> Text,
-            published_at -> Nullable<DbInstant>,
         }
     }
     diesel::table! {
@@ -142,6 +141,7 @@ macro_rules! impl_outbox_write {
             async fn append_event(&mut self, event: &Envelope) -> QueryResult<()> {
                 diesel::insert_into(outbox_events::table)
                     .values(OutboxRow::from_envelope(event))
+                    .cached()
                     .execute(self)
                     .await
                     .map(|_| ())
@@ -157,7 +157,7 @@ macro_rules! impl_outbox_write {
             return Ok(());
         }
         let rows: Vec<OutboxRow> = $events.iter().map(OutboxRow::from_envelope).collect();
-        diesel::insert_into(outbox_events::table).values(rows).execute($self).await.map(|_| ())
+        diesel::insert_into(outbox_events::table).values(rows).cached().execute($self).await.map(|_| ())
     }};
     (@many false, $self:ident, $events:ident) => {{
         for event in $events {
@@ -198,7 +198,7 @@ impl InboxWrite for PgConn {
             return Ok(());
         }
         let rows: Vec<_> = deliveries.iter().map(|d| inbox_row(d, at)).collect();
-        diesel::insert_into(inbox::table).values(rows).on_conflict_do_nothing().execute(self).await.map(|_| ())
+        diesel::insert_into(inbox::table).values(rows).on_conflict_do_nothing().cached().execute(self).await.map(|_| ())
     }
 }
 
@@ -208,6 +208,7 @@ impl InboxWrite for SqliteConn {
             diesel::insert_into(inbox::table)
                 .values(inbox_row(delivery, at))
                 .on_conflict_do_nothing()
+                .cached()
                 .execute(self)
                 .await?;
         }
@@ -274,9 +275,6 @@ impl Default for RetryPolicy {
 /// The in-process event bus: outbox relay plus subscriber dispatch.
 pub struct EventBus {
     db: Db,
-    /// How long published events and inbox entries are kept. Event payloads may
-    /// carry single-use tokens for emails, so they do not linger.
-    retention: chrono::Duration,
     subscriptions: RwLock<Vec<Subscription>>,
     wake: Notify,
     retry: RetryPolicy,
@@ -284,13 +282,7 @@ pub struct EventBus {
 
 impl EventBus {
     pub fn new(db: Db, retry: RetryPolicy) -> Arc<Self> {
-        Arc::new(EventBus {
-            db,
-            retention: chrono::Duration::days(1),
-            subscriptions: RwLock::new(Vec::new()),
-            wake: Notify::new(),
-            retry,
-        })
+        Arc::new(EventBus { db, subscriptions: RwLock::new(Vec::new()), wake: Notify::new(), retry })
     }
 
     /// Registers `handler` under a stable `name` (the inbox key) for the given
@@ -316,7 +308,7 @@ impl EventBus {
             loop {
                 if last_prune.elapsed() >= PRUNE_EVERY {
                     last_prune = std::time::Instant::now();
-                    if let Err(e) = bus.prune(Instant::now().minus(bus.retention)).await {
+                    if let Err(e) = bus.prune(Instant::now()).await {
                         tracing::warn!(error = %e, "outbox pruning failed");
                     }
                 }
@@ -334,15 +326,14 @@ impl EventBus {
         })
     }
 
-    /// Delivers up to `batch` unpublished events in order; returns how many.
+    /// Delivers up to `batch` events of the outbox in order; returns how many.
     /// One read finds which deliveries of the batch the inbox already holds;
-    /// one transaction at the end records the batch's deliveries and marks its
-    /// events published. A crash in between hands the batch to its handlers
-    /// again, which their idempotence absorbs.
+    /// one transaction at the end records the batch's deliveries and deletes
+    /// its events from the outbox. A crash in between hands the batch to its
+    /// handlers again, which their idempotence absorbs.
     pub async fn relay_once(&self, batch: i64) -> Result<usize, DbError> {
         let rows: Vec<(i64, OutboxRow)> = crate::run!(self.db, |conn| {
             let rows = outbox_events::table
-                .filter(outbox_events::published_at.is_null())
                 .order(outbox_events::seq.asc())
                 .limit(batch)
                 .select((outbox_events::seq, OutboxRow::as_select()))
@@ -394,8 +385,10 @@ impl EventBus {
         let now = Instant::now();
         crate::transaction!(self.db, |conn| {
             conn.record_deliveries(&delivered, now).await?;
-            diesel::update(outbox_events::table.filter(outbox_events::seq.eq_any(&seqs)))
-                .set(outbox_events::published_at.eq(Some(now)))
+            // Delivered: out of the outbox (a delete leaves the row as it is;
+            // marking it rewrote the whole row, payload and all).
+            diesel::delete(outbox_events::table.filter(outbox_events::seq.eq_any(&seqs)))
+                .cached()
                 .execute(conn)
                 .await?;
             Ok::<_, DbError>(())
@@ -560,34 +553,26 @@ impl EventBus {
         Ok(ok)
     }
 
-    /// Deletes events published before `before`, and inbox entries older than
-    /// a week (a redelivery that late would be a relay bug, not a retry).
-    pub async fn prune(&self, before: Instant) -> Result<usize, DbError> {
-        let inbox_before = before.minus(chrono::Duration::days(7));
+    /// Deletes inbox entries older than a week (a redelivery that late would
+    /// be a relay bug, not a retry) and dead letters older than a month;
+    /// returns how many inbox entries went. (Delivered events leave the
+    /// outbox as they are delivered.)
+    pub async fn prune(&self, now: Instant) -> Result<usize, DbError> {
+        let inbox_before = now.minus(chrono::Duration::days(7));
         crate::transaction!(self.db, |conn| {
-            let events = diesel::delete(
-                outbox_events::table
-                    .filter(outbox_events::published_at.is_not_null())
-                    .filter(outbox_events::published_at.lt(before)),
-            )
-            .execute(conn)
-            .await?;
-            diesel::delete(inbox::table.filter(inbox::processed_at.lt(inbox_before))).execute(conn).await?;
-            // Parked events may carry single-use tokens too: kept a month for inspection.
-            let parked_before = before.minus(chrono::Duration::days(30));
+            let deliveries =
+                diesel::delete(inbox::table.filter(inbox::processed_at.lt(inbox_before))).execute(conn).await?;
+            // Parked events may carry single-use tokens: kept a month for inspection.
+            let parked_before = now.minus(chrono::Duration::days(30));
             diesel::delete(dead_letters::table.filter(dead_letters::failed_at.lt(parked_before))).execute(conn).await?;
-            Ok::<_, DbError>(events)
+            Ok::<_, DbError>(deliveries)
         })
     }
 
     /// Events not yet delivered (for readiness and tests).
     pub async fn backlog(&self) -> Result<i64, DbError> {
         crate::run!(self.db, |conn| {
-            let n = outbox_events::table
-                .filter(outbox_events::published_at.is_null())
-                .count()
-                .get_result::<i64>(conn)
-                .await?;
+            let n = outbox_events::table.count().get_result::<i64>(conn).await?;
             Ok::<_, DbError>(n)
         })
     }
@@ -624,7 +609,7 @@ mod tests {
                 format!("sqlite://{}", dir.join("db.sqlite").display())
             }
         };
-        let db = Db::connect(&url, 4).await.unwrap();
+        let db = Db::connect(&url, 4, 1).await.unwrap();
         db.migrate(&url, vec![MIGRATIONS]).await.unwrap();
         db
     }
@@ -707,7 +692,7 @@ mod tests {
         let handler = Arc::new(Flaky { failures: AtomicU32::new(0), seen: Default::default() });
         bus.subscribe("once", &["test.happened"], handler.clone()).await;
         publish(&db, 1).await;
-        // Simulate a crash after the handler ran but before the row was marked published.
+        // Simulate a crash after the handler ran but before the event left the outbox.
         let first_id = async {
             crate::run!(db, |conn| {
                 Ok::<Id, DbError>(outbox_events::table.select(outbox_events::id).first(conn).await?)
@@ -781,14 +766,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn published_events_are_pruned() {
+    async fn delivered_events_leave_the_outbox_and_old_deliveries_the_inbox() {
         let db = test_db().await;
         let bus = EventBus::new(db.clone(), fast());
+        let handler = Arc::new(Flaky { failures: AtomicU32::new(0), seen: Default::default() });
+        bus.subscribe("once", &["test.happened"], handler.clone()).await;
         publish(&db, 1).await;
         publish(&db, 2).await;
-        bus.relay_once(1).await.unwrap();
-        // Only the published one goes; the pending one stays.
-        assert_eq!(bus.prune(Instant::now().plus(chrono::Duration::seconds(1))).await.unwrap(), 1);
-        assert_eq!(bus.backlog().await.unwrap(), 1);
+        assert_eq!(bus.relay_once(1).await.unwrap(), 1);
+        // The delivered one is gone; the pending one stays, and comes next.
+        let left: Vec<String> = crate::run!(db, |conn| {
+            outbox_events::table.select(outbox_events::data).load::<String>(conn).await.map_err(DbError::from)
+        })
+        .unwrap();
+        assert_eq!(left.len(), 1);
+        assert!(left[0].contains('2'), "{left:?}");
+        assert_eq!(bus.relay_once(10).await.unwrap(), 1);
+        assert_eq!(bus.backlog().await.unwrap(), 0);
+        // Deliveries are remembered a week.
+        assert_eq!(bus.prune(Instant::now().plus(chrono::Duration::days(6))).await.unwrap(), 0);
+        assert_eq!(bus.prune(Instant::now().plus(chrono::Duration::days(8))).await.unwrap(), 2);
     }
 }
