@@ -164,95 +164,117 @@ macro_rules! insert_idempotency_key {
     };
 }
 
-/// The reservation's statements on one backend. On PostgreSQL the lock and
-/// the check go out together, then all the inserts together: the server runs
-/// them in order as ever, but the transaction costs four round trips instead
-/// of eight (pipelining, diesel-async on a shared connection reference). On
-/// SQLite, in-process, there is no round trip to save and its wrapper has no
-/// multi-row insert, so they run one by one.
+/// The reservation's transaction on one backend. On PostgreSQL it is
+/// pipelined: `BEGIN`, the lock and the check go out in one write, then all
+/// the inserts in one write, then `COMMIT`: three round trips (diesel's
+/// `transaction` sends `BEGIN` on a round trip of its own). `COMMIT` does not
+/// ride with the inserts: an insert not yet prepared on the connection waits
+/// for its preparation, and a `COMMIT` sent with them would overtake it. On SQLite, in-process,
+/// there is no round trip to save and its wrapper has no multi-row insert, so
+/// the statements run one by one in an immediate transaction.
 trait ReservationWrite {
-    fn lock_and_read_taken(
-        &mut self,
-        listing_id: Id,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> impl std::future::Future<Output = diesel::QueryResult<Vec<NaiveDate>>> + Send;
-    fn write_reservation(
+    fn reserve_rows(
         &mut self,
         rows: &ReservationRows<'_>,
-    ) -> impl std::future::Future<Output = diesel::QueryResult<()>> + Send;
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> impl std::future::Future<Output = Result<(), ReserveError>> + Send;
 }
 
 impl ReservationWrite for hometrip_kernel::db::PgConn {
-    async fn lock_and_read_taken(
+    async fn reserve_rows(
         &mut self,
-        listing_id: Id,
+        r: &ReservationRows<'_>,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> diesel::QueryResult<Vec<NaiveDate>> {
-        let (mut a, mut b) = (&*self, &*self);
-        // Sent together; PostgreSQL runs the check after the lock is granted,
-        // with a snapshot taken then (read committed), so it sees every
-        // reservation that held the lock before. Both answers are awaited (no
-        // request is dropped in flight); the first error in order wins.
-        let (locked, taken) = futures_util::future::join(
-            lock_listing!(listing_id).execute(&mut a),
-            taken_nights!(listing_id, from, to).load::<NaiveDate>(&mut b),
-        )
-        .await;
-        locked?;
-        taken
-    }
-
-    async fn write_reservation(&mut self, r: &ReservationRows<'_>) -> diesel::QueryResult<()> {
-        let conn: &hometrip_kernel::db::PgConn = self;
-        let mut writes: Vec<futures_util::future::BoxFuture<'_, diesel::QueryResult<()>>> = Vec::new();
-        let (mut c1, mut c2) = (conn, conn);
-        writes.push(Box::pin(async move {
-            diesel::insert_into(bookings::table).values(r.booking).cached().execute(&mut c1).await.map(|_| ())
-        }));
-        writes.push(Box::pin(async move {
-            diesel::insert_into(booking_nights::table).values(&r.nights).cached().execute(&mut c2).await.map(|_| ())
-        }));
-        if let Some(k) = r.idempotency {
-            let mut c = conn;
-            writes
-                .push(Box::pin(async move { insert_idempotency_key!(r.booking, k).execute(&mut c).await.map(|_| ()) }));
+    ) -> Result<(), ReserveError> {
+        use diesel_async::SimpleAsyncConnection;
+        let listing_id = r.booking.listing_id;
+        hometrip_kernel::db::begin_by_hand(self)?;
+        let checked = {
+            let conn: &hometrip_kernel::db::PgConn = self;
+            let (mut a, mut b, mut c) = (conn, conn, conn);
+            // PostgreSQL runs the check after the lock is granted, with a
+            // snapshot taken then (read committed), so it sees every
+            // reservation that held the lock before. All three answers are
+            // awaited (no request is dropped in flight); the first error wins.
+            let (begun, locked, taken) = futures_util::future::join3(
+                a.batch_execute("BEGIN"),
+                lock_listing!(listing_id).execute(&mut b),
+                taken_nights!(listing_id, from, to).load::<NaiveDate>(&mut c),
+            )
+            .await;
+            begun.and(locked).and(taken)
+        };
+        let refused = match checked {
+            Ok(taken) if taken.is_empty() => None,
+            Ok(taken) => Some(ReserveError::Taken(taken)),
+            Err(e) => Some(e.into()),
+        };
+        if let Some(refused) = refused {
+            self.batch_execute("ROLLBACK").await?;
+            hometrip_kernel::db::end_by_hand(self)?;
+            return Err(refused);
         }
-        for job in r.jobs {
-            let mut c = conn;
-            writes.push(Box::pin(async move { c.schedule_job(job).await }));
-        }
-        let mut c = conn;
-        writes.push(Box::pin(async move { c.append_event(r.event).await }));
-        // All awaited (nothing dropped in flight); the first error in order wins.
-        futures_util::future::join_all(writes).await.into_iter().collect()
+        let written = write_pipelined(self, r).await;
+        self.batch_execute(if written.is_ok() { "COMMIT" } else { "ROLLBACK" }).await?;
+        hometrip_kernel::db::end_by_hand(self)?;
+        written.map_err(ReserveError::from)
     }
 }
 
+/// The reservation's inserts, sent together on PostgreSQL.
+async fn write_pipelined(conn: &hometrip_kernel::db::PgConn, r: &ReservationRows<'_>) -> diesel::QueryResult<()> {
+    let mut writes: Vec<futures_util::future::BoxFuture<'_, diesel::QueryResult<()>>> = Vec::new();
+    let (mut c1, mut c2) = (conn, conn);
+    writes.push(Box::pin(async move {
+        diesel::insert_into(bookings::table).values(r.booking).cached().execute(&mut c1).await.map(|_| ())
+    }));
+    writes.push(Box::pin(async move {
+        diesel::insert_into(booking_nights::table).values(&r.nights).cached().execute(&mut c2).await.map(|_| ())
+    }));
+    if let Some(k) = r.idempotency {
+        let mut c = conn;
+        writes.push(Box::pin(async move { insert_idempotency_key!(r.booking, k).execute(&mut c).await.map(|_| ()) }));
+    }
+    for job in r.jobs {
+        let mut c = conn;
+        writes.push(Box::pin(async move { c.schedule_job(job).await }));
+    }
+    let mut c = conn;
+    writes.push(Box::pin(async move { c.append_event(r.event).await }));
+    // All awaited (nothing dropped in flight); the first error in order wins.
+    futures_util::future::join_all(writes).await.into_iter().collect()
+}
+
 impl ReservationWrite for hometrip_kernel::db::SqliteConn {
-    async fn lock_and_read_taken(
+    async fn reserve_rows(
         &mut self,
-        listing_id: Id,
+        r: &ReservationRows<'_>,
         from: NaiveDate,
         to: NaiveDate,
-    ) -> diesel::QueryResult<Vec<NaiveDate>> {
-        lock_listing!(listing_id).execute(self).await?;
-        taken_nights!(listing_id, from, to).load(self).await
-    }
-
-    async fn write_reservation(&mut self, r: &ReservationRows<'_>) -> diesel::QueryResult<()> {
-        diesel::insert_into(bookings::table).values(r.booking).cached().execute(self).await?;
-        for night in &r.nights {
-            diesel::insert_into(booking_nights::table).values(night).cached().execute(self).await?;
-        }
-        if let Some(k) = r.idempotency {
-            insert_idempotency_key!(r.booking, k).execute(self).await?;
-        }
-        for job in r.jobs {
-            self.schedule_job(job).await?;
-        }
-        self.append_event(r.event).await
+    ) -> Result<(), ReserveError> {
+        let listing_id = r.booking.listing_id;
+        self.immediate_transaction(async |conn| {
+            lock_listing!(listing_id).execute(conn).await?;
+            let taken = taken_nights!(listing_id, from, to).load(conn).await?;
+            if !taken.is_empty() {
+                return Err(ReserveError::Taken(taken));
+            }
+            diesel::insert_into(bookings::table).values(r.booking).cached().execute(conn).await?;
+            for night in &r.nights {
+                diesel::insert_into(booking_nights::table).values(night).cached().execute(conn).await?;
+            }
+            if let Some(k) = r.idempotency {
+                insert_idempotency_key!(r.booking, k).execute(conn).await?;
+            }
+            for job in r.jobs {
+                conn.schedule_job(job).await?;
+            }
+            conn.append_event(r.event).await?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -309,14 +331,7 @@ pub async fn reserve(
         jobs,
         event,
     };
-    transaction!(db, |conn| {
-        let taken = conn.lock_and_read_taken(row.listing_id, around_from, around_to).await?;
-        if !taken.is_empty() {
-            return Err(ReserveError::Taken(taken));
-        }
-        conn.write_reservation(&rows).await?;
-        Ok::<_, ReserveError>(())
-    })
+    run!(db, |conn| { conn.reserve_rows(&rows, around_from, around_to).await })
 }
 
 /// The booking an idempotency key was first used for, with the request's hash.

@@ -120,6 +120,29 @@ where
 type Pool<C> = deadpool::managed::Pool<Manager<C>>;
 type Object<C> = deadpool::managed::Object<Manager<C>>;
 
+/// A transaction begun by hand on a PostgreSQL connection, so that `BEGIN`
+/// travels in the same write as the statements after it (diesel's
+/// `transaction` awaits it on its own round trip). Call this before sending
+/// `BEGIN`, then [`end_by_hand`] once `COMMIT` or `ROLLBACK` is answered.
+/// Until then diesel's bookkeeping counts the connection as inside a
+/// transaction: if the caller stops on the way (an error, a cancelled
+/// request), the pool finds it so and closes it instead of handing it out,
+/// and PostgreSQL rolls the transaction back.
+pub fn begin_by_hand(conn: &mut PgConn) -> diesel::QueryResult<()> {
+    use diesel_async::TransactionManager;
+    diesel_async::AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_state()?
+        .change_transaction_depth(diesel::connection::TransactionDepthChange::IncreaseDepth)
+}
+
+/// The transaction of [`begin_by_hand`] was committed or rolled back.
+pub fn end_by_hand(conn: &mut PgConn) -> diesel::QueryResult<()> {
+    use diesel_async::TransactionManager;
+    diesel_async::AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_state()?
+        .change_transaction_depth(diesel::connection::TransactionDepthChange::DecreaseDepth)
+}
+
 /// The storage of one process: a pool on one backend.
 #[derive(Clone)]
 pub enum Db {

@@ -614,6 +614,42 @@ mod tests {
         db
     }
 
+    /// A transaction begun by hand and abandoned before its end (an error on
+    /// the way, a cancelled request) never reaches the next user of the pool
+    /// and is rolled back; one that ended leaves its connection to be reused.
+    #[tokio::test]
+    async fn a_transaction_begun_by_hand_and_abandoned_is_rolled_back() {
+        use diesel_async::SimpleAsyncConnection;
+        let db = test_db().await;
+        let bus = EventBus::new(db.clone(), fast());
+        let e = Envelope::new("test", "test.happened", &serde_json::json!({ "n": 1 })).unwrap();
+        // The same steps as a pipelined reservation, stopped before COMMIT.
+        async fn abandon(db: &Db, e: &Envelope) {
+            let Ok(crate::db::Pooled::Pg(mut pooled)) = db.get().await else { return };
+            crate::db::begin_by_hand(&mut pooled).unwrap();
+            pooled.batch_execute("BEGIN").await.unwrap();
+            pooled.append_event(e).await.unwrap();
+        }
+        if db.backend() != crate::db::Backend::Postgres {
+            return;
+        }
+        for _ in 0..6 {
+            abandon(&db, &e).await;
+            // Handed the abandoned connection, this would count its own
+            // uncommitted row.
+            assert_eq!(bus.backlog().await.unwrap(), 0);
+        }
+        // Ended by hand, the transaction commits and the connection serves on.
+        let Ok(crate::db::Pooled::Pg(mut pooled)) = db.get().await else { panic!("postgres") };
+        crate::db::begin_by_hand(&mut pooled).unwrap();
+        pooled.batch_execute("BEGIN").await.unwrap();
+        pooled.append_event(&e).await.unwrap();
+        pooled.batch_execute("COMMIT").await.unwrap();
+        crate::db::end_by_hand(&mut pooled).unwrap();
+        drop(pooled);
+        assert_eq!(bus.backlog().await.unwrap(), 1);
+    }
+
     /// Fails `failures` times, then records what it saw.
     struct Flaky {
         failures: AtomicU32,
