@@ -527,6 +527,33 @@ async fn a_host_block_overtaken_by_a_booking_comes_back_when_the_booking_ends() 
     assert_eq!(days[2]["available"], true, "{}", c.text);
 }
 
+#[tokio::test]
+async fn a_host_block_on_a_booked_night_comes_back_when_the_booking_ends() {
+    let server = Server::start_with(CLOCK).await;
+    let (host, _) = server.client().signed_up(&unique_email("host")).await;
+    let (guest, _) = server.client().signed_up(&unique_email("guest")).await;
+    let id = listing(&server, &host, "flexible", true).await;
+    let b = booked(&guest, &id, &date(20), &date(23)).await;
+    let calendar = format!("/api/v1/listings/{id}/calendar?from={}&to={}", date(20), date(23));
+    eventually(&host, &calendar, |c| c["days"][1]["reason"] == "booked").await;
+    // The host blocks a night the booking holds: it stays booked for now.
+    let block = json!({"ranges": [{"from": date(21), "to": date(22), "available": false}]});
+    let r = host.send(host.http.put(server.url(&format!("/api/v1/listings/{id}/calendar"))).json(&block)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let c = host.get(&calendar).await;
+    assert_eq!(c.body["days"][1]["reason"], "booked", "{}", c.text);
+    // The unpaid hold expires: the other nights are free, the host's stays blocked.
+    advance(&server, 16 * 60).await;
+    eventually(&guest, &format!("/api/v1/bookings/{}", b["id"].as_str().unwrap()), |b| b["status"] == "expired").await;
+    eventually(&host, &calendar, |c| c["days"][0]["available"] == true).await;
+    let c = host.get(&calendar).await;
+    let days = c.body["days"].as_array().unwrap();
+    assert_eq!(days.len(), 3, "{}", c.text);
+    assert_eq!(days[0]["available"], true, "{}", c.text);
+    assert_eq!((&days[1]["available"], &days[1]["reason"]), (&json!(false), &json!("blocked")), "{}", c.text);
+    assert_eq!(days[2]["available"], true, "{}", c.text);
+}
+
 /// Stays of 1–3 nights over 20 days, deterministic.
 fn racing_stays(n: usize) -> Vec<(i64, i64)> {
     let mut seed = 0x2545F4914F6CDD1Du64;

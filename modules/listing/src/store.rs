@@ -393,6 +393,8 @@ pub async fn edit_calendar(
                 Some(false) => {
                     // Row by row (no multi-row insert on SQLite here), in night order so
                     // concurrent writers take the unique-key locks in the same order.
+                    // A night a booking or an import holds stays theirs, remembered
+                    // as blocked by the host for when they let it go.
                     for night in &nights {
                         diesel::insert_into(calendar_nights::table)
                             .values((
@@ -402,7 +404,12 @@ pub async fn edit_calendar(
                                 calendar_nights::source.eq(None::<String>),
                                 calendar_nights::created_at.eq(now),
                             ))
-                            .on_conflict_do_nothing()
+                            .on_conflict((calendar_nights::listing_id, calendar_nights::night))
+                            .do_update()
+                            .set(
+                                calendar_nights::host_blocked
+                                    .eq(calendar_nights::host_blocked.or(calendar_nights::source.is_not_null())),
+                            )
                             .execute(conn)
                             .await?;
                     }
@@ -516,6 +523,22 @@ pub async fn import_nights(db: &Db, import_id: Id) -> Result<i64, DbError> {
     })
 }
 
+/// Frees the nights `$rows` selects, held by a booking or an import; those the
+/// host had blocked as well go back to host blocks.
+macro_rules! let_go {
+    ($conn:expr, $rows:expr) => {{
+        diesel::update($rows.clone().filter(calendar_nights::host_blocked.eq(true)))
+            .set((
+                calendar_nights::status.eq(BLOCKED),
+                calendar_nights::source.eq(None::<String>),
+                calendar_nights::host_blocked.eq(false),
+            ))
+            .execute($conn)
+            .await?;
+        diesel::delete($rows).execute($conn).await?
+    }};
+}
+
 /// Makes the import's external nights from `from` on exactly `nights`: adds the
 /// new ones (a night already taken otherwise stays as it is) and frees those
 /// that left the feed. One transaction, with the import's sync record.
@@ -539,14 +562,13 @@ pub async fn replace_import_nights(
             .await?;
         let gone: Vec<NaiveDate> = held.iter().filter(|n| !nights.contains(n)).copied().collect();
         for chunk in gone.chunks(500) {
-            diesel::delete(
+            let_go!(
+                conn,
                 calendar_nights::table
                     .filter(calendar_nights::listing_id.eq(import.listing_id))
                     .filter(calendar_nights::source.eq(&source))
-                    .filter(calendar_nights::night.eq_any(chunk.to_vec())),
-            )
-            .execute(conn)
-            .await?;
+                    .filter(calendar_nights::night.eq_any(chunk.to_vec()))
+            );
         }
         for night in nights.iter().filter(|n| !held.contains(n)) {
             diesel::insert_into(calendar_nights::table)
@@ -592,13 +614,12 @@ pub async fn touch_import(db: &Db, id: Id) -> Result<(), DbError> {
 pub async fn delete_import(db: &Db, import: &ImportRow, event: &Envelope) -> Result<(), DbError> {
     let source = import.id.to_string();
     transaction!(db, |conn| {
-        diesel::delete(
+        let_go!(
+            conn,
             calendar_nights::table
                 .filter(calendar_nights::listing_id.eq(import.listing_id))
-                .filter(calendar_nights::source.eq(&source)),
-        )
-        .execute(conn)
-        .await?;
+                .filter(calendar_nights::source.eq(&source))
+        );
         diesel::delete(calendar_imports::table.find(import.id)).execute(conn).await?;
         conn.append_event(event).await?;
         Ok::<_, DbError>(())
@@ -869,21 +890,18 @@ pub async fn project_bookings(db: &Db, changes: &[BookedChange], changed: &[(Id,
             let of_booking = calendar_nights::table
                 .filter(calendar_nights::listing_id.eq(change.listing_id))
                 .filter(calendar_nights::source.eq(source));
-            let to_blocked = (
-                calendar_nights::status.eq(BLOCKED),
-                calendar_nights::source.eq(None::<String>),
-                calendar_nights::host_blocked.eq(false),
-            );
             match change.action {
-                BookedNights::Release => {
-                    // Free again, but for the nights the host had blocked.
-                    diesel::update(of_booking.clone().filter(calendar_nights::host_blocked.eq(true)))
-                        .set(to_blocked)
+                BookedNights::Release => let_go!(conn, of_booking),
+                _ => {
+                    diesel::update(of_booking)
+                        .set((
+                            calendar_nights::status.eq(BLOCKED),
+                            calendar_nights::source.eq(None::<String>),
+                            calendar_nights::host_blocked.eq(false),
+                        ))
                         .execute(conn)
-                        .await?;
-                    diesel::delete(of_booking).execute(conn).await?
+                        .await?
                 }
-                _ => diesel::update(of_booking).set(to_blocked).execute(conn).await?,
             };
         }
         if !holds.is_empty() {
