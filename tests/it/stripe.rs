@@ -521,3 +521,58 @@ async fn webhooks_are_verified_applied_once_and_in_any_order() {
     let garbage = json!({"hello": "world"});
     assert_eq!(signed_webhook(&server, &garbage).await.problem(400), "bad_request");
 }
+
+/// Refunds made at Stripe (its dashboard, say) reach us as webhooks, possibly
+/// at the same moment: each is worked out from what the others recorded, so
+/// the payment's refunded total is their sum and the ledger matches it.
+#[tokio::test]
+async fn simultaneous_refunds_of_one_payment_all_count() {
+    let (server, fake) = stripe_server().await;
+    let (host, _) = server.client().signed_up(&unique_email("host")).await;
+    let (guest, _) = server.client().signed_up(&unique_email("guest")).await;
+    let id = published(&server, &host, true).await;
+    let b = guest
+        .post("/api/v1/bookings", json!({"listing_id": id, "check_in": day(10), "check_out": day(12), "guests": 2}))
+        .await;
+    let bid = b.body["id"].as_str().unwrap().to_owned();
+    let total = b.body["price"]["total"]["amount"].as_i64().unwrap();
+    let paid = guest.post(&format!("/api/v1/bookings/{bid}/payment"), json!({"payment_method": "pm_card_visa"})).await;
+    assert_eq!(paid.body["booking_status"], "confirmed", "{}", paid.text);
+    let pi = fake.lock().unwrap().objects.values().find(|o| o["object"] == "payment_intent").cloned().unwrap();
+
+    let each = total / 10;
+    let events: Vec<Value> = (0..8)
+        .map(|i| {
+            let refund = json!({"id": format!("re_dash_{i}"), "object": "refund", "amount": each,
+                "currency": pi["currency"], "created": 1_764_000_200, "payment_intent": pi["id"],
+                "status": "succeeded", "metadata": {}});
+            json!({"id": format!("evt_re_dash_{i}"), "object": "event", "type": "refund.created",
+                "data": {"object": refund}})
+        })
+        .collect();
+    let url = server.url("/api/v1/payments/webhooks/stripe");
+    let tasks: Vec<_> = events
+        .into_iter()
+        .map(|event| {
+            let (api, url) = (server.client(), url.clone());
+            tokio::spawn(async move {
+                let payload = event.to_string();
+                let signature = sign(&payload, chrono::Utc::now().timestamp(), WEBHOOK_SECRET);
+                let rb = api.http.post(url).header("content-type", "application/json");
+                api.send(rb.header("Stripe-Signature", signature).body(payload)).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let payment =
+        server.internal(reqwest::Method::GET, &format!("/internal/payment/bookings/{bid}/payment"), None).await;
+    assert_eq!(payment.body["refunded"]["amount"], 8 * each, "{}", payment.text);
+    let t = guest.get("/api/v1/payments/transactions").await;
+    let refunds: Vec<_> = t.body["items"].as_array().unwrap().iter().filter(|x| x["kind"] == "refund").collect();
+    assert_eq!(refunds.len(), 8, "{}", t.text);
+    let balance = server.internal(reqwest::Method::GET, "/internal/payment/trial-balance", None).await;
+    assert!(balance.body.as_object().unwrap().values().all(|v| v == 0), "{}", balance.text);
+}

@@ -409,31 +409,32 @@ impl PaymentService {
             tracing::warn!(refund = %refund.id, "refund of an unknown payment");
             return Ok(());
         };
-        let charged: Breakdown = serde_json::from_str(&row.breakdown).unwrap_or_default();
-        let before: Breakdown = serde_json::from_str(&row.refunded_breakdown).unwrap_or_default();
-        let parts = match parts {
-            Some(p) => p,
-            None => proportional_parts(&charged, &before, refund.amount),
-        };
-        if !domain::refundable(&charged, &before, &parts) {
-            tracing::warn!(refund = %refund.id, "refund larger than what is left of the charge; not recorded");
-            return Ok(());
-        }
-        let after = domain::add(&before, &parts);
         let now = self.clock.now();
-        let journal = Self::journal(
-            "refund",
-            format!("refund:{}", refund.id),
-            &row,
-            "Refund",
-            domain::refund(&charged, &before, &parts, row.host_id, self.settings.host_fee_bps),
-            now,
-        );
-        let mut updated = row.clone();
-        updated.refunded = after.total();
-        let event = self.event(PAYMENT_REFUNDED, &updated).map_err(db_err)?;
-        let breakdown = serde_json::to_string(&after).map_err(Problem::internal)?;
-        if store::record_refund(&self.db, row.id, after.total(), &breakdown, &journal, &event).await.map_err(db_err)? {
+        // Worked out from the payment as it stands under its row lock.
+        let work_out = |row: &PaymentRow| -> Option<store::RefundWrite> {
+            let charged: Breakdown = serde_json::from_str(&row.breakdown).unwrap_or_default();
+            let before: Breakdown = serde_json::from_str(&row.refunded_breakdown).unwrap_or_default();
+            let parts = parts.unwrap_or_else(|| proportional_parts(&charged, &before, refund.amount));
+            if !domain::refundable(&charged, &before, &parts) {
+                tracing::warn!(refund = %refund.id, "refund larger than what is left of the charge; not recorded");
+                return None;
+            }
+            let after = domain::add(&before, &parts);
+            let journal = Self::journal(
+                "refund",
+                format!("refund:{}", refund.id),
+                row,
+                "Refund",
+                domain::refund(&charged, &before, &parts, row.host_id, self.settings.host_fee_bps),
+                now,
+            );
+            let mut updated = row.clone();
+            updated.refunded = after.total();
+            let event = self.event(PAYMENT_REFUNDED, &updated).ok()?;
+            let refunded_breakdown = serde_json::to_string(&after).ok()?;
+            Some(store::RefundWrite { refunded_total: after.total(), refunded_breakdown, journal, event })
+        };
+        if store::record_refund(&self.db, row.id, work_out).await.map_err(db_err)? {
             self.bus.poke();
         }
         Ok(())

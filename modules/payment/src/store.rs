@@ -341,29 +341,47 @@ pub async fn update_payment(db: &Db, u: PaymentUpdate<'_>) -> Result<bool, DbErr
     })
 }
 
-/// Records a refund once (by its ledger key) with the payment's new refunded
-/// total and the event; false when it was recorded already.
+/// What recording a refund writes, worked out from the payment as it stands.
+pub struct RefundWrite {
+    pub refunded_total: i64,
+    pub refunded_breakdown: String,
+    pub journal: Journal,
+    pub event: Envelope,
+}
+
+/// Records a refund once (by its ledger key): `work_out` gets the payment as
+/// it stands once its row is locked, so concurrent refunds of one payment are
+/// worked out one after the other, each from what the previous recorded (read
+/// before the lock, the second would overwrite the first's total). False when
+/// it was recorded already or `work_out` declined.
 pub async fn record_refund(
     db: &Db,
     payment_id: Id,
-    refunded_total: i64,
-    refunded_breakdown: &str,
-    journal: &Journal,
-    event: &Envelope,
+    work_out: impl Fn(&PaymentRow) -> Option<RefundWrite> + Send + Sync,
 ) -> Result<bool, DbError> {
     transaction!(db, |conn| {
-        if !write_journal(conn, journal).await? {
+        // A write takes the row lock on both backends (SQLite's immediate
+        // transaction holds the whole database; FOR UPDATE is PostgreSQL's only).
+        diesel::update(payments::table.find(payment_id))
+            .set(payments::updated_at.eq(payments::updated_at))
+            .execute(conn)
+            .await?;
+        let current = payments::table.find(payment_id).select(PaymentRow::as_select()).first(conn).await?;
+        let Some(w) = work_out(&current) else {
+            return Ok(false);
+        };
+        if !write_journal(conn, &w.journal).await? {
             return Ok(false);
         }
         diesel::update(payments::table.find(payment_id))
             .set((
-                payments::refunded.eq(refunded_total),
-                payments::refunded_breakdown.eq(refunded_breakdown),
-                payments::updated_at.eq(journal.tx.occurred_at),
+                payments::refunded.eq(w.refunded_total),
+                payments::refunded_breakdown.eq(&w.refunded_breakdown),
+                payments::updated_at.eq(w.journal.tx.occurred_at),
             ))
             .execute(conn)
             .await?;
-        conn.append_event(event).await?;
+        conn.append_event(&w.event).await?;
         Ok::<_, DbError>(true)
     })
 }
