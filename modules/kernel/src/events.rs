@@ -561,9 +561,8 @@ impl EventBus {
 
     /// Deletes the inbox entries of events made more than a week ago (a
     /// redelivery that late would be a relay bug, not a retry) and dead
-    /// letters older than a month;
-    /// returns how many inbox entries went. (Delivered events leave the
-    /// outbox as they are delivered.)
+    /// letters older than a month; returns how many inbox entries went.
+    /// (Delivered events leave the outbox as they are delivered.)
     pub async fn prune(&self, now: Instant) -> Result<usize, DbError> {
         let inbox_before = now.minus(chrono::Duration::days(7));
         crate::transaction!(self.db, |conn| {
