@@ -314,6 +314,17 @@ fn day(n: i64) -> String {
     date_from_today(n)
 }
 
+/// A guest's new two-night stay on a host's instant-book listing, not yet paid.
+async fn instant_stay(server: &Server) -> (Api, Reply) {
+    let (host, _) = server.client().signed_up(&unique_email("host")).await;
+    let (guest, _) = server.client().signed_up(&unique_email("guest")).await;
+    let id = published(server, &host, true).await;
+    let b = guest
+        .post("/api/v1/bookings", json!({"listing_id": id, "check_in": day(10), "check_out": day(12), "guests": 2}))
+        .await;
+    (guest, b)
+}
+
 async fn stripe_server() -> (Server, Shared) {
     let (base, fake) = fake_stripe();
     let server = Server::start_with(&[
@@ -432,13 +443,7 @@ async fn stripe_charges_refunds_and_pays_out_with_idempotency_keys() {
 #[tokio::test]
 async fn webhooks_are_verified_applied_once_and_in_any_order() {
     let (server, fake) = stripe_server().await;
-    let (host, _) = server.client().signed_up(&unique_email("host")).await;
-    let (guest, _) = server.client().signed_up(&unique_email("guest")).await;
-    let id = published(&server, &host, true).await;
-
-    let b = guest
-        .post("/api/v1/bookings", json!({"listing_id": id, "check_in": day(10), "check_out": day(12), "guests": 2}))
-        .await;
+    let (guest, b) = instant_stay(&server).await;
     let bid = b.body["id"].as_str().unwrap().to_owned();
     let step = guest
         .post(&format!("/api/v1/bookings/{bid}/payment"), json!({"payment_method": "pm_card_authenticationRequired"}))
@@ -528,12 +533,7 @@ async fn webhooks_are_verified_applied_once_and_in_any_order() {
 #[tokio::test]
 async fn simultaneous_refunds_of_one_payment_all_count() {
     let (server, fake) = stripe_server().await;
-    let (host, _) = server.client().signed_up(&unique_email("host")).await;
-    let (guest, _) = server.client().signed_up(&unique_email("guest")).await;
-    let id = published(&server, &host, true).await;
-    let b = guest
-        .post("/api/v1/bookings", json!({"listing_id": id, "check_in": day(10), "check_out": day(12), "guests": 2}))
-        .await;
+    let (guest, b) = instant_stay(&server).await;
     let bid = b.body["id"].as_str().unwrap().to_owned();
     let total = b.body["price"]["total"]["amount"].as_i64().unwrap();
     let paid = guest.post(&format!("/api/v1/bookings/{bid}/payment"), json!({"payment_method": "pm_card_visa"})).await;

@@ -97,7 +97,7 @@ impl Envelope {
     }
 }
 
-#[derive(Insertable, Queryable, Selectable)]
+#[derive(Queryable, Selectable)]
 #[diesel(table_name = outbox_events)]
 struct OutboxRow {
     id: Id,
@@ -108,17 +108,33 @@ struct OutboxRow {
     data: String,
 }
 
-impl OutboxRow {
-    fn from_envelope(e: &Envelope) -> Self {
-        OutboxRow {
+/// An envelope as an outbox row to insert, borrowing its text (the payload
+/// is the bulk of it).
+#[derive(Insertable)]
+#[diesel(table_name = outbox_events)]
+struct OutboxInsert<'a> {
+    id: Id,
+    event_type: &'a str,
+    source: &'a str,
+    occurred_at: Instant,
+    trace_context: Option<&'a str>,
+    data: &'a str,
+}
+
+impl<'a> OutboxInsert<'a> {
+    fn from_envelope(e: &'a Envelope) -> Self {
+        OutboxInsert {
             id: e.id,
-            event_type: e.event_type.clone(),
-            source: e.source.clone(),
+            event_type: &e.event_type,
+            source: &e.source,
             occurred_at: e.occurred_at,
-            trace_context: e.trace_context.clone(),
-            data: e.data.get().to_owned(),
+            trace_context: e.trace_context.as_deref(),
+            data: e.data.get(),
         }
     }
+}
+
+impl OutboxRow {
     fn into_envelope(self) -> Envelope {
         Envelope {
             id: self.id,
@@ -126,7 +142,7 @@ impl OutboxRow {
             occurred_at: self.occurred_at,
             source: self.source,
             trace_context: self.trace_context,
-            // Written by `from_envelope`, so JSON; anything else reads as null.
+            // Written from an envelope, so JSON; anything else reads as null.
             data: serde_json::value::RawValue::from_string(self.data).unwrap_or_default(),
         }
     }
@@ -146,7 +162,7 @@ macro_rules! impl_outbox_write {
         impl OutboxWrite for $conn {
             async fn append_event(&mut self, event: &Envelope) -> QueryResult<()> {
                 diesel::insert_into(outbox_events::table)
-                    .values(OutboxRow::from_envelope(event))
+                    .values(OutboxInsert::from_envelope(event))
                     .cached()
                     .execute(self)
                     .await
@@ -162,7 +178,7 @@ macro_rules! impl_outbox_write {
         if $events.is_empty() {
             return Ok(());
         }
-        let rows: Vec<OutboxRow> = $events.iter().map(OutboxRow::from_envelope).collect();
+        let rows: Vec<OutboxInsert> = $events.iter().map(OutboxInsert::from_envelope).collect();
         diesel::insert_into(outbox_events::table).values(rows).cached().execute($self).await.map(|_| ())
     }};
     (@many false, $self:ident, $events:ident) => {{
