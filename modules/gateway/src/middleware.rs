@@ -22,7 +22,21 @@ pub struct EdgeSettings {
     pub per_ip: Limit,
     pub per_account: Limit,
     pub trusted_proxies: hometrip_kernel::http::TrustedProxies,
+    /// `Strict-Transport-Security` on every response (the public URL is https).
+    pub hsts: bool,
 }
+
+/// Headers every response carries unless its handler set its own.
+static SECURITY_HEADERS: [(HeaderName, HeaderValue); 4] = [
+    (HeaderName::from_static("x-content-type-options"), HeaderValue::from_static("nosniff")),
+    (HeaderName::from_static("referrer-policy"), HeaderValue::from_static("strict-origin-when-cross-origin")),
+    (HeaderName::from_static("x-frame-options"), HeaderValue::from_static("DENY")),
+    (HeaderName::from_static("content-security-policy"), HeaderValue::from_static("frame-ancestors 'none'")),
+];
+static HSTS: (HeaderName, HeaderValue) = (
+    HeaderName::from_static("strict-transport-security"),
+    HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+);
 
 fn request_id(req: &ServiceRequest) -> String {
     req.headers()
@@ -122,8 +136,15 @@ pub async fn edge(
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone(), "status_code" => status_label(status))
         .record(elapsed);
     span.in_scope(|| tracing::info!(route = %route, status, elapsed_ms = elapsed * 1000.0, "served"));
+    let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, v);
+        headers.insert(REQUEST_ID, v);
+    }
+    let hsts = settings.as_ref().is_some_and(|s| s.hsts).then_some(&HSTS);
+    for (name, value) in SECURITY_HEADERS.iter().chain(hsts) {
+        if !headers.contains_key(name) {
+            headers.insert(name.clone(), value.clone());
+        }
     }
     Ok(res)
 }

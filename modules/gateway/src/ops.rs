@@ -9,7 +9,8 @@ use hometrip_kernel::cache::Cache;
 use hometrip_kernel::db::Db;
 use hometrip_kernel::events::EventBus;
 use hometrip_kernel::files::FileStore;
-use hometrip_kernel::{Id, Problem};
+use hometrip_kernel::http::{constant_time_eq, ServiceToken, SERVICE_TOKEN_HEADER};
+use hometrip_kernel::{ErrorCode, Id, Problem};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// What the operational routes read.
@@ -22,6 +23,8 @@ pub struct Ops {
     pub openapi: String,
     /// File prefixes anyone may read (avatars, listing photos); the rest stay private.
     pub public_file_prefixes: Vec<String>,
+    /// `/metrics` without the service credential (`server.metrics_public`).
+    pub metrics_public: bool,
 }
 
 /// Installs the global Prometheus recorder (once per process).
@@ -60,8 +63,24 @@ async fn ready(ops: web::Data<Ops>) -> HttpResponse {
     }
 }
 
-async fn metrics(ops: web::Data<Ops>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(ops.metrics.render())
+/// Prometheus text. Route names and traffic are the operators' business:
+/// unless `server.metrics_public`, the scraper presents the service credential
+/// (`Authorization: Bearer <token>` or the internal-call header).
+async fn metrics(req: actix_web::HttpRequest, ops: web::Data<Ops>) -> Result<HttpResponse, Problem> {
+    if !ops.metrics_public {
+        let expected = req.app_data::<web::Data<ServiceToken>>().map(|t| t.0.clone()).unwrap_or_default();
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let given = header(SERVICE_TOKEN_HEADER)
+            .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")))
+            .unwrap_or_default();
+        if expected.is_empty() || !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            return Err(Problem::new(
+                ErrorCode::Unauthenticated,
+                "metrics need the service credential (or server.metrics_public = true)",
+            ));
+        }
+    }
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(ops.metrics.render()))
 }
 
 async fn openapi(ops: web::Data<Ops>) -> HttpResponse {

@@ -99,21 +99,36 @@ impl TrustedProxies {
 }
 
 /// The client address, for per-IP limits. `X-Forwarded-For` is read only when
-/// the peer is a trusted proxy, and then from the right: the first hop that is
-/// not a trusted proxy is the client (the left part is whatever the client sent).
+/// the peer is a trusted proxy, and then from the right, one hop at a time:
+/// each entry was written by the hop to its right, so an entry is believed
+/// only while the hop that wrote it is a trusted proxy. The first untrusted
+/// entry is the client; when every entry is trusted, the leftmost is; an entry
+/// that is not an address ends the walk at the trusted hop that wrote it.
+/// Nothing to the left of the last trusted writer is ever used: the client
+/// can write anything there.
 pub fn client_ip(req: &HttpRequest, trusted: &TrustedProxies) -> String {
-    let Some(peer) = req.peer_addr().map(|a| a.ip()) else { return "unknown".to_owned() };
+    let Some(peer) = req.peer_addr().map(|a| crate::outbound::canonical(a.ip())) else {
+        return "unknown".to_owned();
+    };
     if !trusted.contains(peer) {
         return peer.to_string();
     }
-    let hops: Vec<std::net::IpAddr> = req
+    let hops: Vec<&str> = req
         .headers()
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|hop| hop.trim().parse().ok())
+        .map(str::trim)
         .collect();
-    hops.iter().rev().find(|ip| !trusted.contains(**ip)).or(hops.first()).unwrap_or(&peer).to_string()
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<std::net::IpAddr>() else { break };
+        client = crate::outbound::canonical(ip);
+        if !trusted.contains(client) {
+            break;
+        }
+    }
+    client.to_string()
 }
 
 /// Header carrying the service credential on internal (module-to-module) calls.
@@ -273,6 +288,14 @@ mod tests {
         assert_eq!(via([10, 1, 2, 3], "6.6.6.6, 198.51.100.7"), "198.51.100.7");
         assert_eq!(via([192, 168, 1, 1], "198.51.100.7, 10.9.9.9"), "198.51.100.7");
         assert_eq!(via([10, 1, 2, 3], "garbage"), "10.1.2.3");
+        // Every hop trusted: the leftmost one a trusted proxy wrote.
+        assert_eq!(via([10, 1, 2, 3], "10.7.7.7, 10.8.8.8"), "10.7.7.7");
+        // An entry that is not an address stops the walk: what is left of it
+        // was not written by a trusted proxy.
+        assert_eq!(via([10, 1, 2, 3], "6.6.6.6, not-an-ip, 10.8.8.8"), "10.8.8.8");
+        assert_eq!(via([10, 1, 2, 3], "10.0.0.9, unknown"), "10.1.2.3");
+        // Mapped IPv6 addresses count as the IPv4 address they carry.
+        assert_eq!(via([10, 1, 2, 3], "198.51.100.7, ::ffff:10.9.9.9"), "198.51.100.7");
         assert!(TrustedProxies::parse(&["not-an-ip".to_owned()]).is_err());
         Ok(())
     }

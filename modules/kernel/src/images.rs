@@ -1,5 +1,15 @@
 //! Image uploads: decoding proves an upload is an image; re-encoding at fixed
 //! sizes strips every metadata block (EXIF location included).
+//!
+//! Decoding is where a small file becomes a large allocation (a 200 KB PNG of
+//! one colour can declare 12,000 × 12,000 pixels): the header's pixel count is
+//! checked before anything is decoded ([`MAX_PIXELS`]), and [`reencode_bounded`]
+//! lets only [`MAX_CONCURRENT_DECODES`] decodes run at once across requests.
+
+/// Largest image decoded: 40 megapixels (a full-frame camera's photo).
+pub const MAX_PIXELS: u64 = 40_000_000;
+/// Decodes running at once in a process; others wait their turn.
+pub const MAX_CONCURRENT_DECODES: usize = 2;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum ImageError {
@@ -30,11 +40,21 @@ pub fn reencode(bytes: &[u8], sizes: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, Imag
     ) {
         return Err(ImageError::Unsupported);
     }
+    let (width, height) = image::ImageReader::with_format(std::io::Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|e| ImageError::Invalid(e.to_string()))?;
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(ImageError::Invalid(format!(
+            "{width}×{height} is more than {} megapixels",
+            MAX_PIXELS / 1_000_000
+        )));
+    }
     let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(12_000);
-    limits.max_image_height = Some(12_000);
-    limits.max_alloc = Some(256 * 1024 * 1024);
+    limits.max_image_width = Some(20_000);
+    limits.max_image_height = Some(20_000);
+    // RGBA at the largest size, with room for the decoder's own buffers.
+    limits.max_alloc = Some(MAX_PIXELS * 4 + 32 * 1024 * 1024);
     reader.limits(limits);
     let img = reader.decode().map_err(|e| ImageError::Invalid(e.to_string()))?;
     if img.width() < 16 || img.height() < 16 {
@@ -53,6 +73,25 @@ pub fn reencode(bytes: &[u8], sizes: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, Imag
         out.push((size, buf.into_inner()));
     }
     Ok(out)
+}
+
+fn decodes() -> &'static tokio::sync::Semaphore {
+    static DECODES: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    DECODES.get_or_init(|| tokio::sync::Semaphore::new(MAX_CONCURRENT_DECODES))
+}
+
+/// [`reencode`] on a blocking thread, waiting for one of the process's
+/// decode slots first; a refused image is a problem naming `field`.
+pub async fn reencode_bounded(
+    bytes: Vec<u8>,
+    sizes: &'static [u32],
+    field: &str,
+) -> Result<Vec<(u32, Vec<u8>)>, crate::Problem> {
+    let _slot = decodes().acquire().await.map_err(crate::Problem::internal)?;
+    tokio::task::spawn_blocking(move || reencode(&bytes, sizes))
+        .await
+        .map_err(crate::Problem::internal)?
+        .map_err(|e| e.into_problem(field))
 }
 
 #[cfg(test)]
@@ -85,5 +124,39 @@ mod tests {
         broken.truncate(60);
         assert!(matches!(reencode(&broken, &[64]), Err(ImageError::Invalid(_))));
         assert!(matches!(reencode(&png(4, 4), &[64]), Err(ImageError::Invalid(_))));
+    }
+
+    #[test]
+    fn images_over_the_pixel_cap_are_refused_before_decoding() {
+        // A valid PNG header declaring 8,000 × 6,000 (48 Mpx) with no real pixel data:
+        // refused on the header alone, not by a failed decode.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&8000u32.to_be_bytes());
+        ihdr.extend_from_slice(&6000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+        for (kind, data) in [(&b"IDAT"[..], &[0x78u8, 0x9c][..]), (&b"IEND"[..], &[][..])] {
+            let mut chunk = kind.to_vec();
+            chunk.extend_from_slice(data);
+            png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            png.extend_from_slice(&chunk);
+            png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        }
+        let Err(ImageError::Invalid(why)) = reencode(&png, &[64]) else { panic!("accepted") };
+        assert!(why.contains("megapixels"), "{why}");
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
     }
 }

@@ -20,6 +20,8 @@ pub struct ServerSettings {
     pub public_url: String,
     /// Requests per IP per window across the API.
     pub rate_limit: Limit,
+    /// `/metrics` answers anyone; otherwise only the service credential.
+    pub metrics_public: bool,
 }
 
 impl ServerSettings {

@@ -236,6 +236,8 @@ pub struct PayoutEvent {
 pub struct PaymentSettings {
     /// `simulated` (offline, Stripe's test cards) or `stripe`.
     pub provider: String,
+    /// Lets the production profile run the simulated provider (staging).
+    pub simulated_in_production: bool,
     /// The platform's fee on the host's earnings (accommodation and cleaning), in basis points.
     pub host_fee_bps: i64,
     pub stripe: StripeSettings,
