@@ -113,12 +113,16 @@ impl Platform {
         let cache = connect_cache(settings).await?;
         let bus = EventBus::new(db.clone(), RetryPolicy::default());
         let files = FileStore::local(&settings.data_dir.join("files"), "/files")?;
+        let service_token = service_token(settings)?;
+        // Email tokens travel sealed in events under the deployment's credential.
+        let event_sealer = hometrip_kernel::sealed::Sealer::from_credential(&service_token);
         let auth = AuthService::new(AuthDeps {
             db: db.clone(),
             bus: Arc::clone(&bus),
             cache: Arc::clone(&cache),
             settings: settings.auth.clone(),
             data_dir: settings.data_dir.clone(),
+            event_sealer: event_sealer.clone(),
         })?;
         let accounts: Arc<dyn Accounts> = Arc::clone(&auth) as Arc<dyn Accounts>;
         let verifier = AccessVerifier::new(Arc::clone(&cache));
@@ -131,6 +135,7 @@ impl Platform {
             &settings.data_dir,
             &settings.server.public_url,
             users_api,
+            event_sealer,
         )?;
         notifications.subscribe(&bus).await;
         let listings = ListingService::new(db.clone(), Arc::clone(&bus), files.clone(), settings.listing.clone());
@@ -186,7 +191,7 @@ impl Platform {
             simulated,
             bookings,
             verifier,
-            service_token: service_token(settings)?,
+            service_token,
         })
     }
 }

@@ -143,6 +143,7 @@ async fn in_process() -> InProcess {
         cache,
         settings: auth_settings(),
         data_dir: dir.clone(),
+        event_sealer: hometrip_kernel::sealed::Sealer::from_credential("conformance"),
     })
     .unwrap();
     let files = FileStore::local(&dir.join("files"), "/files").unwrap();

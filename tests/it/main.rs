@@ -3,6 +3,7 @@
 //! are set (`.ci/run` runs both).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod account_security;
 mod architecture;
 mod auth;
 mod bookings;

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::support::*;
 
 #[derive(Default)]
-struct ProviderState {
+pub(crate) struct ProviderState {
     /// code_challenge by state, registered by the test from the start redirect.
     challenges: Mutex<HashMap<String, String>>,
     exchanges: Mutex<u32>,
@@ -64,7 +64,7 @@ async fn facebook_me(req: HttpRequest) -> HttpResponse {
     }
 }
 
-fn start_provider(state: web::Data<ProviderState>) -> String {
+pub(crate) fn start_provider(state: web::Data<ProviderState>) -> String {
     local_server(move |cfg| {
         cfg.app_data(state.clone())
             .route("/google/token", web::post().to(token))
@@ -78,7 +78,37 @@ fn query(url: &str) -> HashMap<String, String> {
     url::Url::parse(url).unwrap().query_pairs().into_owned().collect()
 }
 
-async fn sign_in(server: &Server, state: &web::Data<ProviderState>, provider: &str, who: &str) -> Reply {
+/// A browser's start of a sign-in: the provider's query and the binding cookie.
+pub(crate) struct Started {
+    pub query: HashMap<String, String>,
+    pub cookie: String,
+}
+
+pub(crate) async fn start(api: &Api, state: &web::Data<ProviderState>, provider: &str) -> Started {
+    let start = api.get(&format!("/api/v1/auth/oauth/{provider}/start")).await;
+    assert_eq!(start.status, 302, "{}", start.text);
+    let set_cookie = start.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let query = query(start.headers["location"].to_str().unwrap());
+    state.challenges.lock().unwrap().insert(query["state"].clone(), query["code_challenge"].clone());
+    Started { query, cookie }
+}
+
+/// The provider's redirect back, from a browser holding `cookie` (or none).
+pub(crate) async fn callback(api: &Api, provider: &str, query: &str, cookie: Option<&str>) -> Reply {
+    let mut rb = api.http.get(format!("{}/api/v1/auth/oauth/{provider}/callback?{query}", api.base));
+    if let Some(cookie) = cookie {
+        rb = rb.header("cookie", cookie);
+    }
+    api.send(rb).await
+}
+
+pub(crate) fn code_query(who: &str, state: &str) -> String {
+    format!("code={}&state={state}", urlencode(&format!("{who}~{state}")))
+}
+
+pub(crate) async fn sign_in(server: &Server, state: &web::Data<ProviderState>, provider: &str, who: &str) -> Reply {
     let api = server.client();
     let start = api.get(&format!("/api/v1/auth/oauth/{provider}/start")).await;
     assert_eq!(start.status, 302, "{}", start.text);
@@ -90,15 +120,16 @@ async fn sign_in(server: &Server, state: &web::Data<ProviderState>, provider: &s
     assert!(q["redirect_uri"].ends_with(&format!("/api/v1/auth/oauth/{provider}/callback")));
     let st = q["state"].clone();
     state.challenges.lock().unwrap().insert(st.clone(), q["code_challenge"].clone());
-    let code = format!("{who}~{st}");
-    api.get(&format!("/api/v1/auth/oauth/{provider}/callback?code={}&state={st}", urlencode(&code))).await
+    // The same browser comes back: it carries the binding cookie set at the start.
+    let cookie = start.headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    callback(&api, provider, &code_query(who, &st), Some(&cookie)).await
 }
 
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn provider_env(base: &str) -> Vec<(String, String)> {
+pub(crate) fn provider_env(base: &str) -> Vec<(String, String)> {
     let mut env = Vec::new();
     for (p, userinfo) in [("GOOGLE", "google/userinfo"), ("FACEBOOK", "facebook/me")] {
         let lower = p.to_lowercase();
@@ -140,27 +171,27 @@ async fn google_and_facebook_sign_in_link_only_by_verified_email() {
     api.post("/api/v1/auth/verify-email", json!({"token": token})).await;
     let paul_id = api.login(&email, PASSWORD).await;
     let paul_me = api.with_token(paul_id.body["access_token"].as_str().unwrap()).get("/api/v1/users/me").await;
-    // ... but never by an unverified one.
+    // ... but never by an unverified one, and Facebook does not say its emails are verified.
     let unverified = sign_in(&server, &state, "google", &format!("g-2~{email}~false")).await;
     assert_eq!(unverified.problem(409), "conflict");
-    let linked = sign_in(&server, &state, "facebook", &format!("fb-7~{email}~x")).await;
+    let facebook = sign_in(&server, &state, "facebook", &format!("fb-7~{email}~x")).await;
+    assert_eq!(facebook.problem(409), "conflict");
+    let linked = sign_in(&server, &state, "google", &format!("g-3~{email}~true")).await;
     assert_eq!(linked.status, 200, "{}", linked.text);
     let linked_me = api.with_token(linked.body["access_token"].as_str().unwrap()).get("/api/v1/users/me").await;
     assert_eq!(linked_me.body["id"], paul_me.body["id"]);
 
     // State is single-use and must exist.
-    let start = api.get("/api/v1/auth/oauth/google/start").await;
-    let st = query(start.headers["location"].to_str().unwrap())["state"].clone();
-    assert_eq!(api.get("/api/v1/auth/oauth/google/callback?code=x&state=forged").await.problem(400), "bad_request");
+    let started = start(&api, &state, "google").await;
+    let (st, cookie) = (started.query["state"].clone(), Some(started.cookie.as_str()));
+    assert_eq!(callback(&api, "google", "code=x&state=forged", cookie).await.problem(400), "bad_request");
     // A code the provider refuses (bad PKCE) is a 502 and spends the state.
+    state.challenges.lock().unwrap().insert(st.clone(), "not the challenge".to_owned());
     assert_eq!(
-        api.get(&format!("/api/v1/auth/oauth/google/callback?code=a~b~true~{st}&state={st}")).await.problem(502),
+        callback(&api, "google", &format!("code=a~b~true~{st}&state={st}"), cookie).await.problem(502),
         "bad_gateway"
     );
-    assert_eq!(
-        api.get(&format!("/api/v1/auth/oauth/google/callback?code=a&state={st}")).await.problem(400),
-        "bad_request"
-    );
+    assert_eq!(callback(&api, "google", &format!("code=a&state={st}"), cookie).await.problem(400), "bad_request");
     assert_eq!(api.get("/api/v1/auth/oauth/google/callback").await.problem(400), "invalid_query");
     assert_eq!(api.get("/api/v1/auth/oauth/myspace/start").await.problem(404), "not_found");
     assert!(*state.exchanges.lock().unwrap() >= 3);

@@ -43,6 +43,8 @@ pub const EMAIL_VERIFICATION_REQUESTED: &str = "auth.email_verification_requeste
 pub const EMAIL_VERIFIED: &str = "auth.email_verified";
 pub const PASSWORD_RESET_REQUESTED: &str = "auth.password_reset_requested";
 pub const PASSWORD_CHANGED: &str = "auth.password_changed";
+/// Two-factor was turned off: the owner is told, in case it was not them.
+pub const TWO_FACTOR_DISABLED: &str = "auth.two_factor_disabled";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountRegistered {
@@ -53,15 +55,25 @@ pub struct AccountRegistered {
     pub locale: String,
 }
 
-/// Carries a single-use link token for the notification module to email.
+/// Carries a single-use link token for the notification module to email. The
+/// token is sealed (`kernel::sealed`, context [`EmailTokenIssued::seal_context`]):
+/// the outbox and dead letters never hold it in clear.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailTokenIssued {
     pub user_id: Id,
     pub email: String,
     pub display_name: String,
-    pub token: String,
+    pub sealed_token: String,
     pub expires_at: Instant,
     pub locale: String,
+}
+
+impl EmailTokenIssued {
+    /// What the sealed token is bound to: its event type and account, so it
+    /// opens in no other event.
+    pub fn seal_context(event_type: &str, user_id: Id) -> String {
+        format!("{event_type}:{user_id}")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,14 +109,20 @@ pub struct AuthSettings {
     pub oauth: BTreeMap<String, OAuthProviderSettings>,
 }
 
+/// Login attempts are counted before the password is checked, per key below;
+/// a success gives its attempt back.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginLimits {
-    /// Failed logins allowed per client IP per window.
+    /// Failed logins allowed per client IP per window, whatever the account.
     pub ip_failures: u64,
     pub ip_window_secs: u64,
-    /// Failed logins allowed per account per window: short, so an attacker
-    /// cannot lock the real owner out for long.
+    /// Failed logins allowed per account from one client IP per window: the
+    /// lockout a guesser meets, which does not lock the owner out elsewhere.
+    pub account_ip_failures: u64,
+    pub account_ip_window_secs: u64,
+    /// Failed logins allowed per account from all addresses per window: a much
+    /// higher ceiling against guesses spread over many addresses.
     pub account_failures: u64,
     pub account_window_secs: u64,
 }

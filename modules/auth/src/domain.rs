@@ -133,14 +133,49 @@ pub fn accept_totp(
         .find(|step| hometrip_kernel::http::constant_time_eq(code_at_step(*step).as_bytes(), code.as_bytes()))
 }
 
-/// Recovery codes are shown as `xxxxx-xxxxx`; users may type them in any case,
-/// with or without the dash.
+pub const RECOVERY_CODE_COUNT: usize = 10;
+/// Characters of a recovery code: 32 symbols (5 bits each), without the
+/// look-alikes 0/o and 1/l.
+const RECOVERY_ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+/// 20 symbols: 100 random bits per code.
+pub const RECOVERY_CODE_CHARS: usize = 20;
+
+/// A fresh recovery code, shown as `xxxxx-xxxxx-xxxxx-xxxxx`.
+pub fn new_recovery_code() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    let mut code = String::with_capacity(RECOVERY_CODE_CHARS + 3);
+    for i in 0..RECOVERY_CODE_CHARS {
+        if i > 0 && i % 5 == 0 {
+            code.push('-');
+        }
+        code.push(char::from(RECOVERY_ALPHABET[rng.gen_range(0..RECOVERY_ALPHABET.len())]));
+    }
+    code
+}
+
+/// Users may type a recovery code in any case, with or without the dashes.
 pub fn normalize_recovery_code(raw: &str) -> String {
     raw.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
 }
 
+/// Codes issued before were 10 characters, stored as SHA-256: still accepted
+/// until the owner turns two-factor on again.
+pub const LEGACY_RECOVERY_CODE_CHARS: usize = 10;
+
 pub fn looks_like_recovery_code(raw: &str) -> bool {
-    normalize_recovery_code(raw).len() == 10 && raw.trim().len() >= 10
+    matches!(normalize_recovery_code(raw).len(), RECOVERY_CODE_CHARS | LEGACY_RECOVERY_CODE_CHARS)
+}
+
+/// Whether a normalized code matches a stored hash: argon2 (PHC string), or
+/// the SHA-256 hex of a code issued before.
+pub fn recovery_code_matches(normalized: &str, stored: &str, verify_argon2: impl Fn(&str, &str) -> bool) -> bool {
+    if stored.starts_with("$argon2") {
+        verify_argon2(normalized, stored)
+    } else {
+        normalized.len() == LEGACY_RECOVERY_CODE_CHARS
+            && hometrip_kernel::http::constant_time_eq(token_digest(normalized).as_bytes(), stored.as_bytes())
+    }
 }
 
 /// `fr` when the client prefers French over English, else `en`.
@@ -268,10 +303,22 @@ mod tests {
     }
 
     #[test]
-    fn recovery_codes_are_typed_loosely() {
+    fn recovery_codes_are_long_random_and_typed_loosely() {
+        let code = new_recovery_code();
+        assert_eq!(code.len(), RECOVERY_CODE_CHARS + 3, "{code}");
+        assert_eq!(code.split('-').count(), 4);
+        assert!(looks_like_recovery_code(&code));
+        assert!(looks_like_recovery_code(&code.to_uppercase().replace('-', " ")));
+        assert_ne!(code, new_recovery_code());
         assert_eq!(normalize_recovery_code("AbCdE-12345"), "abcde12345");
-        assert!(looks_like_recovery_code("abcde-12345"));
+        // TOTP codes are not recovery codes; the short ones of before still are.
         assert!(!looks_like_recovery_code("123456"));
+        assert!(looks_like_recovery_code("abcde-12345"));
+        let never = |_: &str, _: &str| false;
+        assert!(recovery_code_matches("abcde12345", &token_digest("abcde12345"), never));
+        assert!(!recovery_code_matches("abcde12345", &token_digest("abcde12346"), never));
+        assert!(!recovery_code_matches(&"a".repeat(20), &token_digest(&"a".repeat(20)), never));
+        assert!(recovery_code_matches("x", "$argon2id$v=19$...", |c, h| c == "x" && h.starts_with("$argon2id")));
     }
 
     #[test]

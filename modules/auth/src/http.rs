@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::api::{AccountSummary, Accounts};
-use crate::oauth::OAuthOutcome;
+use crate::oauth::{OAuthOutcome, BINDING_COOKIE};
 use crate::service::{AuthService, ClientInfo, SessionInfo, TokenPair, TotpSetup};
 
 /// What the routes need besides the service.
@@ -79,6 +79,13 @@ pub struct ChangePasswordRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CodeRequest {
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DisableTotpRequest {
+    pub password: String,
+    /// A current TOTP code, or one unused recovery code.
     pub code: String,
 }
 
@@ -240,15 +247,15 @@ async fn totp_enable(
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(RecoveryCodes { recovery_codes }))
 }
 
-#[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "auth", request_body = CodeRequest,
-    responses((status = 204), (status = 422, body = Problem)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "auth", request_body = DisableTotpRequest,
+    responses((status = 204), (status = 401, body = Problem), (status = 429, body = Problem)), security(("bearer" = [])))]
 #[post("/auth/2fa/disable")]
 async fn totp_disable(
     web: web::Data<AuthWeb>,
     user: AuthUser,
-    body: web::Json<CodeRequest>,
+    body: web::Json<DisableTotpRequest>,
 ) -> Result<HttpResponse, Problem> {
-    web.service.totp_disable(user.id, &body.code).await?;
+    web.service.totp_disable(user.id, user.session_id, &body.password, &body.code).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -287,8 +294,29 @@ async fn jwks(web: web::Data<AuthWeb>) -> HttpResponse {
     responses((status = 302), (status = 404, body = Problem)))]
 #[get("/auth/oauth/{provider}/start")]
 async fn oauth_start(web: web::Data<AuthWeb>, provider: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let url = web.service.oauth_start(&provider, &web.public_url).await?;
-    Ok(HttpResponse::Found().insert_header((header::LOCATION, url)).finish())
+    let start = web.service.oauth_start(&provider, &web.public_url).await?;
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, start.url))
+        .insert_header((header::SET_COOKIE, binding_cookie(&web.public_url, &start.binding, 600)))
+        .finish())
+}
+
+/// The cookie binding a sign-in to its browser: sent back on the provider's
+/// top-level redirect (`SameSite=Lax`), never readable by scripts. Written by
+/// hand: the value is base64url, and actix's cookie feature is not built.
+fn binding_cookie(public_url: &str, value: &str, max_age_secs: u32) -> String {
+    let secure = if public_url.starts_with("https://") { "; Secure" } else { "" };
+    format!("{BINDING_COOKIE}={value}; Path=/api/v1/auth/oauth; Max-Age={max_age_secs}; HttpOnly; SameSite=Lax{secure}")
+}
+
+/// The binding cookie's value in the request's `Cookie` headers.
+fn binding_from(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(BINDING_COOKIE)?.strip_prefix('=').map(str::to_owned))
+        .filter(|v| !v.is_empty())
 }
 
 #[utoipa::path(get, path = "/api/v1/auth/oauth/{provider}/callback", tag = "auth",
@@ -297,6 +325,7 @@ async fn oauth_start(web: web::Data<AuthWeb>, provider: web::Path<String>) -> Re
 #[get("/auth/oauth/{provider}/callback")]
 async fn oauth_callback(
     web: web::Data<AuthWeb>,
+    req: HttpRequest,
     provider: web::Path<String>,
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, Problem> {
@@ -306,7 +335,9 @@ async fn oauth_callback(
     let (Some(code), Some(state)) = (&query.code, &query.state) else {
         return Err(Problem::new(hometrip_kernel::ErrorCode::InvalidQuery, "code and state are required"));
     };
-    match web.service.oauth_callback(&provider, code, state, &web.public_url).await? {
+    let binding = binding_from(&req);
+    let spent = (header::SET_COOKIE, binding_cookie(&web.public_url, "", 0));
+    match web.service.oauth_callback(&provider, code, state, binding.as_deref(), &web.public_url).await? {
         OAuthOutcome::SecondFactor { mfa_ticket } => {
             Err(Problem::new(hometrip_kernel::ErrorCode::TotpRequired, "finish with POST /api/v1/auth/2fa/verify")
                 .with("totp_required", true)
@@ -315,14 +346,17 @@ async fn oauth_callback(
         OAuthOutcome::Tokens(pair) => {
             let redirect = &web.service.settings.oauth_success_redirect;
             if redirect.is_empty() {
-                return Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(pair));
+                return Ok(HttpResponse::Ok()
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .insert_header(spent)
+                    .json(pair));
             }
             // Tokens travel in the fragment, which browsers never send to servers.
             let target = format!(
                 "{redirect}#access_token={}&refresh_token={}&token_type=Bearer&expires_in={}",
                 pair.access_token, pair.refresh_token, pair.expires_in
             );
-            Ok(HttpResponse::Found().insert_header((header::LOCATION, target)).finish())
+            Ok(HttpResponse::Found().insert_header((header::LOCATION, target)).insert_header(spent).finish())
         }
     }
 }

@@ -1,5 +1,7 @@
 //! OAuth2 sign-in (authorization code with PKCE) with Google and Facebook.
-//! State lives server-side in the cache for ten minutes and is single-use.
+//! State lives server-side in the cache for ten minutes and is single-use; it
+//! is bound to the browser that started the sign-in by a cookie (login CSRF:
+//! a callback URL carrying someone else's state signs no one in).
 
 use oauth2::basic::BasicClient;
 use oauth2::{
@@ -21,11 +23,15 @@ struct Provider {
     name: &'static str,
     settings: OAuthProviderSettings,
     scopes: &'static [&'static str],
-    /// Whether an email the provider returns has been verified by it.
-    email_verified_by_default: bool,
 }
 
-fn defaults(name: &str) -> Option<(&'static str, [&'static str; 3], &'static [&'static str], bool)> {
+/// The cookie binding a pending sign-in to its browser.
+pub const BINDING_COOKIE: &str = "hometrip_oauth";
+
+/// A provider's email counts as verified only when the provider says so
+/// (`email_verified`); Facebook does not say, so its emails never create or link
+/// an account (an identity already linked still signs in).
+fn defaults(name: &str) -> Option<(&'static str, [&'static str; 3], &'static [&'static str])> {
     match name {
         "google" => Some((
             "google",
@@ -35,9 +41,7 @@ fn defaults(name: &str) -> Option<(&'static str, [&'static str; 3], &'static [&'
                 "https://openidconnect.googleapis.com/v1/userinfo",
             ],
             &["openid", "email", "profile"],
-            false,
         )),
-        // Facebook returns only a confirmed email address.
         "facebook" => Some((
             "facebook",
             [
@@ -46,7 +50,6 @@ fn defaults(name: &str) -> Option<(&'static str, [&'static str; 3], &'static [&'
                 "https://graph.facebook.com/me?fields=id,name,email",
             ],
             &["email", "public_profile"],
-            true,
         )),
         _ => None,
     }
@@ -56,6 +59,14 @@ fn defaults(name: &str) -> Option<(&'static str, [&'static str; 3], &'static [&'
 struct PendingState {
     provider: String,
     verifier: String,
+    /// SHA-256 of the browser binding (the cookie holds the value).
+    binding: String,
+}
+
+/// Where to send the browser, and the value of its binding cookie.
+pub struct OAuthStart {
+    pub url: String,
+    pub binding: String,
 }
 
 /// The identity a provider vouches for (Google's and Facebook's userinfo shapes).
@@ -79,8 +90,7 @@ pub enum OAuthOutcome {
 
 impl AuthService {
     fn provider(&self, name: &str) -> Result<Provider, Problem> {
-        let (static_name, urls, scopes, verified) =
-            defaults(name).ok_or_else(|| Problem::not_found("OAuth provider"))?;
+        let (static_name, urls, scopes) = defaults(name).ok_or_else(|| Problem::not_found("OAuth provider"))?;
         let mut settings = self
             .settings
             .oauth
@@ -97,7 +107,7 @@ impl AuthService {
                 *field = default.to_owned();
             }
         }
-        Ok(Provider { name: static_name, settings, scopes, email_verified_by_default: verified })
+        Ok(Provider { name: static_name, settings, scopes })
     }
 
     fn oauth_client(&self, p: &Provider, public_url: &str) -> Result<ConfiguredClient, Problem> {
@@ -113,8 +123,9 @@ impl AuthService {
             ))
     }
 
-    /// The provider's authorization URL, with `state` and a PKCE challenge.
-    pub async fn oauth_start(&self, provider: &str, public_url: &str) -> Result<String, Problem> {
+    /// The provider's authorization URL, with `state` and a PKCE challenge, and
+    /// the binding the caller sets as a cookie.
+    pub async fn oauth_start(&self, provider: &str, public_url: &str) -> Result<OAuthStart, Problem> {
         let p = self.provider(provider)?;
         let client = self.oauth_client(&p, public_url)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -123,19 +134,27 @@ impl AuthService {
             request = request.add_scope(Scope::new((*scope).to_owned()));
         }
         let (url, state) = request.set_pkce_challenge(challenge).url();
-        let pending = PendingState { provider: p.name.to_owned(), verifier: verifier.secret().clone() };
+        let binding = crate::service::random_ticket();
+        let pending = PendingState {
+            provider: p.name.to_owned(),
+            verifier: verifier.secret().clone(),
+            binding: domain::token_digest(&binding),
+        };
         let value = serde_json::to_string(&pending).map_err(Problem::internal)?;
         self.cache()
             .set(&format!("oauth-state:{}", state.secret()), &value, std::time::Duration::from_secs(600))
             .await?;
-        Ok(url.to_string())
+        Ok(OAuthStart { url: url.to_string(), binding })
     }
 
+    /// `binding` is the cookie of the browser calling back; the state is spent
+    /// whatever the outcome.
     pub async fn oauth_callback(
         &self,
         provider: &str,
         code: &str,
         state: &str,
+        binding: Option<&str>,
         public_url: &str,
     ) -> Result<OAuthOutcome, Problem> {
         let p = self.provider(provider)?;
@@ -144,6 +163,12 @@ impl AuthService {
         let pending: PendingState = serde_json::from_str(&pending).map_err(|_| bad_state())?;
         if pending.provider != p.name {
             return Err(bad_state());
+        }
+        let bound = binding.is_some_and(|b| {
+            hometrip_kernel::http::constant_time_eq(domain::token_digest(b).as_bytes(), pending.binding.as_bytes())
+        });
+        if !bound {
+            return Err(Problem::new(ErrorCode::BadRequest, "this sign-in was not started in this browser"));
         }
         let client = self.oauth_client(&p, public_url)?;
         let token = client
@@ -177,7 +202,7 @@ impl AuthService {
         let verified = match &info.email_verified {
             Some(serde_json::Value::Bool(b)) => *b,
             Some(serde_json::Value::String(s)) => s == "true",
-            _ => p.email_verified_by_default,
+            _ => false,
         };
         let email = info.email.as_deref().and_then(|e| domain::normalize_email(e).ok());
         let account = self.oauth_account(p.name, &subject, email, verified, info.name).await?;
@@ -192,7 +217,8 @@ impl AuthService {
     }
 
     /// The account of an identity: already linked, else linked by a verified
-    /// email, else a new account. An unverified email never links.
+    /// email, else a new account. An email the provider did not verify never
+    /// links nor creates one (pre-account takeover).
     async fn oauth_account(
         &self,
         provider: &str,
@@ -207,8 +233,14 @@ impl AuthService {
         }
         let email =
             email.ok_or_else(|| Problem::new(ErrorCode::Conflict, "the provider did not share an email address"))?;
+        if !verified {
+            return Err(Problem::new(
+                ErrorCode::Conflict,
+                "the provider has not verified this email address; sign up with a password instead",
+            ));
+        }
         if let Some(existing) = store::account_by_email(db, &email).await.map_err(Problem::from)? {
-            if !verified || !existing.email_verified {
+            if !existing.email_verified {
                 return Err(Problem::new(
                     ErrorCode::Conflict,
                     "an account with this email exists; sign in with your password to link it",
@@ -220,7 +252,7 @@ impl AuthService {
         let display_name = name
             .and_then(|n| domain::normalize_display_name(&n).ok())
             .unwrap_or_else(|| email.split('@').next().unwrap_or("guest").to_owned());
-        let account = AccountRow::new(email, display_name, None, verified, "", "en");
+        let account = AccountRow::new(email, display_name, None, true, "", "en");
         let event = self.registered_event(&account)?;
         store::create_account(db, &account, None, Some((provider, subject)), &[event]).await.map_err(Problem::from)?;
         self.bus().poke();

@@ -16,6 +16,7 @@ use hometrip_kernel::auth_context::{revoked_session_key, AccessClaims, Jwk, JwkS
 use hometrip_kernel::cache::{Cache, Limit, RateLimiter};
 use hometrip_kernel::db::{Db, DbError};
 use hometrip_kernel::events::{Envelope, EventBus};
+use hometrip_kernel::sealed::Sealer;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{ErrorCode, FieldError, Id, Problem};
 use rand::RngCore;
@@ -34,6 +35,9 @@ pub struct AuthDeps {
     pub cache: Arc<dyn Cache>,
     pub settings: AuthSettings,
     pub data_dir: std::path::PathBuf,
+    /// Seals the single-use tokens events carry, for the notification module
+    /// (keyed by the deployment's service credential).
+    pub event_sealer: Sealer,
 }
 
 pub struct AuthService {
@@ -44,6 +48,7 @@ pub struct AuthService {
     pub(crate) settings: AuthSettings,
     signer: Signer,
     sealer: Aes256Gcm,
+    event_sealer: Sealer,
     hashing: Semaphore,
     /// Hash verified for unknown emails, so a login costs the same either way.
     dummy_hash: String,
@@ -188,6 +193,7 @@ impl AuthService {
             settings: deps.settings,
             signer,
             sealer,
+            event_sealer: deps.event_sealer,
             hashing: Semaphore::new(permits),
             dummy_hash,
             http,
@@ -338,7 +344,7 @@ impl AuthService {
         event_type: &str,
     ) -> Result<(), Problem> {
         let (token, row) = self.email_token(account, purpose, ttl);
-        let event = self.event(event_type, &self.token_event(account, token, &row))?;
+        let event = self.event(event_type, &self.token_event(account, event_type, &token, &row)?)?;
         store::insert_email_token(&self.db, &row, &[event]).await.map_err(db_err)?;
         self.bus.poke();
         Ok(())
@@ -358,15 +364,23 @@ impl AuthService {
         (token, row)
     }
 
-    fn token_event(&self, account: &AccountRow, token: String, row: &NewEmailToken) -> EmailTokenIssued {
-        EmailTokenIssued {
+    /// The event's token is sealed: outbox rows and dead letters never hold it in clear.
+    fn token_event(
+        &self,
+        account: &AccountRow,
+        event_type: &str,
+        token: &str,
+        row: &NewEmailToken,
+    ) -> Result<EmailTokenIssued, Problem> {
+        let context = EmailTokenIssued::seal_context(event_type, account.id);
+        Ok(EmailTokenIssued {
             user_id: account.id,
             email: account.email.clone(),
             display_name: account.display_name.clone(),
-            token,
+            sealed_token: self.event_sealer.seal(&context, token).map_err(Problem::internal)?,
             expires_at: row.expires_at,
             locale: account.locale.clone(),
-        }
+        })
     }
 
     // ---- use cases
@@ -398,7 +412,10 @@ impl AuthService {
         );
         let events = [
             self.registered_event(&account)?,
-            self.event(EMAIL_VERIFICATION_REQUESTED, &self.token_event(&account, token, &token_row))?,
+            self.event(
+                EMAIL_VERIFICATION_REQUESTED,
+                &self.token_event(&account, EMAIL_VERIFICATION_REQUESTED, &token, &token_row)?,
+            )?,
         ];
         match store::create_account(&self.db, &account, Some(&token_row), None, &events).await {
             Ok(()) => {}
@@ -453,13 +470,19 @@ impl AuthService {
         let ip_key = format!("login-ip:{}", client.ip);
         // Hashed: the key stays short whatever the client sends.
         let raw = email.trim().to_lowercase();
-        let account_key = format!("login-account:{}", domain::token_digest(normalized.as_deref().unwrap_or(&raw)));
+        let account = domain::token_digest(normalized.as_deref().unwrap_or(&raw));
+        let account_ip_key = format!("login-account-ip:{account}:{}", client.ip);
+        let account_key = format!("login-account:{account}");
         let ip_limit = Limit { max: limits.ip_failures, window_secs: limits.ip_window_secs };
+        let account_ip_limit = Limit { max: limits.account_ip_failures, window_secs: limits.account_ip_window_secs };
         let account_limit = Limit { max: limits.account_failures, window_secs: limits.account_window_secs };
         // Every attempt is counted before the password is checked, so parallel guesses
         // cannot all pass a check made before any of them failed; a success gives its
-        // attempt back, so only failures add up.
-        for (key, limit) in [(&ip_key, ip_limit), (&account_key, account_limit)] {
+        // attempt back, so only failures add up. The lockout a guesser meets is per
+        // (account, address): guesses from elsewhere do not lock the owner out of their
+        // own network; the per-account ceiling is much higher. Checked in this order, an
+        // attempt refused at the (account, address) limit never reaches the ceiling.
+        for (key, limit) in [(&ip_key, ip_limit), (&account_ip_key, account_ip_limit), (&account_key, account_limit)] {
             if let Err(retry) = self.limiter.hit(key, limit).await? {
                 return Err(
                     Problem::new(ErrorCode::RateLimited, "too many failed logins; try again later").retry_after(retry)
@@ -480,6 +503,7 @@ impl AuthService {
             let Some(code) = totp_code.map(str::trim).filter(|c| !c.is_empty()) else {
                 // The password was right: asking for the second factor is not a failure.
                 self.limiter.release(&ip_key).await?;
+                self.limiter.release(&account_ip_key).await?;
                 self.limiter.release(&account_key).await?;
                 return Err(
                     Problem::new(ErrorCode::TotpRequired, "a two-factor code is required").with("totp_required", true)
@@ -492,7 +516,10 @@ impl AuthService {
             }
         }
         self.limiter.release(&ip_key).await?;
-        self.limiter.reset(&account_key).await?;
+        self.limiter.reset(&account_ip_key).await?;
+        // Only given back, not reset: the owner signing in must not hand a distributed
+        // guesser a fresh ceiling.
+        self.limiter.release(&account_key).await?;
         self.open_session(&account, client.user_agent.clone()).await
     }
 
@@ -513,10 +540,34 @@ impl AuthService {
             return store::accept_totp_step(&self.db, account.id, step).await.map_err(db_err);
         }
         if domain::looks_like_recovery_code(code) {
-            let digest = domain::token_digest(&domain::normalize_recovery_code(code));
-            return store::use_recovery_code(&self.db, account.id, &digest).await.map_err(db_err);
+            return self.spend_recovery_code(account.id, &domain::normalize_recovery_code(code)).await;
         }
         Ok(false)
+    }
+
+    /// Finds the matching unused code among the account's (argon2, salted: no
+    /// lookup by hash) and spends it.
+    async fn spend_recovery_code(&self, account_id: Id, normalized: &str) -> Result<bool, Problem> {
+        let codes = store::unused_recovery_codes(&self.db, account_id).await.map_err(db_err)?;
+        if codes.is_empty() {
+            return Ok(false);
+        }
+        let found = {
+            let _permit = self.hashing.acquire().await.map_err(Problem::internal)?;
+            let normalized = normalized.to_owned();
+            tokio::task::spawn_blocking(move || {
+                codes
+                    .into_iter()
+                    .find(|(_, hash)| domain::recovery_code_matches(&normalized, hash, verify_password_blocking))
+                    .map(|(id, _)| id)
+            })
+            .await
+            .map_err(Problem::internal)?
+        };
+        match found {
+            Some(id) => store::spend_recovery_code(&self.db, id).await.map_err(db_err),
+            None => Ok(false),
+        }
     }
 
     fn totp(&self, account: &AccountRow, secret_b32: &str) -> Result<totp_rs::TOTP, Problem> {
@@ -717,29 +768,52 @@ impl AuthService {
         let totp = self.totp(&account, &self.unseal(&sealed)?)?;
         let step = domain::accept_totp(code, unix_now(), None, |s| totp.generate(s * domain::TOTP_STEP_SECS))
             .ok_or_else(|| Problem::field("code", "the code does not match"))?;
-        let codes: Vec<String> = (0..10)
-            .map(|_| {
-                let raw: String = random_token(16).chars().filter(char::is_ascii_alphanumeric).take(10).collect();
-                let raw = raw.to_ascii_lowercase();
-                format!("{}-{}", &raw[..5.min(raw.len())], &raw[5.min(raw.len())..])
+        let codes: Vec<String> = (0..domain::RECOVERY_CODE_COUNT).map(|_| domain::new_recovery_code()).collect();
+        let hashes = {
+            let _permit = self.hashing.acquire().await.map_err(Problem::internal)?;
+            let normalized: Vec<String> = codes.iter().map(|c| domain::normalize_recovery_code(c)).collect();
+            tokio::task::spawn_blocking(move || {
+                normalized.iter().map(|c| hash_password_blocking(c)).collect::<Result<Vec<String>, String>>()
             })
-            .collect();
-        let hashes: Vec<String> =
-            codes.iter().map(|c| domain::token_digest(&domain::normalize_recovery_code(c))).collect();
+            .await
+            .map_err(Problem::internal)?
+            .map_err(Problem::internal)?
+        };
         let step = i64::try_from(step).map_err(Problem::internal)?;
         store::enable_totp(&self.db, user_id, &sealed, step, &hashes).await.map_err(db_err)?;
         Ok(codes)
     }
 
-    pub async fn totp_disable(&self, user_id: Id, code: &str) -> Result<(), Problem> {
+    /// Turning two-factor off takes the password and a current code (a stolen
+    /// access token alone is not enough), is rate-limited, ends every other
+    /// session and emails the owner.
+    pub async fn totp_disable(&self, user_id: Id, session: Id, password: &str, code: &str) -> Result<(), Problem> {
         let account = self.account_row(user_id).await?;
         if account.totp_secret.is_none() {
             return Err(Problem::new(ErrorCode::Conflict, "two-factor authentication is off"));
         }
-        if !self.second_factor_ok(&account, code).await? {
-            return Err(Problem::field("code", "the code does not match"));
+        let Some(hash) = account.password_hash.as_deref() else {
+            return Err(Problem::new(ErrorCode::Conflict, "this account has no password yet; use the password reset"));
+        };
+        let key = format!("2fa-disable:{user_id}");
+        // Counted before the checks, like a login.
+        if let Err(retry) = self.limiter.hit(&key, Limit { max: 5, window_secs: 900 }).await? {
+            return Err(Problem::new(ErrorCode::RateLimited, "too many attempts; try again later").retry_after(retry));
         }
-        store::disable_totp(&self.db, user_id).await.map_err(db_err)
+        if password.len() > 4 * domain::PASSWORD_MAX_CHARS || !self.verify_password(password, Some(hash)).await? {
+            return Err(Problem::new(ErrorCode::InvalidCredentials, "the password is incorrect"));
+        }
+        if !self.second_factor_ok(&account, code).await? {
+            return Err(
+                Problem::new(ErrorCode::TotpRequired, "the two-factor code is invalid").with("totp_required", true)
+            );
+        }
+        let event = self.event(TWO_FACTOR_DISABLED, &AccountEvent { user_id })?;
+        let ended = store::disable_totp(&self.db, user_id, session, &event).await.map_err(db_err)?;
+        self.forget_sessions(&ended).await?;
+        self.limiter.reset(&key).await?;
+        self.bus.poke();
+        Ok(())
     }
 
     /// First admin account (CLI): creates a verified admin, or grants the role
@@ -830,7 +904,11 @@ impl Accounts for AuthService {
             roles.push(role.to_owned());
         }
         roles.sort();
-        store::set_roles(&self.db, id, &roles.join(",")).await.map_err(db_err)?;
+        // A withdrawn role must stop at once: the access tokens carry the roles, so
+        // every session ends (and is remembered as revoked), like a password change.
+        let withdrawn = roles.len() < account.role_list().len();
+        let ended = store::set_roles(&self.db, id, &roles.join(","), withdrawn).await.map_err(db_err)?;
+        self.forget_sessions(&ended).await?;
         Ok(summary(&self.account_row(id).await?))
     }
 }

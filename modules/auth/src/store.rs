@@ -75,6 +75,7 @@ pub mod schema {
             account_id -> DbUuid,
             email -> Nullable<Text>,
             created_at -> DbInstant,
+            email_verified -> Bool,
         }
     }
 }
@@ -178,8 +179,54 @@ pub struct NewEmailToken {
     pub expires_at: Instant,
 }
 
-/// Creates an account, optionally its first email token and OAuth identity,
-/// and its events, in one transaction. `Conflict` when the email is taken.
+/// Revokes the account's live sessions but `$keep` (an `Id`, nil for none)
+/// inside the caller's transaction; evaluates to the revoked session ids.
+macro_rules! end_sessions {
+    ($conn:expr, $account:expr, $keep:expr, $now:expr) => {{
+        let others = refresh_tokens::table
+            .filter(refresh_tokens::account_id.eq($account))
+            .filter(refresh_tokens::revoked_at.is_null())
+            .filter(refresh_tokens::session_id.ne($keep));
+        let sessions: Vec<Id> = others.select(refresh_tokens::session_id).distinct().load($conn).await?;
+        diesel::update(others).set(refresh_tokens::revoked_at.eq(Some($now))).execute($conn).await?;
+        sessions
+    }};
+}
+
+/// Spends every live reset token of the account: a new password makes the
+/// other reset links worthless.
+macro_rules! spend_reset_tokens {
+    ($conn:expr, $account:expr, $now:expr) => {
+        diesel::update(
+            email_tokens::table
+                .filter(email_tokens::account_id.eq($account))
+                .filter(email_tokens::purpose.eq(PURPOSE_RESET_PASSWORD))
+                .filter(email_tokens::used_at.is_null()),
+        )
+        .set(email_tokens::used_at.eq(Some($now)))
+        .execute($conn)
+        .await?
+    };
+}
+
+/// Unlinks the account's OAuth identities whose email the provider did not
+/// verify: proving the mailbox (a reset, a verification) takes the account
+/// back from whoever linked one before the owner (pre-account takeover).
+macro_rules! unlink_unverified_identities {
+    ($conn:expr, $account:expr) => {
+        diesel::delete(
+            oauth_identities::table
+                .filter(oauth_identities::account_id.eq($account))
+                .filter(oauth_identities::email_verified.eq(false)),
+        )
+        .execute($conn)
+        .await?
+    };
+}
+
+/// Creates an account, optionally its first email token and OAuth identity
+/// (one whose email the provider verified), and its events, in one
+/// transaction. `Conflict` when the email is taken.
 pub async fn create_account(
     db: &Db,
     account: &AccountRow,
@@ -200,6 +247,7 @@ pub async fn create_account(
                     oauth_identities::account_id.eq(account.id),
                     oauth_identities::email.eq(Some(&account.email)),
                     oauth_identities::created_at.eq(account.created_at),
+                    oauth_identities::email_verified.eq(true),
                 ))
                 .execute(conn)
                 .await?;
@@ -234,13 +282,23 @@ pub async fn account_count(db: &Db) -> Result<i64, DbError> {
     run!(db, |conn| { Ok::<_, DbError>(accounts::table.count().get_result::<i64>(conn).await?) })
 }
 
-pub async fn set_roles(db: &Db, id: Id, roles: &str) -> Result<bool, DbError> {
-    run!(db, |conn| {
+/// Sets the account's roles; with `end_sessions` (a role was withdrawn) every
+/// session of the account ends in the same transaction, like a password
+/// change. Returns the ended session ids.
+pub async fn set_roles(db: &Db, id: Id, roles: &str, end_sessions: bool) -> Result<Vec<Id>, DbError> {
+    transaction!(db, |conn| {
+        let now = Instant::now();
         let n = diesel::update(accounts::table.find(id))
-            .set((accounts::roles.eq(roles), accounts::updated_at.eq(Instant::now())))
+            .set((accounts::roles.eq(roles), accounts::updated_at.eq(now)))
             .execute(conn)
             .await?;
-        Ok::<_, DbError>(n == 1)
+        if n != 1 {
+            return Err(DbError::NotFound);
+        }
+        if !end_sessions {
+            return Ok(Vec::new());
+        }
+        Ok::<_, DbError>(end_sessions!(conn, id, Id::nil(), now))
     })
 }
 
@@ -330,13 +388,15 @@ pub async fn verify_email(
             .set((accounts::email_verified.eq(true), accounts::updated_at.eq(now)))
             .execute(conn)
             .await?;
+        unlink_unverified_identities!(conn, account_id);
         conn.append_event(&event(account_id)?).await?;
         Ok::<_, DbError>(Some(account_id))
     })
 }
 
-/// Sets a new password from a reset token and revokes every session of the
-/// account; returns the account and the revoked session ids.
+/// Sets a new password from a reset token, revokes every session of the
+/// account, spends its other reset tokens and unlinks unverified identities;
+/// returns the account and the revoked session ids.
 pub async fn reset_password(
     db: &Db,
     digest: &str,
@@ -352,25 +412,16 @@ pub async fn reset_password(
             .set((accounts::password_hash.eq(Some(password_hash)), accounts::updated_at.eq(now)))
             .execute(conn)
             .await?;
-        let sessions: Vec<Id> = refresh_tokens::table
-            .filter(refresh_tokens::account_id.eq(account_id))
-            .filter(refresh_tokens::revoked_at.is_null())
-            .select(refresh_tokens::session_id)
-            .distinct()
-            .load(conn)
-            .await?;
-        diesel::update(refresh_tokens::table.filter(refresh_tokens::account_id.eq(account_id)))
-            .filter(refresh_tokens::revoked_at.is_null())
-            .set(refresh_tokens::revoked_at.eq(Some(now)))
-            .execute(conn)
-            .await?;
+        let sessions = end_sessions!(conn, account_id, Id::nil(), now);
+        spend_reset_tokens!(conn, account_id, now);
+        unlink_unverified_identities!(conn, account_id);
         conn.append_event(&event(account_id)?).await?;
         Ok::<_, DbError>(Some((account_id, sessions)))
     })
 }
 
-/// Sets a new password for a signed-in user and ends their other sessions;
-/// returns the ended session ids.
+/// Sets a new password for a signed-in user, ends their other sessions and
+/// spends their reset tokens; returns the ended session ids.
 pub async fn change_password(
     db: &Db,
     account_id: Id,
@@ -384,12 +435,8 @@ pub async fn change_password(
             .set((accounts::password_hash.eq(Some(password_hash)), accounts::updated_at.eq(now)))
             .execute(conn)
             .await?;
-        let others = refresh_tokens::table
-            .filter(refresh_tokens::account_id.eq(account_id))
-            .filter(refresh_tokens::revoked_at.is_null())
-            .filter(refresh_tokens::session_id.ne(keep_session));
-        let sessions: Vec<Id> = others.select(refresh_tokens::session_id).distinct().load(conn).await?;
-        diesel::update(others).set(refresh_tokens::revoked_at.eq(Some(now))).execute(conn).await?;
+        let sessions = end_sessions!(conn, account_id, keep_session, now);
+        spend_reset_tokens!(conn, account_id, now);
         conn.append_event(event).await?;
         Ok::<_, DbError>(sessions)
     })
@@ -535,19 +582,24 @@ pub async fn enable_totp(
     })
 }
 
-pub async fn disable_totp(db: &Db, id: Id) -> Result<(), DbError> {
+/// Turns two-factor off, deletes the recovery codes and ends every session
+/// but `keep_session`; returns the ended session ids.
+pub async fn disable_totp(db: &Db, id: Id, keep_session: Id, event: &Envelope) -> Result<Vec<Id>, DbError> {
     transaction!(db, |conn| {
+        let now = Instant::now();
         diesel::update(accounts::table.find(id))
             .set((
                 accounts::totp_secret.eq(None::<String>),
                 accounts::totp_pending_secret.eq(None::<String>),
                 accounts::totp_last_step.eq(None::<i64>),
-                accounts::updated_at.eq(Instant::now()),
+                accounts::updated_at.eq(now),
             ))
             .execute(conn)
             .await?;
         diesel::delete(recovery_codes::table.filter(recovery_codes::account_id.eq(id))).execute(conn).await?;
-        Ok::<_, DbError>(())
+        let sessions = end_sessions!(conn, id, keep_session, now);
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(sessions)
     })
 }
 
@@ -565,18 +617,27 @@ pub async fn accept_totp_step(db: &Db, id: Id, step: i64) -> Result<bool, DbErro
     })
 }
 
-/// Spends an unused recovery code.
-pub async fn use_recovery_code(db: &Db, id: Id, code_hash: &str) -> Result<bool, DbError> {
+/// The account's unused recovery codes: `(id, hash)`.
+pub async fn unused_recovery_codes(db: &Db, account_id: Id) -> Result<Vec<(Id, String)>, DbError> {
     run!(db, |conn| {
-        let n = diesel::update(
+        Ok::<_, DbError>(
             recovery_codes::table
-                .filter(recovery_codes::account_id.eq(id))
-                .filter(recovery_codes::code_hash.eq(code_hash))
-                .filter(recovery_codes::used_at.is_null()),
+                .filter(recovery_codes::account_id.eq(account_id))
+                .filter(recovery_codes::used_at.is_null())
+                .select((recovery_codes::id, recovery_codes::code_hash))
+                .load(conn)
+                .await?,
         )
-        .set(recovery_codes::used_at.eq(Some(Instant::now())))
-        .execute(conn)
-        .await?;
+    })
+}
+
+/// Spends a recovery code; conditional, so two concurrent uses cannot both succeed.
+pub async fn spend_recovery_code(db: &Db, code_id: Id) -> Result<bool, DbError> {
+    run!(db, |conn| {
+        let n = diesel::update(recovery_codes::table.find(code_id).filter(recovery_codes::used_at.is_null()))
+            .set(recovery_codes::used_at.eq(Some(Instant::now())))
+            .execute(conn)
+            .await?;
         Ok::<_, DbError>(n == 1)
     })
 }
@@ -594,6 +655,7 @@ pub async fn identity_account(db: &Db, provider: &str, subject: &str) -> Result<
     })
 }
 
+/// Links an identity whose email the provider verified.
 pub async fn link_identity(db: &Db, provider: &str, subject: &str, account_id: Id, email: &str) -> Result<(), DbError> {
     run!(db, |conn| {
         diesel::insert_into(oauth_identities::table)
@@ -603,6 +665,7 @@ pub async fn link_identity(db: &Db, provider: &str, subject: &str, account_id: I
                 oauth_identities::account_id.eq(account_id),
                 oauth_identities::email.eq(Some(email)),
                 oauth_identities::created_at.eq(Instant::now()),
+                oauth_identities::email_verified.eq(true),
             ))
             .execute(conn)
             .await?;

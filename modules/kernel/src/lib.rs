@@ -16,6 +16,7 @@ pub mod images;
 pub mod jobs;
 pub mod money;
 pub mod remote;
+pub mod sealed;
 pub mod settings;
 pub mod telemetry;
 pub mod time;

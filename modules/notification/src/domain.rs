@@ -6,6 +6,8 @@ pub enum Template {
     ResetPassword,
     /// Tells the owner their password changed, in case it was not them.
     PasswordChanged,
+    /// Tells the owner two-factor was turned off, in case it was not them.
+    TwoFactorDisabled,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +37,7 @@ pub fn link(public_url: &str, template: Template, token: &str) -> String {
     let path = match template {
         Template::VerifyEmail => "verify-email",
         Template::ResetPassword => "reset-password",
-        Template::PasswordChanged => return format!("{base}/forgot-password"),
+        Template::PasswordChanged | Template::TwoFactorDisabled => return format!("{base}/forgot-password"),
     };
     let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
     format!("{base}/{path}?token={token}")
@@ -83,6 +85,20 @@ pub fn render(template: Template, locale: &str, name: &str, link: &str, valid_fo
             "Votre mot de passe HomeTrip a été modifié",
             format!("Bonjour {name},"),
             "Le mot de passe de votre compte HomeTrip vient d'être modifié et tous vos appareils ont été déconnectés.".to_owned(),
+            "Ce n'était pas moi : sécuriser mon compte",
+            format!("Si vous êtes à l'origine de ce changement, vous n'avez rien à faire. Envoyé {valid_for}."),
+        ),
+        (Template::TwoFactorDisabled, false) => (
+            "Two-factor authentication was turned off on your HomeTrip account",
+            format!("Hello {name},"),
+            "Two-factor authentication was just turned off on your HomeTrip account, and your other devices were signed out.".to_owned(),
+            "It was not me: secure my account",
+            format!("If you made this change, there is nothing to do. Sent {valid_for}."),
+        ),
+        (Template::TwoFactorDisabled, true) => (
+            "La validation en deux étapes de votre compte HomeTrip a été désactivée",
+            format!("Bonjour {name},"),
+            "La validation en deux étapes de votre compte HomeTrip vient d'être désactivée et vos autres appareils ont été déconnectés.".to_owned(),
             "Ce n'était pas moi : sécuriser mon compte",
             format!("Si vous êtes à l'origine de ce changement, vous n'avez rien à faire. Envoyé {valid_for}."),
         ),
@@ -152,6 +168,10 @@ mod tests {
         let fr = render(Template::PasswordChanged, "fr", "Ann", "http://x/forgot-password", "maintenant");
         assert!(en.subject.contains("changed") && fr.subject.contains("modifié"));
         assert!(en.text.contains("http://x/forgot-password"));
+        let en = render(Template::TwoFactorDisabled, "en", "Ann", "http://x/forgot-password", "now");
+        let fr = render(Template::TwoFactorDisabled, "fr", "Ann", "http://x/forgot-password", "maintenant");
+        assert!(en.subject.contains("Two-factor") && fr.subject.contains("deux étapes"));
+        assert_eq!(link("http://x", Template::TwoFactorDisabled, ""), "http://x/forgot-password");
     }
 
     #[test]

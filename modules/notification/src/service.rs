@@ -1,5 +1,6 @@
 //! Sends emails for the events it subscribes to: over SMTP when configured,
-//! else as `.eml` files under `<data_dir>/outbox/mail/` (embedded profile).
+//! else as `.eml` files under `<data_dir>/outbox/mail/` (embedded profile),
+//! readable by the server's user only (they hold single-use links).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -7,8 +8,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use hometrip_auth::api::{
     AccountEvent, EmailTokenIssued, EMAIL_VERIFICATION_REQUESTED, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED,
+    TWO_FACTOR_DISABLED,
 };
 use hometrip_kernel::events::{Envelope, EventBus, EventHandler};
+use hometrip_kernel::sealed::Sealer;
 use hometrip_user::api::Users;
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -26,6 +29,8 @@ pub struct NotificationService {
     from: Mailbox,
     users: Arc<dyn Users>,
     public_url: String,
+    /// Opens the tokens auth seals into its events (the deployment's service credential).
+    sealer: Sealer,
 }
 
 impl NotificationService {
@@ -34,11 +39,18 @@ impl NotificationService {
         data_dir: &std::path::Path,
         public_url: &str,
         users: Arc<dyn Users>,
+        sealer: Sealer,
     ) -> Result<Arc<Self>, String> {
         let from: Mailbox = settings.from.parse().map_err(|e| format!("notification.from: {e}"))?;
         let mailer = if settings.smtp.url.trim().is_empty() {
             let dir = data_dir.join("outbox").join("mail");
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
             Mailer::Files(dir)
         } else {
             let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.smtp.url)
@@ -46,14 +58,14 @@ impl NotificationService {
                 .build();
             Mailer::Smtp(transport)
         };
-        Ok(Arc::new(NotificationService { mailer, from, users, public_url: public_url.to_owned() }))
+        Ok(Arc::new(NotificationService { mailer, from, users, public_url: public_url.to_owned(), sealer }))
     }
 
     pub async fn subscribe(self: &Arc<Self>, bus: &EventBus) {
         let handler: Arc<dyn EventHandler> = Arc::clone(self) as Arc<dyn EventHandler>;
         bus.subscribe(
             "notification.email",
-            &[EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED, PASSWORD_CHANGED],
+            &[EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED, PASSWORD_CHANGED, TWO_FACTOR_DISABLED],
             handler,
         )
         .await;
@@ -77,7 +89,7 @@ impl NotificationService {
                 // Named by event id: a redelivery rewrites the same file, never a second email.
                 let path = dir.join(format!("{id}.eml"));
                 let tmp = dir.join(format!(".{id}.eml.tmp"));
-                tokio::fs::write(&tmp, message.formatted()).await.map_err(|e| e.to_string())?;
+                write_private(&tmp, &message.formatted()).await.map_err(|e| e.to_string())?;
                 tokio::fs::rename(&tmp, &path).await.map_err(|e| e.to_string())
             }
             Mailer::Smtp(transport) => transport.send(message).await.map(|_| ()).map_err(|e| e.to_string()),
@@ -85,14 +97,39 @@ impl NotificationService {
     }
 }
 
+/// Writes a file only its owner can read (0600): an email holds a single-use link.
+async fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let (path, bytes) = (path.to_owned(), bytes.to_owned());
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(&path)?;
+        // A leftover of an earlier attempt keeps its mode: set it again.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        file.write_all(&bytes)
+    })
+    .await
+    .map_err(std::io::Error::other)?
+}
+
 impl NotificationService {
-    async fn password_changed(&self, event: &Envelope) -> Result<(), String> {
+    /// A notice to the owner about a change to their account's security.
+    async fn account_notice(&self, event: &Envelope, template: Template) -> Result<(), String> {
         let e: AccountEvent = event.decode()?;
         // Retried (then parked) if the profile is not there yet: it carries the address.
         let p = self.users.profile(e.user_id).await.map_err(|p| p.to_string())?.ok_or("profile not found")?;
         let when = event.occurred_at.0.format("%Y-%m-%d %H:%M UTC").to_string();
         let when = if p.locale == "fr" { format!("le {when}") } else { format!("on {when}") };
-        let template = Template::PasswordChanged;
         let rendered =
             domain::render(template, &p.locale, &p.display_name, &domain::link(&self.public_url, template, ""), &when);
         self.send(&event.id.to_string(), &p.email, rendered).await
@@ -105,10 +142,16 @@ impl EventHandler for NotificationService {
         let template = match event.event_type.as_str() {
             EMAIL_VERIFICATION_REQUESTED => Template::VerifyEmail,
             PASSWORD_RESET_REQUESTED => Template::ResetPassword,
-            PASSWORD_CHANGED => return self.password_changed(event).await,
+            PASSWORD_CHANGED => return self.account_notice(event, Template::PasswordChanged).await,
+            TWO_FACTOR_DISABLED => return self.account_notice(event, Template::TwoFactorDisabled).await,
             _ => return Ok(()),
         };
         let e: EmailTokenIssued = event.decode()?;
+        // Not retryable: a value that does not open never will (wrong credential or tampered).
+        let token = self
+            .sealer
+            .open(&EmailTokenIssued::seal_context(&event.event_type, e.user_id), &e.sealed_token)
+            .map_err(|err| format!("email token: {err}"))?;
         // The profile's language wins; the one given at sign-up covers a profile not made yet.
         let profile = self.users.profile(e.user_id).await.map_err(|p| p.to_string())?;
         let (locale, name) = match &profile {
@@ -121,7 +164,7 @@ impl EventHandler for NotificationService {
             template,
             &locale,
             &name,
-            &domain::link(&self.public_url, template, &e.token),
+            &domain::link(&self.public_url, template, &token),
             &domain::human_duration(minutes, &locale),
         );
         self.send(&event.id.to_string(), &e.email, rendered).await

@@ -1,0 +1,1 @@
+ALTER TABLE oauth_identities DROP COLUMN email_verified;
