@@ -265,6 +265,6 @@ async fn migrate_applies_each_migration_once() {
     cmd.env("HOMETRIP_DATA_DIR", &fresh).env_remove("HOMETRIP_DATABASE__URL").arg("migrate");
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "13 migrations applied");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "14 migrations applied");
     let _ = std::fs::remove_dir_all(fresh);
 }

@@ -12,6 +12,7 @@ mod edge;
 mod ical;
 mod listings;
 mod oauth;
+mod privacy;
 mod restart;
 mod search;
 mod smtp;

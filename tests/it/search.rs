@@ -111,7 +111,9 @@ async fn search_filters_sorts_pages_and_suggests() {
     let near_ids: Vec<&str> =
         near.body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
     assert_eq!(near_ids, vec![loft.as_str(), loft2.as_str()], "{}", near.text);
-    assert!(near.body["items"][0]["distance_km"].as_f64().unwrap() < 0.1);
+    // Measured to the approximate location (150-450 m from the exact point at the centre).
+    let nearest = near.body["items"][0]["distance_km"].as_f64().unwrap();
+    assert!((0.14..=0.46).contains(&nearest), "{nearest}");
     assert_eq!(near.body["total"], json!(2));
     // Sorts.
     let by_price = ids(&api, "sort=price_asc").await;

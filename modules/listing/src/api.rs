@@ -118,11 +118,21 @@ impl ListingStatus {
     }
 }
 
+/// A listing's address. Visitors (anyone but its host, admins and guests with a
+/// confirmed booking) get only `city`, `neighbourhood` and `country`: the
+/// street and postal code are left out.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
+    /// The street address; left out for visitors.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub line1: String,
     pub city: String,
+    /// The district or area shown to visitors, e.g. `Canal Saint-Martin` (optional).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub neighbourhood: String,
+    /// Left out for visitors (a postcode can narrow a place to a few houses).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub postal_code: String,
     /// ISO 3166-1 alpha-2, e.g. `FR`.
     pub country: String,
@@ -156,7 +166,13 @@ pub struct Listing {
     pub description: String,
     pub property_type: String,
     pub address: Address,
+    /// The exact point for the host, admins and guests with a confirmed
+    /// booking; for everyone else the same as `approximate_location`.
     pub location: Option<Location>,
+    /// The point visitors and search results show: the exact one moved by a
+    /// stable offset of 150 to 450 m, the same for every view.
+    #[serde(default)]
+    pub approximate_location: Option<Location>,
     pub max_guests: u32,
     pub bedrooms: u32,
     pub beds: u32,
@@ -327,6 +343,11 @@ pub mod booking_events {
     pub const RELEASED: &[&str] = &["booking.expired", "booking.declined", "booking.cancelled_by_guest"];
     /// A host's cancellation frees the guest but keeps the nights blocked.
     pub const CANCELLED_BY_HOST: &str = "booking.cancelled_by_host";
+    /// From here on the guest sees the street address and exact location.
+    pub const CONFIRMED: &str = "booking.confirmed";
+    /// A confirmed booking cancelled: its guest goes back to the public view.
+    /// (A completed stay keeps its access: the guest has been there.)
+    pub const ACCESS_ENDED: &[&str] = &["booking.cancelled_by_guest", "booking.cancelled_by_host"];
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

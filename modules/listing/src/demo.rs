@@ -124,6 +124,7 @@ impl Generator {
             address: Address {
                 line1: format!("{} rue de la Démo", self.rng.gen_range(1..200)),
                 city: city.to_owned(),
+                neighbourhood: String::new(),
                 postal_code: format!("{:05}", self.rng.gen_range(1000..99999)),
                 country: country.to_owned(),
             },

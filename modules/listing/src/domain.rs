@@ -282,12 +282,14 @@ pub fn apply_patch(terms: &Terms, patch: &TermsPatch) -> Result<Terms, Vec<Field
         let line1 = text("address.line1", &a.line1, 200, &mut e);
         let city = text("address.city", &a.city, 100, &mut e);
         let postal = text("address.postal_code", &a.postal_code, 20, &mut e);
+        let neighbourhood = text("address.neighbourhood", &a.neighbourhood, 100, &mut e);
         let country = a.country.trim().to_ascii_uppercase();
         if country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
             e.push(FieldError::new("address.country", "must be an ISO 3166-1 alpha-2 code"));
         }
-        if let (Some(line1), Some(city), Some(postal_code)) = (line1, city, postal) {
-            t.address = Address { line1, city, postal_code, country };
+        if let (Some(line1), Some(city), Some(postal_code), Some(neighbourhood)) = (line1, city, postal, neighbourhood)
+        {
+            t.address = Address { line1, city, neighbourhood, postal_code, country };
         }
     }
     if let Some(l) = patch.location {
@@ -662,6 +664,7 @@ mod tests {
             address: Some(Address {
                 line1: "1 quai de Valmy".into(),
                 city: "Paris".into(),
+                neighbourhood: "Canal Saint-Martin".into(),
                 postal_code: "75010".into(),
                 country: "fr".into(),
             }),
@@ -677,6 +680,7 @@ mod tests {
     fn patches_validate_every_field_and_change_nothing_on_error() {
         let t = ready();
         assert_eq!(t.address.country, "FR");
+        assert_eq!(t.address.neighbourhood, "Canal Saint-Martin");
         assert_eq!(t.pricing.currency.as_deref(), Some("EUR"));
         let bad = TermsPatch {
             title: Some("x".repeat(121)),

@@ -71,6 +71,10 @@ async fn create(
         .json(listing))
 }
 
+/// A listing. Its host, admins and guests with a confirmed booking get the
+/// street address and exact `location`; everyone else gets the city,
+/// neighbourhood and country, and `location` is the approximate point (the
+/// exact one moved by a stable 150–450 m offset, as `approximate_location`).
 #[utoipa::path(get, path = "/api/v1/listings/{id}", tag = "listings", params(("id" = Id, Path)),
     responses((status = 200, body = Listing), (status = 404, body = Problem)))]
 #[get("/listings/{id}")]
@@ -79,7 +83,10 @@ async fn show(
     user: Option<AuthUser>,
     id: web::Path<Id>,
 ) -> Result<HttpResponse, Problem> {
-    Ok(HttpResponse::Ok().json(svc.get(*id, user.as_ref().map(viewer)).await?))
+    // The body depends on who asks: no cache may hand one caller's to another.
+    Ok(HttpResponse::Ok()
+        .insert_header((header::VARY, "Authorization"))
+        .json(svc.get(*id, user.as_ref().map(viewer)).await?))
 }
 
 #[utoipa::path(patch, path = "/api/v1/listings/{id}", tag = "listings", params(("id" = Id, Path)), request_body = TermsPatch,

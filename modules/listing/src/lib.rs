@@ -7,9 +7,12 @@ pub mod demo;
 #[cfg(feature = "local")]
 pub mod domain;
 #[cfg(feature = "local")]
+pub mod guest_access;
+#[cfg(feature = "local")]
 pub mod http;
 #[cfg(feature = "local")]
 pub mod ical;
+pub mod privacy;
 #[cfg(feature = "local")]
 pub mod service;
 #[cfg(feature = "local")]

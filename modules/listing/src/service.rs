@@ -22,7 +22,7 @@ use crate::store::{self, CalendarError, ListingRow, PhotoRow, RangeEdit};
 pub const PHOTO_SIZES: [u32; 3] = [320, 720, 1600];
 
 pub struct ListingService {
-    db: Db,
+    pub(crate) db: Db,
     bus: Arc<EventBus>,
     files: FileStore,
     pub(crate) settings: ListingSettings,
@@ -137,6 +137,7 @@ impl ListingService {
             ical_token: hex::encode(token),
             created_at: now,
             updated_at: now,
+            location_salt: hex::encode(rand::random::<[u8; 16]>()),
         };
         Self::write_terms(&mut row, terms)?;
         Ok(row)
@@ -167,6 +168,9 @@ impl ListingService {
             property_type: t.property_type,
             address: t.address,
             location: t.location,
+            approximate_location: t
+                .location
+                .map(|exact| crate::privacy::approximate_location(&row.location_salt, row.id, exact)),
             max_guests: t.details.max_guests,
             bedrooms: t.details.bedrooms,
             beds: t.details.beds,
@@ -258,10 +262,16 @@ impl ListingService {
         Ok(listing)
     }
 
+    /// The listing as `viewer` may see it: the street address and exact point
+    /// only for its host, admins and guests with a confirmed booking (who also
+    /// see it when it is no longer published); the public view for others.
     pub async fn get(&self, id: Id, viewer: Option<Viewer>) -> Result<Listing, Problem> {
-        let row = self.visible_row(id, viewer).await?;
+        let row = self.row(id).await?;
+        let exact = self.sees_exact_location(&row, viewer).await?;
+        let row = if exact { row } else { Self::visible(row, viewer)? };
         let photos = store::photos(&self.db, id).await.map_err(db_err)?;
-        Ok(self.view(&row, &photos))
+        let listing = self.view(&row, &photos);
+        Ok(if exact { listing } else { crate::privacy::public_view(listing) })
     }
 
     pub async fn update(&self, id: Id, viewer: Viewer, patch: &TermsPatch) -> Result<Listing, Problem> {
@@ -1066,6 +1076,7 @@ impl ListingService {
         let mut types = vec![booking_events::CREATED, booking_events::CANCELLED_BY_HOST];
         types.extend_from_slice(booking_events::RELEASED);
         self.bus.subscribe("listing.booked_nights", &types, handler).await;
+        crate::guest_access::GuestAccess::new(self.db.clone()).subscribe(&self.bus).await;
     }
 }
 

@@ -28,6 +28,8 @@ pub mod schema {
             ical_token -> Text,
             created_at -> DbInstant,
             updated_at -> DbInstant,
+            /// The secret the approximate location's offset is derived from.
+            location_salt -> Text,
         }
     }
     diesel::table! {
@@ -105,6 +107,7 @@ pub struct ListingRow {
     pub ical_token: String,
     pub created_at: Instant,
     pub updated_at: Instant,
+    pub location_salt: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -21,11 +21,13 @@ pub struct SearchHit {
     pub id: Id,
     pub title: String,
     pub city: String,
+    /// The approximate location (within a few hundred metres), never the exact one.
     pub location: GeoPoint,
     pub nightly_price: Money,
     pub rating: Option<f64>,
     pub property_type: String,
     pub max_guests: u32,
+    /// From the search's centre to the approximate location.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distance_km: Option<f64>,
 }

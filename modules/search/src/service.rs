@@ -92,12 +92,18 @@ impl SearchService {
 
     /// Whether the index keeps `listing`: published, located and priced.
     fn indexable(listing: &Listing) -> bool {
-        listing.location.is_some() && listing.nightly_price.is_some() && listing.status == ListingStatus::Published
+        listing.approximate_location.is_some()
+            && listing.nightly_price.is_some()
+            && listing.status == ListingStatus::Published
     }
 
-    /// What the index keeps of a published, located, priced listing.
+    /// What the index keeps of a published, located, priced listing. Its
+    /// point is the approximate one visitors see, never the exact one: the
+    /// results show it, and distances, sorts and geo filters computed from the
+    /// exact point would let anyone locate it by trilateration.
     fn doc_for(listing: &Listing, booked: impl Iterator<Item = chrono::NaiveDate>) -> Option<IndexedListing> {
-        let (Some(location), Some(price), true) = (listing.location, &listing.nightly_price, Self::indexable(listing))
+        let (Some(location), Some(price), true) =
+            (listing.approximate_location, &listing.nightly_price, Self::indexable(listing))
         else {
             return None;
         };

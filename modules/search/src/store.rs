@@ -23,7 +23,8 @@ use tantivy::{
 };
 
 /// Bump when the schema changes: an index of another version is rebuilt.
-pub const SCHEMA_VERSION: &str = "5";
+/// (6: `lat`/`lon` hold the listing's approximate location.)
+pub const SCHEMA_VERSION: &str = "6";
 
 /// Property types and amenities are indexed by their place in the listing
 /// module's catalogues (a type slot, a bit per amenity), so facets count small
@@ -203,6 +204,7 @@ pub struct IndexedListing {
     pub title: String,
     pub description: String,
     pub city: String,
+    /// The approximate location (the only one the index knows).
     pub lat: f64,
     pub lon: f64,
     pub price: u64,
