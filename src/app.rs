@@ -20,6 +20,7 @@ use hometrip_kernel::events::{EventBus, RetryPolicy};
 use hometrip_kernel::files::FileStore;
 use hometrip_kernel::http::{PublicUrl, ServiceToken, TrustedProxies};
 use hometrip_kernel::jobs::{Scheduler, SchedulerSettings};
+use hometrip_kernel::outbound::Outbound;
 use hometrip_kernel::time::Clock;
 use hometrip_listing::api::Listings;
 use hometrip_listing::service::ListingService;
@@ -138,7 +139,9 @@ impl Platform {
             event_sealer,
         )?;
         notifications.subscribe(&bus).await;
-        let listings = ListingService::new(db.clone(), Arc::clone(&bus), files.clone(), settings.listing.clone());
+        let feeds = Outbound::new(&settings.outbound, hometrip_listing::feeds::feed_purpose(&settings.listing))?;
+        let listings =
+            ListingService::new(db.clone(), Arc::clone(&bus), files.clone(), settings.listing.clone(), feeds);
         listings.subscribe().await;
         let jobs = Scheduler::new(
             db.clone(),
@@ -149,6 +152,7 @@ impl Platform {
                 ..SchedulerSettings::default()
             },
         );
+        listings.register_jobs(&jobs).await.map_err(|p| format!("listing jobs: {}", p.detail))?;
         let (gateway, simulated): (Arc<dyn PaymentGateway>, Option<Arc<SimulatedGateway>>) =
             match settings.payment.provider.as_str() {
                 "simulated" => {
@@ -272,7 +276,6 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             }
         });
     }
-    let calendar_sync = platform.listings.spawn_sync();
     let scheduler = platform.jobs.spawn();
     let openapi = openapi_document().to_json().map_err(|e| e.to_string())?;
 
@@ -284,12 +287,14 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         metrics,
         openapi,
         public_file_prefixes: vec!["avatars/".to_owned(), "photos/".to_owned()],
+        metrics_public: settings.server.metrics_public,
     });
     let edge = web::Data::new(EdgeSettings {
         limiter: RateLimiter::new(Arc::clone(&platform.cache)),
         per_ip: settings.server.rate_limit,
         per_account: settings.auth.rate_limit_per_account,
         trusted_proxies: trusted.clone(),
+        hsts: settings.server.public_url.starts_with("https://"),
     });
     let auth_web = web::Data::new(hometrip_auth::http::AuthWeb {
         service: Arc::clone(&platform.auth),
@@ -393,7 +398,6 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         relay.abort();
     }
     scheduler.abort();
-    calendar_sync.abort();
     committer.abort();
     // Give in-flight relay work a moment; undelivered events stay in the outbox.
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -38,6 +38,7 @@ pub struct Settings {
     pub payment: PaymentSettings,
     pub jobs: JobSettings,
     pub events: EventSettings,
+    pub outbound: hometrip_kernel::outbound::OutboundSettings,
     pub testing: TestingSettings,
 }
 
@@ -102,7 +103,8 @@ impl Settings {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("server.cors_origins")
-                .with_list_parse_key("server.trusted_proxies"),
+                .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("outbound.allow_networks"),
         );
         let config = builder.build().map_err(|e| format!("configuration: {e}"))?;
         let settings: Settings = config.try_deserialize().map_err(|e| format!("configuration: {e}"))?;
@@ -150,6 +152,12 @@ impl Settings {
         }
         if !matches!(self.payment.provider.as_str(), "simulated" | "stripe") {
             return Err("payment.provider: use simulated or stripe".to_owned());
+        }
+        if self.profile == "production" && self.payment.provider == "simulated" && !self.payment.simulated_in_production
+        {
+            return Err("payment.provider: the production profile needs stripe (the simulated provider confirms \
+                        bookings without money; set payment.simulated_in_production = true for a staging deployment)"
+                .to_owned());
         }
         if self.payment.provider == "stripe" && self.payment.stripe.secret_key.is_empty() {
             return Err("payment.stripe.secret_key: required when payment.provider is stripe".to_owned());

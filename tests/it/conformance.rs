@@ -155,8 +155,15 @@ async fn in_process() -> InProcess {
         max_photos: 10,
         ical_sync_interval_secs: 3600,
         ical_allow_private_hosts: true,
+        ical_fetch_timeout_secs: 10,
+        ical_sync_budget_secs: 300,
     };
-    let listings = ListingService::new(db.clone(), bus.clone(), files.clone(), listing_settings);
+    let feeds = hometrip_kernel::outbound::Outbound::new(
+        &Default::default(),
+        hometrip_listing::feeds::feed_purpose(&listing_settings),
+    )
+    .unwrap();
+    let listings = ListingService::new(db.clone(), bus.clone(), files.clone(), listing_settings, feeds);
     let users = UserService::new(
         db,
         bus.clone(),

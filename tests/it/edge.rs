@@ -138,7 +138,9 @@ async fn health_metrics_openapi_and_request_ids() {
     let id = uuid::Uuid::now_v7();
     api.get(&format!("/api/v1/users/{id}")).await;
     assert_eq!(api.get("/no/such/route").await.problem(404), "not_found");
-    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    let scraper = std::fs::read_to_string(server.data_dir.join("keys/service.token")).unwrap();
+    let metrics = api.http.get(server.url("/metrics")).bearer_auth(scraper.trim()).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
     assert!(metrics.contains("http_request_duration_seconds"), "{metrics}");
     // The route label is the pattern, never the raw path.
     assert!(metrics.contains("route=\"/api/v1/users/{id}\""), "{metrics}");

@@ -9,6 +9,7 @@ mod auth;
 mod bookings;
 mod conformance;
 mod edge;
+mod hardening;
 mod ical;
 mod listings;
 mod oauth;

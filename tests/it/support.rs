@@ -410,7 +410,16 @@ pub fn png(w: u32, h: u32) -> Vec<u8> {
 /// Serves `configure`'s routes on a free loopback port from a thread of its own
 /// (stand-ins for external services: OAuth providers, calendar feeds).
 pub fn local_server(configure: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    local_server_on("127.0.0.1", configure)
+}
+
+/// [`local_server`] on another loopback address (`127.0.0.2`: a "public" host
+/// for tests that allow only that address).
+pub fn local_server_on(
+    ip: &str,
+    configure: impl Fn(&mut actix_web::web::ServiceConfig) + Send + Clone + 'static,
+) -> String {
+    let listener = TcpListener::bind((ip, 0)).expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod images;
 pub mod jobs;
 pub mod money;
+pub mod outbound;
 pub mod remote;
 pub mod sealed;
 pub mod settings;

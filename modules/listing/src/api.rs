@@ -292,6 +292,9 @@ pub struct Quote {
 }
 
 /// Listings as other modules see them (booking, search), in process or over HTTP.
+/// They are exact (street address, exact `location`): a module showing one to
+/// a visitor shows `crate::privacy::public_view` of it, or only its
+/// `approximate_location` (see ARCHITECTURE.md, "Location privacy").
 #[async_trait]
 pub trait Listings: Send + Sync {
     async fn listing(&self, id: Id) -> Result<Option<Listing>, Problem>;
@@ -375,6 +378,11 @@ pub struct ListingSettings {
     /// Allow feeds on private and loopback addresses (tests, intranets); off in
     /// production, so a host cannot make the server fetch internal URLs.
     pub ical_allow_private_hosts: bool,
+    /// How long one feed may take to answer, body included.
+    pub ical_fetch_timeout_secs: u64,
+    /// A scheduled sync starts no new fetch after this long (the rest go
+    /// first next time).
+    pub ical_sync_budget_secs: u64,
 }
 
 /// An external calendar feed that blocks the listing's nights.

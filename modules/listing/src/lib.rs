@@ -7,6 +7,8 @@ pub mod demo;
 #[cfg(feature = "local")]
 pub mod domain;
 #[cfg(feature = "local")]
+pub mod feeds;
+#[cfg(feature = "local")]
 pub mod guest_access;
 #[cfg(feature = "local")]
 pub mod http;

@@ -9,6 +9,7 @@ use hometrip_kernel::db::{Db, DbError};
 use hometrip_kernel::events::{Envelope, EventBus};
 use hometrip_kernel::files::FileStore;
 use hometrip_kernel::money::Money;
+use hometrip_kernel::outbound::Outbound;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{ErrorCode, FieldError, Id, Problem};
 use rand::RngCore;
@@ -18,14 +19,18 @@ use crate::api::*;
 use crate::domain::{self, PlatformFees, StayError, Taken, Terms, TermsPatch};
 use crate::store::{self, CalendarError, ListingRow, PhotoRow, RangeEdit};
 
+pub use crate::feeds::{ExportLink, SyncResult};
+
 /// Photo sizes (longest side): thumbnail, card, full.
 pub const PHOTO_SIZES: [u32; 3] = [320, 720, 1600];
 
 pub struct ListingService {
     pub(crate) db: Db,
-    bus: Arc<EventBus>,
+    pub(crate) bus: Arc<EventBus>,
     files: FileStore,
     pub(crate) settings: ListingSettings,
+    /// Calendar feeds are fetched through it (URLs hosts choose).
+    pub(crate) feeds: Outbound,
 }
 
 /// Who is asking: the listing's owner and admins see drafts and may edit.
@@ -58,7 +63,7 @@ pub enum Removal {
     Deactivated,
 }
 
-fn db_err(e: DbError) -> Problem {
+pub(crate) fn db_err(e: DbError) -> Problem {
     Problem::from(e)
 }
 
@@ -75,8 +80,9 @@ pub fn today() -> NaiveDate {
 }
 
 impl ListingService {
-    pub fn new(db: Db, bus: Arc<EventBus>, files: FileStore, settings: ListingSettings) -> Arc<Self> {
-        Arc::new(ListingService { db, bus, files, settings })
+    /// `feeds` fetches calendar imports ([`crate::feeds::feed_purpose`]).
+    pub fn new(db: Db, bus: Arc<EventBus>, files: FileStore, settings: ListingSettings, feeds: Outbound) -> Arc<Self> {
+        Arc::new(ListingService { db, bus, files, settings, feeds })
     }
 
     fn fees(&self, rate: Rate) -> PlatformFees {
@@ -208,7 +214,7 @@ impl ListingService {
         Envelope::new(MODULE, LISTING_CHANGED, &ListingChanged { listing: listing.clone(), deleted }).map_err(db_err)
     }
 
-    async fn row(&self, id: Id) -> Result<ListingRow, Problem> {
+    pub(crate) async fn row(&self, id: Id) -> Result<ListingRow, Problem> {
         store::get(&self.db, id).await.map_err(db_err)?.ok_or_else(|| Problem::not_found("listing"))
     }
 
@@ -229,7 +235,7 @@ impl ListingService {
     }
 
     /// The row, if `viewer` is its host (403 otherwise; 404 if it is not theirs to see).
-    async fn owned_row(&self, id: Id, viewer: Viewer) -> Result<ListingRow, Problem> {
+    pub(crate) async fn owned_row(&self, id: Id, viewer: Viewer) -> Result<ListingRow, Problem> {
         let row = self.visible_row(id, Some(viewer)).await?;
         if row.host_id != viewer.id {
             return Err(Problem::forbidden("only the listing's host may change it"));
@@ -329,6 +335,17 @@ impl ListingService {
         Ok(Removal::Deleted)
     }
 
+    /// How many more photos the caller may add to the listing: checked before
+    /// an upload's body is read (403/404 for others, 422 when it is full).
+    pub async fn photo_room(&self, id: Id, viewer: Viewer) -> Result<usize, Problem> {
+        self.owned_row(id, viewer).await?;
+        let existing = store::photos(&self.db, id).await.map_err(db_err)?.len();
+        match self.settings.max_photos.saturating_sub(existing) {
+            0 => Err(Problem::field("file", &format!("a listing has at most {} photos", self.settings.max_photos))),
+            room => Ok(room),
+        }
+    }
+
     pub async fn add_photos(&self, id: Id, viewer: Viewer, uploads: Vec<Vec<u8>>) -> Result<Vec<Photo>, Problem> {
         let row = self.owned_row(id, viewer).await?;
         let existing = store::photos(&self.db, id).await.map_err(db_err)?;
@@ -338,10 +355,7 @@ impl ListingService {
         // Decode everything first: one bad file rejects the whole request, storing nothing.
         let mut encoded = Vec::new();
         for (i, bytes) in uploads.into_iter().enumerate() {
-            let sizes = tokio::task::spawn_blocking(move || hometrip_kernel::images::reencode(&bytes, &PHOTO_SIZES))
-                .await
-                .map_err(Problem::internal)?
-                .map_err(|e| e.into_problem(&format!("file[{i}]")))?;
+            let sizes = hometrip_kernel::images::reencode_bounded(bytes, &PHOTO_SIZES, &format!("file[{i}]")).await?;
             encoded.push(sizes);
         }
         let first = existing.iter().map(|p| p.position + 1).max().unwrap_or(0);
@@ -697,288 +711,6 @@ impl Listings for ListingService {
             return Err(Problem::field("ids", "at most 1000 listings and 731 days"));
         }
         store::taken_nights_of(&self.db, ids, from, to).await.map_err(db_err)
-    }
-}
-
-// ---- iCal export and import -------------------------------------------------------
-
-/// Largest feed accepted.
-const FEED_MAX_BYTES: usize = 2 * 1024 * 1024;
-/// Feeds per listing.
-const MAX_IMPORTS: usize = 10;
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SyncResult {
-    pub imported_nights: i64,
-    pub last_synced_at: Instant,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ExportLink {
-    /// Works without signing in; revoke it by rotating.
-    pub url: String,
-}
-
-fn import_view(row: &store::ImportRow) -> CalendarImport {
-    CalendarImport {
-        id: row.id,
-        name: row.name.clone(),
-        url: row.url.clone(),
-        last_synced_at: row.last_synced_at,
-        last_error: row.last_error.clone(),
-    }
-}
-
-fn feed_error(detail: String) -> Problem {
-    Problem::new(ErrorCode::BadGateway, detail)
-}
-
-fn is_public(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
-        }
-        std::net::IpAddr::V6(v6) => {
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80)
-        }
-    }
-}
-
-impl ListingService {
-    fn http() -> Result<reqwest::Client, Problem> {
-        reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .user_agent("HomeTrip calendar sync")
-            .build()
-            .map_err(Problem::internal)
-    }
-
-    /// The listing's calendar as iCalendar: for its host (or an admin), or for
-    /// anyone holding the export token.
-    pub async fn export_ics(
-        &self,
-        id: Id,
-        viewer: Option<Viewer>,
-        token: Option<&str>,
-    ) -> Result<(String, String), Problem> {
-        let row = self.row(id).await?;
-        let by_token =
-            token.is_some_and(|t| hometrip_kernel::http::constant_time_eq(t.as_bytes(), row.ical_token.as_bytes()));
-        let by_owner = viewer.is_some_and(|v| v.admin || v.id == row.host_id);
-        if !by_token && !by_owner {
-            return Err(Problem::not_found("listing"));
-        }
-        let from = today();
-        let to = from + Duration::days(domain::MAX_CALENDAR_DAYS);
-        // Booked and host-blocked nights; nights imported from other calendars are
-        // left out so two platforms syncing each other do not echo blocks forever.
-        let nights: Vec<(NaiveDate, String)> = store::taken_nights(&self.db, id, from, to)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .filter(|(_, s)| s != store::EXTERNAL)
-            .collect();
-        Ok((crate::ical::export(id, &row.title, &nights), row.title))
-    }
-
-    fn export_url(public_base: &str, id: Id, token: &str) -> String {
-        format!("{}/api/v1/listings/{id}/calendar.ics?token={token}", public_base.trim_end_matches('/'))
-    }
-
-    pub async fn export_link(&self, id: Id, viewer: Viewer, public_base: &str) -> Result<ExportLink, Problem> {
-        let row = self.owned_row(id, viewer).await?;
-        Ok(ExportLink { url: Self::export_url(public_base, id, &row.ical_token) })
-    }
-
-    /// A new export token: the old link stops working.
-    pub async fn rotate_export_link(&self, id: Id, viewer: Viewer, public_base: &str) -> Result<ExportLink, Problem> {
-        self.owned_row(id, viewer).await?;
-        let mut token = [0u8; 24];
-        rand::thread_rng().fill_bytes(&mut token);
-        let token = hex::encode(token);
-        store::set_ical_token(&self.db, id, &token).await.map_err(db_err)?;
-        Ok(ExportLink { url: Self::export_url(public_base, id, &token) })
-    }
-
-    pub async fn add_import(&self, id: Id, viewer: Viewer, url: &str, name: &str) -> Result<CalendarImport, Problem> {
-        self.owned_row(id, viewer).await?;
-        let mut errors = Vec::new();
-        let parsed =
-            url::Url::parse(url.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-        if parsed.is_none() || url.len() > 2048 {
-            errors.push(FieldError::new("url", "must be an http(s) URL of at most 2048 characters"));
-        }
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            errors.push(FieldError::new("name", "must be 1 to 100 characters"));
-        }
-        if !errors.is_empty() {
-            return Err(Problem::validation(errors));
-        }
-        if store::imports(&self.db, id).await.map_err(db_err)?.len() >= MAX_IMPORTS {
-            return Err(Problem::field("url", &format!("a listing has at most {MAX_IMPORTS} calendar imports")));
-        }
-        let row = store::ImportRow {
-            id: Id::new(),
-            listing_id: id,
-            name: name.to_owned(),
-            url: parsed.map(|u| u.to_string()).unwrap_or_default(),
-            etag: None,
-            last_synced_at: None,
-            last_error: None,
-            created_at: Instant::now(),
-        };
-        store::insert_import(&self.db, &row).await.map_err(db_err)?;
-        Ok(import_view(&row))
-    }
-
-    pub async fn imports(&self, id: Id, viewer: Viewer) -> Result<Vec<CalendarImport>, Problem> {
-        self.owned_row(id, viewer).await?;
-        Ok(store::imports(&self.db, id).await.map_err(db_err)?.iter().map(import_view).collect())
-    }
-
-    async fn owned_import(&self, id: Id, viewer: Viewer, import_id: Id) -> Result<store::ImportRow, Problem> {
-        self.owned_row(id, viewer).await?;
-        store::import(&self.db, import_id)
-            .await
-            .map_err(db_err)?
-            .filter(|i| i.listing_id == id)
-            .ok_or_else(|| Problem::not_found("calendar import"))
-    }
-
-    pub async fn delete_import(&self, id: Id, viewer: Viewer, import_id: Id) -> Result<(), Problem> {
-        let import = self.owned_import(id, viewer, import_id).await?;
-        let from = today();
-        let event = Envelope::new(
-            MODULE,
-            CALENDAR_CHANGED,
-            &CalendarChanged { listing_id: id, from, to: from + Duration::days(domain::MAX_CALENDAR_DAYS) },
-        )
-        .map_err(db_err)?;
-        store::delete_import(&self.db, &import, &event).await.map_err(db_err)?;
-        self.bus.poke();
-        Ok(())
-    }
-
-    pub async fn sync_import_now(&self, id: Id, viewer: Viewer, import_id: Id) -> Result<SyncResult, Problem> {
-        let import = self.owned_import(id, viewer, import_id).await?;
-        self.sync(&import).await
-    }
-
-    /// Fetches a feed and makes its nights the import's external blocks. A feed
-    /// that fails (network, HTTP status, size, format) changes nothing stored
-    /// but the error note: existing blocks are kept.
-    async fn sync(&self, import: &store::ImportRow) -> Result<SyncResult, Problem> {
-        let outcome = self.fetch(import).await;
-        let body = match outcome {
-            Ok(b) => b,
-            Err(detail) => {
-                store::record_import_error(&self.db, import.id, &detail).await.map_err(db_err)?;
-                return Err(feed_error(detail));
-            }
-        };
-        let Some((text, etag)) = body else {
-            store::touch_import(&self.db, import.id).await.map_err(db_err)?;
-            let count = store::import_nights(&self.db, import.id).await.map_err(db_err)?;
-            return Ok(SyncResult { imported_nights: count, last_synced_at: Instant::now() });
-        };
-        let from = today();
-        let to = from + Duration::days(domain::MAX_CALENDAR_DAYS);
-        let nights = match crate::ical::import(&text, from, to) {
-            Ok(n) => n,
-            Err(detail) => {
-                store::record_import_error(&self.db, import.id, &detail).await.map_err(db_err)?;
-                return Err(feed_error(detail));
-            }
-        };
-        let event =
-            Envelope::new(MODULE, CALENDAR_CHANGED, &CalendarChanged { listing_id: import.listing_id, from, to })
-                .map_err(db_err)?;
-        store::replace_import_nights(&self.db, import, &nights, from, etag.as_deref(), &event).await.map_err(db_err)?;
-        self.bus.poke();
-        Ok(SyncResult { imported_nights: nights.len() as i64, last_synced_at: Instant::now() })
-    }
-
-    /// `Ok(None)` when the feed is unchanged (304).
-    async fn fetch(&self, import: &store::ImportRow) -> Result<Option<(String, Option<String>)>, String> {
-        let url = url::Url::parse(&import.url).map_err(|e| format!("bad feed URL: {e}"))?;
-        if !self.settings.ical_allow_private_hosts {
-            let host = url.host_str().unwrap_or_default().to_owned();
-            let port = url.port_or_known_default().unwrap_or(443);
-            let addrs = tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("{host}: {e}"))?;
-            for addr in addrs {
-                if !is_public(addr.ip()) {
-                    return Err(format!("{host} is not a public address"));
-                }
-            }
-        }
-        let mut request = Self::http().map_err(|e| e.to_string())?.get(url);
-        if let Some(etag) = &import.etag {
-            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
-        }
-        let response = request.send().await.map_err(|e| format!("fetching the feed failed: {e}"))?;
-        if response.status() == reqwest::StatusCode::NOT_MODIFIED {
-            return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(format!("the feed answered HTTP {}", response.status().as_u16()));
-        }
-        let etag = response.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let mut body = Vec::new();
-        let mut response = response;
-        while let Some(chunk) = response.chunk().await.map_err(|e| format!("reading the feed failed: {e}"))? {
-            if body.len() + chunk.len() > FEED_MAX_BYTES {
-                return Err(format!("the feed is larger than {} KiB", FEED_MAX_BYTES / 1024));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        let text = String::from_utf8(body).map_err(|_| "the feed is not UTF-8 text".to_owned())?;
-        Ok(Some((text, etag)))
-    }
-
-    /// Syncs every registered feed once (the scheduler calls this).
-    pub async fn sync_all(&self) -> usize {
-        let imports = match store::all_imports(&self.db).await {
-            Ok(i) => i,
-            Err(e) => {
-                tracing::warn!(error = %e, "calendar sync: listing imports failed");
-                return 0;
-            }
-        };
-        let mut ok = 0;
-        for import in &imports {
-            match self.sync(import).await {
-                Ok(_) => ok += 1,
-                Err(p) => tracing::warn!(import = %import.id, error = %p.detail, "calendar sync failed; blocks kept"),
-            }
-        }
-        ok
-    }
-
-    /// Runs [`Self::sync_all`] every `ical_sync_interval_secs`.
-    pub fn spawn_sync(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let service = Arc::clone(self);
-        let every = std::time::Duration::from_secs(self.settings.ical_sync_interval_secs.max(60));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let synced = service.sync_all().await;
-                tracing::info!(synced, "calendar feeds synced");
-            }
-        })
     }
 }
 

@@ -83,6 +83,9 @@ pub mod schema {
 }
 use schema::*;
 
+// Feeds are picked by their listing's status and host (subqueries, same module).
+diesel::allow_tables_to_appear_in_same_query!(calendar_imports, listings);
+
 pub const MIGRATIONS: MigrationSet = MigrationSet { module: "listing", postgres: || PG, sqlite: || SQLITE };
 const PG: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("../../migrations/listing/postgres");
@@ -491,8 +494,54 @@ pub async fn imports(db: &Db, listing_id: Id) -> Result<Vec<ImportRow>, DbError>
     })
 }
 
-pub async fn all_imports(db: &Db) -> Result<Vec<ImportRow>, DbError> {
-    run!(db, |conn| { Ok::<_, DbError>(calendar_imports::table.select(ImportRow::as_select()).load(conn).await?) })
+/// The feeds a scheduled sync fetches, with their listing's host: only those
+/// of published listings (drafts and unlisted listings take no one's turn).
+pub async fn feeds_to_sync(db: &Db) -> Result<Vec<(ImportRow, Id)>, DbError> {
+    let imports: Vec<ImportRow> = run!(db, |conn| {
+        Ok::<_, DbError>(
+            calendar_imports::table
+                .filter(
+                    calendar_imports::listing_id
+                        .eq_any(listings::table.filter(listings::status.eq("published")).select(listings::id)),
+                )
+                .select(ImportRow::as_select())
+                .load(conn)
+                .await?,
+        )
+    })?;
+    let mut listing_ids: Vec<Id> = imports.iter().map(|i| i.listing_id).collect();
+    listing_ids.sort();
+    listing_ids.dedup();
+    let mut hosts = std::collections::HashMap::new();
+    for chunk in listing_ids.chunks(500) {
+        let rows: Vec<(Id, Id)> = run!(db, |conn| {
+            Ok::<_, DbError>(
+                listings::table
+                    .filter(listings::id.eq_any(chunk))
+                    .select((listings::id, listings::host_id))
+                    .load(conn)
+                    .await?,
+            )
+        })?;
+        hosts.extend(rows);
+    }
+    Ok(imports.into_iter().filter_map(|i| hosts.get(&i.listing_id).copied().map(|host| (i, host))).collect())
+}
+
+/// Feeds registered on all of a host's listings.
+pub async fn host_import_count(db: &Db, host_id: Id) -> Result<i64, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            calendar_imports::table
+                .filter(
+                    calendar_imports::listing_id
+                        .eq_any(listings::table.filter(listings::host_id.eq(host_id)).select(listings::id)),
+                )
+                .count()
+                .get_result(conn)
+                .await?,
+        )
+    })
 }
 
 pub async fn import(db: &Db, id: Id) -> Result<Option<ImportRow>, DbError> {

@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use crate::api::*;
 use crate::domain;
 use crate::store::{self, ProfileChanges, ProfileRow};
-use hometrip_kernel::images::ImageError;
 
 pub struct UserService {
     db: Db,
@@ -91,10 +90,6 @@ pub enum IdentityDecision {
 
 fn db_err(e: hometrip_kernel::db::DbError) -> Problem {
     Problem::from(e)
-}
-
-fn image_problem(e: ImageError) -> Problem {
-    e.into_problem("file")
 }
 
 impl UserService {
@@ -247,11 +242,7 @@ impl UserService {
 
     pub async fn set_avatar(&self, id: Id, bytes: Vec<u8>) -> Result<Me, Problem> {
         let current = self.profile_row(id).await?;
-        let variants =
-            tokio::task::spawn_blocking(move || hometrip_kernel::images::reencode(&bytes, domain::AVATAR_SIZES))
-                .await
-                .map_err(Problem::internal)?
-                .map_err(image_problem)?;
+        let variants = hometrip_kernel::images::reencode_bounded(bytes, domain::AVATAR_SIZES, "file").await?;
         let key = format!("avatars/{id}/{}", Id::new());
         for (size, data) in variants {
             self.files.put(&format!("{key}-{size}.jpg"), data).await?;
