@@ -18,7 +18,7 @@ use hometrip_kernel::db::{Db, DbError};
 use hometrip_kernel::events::{Envelope, EventBus};
 use hometrip_kernel::sealed::Sealer;
 use hometrip_kernel::time::Instant;
-use hometrip_kernel::{ErrorCode, FieldError, Id, Problem};
+use hometrip_kernel::{ErrorCode, Id, Problem};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -27,6 +27,9 @@ use tokio::sync::Semaphore;
 use crate::api::*;
 use crate::domain::{self, RefreshDecision, RefreshState};
 use crate::store::{self, AccountRow, NewEmailToken, NewRefreshToken};
+
+mod credentials;
+mod two_factor;
 
 /// What the service needs from the process that hosts it.
 pub struct AuthDeps {
@@ -457,135 +460,6 @@ impl AuthService {
         }
     }
 
-    pub async fn login(
-        &self,
-        email: &str,
-        password: &str,
-        totp_code: Option<&str>,
-        client: &ClientInfo,
-    ) -> Result<TokenPair, Problem> {
-        let limits = self.settings.login_limits;
-        // A malformed email matches no account; it is still throttled and hashed like any other.
-        let normalized = domain::normalize_email(email).ok();
-        let ip_key = format!("login-ip:{}", client.ip);
-        // Hashed: the key stays short whatever the client sends.
-        let raw = email.trim().to_lowercase();
-        let account = domain::token_digest(normalized.as_deref().unwrap_or(&raw));
-        let account_ip_key = format!("login-account-ip:{account}:{}", client.ip);
-        let account_key = format!("login-account:{account}");
-        let ip_limit = Limit { max: limits.ip_failures, window_secs: limits.ip_window_secs };
-        let account_ip_limit = Limit { max: limits.account_ip_failures, window_secs: limits.account_ip_window_secs };
-        let account_limit = Limit { max: limits.account_failures, window_secs: limits.account_window_secs };
-        // Every attempt is counted before the password is checked, so parallel guesses
-        // cannot all pass a check made before any of them failed; a success gives its
-        // attempt back, so only failures add up. The lockout a guesser meets is per
-        // (account, address): guesses from elsewhere do not lock the owner out of their
-        // own network; the per-account ceiling is much higher. Checked in this order, an
-        // attempt refused at the (account, address) limit never reaches the ceiling.
-        for (key, limit) in [(&ip_key, ip_limit), (&account_ip_key, account_ip_limit), (&account_key, account_limit)] {
-            if let Err(retry) = self.limiter.hit(key, limit).await? {
-                return Err(
-                    Problem::new(ErrorCode::RateLimited, "too many failed logins; try again later").retry_after(retry)
-                );
-            }
-        }
-        let account = match &normalized {
-            Some(e) => store::account_by_email(&self.db, e).await.map_err(db_err)?,
-            None => None,
-        };
-        // No stored password is longer than the policy allows: a huge one is refused without hashing it.
-        let password_ok = password.len() <= 4 * domain::PASSWORD_MAX_CHARS
-            && self.verify_password(password, account.as_ref().and_then(|a| a.password_hash.as_deref())).await?;
-        let Some(account) = account.filter(|_| password_ok) else {
-            return Err(Problem::new(ErrorCode::InvalidCredentials, "email or password is incorrect"));
-        };
-        if account.totp_secret.is_some() {
-            let Some(code) = totp_code.map(str::trim).filter(|c| !c.is_empty()) else {
-                // The password was right: asking for the second factor is not a failure.
-                self.limiter.release(&ip_key).await?;
-                self.limiter.release(&account_ip_key).await?;
-                self.limiter.release(&account_key).await?;
-                return Err(
-                    Problem::new(ErrorCode::TotpRequired, "a two-factor code is required").with("totp_required", true)
-                );
-            };
-            if !self.second_factor_ok(&account, code).await? {
-                return Err(
-                    Problem::new(ErrorCode::TotpRequired, "the two-factor code is invalid").with("totp_required", true)
-                );
-            }
-        }
-        self.limiter.release(&ip_key).await?;
-        self.limiter.reset(&account_ip_key).await?;
-        // Only given back, not reset: the owner signing in must not hand a distributed
-        // guesser a fresh ceiling.
-        self.limiter.release(&account_key).await?;
-        self.open_session(&account, client.user_agent.clone()).await
-    }
-
-    pub(crate) async fn check_second_factor(&self, account: &AccountRow, code: &str) -> Result<bool, Problem> {
-        self.second_factor_ok(account, code).await
-    }
-
-    /// A current TOTP code (once) or an unused recovery code.
-    async fn second_factor_ok(&self, account: &AccountRow, code: &str) -> Result<bool, Problem> {
-        let Some(sealed) = account.totp_secret.as_deref() else {
-            return Ok(false);
-        };
-        let totp = self.totp(account, &self.unseal(sealed)?)?;
-        let now = unix_now();
-        let last = account.totp_last_step.and_then(|s| u64::try_from(s).ok());
-        if let Some(step) = domain::accept_totp(code, now, last, |s| totp.generate(s * domain::TOTP_STEP_SECS)) {
-            let step = i64::try_from(step).map_err(Problem::internal)?;
-            return store::accept_totp_step(&self.db, account.id, step).await.map_err(db_err);
-        }
-        if domain::looks_like_recovery_code(code) {
-            return self.spend_recovery_code(account.id, &domain::normalize_recovery_code(code)).await;
-        }
-        Ok(false)
-    }
-
-    /// Finds the matching unused code among the account's (argon2, salted: no
-    /// lookup by hash) and spends it.
-    async fn spend_recovery_code(&self, account_id: Id, normalized: &str) -> Result<bool, Problem> {
-        let codes = store::unused_recovery_codes(&self.db, account_id).await.map_err(db_err)?;
-        if codes.is_empty() {
-            return Ok(false);
-        }
-        let found = {
-            let _permit = self.hashing.acquire().await.map_err(Problem::internal)?;
-            let normalized = normalized.to_owned();
-            tokio::task::spawn_blocking(move || {
-                codes
-                    .into_iter()
-                    .find(|(_, hash)| domain::recovery_code_matches(&normalized, hash, verify_password_blocking))
-                    .map(|(id, _)| id)
-            })
-            .await
-            .map_err(Problem::internal)?
-        };
-        match found {
-            Some(id) => store::spend_recovery_code(&self.db, id).await.map_err(db_err),
-            None => Ok(false),
-        }
-    }
-
-    fn totp(&self, account: &AccountRow, secret_b32: &str) -> Result<totp_rs::TOTP, Problem> {
-        let secret = totp_rs::Secret::Encoded(secret_b32.to_owned())
-            .to_bytes()
-            .map_err(|e| Problem::internal(format!("{e:?}")))?;
-        totp_rs::TOTP::new(
-            totp_rs::Algorithm::SHA1,
-            6,
-            1,
-            domain::TOTP_STEP_SECS,
-            secret,
-            Some(self.settings.totp_issuer.clone()),
-            account.email.clone(),
-        )
-        .map_err(Problem::internal)
-    }
-
     pub async fn refresh(&self, refresh_token: &str, user_agent: Option<String>) -> Result<TokenPair, Problem> {
         let invalid = || Problem::new(ErrorCode::InvalidToken, "refresh token is invalid, expired or revoked");
         let digest = domain::token_digest(refresh_token.trim());
@@ -664,156 +538,6 @@ impl AuthService {
             store::revoke_sessions_except(&self.db, user_id, Some(current), Instant::now()).await.map_err(db_err)?;
         self.forget_sessions(&revoked).await?;
         Ok(revoked.len())
-    }
-
-    /// A signed-in user changes their password, proving the current one; every
-    /// other session ends and the owner is emailed.
-    pub async fn change_password(
-        &self,
-        user: Id,
-        session: Id,
-        current: &str,
-        new_password: &str,
-    ) -> Result<(), Problem> {
-        let account = self.account_row(user).await?;
-        let Some(hash) = account.password_hash.as_deref() else {
-            return Err(Problem::new(ErrorCode::Conflict, "this account has no password yet; use the password reset"));
-        };
-        let limit = Limit { max: 5, window_secs: 900 };
-        if let Err(retry) = self.limiter.hit(&format!("password-change:{user}"), limit).await? {
-            return Err(Problem::new(ErrorCode::RateLimited, "too many attempts; try again later").retry_after(retry));
-        }
-        if !self.verify_password(current, Some(hash)).await? {
-            return Err(Problem::field("current_password", "is incorrect"));
-        }
-        let words = domain::personal_words(&account.email, &account.display_name);
-        let mut words: Vec<&str> = words.iter().map(String::as_str).collect();
-        words.push(current);
-        domain::check_password(new_password, &words)
-            .map_err(|e| Problem::validation(vec![FieldError::new("new_password", e.message)]))?;
-        let new_hash = self.hash_password(new_password).await?;
-        let event = self.event(PASSWORD_CHANGED, &AccountEvent { user_id: user })?;
-        let ended =
-            store::change_password(&self.db, user, &new_hash, session, Instant::now(), &event).await.map_err(db_err)?;
-        self.forget_sessions(&ended).await?;
-        self.limiter.reset(&format!("password-change:{user}")).await?;
-        self.bus.poke();
-        Ok(())
-    }
-
-    /// Always succeeds from the caller's view: whether the account exists is not revealed.
-    pub async fn forgot_password(&self, email: &str) -> Result<(), Problem> {
-        let Ok(email) = domain::normalize_email(email) else {
-            return Ok(());
-        };
-        let limit = Limit { max: 5, window_secs: 3600 };
-        if self.limiter.hit(&format!("forgot:{email}"), limit).await?.is_err() {
-            return Ok(());
-        }
-        let Some(account) = store::account_by_email(&self.db, &email).await.map_err(db_err)? else {
-            return Ok(());
-        };
-        let ttl = Duration::minutes(self.settings.reset_ttl_minutes);
-        self.send_email_token(&account, store::PURPOSE_RESET_PASSWORD, ttl, PASSWORD_RESET_REQUESTED).await
-    }
-
-    /// Sets a new password from a reset token and ends every session. Two-factor
-    /// stays on: a reset never bypasses it.
-    pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem> {
-        let unknown = || Problem::new(ErrorCode::BadRequest, "unknown, used or expired reset token");
-        let digest = domain::token_digest(token.trim());
-        // The token is checked before any hashing, so random tokens cost no argon2 work;
-        // the transaction below checks it again as it spends it.
-        let account_id = store::live_email_token(&self.db, &digest, store::PURPOSE_RESET_PASSWORD, Instant::now())
-            .await
-            .map_err(db_err)?
-            .ok_or_else(unknown)?;
-        let account = self.account_row(account_id).await?;
-        let words = domain::personal_words(&account.email, &account.display_name);
-        let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        domain::check_password(new_password, &words)
-            .map_err(|e| Problem::validation(vec![FieldError::new("new_password", e.message)]))?;
-        let hash = self.hash_password(new_password).await?;
-        let outcome = store::reset_password(&self.db, &digest, &hash, Instant::now(), |user_id| {
-            Envelope::new(MODULE, PASSWORD_CHANGED, &AccountEvent { user_id })
-        })
-        .await
-        .map_err(db_err)?;
-        let Some((_, sessions)) = outcome else { return Err(unknown()) };
-        self.forget_sessions(&sessions).await?;
-        self.bus.poke();
-        Ok(())
-    }
-
-    pub async fn totp_setup(&self, user_id: Id) -> Result<TotpSetup, Problem> {
-        let account = self.account_row(user_id).await?;
-        if account.totp_secret.is_some() {
-            return Err(Problem::new(ErrorCode::Conflict, "two-factor authentication is already on"));
-        }
-        let secret = totp_rs::Secret::generate_secret().to_encoded().to_string();
-        let totp = self.totp(&account, &secret)?;
-        store::set_pending_totp(&self.db, user_id, &self.seal(&secret)?).await.map_err(db_err)?;
-        Ok(TotpSetup { secret, otpauth_url: totp.get_url() })
-    }
-
-    pub async fn totp_enable(&self, user_id: Id, code: &str) -> Result<Vec<String>, Problem> {
-        let account = self.account_row(user_id).await?;
-        if account.totp_secret.is_some() {
-            return Err(Problem::new(ErrorCode::Conflict, "two-factor authentication is already on"));
-        }
-        let sealed = account
-            .totp_pending_secret
-            .clone()
-            .ok_or_else(|| Problem::new(ErrorCode::Conflict, "call /auth/2fa/setup first"))?;
-        let totp = self.totp(&account, &self.unseal(&sealed)?)?;
-        let step = domain::accept_totp(code, unix_now(), None, |s| totp.generate(s * domain::TOTP_STEP_SECS))
-            .ok_or_else(|| Problem::field("code", "the code does not match"))?;
-        let codes: Vec<String> = (0..domain::RECOVERY_CODE_COUNT).map(|_| domain::new_recovery_code()).collect();
-        let hashes = {
-            let _permit = self.hashing.acquire().await.map_err(Problem::internal)?;
-            let normalized: Vec<String> = codes.iter().map(|c| domain::normalize_recovery_code(c)).collect();
-            tokio::task::spawn_blocking(move || {
-                normalized.iter().map(|c| hash_password_blocking(c)).collect::<Result<Vec<String>, String>>()
-            })
-            .await
-            .map_err(Problem::internal)?
-            .map_err(Problem::internal)?
-        };
-        let step = i64::try_from(step).map_err(Problem::internal)?;
-        store::enable_totp(&self.db, user_id, &sealed, step, &hashes).await.map_err(db_err)?;
-        Ok(codes)
-    }
-
-    /// Turning two-factor off takes the password and a current code (a stolen
-    /// access token alone is not enough), is rate-limited, ends every other
-    /// session and emails the owner.
-    pub async fn totp_disable(&self, user_id: Id, session: Id, password: &str, code: &str) -> Result<(), Problem> {
-        let account = self.account_row(user_id).await?;
-        if account.totp_secret.is_none() {
-            return Err(Problem::new(ErrorCode::Conflict, "two-factor authentication is off"));
-        }
-        let Some(hash) = account.password_hash.as_deref() else {
-            return Err(Problem::new(ErrorCode::Conflict, "this account has no password yet; use the password reset"));
-        };
-        let key = format!("2fa-disable:{user_id}");
-        // Counted before the checks, like a login.
-        if let Err(retry) = self.limiter.hit(&key, Limit { max: 5, window_secs: 900 }).await? {
-            return Err(Problem::new(ErrorCode::RateLimited, "too many attempts; try again later").retry_after(retry));
-        }
-        if password.len() > 4 * domain::PASSWORD_MAX_CHARS || !self.verify_password(password, Some(hash)).await? {
-            return Err(Problem::new(ErrorCode::InvalidCredentials, "the password is incorrect"));
-        }
-        if !self.second_factor_ok(&account, code).await? {
-            return Err(
-                Problem::new(ErrorCode::TotpRequired, "the two-factor code is invalid").with("totp_required", true)
-            );
-        }
-        let event = self.event(TWO_FACTOR_DISABLED, &AccountEvent { user_id })?;
-        let ended = store::disable_totp(&self.db, user_id, session, &event).await.map_err(db_err)?;
-        self.forget_sessions(&ended).await?;
-        self.limiter.reset(&key).await?;
-        self.bus.poke();
-        Ok(())
     }
 
     /// First admin account (CLI): creates a verified admin, or grants the role
