@@ -102,6 +102,7 @@ async fn the_address_and_exact_location_go_to_the_host_admins_and_confirmed_gues
     let (stranger, _) = server.client().signed_up(&unique_email("stranger")).await;
     let (guest, _) = server.client().signed_up(&unique_email("guest")).await;
     let (canceller, _) = server.client().signed_up(&unique_email("canceller")).await;
+    let (dropped_guest, _) = server.client().signed_up(&unique_email("dropped")).await;
     let admin = admin(&server).await;
     let id = publish_listing(&server, &host, body("Loft au bord du canal", EXACT)).await;
     let path = format!("/api/v1/listings/{id}");
@@ -143,6 +144,13 @@ async fn the_address_and_exact_location_go_to_the_host_admins_and_confirmed_gues
     assert_eq!(c.status, 200, "{}", c.text);
     let back = eventually(&canceller, &path, |l| l["address"].get("line1").is_none()).await;
     assert_public(&back, approx, "guest after cancelling");
+    // So does the host's cancellation.
+    let dropped = confirmed_booking(&dropped_guest, &id, 15, 17).await;
+    eventually(&dropped_guest, &path, |l| l["address"]["line1"] == "12 quai de Valmy").await;
+    let c = host.post(&format!("/api/v1/bookings/{}/cancel", dropped["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!(c.body["booking"]["status"], "cancelled_by_host", "{}", c.text);
+    let back = eventually(&dropped_guest, &path, |l| l["address"].get("line1").is_none()).await;
+    assert_public(&back, approx, "guest after the host cancelled");
 
     // A confirmed guest still finds the place once the host unlists it; others get 404.
     assert_eq!(host.post(&format!("/api/v1/listings/{id}/unlist"), json!({})).await.status, 200);
