@@ -713,6 +713,11 @@ mod tests {
         assert_eq!(apply_patch(&t, &inverted).unwrap_err()[0].field, "min_nights");
         let nan = TermsPatch { location: Some(Location { lat: f64::NAN, lon: 0.0 }), ..Default::default() };
         assert!(apply_patch(&t, &nan).is_err());
+        let long = TermsPatch {
+            address: Some(Address { neighbourhood: "x".repeat(101), ..t.address.clone() }),
+            ..Default::default()
+        };
+        assert_eq!(apply_patch(&t, &long).unwrap_err()[0].field, "address.neighbourhood");
     }
 
     #[test]
