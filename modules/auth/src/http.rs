@@ -471,3 +471,28 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
     components(schemas(Problem, TokenPair, TotpSetup, SessionInfo, AccountSummary, JwkSet))
 )]
 pub struct AuthApi;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binding_cookie_is_script_proof_and_secure_over_https() {
+        let plain = binding_cookie("http://localhost:3001", "abc", 600);
+        assert_eq!(plain, "hometrip_oauth=abc; Path=/api/v1/auth/oauth; Max-Age=600; HttpOnly; SameSite=Lax");
+        assert!(binding_cookie("https://hometrip.example", "abc", 600).ends_with("; Secure"));
+    }
+
+    #[test]
+    fn the_binding_is_read_among_other_cookies() {
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((header::COOKIE, "a=1; hometrip_oauth=xyz; b=2"))
+            .to_http_request();
+        assert_eq!(binding_from(&req).as_deref(), Some("xyz"));
+        let other = actix_web::test::TestRequest::default()
+            .insert_header((header::COOKIE, "hometrip_oauthx=1; hometrip_oauth="))
+            .to_http_request();
+        assert_eq!(binding_from(&other), None);
+        assert_eq!(binding_from(&actix_web::test::TestRequest::default().to_http_request()), None);
+    }
+}
