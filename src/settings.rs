@@ -180,6 +180,12 @@ impl Settings {
         if !(0..=10_000).contains(&self.booking.host_penalty_bps) {
             return Err("booking.host_penalty_bps: must be between 0 and 10000".to_owned());
         }
+        let feed_run = self.listing.ical_sync_budget_secs.saturating_add(self.listing.ical_fetch_timeout_secs);
+        if self.listing.ical_fetch_timeout_secs == 0 || feed_run >= self.listing.ical_sync_interval_secs.max(60) {
+            return Err("listing.ical_sync_budget_secs: with ical_fetch_timeout_secs (at least 1), must stay under \
+                        ical_sync_interval_secs (a run ends before the next one starts)"
+                .to_owned());
+        }
         if self.jobs.poll_ms < 10 || self.jobs.lease_secs < 5 {
             return Err("jobs: poll_ms must be at least 10 and lease_secs at least 5".to_owned());
         }

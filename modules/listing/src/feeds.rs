@@ -11,6 +11,7 @@
 //! back everyone else's blocks.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -36,7 +37,7 @@ const FEED_MAX_BYTES: usize = 2 * 1024 * 1024;
 const MAX_IMPORTS: usize = 10;
 /// Feeds of one host across all their listings.
 pub const MAX_IMPORTS_PER_HOST: i64 = 50;
-/// Feeds of one host fetched by one scheduled run (the least recently synced).
+/// Feeds of one host fetched by one scheduled run (the least recently tried).
 pub const FEEDS_PER_HOST_PER_RUN: usize = 20;
 /// Fetches in flight at once during a scheduled run.
 pub const SYNC_CONCURRENCY: usize = 8;
@@ -89,7 +90,7 @@ fn feed_error(detail: String) -> Problem {
     Problem::new(ErrorCode::BadGateway, detail)
 }
 
-/// The order of a scheduled run: each host's least recently synced feeds
+/// The order of a scheduled run: each host's least recently tried feeds
 /// (at most `per_host`), then hosts in turn — every host's first feed, then
 /// every host's second — starting at host `start` (the caller picks it at
 /// random, so no host is always last). Returns the run and what was left out.
@@ -101,8 +102,8 @@ fn fair_order(feeds: Vec<(ImportRow, Id)>, per_host: usize, start: usize) -> (Ve
     let mut left_out = 0;
     let mut queues: Vec<std::vec::IntoIter<ImportRow>> = Vec::with_capacity(by_host.len());
     for mut feeds in by_host.into_values() {
-        // Never synced first, then the oldest sync.
-        feeds.sort_by_key(|f| (f.last_synced_at.is_some(), f.last_synced_at, f.id));
+        // Never tried first, then the oldest try: failing feeds take turns too.
+        feeds.sort_by_key(|f| (f.last_attempt_at.is_some(), f.last_attempt_at, f.id));
         left_out += feeds.len().saturating_sub(per_host);
         feeds.truncate(per_host);
         queues.push(feeds.into_iter());
@@ -202,6 +203,7 @@ impl ListingService {
             last_synced_at: None,
             last_error: None,
             created_at: Instant::now(),
+            last_attempt_at: None,
         };
         store::insert_import(&self.db, &row).await.map_err(db_err)?;
         Ok(import_view(&row))
@@ -339,17 +341,36 @@ impl ListingService {
     /// process per period however many run.
     pub async fn register_jobs(self: &Arc<Self>, jobs: &Scheduler) -> Result<(), Problem> {
         let every = Duration::seconds(self.settings.ical_sync_interval_secs.max(60) as i64);
-        jobs.every(SYNC_FEEDS, every, Arc::new(FeedSync(Arc::clone(self)))).await.map_err(db_err)
+        let handler = FeedSync { service: Arc::clone(self), running: Arc::new(AtomicBool::new(false)) };
+        jobs.every(SYNC_FEEDS, every, Arc::new(handler)).await.map_err(db_err)
     }
 }
 
-struct FeedSync(Arc<ListingService>);
+/// The recurring job only starts a run, on a task of its own: a run takes up
+/// to its budget, and the scheduler runs jobs one after another (expiries,
+/// payouts) under a lease shorter than that. The settings keep a run (budget
+/// plus one fetch) shorter than the period, so the next period's run, in
+/// whichever process, starts after this one ended; `running` skips a run
+/// while one is still going here.
+struct FeedSync {
+    service: Arc<ListingService>,
+    running: Arc<AtomicBool>,
+}
 
 #[async_trait]
 impl JobHandler for FeedSync {
     async fn run(&self, _: &Job) -> Result<(), String> {
-        let run = self.0.sync_all().await;
-        tracing::info!(synced = run.synced, failed = run.failed, deferred = run.deferred, "calendar feeds synced");
+        if self.running.swap(true, Ordering::AcqRel) {
+            tracing::warn!("calendar sync: the previous run is still going; this period is skipped");
+            return Ok(());
+        }
+        let service = Arc::clone(&self.service);
+        let running = Arc::clone(&self.running);
+        tokio::spawn(async move {
+            let run = service.sync_all().await;
+            running.store(false, Ordering::Release);
+            tracing::info!(synced = run.synced, failed = run.failed, deferred = run.deferred, "calendar feeds synced");
+        });
         Ok(())
     }
 }
@@ -358,16 +379,17 @@ impl JobHandler for FeedSync {
 mod tests {
     use super::*;
 
-    fn feed(n: u128, synced: Option<i64>) -> ImportRow {
+    fn feed(n: u128, tried: Option<i64>) -> ImportRow {
         ImportRow {
             id: Id(uuid::Uuid::from_u128(n)),
             listing_id: Id(uuid::Uuid::from_u128(1000 + n)),
             name: String::new(),
             url: String::new(),
             etag: None,
-            last_synced_at: synced.map(|s| Instant::from(chrono::DateTime::from_timestamp(s, 0).unwrap_or_default())),
+            last_synced_at: None,
             last_error: None,
             created_at: Instant::now(),
+            last_attempt_at: tried.map(|s| Instant::from(chrono::DateTime::from_timestamp(s, 0).unwrap_or_default())),
         }
     }
 
@@ -384,12 +406,12 @@ mod tests {
         assert!(order[..2].iter().any(|f| f.id == feed(99, None).id));
         let (order, _) = fair_order(feeds, 20, 1);
         assert_eq!(order[0].id, feed(99, None).id);
-        // The greedy host's least recently synced feeds go first.
+        // The greedy host's least recently tried feeds go first.
         assert_eq!(order[1].id, feed(0, None).id);
     }
 
     #[test]
-    fn feeds_never_synced_go_before_synced_ones() {
+    fn feeds_never_tried_go_first_then_the_longest_untried() {
         let host = Id(uuid::Uuid::from_u128(1));
         let (order, _) = fair_order(vec![(feed(1, Some(50)), host), (feed(2, None), host)], 5, 0);
         assert_eq!(order.iter().map(|f| f.id).collect::<Vec<_>>(), vec![feed(2, None).id, feed(1, None).id]);

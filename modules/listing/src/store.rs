@@ -78,6 +78,7 @@ pub mod schema {
             last_synced_at -> Nullable<DbInstant>,
             last_error -> Nullable<Text>,
             created_at -> DbInstant,
+            last_attempt_at -> Nullable<DbInstant>,
         }
     }
 }
@@ -465,6 +466,8 @@ pub struct ImportRow {
     pub last_synced_at: Option<Instant>,
     pub last_error: Option<String>,
     pub created_at: Instant,
+    /// The last fetch, successful or not.
+    pub last_attempt_at: Option<Instant>,
 }
 
 pub async fn set_ical_token(db: &Db, id: Id, token: &str) -> Result<(), DbError> {
@@ -553,7 +556,10 @@ pub async fn import(db: &Db, id: Id) -> Result<Option<ImportRow>, DbError> {
 pub async fn record_import_error(db: &Db, id: Id, error: &str) -> Result<(), DbError> {
     run!(db, |conn| {
         diesel::update(calendar_imports::table.find(id))
-            .set(calendar_imports::last_error.eq(Some(error)))
+            .set((
+                calendar_imports::last_error.eq(Some(error)),
+                calendar_imports::last_attempt_at.eq(Some(Instant::now())),
+            ))
             .execute(conn)
             .await?;
         Ok::<_, DbError>(())
@@ -639,6 +645,7 @@ pub async fn replace_import_nights(
             .set((
                 calendar_imports::etag.eq(etag),
                 calendar_imports::last_synced_at.eq(Some(now)),
+                calendar_imports::last_attempt_at.eq(Some(now)),
                 calendar_imports::last_error.eq(None::<String>),
             ))
             .execute(conn)
@@ -654,6 +661,7 @@ pub async fn touch_import(db: &Db, id: Id) -> Result<(), DbError> {
         diesel::update(calendar_imports::table.find(id))
             .set((
                 calendar_imports::last_synced_at.eq(Some(Instant::now())),
+                calendar_imports::last_attempt_at.eq(Some(Instant::now())),
                 calendar_imports::last_error.eq(None::<String>),
             ))
             .execute(conn)
