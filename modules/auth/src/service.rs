@@ -52,7 +52,9 @@ pub struct AuthService {
     signer: Signer,
     sealer: Aes256Gcm,
     event_sealer: Sealer,
-    hashing: Semaphore,
+    /// Owned permits travel into the blocking hash: a client that hangs up
+    /// cannot free a slot while its hash still runs.
+    hashing: Arc<Semaphore>,
     /// Hash verified for unknown emails, so a login costs the same either way.
     dummy_hash: String,
     pub(crate) http: reqwest::Client,
@@ -197,7 +199,7 @@ impl AuthService {
             signer,
             sealer,
             event_sealer: deps.event_sealer,
-            hashing: Semaphore::new(permits),
+            hashing: Arc::new(Semaphore::new(permits)),
             dummy_hash,
             http,
         }))
@@ -210,24 +212,30 @@ impl AuthService {
     // ---- password hashing, bounded so a flood queues instead of starving the server
 
     async fn hash_password(&self, password: &str) -> Result<String, Problem> {
-        let _permit = self.hashing.acquire().await.map_err(Problem::internal)?;
+        let permit = Arc::clone(&self.hashing).acquire_owned().await.map_err(Problem::internal)?;
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || hash_password_blocking(&password))
-            .await
-            .map_err(Problem::internal)?
-            .map_err(Problem::internal)
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            hash_password_blocking(&password)
+        })
+        .await
+        .map_err(Problem::internal)?
+        .map_err(Problem::internal)
     }
 
     async fn verify_password(&self, password: &str, hash: Option<&str>) -> Result<bool, Problem> {
-        let _permit = self.hashing.acquire().await.map_err(Problem::internal)?;
+        let permit = Arc::clone(&self.hashing).acquire_owned().await.map_err(Problem::internal)?;
         let password = password.to_owned();
         let (hash, real) = match hash {
             Some(h) => (h.to_owned(), true),
             None => (self.dummy_hash.clone(), false),
         };
-        let ok = tokio::task::spawn_blocking(move || verify_password_blocking(&password, &hash))
-            .await
-            .map_err(Problem::internal)?;
+        let ok = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            verify_password_blocking(&password, &hash)
+        })
+        .await
+        .map_err(Problem::internal)?;
         Ok(ok && real)
     }
 
@@ -452,7 +460,8 @@ impl AuthService {
         .await
         .map_err(db_err)?;
         match found {
-            Some(_) => {
+            Some((_, ended)) => {
+                self.forget_sessions(&ended).await?;
                 self.bus.poke();
                 Ok(())
             }

@@ -75,9 +75,11 @@ pub fn reencode(bytes: &[u8], sizes: &[u32]) -> Result<Vec<(u32, Vec<u8>)>, Imag
     Ok(out)
 }
 
-fn decodes() -> &'static tokio::sync::Semaphore {
-    static DECODES: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    DECODES.get_or_init(|| tokio::sync::Semaphore::new(MAX_CONCURRENT_DECODES))
+fn decodes() -> std::sync::Arc<tokio::sync::Semaphore> {
+    static DECODES: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    std::sync::Arc::clone(
+        DECODES.get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_DECODES))),
+    )
 }
 
 /// [`reencode`] on a blocking thread, waiting for one of the process's
@@ -87,11 +89,16 @@ pub async fn reencode_bounded(
     sizes: &'static [u32],
     field: &str,
 ) -> Result<Vec<(u32, Vec<u8>)>, crate::Problem> {
-    let _slot = decodes().acquire().await.map_err(crate::Problem::internal)?;
-    tokio::task::spawn_blocking(move || reencode(&bytes, sizes))
-        .await
-        .map_err(crate::Problem::internal)?
-        .map_err(|e| e.into_problem(field))
+    let slot = decodes().acquire_owned().await.map_err(crate::Problem::internal)?;
+    // The slot goes with the decode: a client that hangs up drops the request's
+    // future, not the blocking work, which keeps the slot until it ends.
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        reencode(&bytes, sizes)
+    })
+    .await
+    .map_err(crate::Problem::internal)?
+    .map_err(|e| e.into_problem(field))
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! Two-factor: TOTP setup, enabling and turning off, and the second factor at
 //! sign-in (a current code once, or an unused recovery code).
 
+use std::sync::Arc;
+
 use hometrip_kernel::cache::Limit;
 use hometrip_kernel::{ErrorCode, Id, Problem};
 
@@ -35,9 +37,10 @@ impl AuthService {
             .ok_or_else(|| Problem::field("code", "the code does not match"))?;
         let codes: Vec<String> = (0..domain::RECOVERY_CODE_COUNT).map(|_| domain::new_recovery_code()).collect();
         let hashes = {
-            let _permit = self.hashing.acquire().await.map_err(Problem::internal)?;
+            let permit = Arc::clone(&self.hashing).acquire_owned().await.map_err(Problem::internal)?;
             let normalized: Vec<String> = codes.iter().map(|c| domain::normalize_recovery_code(c)).collect();
             tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 normalized.iter().map(|c| hash_password_blocking(c)).collect::<Result<Vec<String>, String>>()
             })
             .await
@@ -111,9 +114,10 @@ impl AuthService {
             return Ok(false);
         }
         let found = {
-            let _permit = self.hashing.acquire().await.map_err(Problem::internal)?;
+            let permit = Arc::clone(&self.hashing).acquire_owned().await.map_err(Problem::internal)?;
             let normalized = normalized.to_owned();
             tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 codes
                     .into_iter()
                     .find(|(_, hash)| domain::recovery_code_matches(&normalized, hash, verify_password_blocking))
