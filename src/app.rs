@@ -288,6 +288,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         openapi,
         public_file_prefixes: vec!["avatars/".to_owned(), "photos/".to_owned()],
         metrics_public: settings.server.metrics_public,
+        metrics_token: settings.server.metrics_token.clone(),
     });
     let edge = web::Data::new(EdgeSettings {
         limiter: RateLimiter::new(Arc::clone(&platform.cache)),

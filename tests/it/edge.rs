@@ -125,7 +125,7 @@ async fn expired_tokens_are_refused() {
 
 #[tokio::test]
 async fn health_metrics_openapi_and_request_ids() {
-    let server = Server::start().await;
+    let server = Server::start_with(&[("HOMETRIP_SERVER__METRICS_TOKEN", "edge-scraper")]).await;
     let api = server.client();
     assert_eq!(api.get("/health/live").await.status, 200);
     assert_eq!(api.get("/health/ready").await.status, 200);
@@ -138,8 +138,7 @@ async fn health_metrics_openapi_and_request_ids() {
     let id = uuid::Uuid::now_v7();
     api.get(&format!("/api/v1/users/{id}")).await;
     assert_eq!(api.get("/no/such/route").await.problem(404), "not_found");
-    let scraper = std::fs::read_to_string(server.data_dir.join("keys/service.token")).unwrap();
-    let metrics = api.http.get(server.url("/metrics")).bearer_auth(scraper.trim()).send().await.unwrap();
+    let metrics = api.http.get(server.url("/metrics")).bearer_auth("edge-scraper").send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
     assert!(metrics.contains("http_request_duration_seconds"), "{metrics}");
     // The route label is the pattern, never the raw path.
@@ -230,9 +229,10 @@ async fn per_ip_and_per_account_limits_answer_429() {
     assert_eq!(last.problem(429), "rate_limited");
     let retry: u64 = last.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry > 0 && retry <= 60);
-    // Health and metrics are never limited.
+    // Health is never limited; metrics are (their token must not be guessed at speed).
     assert_eq!(api.get("/health/live").await.status, 200);
     assert_eq!(api.get("/health/ready").await.status, 200);
+    assert_eq!(api.get("/metrics").await.problem(429), "rate_limited");
 }
 
 #[tokio::test]
@@ -267,6 +267,6 @@ async fn migrate_applies_each_migration_once() {
     cmd.env("HOMETRIP_DATA_DIR", &fresh).env_remove("HOMETRIP_DATABASE__URL").arg("migrate");
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "14 migrations applied");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "15 migrations applied");
     let _ = std::fs::remove_dir_all(fresh);
 }

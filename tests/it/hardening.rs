@@ -251,8 +251,8 @@ async fn uploads_are_checked_before_their_body_and_pixel_bombs_are_refused() {
 }
 
 #[tokio::test]
-async fn every_response_carries_security_headers_and_metrics_need_the_credential() {
-    let server = Server::start().await;
+async fn every_response_carries_security_headers_and_metrics_need_their_token() {
+    let server = Server::start_with(&[("HOMETRIP_SERVER__METRICS_TOKEN", "scrape-me-0123456789")]).await;
     let api = server.client();
     for path in ["/health/live", "/api/v1/users/me", "/no/such/route"] {
         let r = api.get(path).await;
@@ -263,9 +263,13 @@ async fn every_response_carries_security_headers_and_metrics_need_the_credential
         assert!(r.headers.get("strict-transport-security").is_none(), "no HSTS over plain http");
     }
     assert_eq!(api.get("/metrics").await.problem(401), "unauthenticated");
-    let token = std::fs::read_to_string(server.data_dir.join("keys/service.token")).unwrap();
-    let token = token.trim();
-    let scraped = api.send(api.http.get(server.url("/metrics")).bearer_auth(token)).await;
+    // Not the service credential: that one opens the internal routes.
+    let service = std::fs::read_to_string(server.data_dir.join("keys/service.token")).unwrap();
+    let with_service = api.send(api.http.get(server.url("/metrics")).bearer_auth(service.trim())).await;
+    assert_eq!(with_service.problem(401), "unauthenticated");
+    let wrong = api.send(api.http.get(server.url("/metrics")).bearer_auth("scrape-me-0123456788")).await;
+    assert_eq!(wrong.problem(401), "unauthenticated");
+    let scraped = api.send(api.http.get(server.url("/metrics")).bearer_auth("scrape-me-0123456789")).await;
     assert_eq!(scraped.status, 200);
     assert!(scraped.text.contains("http_request_duration_seconds"));
 

@@ -103,8 +103,10 @@ fn status_label(status: u16) -> metrics::SharedString {
     }
 }
 
+/// Never rate-limited: probes must answer under any load. (`/metrics` is
+/// limited like the API: it takes a token, which must not be guessable at speed.)
 fn is_operational(path: &str) -> bool {
-    path.starts_with("/health/") || path == "/metrics"
+    path.starts_with("/health/")
 }
 
 /// Request id, span, access log, duration histogram, and the rate limits.
@@ -152,7 +154,7 @@ pub async fn edge(
 /// Per-IP limit on every API request; per-account limit when the request
 /// carries a valid token (the verified caller is kept for the handler).
 async fn limit(req: &ServiceRequest, s: &EdgeSettings) -> Option<Problem> {
-    let ip = client_ip(req.request(), &s.trusted_proxies);
+    let ip = hometrip_kernel::http::limit_subject(&client_ip(req.request(), &s.trusted_proxies));
     let over = |retry: u64| Problem::new(ErrorCode::RateLimited, "too many requests").retry_after(retry);
     match s.limiter.hit(&format!("ip:{ip}"), s.per_ip).await {
         Ok(Err(retry)) => return Some(over(retry)),

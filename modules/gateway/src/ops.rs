@@ -9,7 +9,7 @@ use hometrip_kernel::cache::Cache;
 use hometrip_kernel::db::Db;
 use hometrip_kernel::events::EventBus;
 use hometrip_kernel::files::FileStore;
-use hometrip_kernel::http::{constant_time_eq, ServiceToken, SERVICE_TOKEN_HEADER};
+use hometrip_kernel::http::constant_time_eq;
 use hometrip_kernel::{ErrorCode, Id, Problem};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -23,8 +23,10 @@ pub struct Ops {
     pub openapi: String,
     /// File prefixes anyone may read (avatars, listing photos); the rest stay private.
     pub public_file_prefixes: Vec<String>,
-    /// `/metrics` without the service credential (`server.metrics_public`).
+    /// `/metrics` for anyone (`server.metrics_public`).
     pub metrics_public: bool,
+    /// Otherwise the scraper's bearer token (`server.metrics_token`); empty: none.
+    pub metrics_token: String,
 }
 
 /// Installs the global Prometheus recorder (once per process).
@@ -64,19 +66,22 @@ async fn ready(ops: web::Data<Ops>) -> HttpResponse {
 }
 
 /// Prometheus text. Route names and traffic are the operators' business:
-/// unless `server.metrics_public`, the scraper presents the service credential
-/// (`Authorization: Bearer <token>` or the internal-call header).
+/// unless `server.metrics_public`, the scraper presents `server.metrics_token`
+/// as a bearer token (a credential of its own: a scrape config never holds the
+/// service credential, which opens the internal routes).
 async fn metrics(req: actix_web::HttpRequest, ops: web::Data<Ops>) -> Result<HttpResponse, Problem> {
     if !ops.metrics_public {
-        let expected = req.app_data::<web::Data<ServiceToken>>().map(|t| t.0.clone()).unwrap_or_default();
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let given = header(SERVICE_TOKEN_HEADER)
-            .or_else(|| header("authorization").and_then(|v| v.strip_prefix("Bearer ")))
+        let given = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
             .unwrap_or_default();
-        if expected.is_empty() || !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        if ops.metrics_token.is_empty() || !constant_time_eq(given.as_bytes(), ops.metrics_token.as_bytes()) {
             return Err(Problem::new(
                 ErrorCode::Unauthenticated,
-                "metrics need the service credential (or server.metrics_public = true)",
+                "metrics need server.metrics_token as a bearer token (or server.metrics_public = true)",
             ));
         }
     }

@@ -20,8 +20,11 @@ pub struct ServerSettings {
     pub public_url: String,
     /// Requests per IP per window across the API.
     pub rate_limit: Limit,
-    /// `/metrics` answers anyone; otherwise only the service credential.
+    /// `/metrics` answers anyone; otherwise only `metrics_token`.
     pub metrics_public: bool,
+    /// The bearer token a Prometheus scraper presents; empty: `/metrics` is
+    /// closed unless `metrics_public`.
+    pub metrics_token: String,
 }
 
 impl ServerSettings {
