@@ -107,7 +107,7 @@ impl TrustedProxies {
 /// Nothing to the left of the last trusted writer is ever used: the client
 /// can write anything there.
 pub fn client_ip(req: &HttpRequest, trusted: &TrustedProxies) -> String {
-    let Some(peer) = req.peer_addr().map(|a| crate::outbound::canonical(a.ip())) else {
+    let Some(peer) = req.peer_addr().map(|a| unmapped(a.ip())) else {
         return "unknown".to_owned();
     };
     if !trusted.contains(peer) {
@@ -122,13 +122,37 @@ pub fn client_ip(req: &HttpRequest, trusted: &TrustedProxies) -> String {
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.parse::<std::net::IpAddr>() else { break };
-        client = crate::outbound::canonical(ip);
+        // An address, or an address with a port (`1.2.3.4:5678`, `[::1]:80`).
+        let parsed = hop.parse::<std::net::IpAddr>().or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()));
+        let Ok(ip) = parsed else { break };
+        client = unmapped(ip);
         if !trusted.contains(client) {
             break;
         }
     }
     client.to_string()
+}
+
+/// What per-address limits count under: an IPv4 address, or the /64 network
+/// of an IPv6 address (one subscriber holds a whole /64, so counting single
+/// addresses would give it 2^64 budgets).
+pub fn limit_subject(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            format!("{}/64", std::net::Ipv6Addr::from(prefix))
+        }
+        _ => ip.to_owned(),
+    }
+}
+
+/// An IPv4-mapped IPv6 address (a dual-stack socket's view of an IPv4 peer)
+/// as the IPv4 address it is; every other address as it is.
+fn unmapped(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
 }
 
 /// Header carrying the service credential on internal (module-to-module) calls.
@@ -294,10 +318,22 @@ mod tests {
         // was not written by a trusted proxy.
         assert_eq!(via([10, 1, 2, 3], "6.6.6.6, not-an-ip, 10.8.8.8"), "10.8.8.8");
         assert_eq!(via([10, 1, 2, 3], "10.0.0.9, unknown"), "10.1.2.3");
-        // Mapped IPv6 addresses count as the IPv4 address they carry.
+        // Mapped IPv6 addresses count as the IPv4 address they carry; others stay IPv6.
         assert_eq!(via([10, 1, 2, 3], "198.51.100.7, ::ffff:10.9.9.9"), "198.51.100.7");
+        assert_eq!(via([10, 1, 2, 3], "10.0.0.1, 2002:a00:1::1"), "2002:a00:1::1");
+        // Proxies that write the client's port.
+        assert_eq!(via([10, 1, 2, 3], "198.51.100.7:5123"), "198.51.100.7");
+        assert_eq!(via([10, 1, 2, 3], "[2001:db8::7]:443"), "2001:db8::7");
         assert!(TrustedProxies::parse(&["not-an-ip".to_owned()]).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn limits_count_ipv6_clients_by_their_network() {
+        assert_eq!(limit_subject("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(limit_subject("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(limit_subject("203.0.113.9"), "203.0.113.9");
+        assert_eq!(limit_subject("unknown"), "unknown");
     }
 
     #[test]

@@ -23,11 +23,12 @@ impl AuthService {
         let limits = self.settings.login_limits;
         // A malformed email matches no account; it is still throttled and hashed like any other.
         let normalized = domain::normalize_email(email).ok();
-        let ip_key = format!("login-ip:{}", client.ip);
+        let address = hometrip_kernel::http::limit_subject(&client.ip);
+        let ip_key = format!("login-ip:{address}");
         // Hashed: the key stays short whatever the client sends.
         let raw = email.trim().to_lowercase();
         let account = domain::token_digest(normalized.as_deref().unwrap_or(&raw));
-        let account_ip_key = format!("login-account-ip:{account}:{}", client.ip);
+        let account_ip_key = format!("login-account-ip:{account}:{address}");
         let account_key = format!("login-account:{account}");
         let ip_limit = Limit { max: limits.ip_failures, window_secs: limits.ip_window_secs };
         let account_ip_limit = Limit { max: limits.account_ip_failures, window_secs: limits.account_ip_window_secs };
