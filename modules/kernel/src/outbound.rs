@@ -122,7 +122,8 @@ impl AddressRules {
                 .map(|a| a.ip())
                 .collect(),
         };
-        let permitted: Vec<IpAddr> = found.into_iter().map(canonical).filter(|ip| self.permits(*ip)).collect();
+        // Judged by what they carry, connected to as they are (a 6to4 answer stays IPv6).
+        let permitted: Vec<IpAddr> = found.into_iter().filter(|ip| self.permits(*ip)).collect();
         if permitted.is_empty() {
             return Err(OutboundError::Refused { host: host.to_owned() });
         }
@@ -322,6 +323,7 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     const NOT_PUBLIC: &[(u128, u8)] = &[
         (0, 96),                                         // ::/96: unspecified, loopback, IPv4-compatible
+        (0x0000_0000_0000_0000_ffff_0000_0000_0000, 96), // IPv4-translated (SIIT)
         (0x0064_ff9b_0000_0000_0000_0000_0000_0000, 96), // NAT64 (reaches any IPv4 address)
         (0x0064_ff9b_0001_0000_0000_0000_0000_0000, 48), // local-use NAT64
         (0x0100_0000_0000_0000_0000_0000_0000_0000, 64), // discard
@@ -363,6 +365,7 @@ mod tests {
             "::ffff:10.0.0.1",
             "::127.0.0.1",
             "64:ff9b::7f00:1",
+            "::ffff:0:7f00:1",
             "64:ff9b::808:808",
             "64:ff9b:1::1",
             "2002:7f00:1::1",
