@@ -138,10 +138,16 @@ async fn a_reset_or_a_verification_unlinks_identities_the_provider_did_not_verif
     let email = unique_email("pre2");
     let id = api.register(&email, "Owner").await.body["user"]["id"].as_str().unwrap().to_owned();
     legacy_unverified_identity(&server, "g-pre2", &id, &email).await;
+    let signed_in = sign_in(&server, &state, "google", &format!("g-pre2~{email}~false")).await;
+    assert_eq!(signed_in.status, 200, "the legacy link signs in: {}", signed_in.text);
+    let refresh = signed_in.body["refresh_token"].as_str().unwrap().to_owned();
     let token = server.wait_email(&email, "Confirm").await.token();
     assert_eq!(api.post("/api/v1/auth/verify-email", json!({"token": token})).await.status, 200);
     let attacker = sign_in(&server, &state, "google", &format!("g-pre2~{email}~false")).await;
     assert_eq!(attacker.problem(409), "conflict");
+    // The session opened through the unlinked identity ended with it.
+    let kept = api.post("/api/v1/auth/refresh", json!({"refresh_token": refresh})).await;
+    assert_eq!(kept.problem(401), "invalid_token");
     // A verified identity is linked again by its verified email.
     let owner = sign_in(&server, &state, "google", &format!("g-own~{email}~true")).await;
     assert_eq!(owner.status, 200, "{}", owner.text);

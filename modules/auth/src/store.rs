@@ -376,13 +376,15 @@ macro_rules! impl_spend_token {
 }
 impl_spend_token!(hometrip_kernel::db::PgConn, hometrip_kernel::db::SqliteConn);
 
-/// Marks the account of a verification token verified.
+/// Marks the account of a verification token verified. When that unlinks an
+/// unverified identity, every session ends too (whoever signed in through it
+/// keeps nothing); returns the account and the ended session ids.
 pub async fn verify_email(
     db: &Db,
     digest: &str,
     now: Instant,
     event: impl Fn(Id) -> Result<Envelope, DbError> + Send + Sync,
-) -> Result<Option<Id>, DbError> {
+) -> Result<Option<(Id, Vec<Id>)>, DbError> {
     transaction!(db, |conn| {
         let Some(account_id) = spend_email_token(conn, digest, PURPOSE_VERIFY_EMAIL, now).await? else {
             return Ok(None);
@@ -391,9 +393,10 @@ pub async fn verify_email(
             .set((accounts::email_verified.eq(true), accounts::updated_at.eq(now)))
             .execute(conn)
             .await?;
-        unlink_unverified_identities!(conn, account_id);
+        let unlinked = unlink_unverified_identities!(conn, account_id);
+        let sessions = if unlinked > 0 { end_sessions!(conn, account_id, Id::nil(), now) } else { Vec::new() };
         conn.append_event(&event(account_id)?).await?;
-        Ok::<_, DbError>(Some(account_id))
+        Ok::<_, DbError>(Some((account_id, sessions)))
     })
 }
 
