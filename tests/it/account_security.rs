@@ -45,6 +45,8 @@ async fn sql(server: &Server, sql: &str) -> Vec<String> {
             use diesel::{Connection, RunQueryDsl};
             let path = server.data_dir.join("hometrip.db");
             let mut conn = diesel::sqlite::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+            // The server writes too (events, sessions): wait for its lock like it waits for ours.
+            diesel::connection::SimpleConnection::batch_execute(&mut conn, "PRAGMA busy_timeout = 10000").unwrap();
             if sql.trim_start().to_uppercase().starts_with("SELECT") {
                 diesel::sql_query(sql).load::<TextRow>(&mut conn).unwrap().into_iter().map(|r| r.v).collect()
             } else {
