@@ -162,6 +162,10 @@ async fn health_metrics_openapi_and_request_ids() {
     }
     let docs = reqwest::get(server.url("/api/docs")).await.unwrap();
     assert_eq!(docs.status(), 200);
+    let page = docs.text().await.unwrap();
+    // Rendered here: every operation, no script from anywhere.
+    assert!(page.contains("<code>POST /api/v1/bookings</code>"), "{page}");
+    assert!(!page.contains("<script"), "{page}");
 }
 
 #[tokio::test]

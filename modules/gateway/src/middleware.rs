@@ -235,9 +235,10 @@ mod tests {
     }
 
     #[test]
-    fn operational_paths_skip_limits() {
+    fn only_health_probes_skip_limits() {
         assert!(is_operational("/health/live"));
-        assert!(is_operational("/metrics"));
+        // A token guards metrics: guesses at it are limited like any request.
+        assert!(!is_operational("/metrics"));
         assert!(!is_operational("/api/v1/users/me"));
     }
 }
