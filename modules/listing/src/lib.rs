@@ -1,6 +1,8 @@
 //! Listing: properties, photos, the nights calendar, pricing rules and quotes.
 
 pub mod api;
+#[cfg(feature = "local")]
+mod booked_nights;
 pub mod client;
 #[cfg(feature = "local")]
 pub mod demo;
