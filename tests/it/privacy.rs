@@ -29,14 +29,6 @@ fn body(title: &str, (lat, lon): (f64, f64)) -> Value {
     })
 }
 
-async fn admin(server: &Server) -> Api {
-    let email = unique_email("admin");
-    let out = server.cli(&["admin", "create", "--email", &email, "--password-stdin"], "the admin passphrase is long\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let l = server.client().login(&email, "the admin passphrase is long").await;
-    server.client().with_token(l.body["access_token"].as_str().unwrap())
-}
-
 fn point(v: &Value) -> (f64, f64) {
     (v["lat"].as_f64().unwrap_or(f64::NAN), v["lon"].as_f64().unwrap_or(f64::NAN))
 }

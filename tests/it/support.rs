@@ -395,6 +395,15 @@ impl Api {
     }
 }
 
+/// A signed-in admin, created with the CLI as an operator would.
+pub async fn admin(server: &Server) -> Api {
+    let email = unique_email("admin");
+    let out = server.cli(&["admin", "create", "--email", &email, "--password-stdin"], "the admin passphrase is long\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let l = server.client().login(&email, "the admin passphrase is long").await;
+    server.client().with_token(l.body["access_token"].as_str().unwrap())
+}
+
 pub fn unique_email(prefix: &str) -> String {
     format!("{prefix}-{}@example.com", uuid::Uuid::now_v7().simple())
 }

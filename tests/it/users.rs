@@ -5,14 +5,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-async fn admin(server: &Server) -> Api {
-    let email = unique_email("admin");
-    let out = server.cli(&["admin", "create", "--email", &email, "--password-stdin"], "the admin passphrase is long\n");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let l = server.client().login(&email, "the admin passphrase is long").await;
-    server.client().with_token(l.body["access_token"].as_str().unwrap())
-}
-
 #[tokio::test]
 async fn profile_updates_are_validated() {
     let server = Server::start().await;

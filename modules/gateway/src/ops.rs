@@ -71,13 +71,7 @@ async fn ready(ops: web::Data<Ops>) -> HttpResponse {
 /// service credential, which opens the internal routes).
 async fn metrics(req: actix_web::HttpRequest, ops: web::Data<Ops>) -> Result<HttpResponse, Problem> {
     if !ops.metrics_public {
-        let given = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .unwrap_or_default();
+        let given = hometrip_kernel::auth_context::bearer(&req).unwrap_or_default();
         if ops.metrics_token.is_empty() || !constant_time_eq(given.as_bytes(), ops.metrics_token.as_bytes()) {
             return Err(Problem::new(
                 ErrorCode::Unauthenticated,
@@ -161,7 +155,6 @@ async fn file(ops: web::Data<Ops>, path: web::Path<String>) -> Result<HttpRespon
     Ok(HttpResponse::Ok()
         .content_type(mime)
         .insert_header(("Cache-Control", "public, max-age=31536000, immutable"))
-        .insert_header(("X-Content-Type-Options", "nosniff"))
         .body(bytes))
 }
 

@@ -180,7 +180,8 @@ impl AuthUser {
     }
 }
 
-fn bearer(req: &HttpRequest) -> Result<String, Problem> {
+/// The token of `Authorization: Bearer <token>`.
+pub fn bearer(req: &HttpRequest) -> Result<String, Problem> {
     let value = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)

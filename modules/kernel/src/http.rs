@@ -82,15 +82,7 @@ pub struct TrustedProxies(Vec<ipnet::IpNet>);
 
 impl TrustedProxies {
     pub fn parse(list: &[String]) -> Result<Self, String> {
-        list.iter()
-            .map(|entry| {
-                entry
-                    .parse::<ipnet::IpNet>()
-                    .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("{entry:?} is not an IP address or CIDR range"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
+        crate::outbound::parse_networks(list).map(TrustedProxies)
     }
 
     pub fn contains(&self, ip: std::net::IpAddr) -> bool {

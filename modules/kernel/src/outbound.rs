@@ -164,16 +164,7 @@ impl Outbound {
         purpose: Purpose,
         hosts: HashMap<String, Vec<IpAddr>>,
     ) -> Result<Outbound, String> {
-        let allowed = settings
-            .allow_networks
-            .iter()
-            .map(|entry| {
-                entry
-                    .parse::<IpNet>()
-                    .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("outbound.allow_networks: {entry:?} is not an IP address or CIDR range"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let allowed = parse_networks(&settings.allow_networks).map_err(|e| format!("outbound.allow_networks: {e}"))?;
         let rules = Arc::new(AddressRules {
             allow_private: purpose.allow_private,
             allowed,
@@ -268,6 +259,18 @@ pub fn redact_url(url: &str) -> String {
         },
         Err(_) => "(not a URL)".to_owned(),
     }
+}
+
+/// Addresses and CIDR ranges as networks (an address is its own /32 or /128).
+pub fn parse_networks(list: &[String]) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .map(|entry| {
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{entry:?} is not an IP address or CIDR range"))
+        })
+        .collect()
 }
 
 /// The address a mapped or 6to4 IPv6 address stands for.

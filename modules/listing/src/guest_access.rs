@@ -17,7 +17,7 @@ use hometrip_kernel::{run, transaction, Id};
 use serde::Deserialize;
 
 use crate::api::booking_events;
-use crate::store::schema::listings;
+use crate::store::existing_listings;
 
 pub mod schema {
     diesel::table! {
@@ -78,13 +78,7 @@ async fn apply(db: &Db, changes: &[AccessChange]) -> Result<(), DbError> {
     ids.sort_unstable();
     ids.dedup();
     transaction!(db, |conn| {
-        let existing: std::collections::HashSet<Id> = listings::table
-            .filter(listings::id.eq_any(&ids))
-            .select(listings::id)
-            .load::<Id>(conn)
-            .await?
-            .into_iter()
-            .collect();
+        let existing = existing_listings!(conn, &ids);
         for change in changes {
             match change {
                 AccessChange::Grant(row) if existing.contains(&row.listing_id) => {

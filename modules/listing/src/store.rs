@@ -84,6 +84,21 @@ pub mod schema {
 }
 use schema::*;
 
+/// Which of `ids` are listings still stored, as a set: projections of other
+/// modules' events skip listings deleted since (inside their transaction).
+macro_rules! existing_listings {
+    ($conn:expr, $ids:expr) => {
+        $crate::store::schema::listings::table
+            .filter($crate::store::schema::listings::id.eq_any($ids))
+            .select($crate::store::schema::listings::id)
+            .load::<Id>($conn)
+            .await?
+            .into_iter()
+            .collect::<std::collections::HashSet<Id>>()
+    };
+}
+pub(crate) use existing_listings;
+
 // Feeds are picked by their listing's status and host (subqueries, same module).
 diesel::allow_tables_to_appear_in_same_query!(calendar_imports, listings);
 
@@ -918,13 +933,7 @@ pub async fn project_bookings(db: &Db, changes: &[BookedChange], changed: &[(Id,
     ids.dedup();
     let now = Instant::now();
     transaction!(db, |conn| {
-        let existing: std::collections::HashSet<Id> = listings::table
-            .filter(listings::id.eq_any(&ids))
-            .select(listings::id)
-            .load::<Id>(conn)
-            .await?
-            .into_iter()
-            .collect();
+        let existing = existing_listings!(conn, &ids);
         // Holds waiting to be written, by night (a night once, the last hold
         // winning), written in key order so concurrent writers lock rows in one order.
         let mut holds: std::collections::BTreeMap<(Id, NaiveDate), BookedRow> = std::collections::BTreeMap::new();
