@@ -1,6 +1,7 @@
-//! Wiring: builds each module from the settings and mounts it on the gateway.
-//! This is the one place that decides which implementation of a module trait
-//! a process uses.
+//! Assembly: builds the modules this process runs from the modules table
+//! (`modules.rs`) and serves them behind the edge; in a process that runs
+//! the gateway, every public path of a module running elsewhere is proxied to
+//! it. Whether a module trait is local or remote is decided here, once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +9,7 @@ use std::time::Duration;
 use actix_cors::Cors;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
-use hometrip_auth::api::Accounts;
-use hometrip_auth::service::{AuthDeps, AuthService};
-use hometrip_booking::api::Bookings;
-use hometrip_booking::service::BookingService;
-use hometrip_gateway::{EdgeSettings, Ops};
+use hometrip_gateway::{EdgeSettings, Ops, Proxy, RouteTable};
 use hometrip_kernel::auth_context::AccessVerifier;
 use hometrip_kernel::cache::{Cache, MemoryCache, RateLimiter, RedisCache};
 use hometrip_kernel::db::{Db, MigrationSet};
@@ -20,32 +17,19 @@ use hometrip_kernel::events::{EventBus, RetryPolicy};
 use hometrip_kernel::files::FileStore;
 use hometrip_kernel::http::{PublicUrl, ServiceToken, TrustedProxies};
 use hometrip_kernel::jobs::{Scheduler, SchedulerSettings};
-use hometrip_kernel::outbound::Outbound;
 use hometrip_kernel::time::Clock;
-use hometrip_listing::api::Listings;
-use hometrip_listing::service::ListingService;
-use hometrip_notification::service::NotificationService;
-use hometrip_payment::api::Payments;
-use hometrip_payment::gateway::{EventSink, PaymentGateway, SimulatedGateway};
-use hometrip_payment::service::PaymentService;
-use hometrip_search::service::SearchService;
-use hometrip_search::store::SearchIndex;
-use hometrip_user::api::Users;
-use hometrip_user::service::UserService;
 use utoipa::OpenApi;
 
+use crate::modules::{self, Module};
 use crate::settings::Settings;
+use crate::wiring::{Mount, Wiring};
 
-/// Every module's migrations, in dependency order.
-pub fn migrations() -> Vec<MigrationSet> {
-    vec![
-        hometrip_kernel::events::MIGRATIONS,
-        hometrip_auth::store::MIGRATIONS,
-        hometrip_user::store::MIGRATIONS,
-        hometrip_listing::store::MIGRATIONS,
-        hometrip_booking::store::MIGRATIONS,
-        hometrip_payment::store::MIGRATIONS,
-    ]
+/// The migrations of the kernel and of the modules this process runs, in
+/// table order: each database holds only its own modules' tables.
+pub fn migrations(local: &[&Module]) -> Vec<MigrationSet> {
+    let mut sets = vec![hometrip_kernel::events::MIGRATIONS];
+    sets.extend(local.iter().filter_map(|m| m.migrations));
+    sets
 }
 
 pub async fn connect_db(settings: &Settings) -> Result<Db, String> {
@@ -57,7 +41,8 @@ pub async fn connect_db(settings: &Settings) -> Result<Db, String> {
 }
 
 pub async fn migrate(settings: &Settings, db: &Db) -> Result<usize, String> {
-    db.migrate(&settings.database_url(), migrations()).await.map_err(|e| e.to_string())
+    let local = modules::select(&settings.modules)?;
+    db.migrate(&settings.database_url(), migrations(&local)).await.map_err(|e| e.to_string())
 }
 
 async fn connect_cache(settings: &Settings) -> Result<Arc<dyn Cache>, String> {
@@ -84,65 +69,33 @@ fn service_token(settings: &Settings) -> Result<String, String> {
 
 /// The modules of one process, built and wired.
 pub struct Platform {
-    pub db: Db,
-    pub cache: Arc<dyn Cache>,
-    pub bus: Arc<EventBus>,
-    pub files: FileStore,
-    pub auth: Arc<AuthService>,
-    pub users: Arc<UserService>,
-    pub listings: Arc<ListingService>,
-    pub jobs: Arc<Scheduler>,
-    pub payments: Arc<PaymentService>,
-    pub simulated: Option<Arc<SimulatedGateway>>,
-    pub bookings: Arc<BookingService>,
+    pub wiring: Wiring,
+    pub modules: Vec<&'static Module>,
+    pub mounts: Vec<Mount>,
     pub verifier: Arc<AccessVerifier>,
-    pub service_token: String,
 }
 
 impl Platform {
     pub async fn build(settings: &Settings) -> Result<Platform, String> {
+        let modules = modules::select(&settings.modules)?;
         std::fs::create_dir_all(&settings.data_dir)
             .map_err(|e| format!("data_dir ({}): {e}", settings.data_dir.display()))?;
         let db = connect_db(settings).await?;
         if settings.database.migrate_on_start {
-            let applied = migrate(settings, &db).await?;
+            let applied =
+                db.migrate(&settings.database_url(), migrations(&modules)).await.map_err(|e| e.to_string())?;
             tracing::info!(applied, "migrations applied");
-        }
-        if !settings.amqp.url.is_empty() {
-            tracing::warn!("amqp.url is set, but this build dispatches events in process only");
         }
         let cache = connect_cache(settings).await?;
         let bus = EventBus::new(db.clone(), RetryPolicy::default());
+        if !settings.amqp.url.is_empty() {
+            let queues = hometrip_kernel::broker::QueueSettings {
+                kind: settings.amqp.queue_type.clone(),
+                expires_secs: settings.amqp.queue_expires_secs,
+            };
+            bus.set_broker(hometrip_kernel::broker::Broker::new(&settings.amqp.url, &settings.amqp.namespace, queues));
+        }
         let files = FileStore::local(&settings.data_dir.join("files"), "/files")?;
-        let service_token = service_token(settings)?;
-        // Email tokens travel sealed in events under the deployment's credential.
-        let event_sealer = hometrip_kernel::sealed::Sealer::from_credential(&service_token);
-        let auth = AuthService::new(AuthDeps {
-            db: db.clone(),
-            bus: Arc::clone(&bus),
-            cache: Arc::clone(&cache),
-            settings: settings.auth.clone(),
-            data_dir: settings.data_dir.clone(),
-            event_sealer: event_sealer.clone(),
-        })?;
-        let accounts: Arc<dyn Accounts> = Arc::clone(&auth) as Arc<dyn Accounts>;
-        let verifier = AccessVerifier::new(Arc::clone(&cache));
-        verifier.set_keys(&auth.jwk_set()).await?;
-        let users = UserService::new(db.clone(), Arc::clone(&bus), files.clone(), accounts, settings.user.clone());
-        users.subscribe().await;
-        let users_api: Arc<dyn Users> = Arc::clone(&users) as Arc<dyn Users>;
-        let notifications = NotificationService::new(
-            &settings.notification,
-            &settings.data_dir,
-            &settings.server.public_url,
-            users_api,
-            event_sealer,
-        )?;
-        notifications.subscribe(&bus).await;
-        let feeds = Outbound::new(&settings.outbound, hometrip_listing::feeds::feed_purpose(&settings.listing))?;
-        let listings =
-            ListingService::new(db.clone(), Arc::clone(&bus), files.clone(), settings.listing.clone(), feeds);
-        listings.subscribe().await;
         let jobs = Scheduler::new(
             db.clone(),
             Clock::system(),
@@ -152,67 +105,84 @@ impl Platform {
                 ..SchedulerSettings::default()
             },
         );
-        listings.register_jobs(&jobs).await.map_err(|p| format!("listing jobs: {}", p.detail))?;
-        let (gateway, simulated): (Arc<dyn PaymentGateway>, Option<Arc<SimulatedGateway>>) =
-            match settings.payment.provider.as_str() {
-                "simulated" => {
-                    let sim = SimulatedGateway::new(db.clone(), &settings.server.public_url);
-                    (Arc::clone(&sim) as Arc<dyn PaymentGateway>, Some(sim))
-                }
-                _ => {
-                    let stripe = hometrip_payment::stripe::StripeGateway::new(
-                        &settings.payment.stripe,
-                        &settings.server.public_url,
-                    )?;
-                    (Arc::new(stripe) as Arc<dyn PaymentGateway>, None)
-                }
-            };
-        let payments =
-            PaymentService::new(db.clone(), Arc::clone(&bus), Arc::clone(&jobs), gateway, settings.payment.clone());
-        payments.register_jobs().await;
-        if let Some(sim) = &simulated {
-            sim.set_sink(Arc::clone(&payments) as Arc<dyn EventSink>);
-        }
-        let bookings = BookingService::new(
-            db.clone(),
-            Arc::clone(&bus),
-            Arc::clone(&jobs),
-            Arc::clone(&listings) as Arc<dyn Listings>,
-            Arc::clone(&payments) as Arc<dyn Payments>,
-            settings.booking.clone(),
-        );
-        bookings.subscribe().await.map_err(|p| format!("booking timers: {}", p.detail))?;
-        Ok(Platform {
+        let local = modules.iter().map(|m| m.name).collect();
+        let mut wiring = Wiring::new(
+            Arc::new(settings.clone()),
             db,
-            cache,
+            Arc::clone(&cache),
             bus,
             files,
-            auth,
-            users,
-            listings,
             jobs,
-            payments,
-            simulated,
-            bookings,
-            verifier,
-            service_token,
+            service_token(settings)?,
+            local,
+        )?;
+        let mut mounts = Vec::new();
+        for module in &modules {
+            if let Some(start) = module.start {
+                mounts.push(start(&mut wiring).await?);
+            }
+        }
+        // The gateway fronts every module: those running elsewhere need their URLs.
+        if wiring.local.contains("gateway") {
+            for module in modules::MODULES.iter().filter(|m| m.exists && !m.routes.is_empty()) {
+                if !wiring.local.contains(module.name) {
+                    wiring.upstream(module)?;
+                }
+            }
+        }
+        let verifier = AccessVerifier::new(cache);
+        let can_verify = wiring.local.contains("auth")
+            || wiring.settings.services.modules.get("auth").is_some_and(|a| !a.urls.is_empty());
+        if can_verify {
+            let accounts = wiring.require::<dyn hometrip_auth::api::Accounts>("auth")?;
+            load_keys(accounts, Arc::clone(&verifier), wiring.local.contains("auth")).await?;
+        }
+        Ok(Platform { wiring, modules, mounts, verifier })
+    }
+
+    pub fn runs(&self, module: &str) -> bool {
+        self.wiring.local.contains(module)
+    }
+
+    /// The local service of `module` (CLI commands work on it).
+    #[allow(dead_code)] // unused in a build without the CLI's modules
+    pub fn local<T: Send + Sync + 'static>(&self, module: &str) -> Result<Arc<T>, String> {
+        self.wiring.kept::<Arc<T>>().ok_or_else(|| {
+            format!("this command needs the {module} module in this process (--modules / HOMETRIP_MODULES)")
         })
     }
 }
 
-/// The search index lives in one process: the one serving search (it holds
-/// the index's writer lock).
-pub async fn search_service(settings: &Settings, platform: &Platform) -> Result<Arc<SearchService>, String> {
-    let dir = settings.data_dir.join("search").join("index");
-    let heap = settings.search.writer_heap_bytes;
-    let index = tokio::task::spawn_blocking(move || SearchIndex::open(&dir, heap))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("{e} (is another hometrip process using the data dir?)"))?;
-    let listings: Arc<dyn Listings> = Arc::clone(&platform.listings) as Arc<dyn Listings>;
-    let search = SearchService::new(Arc::new(index), listings);
-    search.subscribe(&platform.bus).await;
-    Ok(search)
+/// The token verifier's public keys: from the local auth service at once, or
+/// from auth's replicas, retried in the background until they answer (the
+/// gateway can start before auth does; tokens fail until then).
+async fn load_keys(
+    accounts: Arc<dyn hometrip_auth::api::Accounts>,
+    verifier: Arc<AccessVerifier>,
+    local: bool,
+) -> Result<(), String> {
+    if local {
+        let keys = accounts.jwks().await.map_err(|p| p.detail)?;
+        return verifier.set_keys(&keys).await;
+    }
+    tokio::spawn(async move {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match accounts.jwks().await {
+                Ok(keys) => match verifier.set_keys(&keys).await {
+                    Ok(()) => {
+                        tracing::info!("token keys loaded from the auth service");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "auth's token keys are unusable"),
+                },
+                Err(p) => tracing::warn!(error = %p.detail, "auth's token keys are not available yet"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    });
+    Ok(())
 }
 
 #[derive(OpenApi)]
@@ -235,18 +205,6 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    let mut doc = RootApi::openapi();
-    doc.merge(hometrip_auth::http::AuthApi::openapi());
-    doc.merge(hometrip_user::http::UserApi::openapi());
-    doc.merge(hometrip_listing::http::ListingApi::openapi());
-    doc.merge(hometrip_search::http::SearchApi::openapi());
-    doc.merge(hometrip_booking::http::BookingApi::openapi());
-    doc.merge(hometrip_payment::http::PaymentApi::openapi());
-    BearerAuth.modify_doc(&mut doc);
-    doc
-}
-
 trait ModifyDoc {
     fn modify_doc(&self, doc: &mut utoipa::openapi::OpenApi);
 }
@@ -257,71 +215,110 @@ impl<T: utoipa::Modify> ModifyDoc for T {
     }
 }
 
+/// The OpenAPI document of the modules this process runs.
+pub fn openapi_document(local: &[&Module]) -> utoipa::openapi::OpenApi {
+    let mut doc = RootApi::openapi();
+    for module in local {
+        if let Some(part) = module.openapi {
+            doc.merge(part());
+        }
+    }
+    BearerAuth.modify_doc(&mut doc);
+    doc
+}
+
+/// Keeps the gateway's OpenAPI document merged with the documents of the
+/// modules behind it (each process serves its own modules' document).
+fn spawn_openapi_merge(ops: web::Data<Ops>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let complete = ops.refresh_openapi().await;
+            tokio::time::sleep(if complete { Duration::from_secs(60) } else { Duration::from_secs(2) }).await;
+        }
+    })
+}
+
 pub async fn serve(settings: Settings) -> Result<(), String> {
     let metrics = hometrip_gateway::install_metrics()?;
     let trusted =
         TrustedProxies::parse(&settings.server.trusted_proxies).map_err(|e| format!("server.trusted_proxies: {e}"))?;
-    let platform = Platform::build(&settings).await?;
-    let search = search_service(&settings, &platform).await?;
-    // Without the relay, events wait in the outbox for a process that has it.
-    let relay = settings.events.relay.then(|| platform.bus.spawn_relay());
-    let committer = search.spawn_committer();
-    if search.is_empty() {
-        // A new or rebuilt index: fill it from the listings in the background.
-        let search = Arc::clone(&search);
-        tokio::spawn(async move {
-            match search.reindex().await {
-                Ok(n) => tracing::info!(listings = n, "search index built"),
-                Err(e) => tracing::error!(error = %e.detail, "search index build failed"),
-            }
-        });
+    let mut platform = Platform::build(&settings).await?;
+    let wiring = &platform.wiring;
+    let mut tasks = Vec::new();
+    for upstream in wiring.upstreams() {
+        upstream.resolve().await;
+        tasks.push(upstream.spawn_watch(wiring.http.clone()));
     }
-    let scheduler = platform.jobs.spawn();
-    let openapi = openapi_document().to_json().map_err(|e| e.to_string())?;
-
+    // Without the relay, events wait in the outbox for a process that has it.
+    if settings.events.relay {
+        tasks.push(wiring.bus.spawn_relay());
+    }
+    if let Some(broker) = wiring.bus.broker() {
+        tasks.push(broker.spawn_keepalive());
+        tasks.extend(broker.spawn_consumers(&wiring.bus).await);
+    }
+    for mount in &mut platform.mounts {
+        for start in mount.serve.drain(..) {
+            tasks.push(start());
+        }
+    }
+    tasks.push(wiring.jobs.spawn());
+    let wiring = &platform.wiring;
+    let openapi = openapi_document(&platform.modules).to_json().map_err(|e| e.to_string())?;
+    let public_files: Vec<String> =
+        platform.mounts.iter().flat_map(|m| m.public_files.iter().map(|p| (*p).to_owned())).collect();
     let ops = web::Data::new(Ops {
-        db: platform.db.clone(),
-        cache: Arc::clone(&platform.cache),
-        bus: Arc::clone(&platform.bus),
-        files: platform.files.clone(),
+        db: wiring.db.clone(),
+        cache: Arc::clone(&wiring.cache),
+        bus: Arc::clone(&wiring.bus),
+        files: wiring.files.clone(),
         metrics,
-        openapi,
-        public_file_prefixes: vec!["avatars/".to_owned(), "photos/".to_owned()],
+        openapi: std::sync::RwLock::new(openapi.clone()),
+        local_openapi: openapi,
+        openapi_complete: std::sync::atomic::AtomicBool::new(wiring.upstreams().is_empty()),
+        http: wiring.http.clone(),
+        upstreams: wiring.upstreams(),
+        broker: wiring.bus.broker().cloned(),
+        token_keys: platform.runs("gateway").then(|| Arc::clone(&platform.verifier)),
+        public_file_prefixes: public_files.clone(),
         metrics_public: settings.server.metrics_public,
         metrics_token: settings.server.metrics_token.clone(),
     });
+    let proxy = (platform.runs("gateway") && !wiring.upstreams().is_empty()).then(|| {
+        let routes = RouteTable::new(modules::MODULES.iter().flat_map(|m| m.routes.iter().map(move |r| (*r, m.name))));
+        web::Data::new(Proxy {
+            routes,
+            upstreams: wiring.upstreams().into_iter().map(|u| (u.module.clone(), u)).collect(),
+            http: wiring.http.clone(),
+            service_token: wiring.service_token.clone(),
+            trusted_proxies: trusted.clone(),
+            timeout: Duration::from_secs(60),
+        })
+    });
+    if proxy.is_some() {
+        tasks.push(spawn_openapi_merge(ops.clone()));
+    }
     let edge = web::Data::new(EdgeSettings {
-        limiter: RateLimiter::new(Arc::clone(&platform.cache)),
+        limiter: RateLimiter::new(Arc::clone(&wiring.cache)),
         per_ip: settings.server.rate_limit,
         per_account: settings.auth.rate_limit_per_account,
         trusted_proxies: trusted.clone(),
         hsts: settings.server.public_url.starts_with("https://"),
     });
-    let auth_web = web::Data::new(hometrip_auth::http::AuthWeb {
-        service: Arc::clone(&platform.auth),
-        public_url: settings.server.public_url.clone(),
-        trusted_proxies: trusted.clone(),
-    });
     let verifier = web::Data::from(Arc::clone(&platform.verifier));
-    let users = hometrip_user::http::data(&platform.users);
-    let accounts_dyn: web::Data<dyn Accounts> = web::Data::from(Arc::clone(&platform.auth) as Arc<dyn Accounts>);
-    let listings = hometrip_listing::http::data(&platform.listings);
-    let search_data = web::Data::from(Arc::clone(&search));
-    let listings_dyn: web::Data<dyn Listings> = web::Data::from(Arc::clone(&platform.listings) as Arc<dyn Listings>);
-    let users_dyn: web::Data<dyn Users> = web::Data::from(Arc::clone(&platform.users) as Arc<dyn Users>);
-    let bookings = hometrip_booking::http::data(&platform.bookings);
-    let bookings_dyn: web::Data<dyn Bookings> = web::Data::from(Arc::clone(&platform.bookings) as Arc<dyn Bookings>);
-    let payments = hometrip_payment::http::data(&platform.payments);
-    let payments_dyn: web::Data<dyn Payments> = web::Data::from(Arc::clone(&platform.payments) as Arc<dyn Payments>);
-    let simulated = platform.simulated.as_ref().map(|s| web::Data::from(Arc::clone(s)));
-    let jobs = web::Data::from(Arc::clone(&platform.jobs));
+    let jobs = web::Data::from(Arc::clone(&wiring.jobs));
     let clock_control = settings.testing.clock_control;
     if clock_control {
         tracing::warn!("testing.clock_control is on: the booking clock can be moved forward");
     }
-    let token = web::Data::new(ServiceToken(platform.service_token.clone()));
+    let token = web::Data::new(ServiceToken(wiring.service_token.clone()));
     let public_url = web::Data::new(PublicUrl(settings.server.public_url.clone()));
     let cors_origins = settings.server.cors_origins.clone();
+    let roots: Vec<crate::wiring::Configure> = platform.mounts.iter().map(|m| Arc::clone(&m.root)).collect();
+    let apis: Vec<fn(&mut web::ServiceConfig)> = platform.mounts.iter().filter_map(|m| m.api).collect();
+    let serves_files = !public_files.is_empty();
+    let port = settings.port(platform.modules.first().map(|m| m.port));
+    let names: Vec<&str> = platform.modules.iter().map(|m| m.name).collect();
 
     let server = HttpServer::new(move || {
         let mut cors = Cors::default()
@@ -332,40 +329,26 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         for origin in &cors_origins {
             cors = if origin == "*" { cors.allow_any_origin() } else { cors.allowed_origin(origin) };
         }
-        App::new()
+        let apis = apis.clone();
+        let mut app = App::new()
             .app_data(hometrip_kernel::http::json_config())
             .app_data(hometrip_kernel::http::query_config())
             .app_data(hometrip_kernel::http::path_config())
             .app_data(web::PayloadConfig::new(hometrip_kernel::http::JSON_LIMIT))
             .app_data(ops.clone())
             .app_data(edge.clone())
-            .app_data(auth_web.clone())
             .app_data(verifier.clone())
-            .app_data(users.clone())
-            .app_data(accounts_dyn.clone())
-            .app_data(users_dyn.clone())
-            .app_data(listings.clone())
-            .app_data(listings_dyn.clone())
-            .app_data(search_data.clone())
-            .app_data(bookings.clone())
-            .app_data(bookings_dyn.clone())
-            .app_data(payments.clone())
-            .app_data(payments_dyn.clone())
             .app_data(jobs.clone())
-            .configure(|cfg| {
-                if let Some(sim) = &simulated {
-                    cfg.app_data(sim.clone());
-                }
-            })
             .app_data(token.clone())
             .app_data(public_url.clone())
             .configure(hometrip_gateway::ops_routes)
-            .configure(hometrip_auth::http::internal_routes)
-            .configure(hometrip_user::http::internal_routes)
-            .configure(hometrip_listing::http::internal_routes)
-            .configure(hometrip_booking::http::internal_routes)
-            .configure(hometrip_payment::http::internal_routes)
             .configure(|cfg| {
+                if serves_files {
+                    hometrip_gateway::file_routes(cfg);
+                }
+                for root in &roots {
+                    root(cfg);
+                }
                 if clock_control {
                     cfg.service(
                         web::scope("/internal/testing")
@@ -374,32 +357,29 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
                     );
                 }
             })
-            .service(
-                web::scope("/api/v1")
-                    .configure(hometrip_auth::http::routes)
-                    .configure(hometrip_user::http::routes)
-                    .configure(hometrip_listing::http::routes)
-                    .configure(hometrip_search::http::routes)
-                    .configure(hometrip_booking::http::routes)
-                    .configure(hometrip_payment::http::routes),
-            )
-            .default_service(web::to(hometrip_gateway::middleware::not_found))
-            .wrap(hometrip_gateway::errors_as_problems())
+            .service(web::scope("/api/v1").configure(move |cfg| {
+                for api in &apis {
+                    api(cfg);
+                }
+            }));
+        app = match &proxy {
+            Some(proxy) => app.app_data(proxy.clone()).default_service(web::to(hometrip_gateway::proxy::forward)),
+            None => app.default_service(web::to(hometrip_gateway::middleware::not_found)),
+        };
+        app.wrap(hometrip_gateway::errors_as_problems())
             // Same-origin only when no origin is configured: no CORS work per request.
             .wrap(actix_web::middleware::Condition::new(!cors_origins.is_empty(), cors))
             .wrap(from_fn(hometrip_gateway::edge))
     })
     .workers(settings.server.worker_count())
     .shutdown_timeout(10)
-    .bind((settings.server.host.as_str(), settings.server.port))
-    .map_err(|e| format!("server.port ({}:{}): {e}", settings.server.host, settings.server.port))?;
-    tracing::info!(host = %settings.server.host, port = settings.server.port, "HomeTrip listening");
+    .bind((settings.server.host.as_str(), port))
+    .map_err(|e| format!("server.port ({}:{port}): {e}", settings.server.host))?;
+    tracing::info!(host = %settings.server.host, port, modules = %names.join(","), "HomeTrip listening");
     let result = server.run().await.map_err(|e| e.to_string());
-    if let Some(relay) = relay {
-        relay.abort();
+    for task in tasks {
+        task.abort();
     }
-    scheduler.abort();
-    committer.abort();
     // Give in-flight relay work a moment; undelivered events stay in the outbox.
     tokio::time::sleep(Duration::from_millis(50)).await;
     result

@@ -1,7 +1,10 @@
 //! `hometrip`: the whole platform in one binary.
 
 mod app;
+mod commands;
+mod modules;
 mod settings;
+mod wiring;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -28,8 +31,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the platform (the default).
-    Serve,
+    /// Run the platform (the default), or some of its modules.
+    Serve {
+        /// Only these modules (comma-separated); the others are reached
+        /// through `services.<module>.urls`. Default: every module built in.
+        #[arg(long, value_delimiter = ',')]
+        modules: Vec<String>,
+    },
     /// Apply every module's pending database migrations, then exit.
     Migrate,
     /// Print the effective configuration, secrets redacted.
@@ -68,59 +76,41 @@ enum AdminCommand {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
+        Ok(mut s) => {
+            if let Some(Command::Serve { modules }) = &cli.command {
+                if !modules.is_empty() {
+                    s.modules = modules.clone();
+                }
+            }
+            s
+        }
         Err(e) => {
             eprintln!("hometrip: {e}");
             return std::process::ExitCode::from(2);
         }
     };
     hometrip_kernel::telemetry::init(&settings.log.filter, settings.log.json);
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => actix_web::rt::System::new().block_on(app::serve(settings)),
+    let result = match cli.command.unwrap_or(Command::Serve { modules: Vec::new() }) {
+        Command::Serve { .. } => actix_web::rt::System::new().block_on(app::serve(settings)),
         Command::Config => {
             serde_json::to_string_pretty(&settings.redacted()).map(|s| println!("{s}")).map_err(|e| e.to_string())
         }
-        Command::Openapi => {
-            app::openapi_document().to_pretty_json().map(|s| println!("{s}")).map_err(|e| e.to_string())
-        }
+        Command::Openapi => modules::select(&settings.modules).and_then(|local| {
+            app::openapi_document(&local).to_pretty_json().map(|s| println!("{s}")).map_err(|e| e.to_string())
+        }),
         Command::Migrate => run_async(async move {
             let db = app::connect_db(&settings).await?;
             let applied = app::migrate(&settings, &db).await?;
             println!("{applied} migrations applied");
             Ok(())
         }),
-        Command::Reindex => run_async(async move {
-            let platform = app::Platform::build(&settings).await?;
-            let search = app::search_service(&settings, &platform).await?;
-            let started = std::time::Instant::now();
-            let n = search.reindex().await.map_err(|p| p.to_string())?;
-            println!("indexed {n} listings in {:.1} s", started.elapsed().as_secs_f64());
-            Ok(())
-        }),
-        Command::SeedDemo { listings, seed } => run_async(async move {
-            if listings == 0 || listings > 5_000_000 {
-                return Err("--listings: between 1 and 5000000".to_owned());
-            }
-            let platform = app::Platform::build(&settings).await?;
-            let started = std::time::Instant::now();
-            let first = platform.listings.seed_demo(listings, seed).await.map_err(|p| p.to_string())?;
-            let first = first.map(|id| id.to_string()).unwrap_or_default();
-            println!("seeded {listings} listings in {:.1} s (first: {first})", started.elapsed().as_secs_f64());
-            Ok(())
-        }),
+        Command::Reindex => run_async(commands::reindex(settings)),
+        Command::SeedDemo { listings, seed } => run_async(commands::seed_demo(settings, listings, seed)),
         Command::Admin { command: AdminCommand::Create { email, .. } } => {
             let mut password = String::new();
             match std::io::stdin().read_to_string(&mut password) {
                 Err(e) => Err(format!("reading the password from stdin: {e}")),
-                Ok(_) => run_async(async move {
-                    let platform = app::Platform::build(&settings).await?;
-                    let password = password.trim_end_matches(['\r', '\n']);
-                    let account = platform.auth.create_admin(&email, password).await.map_err(|p| p.to_string())?;
-                    // The registration event stays in the outbox for the server's relay: a
-                    // CLI process has only some subscribers, so it must not deliver events.
-                    println!("admin {} ({})", account.email, account.id);
-                    Ok(())
-                }),
+                Ok(_) => run_async(commands::create_admin(settings, email, password)),
             }
         }
     };

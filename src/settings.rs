@@ -22,6 +22,8 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub profile: String,
+    /// The modules this process runs (`--modules`, `HOMETRIP_MODULES`); empty: all built in.
+    pub modules: Vec<String>,
     pub data_dir: PathBuf,
     pub server: ServerSettings,
     pub database: DatabaseSettings,
@@ -69,13 +71,62 @@ pub struct TestingSettings {
 #[serde(deny_unknown_fields)]
 pub struct AmqpSettings {
     pub url: String,
+    /// Prefix of the exchange and queue names (`<namespace>.events`).
+    pub namespace: String,
+    /// `quorum` (replicated; the default) or `classic` subscriber queues.
+    pub queue_type: String,
+    /// Unused queues are deleted after this long (0: never): throwaway
+    /// deployments such as test platforms.
+    pub queue_expires_secs: u64,
+}
+
+/// The deployment's service credential, and where the modules this process
+/// does not run live: `services.<module>.{urls, balance, weights}`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct ServicesSettings {
+    pub token: String,
+    #[serde(flatten)]
+    pub modules: BTreeMap<String, UpstreamConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct ServicesSettings {
-    pub token: String,
-    pub urls: BTreeMap<String, String>,
+pub struct UpstreamConfig {
+    /// Base URLs of the replicas (`http://booking-1:4004,http://booking-2:4004`).
+    #[serde(default, deserialize_with = "comma_list")]
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub balance: hometrip_kernel::upstream::Balance,
+    /// One per URL, for `weighted`.
+    #[serde(default, deserialize_with = "comma_list")]
+    pub weights: Vec<u32>,
+}
+
+/// A list written as a TOML array or as one comma-separated string (the
+/// environment's form).
+fn comma_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr + Deserialize<'de>,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw<T> {
+        Text(String),
+        Number(u64),
+        List(Vec<T>),
+    }
+    match Raw::<T>::deserialize(d)? {
+        Raw::List(items) => Ok(items),
+        Raw::Number(n) => n.to_string().parse().map(|v| vec![v]).map_err(serde::de::Error::custom),
+        Raw::Text(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().map_err(serde::de::Error::custom))
+            .collect(),
+    }
 }
 
 impl Settings {
@@ -104,7 +155,8 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("server.cors_origins")
                 .with_list_parse_key("server.trusted_proxies")
-                .with_list_parse_key("outbound.allow_networks"),
+                .with_list_parse_key("outbound.allow_networks")
+                .with_list_parse_key("modules"),
         );
         let config = builder.build().map_err(|e| format!("configuration: {e}"))?;
         let settings: Settings = config.try_deserialize().map_err(|e| format!("configuration: {e}"))?;
@@ -112,8 +164,34 @@ impl Settings {
         Ok(settings)
     }
 
+    /// The port to listen on: `server.port`, or (0) the seed port of the
+    /// process's first module — 3001, the gateway's, for the whole platform.
+    pub fn port(&self, first_module: Option<u16>) -> u16 {
+        match self.server.port {
+            0 => first_module.unwrap_or(3001),
+            p => p,
+        }
+    }
+
     /// Rules serde cannot express, each naming its key.
     fn check(&self) -> Result<(), String> {
+        if !self.amqp.url.is_empty() && !self.amqp.url.starts_with("amqp://") && !self.amqp.url.starts_with("amqps://")
+        {
+            return Err("amqp.url: use amqp://user:password@host:5672/%2f".to_owned());
+        }
+        if self.amqp.namespace.is_empty()
+            || !self.amqp.namespace.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err("amqp.namespace: letters, digits, '-', '_' and '.'".to_owned());
+        }
+        if !matches!(self.amqp.queue_type.as_str(), "quorum" | "classic") {
+            return Err("amqp.queue_type: quorum or classic".to_owned());
+        }
+        for module in self.services.modules.keys() {
+            if crate::modules::find(module).is_none() {
+                return Err(format!("services.{module}: unknown module"));
+            }
+        }
         let url = &self.database.url;
         if !(url.is_empty()
             || url.starts_with("sqlite:")
@@ -237,7 +315,8 @@ mod tests {
         let settings: Result<Settings, _> = config.and_then(|c| c.try_deserialize());
         let Ok(settings) = settings else { panic!("defaults do not load: {settings:?}") };
         assert!(settings.check().is_ok());
-        assert_eq!(settings.server.port, 3001);
+        assert_eq!(settings.port(None), 3001);
+        assert_eq!(settings.port(Some(4004)), 4004);
         assert!(settings.database_url().starts_with("sqlite://"));
     }
 

@@ -23,10 +23,11 @@ struct TextRow {
     v: String,
 }
 
-/// Runs `sql` on the server's own database (its SQLite file or its PostgreSQL
-/// database) and returns the first column of each row, as text (`AS v`).
-async fn sql(server: &Server, sql: &str) -> Vec<String> {
-    match &server.database_url {
+/// Runs `sql` on the database holding `module`'s tables (the server's SQLite
+/// file, its PostgreSQL database, or in the split shape that module's) and
+/// returns the first column of each row, as text (`AS v`).
+async fn sql(server: &Server, module: &str, sql: &str) -> Vec<String> {
+    match &server.database_of(module) {
         Some(url) => {
             let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
             tokio::spawn(conn);
@@ -109,6 +110,7 @@ async fn an_oauth_callback_signs_in_only_the_browser_that_started_it() {
 async fn legacy_unverified_identity(server: &Server, subject: &str, account: &str, email: &str) {
     sql(
         server,
+        "auth",
         &format!(
             "INSERT INTO oauth_identities (provider, subject, account_id, email, created_at, email_verified) \
              VALUES ('google', '{subject}', '{account}', '{email}', '2026-11-30T00:00:00Z', FALSE)"
@@ -254,7 +256,7 @@ async fn recovery_codes_are_long_and_stored_with_a_salted_slow_hash() {
         let symbols = code.chars().filter(char::is_ascii_alphanumeric).count();
         assert!(symbols >= 20, "a recovery code of {symbols} symbols: {code}");
     }
-    let hashes = sql(&server, "SELECT code_hash AS v FROM recovery_codes").await;
+    let hashes = sql(&server, "auth", "SELECT code_hash AS v FROM recovery_codes").await;
     assert_eq!(hashes.len(), 10);
     assert!(hashes.iter().all(|h| h.starts_with("$argon2id$")), "{hashes:?}");
     // Salted: no two hashes alike, and the hash of a code is not found by hashing it again.
@@ -322,9 +324,12 @@ async fn email_tokens_are_sealed_in_the_outbox_and_dead_letters() {
     let api = server.client();
     let email = unique_email("sealed");
     assert_eq!(api.register(&email, "Sealed").await.status, 201);
-    let rows =
-        sql(&server, "SELECT data AS v FROM outbox_events WHERE event_type = 'auth.email_verification_requested'")
-            .await;
+    let rows = sql(
+        &server,
+        "auth",
+        "SELECT data AS v FROM outbox_events WHERE event_type = 'auth.email_verification_requested'",
+    )
+    .await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     let data: Value = serde_json::from_str(&rows[0]).unwrap();
     assert!(data.get("token").is_none(), "{data}");
@@ -349,6 +354,7 @@ async fn email_tokens_are_sealed_in_the_outbox_and_dead_letters() {
     for _ in 0..200 {
         parked = sql(
             &server,
+            "notification",
             "SELECT envelope AS v FROM dead_letters WHERE event_type = 'auth.email_verification_requested'",
         )
         .await;

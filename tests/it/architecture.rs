@@ -90,3 +90,43 @@ fn module_sources_import_only_other_modules_api() {
     }
     assert!(violations.is_empty(), "{violations:#?}");
 }
+
+/// The crates in the normal dependency tree of the binary built with `features`.
+fn crates_with(features: &str) -> std::collections::BTreeSet<String> {
+    let mut args = vec!["tree", "--offline", "-p", "hometrip", "-e", "normal", "--prefix", "none", "--format", "{p}"];
+    if !features.is_empty() {
+        args.extend(["--no-default-features", "--features", features]);
+    }
+    let out =
+        Command::new(env!("CARGO")).args(&args).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("cargo tree");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_module_s_own_dependencies_come_only_with_that_module() {
+    // Each heavy dependency and the module that alone needs it.
+    let own = [
+        ("tantivy", "search"),
+        ("async-stripe", "payment"),
+        ("lettre", "notification"),
+        ("image", "listing"),
+        ("zxcvbn", "auth"),
+    ];
+    let all = crates_with("");
+    for (krate, _) in own {
+        assert!(all.contains(krate), "the full build has {krate}");
+    }
+    for features in ["gateway,auth", "gateway", "booking", "search"] {
+        let have = crates_with(features);
+        for (krate, module) in own {
+            // Images come with user as well as listing.
+            let wanted = features.split(',').any(|f| f == module || (krate == "image" && f == "user"));
+            assert_eq!(have.contains(krate), wanted, "--features {features}: {krate}");
+        }
+    }
+}

@@ -100,7 +100,7 @@ async fn expired_tokens_are_refused() {
     let server = Server::start().await;
     let api = server.client();
     let (_, pair) = api.signed_up(&unique_email("exp")).await;
-    let pem = std::fs::read_to_string(server.data_dir.join("keys/jwt-ed25519.pem")).unwrap();
+    let pem = std::fs::read_to_string(server.data_dir_of("auth").join("keys/jwt-ed25519.pem")).unwrap();
     let key = jsonwebtoken::EncodingKey::from_ed_pem(pem.as_bytes()).unwrap();
     let parts: Vec<&str> = pair["access_token"].as_str().unwrap().split('.').collect();
     let mut claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
@@ -197,6 +197,7 @@ async fn a_bad_configuration_stops_start_up_naming_the_key() {
         .command()
         .env("HOMETRIP_AUTH__OAUTH__GOOGLE__CLIENT_SECRET", "s3cr3t")
         .env("HOMETRIP_SERVICES__TOKEN", "tok3n")
+        .env("HOMETRIP_SERVER__PORT", "4321")
         .arg("config")
         .output()
         .unwrap();
@@ -204,7 +205,7 @@ async fn a_bad_configuration_stops_start_up_naming_the_key() {
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(!printed.contains("s3cr3t") && !printed.contains("tok3n"), "{printed}");
     let value: serde_json::Value = serde_json::from_str(&printed).unwrap();
-    assert_eq!(value["server"]["port"], json!(server.port));
+    assert_eq!(value["server"]["port"], json!(4321));
 }
 
 #[tokio::test]
@@ -268,7 +269,10 @@ async fn migrate_applies_each_migration_once() {
     // A fresh data dir gets every module's tables.
     let fresh = std::env::temp_dir().join(format!("hometrip-migrate-{}", uuid::Uuid::now_v7()));
     let mut cmd = server.command();
-    cmd.env("HOMETRIP_DATA_DIR", &fresh).env_remove("HOMETRIP_DATABASE__URL").arg("migrate");
+    cmd.env("HOMETRIP_DATA_DIR", &fresh)
+        .env_remove("HOMETRIP_DATABASE__URL")
+        .env_remove("HOMETRIP_MODULES")
+        .arg("migrate");
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "15 migrations applied");

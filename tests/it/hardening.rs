@@ -264,7 +264,7 @@ async fn every_response_carries_security_headers_and_metrics_need_their_token() 
     }
     assert_eq!(api.get("/metrics").await.problem(401), "unauthenticated");
     // Not the service credential: that one opens the internal routes.
-    let service = std::fs::read_to_string(server.data_dir.join("keys/service.token")).unwrap();
+    let (_, service) = server.service("auth");
     let with_service = api.send(api.http.get(server.url("/metrics")).bearer_auth(service.trim())).await;
     assert_eq!(with_service.problem(401), "unauthenticated");
     let wrong = api.send(api.http.get(server.url("/metrics")).bearer_auth("scrape-me-0123456788")).await;

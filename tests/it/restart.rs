@@ -6,7 +6,8 @@ use crate::support::*;
 
 #[tokio::test]
 async fn accounts_tokens_and_outbox_survive_a_restart() {
-    let mut server = Server::start().await;
+    // Restarted: a platform of its own.
+    let mut server = Server::start_with(&[]).await;
     let api = server.client();
     let email = unique_email("durable");
     let (authed, pair) = api.signed_up(&email).await;

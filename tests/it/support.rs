@@ -5,9 +5,12 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+
+use crate::shape::{is_split, Split};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -19,6 +22,10 @@ pub struct Server {
     pub redis_prefix: String,
     child: Option<Child>,
     extra_env: Vec<(String, String)>,
+    /// The split platform behind `base` (`TEST_SHAPE=split`), and whether
+    /// this server started it (else it is the shared one).
+    pub split: Option<Arc<Split>>,
+    owns_split: bool,
 }
 
 fn free_port() -> u16 {
@@ -47,16 +54,75 @@ pub fn redis_url() -> Option<String> {
 
 impl Server {
     pub async fn start() -> Server {
+        if is_split() {
+            return Self::over(Split::shared().await, false);
+        }
         Self::start_with(&[]).await
     }
 
+    /// A server with settings of its own (in the split shape, a platform of its own).
     pub async fn start_with(env: &[(&str, &str)]) -> Server {
+        if is_split() {
+            return Self::over(Split::start(env).await, true);
+        }
         Self::start_on(fresh_database().await, format!("it:{}:", uuid::Uuid::now_v7().simple()), env).await
+    }
+
+    fn over(split: Arc<Split>, owns_split: bool) -> Server {
+        Server {
+            base: format!("http://127.0.0.1:{}", split.gateway_port),
+            port: split.gateway_port,
+            // Where the emails are written.
+            data_dir: split.data_dir_of("notification"),
+            database_url: None,
+            redis_prefix: split.redis_prefix.clone(),
+            child: None,
+            extra_env: Vec::new(),
+            split: Some(split),
+            owns_split,
+        }
+    }
+
+    /// The database holding `module`'s tables: `Some(url)` on PostgreSQL,
+    /// `None` for the SQLite file under the data dir.
+    pub fn database_of(&self, module: &str) -> Option<String> {
+        match &self.split {
+            Some(split) => Some(split.database_of(module)),
+            None => self.database_url.clone(),
+        }
+    }
+
+    /// The data dir of the process running `module` (its keys, its files).
+    pub fn data_dir_of(&self, module: &str) -> PathBuf {
+        match &self.split {
+            Some(split) => split.data_dir_of(module),
+            None => self.data_dir.clone(),
+        }
+    }
+
+    /// Where `module`'s internal routes answer, and the service credential:
+    /// this server, or in the split shape that module's process.
+    pub fn service(&self, module: &str) -> (String, String) {
+        match &self.split {
+            Some(split) => (split.bases_of(module)[0].clone(), split.token.clone()),
+            None => {
+                let token = std::fs::read_to_string(self.data_dir.join("keys/service.token")).expect("service token");
+                (self.base.clone(), token.trim().to_owned())
+            }
+        }
+    }
+
+    fn own_split(&self) -> &Arc<Split> {
+        assert!(self.owns_split, "this test changes the platform: start it with Server::start_with");
+        self.split.as_ref().unwrap()
     }
 
     /// A second process on the same database as `other` (its own data dir,
     /// port and keys): several HomeTrip processes sharing one PostgreSQL.
     pub async fn start_sharing(other: &Server, env: &[(&str, &str)]) -> Server {
+        if let Some(split) = &other.split {
+            return Self::over(Arc::clone(split), false);
+        }
         Self::start_on(other.database_url.clone(), other.redis_prefix.clone(), env).await
     }
 
@@ -71,13 +137,39 @@ impl Server {
             redis_prefix,
             child: None,
             extra_env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            split: None,
+            owns_split: false,
         };
         server.launch().await;
         server
     }
 
-    /// Calls an internal route with this process's service credential.
+    /// Calls an internal route with this process's service credential. In
+    /// the split shape a testing hook goes to every process (each has its
+    /// own clock and timers), a module's route to that module's process.
     pub async fn internal(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+        if let Some(split) = &self.split {
+            let module = path.trim_start_matches("/internal/").split('/').next().unwrap_or("");
+            let bases = if module == "testing" { split.bases_of("*") } else { split.bases_of(module) };
+            let rounds = if path.ends_with("/jobs/run") { 2 } else { 1 };
+            let mut last = None;
+            for _ in 0..rounds {
+                for base in &bases {
+                    let mut rb = self
+                        .client()
+                        .http
+                        .request(method.clone(), format!("{base}{path}"))
+                        .header("x-hometrip-service-token", &split.token);
+                    if let Some(b) = &body {
+                        rb = rb.json(b);
+                    }
+                    let reply = self.client().send(rb).await;
+                    assert!(reply.status < 500, "{base}{path}: {}", reply.text);
+                    last = Some(reply);
+                }
+            }
+            return last.expect("a process for the internal route");
+        }
         let token = std::fs::read_to_string(self.data_dir.join("keys/service.token")).expect("service token");
         let mut rb =
             self.client().http.request(method, self.url(path)).header("x-hometrip-service-token", token.trim());
@@ -89,14 +181,26 @@ impl Server {
 
     /// Kills the process at once (SIGKILL): no shutdown, no flush.
     pub fn kill(&mut self) {
+        if self.split.is_some() {
+            let split = self.own_split();
+            let names: Vec<&str> = split.procs.lock().unwrap().iter().map(|p| p.name).collect();
+            for name in names {
+                split.kill(name);
+            }
+            return;
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
     }
 
-    /// A command running the binary with this server's environment.
+    /// A command running the binary with this server's environment (in the
+    /// split shape, the auth process's).
     pub fn command(&self) -> Command {
+        if let Some(split) = &self.split {
+            return split.command_of("auth");
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hometrip"));
         for (key, _) in std::env::vars() {
             if key.starts_with("HOMETRIP_") {
@@ -147,6 +251,9 @@ impl Server {
     }
 
     pub fn logs(&self) -> String {
+        if let Some(split) = &self.split {
+            return split.logs();
+        }
         let mut out = String::new();
         if let Ok(entries) = std::fs::read_dir(&self.data_dir) {
             for e in entries.flatten() {
@@ -159,6 +266,10 @@ impl Server {
     }
 
     pub fn stop(&mut self) {
+        if self.owns_split {
+            self.own_split().stop_all();
+            return;
+        }
         if let Some(mut child) = self.child.take() {
             // SIGTERM first, for a graceful stop.
             let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
@@ -175,12 +286,23 @@ impl Server {
 
     /// Sets (or replaces) an environment variable for the next (re)start.
     pub fn set_env(&mut self, key: &str, value: &str) {
+        if self.split.is_some() {
+            self.own_split().set_env(key, value);
+            return;
+        }
         self.extra_env.retain(|(k, _)| k != key);
         self.extra_env.push((key.to_owned(), value.to_owned()));
     }
 
     /// Stops the process and starts it again on the same data dir and database.
     pub async fn restart(&mut self) {
+        if self.split.is_some() {
+            let split = Arc::clone(self.own_split());
+            split.stop_all();
+            split.launch_all();
+            split.wait_ready().await;
+            return;
+        }
         self.stop();
         self.launch().await;
     }
@@ -210,7 +332,7 @@ impl Server {
     /// Waits for an email to `to` whose subject contains `subject`, and returns
     /// the newest such.
     pub async fn wait_email(&self, to: &str, subject: &str) -> Email {
-        for _ in 0..100 {
+        for _ in 0..patience(100) {
             if let Some(e) = self.emails().into_iter().rev().find(|e| e.to == to && e.subject.contains(subject)) {
                 return e;
             }
@@ -225,8 +347,16 @@ impl Server {
     /// Runs a CLI command of the binary against this server's data.
     pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
         use std::io::Write;
-        let mut child = self
-            .command()
+        let mut cmd = match &self.split {
+            // The process whose module the command works on.
+            Some(split) => split.command_of(match args.first().copied() {
+                Some("seed-demo") => "listing",
+                Some("reindex") => "search",
+                _ => "auth",
+            }),
+            None => self.command(),
+        };
+        let mut child = cmd
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -240,6 +370,15 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        if self.split.is_some() {
+            if self.owns_split {
+                self.stop();
+                if !std::thread::panicking() {
+                    let _ = std::fs::remove_dir_all(&self.own_split().dir);
+                }
+            }
+            return;
+        }
         self.stop();
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.data_dir);
@@ -448,10 +587,20 @@ pub fn date_from_today(days: i64) -> String {
     (chrono::Utc::now().date_naive() + chrono::Duration::days(days)).to_string()
 }
 
+/// Polls of background work: events cross a broker and processes in the
+/// split shape, on a machine running a dozen of them.
+pub fn patience(polls: usize) -> usize {
+    if is_split() {
+        polls * 6
+    } else {
+        polls
+    }
+}
+
 /// Polls `path` until `check` holds (events and jobs run in the background).
 pub async fn eventually(api: &Api, path: &str, check: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
-    for _ in 0..100 {
+    for _ in 0..patience(100) {
         let r = api.get(path).await;
         if r.status == 200 && check(&r.body) {
             return r.body;

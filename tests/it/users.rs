@@ -110,7 +110,7 @@ async fn identity_verification_is_reviewed_by_an_admin() {
     assert_eq!(sent.body["identity_status"], json!("pending"));
     assert_eq!(sent.body["identity_verified"], json!(false));
     // Documents are never served, and the one under review cannot be swapped.
-    assert!(std::fs::read_dir(server.data_dir.join("files/identity")).is_ok());
+    assert!(std::fs::read_dir(server.data_dir_of("user").join("files/identity")).is_ok());
     assert_eq!(server.client().get(&format!("/files/identity/{id}")).await.problem(404), "not_found");
     let swap = me.put_file("/api/v1/users/me/identity", "document", png(300, 300), "image/png").await;
     assert_eq!(swap.problem(409), "conflict");

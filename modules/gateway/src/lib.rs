@@ -5,6 +5,8 @@
 
 pub mod middleware;
 pub mod ops;
+pub mod proxy;
 
 pub use middleware::{edge, errors_as_problems, EdgeSettings};
-pub use ops::{install_metrics, ops_routes, Ops};
+pub use ops::{file_routes, install_metrics, ops_routes, Ops};
+pub use proxy::{Proxy, RouteTable};

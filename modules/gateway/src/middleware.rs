@@ -132,12 +132,24 @@ pub async fn edge(
     .await;
 
     let mut res = outcome?;
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    // A proxied answer is labelled with the pattern the module matched.
+    let proxied = res.response().extensions().get::<crate::proxy::ProxiedRoute>().map(|r| r.0.clone());
+    let route = proxied.or_else(|| res.request().match_pattern()).unwrap_or_else(|| "unmatched".to_owned());
+    if hometrip_kernel::http::from_service(res.request()) {
+        if let Ok(v) = HeaderValue::from_str(&route) {
+            res.headers_mut().insert(HeaderName::from_static(crate::proxy::ROUTE_HEADER), v);
+        }
+    }
     let status = res.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone(), "status_code" => status_label(status))
         .record(elapsed);
-    span.in_scope(|| tracing::info!(route = %route, status, elapsed_ms = elapsed * 1000.0, "served"));
+    // Probes come every second from every balancer: not worth a line each.
+    if is_operational(res.request().path()) && status < 400 {
+        span.in_scope(|| tracing::debug!(route = %route, status, elapsed_ms = elapsed * 1000.0, "served"));
+    } else {
+        span.in_scope(|| tracing::info!(route = %route, status, elapsed_ms = elapsed * 1000.0, "served"));
+    }
     let headers = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID, v);
@@ -154,6 +166,10 @@ pub async fn edge(
 /// Per-IP limit on every API request; per-account limit when the request
 /// carries a valid token (the verified caller is kept for the handler).
 async fn limit(req: &ServiceRequest, s: &EdgeSettings) -> Option<Problem> {
+    // Forwarded by the gateway (or called by another module): limited there.
+    if hometrip_kernel::http::from_service(req.request()) {
+        return None;
+    }
     let ip = hometrip_kernel::http::limit_subject(&client_ip(req.request(), &s.trusted_proxies));
     let over = |retry: u64| Problem::new(ErrorCode::RateLimited, "too many requests").retry_after(retry);
     match s.limiter.hit(&format!("ip:{ip}"), s.per_ip).await {

@@ -20,9 +20,23 @@ pub struct Ops {
     pub bus: Arc<EventBus>,
     pub files: FileStore,
     pub metrics: PrometheusHandle,
-    pub openapi: String,
+    /// The document of this process's modules, merged with those of the
+    /// modules it fronts once they answer (`merge_openapi`).
+    pub openapi: std::sync::RwLock<String>,
+    /// This process's own document (the base of every merge).
+    pub local_openapi: String,
+    /// Whether every module behind the gateway gave its document.
+    pub openapi_complete: std::sync::atomic::AtomicBool,
+    /// The client of the services behind the gateway.
+    pub http: reqwest::Client,
+    /// The modules this process calls but does not run (readiness lists them).
+    pub upstreams: Vec<Arc<hometrip_kernel::upstream::Upstream>>,
     /// File prefixes anyone may read (avatars, listing photos); the rest stay private.
     pub public_file_prefixes: Vec<String>,
+    /// The verifier a gateway checks tokens with: not ready without keys.
+    pub token_keys: Option<Arc<hometrip_kernel::auth_context::AccessVerifier>>,
+    /// The message broker, when events travel over one (readiness names it).
+    pub broker: Option<Arc<hometrip_kernel::broker::Broker>>,
     /// `/metrics` for anyone (`server.metrics_public`).
     pub metrics_public: bool,
     /// Otherwise the scraper's bearer token (`server.metrics_token`); empty: none.
@@ -55,12 +69,39 @@ async fn ready(ops: web::Data<Ops>) -> HttpResponse {
         tracing::warn!(error = %e, "readiness: cache");
         failing.push(if ops.cache.name() == "redis" { "redis" } else { "cache" });
     }
+    if let Some(verifier) = &ops.token_keys {
+        if !verifier.has_keys().await {
+            failing.push("auth_keys");
+        }
+    }
+    // Without the broker a process still serves (its events wait in the
+    // outbox): named, but not a reason to take it out of rotation.
+    let mut degraded = Vec::new();
+    if let Some(broker) = &ops.broker {
+        if !broker.connected() {
+            degraded.push("rabbitmq");
+        }
+    }
+    // An upstream that is down makes its paths answer 503, not this process
+    // unready: the other modules' paths keep working.
+    let upstreams: Vec<serde_json::Value> = ops.upstreams.iter().map(|u| u.status()).collect();
     if failing.is_empty() {
-        HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+        for u in &upstreams {
+            if u["available"] == false {
+                degraded.push(u["module"].as_str().unwrap_or("upstream"));
+            }
+        }
+        HttpResponse::Ok().json(serde_json::json!({
+            "status": if degraded.is_empty() { "ready" } else { "degraded" },
+            "degraded": degraded,
+            "upstreams": upstreams,
+        }))
     } else {
         let problem =
             Problem::new(hometrip_kernel::ErrorCode::ServiceUnavailable, format!("not ready: {}", failing.join(", ")))
-                .with("failing", failing);
+                .with("failing", failing)
+                .with("degraded", degraded)
+                .with("upstreams", upstreams);
         actix_web::ResponseError::error_response(&problem)
     }
 }
@@ -83,14 +124,85 @@ async fn metrics(req: actix_web::HttpRequest, ops: web::Data<Ops>) -> Result<Htt
 }
 
 async fn openapi(ops: web::Data<Ops>) -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(ops.openapi.clone())
+    if !ops.openapi_complete.load(std::sync::atomic::Ordering::Relaxed) {
+        ops.refresh_openapi().await;
+    }
+    HttpResponse::Ok().content_type("application/json").body(ops.openapi_json())
+}
+
+impl Ops {
+    /// Fetches the document of each module behind the gateway and merges
+    /// them into this process's own; whether all answered.
+    pub async fn refresh_openapi(&self) -> bool {
+        let mut docs = Vec::new();
+        let mut complete = true;
+        for upstream in &self.upstreams {
+            let Ok(lease) = upstream.pick(None, &[]) else {
+                complete = false;
+                continue;
+            };
+            let url = format!("{}/api/openapi.json", lease.replica.base);
+            match self.http.get(url).timeout(std::time::Duration::from_secs(3)).send().await {
+                Ok(res) if res.status().is_success() => {
+                    lease.success();
+                    match res.json::<serde_json::Value>().await {
+                        Ok(doc) => docs.push(doc),
+                        Err(_) => complete = false,
+                    }
+                }
+                _ => {
+                    lease.failure();
+                    complete = false;
+                }
+            }
+        }
+        *self.openapi.write().unwrap_or_else(std::sync::PoisonError::into_inner) = self.local_openapi.clone();
+        self.merge_openapi(&docs);
+        self.openapi_complete.store(complete, std::sync::atomic::Ordering::Relaxed);
+        complete
+    }
+
+    pub fn openapi_json(&self) -> String {
+        self.openapi.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Merges the documents of the modules behind this gateway into its own:
+    /// paths and component schemas (a module's own entries win).
+    pub fn merge_openapi(&self, others: &[serde_json::Value]) {
+        let mut doc: serde_json::Value = serde_json::from_str(&self.openapi_json()).unwrap_or_default();
+        for other in others {
+            for section in [&["paths"][..], &["components", "schemas"][..]] {
+                let Some(from) = section.iter().try_fold(other, |v, k| v.get(*k)).and_then(|v| v.as_object()) else {
+                    continue;
+                };
+                let mut into = &mut doc;
+                for k in section {
+                    into = &mut into[*k];
+                }
+                if !into.is_object() {
+                    *into = serde_json::json!({});
+                }
+                if let Some(into) = into.as_object_mut() {
+                    for (k, v) in from {
+                        into.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                }
+            }
+        }
+        if let Ok(text) = serde_json::to_string(&doc) {
+            *self.openapi.write().unwrap_or_else(std::sync::PoisonError::into_inner) = text;
+        }
+    }
 }
 
 /// The API's endpoints as a plain page, rendered here from the OpenAPI
 /// document: no script, nothing loaded from another origin (a third-party
 /// script on this origin could read what the API's pages hold).
 async fn docs(ops: web::Data<Ops>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(docs_page(&ops.openapi))
+    if !ops.openapi_complete.load(std::sync::atomic::Ordering::Relaxed) {
+        ops.refresh_openapi().await;
+    }
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(docs_page(&ops.openapi_json()))
 }
 
 fn escape(text: &str) -> String {
@@ -169,6 +281,12 @@ async fn replay(ops: web::Data<Ops>, user: AuthUser, id: web::Path<Id>) -> Resul
     Ok(HttpResponse::Ok().json(serde_json::json!({ "delivered": delivered })))
 }
 
+/// Public files, in a process running a module that serves some
+/// (`Ops::public_file_prefixes`); needs `web::Data<Ops>`.
+pub fn file_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/files/{path:.*}", web::get().to(file));
+}
+
 /// Mounts the operational routes; needs `web::Data<Ops>`.
 pub fn ops_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health/live", web::get().to(live))
@@ -176,7 +294,6 @@ pub fn ops_routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/api/openapi.json", web::get().to(openapi))
         .route("/api/docs", web::get().to(docs))
-        .route("/files/{path:.*}", web::get().to(file))
         .route("/api/v1/admin/events/dead-letters", web::get().to(dead_letters))
         .route("/api/v1/admin/events/dead-letters/{id}/replay", web::post().to(replay));
 }

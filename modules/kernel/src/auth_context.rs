@@ -82,6 +82,11 @@ impl AccessVerifier {
         })
     }
 
+    /// Whether any signing key is known (a gateway waiting for auth has none).
+    pub async fn has_keys(&self) -> bool {
+        !self.keys.read().await.is_empty()
+    }
+
     pub async fn set_keys(&self, set: &JwkSet) -> Result<(), String> {
         let mut map = HashMap::new();
         for jwk in &set.keys {
@@ -152,10 +157,39 @@ impl AccessVerifier {
 
 /// Verifies the request's bearer token, if it has one.
 pub async fn verify_request(req: &HttpRequest) -> Option<AuthUser> {
+    if let Some(user) = forwarded_user(req) {
+        return Some(user);
+    }
     let token = bearer(req).ok()?;
     let verifier = req.app_data::<web::Data<AccessVerifier>>()?.clone();
     let claims = verifier.verify(&token).await.ok()?;
     Some(AuthUser { id: claims.sub, session_id: claims.sid, roles: claims.roles })
+}
+
+/// The caller the gateway verified and forwarded, when the request carries
+/// the service credential (a module process behind the gateway does not
+/// verify tokens again).
+pub fn forwarded_user(req: &HttpRequest) -> Option<AuthUser> {
+    let value = req.headers().get(crate::http::FORWARDED_USER_HEADER)?.to_str().ok()?;
+    if !crate::http::from_service(req) {
+        return None;
+    }
+    parse_forwarded_user(value)
+}
+
+fn parse_forwarded_user(value: &str) -> Option<AuthUser> {
+    let mut parts = value.splitn(3, ';');
+    let id = parts.next()?.parse().ok()?;
+    let session_id = parts.next()?.parse().ok()?;
+    let roles = parts.next().unwrap_or("").split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect();
+    Some(AuthUser { id, session_id, roles })
+}
+
+impl AuthUser {
+    /// The value of [`crate::http::FORWARDED_USER_HEADER`] for this caller.
+    pub fn forwarded(&self) -> String {
+        format!("{};{};{}", self.id, self.session_id, self.roles.join(","))
+    }
 }
 
 /// The authenticated caller, extracted from `Authorization: Bearer <jwt>`.
@@ -203,6 +237,9 @@ impl FromRequest for AuthUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // The gateway may have verified the token already (for per-account limits).
         if let Some(user) = actix_web::HttpMessage::extensions(req).get::<AuthUser>().cloned() {
+            return Box::pin(async move { Ok(user) });
+        }
+        if let Some(user) = forwarded_user(req) {
             return Box::pin(async move { Ok(user) });
         }
         let verifier = req.app_data::<web::Data<AccessVerifier>>().cloned();

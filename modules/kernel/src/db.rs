@@ -317,12 +317,27 @@ impl Db {
                     use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
                     let mut conn = AsyncConnectionWrapper::<PgConn>::establish(&url)
                         .map_err(|e| DbError::Unavailable(e.to_string()))?;
-                    for set in &sets {
-                        applied += conn
-                            .run_pending_migrations((set.postgres)())
-                            .map_err(|e| DbError::Migration(format!("{}: {e}", set.module)))?
-                            .len();
-                    }
+                    // Replicas of one service start together on one database:
+                    // one migrates while the others wait, then find nothing to do.
+                    diesel::RunQueryDsl::execute(
+                        diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")),
+                        &mut conn,
+                    )
+                    .map_err(|e| DbError::Migration(format!("migration lock: {e}")))?;
+                    let result = (|| {
+                        for set in &sets {
+                            applied += conn
+                                .run_pending_migrations((set.postgres)())
+                                .map_err(|e| DbError::Migration(format!("{}: {e}", set.module)))?
+                                .len();
+                        }
+                        Ok::<_, DbError>(())
+                    })();
+                    let _ = diesel::RunQueryDsl::execute(
+                        diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")),
+                        &mut conn,
+                    );
+                    result?;
                 }
             }
             Ok(applied)
@@ -331,6 +346,9 @@ impl Db {
         .map_err(|e| DbError::Migration(e.to_string()))?
     }
 }
+
+/// The advisory lock migrations hold on PostgreSQL ("htmigrat" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x6874_6d69_6772_6174;
 
 /// One module's embedded migrations for both backends.
 #[derive(Clone, Copy)]

@@ -30,6 +30,7 @@ pub enum ErrorCode {
     RateLimited,
     BadGateway,
     ServiceUnavailable,
+    GatewayTimeout,
     Internal,
 }
 
@@ -49,6 +50,7 @@ impl ErrorCode {
             RateLimited => StatusCode::TOO_MANY_REQUESTS,
             BadGateway => StatusCode::BAD_GATEWAY,
             ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,6 +77,7 @@ impl ErrorCode {
             RateLimited => "Too many requests",
             BadGateway => "Upstream service failed",
             ServiceUnavailable => "Service unavailable",
+            GatewayTimeout => "Upstream service timed out",
             Internal => "Internal error",
         }
     }
@@ -94,6 +97,7 @@ impl ErrorCode {
             429 => RateLimited,
             502 => BadGateway,
             503 => ServiceUnavailable,
+            504 => GatewayTimeout,
             400..=499 => BadRequest,
             _ => Internal,
         }

@@ -238,6 +238,27 @@ impl InboxWrite for SqliteConn {
     }
 }
 
+/// The lock that makes one relay at a time read and publish the outbox.
+trait RelayLock {
+    fn take_relay_lock(&mut self) -> impl Future<Output = QueryResult<()>> + Send;
+}
+
+/// The advisory lock's key: "htrelay" in ASCII.
+const RELAY_LOCK_KEY: i64 = 0x0068_7472_656c_6179;
+
+impl RelayLock for PgConn {
+    async fn take_relay_lock(&mut self) -> QueryResult<()> {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({RELAY_LOCK_KEY})")).execute(self).await.map(|_| ())
+    }
+}
+
+impl RelayLock for SqliteConn {
+    /// `BEGIN IMMEDIATE` took the database's write lock already.
+    async fn take_relay_lock(&mut self) -> QueryResult<()> {
+        Ok(())
+    }
+}
+
 /// A consumer of events. Handlers must be idempotent: delivery is at least once
 /// (the inbox makes a redelivery after success rare, not impossible).
 #[async_trait::async_trait]
@@ -300,11 +321,104 @@ pub struct EventBus {
     subscriptions: RwLock<Vec<Subscription>>,
     wake: Notify,
     retry: RetryPolicy,
+    /// With a broker the relay publishes to it and its consumers deliver.
+    broker: std::sync::OnceLock<Arc<crate::broker::Broker>>,
 }
 
 impl EventBus {
     pub fn new(db: Db, retry: RetryPolicy) -> Arc<Self> {
-        Arc::new(EventBus { db, subscriptions: RwLock::new(Vec::new()), wake: Notify::new(), retry })
+        Arc::new(EventBus {
+            db,
+            subscriptions: RwLock::new(Vec::new()),
+            wake: Notify::new(),
+            retry,
+            broker: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// Events go through `broker` from now on: the relay publishes to it, and
+    /// its consumers (`Broker::spawn_consumers`) hand them to the subscribers.
+    pub fn set_broker(&self, broker: Arc<crate::broker::Broker>) {
+        let _ = self.broker.set(broker);
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn broker(&self) -> Option<&Arc<crate::broker::Broker>> {
+        self.broker.get()
+    }
+
+    /// Each subscriber's name and event types.
+    pub async fn subscription_names(&self) -> Vec<(String, Vec<String>)> {
+        self.subscriptions.read().await.iter().map(|s| (s.name.clone(), s.event_types.clone())).collect()
+    }
+
+    /// Hands a run of events from the broker to one subscriber: those the
+    /// inbox already holds are skipped (a redelivery), the others delivered
+    /// in order (retries, then parking) and recorded in the inbox.
+    pub async fn consume_run(&self, subscriber: &str, events: &[Envelope]) -> Result<(), DbError> {
+        let subs = self.subscriptions.read().await;
+        let Some(sub) = subs.iter().find(|s| s.name == subscriber) else { return Ok(()) };
+        let ids: Vec<Id> = events.iter().map(|e| e.id).collect();
+        let seen: HashSet<Id> = crate::run!(self.db, |conn| {
+            let rows = inbox::table
+                .filter(inbox::event_id.eq_any(&ids))
+                .filter(inbox::subscriber.eq(subscriber))
+                .select(inbox::event_id)
+                .load::<Id>(conn)
+                .await?;
+            Ok::<_, DbError>(rows)
+        })?
+        .into_iter()
+        .collect();
+        let fresh: Vec<&Envelope> = events
+            .iter()
+            .filter(|e| !seen.contains(&e.id) && sub.event_types.iter().any(|t| t == &e.event_type))
+            .collect();
+        let delivered = self.deliver_run(sub, fresh).await?;
+        if !delivered.is_empty() {
+            let now = Instant::now();
+            crate::run!(self.db, |conn| {
+                conn.record_deliveries(&delivered, now).await?;
+                Ok::<_, DbError>(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Publishes up to `batch` outbox rows to the broker, in order, and
+    /// deletes them once confirmed, all in one transaction that begins by
+    /// taking the relay lock (on PostgreSQL an advisory lock; SQLite's write
+    /// lock is one already): several replicas relaying one outbox publish
+    /// each row once, and in order.
+    async fn relay_to_broker(&self, broker: &crate::broker::Broker, batch: i64) -> Result<usize, DbError> {
+        crate::transaction!(self.db, |conn| {
+            conn.take_relay_lock().await?;
+            let rows = outbox_events::table
+                .order(outbox_events::seq.asc())
+                .limit(batch)
+                .select((outbox_events::seq, OutboxRow::as_select()))
+                .load::<(i64, OutboxRow)>(conn)
+                .await?;
+            if rows.is_empty() {
+                return Ok::<_, DbError>(0);
+            }
+            let count = rows.len();
+            let mut seqs = Vec::with_capacity(count);
+            let mut envelopes = Vec::with_capacity(count);
+            for (seq, row) in rows {
+                seqs.push(seq);
+                envelopes.push(row.into_envelope());
+            }
+            broker.publish(&envelopes).await.map_err(|e| DbError::Unavailable(format!("event broker: {e}")))?;
+            diesel::delete(outbox_events::table.filter(outbox_events::seq.eq_any(&seqs)))
+                .cached()
+                .execute(conn)
+                .await?;
+            Ok::<_, DbError>(count)
+        })
     }
 
     /// Registers `handler` under a stable `name` (the inbox key) for the given
@@ -354,6 +468,9 @@ impl EventBus {
     /// its events from the outbox. A crash in between hands the batch to its
     /// handlers again, which their idempotence absorbs.
     pub async fn relay_once(&self, batch: i64) -> Result<usize, DbError> {
+        if let Some(broker) = self.broker.get() {
+            return self.relay_to_broker(broker, batch).await;
+        }
         let rows: Vec<(i64, OutboxRow)> = crate::run!(self.db, |conn| {
             let rows = outbox_events::table
                 .order(outbox_events::seq.asc())

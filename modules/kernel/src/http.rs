@@ -99,6 +99,11 @@ impl TrustedProxies {
 /// Nothing to the left of the last trusted writer is ever used: the client
 /// can write anything there.
 pub fn client_ip(req: &HttpRequest, trusted: &TrustedProxies) -> String {
+    if let Some(forwarded) = req.headers().get(CLIENT_IP_HEADER).and_then(|v| v.to_str().ok()) {
+        if let (Ok(ip), true) = (forwarded.parse::<std::net::IpAddr>(), from_service(req)) {
+            return unmapped(ip).to_string();
+        }
+    }
     let Some(peer) = req.peer_addr().map(|a| unmapped(a.ip())) else {
         return "unknown".to_owned();
     };
@@ -151,6 +156,19 @@ fn unmapped(ip: std::net::IpAddr) -> std::net::IpAddr {
 pub const SERVICE_TOKEN_HEADER: &str = "x-hometrip-service-token";
 /// Header carrying the original caller's id on internal calls.
 pub const CALLER_HEADER: &str = "x-hometrip-caller";
+/// The caller the gateway verified (`<account id>;<session id>;<role>,<role>`),
+/// believed only with the service credential beside it.
+pub const FORWARDED_USER_HEADER: &str = "x-hometrip-user";
+/// The client address the gateway saw, believed only with the service credential.
+pub const CLIENT_IP_HEADER: &str = "x-hometrip-client-ip";
+
+/// Whether the request carries this deployment's service credential: it came
+/// from the gateway or another module, which vouch for its forwarded headers.
+pub fn from_service(req: &HttpRequest) -> bool {
+    let expected = req.app_data::<web::Data<ServiceToken>>();
+    let given = req.headers().get(SERVICE_TOKEN_HEADER).and_then(|v| v.to_str().ok());
+    matches!((expected, given), (Some(e), Some(g)) if !e.0.is_empty() && constant_time_eq(e.0.as_bytes(), g.as_bytes()))
+}
 
 /// The public base URL of the deployment (links in emails and feeds).
 #[derive(Clone, Debug)]

@@ -5,6 +5,7 @@
 //! plumbing and the base of remote clients. The kernel knows no module.
 
 pub mod auth_context;
+pub mod broker;
 pub mod cache;
 pub mod db;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod events;
 pub mod files;
 pub mod http;
 pub mod ids;
+#[cfg(feature = "images")]
 pub mod images;
 pub mod jobs;
 pub mod money;
@@ -21,6 +23,7 @@ pub mod sealed;
 pub mod settings;
 pub mod telemetry;
 pub mod time;
+pub mod upstream;
 
 pub use error::{ErrorCode, FieldError, Problem};
 pub use ids::Id;

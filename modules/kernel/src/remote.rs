@@ -1,7 +1,10 @@
 //! Base of the remote (HTTP) implementations of module traits: the service
-//! credential and the caller's identity travel with each call, and a problem
-//! answered by the remote side comes back as the same [`Problem`].
+//! credential and the caller's identity travel with each call, a replica is
+//! chosen by the module's [`Upstream`] (balancing, breakers), idempotent calls
+//! are retried on another replica, and a problem answered by the remote side
+//! comes back as the same [`Problem`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -9,62 +12,161 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::error::{ErrorCode, Problem};
 use crate::http::{CALLER_HEADER, SERVICE_TOKEN_HEADER};
 use crate::ids::Id;
+use crate::upstream::{Balance, BreakerSettings, Upstream};
+
+/// Attempts of an idempotent call (each on another replica when there is one).
+const ATTEMPTS: usize = 3;
+/// The deadline of one call, whatever the retries.
+const DEADLINE: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct RemoteClient {
-    base: String,
+    upstream: Arc<Upstream>,
     token: String,
     http: reqwest::Client,
 }
 
+/// Whether a call may be sent again after a failure that may have reached
+/// the other side: reads, and writes the other side recognises when repeated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Idempotent,
+    /// Only when the request surely never left (the connection was refused).
+    OnlyUnsent,
+}
+
 impl RemoteClient {
-    pub fn new(base_url: &str, service_token: &str) -> Result<Self, Problem> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(3))
-            .build()
-            .map_err(Problem::internal)?;
-        Ok(RemoteClient { base: base_url.trim_end_matches('/').to_owned(), token: service_token.to_owned(), http })
+    /// A client of the replicas of `upstream`.
+    pub fn over(upstream: Arc<Upstream>, http: reqwest::Client, service_token: &str) -> Self {
+        RemoteClient { upstream, token: service_token.to_owned(), http }
     }
 
-    fn request(&self, method: reqwest::Method, path: &str, caller: Option<Id>) -> reqwest::RequestBuilder {
-        let mut rb =
-            self.http.request(method, format!("{}{}", self.base, path)).header(SERVICE_TOKEN_HEADER, &self.token);
-        if let Some(id) = caller {
-            rb = rb.header(CALLER_HEADER, id.to_string());
+    /// A client of one base URL (tests, tools).
+    pub fn new(base_url: &str, service_token: &str) -> Result<Self, Problem> {
+        let upstream =
+            Upstream::new("remote", &[base_url.to_owned()], Balance::RoundRobin, &[], BreakerSettings::default())
+                .map_err(Problem::internal)?;
+        let http = crate::upstream::http_client().map_err(Problem::internal)?;
+        let client = RemoteClient::over(upstream, http, service_token);
+        Ok(client)
+    }
+
+    async fn call<R: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        caller: Option<Id>,
+        retry: Retry,
+    ) -> Result<R, Problem> {
+        if self.upstream.replicas().is_empty() {
+            self.upstream.resolve().await;
         }
-        if let Some(rid) = crate::telemetry::current_request_id() {
-            rb = rb.header("x-request-id", rid);
+        let started = std::time::Instant::now();
+        let mut tried = Vec::new();
+        let mut last = Problem::new(ErrorCode::ServiceUnavailable, format!("{} is unavailable", self.upstream.module));
+        for _ in 0..ATTEMPTS {
+            let Some(left) = DEADLINE.checked_sub(started.elapsed()) else { break };
+            let lease = match self.upstream.pick(None, &tried) {
+                Ok(lease) => lease,
+                Err(unavailable) if tried.is_empty() => {
+                    return Err(Problem::new(
+                        ErrorCode::ServiceUnavailable,
+                        format!("{} is unavailable", self.upstream.module),
+                    )
+                    .retry_after(unavailable.retry_after.as_secs().max(1)));
+                }
+                Err(_) => break,
+            };
+            tried.push(lease.replica.addr);
+            let mut rb = self
+                .http
+                .request(method.clone(), format!("{}{}", lease.replica.base, path))
+                .timeout(left)
+                .header(SERVICE_TOKEN_HEADER, &self.token);
+            if let Some(id) = caller {
+                rb = rb.header(CALLER_HEADER, id.to_string());
+            }
+            if let Some(rid) = crate::telemetry::current_request_id() {
+                rb = rb.header("x-request-id", rid);
+            }
+            if let Some(b) = &body {
+                rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone());
+            }
+            match rb.send().await {
+                Err(e) => {
+                    let unsent = e.is_connect();
+                    tracing::warn!(module = %self.upstream.module, replica = %lease.replica.addr, error = %e, "remote call failed");
+                    if unsent {
+                        lease.unreachable();
+                    } else {
+                        lease.failure();
+                    }
+                    last =
+                        Problem::new(ErrorCode::ServiceUnavailable, format!("{} is unavailable", self.upstream.module))
+                            .retry_after(1);
+                    if !(unsent || retry == Retry::Idempotent) {
+                        return Err(last);
+                    }
+                }
+                Ok(res) => {
+                    let status = res.status();
+                    let overloaded = matches!(status.as_u16(), 502..=504);
+                    if overloaded {
+                        lease.failure();
+                    } else {
+                        lease.success();
+                    }
+                    let bytes =
+                        res.bytes().await.map_err(|_| Problem::new(ErrorCode::BadGateway, "truncated answer"))?;
+                    let decoded = Self::decode(status, &bytes);
+                    if overloaded && retry == Retry::Idempotent {
+                        if let Err(p) = decoded {
+                            last = p;
+                            continue;
+                        }
+                    }
+                    return decoded;
+                }
+            }
         }
-        rb
+        Err(last)
     }
 
     pub async fn get<R: DeserializeOwned>(&self, path: &str, caller: Option<Id>) -> Result<R, Problem> {
-        Self::decode(self.request(reqwest::Method::GET, path, caller).send().await).await
+        self.call(reqwest::Method::GET, path, None, caller, Retry::Idempotent).await
     }
 
+    /// A write: sent again only when it surely never arrived.
     pub async fn post<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
         caller: Option<Id>,
     ) -> Result<R, Problem> {
-        Self::decode(self.request(reqwest::Method::POST, path, caller).json(body).send().await).await
+        let body = serde_json::to_vec(body).map_err(Problem::internal)?;
+        self.call(reqwest::Method::POST, path, Some(body), caller, Retry::OnlyUnsent).await
     }
 
-    async fn decode<R: DeserializeOwned>(sent: reqwest::Result<reqwest::Response>) -> Result<R, Problem> {
-        let res = sent.map_err(|e| {
-            tracing::warn!(error = %e, "remote module unreachable");
-            Problem::new(ErrorCode::BadGateway, "a backing service is unreachable")
-        })?;
-        let status = res.status();
-        let bytes = res.bytes().await.map_err(|_| Problem::new(ErrorCode::BadGateway, "truncated answer"))?;
+    /// A POST the other side recognises when repeated (a read with a body, or
+    /// a write keyed by an idempotency key): retried like a read.
+    pub async fn post_idempotent<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        caller: Option<Id>,
+    ) -> Result<R, Problem> {
+        let body = serde_json::to_vec(body).map_err(Problem::internal)?;
+        self.call(reqwest::Method::POST, path, Some(body), caller, Retry::Idempotent).await
+    }
+
+    fn decode<R: DeserializeOwned>(status: reqwest::StatusCode, bytes: &[u8]) -> Result<R, Problem> {
         if status.is_success() {
-            let body = if bytes.is_empty() { b"null".as_slice() } else { &bytes };
+            let body = if bytes.is_empty() { b"null".as_slice() } else { bytes };
             return serde_json::from_slice(body)
                 .map_err(|e| Problem::new(ErrorCode::BadGateway, format!("unexpected answer: {e}")));
         }
-        Err(serde_json::from_slice::<Problem>(&bytes)
+        Err(serde_json::from_slice::<Problem>(bytes)
             .unwrap_or_else(|_| Problem::new(ErrorCode::BadGateway, format!("backing service answered {status}"))))
     }
 }

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs HomeTrip in the split shape on this machine: one process per module
+# plus the gateway, each with its own PostgreSQL database and data dir, events
+# over RabbitMQ, cache and rate limits in Redis. The public API is on the
+# gateway's port (3001). Ctrl-C stops everything.
+#
+#   scripts/split.sh            # build, then start every service
+#   BOOKING_REPLICAS=2 scripts/split.sh
+#
+# Needs PostgreSQL (trust or a password in PG_URL), Redis and RabbitMQ; the
+# defaults are the local ones. docker-compose.split.yml does the same in containers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
+REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
+AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
+DATA="${DATA:-./data/split}"
+BOOKING_REPLICAS="${BOOKING_REPLICAS:-1}"
+BIN="${BIN:-}"
+
+if [ -z "$BIN" ]; then
+  cargo build --release
+  BIN="${CARGO_TARGET_DIR:-target}/release/hometrip"
+fi
+mkdir -p "$DATA"
+TOKEN_FILE="$DATA/service.token"
+[ -s "$TOKEN_FILE" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TOKEN_FILE"
+TOKEN="$(cat "$TOKEN_FILE")"
+
+declare -A PORT=([auth]=4001 [user]=4002 [listing]=4003 [booking]=4004 [payment]=4005 [notification]=4009 [search]=4010)
+urls_of() {
+  local m="$1" n=1 list="http://127.0.0.1:${PORT[$m]}"
+  if [ "$m" = booking ]; then
+    while [ "$n" -lt "$BOOKING_REPLICAS" ]; do list="$list,http://127.0.0.1:$((14004 + n))"; n=$((n + 1)); done
+  fi
+  echo "$list"
+}
+
+common_env=(
+  HOMETRIP_SERVICES__TOKEN="$TOKEN"
+  HOMETRIP_REDIS__URL="$REDIS_URL"
+  HOMETRIP_AMQP__URL="$AMQP_URL"
+  HOMETRIP_SERVER__PUBLIC_URL="${PUBLIC_URL:-http://localhost:3001}"
+)
+for m in "${!PORT[@]}"; do
+  common_env+=("HOMETRIP_SERVICES__${m^^}__URLS=$(urls_of "$m")")
+done
+
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+start() { # start <name> <modules> <port> [database]
+  local name="$1" modules="$2" port="$3" db="${4:-}"
+  local env=("${common_env[@]}" HOMETRIP_DATA_DIR="$DATA/$name" HOMETRIP_SERVER__PORT="$port")
+  if [ -n "$db" ]; then
+    psql "$PG_URL/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
+      psql "$PG_URL/postgres" -qc "CREATE DATABASE $db"
+    env+=(HOMETRIP_DATABASE__URL="$PG_URL/$db")
+  fi
+  mkdir -p "$DATA/$name"
+  env "${env[@]}" "$BIN" serve --modules "$modules" >"$DATA/$name.log" 2>&1 &
+  pids+=($!)
+  echo "$name ($modules) on :$port, log $DATA/$name.log"
+}
+
+for m in auth user listing payment notification search; do
+  start "$m" "$m" "${PORT[$m]}" "hometrip_$m"
+done
+start booking booking 4004 hometrip_booking
+n=1
+while [ "$n" -lt "$BOOKING_REPLICAS" ]; do start "booking-$n" booking $((14004 + n)) hometrip_booking; n=$((n + 1)); done
+start gateway gateway 3001 hometrip_gateway
+
+echo "HomeTrip (split) on http://localhost:3001 — Ctrl-C stops it"
+wait -n "${pids[@]}"

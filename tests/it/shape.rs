@@ -1,0 +1,319 @@
+//! The split shape of the black-box suite (`TEST_SHAPE=split`): the gateway
+//! and a process per module (two booking replicas), each on its own
+//! PostgreSQL database and data dir, over Redis and RabbitMQ, every test call
+//! through the gateway's port. Tests that start a plain server share one
+//! platform, started once per run; a test that needs its own settings gets a
+//! platform of its own.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Whether this run is the split shape.
+pub fn is_split() -> bool {
+    std::env::var("TEST_SHAPE").is_ok_and(|s| s == "split")
+}
+
+fn required(var: &str) -> String {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| panic!("TEST_SHAPE=split needs {var}"))
+}
+
+/// The processes of a platform: (name, module, database shared with).
+const LAYOUT: &[(&str, &str)] = &[
+    ("auth", "auth"),
+    ("user", "user"),
+    ("listing", "listing"),
+    ("payment", "payment"),
+    ("booking", "booking"),
+    ("booking-2", "booking"),
+    ("notification", "notification"),
+    ("search", "search"),
+    ("gateway", "gateway"),
+];
+
+pub struct Proc {
+    pub name: &'static str,
+    pub module: &'static str,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    child: Option<Child>,
+}
+
+pub struct Split {
+    pub procs: Mutex<Vec<Proc>>,
+    pub gateway_port: u16,
+    pub token: String,
+    pub namespace: String,
+    pub redis_prefix: String,
+    env: Mutex<Vec<(String, String)>>,
+    pub dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// Keeps the shared platform's processes tied to this test binary: they are
+/// spawned from a thread that lives as long as the process, with a parent
+/// death signal, so they stop when the run ends, however it ends.
+fn spawn_tied(mut cmd: Command) -> Child {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    type Request = (Command, std::sync::mpsc::Sender<Child>);
+    static SPAWNER: OnceLock<Mutex<std::sync::mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            for (mut cmd, back) in rx {
+                let _ = back.send(cmd.spawn().expect("spawn hometrip"));
+            }
+            // The sender lives in a static: this thread never ends.
+        });
+        Mutex::new(tx)
+    });
+    let (back, child) = std::sync::mpsc::channel();
+    spawner.lock().unwrap().send((cmd, back)).unwrap();
+    child.recv().unwrap()
+}
+
+impl Drop for Split {
+    /// A platform that failed to start, or whose last server went away,
+    /// takes its processes with it.
+    fn drop(&mut self) {
+        for p in self.procs.get_mut().unwrap().iter_mut() {
+            if let Some(mut child) = p.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Split {
+    /// The platform shared by the tests that need no settings of their own.
+    pub async fn shared() -> Arc<Split> {
+        static SHARED: OnceLock<Arc<Split>> = OnceLock::new();
+        static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _guard = STARTING.lock().await;
+        if let Some(s) = SHARED.get() {
+            return Arc::clone(s);
+        }
+        // Tests share one client address: limits per address are for their own tests.
+        let env =
+            [("HOMETRIP_SERVER__RATE_LIMIT__MAX", "1000000"), ("HOMETRIP_AUTH__LOGIN_LIMITS__IP_FAILURES", "1000000")];
+        let split = Split::start(&env).await;
+        let _ = SHARED.set(Arc::clone(&split));
+        split
+    }
+
+    pub async fn start(env: &[(&str, &str)]) -> Arc<Split> {
+        // One platform starts at a time: nine processes migrating at once
+        // already fill two cores.
+        static STARTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+        let _turn = STARTING.acquire().await.unwrap();
+        let id = uuid::Uuid::now_v7().simple().to_string();
+        let dir = std::env::temp_dir().join(format!("hometrip-split-{id}"));
+        let mut procs = Vec::new();
+        let mut databases: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
+        for (name, module) in LAYOUT {
+            let database_url = match databases.get(module) {
+                Some(url) => url.clone(),
+                None => {
+                    let url = crate::support::fresh_database().await.expect("TEST_DATABASE_URL");
+                    databases.insert(module, url.clone());
+                    url
+                }
+            };
+            let data_dir = dir.join(name);
+            std::fs::create_dir_all(&data_dir).unwrap();
+            procs.push(Proc { name, module, port: free_port(), data_dir, database_url, child: None });
+        }
+        let gateway_port = procs.iter().find(|p| p.module == "gateway").map(|p| p.port).unwrap();
+        let split = Arc::new(Split {
+            procs: Mutex::new(procs),
+            gateway_port,
+            token: uuid::Uuid::new_v4().simple().to_string(),
+            namespace: format!("it-{id}"),
+            redis_prefix: format!("it:{id}:"),
+            env: Mutex::new(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
+            dir,
+        });
+        split.launch_all();
+        split.wait_ready().await;
+        split
+    }
+
+    /// The command running the binary as process `name` would.
+    pub fn command_of(&self, name: &str) -> Command {
+        let procs = self.procs.lock().unwrap();
+        let me = procs.iter().find(|p| p.name == name).unwrap_or_else(|| panic!("no process {name}"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hometrip"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("HOMETRIP_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("HOMETRIP_DATA_DIR", &me.data_dir)
+            .env("HOMETRIP_MODULES", me.module)
+            .env("HOMETRIP_DATABASE__URL", &me.database_url)
+            .env("HOMETRIP_SERVER__HOST", "127.0.0.1")
+            .env("HOMETRIP_SERVER__PORT", me.port.to_string())
+            .env("HOMETRIP_SERVER__PUBLIC_URL", format!("http://127.0.0.1:{}", self.gateway_port))
+            // Small pools: a platform is nine processes, and tests run several platforms.
+            .env("HOMETRIP_SERVER__WORKERS", "1")
+            .env("HOMETRIP_DATABASE__MAX_CONNECTIONS", "4")
+            .env("HOMETRIP_AUTH__HASHING_CONCURRENCY", "2")
+            .env("HOMETRIP_LOG__FILTER", "warn")
+            .env("HOMETRIP_LOG__JSON", "true")
+            .env("HOMETRIP_SERVICES__TOKEN", &self.token)
+            .env("HOMETRIP_REDIS__URL", required("TEST_REDIS_URL"))
+            .env("HOMETRIP_REDIS__KEY_PREFIX", &self.redis_prefix)
+            .env("HOMETRIP_AMQP__URL", required("TEST_AMQP_URL"))
+            .env("HOMETRIP_AMQP__NAMESPACE", &self.namespace)
+            // Throwaway platforms: light queues the broker drops when unused.
+            .env("HOMETRIP_AMQP__QUEUE_TYPE", "classic")
+            .env("HOMETRIP_AMQP__QUEUE_EXPIRES_SECS", "60");
+        for module in ["auth", "user", "listing", "booking", "payment", "notification", "search"] {
+            let urls: Vec<String> =
+                procs.iter().filter(|p| p.module == module).map(|p| format!("http://127.0.0.1:{}", p.port)).collect();
+            cmd.env(format!("HOMETRIP_SERVICES__{}__URLS", module.to_uppercase()), urls.join(","));
+        }
+        for (k, v) in self.env.lock().unwrap().iter() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Sets (or replaces) a variable of every process, for their next start.
+    pub fn set_env(&self, key: &str, value: &str) {
+        let mut env = self.env.lock().unwrap();
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_owned(), value.to_owned()));
+    }
+
+    pub fn launch_all(&self) {
+        for (name, _) in LAYOUT {
+            self.launch(name);
+        }
+    }
+
+    /// Starts process `name` (again).
+    pub fn launch(&self, name: &str) {
+        let mut cmd = self.command_of(name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{name}.log")))
+            .expect("log file");
+        cmd.stdout(Stdio::null()).stderr(log);
+        let child = spawn_tied(cmd);
+        let mut procs = self.procs.lock().unwrap();
+        let p = procs.iter_mut().find(|p| p.name == name).expect("a process of the layout");
+        p.child = Some(child);
+    }
+
+    /// Kills process `name` at once (SIGKILL).
+    pub fn kill(&self, name: &str) {
+        let mut procs = self.procs.lock().unwrap();
+        if let Some(mut child) = procs.iter_mut().find(|p| p.name == name).and_then(|p| p.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn stop_all(&self) {
+        let mut procs = self.procs.lock().unwrap();
+        for p in procs.iter_mut() {
+            if let Some(mut child) = p.child.take() {
+                let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+                for _ in 0..100 {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    pub fn data_dir_of(&self, name: &str) -> PathBuf {
+        self.procs.lock().unwrap().iter().find(|p| p.name == name).map(|p| p.data_dir.clone()).unwrap()
+    }
+
+    pub fn database_of(&self, module: &str) -> String {
+        self.procs.lock().unwrap().iter().find(|p| p.module == module).map(|p| p.database_url.clone()).unwrap()
+    }
+
+    /// Base URLs of the processes running `module` (every process for `*`).
+    pub fn bases_of(&self, module: &str) -> Vec<String> {
+        self.procs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| module == "*" || p.module == module)
+            .map(|p| format!("http://127.0.0.1:{}", p.port))
+            .collect()
+    }
+
+    /// Waits until every process is live, then until the gateway is ready
+    /// (sees every upstream, has auth's keys). A platform started broken on
+    /// purpose (a store that does not answer) never gets ready: after a
+    /// while the test goes on with it live.
+    pub async fn wait_ready(&self) {
+        let client = reqwest::Client::new();
+        let answers = |path: &'static str| {
+            let client = client.clone();
+            let bases = self.bases_of("*");
+            async move {
+                for base in bases {
+                    let ok = client.get(format!("{base}{path}")).send().await.is_ok_and(|r| r.status().is_success());
+                    if !ok {
+                        return false;
+                    }
+                }
+                true
+            }
+        };
+        let mut live = false;
+        for _ in 0..600 {
+            if answers("/health/live").await {
+                live = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(live, "the split platform did not start within 60 s:\n{}", self.logs());
+        for _ in 0..200 {
+            let ready = client.get(format!("http://127.0.0.1:{}/health/ready", self.gateway_port)).send().await.ok();
+            if let Some(r) = ready {
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                if body["status"] == "ready" && answers("/health/ready").await {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for (name, _) in LAYOUT {
+            let text = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+            for line in text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev() {
+                out.push_str(&format!("[{name}] {line}\n"));
+            }
+        }
+        out
+    }
+}
