@@ -5,6 +5,24 @@
 use crate::app::Platform;
 use crate::settings::Settings;
 
+/// The settings of a command that works on `wanted` only: it starts those of
+/// the process's modules and no other (the server may hold the rest, such as
+/// the search index's writer lock).
+#[allow(dead_code)]
+fn narrowed(settings: &Settings, wanted: &[&str]) -> Result<Settings, String> {
+    let chosen = crate::modules::select(&settings.modules)?;
+    let kept: Vec<String> = chosen.iter().filter(|m| wanted.contains(&m.name)).map(|m| m.name.to_owned()).collect();
+    if kept.is_empty() {
+        return Err(format!(
+            "this command needs the {} module in this process (--modules / HOMETRIP_MODULES)",
+            wanted.join(" or ")
+        ));
+    }
+    let mut narrowed = settings.clone();
+    narrowed.modules = kept;
+    Ok(narrowed)
+}
+
 #[allow(dead_code)]
 fn not_built(module: &str) -> String {
     format!("this binary was built without the {module} module (cargo feature {module})")
@@ -12,7 +30,7 @@ fn not_built(module: &str) -> String {
 
 #[cfg(feature = "search")]
 pub async fn reindex(settings: Settings) -> Result<(), String> {
-    let platform = Platform::build(&settings).await?;
+    let platform = Platform::build(&narrowed(&settings, &["listing", "search"])?).await?;
     let search = platform.local::<hometrip_search::service::SearchService>("search")?;
     let started = std::time::Instant::now();
     let n = search.reindex().await.map_err(|p| p.to_string())?;
@@ -30,7 +48,7 @@ pub async fn seed_demo(settings: Settings, listings: usize, seed: u64) -> Result
     if listings == 0 || listings > 5_000_000 {
         return Err("--listings: between 1 and 5000000".to_owned());
     }
-    let platform = Platform::build(&settings).await?;
+    let platform = Platform::build(&narrowed(&settings, &["listing"])?).await?;
     let started = std::time::Instant::now();
     let service = platform.local::<hometrip_listing::service::ListingService>("listing")?;
     let first = service.seed_demo(listings, seed).await.map_err(|p| p.to_string())?;
@@ -46,7 +64,7 @@ pub async fn seed_demo(_: Settings, _: usize, _: u64) -> Result<(), String> {
 
 #[cfg(feature = "auth")]
 pub async fn create_admin(settings: Settings, email: String, password: String) -> Result<(), String> {
-    let platform = Platform::build(&settings).await?;
+    let platform = Platform::build(&narrowed(&settings, &["auth"])?).await?;
     let password = password.trim_end_matches(['\r', '\n']);
     let auth = platform.local::<hometrip_auth::service::AuthService>("auth")?;
     let account = auth.create_admin(&email, password).await.map_err(|p| p.to_string())?;
