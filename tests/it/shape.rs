@@ -233,16 +233,8 @@ impl Split {
     pub fn stop_all(&self) {
         let mut procs = self.procs.lock().unwrap();
         for p in procs.iter_mut() {
-            if let Some(mut child) = p.child.take() {
-                let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-                for _ in 0..100 {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(30));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
+            if let Some(child) = p.child.take() {
+                crate::support::stop_child(child);
             }
         }
     }

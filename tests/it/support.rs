@@ -270,17 +270,8 @@ impl Server {
             self.own_split().stop_all();
             return;
         }
-        if let Some(mut child) = self.child.take() {
-            // SIGTERM first, for a graceful stop.
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-            for _ in 0..100 {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            stop_child(child);
         }
     }
 
@@ -366,6 +357,19 @@ impl Server {
         child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
         child.wait_with_output().expect("cli output")
     }
+}
+
+/// SIGTERM first, for a graceful stop; SIGKILL after five seconds.
+pub fn stop_child(mut child: Child) {
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    for _ in 0..100 {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Drop for Server {

@@ -144,8 +144,7 @@ impl RemoteClient {
         body: &B,
         caller: Option<Id>,
     ) -> Result<R, Problem> {
-        let body = serde_json::to_vec(body).map_err(Problem::internal)?;
-        self.call(reqwest::Method::POST, path, Some(body), caller, Retry::OnlyUnsent).await
+        self.post_with(path, body, caller, Retry::OnlyUnsent).await
     }
 
     /// A POST the other side recognises when repeated (a read with a body, or
@@ -156,8 +155,18 @@ impl RemoteClient {
         body: &B,
         caller: Option<Id>,
     ) -> Result<R, Problem> {
+        self.post_with(path, body, caller, Retry::Idempotent).await
+    }
+
+    async fn post_with<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        caller: Option<Id>,
+        retry: Retry,
+    ) -> Result<R, Problem> {
         let body = serde_json::to_vec(body).map_err(Problem::internal)?;
-        self.call(reqwest::Method::POST, path, Some(body), caller, Retry::Idempotent).await
+        self.call(reqwest::Method::POST, path, Some(body), caller, retry).await
     }
 
     fn decode<R: DeserializeOwned>(status: reqwest::StatusCode, bytes: &[u8]) -> Result<R, Problem> {

@@ -510,8 +510,8 @@ impl Upstream {
 
     /// Each replica and its state, for `/health/ready`.
     pub fn status(&self) -> serde_json::Value {
-        let replicas: Vec<serde_json::Value> = self
-            .replicas()
+        let current = self.replicas();
+        let replicas: Vec<serde_json::Value> = current
             .iter()
             .map(|r| {
                 let healthy = r.healthy.load(Ordering::Relaxed);
