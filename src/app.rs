@@ -277,6 +277,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         local_openapi: openapi,
         openapi_complete: std::sync::atomic::AtomicBool::new(wiring.upstreams().is_empty()),
         http: wiring.http.clone(),
+        service_token: wiring.service_token.clone(),
         upstreams: wiring.upstreams(),
         broker: wiring.bus.broker().cloned(),
         token_keys: platform.runs("gateway").then(|| Arc::clone(&platform.verifier)),

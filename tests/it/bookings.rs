@@ -431,7 +431,9 @@ async fn every_policy_refunds_by_its_cutoffs_as_its_timeline_said() {
     let mut now = advance(&server, 0).await;
     for (row, booking) in rows.iter().zip(&bookings) {
         let at = check_in_at + chrono::Duration::seconds(row.at);
-        now = advance(&server, (at - now).num_seconds()).await;
+        // A row due at the same instant as the one before is already due (the
+        // calls in between took some seconds): it is never a step back.
+        now = advance(&server, (at - now).num_seconds().max(0)).await;
         let id = booking["id"].as_str().unwrap();
         let c = guest.post(&format!("/api/v1/bookings/{id}/cancel"), json!({})).await;
         assert_eq!(c.status, 200, "{}: {}", row.policy, c.text);

@@ -29,6 +29,9 @@ pub struct Ops {
     pub openapi_complete: std::sync::atomic::AtomicBool,
     /// The client of the services behind the gateway.
     pub http: reqwest::Client,
+    /// Sent with the calls to those services: a module limits its public
+    /// callers per address, and the gateway is not one of them.
+    pub service_token: String,
     /// The modules this process calls but does not run (readiness lists them).
     pub upstreams: Vec<Arc<hometrip_kernel::upstream::Upstream>>,
     /// File prefixes anyone may read (avatars, listing photos); the rest stay private.
@@ -142,7 +145,8 @@ impl Ops {
                 continue;
             };
             let url = format!("{}/api/openapi.json", lease.replica.base);
-            match self.http.get(url).timeout(std::time::Duration::from_secs(3)).send().await {
+            let request = self.http.get(url).header(hometrip_kernel::http::SERVICE_TOKEN_HEADER, &self.service_token);
+            match request.timeout(std::time::Duration::from_secs(3)).send().await {
                 Ok(res) if res.status().is_success() => {
                     lease.success();
                     match res.json::<serde_json::Value>().await {
