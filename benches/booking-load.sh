@@ -4,7 +4,10 @@
 #   hot    — every guest wants the same listing.
 # Each scenario ends with a zero-overlap check made on the database itself: no
 # night held twice, no two live bookings of a listing overlapping, and every
-# held night belonging to a live booking. BACKEND=sqlite (default) or postgres.
+# held night belonging to a live booking. BACKEND=sqlite (default), postgres
+# (all in one) or split (scripts/split.sh: a process per module behind the
+# gateway, each on its own PostgreSQL database, events over RabbitMQ):
+#   BACKEND=postgres benches/booking-load.sh; BACKEND=split benches/booking-load.sh
 # The ceiling, the same reservation transaction run by pgbench directly in
 # PostgreSQL, is benches/booking-pgbench.sh. Needs wrk (installed if missing).
 set -euo pipefail
@@ -27,21 +30,50 @@ DATA="$(mktemp -d)"
 pid=""
 cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi; rm -rf "$DATA"; }
 trap cleanup EXIT
+[ "$BACKEND" = split ] && PORT=3001 # the gateway's, in scripts/split.sh
 
 export HOMETRIP_DATA_DIR="$DATA" HOMETRIP_SERVER__HOST=127.0.0.1 HOMETRIP_SERVER__PORT="$PORT" \
   HOMETRIP_SERVER__RATE_LIMIT__MAX=1000000000 HOMETRIP_AUTH__RATE_LIMIT_PER_ACCOUNT__MAX=1000000000 \
   HOMETRIP_LOG__FILTER=error HOMETRIP_SERVER__PUBLIC_URL="http://127.0.0.1:$PORT"
+SPLIT_MODULES=(gateway auth user listing booking payment notification search)
 if [ "$BACKEND" = postgres ]; then
   psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS ht_bench_booking" -qc "CREATE DATABASE ht_bench_booking"
   export HOMETRIP_DATABASE__URL="${PG_ADMIN%/*}/ht_bench_booking"
   sql() { psql "$HOMETRIP_DATABASE__URL" -Atqc "$1"; }
+  listing_sql() { sql "$1"; }
+  outbox() { sql "SELECT count(*) FROM outbox_events"; }
+elif [ "$BACKEND" = split ]; then
+  for m in "${SPLIT_MODULES[@]}"; do psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS ht_bench_split_$m"; done
+  db_of() { echo "${PG_ADMIN%/*}/ht_bench_split_$1"; }
+  sql() { psql "$(db_of booking)" -Atqc "$1"; }
+  listing_sql() { psql "$(db_of listing)" -Atqc "$1"; }
+  # Every process has its own outbox; the rest of the platform owes the sum.
+  outbox() {
+    local n=0 m
+    for m in "${SPLIT_MODULES[@]}"; do
+      n=$((n + $(psql "$(db_of "$m")" -Atqc "SELECT count(*) FROM outbox_events")))
+    done
+    echo "$n"
+  }
 else
   sql() { sqlite3 "$DATA/hometrip.db" "$1"; }
+  listing_sql() { sql "$1"; }
+  outbox() { sql "SELECT count(*) FROM outbox_events"; }
 fi
 
-"$BIN" seed-demo --listings "$LISTINGS" --seed 7
-"$BIN" serve & pid=$!
-for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$PORT/health/live" >/dev/null && break; sleep 0.2; done
+if [ "$BACKEND" = split ]; then
+  # The demo listings go into the listing service's database before it starts.
+  psql "$PG_ADMIN" -qc "CREATE DATABASE ht_bench_split_listing"
+  HOMETRIP_DATA_DIR="$DATA/listing" HOMETRIP_MODULES=listing HOMETRIP_DATABASE__URL="$(db_of listing)" \
+    "$BIN" seed-demo --listings "$LISTINGS" --seed 7
+  BIN="$BIN" DATA="$DATA" PG_URL="${PG_ADMIN%/*}" DB_PREFIX=ht_bench_split_ PUBLIC_URL="http://127.0.0.1:$PORT" \
+    scripts/split.sh > "$DATA/split.log" 2>&1 & pid=$!
+  for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/health/ready" >/dev/null && break; sleep 0.2; done
+else
+  "$BIN" seed-demo --listings "$LISTINGS" --seed 7
+  "$BIN" serve & pid=$!
+  for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$PORT/health/live" >/dev/null && break; sleep 0.2; done
+fi
 
 # Guests with tokens, and the listing ids, written into the wrk script.
 tokens=()
@@ -52,7 +84,7 @@ for i in $(seq 1 "$GUESTS"); do
   tokens+=("$(curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/auth/login" -H 'content-type: application/json' \
     -d "{\"email\":\"$email\",\"password\":\"correct horse battery staple\"}" | sed -E 's/.*"access_token":"([^"]+)".*/\1/')")
 done
-mapfile -t listing_ids < <(sql "SELECT id FROM listings WHERE status = 'published' ORDER BY id LIMIT $LISTINGS")
+mapfile -t listing_ids < <(listing_sql "SELECT id FROM listings WHERE status = 'published' ORDER BY id LIMIT $LISTINGS")
 
 write_script() { # $1 = number of listings to draw from
   {
@@ -108,10 +140,10 @@ load() { # wrk with the script; a 5xx is a failure (conflicts must be 409s)
   # the load stops: a sustained rate must not leave a growing backlog. The
   # sustained rate counts the time the background takes to catch up.
   local owed started drained booked secs
-  owed=$(sql "SELECT count(*) FROM outbox_events")
+  owed=$(outbox)
   echo "events not yet delivered at the end: $owed"
   started=$(date +%s.%N)
-  while [ "$(sql "SELECT count(*) FROM outbox_events")" != 0 ]; do sleep 0.1; done
+  while [ "$(outbox)" != 0 ]; do sleep 0.1; done
   drained=$(echo "$(date +%s.%N) - $started" | bc)
   booked=$(echo "$out" | sed -nE 's/^status 201: ([0-9]+).*/\1/p')
   secs=${DURATION%s}

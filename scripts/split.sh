@@ -17,6 +17,7 @@ REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 DATA="${DATA:-./data/split}"
 BOOKING_REPLICAS="${BOOKING_REPLICAS:-1}"
+DB_PREFIX="${DB_PREFIX:-hometrip_}" # databases are <prefix><module>
 BIN="${BIN:-}"
 
 if [ -z "$BIN" ]; then
@@ -66,12 +67,12 @@ start() { # start <name> <modules> <port> [database]
 }
 
 for m in auth user listing payment notification search; do
-  start "$m" "$m" "${PORT[$m]}" "hometrip_$m"
+  start "$m" "$m" "${PORT[$m]}" "$DB_PREFIX$m"
 done
-start booking booking 4004 hometrip_booking
+start booking booking 4004 "${DB_PREFIX}booking"
 n=1
-while [ "$n" -lt "$BOOKING_REPLICAS" ]; do start "booking-$n" booking $((14004 + n)) hometrip_booking; n=$((n + 1)); done
-start gateway gateway 3001 hometrip_gateway
+while [ "$n" -lt "$BOOKING_REPLICAS" ]; do start "booking-$n" booking $((14004 + n)) "${DB_PREFIX}booking"; n=$((n + 1)); done
+start gateway gateway 3001 "${DB_PREFIX}gateway"
 
 echo "HomeTrip (split) on http://localhost:3001 — Ctrl-C stops it"
 wait -n "${pids[@]}"

@@ -122,9 +122,10 @@ impl Platform {
                 mounts.push(start(&mut wiring).await?);
             }
         }
-        // The gateway fronts every module: those running elsewhere need their URLs.
+        // The gateway fronts every module, those without public routes too
+        // (readiness, dead letters): those running elsewhere need their URLs.
         if wiring.local.contains("gateway") {
-            for module in modules::MODULES.iter().filter(|m| m.exists && !m.routes.is_empty()) {
+            for module in modules::MODULES.iter().filter(|m| m.exists) {
                 if !wiring.local.contains(module.name) {
                     wiring.upstream(module)?;
                 }

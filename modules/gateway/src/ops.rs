@@ -4,13 +4,12 @@
 use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::cache::Cache;
 use hometrip_kernel::db::Db;
 use hometrip_kernel::events::EventBus;
 use hometrip_kernel::files::FileStore;
 use hometrip_kernel::http::constant_time_eq;
-use hometrip_kernel::{ErrorCode, Id, Problem};
+use hometrip_kernel::{ErrorCode, Problem};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// What the operational routes read.
@@ -274,17 +273,6 @@ async fn file(ops: web::Data<Ops>, path: web::Path<String>) -> Result<HttpRespon
         .body(bytes))
 }
 
-async fn dead_letters(ops: web::Data<Ops>, user: AuthUser) -> Result<HttpResponse, Problem> {
-    user.require_admin()?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": ops.bus.dead_letters(100).await? })))
-}
-
-async fn replay(ops: web::Data<Ops>, user: AuthUser, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
-    user.require_admin()?;
-    let delivered = ops.bus.replay(*id).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "delivered": delivered })))
-}
-
 /// Public files, in a process running a module that serves some
 /// (`Ops::public_file_prefixes`); needs `web::Data<Ops>`.
 pub fn file_routes(cfg: &mut web::ServiceConfig) {
@@ -298,8 +286,7 @@ pub fn ops_routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/api/openapi.json", web::get().to(openapi))
         .route("/api/docs", web::get().to(docs))
-        .route("/api/v1/admin/events/dead-letters", web::get().to(dead_letters))
-        .route("/api/v1/admin/events/dead-letters/{id}/replay", web::post().to(replay));
+        .configure(crate::dead_letters::routes);
 }
 
 #[cfg(test)]

@@ -24,6 +24,12 @@ use crate::events::{Envelope, EventBus};
 
 /// Deliveries a consumer holds unacknowledged (and handles as one run).
 const PREFETCH: u16 = 64;
+/// How often an idle consumer checks that its connection is still up.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// How long a published batch may wait for its confirms.
+const CONFIRM_WITHIN: Duration = Duration::from_secs(10);
+/// How long declaring a consumer's queue and bindings may take.
+const SETUP_WITHIN: Duration = Duration::from_secs(10);
 
 pub struct Broker {
     url: String,
@@ -160,7 +166,11 @@ impl Broker {
                 confirms.push(confirm);
             }
             for confirm in confirms {
-                let confirmation = confirm.await.map_err(|e| e.to_string())?;
+                // A confirm lost with its connection must not hold the publisher.
+                let confirmation = tokio::time::timeout(CONFIRM_WITHIN, confirm)
+                    .await
+                    .map_err(|_| "no confirm from the broker in time".to_owned())?
+                    .map_err(|e| e.to_string())?;
                 if !confirmation.is_ack() {
                     return Err("the broker refused an event".to_owned());
                 }
@@ -203,6 +213,23 @@ impl Broker {
     /// connection drops. Deliveries already waiting are handled as one run
     /// (a batching handler applies it in one go), then acked together.
     async fn consume(&self, bus: &EventBus, subscriber: &str, types: &[String]) -> Result<(), String> {
+        let setup = tokio::time::timeout(SETUP_WITHIN, self.open_consumer(subscriber, types));
+        let (conn, channel, consumer) = setup.await.map_err(|_| "declaring the queue timed out".to_owned())??;
+        let result = self.handle_deliveries(bus, subscriber, (&conn, &channel), consumer).await;
+        // A connection still up (an ack that failed, say) is closed, not leaked.
+        if conn.status().connected() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn.close(200, "reconnecting".into())).await;
+        }
+        result
+    }
+
+    /// Opens a connection and channel, declares the subscriber's queue and
+    /// bindings, and starts consuming it.
+    async fn open_consumer(
+        &self,
+        subscriber: &str,
+        types: &[String],
+    ) -> Result<(Connection, Channel, lapin::Consumer), String> {
         let conn = self.connect().await?;
         let channel = conn.create_channel().await.map_err(|e| e.to_string())?;
         self.declare_exchange(&channel).await?;
@@ -235,7 +262,7 @@ impl Broker {
         }
         channel.basic_qos(PREFETCH, BasicQosOptions::default()).await.map_err(|e| e.to_string())?;
         let tag = format!("{subscriber}-{}", crate::Id::new());
-        let mut consumer = channel
+        let consumer = channel
             .basic_consume(
                 queue.as_str().into(),
                 tag.as_str().into(),
@@ -244,8 +271,32 @@ impl Broker {
             )
             .await
             .map_err(|e| e.to_string())?;
-        tracing::info!(subscriber, queue = %queue, "consuming events");
-        while let Some(first) = consumer.next().await {
+        Ok((conn, channel, consumer))
+    }
+
+    /// Handles deliveries until the connection drops.
+    async fn handle_deliveries(
+        &self,
+        bus: &EventBus,
+        subscriber: &str,
+        (conn, channel): (&Connection, &Channel),
+        mut consumer: lapin::Consumer,
+    ) -> Result<(), String> {
+        tracing::info!(subscriber, queue = %self.queue(subscriber), "consuming events");
+        loop {
+            // A lost connection does not always end the consumer stream (seen
+            // with lapin 4: "connection aborted", then the stream waits
+            // forever), so the connection's state is watched too.
+            let next = tokio::select! {
+                next = consumer.next() => next,
+                () = tokio::time::sleep(WATCH_EVERY) => {
+                    if conn.status().connected() && channel.status().connected() {
+                        continue;
+                    }
+                    return Err("the connection to the broker was lost".to_owned());
+                }
+            };
+            let Some(first) = next else { break };
             let mut deliveries = vec![first.map_err(|e| e.to_string())?];
             while deliveries.len() < usize::from(PREFETCH) {
                 match futures_util::FutureExt::now_or_never(consumer.next()) {
