@@ -131,10 +131,30 @@ check() {
   [ "$twice" = 0 ] && [ "$overlaps" = 0 ] && [ "$stray" = 0 ] || { echo "ZERO-OVERLAP CHECK FAILED"; exit 1; }
 }
 
+# CPU seconds each service has used so far (split), to see where a booking's cost goes.
+cpu_of() { # $1 = module
+  local ticks=0 p
+  for p in $(pgrep -f -- "serve --modules $1\$" || true); do
+    ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$ticks"
+}
+cpu_all() { local m; for m in "${SPLIT_MODULES[@]}"; do printf '%s=%s ' "$m" "$(cpu_of "$m")"; done; }
+
 load() { # wrk with the script; a 5xx is a failure (conflicts must be 409s)
-  local out
+  local out before=""
+  [ "$BACKEND" = split ] && before="$(cpu_all)"
   out=$(wrk -t2 -c"$CONNS" -d"$DURATION" -s "$DATA/book.lua" "http://127.0.0.1:$PORT")
   echo "$out" | grep -E "^status|p50|Requests/sec|Socket errors" || true
+  if [ -n "$before" ]; then
+    local hz m b a line="CPU seconds during the load:"
+    hz=$(getconf CLK_TCK)
+    for m in "${SPLIT_MODULES[@]}"; do
+      b=$(echo "$before" | tr ' ' '\n' | sed -n "s/^$m=//p"); a=$(cpu_of "$m")
+      line="$line $m $(echo "scale=1; ($a - $b) / $hz" | bc)"
+    done
+    echo "$line"
+  fi
   if echo "$out" | grep -qE "^status 5"; then echo "SERVER ERRORS UNDER LOAD"; exit 1; fi
   # What the background (calendar projection, search index) still owes when
   # the load stops: a sustained rate must not leave a growing backlog. The
