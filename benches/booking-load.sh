@@ -139,19 +139,18 @@ cpu_of() { # $1 = module
   done
   echo "$ticks"
 }
-cpu_all() { local m; for m in "${SPLIT_MODULES[@]}"; do printf '%s=%s ' "$m" "$(cpu_of "$m")"; done; }
 
 load() { # wrk with the script; a 5xx is a failure (conflicts must be 409s)
-  local out before=""
-  [ "$BACKEND" = split ] && before="$(cpu_all)"
+  local out m
+  local -A cpu_before=()
+  if [ "$BACKEND" = split ]; then for m in "${SPLIT_MODULES[@]}"; do cpu_before[$m]=$(cpu_of "$m"); done; fi
   out=$(wrk -t2 -c"$CONNS" -d"$DURATION" -s "$DATA/book.lua" "http://127.0.0.1:$PORT")
   echo "$out" | grep -E "^status|p50|Requests/sec|Socket errors" || true
-  if [ -n "$before" ]; then
-    local hz m b a line="CPU seconds during the load:"
+  if [ "$BACKEND" = split ]; then
+    local hz line="CPU seconds during the load:"
     hz=$(getconf CLK_TCK)
     for m in "${SPLIT_MODULES[@]}"; do
-      b=$(echo "$before" | tr ' ' '\n' | sed -n "s/^$m=//p"); a=$(cpu_of "$m")
-      line="$line $m $(echo "scale=1; ($a - $b) / $hz" | bc)"
+      line="$line $m $(echo "scale=1; ($(cpu_of "$m") - ${cpu_before[$m]}) / $hz" | bc)"
     done
     echo "$line"
   fi

@@ -7,7 +7,6 @@ use actix_web::{web, HttpResponse};
 use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::events::DeadLetter;
 use hometrip_kernel::http::InternalCaller;
-use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{ErrorCode, Id, Problem};
 use serde::{Deserialize, Serialize};
 
@@ -29,23 +28,24 @@ struct Replayed {
     delivered: bool,
 }
 
-/// One client per module behind this process: replicas share their
-/// module's database, so any one of them answers for all.
-fn modules_behind(ops: &Ops) -> impl Iterator<Item = (String, RemoteClient)> + '_ {
-    ops.upstreams.iter().map(|upstream| {
-        (upstream.module.clone(), RemoteClient::over(upstream.clone(), ops.http.clone(), &ops.service_token))
-    })
+/// Replays a dead letter parked in this process; `None` when it is not here.
+async fn replay_here(ops: &Ops, id: Id) -> Result<Option<Replayed>, Problem> {
+    match ops.bus.replay(id).await {
+        Ok(delivered) => Ok(Some(Replayed { delivered })),
+        Err(hometrip_kernel::db::DbError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn list(ops: web::Data<Ops>, user: AuthUser) -> Result<HttpResponse, Problem> {
     user.require_admin()?;
     let mut page = Page { items: ops.bus.dead_letters(LIMIT).await?, unavailable: Vec::new() };
-    for (module, client) in modules_behind(&ops) {
+    for (module, client) in ops.services() {
         match client.get::<Page>("/internal/events/dead-letters", Some(user.id)).await {
             Ok(theirs) => page.items.extend(theirs.items),
             Err(problem) => {
                 tracing::warn!(%module, error = %problem.detail, "dead letters not read");
-                page.unavailable.push(module);
+                page.unavailable.push(module.to_owned());
             }
         }
     }
@@ -57,15 +57,13 @@ async fn list(ops: web::Data<Ops>, user: AuthUser) -> Result<HttpResponse, Probl
 async fn replay(ops: web::Data<Ops>, user: AuthUser, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
     user.require_admin()?;
     let id = id.into_inner();
-    match ops.bus.replay(id).await {
-        Ok(delivered) => return Ok(HttpResponse::Ok().json(Replayed { delivered })),
-        Err(hometrip_kernel::db::DbError::NotFound) => {}
-        Err(e) => return Err(e.into()),
+    if let Some(replayed) = replay_here(&ops, id).await? {
+        return Ok(HttpResponse::Ok().json(replayed));
     }
     // Not parked here: the process that holds it replays it.
     let path = format!("/internal/events/dead-letters/{id}/replay");
     let mut unreachable = None;
-    for (module, client) in modules_behind(&ops) {
+    for (module, client) in ops.services() {
         match client.post::<_, Replayed>(&path, &serde_json::json!({}), Some(user.id)).await {
             Ok(replayed) => return Ok(HttpResponse::Ok().json(replayed)),
             Err(problem) if problem.code == ErrorCode::NotFound => {}
@@ -84,11 +82,8 @@ async fn internal_list(_: InternalCaller, ops: web::Data<Ops>) -> Result<HttpRes
 }
 
 async fn internal_replay(_: InternalCaller, ops: web::Data<Ops>, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
-    match ops.bus.replay(id.into_inner()).await {
-        Ok(delivered) => Ok(HttpResponse::Ok().json(Replayed { delivered })),
-        Err(hometrip_kernel::db::DbError::NotFound) => Err(Problem::not_found("dead letter")),
-        Err(e) => Err(e.into()),
-    }
+    let replayed = replay_here(&ops, id.into_inner()).await?.ok_or_else(|| Problem::not_found("dead letter"))?;
+    Ok(HttpResponse::Ok().json(replayed))
 }
 
 /// The admin routes, and the internal ones a gateway reads them through.

@@ -9,6 +9,7 @@ use hometrip_kernel::db::Db;
 use hometrip_kernel::events::EventBus;
 use hometrip_kernel::files::FileStore;
 use hometrip_kernel::http::constant_time_eq;
+use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{ErrorCode, Problem};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -28,8 +29,8 @@ pub struct Ops {
     pub openapi_complete: std::sync::atomic::AtomicBool,
     /// The client of the services behind the gateway.
     pub http: reqwest::Client,
-    /// Sent with the calls to those services: a module limits its public
-    /// callers per address, and the gateway is not one of them.
+    /// Sent with the calls to those services (`services`): a module limits
+    /// its public callers per address, and the gateway is not one of them.
     pub service_token: String,
     /// The modules this process calls but does not run (readiness lists them).
     pub upstreams: Vec<Arc<hometrip_kernel::upstream::Upstream>>,
@@ -138,31 +139,27 @@ impl Ops {
     pub async fn refresh_openapi(&self) -> bool {
         let mut docs = Vec::new();
         let mut complete = true;
-        for upstream in &self.upstreams {
-            let Ok(lease) = upstream.pick(None, &[]) else {
-                complete = false;
-                continue;
-            };
-            let url = format!("{}/api/openapi.json", lease.replica.base);
-            let request = self.http.get(url).header(hometrip_kernel::http::SERVICE_TOKEN_HEADER, &self.service_token);
-            match request.timeout(std::time::Duration::from_secs(3)).send().await {
-                Ok(res) if res.status().is_success() => {
-                    lease.success();
-                    match res.json::<serde_json::Value>().await {
-                        Ok(doc) => docs.push(doc),
-                        Err(_) => complete = false,
-                    }
-                }
-                _ => {
-                    lease.failure();
-                    complete = false;
-                }
+        for (_, client) in self.services() {
+            let fetched = client.with_deadline(std::time::Duration::from_secs(3));
+            match fetched.get::<serde_json::Value>("/api/openapi.json", None).await {
+                Ok(doc) => docs.push(doc),
+                Err(_) => complete = false,
             }
         }
         *self.openapi.write().unwrap_or_else(std::sync::PoisonError::into_inner) = self.local_openapi.clone();
         self.merge_openapi(&docs);
         self.openapi_complete.store(complete, std::sync::atomic::Ordering::Relaxed);
         complete
+    }
+
+    /// A client of each module behind this process (through the shared
+    /// client stack: service credential, balancing, breakers). Replicas
+    /// share their module's database, so one answers for all.
+    pub fn services(&self) -> impl Iterator<Item = (&str, RemoteClient)> + '_ {
+        self.upstreams.iter().map(|upstream| {
+            let client = RemoteClient::over(Arc::clone(upstream), self.http.clone(), &self.service_token);
+            (upstream.module.as_str(), client)
+        })
     }
 
     pub fn openapi_json(&self) -> String {

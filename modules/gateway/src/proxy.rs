@@ -121,21 +121,8 @@ fn traceparent(headers: &HeaderMap) -> String {
     if well_formed {
         return given.to_ascii_lowercase();
     }
-    let trace: [u8; 16] = rand::random();
-    let span: [u8; 8] = rand::random();
-    // Written into one string: this runs for every proxied request.
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(55);
-    out.push_str("00-");
-    for (i, byte) in trace.iter().chain(span.iter()).enumerate() {
-        if i == 16 {
-            out.push('-');
-        }
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out.push_str("-01");
-    out
+    // Random ids (an all-zero one, invalid, has a chance of 2^-64 at most).
+    format!("00-{:032x}-{:016x}-01", rand::random::<u128>(), rand::random::<u64>())
 }
 
 fn unavailable(module: &str, retry_after: Duration) -> HttpResponse {

@@ -24,6 +24,8 @@ pub struct RemoteClient {
     upstream: Arc<Upstream>,
     token: String,
     http: reqwest::Client,
+    /// For a whole call, retries included.
+    deadline: Duration,
 }
 
 /// Whether a call may be sent again after a failure that may have reached
@@ -38,7 +40,13 @@ enum Retry {
 impl RemoteClient {
     /// A client of the replicas of `upstream`.
     pub fn over(upstream: Arc<Upstream>, http: reqwest::Client, service_token: &str) -> Self {
-        RemoteClient { upstream, token: service_token.to_owned(), http }
+        RemoteClient { upstream, token: service_token.to_owned(), http, deadline: DEADLINE }
+    }
+
+    /// The same client with a shorter (or longer) deadline per call.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// A client of one base URL (tests, tools).
@@ -66,7 +74,7 @@ impl RemoteClient {
         let mut tried = Vec::new();
         let mut last = Problem::new(ErrorCode::ServiceUnavailable, format!("{} is unavailable", self.upstream.module));
         for _ in 0..ATTEMPTS {
-            let Some(left) = DEADLINE.checked_sub(started.elapsed()) else { break };
+            let Some(left) = self.deadline.checked_sub(started.elapsed()) else { break };
             let lease = match self.upstream.pick(None, &tried) {
                 Ok(lease) => lease,
                 Err(unavailable) if tried.is_empty() => {
