@@ -5,7 +5,6 @@
 //! platform, started once per run; a test that needs its own settings gets a
 //! platform of its own.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -50,10 +49,6 @@ pub struct Split {
     pub redis_prefix: String,
     env: Mutex<Vec<(String, String)>>,
     pub dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 /// Keeps the shared platform's processes tied to this test binary: they are
@@ -135,7 +130,7 @@ impl Split {
             };
             let data_dir = dir.join(name);
             std::fs::create_dir_all(&data_dir).unwrap();
-            procs.push(Proc { name, module, port: free_port(), data_dir, database_url, child: None });
+            procs.push(Proc { name, module, port: crate::support::free_port(), data_dir, database_url, child: None });
         }
         let gateway_port = procs.iter().find(|p| p.module == "gateway").map(|p| p.port).unwrap();
         let split = Arc::new(Split {

@@ -28,9 +28,23 @@ pub struct Server {
     owns_split: bool,
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
+/// A port no other server of this run has had, free now. Ports come from
+/// below the kernel's ephemeral range (32768 and up), so an outgoing
+/// connection or another test's `bind(0)` cannot take a port while its
+/// process restarts; a window per test binary keeps parallel runs apart.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let port = (LOW + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below the ephemeral range")
 }
 
 /// A fresh PostgreSQL database when `TEST_DATABASE_URL` (a server URL) is set.
