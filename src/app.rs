@@ -291,7 +291,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         web::Data::new(Proxy {
             routes,
             upstreams: wiring.upstreams().into_iter().map(|u| (u.module.clone(), u)).collect(),
-            http: wiring.http.clone(),
+            http: hometrip_gateway::proxy::upstream_client(),
             service_token: wiring.service_token.clone(),
             trusted_proxies: trusted.clone(),
             timeout: Duration::from_secs(60),

@@ -17,6 +17,12 @@ use hometrip_kernel::http::{
 };
 use hometrip_kernel::upstream::Upstream;
 use hometrip_kernel::{ErrorCode, Problem};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// One segment of a route pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,15 +84,42 @@ fn matches(segs: &[Segment], parts: &[&str]) -> bool {
     }
 }
 
+/// A request body on its way to a replica: empty, or the client's, streamed.
+pub type UpstreamBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// The proxy's client: hyper's pooled client, plain TCP or TLS. Not reqwest:
+/// a forwarded request is already a method, a target and a header map, and
+/// reqwest's URL parsing and request building per call showed in the hop's
+/// profile.
+pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
+
+pub fn upstream_client() -> UpstreamClient {
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(Duration::from_secs(2)));
+    tcp.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .build(connector)
+}
+
 /// What the proxy needs.
 pub struct Proxy {
     pub routes: RouteTable,
     /// Modules this process does not run, by name.
     pub upstreams: HashMap<String, Arc<Upstream>>,
-    pub http: reqwest::Client,
+    pub http: UpstreamClient,
     pub service_token: String,
     pub trusted_proxies: TrustedProxies,
-    /// A request's whole exchange with the upstream, bodies included.
+    /// A request's exchange with the upstream: the answer's head, and its
+    /// body when relayed whole.
     pub timeout: Duration,
 }
 
@@ -147,73 +180,47 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, proxy: web::Data<P
         None => verify_request(&req).await,
     };
     let ip = client_ip(&req, &proxy.trusted_proxies);
-    let mut headers = reqwest::header::HeaderMap::new();
-    for (name, value) in req.headers() {
-        if forwardable(name.as_str()) && name.as_str() != "traceparent" {
-            if let (Ok(n), Ok(v)) = (
-                reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
-                reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
-            ) {
-                headers.append(n, v);
-            }
-        }
-    }
-    let insert = |h: &mut reqwest::header::HeaderMap, name: &'static str, value: &str| {
-        if let Ok(v) = reqwest::header::HeaderValue::from_str(value) {
-            h.insert(reqwest::header::HeaderName::from_static(name), v);
-        }
-    };
-    insert(&mut headers, SERVICE_TOKEN_HEADER, &proxy.service_token);
-    insert(&mut headers, CLIENT_IP_HEADER, &ip);
-    insert(&mut headers, "traceparent", &traceparent(req.headers()));
-    if let Some(rid) = hometrip_kernel::telemetry::current_request_id() {
-        insert(&mut headers, "x-request-id", &rid);
-    }
-    if let Some(user) = &user {
-        insert(&mut headers, FORWARDED_USER_HEADER, &user.forwarded());
-        insert(&mut headers, CALLER_HEADER, &user.id.to_string());
-    }
-    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
-    let target = format!("{path}{query}");
+    let trace = traceparent(req.headers());
+    let target = req.uri().path_and_query().map_or(path, |pq| pq.as_str());
     let has_body = req.headers().contains_key("transfer-encoding")
         || req.headers().get("content-length").and_then(|v| v.to_str().ok()).is_some_and(|v| v != "0");
-    let Ok(method) = reqwest::Method::from_bytes(req.method().as_str().as_bytes()) else {
+    let Ok(method) = hyper::Method::from_bytes(req.method().as_str().as_bytes()) else {
         return Problem::new(ErrorCode::MethodNotAllowed, "unsupported method").error_response();
     };
     // Without a body a read can go to another replica when the first fails.
     let retryable = !has_body && matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS");
-    let mut body = Some(payload);
+    let deadline = tokio::time::Instant::now() + proxy.timeout;
+    let mut payload = Some(payload);
     let mut tried = Vec::new();
-    let key = ip.clone();
     loop {
-        let lease = match upstream.pick(Some(&key), &tried) {
+        let lease = match upstream.pick(Some(&ip), &tried) {
             Ok(lease) => lease,
             Err(u) => return unavailable(module, u.retry_after),
         };
         tried.push(lease.replica.addr);
-        let mut rb = proxy
-            .http
-            .request(method.clone(), format!("{}{target}", lease.replica.base))
-            .headers(headers.clone())
-            .timeout(proxy.timeout);
-        if has_body {
-            if let Some(payload) = body.take() {
-                rb = rb.body(stream_body(payload));
-            }
-        }
-        match rb.send().await {
-            Ok(res) => {
+        let Ok(uri) = format!("{}{target}", lease.replica.base).parse::<hyper::Uri>() else {
+            return Problem::new(ErrorCode::BadRequest, "the request target cannot be forwarded").error_response();
+        };
+        let body = match payload.take() {
+            Some(payload) if has_body => stream_body(payload),
+            _ => Empty::new().map_err(|never| match never {}).boxed_unsync(),
+        };
+        let mut request = hyper::Request::new(body);
+        *request.method_mut() = method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = upstream_headers(&req, &proxy, &ip, user.as_ref(), &trace);
+        match tokio::time::timeout_at(deadline, proxy.http.request(request)).await {
+            Ok(Ok(res)) => {
                 if matches!(res.status().as_u16(), 502..=504) {
                     lease.failure();
                 } else {
                     lease.success();
                 }
-                return respond(res).await;
+                return respond(res, deadline).await;
             }
-            Err(e) => {
-                let refused = e.is_connect();
-                tracing::warn!(module, replica = %lease.replica.addr, error = %e, "upstream request failed");
-                if refused {
+            Ok(Err(e)) => {
+                tracing::warn!(module, replica = %lease.replica.addr, error = ?e, "upstream request failed");
+                if e.is_connect() {
                     lease.unreachable();
                 } else {
                     lease.failure();
@@ -221,23 +228,59 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, proxy: web::Data<P
                 if retryable && tried.len() < 3 {
                     continue;
                 }
-                if e.is_timeout() {
-                    return Problem::new(
-                        ErrorCode::GatewayTimeout,
-                        format!("the {module} service did not answer in time"),
-                    )
-                    .error_response();
-                }
                 return unavailable(module, Duration::from_secs(1));
+            }
+            Err(_) => {
+                tracing::warn!(module, replica = %lease.replica.addr, "upstream did not answer in time");
+                lease.failure();
+                return Problem::new(ErrorCode::GatewayTimeout, format!("the {module} service did not answer in time"))
+                    .error_response();
             }
         }
     }
 }
 
+/// The headers a replica gets: the client's end-to-end ones, and what only
+/// the gateway vouches for (service credential, client address, the
+/// verified user, trace and request ids).
+fn upstream_headers(
+    req: &HttpRequest,
+    proxy: &Proxy,
+    ip: &str,
+    user: Option<&AuthUser>,
+    trace: &str,
+) -> hyper::HeaderMap {
+    use hyper::header::{HeaderName as Name, HeaderValue as Value};
+    let mut headers = hyper::HeaderMap::with_capacity(req.headers().len() + 6);
+    for (name, value) in req.headers() {
+        if forwardable(name.as_str()) && name.as_str() != "traceparent" {
+            if let (Ok(n), Ok(v)) = (Name::from_bytes(name.as_str().as_bytes()), Value::from_bytes(value.as_bytes())) {
+                headers.append(n, v);
+            }
+        }
+    }
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = Value::from_str(value) {
+            headers.insert(Name::from_static(name), v);
+        }
+    };
+    set(SERVICE_TOKEN_HEADER, &proxy.service_token);
+    set(CLIENT_IP_HEADER, ip);
+    set("traceparent", trace);
+    if let Some(rid) = hometrip_kernel::telemetry::current_request_id() {
+        set("x-request-id", &rid);
+    }
+    if let Some(user) = user {
+        set(FORWARDED_USER_HEADER, &user.forwarded());
+        set(CALLER_HEADER, &user.id.to_string());
+    }
+    headers
+}
+
 /// The request body as a stream the client can send from another thread
 /// (actix's payload stays on its worker; chunks cross over a small channel).
-fn stream_body(mut payload: web::Payload) -> reqwest::Body {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<web::Bytes, std::io::Error>>(8);
+fn stream_body(mut payload: web::Payload) -> UpstreamBody {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     actix_web::rt::spawn(async move {
         while let Some(chunk) = payload.next().await {
             let item = chunk.map_err(|e| std::io::Error::other(e.to_string()));
@@ -247,8 +290,12 @@ fn stream_body(mut payload: web::Payload) -> reqwest::Body {
             }
         }
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    reqwest::Body::wrap_stream(stream)
+    let frames =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item.map(Frame::data), rx)) },
+        );
+    StreamBody::new(frames).boxed_unsync()
 }
 
 /// Small answers are relayed whole (sized); larger ones stream.
@@ -261,12 +308,13 @@ pub struct ProxiedRoute(pub String);
 /// Header on a module's answer to the gateway: the route pattern it matched.
 pub const ROUTE_HEADER: &str = "x-hometrip-route";
 
-async fn respond(res: reqwest::Response) -> HttpResponse {
-    let route = res.headers().get(ROUTE_HEADER).and_then(|v| v.to_str().ok()).map(|r| ProxiedRoute(r.to_owned()));
-    let status = actix_web::http::StatusCode::from_u16(res.status().as_u16())
-        .unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
+async fn respond(res: hyper::Response<Incoming>, deadline: tokio::time::Instant) -> HttpResponse {
+    let (head, body) = res.into_parts();
+    let route = head.headers.get(ROUTE_HEADER).and_then(|v| v.to_str().ok()).map(|r| ProxiedRoute(r.to_owned()));
+    let status =
+        actix_web::http::StatusCode::from_u16(head.status.as_u16()).unwrap_or(actix_web::http::StatusCode::BAD_GATEWAY);
     let mut out = HttpResponse::build(status);
-    for (name, value) in res.headers() {
+    for (name, value) in &head.headers {
         if forwardable(name.as_str()) && name.as_str() != "content-length" {
             if let (Ok(n), Ok(v)) =
                 (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
@@ -275,12 +323,13 @@ async fn respond(res: reqwest::Response) -> HttpResponse {
             }
         }
     }
-    let mut response = match res.content_length() {
-        Some(len) if len <= BUFFER_UP_TO => match res.bytes().await {
-            Ok(bytes) => out.body(bytes),
-            Err(_) => Problem::new(ErrorCode::BadGateway, "the upstream answer was cut off").error_response(),
+    let length = head.headers.get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let mut response = match length {
+        Some(len) if len <= BUFFER_UP_TO => match tokio::time::timeout_at(deadline, body.collect()).await {
+            Ok(Ok(whole)) => out.body(whole.to_bytes()),
+            _ => Problem::new(ErrorCode::BadGateway, "the upstream answer was cut off").error_response(),
         },
-        _ => out.streaming(res.bytes_stream()),
+        _ => out.streaming(body.into_data_stream()),
     };
     if let Some(route) = route {
         response.extensions_mut().insert(route);
