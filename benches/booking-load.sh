@@ -131,11 +131,18 @@ check() {
   [ "$twice" = 0 ] && [ "$overlaps" = 0 ] && [ "$stray" = 0 ] || { echo "ZERO-OVERLAP CHECK FAILED"; exit 1; }
 }
 
-# CPU seconds each service has used so far (split), to see where a booking's cost goes.
-cpu_of() { # $1 = module
-  local ticks=0 p
-  for p in $(pgrep -f -- "serve --modules $1\$" || true); do
-    ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+# CPU seconds used so far by a service (or PostgreSQL, RabbitMQ, Redis): where a booking's cost goes.
+cpu_of() { # $1 = module, or a backing service: postgres, rabbitmq, redis
+  local ticks=0 p pids
+  case "$1" in
+    postgres) pids=$(pgrep -x postgres || true) ;;
+    rabbitmq) pids=$(pgrep -x beam.smp || true) ;;
+    redis) pids=$(pgrep -x redis-server || true) ;;
+    all-in-one) pids=$pid ;;
+    *) pids=$(pgrep -f -- "serve --modules $1\$" || true) ;;
+  esac
+  for p in $pids; do
+    ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
   done
   echo "$ticks"
 }
@@ -143,13 +150,17 @@ cpu_of() { # $1 = module
 load() { # wrk with the script; a 5xx is a failure (conflicts must be 409s)
   local out m
   local -A cpu_before=()
-  if [ "$BACKEND" = split ]; then for m in "${SPLIT_MODULES[@]}"; do cpu_before[$m]=$(cpu_of "$m"); done; fi
+  local counted=()
+  [ "$BACKEND" = split ] && counted=("${SPLIT_MODULES[@]}" rabbitmq)
+  [ "$BACKEND" != split ] && counted=(all-in-one)
+  [ "$BACKEND" != sqlite ] && counted+=(postgres redis)
+  for m in "${counted[@]}"; do cpu_before[$m]=$(cpu_of "$m"); done
   out=$(wrk -t2 -c"$CONNS" -d"$DURATION" -s "$DATA/book.lua" "http://127.0.0.1:$PORT")
   echo "$out" | grep -E "^status|p50|Requests/sec|Socket errors" || true
-  if [ "$BACKEND" = split ]; then
+  if [ "${#counted[@]}" -gt 0 ]; then
     local hz line="CPU seconds during the load:"
     hz=$(getconf CLK_TCK)
-    for m in "${SPLIT_MODULES[@]}"; do
+    for m in "${counted[@]}"; do
       line="$line $m $(echo "scale=1; ($(cpu_of "$m") - ${cpu_before[$m]}) / $hz" | bc)"
     done
     echo "$line"
