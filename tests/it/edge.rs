@@ -168,6 +168,68 @@ async fn health_metrics_openapi_and_request_ids() {
     assert!(!page.contains("<script"), "{page}");
 }
 
+/// The metrics of the process running `module` (every module's, all in one).
+async fn scrape(server: &Server, module: &str, token: &str) -> String {
+    let base = match &server.split {
+        Some(split) => split.bases_of(module).remove(0),
+        None => server.base.clone(),
+    };
+    let res = reqwest::Client::new().get(format!("{base}/metrics")).bearer_auth(token).send().await.expect("scrape");
+    assert_eq!(res.status(), 200);
+    res.text().await.expect("metrics text")
+}
+
+fn has_line(metrics: &str, name: &str, labels: &[&str]) -> bool {
+    metrics.lines().any(|line| {
+        let Some(rest) = line.strip_prefix(name) else { return false };
+        (rest.starts_with('{') || rest.starts_with(' ')) && labels.iter().all(|label| rest.contains(label))
+    })
+}
+
+#[tokio::test]
+async fn metrics_cover_the_bus_jobs_the_pool_and_upstream_calls() {
+    let token = "bus-scraper-0123456789";
+    let server =
+        Server::start_with(&[("HOMETRIP_SERVER__METRICS_TOKEN", token), ("HOMETRIP_TESTING__CLOCK_CONTROL", "true")])
+            .await;
+    server.client().signed_up(&unique_email("metrics")).await;
+    let registered = "type=\"auth.account_registered\"";
+    // The relay publishes after the commit, the subscriber (user's profile
+    // projection) takes it after that: both are counted by the process doing it.
+    let (mut published, mut delivered) = (String::new(), String::new());
+    for _ in 0..100 {
+        published = scrape(&server, "auth", token).await;
+        delivered = scrape(&server, "user", token).await;
+        if has_line(&published, "events_published_total", &[registered])
+            && has_line(&delivered, "events_delivered_total", &[registered, "subscriber=\"user.profiles\""])
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(has_line(&published, "events_published_total", &[registered]), "{published}");
+    assert!(
+        has_line(&delivered, "events_delivered_total", &[registered, "subscriber=\"user.profiles\""]),
+        "{delivered}"
+    );
+    for gauge in ["events_outbox_pending", "events_outbox_oldest_age_seconds", "events_dead_letters_pending"] {
+        assert!(has_line(&published, gauge, &[]), "{gauge}: {published}");
+    }
+    assert!(has_line(&published, "db_pool_connections", &["state=\"max\""]), "{published}");
+    // A day later the recurring jobs (booking's reconciliation among them) are due.
+    let r = server.internal(reqwest::Method::POST, "/internal/testing/clock", Some(json!({"advance_seconds": 86_400})));
+    assert_eq!(r.await.status, 200);
+    let r = server.internal(reqwest::Method::POST, "/internal/testing/jobs/run", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let booking = scrape(&server, "booking", token).await;
+    assert!(has_line(&booking, "job_runs_total", &["outcome=\"ok\""]), "{booking}");
+    if server.split.is_some() {
+        // The gateway counts its calls to each module's replicas.
+        let gateway = scrape(&server, "gateway", token).await;
+        assert!(has_line(&gateway, "upstream_requests_total", &["module=\"auth\"", "outcome=\"ok\""]), "{gateway}");
+    }
+}
+
 #[tokio::test]
 async fn ready_names_the_failing_store() {
     // A Redis that does not answer: the process starts, is live, and is not ready.

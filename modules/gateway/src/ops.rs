@@ -123,6 +123,15 @@ async fn metrics(req: actix_web::HttpRequest, ops: web::Data<Ops>) -> Result<Htt
             ));
         }
     }
+    // Gauges read from the stores at scrape time; a store that does not
+    // answer leaves its gauges at their last value (readiness reports it).
+    if let Err(e) = ops.bus.observe().await {
+        tracing::debug!(error = %e, "metrics: event bus gauges not read");
+    }
+    let pool = ops.db.pool_use();
+    for (state, n) in [("open", pool.open), ("idle", pool.idle), ("max", pool.max), ("waiting", pool.waiting)] {
+        metrics::gauge!("db_pool_connections", "state" => state).set(n as f64);
+    }
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(ops.metrics.render()))
 }
 

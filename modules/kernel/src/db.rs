@@ -143,6 +143,16 @@ pub fn end_by_hand(conn: &mut PgConn) -> diesel::QueryResult<()> {
         .change_transaction_depth(diesel::connection::TransactionDepthChange::DecreaseDepth)
 }
 
+/// Connections of a process's pools: open, idle among them, the most there
+/// may be, and requests waiting for one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolUse {
+    pub open: usize,
+    pub idle: usize,
+    pub max: usize,
+    pub waiting: usize,
+}
+
 /// The storage of one process: a pool on one backend.
 #[derive(Clone)]
 pub enum Db {
@@ -269,6 +279,28 @@ impl Db {
                 redact_url(url)
             )))
         }
+    }
+
+    /// How the process's connections are used, summed over its pools (for
+    /// `/metrics`: `db_pool_connections`).
+    pub fn pool_use(&self) -> PoolUse {
+        let mut used = PoolUse::default();
+        let mut add = |s: deadpool::Status| {
+            used.open += s.size;
+            used.idle += s.available;
+            used.max += s.max_size;
+            used.waiting += s.waiting;
+        };
+        match self {
+            Db::Pg(pools) => {
+                add(pools.shared.status());
+                if let Ok(by_thread) = pools.by_thread.read() {
+                    by_thread.values().for_each(|pool| add(pool.status()));
+                }
+            }
+            Db::Sqlite(pool) => add(pool.status()),
+        }
+        used
     }
 
     pub fn backend(&self) -> Backend {

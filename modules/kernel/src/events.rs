@@ -417,6 +417,7 @@ impl EventBus {
                 .cached()
                 .execute(conn)
                 .await?;
+            count_published(&envelopes);
             Ok::<_, DbError>(count)
         })
     }
@@ -532,6 +533,7 @@ impl EventBus {
                 .await?;
             Ok::<_, DbError>(())
         })?;
+        count_published(&envelopes);
         Ok(count)
     }
 
@@ -546,6 +548,7 @@ impl EventBus {
         if sub.handler.batches() {
             match sub.handler.handle_batch(&events).await {
                 Ok(()) => {
+                    events.iter().for_each(|e| count_delivered(&sub.name, e));
                     delivered.extend(events.iter().map(|e| (sub.name.clone(), e.id)));
                     return Ok(delivered);
                 }
@@ -573,11 +576,13 @@ impl EventBus {
         for attempt in 1..=self.retry.attempts {
             match sub.handler.handle(event).await {
                 Ok(()) => {
+                    count_delivered(&sub.name, event);
                     delivered.push((sub.name.clone(), event.id));
                     return Ok(());
                 }
                 Err(e) => {
                     tracing::warn!(subscriber = %sub.name, event = %event.event_type, attempt, error = %e, "event handler failed");
+                    metrics::counter!("events_handler_failures_total", "subscriber" => sub.name.clone()).increment(1);
                     last_error = e;
                     if attempt < self.retry.attempts {
                         tokio::time::sleep(backoff).await;
@@ -599,6 +604,8 @@ impl EventBus {
 
     async fn park(&self, subscriber: &str, envelope: &Envelope, error: &str) -> Result<(), DbError> {
         tracing::error!(subscriber, event = %envelope.event_type, event_id = %envelope.id, error, "event parked in dead letters");
+        metrics::counter!("events_parked_total", "subscriber" => subscriber.to_owned(), "type" => envelope.event_type.clone())
+            .increment(1);
         let body = serde_json::to_string(envelope).unwrap_or_default();
         let attempts = i32::try_from(self.retry.attempts).unwrap_or(i32::MAX);
         crate::run!(self.db, |conn| {
@@ -617,6 +624,29 @@ impl EventBus {
                 .await?;
             Ok::<_, DbError>(())
         })
+    }
+
+    /// Sets the bus's gauges from the database, when `/metrics` is scraped:
+    /// rows the relay still owes, the age of the oldest (the relay's lag),
+    /// and parked deliveries not replayed.
+    pub async fn observe(&self) -> Result<(), DbError> {
+        let (owed, oldest, parked) = crate::run!(self.db, |conn| {
+            let owed: i64 = outbox_events::table.count().get_result(conn).await?;
+            let oldest: Option<Instant> = outbox_events::table
+                .order(outbox_events::seq.asc())
+                .select(outbox_events::occurred_at)
+                .first::<Instant>(conn)
+                .await
+                .optional()?;
+            let parked: i64 =
+                dead_letters::table.filter(dead_letters::replayed_at.is_null()).count().get_result(conn).await?;
+            Ok::<_, DbError>((owed, oldest, parked))
+        })?;
+        let lag = oldest.map_or(0.0, |at| (Instant::now().0 - at.0).num_milliseconds().max(0) as f64 / 1000.0);
+        metrics::gauge!("events_outbox_pending").set(owed as f64);
+        metrics::gauge!("events_outbox_oldest_age_seconds").set(lag);
+        metrics::gauge!("events_dead_letters_pending").set(parked as f64);
+        Ok(())
     }
 
     /// Parked deliveries, newest first.
@@ -728,6 +758,20 @@ const PG_MIGRATIONS: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("../../migrations/kernel/postgres");
 const SQLITE_MIGRATIONS: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("../../migrations/kernel/sqlite");
+
+/// Events that left the outbox (`events_published_total{type}`): the rate of
+/// each business event (bookings made and confirmed, payments, refunds,
+/// sign-ups) as well as the bus's throughput.
+fn count_published(envelopes: &[Envelope]) {
+    for e in envelopes {
+        metrics::counter!("events_published_total", "type" => e.event_type.clone()).increment(1);
+    }
+}
+
+fn count_delivered(subscriber: &str, event: &Envelope) {
+    metrics::counter!("events_delivered_total", "subscriber" => subscriber.to_owned(), "type" => event.event_type.clone())
+        .increment(1);
+}
 
 #[cfg(test)]
 mod tests {

@@ -337,6 +337,12 @@ impl Scheduler {
         if let Some(every) = self.recurring.read().await.get(&job.kind).copied() {
             self.schedule_next(&job.kind, every).await?;
         }
+        let counted = match &outcome {
+            Ok(()) => "ok",
+            Err(_) if job.attempts >= self.settings.max_attempts => "failed",
+            Err(_) => "retry",
+        };
+        metrics::counter!("job_runs_total", "job" => job.kind.clone(), "outcome" => counted).increment(1);
         match outcome {
             Ok(()) => {
                 crate::run!(self.db, |conn| {

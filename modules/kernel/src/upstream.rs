@@ -257,6 +257,7 @@ impl Lease {
     /// opens at once, so no other request waits on it.
     pub fn unreachable(mut self) {
         self.reported = true;
+        self.upstream.count_call(&self.replica, "refused");
         let mut b = self.replica.breaker();
         b.record(false, Instant::now(), &self.upstream.settings);
         b.open(Instant::now());
@@ -266,6 +267,7 @@ impl Lease {
 
     fn report(&mut self, ok: bool) {
         self.reported = true;
+        self.upstream.count_call(&self.replica, if ok { "ok" } else { "failed" });
         self.replica.breaker().record(ok, Instant::now(), &self.upstream.settings);
         if ok {
             self.replica.served.fetch_add(1, Ordering::Relaxed);
@@ -434,6 +436,13 @@ impl Upstream {
             tracing::warn!(module = %self.module, replica = %r.addr, "upstream replica failed its health probe");
         }
         self.publish_state(r);
+    }
+
+    /// `upstream_requests_total{module,replica,outcome}`: ok, failed (an
+    /// error, a timeout or a 502–504) or refused (the connection).
+    fn count_call(&self, r: &Replica, outcome: &'static str) {
+        metrics::counter!("upstream_requests_total", "module" => self.module.clone(), "replica" => r.addr.to_string(), "outcome" => outcome)
+            .increment(1);
     }
 
     fn publish_state(&self, r: &Replica) {
