@@ -342,7 +342,7 @@ impl Scheduler {
             Err(_) if job.attempts >= self.settings.max_attempts => "failed",
             Err(_) => "retry",
         };
-        metrics::counter!("job_runs_total", "job" => job.kind.clone(), "outcome" => counted).increment(1);
+        metrics::counter!("job_runs_total", "kind" => job.kind.clone(), "outcome" => counted).increment(1);
         match outcome {
             Ok(()) => {
                 crate::run!(self.db, |conn| {
