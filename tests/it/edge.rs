@@ -230,6 +230,104 @@ async fn metrics_cover_the_bus_jobs_the_pool_and_upstream_calls() {
     }
 }
 
+/// The expressions of a Prometheus rule file (`expr:`, on one line or a block).
+fn rule_exprs(rules: &str) -> Vec<String> {
+    let mut exprs = Vec::new();
+    let mut lines = rules.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.trim_start().strip_prefix("expr:") else { continue };
+        if rest.trim() != "|" {
+            exprs.push(rest.to_owned());
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        while let Some(next) = lines.next_if(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent) {
+            exprs.push(next.to_owned());
+        }
+    }
+    exprs
+}
+
+/// The queries (`targets[].expr`) of a Grafana dashboard.
+fn dashboard_exprs(dashboard: &serde_json::Value) -> Vec<String> {
+    let panels = dashboard["panels"].as_array().cloned().unwrap_or_default();
+    panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The metric names PromQL expressions use (label matchers, strings and
+/// PromQL's own words left out).
+fn metric_names(exprs: &[String]) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for expr in exprs {
+        let (mut depth, mut quoted, mut word) = (0, false, String::new());
+        for c in expr.chars().chain([' ']) {
+            match c {
+                '"' => quoted = !quoted,
+                '{' if !quoted => depth += 1,
+                '}' if !quoted => depth -= 1,
+                c if !quoted && depth == 0 && (c.is_ascii_alphanumeric() || c == '_' || c == ':') => {
+                    word.push(c);
+                    continue;
+                }
+                _ => {}
+            }
+            let is_function = word == "histogram_quantile" || word.ends_with("_over_time");
+            if word.contains('_') && !is_function && !word.starts_with(|c: char| c.is_ascii_digit()) {
+                names.insert(std::mem::take(&mut word));
+            }
+            word.clear();
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn alerts_and_dashboards_query_only_metrics_the_processes_export() {
+    let token = "rules-scraper-0123456789";
+    let server = Server::start_with(&[("HOMETRIP_SERVER__METRICS_TOKEN", token)]).await;
+    // A request and an event, so that the lazily made series exist too.
+    server.client().signed_up(&unique_email("rules")).await;
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let mut exprs = rule_exprs(&std::fs::read_to_string(deploy.join("prometheus/alerts.yml")).unwrap());
+    let rules = exprs.len();
+    for entry in std::fs::read_dir(deploy.join("grafana/dashboards")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        exprs.extend(dashboard_exprs(&serde_json::from_str(&text).expect("a dashboard is JSON")));
+    }
+    assert!(rules >= 9 && exprs.len() > rules + 20, "{exprs:?}");
+    let names = metric_names(&exprs);
+    assert!(names.contains("events_outbox_oldest_age_seconds") && names.contains("db_pool_connections"), "{names:?}");
+    let modules: &[&str] = if server.split.is_some() {
+        &["gateway", "auth", "user", "booking", "payment", "listing"]
+    } else {
+        &["gateway"]
+    };
+    let mut exported = String::new();
+    for _ in 0..50 {
+        exported.clear();
+        for module in modules {
+            exported.push_str(&scrape(&server, module, token).await);
+        }
+        if exported.contains("# TYPE events_published_total ") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for name in names {
+        // Calls to other processes exist only where there are other processes.
+        if name.starts_with("upstream_") && server.split.is_none() {
+            continue;
+        }
+        let base = ["_bucket", "_count", "_sum"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name);
+        let typed = |n: &str| exported.lines().any(|l| l.starts_with(&format!("# TYPE {n} ")));
+        assert!(typed(&name) || typed(base), "an alert or a dashboard queries {name}, which no process exports");
+    }
+}
+
 #[tokio::test]
 async fn ready_names_the_failing_store() {
     // A Redis that does not answer: the process starts, is live, and is not ready.

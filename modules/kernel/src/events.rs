@@ -425,6 +425,13 @@ impl EventBus {
     /// Registers `handler` under a stable `name` (the inbox key) for the given
     /// event types.
     pub async fn subscribe(&self, name: &str, event_types: &[&str], handler: Arc<dyn EventHandler>) {
+        // The subscriber's series exist from the start, at 0 (see `count_delivered`).
+        metrics::counter!("events_handler_failures_total", "subscriber" => name.to_owned()).increment(0);
+        for t in event_types {
+            let labels = [("subscriber", name.to_owned()), ("type", (*t).to_owned())];
+            metrics::counter!("events_delivered_total", &labels).increment(0);
+            metrics::counter!("events_parked_total", &labels).increment(0);
+        }
         self.subscriptions.write().await.push(Subscription {
             name: name.to_owned(),
             event_types: event_types.iter().map(|s| (*s).to_owned()).collect(),

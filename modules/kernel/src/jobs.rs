@@ -224,6 +224,11 @@ impl Scheduler {
     }
 
     pub async fn register(&self, kind: &str, handler: Arc<dyn JobHandler>) {
+        // Every outcome's series exists from the start, at 0: an alert on
+        // `increase(...)` sees the first failure, and a dashboard a flat line.
+        for outcome in ["ok", "retry", "failed"] {
+            metrics::counter!("job_runs_total", "kind" => kind.to_owned(), "outcome" => outcome).increment(0);
+        }
         self.handlers.write().await.insert(kind.to_owned(), handler);
     }
 
