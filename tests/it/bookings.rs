@@ -6,6 +6,7 @@
 //! for the same nights (in one process and in two sharing PostgreSQL).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -748,10 +749,12 @@ async fn a_crash_mid_flow_loses_no_event_no_charge_and_no_night() {
         listings.push(listing(&server, &host, "flexible", true).await);
     }
     let stays = racing_stays(60);
+    let created = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for (i, (a, b)) in stays.into_iter().enumerate() {
         let guest = guests[i % guests.len()].clone();
         let listing = listings[i % listings.len()].clone();
+        let created = Arc::clone(&created);
         tasks.push(tokio::spawn(async move {
             let body = json!({"listing_id": listing, "check_in": date(a), "check_out": date(b), "guests": 2});
             let sent = guest
@@ -762,8 +765,9 @@ async fn a_crash_mid_flow_loses_no_event_no_charge_and_no_night() {
                 .send()
                 .await;
             let Ok(res) = sent else { return };
-            let Ok(created) = res.json::<Value>().await else { return };
-            let Some(id) = created["id"].as_str() else { return };
+            let Ok(booked) = res.json::<Value>().await else { return };
+            let Some(id) = booked["id"].as_str() else { return };
+            created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let card = if i % 5 == 0 { "pm_card_chargeDeclined" } else { "pm_card_visa" };
             let _ = guest
                 .http
@@ -774,8 +778,14 @@ async fn a_crash_mid_flow_loses_no_event_no_charge_and_no_night() {
                 .await;
         }));
     }
-    // SIGKILL in the middle of it: no shutdown, in-flight requests cut.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // SIGKILL in the middle of it, once a few bookings exist (however slow
+    // the shape): no shutdown, in-flight requests and payments cut.
+    for _ in 0..200 {
+        if created.load(std::sync::atomic::Ordering::Relaxed) >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     server.kill();
     for t in tasks {
         let _ = t.await;
