@@ -5,7 +5,7 @@
 //! proxy and the remote clients of module traits share this stack.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -179,6 +179,8 @@ pub struct Replica {
     in_flight: AtomicUsize,
     /// The last active probe answered (replicas start healthy).
     healthy: AtomicBool,
+    /// Probes failed in a row: one slow answer under load is not a verdict.
+    probe_failures: AtomicU32,
     breaker: Mutex<Breaker>,
     served: AtomicU64,
 }
@@ -191,6 +193,7 @@ impl Replica {
             weight: i64::from(weight.max(1)),
             in_flight: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
+            probe_failures: AtomicU32::new(0),
             breaker: Mutex::new(Breaker::new(Instant::now())),
             served: AtomicU64::new(0),
         })
@@ -236,6 +239,9 @@ pub struct Upstream {
     /// Smooth weighted round robin: the current weight of each replica.
     wrr: Mutex<Vec<i64>>,
 }
+
+/// Probes failed in a row before a replica takes no requests.
+const PROBE_FAILURES_TO_DOWN: u32 = 2;
 
 /// A replica chosen for one request; report how it went.
 pub struct Lease {
@@ -425,6 +431,13 @@ impl Upstream {
     /// answering again gets its half-open trial at once rather than after
     /// the open period.
     fn probed(&self, r: &Replica, ok: bool) {
+        // Down after two failed probes in a row (a refused connection on a
+        // request opens the circuit at once anyway); back at the first answer.
+        let failures = if ok { 0 } else { r.probe_failures.fetch_add(1, Ordering::Relaxed) + 1 };
+        if ok {
+            r.probe_failures.store(0, Ordering::Relaxed);
+        }
+        let ok = ok || failures < PROBE_FAILURES_TO_DOWN;
         let was = r.healthy.swap(ok, Ordering::Relaxed);
         if ok {
             let mut b = r.breaker();
