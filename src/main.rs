@@ -1,6 +1,7 @@
 //! `hometrip`: the whole platform in one binary.
 
 mod app;
+mod backup;
 mod commands;
 mod modules;
 mod settings;
@@ -51,6 +52,19 @@ enum Command {
     Openapi,
     /// Rebuild the search index from the listings (with the server stopped).
     Reindex,
+    /// Back up the embedded profile (SQLite snapshot, keys, files) into a new folder, while serving.
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into the data dir (server stopped), then rebuild the search index.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// Replace the database the data dir already holds.
+        #[arg(long)]
+        force: bool,
+    },
     /// Fill the store with realistic published demo listings across Europe.
     SeedDemo {
         #[arg(long, default_value_t = 100)]
@@ -89,7 +103,19 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    hometrip_kernel::telemetry::init(&settings.log.filter, settings.log.json);
+    let traces = (!settings.telemetry.otlp_endpoint.is_empty()).then(|| hometrip_kernel::telemetry::TraceExport {
+        endpoint: settings.telemetry.otlp_endpoint.clone(),
+        sample_ratio: settings.telemetry.sample_ratio,
+        service_name: service_name(&settings.modules),
+    });
+    // Held to the end of main: dropping it exports the spans still queued.
+    let _telemetry = match hometrip_kernel::telemetry::init(&settings.log.filter, settings.log.json, traces.as_ref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("hometrip: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let result = match cli.command.unwrap_or(Command::Serve { modules: Vec::new() }) {
         Command::Serve { .. } => actix_web::rt::System::new().block_on(app::serve(settings)),
         Command::Config => {
@@ -105,6 +131,14 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }),
         Command::Reindex => run_async(commands::reindex(settings)),
+        Command::Backup { out } => backup::backup(&settings, &out),
+        Command::Restore { from, force } => backup::restore(&settings, &from, force).map(|()| {
+            // The index is derived from the listings; without search here it
+            // is rebuilt by the process that runs it (`hometrip reindex`).
+            if let Err(e) = run_async(commands::reindex(settings)) {
+                eprintln!("hometrip: the search index was not rebuilt: {e}");
+            }
+        }),
         Command::SeedDemo { listings, seed } => run_async(commands::seed_demo(settings, listings, seed)),
         Command::Admin { command: AdminCommand::Create { email, .. } } => {
             let mut password = String::new();
@@ -121,6 +155,15 @@ fn main() -> std::process::ExitCode {
             eprintln!("hometrip: {e}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `hometrip-<modules>` (`hometrip-booking`), or `hometrip` for the whole platform.
+fn service_name(modules: &[String]) -> String {
+    if modules.is_empty() {
+        "hometrip".to_owned()
+    } else {
+        format!("hometrip-{}", modules.join("-"))
     }
 }
 

@@ -30,6 +30,7 @@ pub struct Settings {
     pub redis: RedisSettings,
     pub amqp: AmqpSettings,
     pub log: LogSettings,
+    pub telemetry: TelemetrySettings,
     pub services: ServicesSettings,
     pub auth: AuthSettings,
     pub user: UserSettings,
@@ -42,6 +43,17 @@ pub struct Settings {
     pub events: EventSettings,
     pub outbound: hometrip_kernel::outbound::OutboundSettings,
     pub testing: TestingSettings,
+}
+
+/// Traces: exported over OTLP/HTTP when an endpoint is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `http://jaeger:4318`; empty: nothing exported.
+    pub otlp_endpoint: String,
+    /// The share of new traces recorded (parent-based: a request arriving
+    /// with a sampling decision keeps it).
+    pub sample_ratio: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +198,19 @@ impl Settings {
         }
         if !matches!(self.amqp.queue_type.as_str(), "quorum" | "classic") {
             return Err("amqp.queue_type: quorum or classic".to_owned());
+        }
+        let t = &self.telemetry;
+        if !t.otlp_endpoint.is_empty()
+            && !t.otlp_endpoint.starts_with("http://")
+            && !t.otlp_endpoint.starts_with("https://")
+        {
+            return Err(
+                "telemetry.otlp_endpoint: an http:// or https:// URL (OTLP over HTTP, e.g. http://jaeger:4318)"
+                    .to_owned(),
+            );
+        }
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            return Err("telemetry.sample_ratio: a number from 0 to 1".to_owned());
         }
         for module in self.services.modules.keys() {
             if crate::modules::find(module).is_none() {

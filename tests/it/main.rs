@@ -6,6 +6,7 @@
 mod account_security;
 mod architecture;
 mod auth;
+mod backup;
 mod bookings;
 mod conformance;
 mod edge;
@@ -21,4 +22,5 @@ mod smtp;
 mod split;
 mod stripe;
 mod support;
+mod traces;
 mod users;

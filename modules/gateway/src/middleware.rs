@@ -117,7 +117,18 @@ pub async fn edge(
     let started = StdInstant::now();
     let id = request_id(&req);
     let method = method_label(req.method());
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %method,
+        path = %req.path(),
+        trace_id = tracing::field::Empty,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
+    trace(&span, &req);
     let settings = req.app_data::<web::Data<EdgeSettings>>().cloned();
 
     let outcome = hometrip_kernel::telemetry::with_request_id(id.clone(), async {
@@ -142,6 +153,12 @@ pub async fn edge(
     }
     let status = res.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
+    hometrip_kernel::telemetry::rename(&span, || format!("{method} {route}"));
+    span.record("http.route", route.as_str());
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone(), "status_code" => status_label(status))
         .record(elapsed);
     // Probes come every second from every balancer: not worth a line each.
@@ -161,6 +178,21 @@ pub async fn edge(
         }
     }
     Ok(res)
+}
+
+/// Continues the caller's trace when another process of the deployment
+/// sends one (a public client's `traceparent` could force every request to
+/// be recorded: it starts a trace of its own), and puts the trace id in the
+/// request's log lines.
+fn trace(span: &tracing::Span, req: &ServiceRequest) {
+    use hometrip_kernel::telemetry;
+    let given = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    let trusted = given.filter(|_| hometrip_kernel::http::from_service(req.request()));
+    telemetry::set_parent(span, trusted);
+    let trace_id = telemetry::trace_id_of(span).or_else(|| trusted.and_then(telemetry::trace_id).map(str::to_owned));
+    if let Some(id) = trace_id {
+        span.record("trace_id", id);
+    }
 }
 
 /// Per-IP limit on every API request; per-account limit when the request

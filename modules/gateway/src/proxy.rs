@@ -180,7 +180,9 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, proxy: web::Data<P
         None => verify_request(&req).await,
     };
     let ip = client_ip(&req, &proxy.trusted_proxies);
-    let trace = traceparent(req.headers());
+    // The gateway's own request span when traces are recorded; otherwise the
+    // id is still passed on for log lines.
+    let trace = hometrip_kernel::telemetry::traceparent().unwrap_or_else(|| traceparent(req.headers()));
     let target = req.uri().path_and_query().map_or(path, |pq| pq.as_str());
     let has_body = req.headers().contains_key("transfer-encoding")
         || req.headers().get("content-length").and_then(|v| v.to_str().ok()).is_some_and(|v| v != "0");

@@ -144,8 +144,10 @@ impl Broker {
             for event in events {
                 let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
                 let mut headers = FieldTable::default();
+                // W3C trace context, as its AMQP mapping names it (the
+                // envelope in the body carries it too).
                 if let Some(trace) = &event.trace_context {
-                    headers.insert("trace_context".into(), AMQPValue::LongString(trace.as_str().into()));
+                    headers.insert("traceparent".into(), AMQPValue::LongString(trace.as_str().into()));
                 }
                 let properties = BasicProperties::default()
                     .with_delivery_mode(2)

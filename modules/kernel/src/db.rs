@@ -498,6 +498,23 @@ macro_rules! run {
     }};
 }
 
+/// The span of a transaction, named after the function that runs it; at
+/// debug level under its own target, so it is exported with traces and
+/// otherwise disabled where it stands.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! db_span {
+    ($system:literal) => {
+        $crate::tracing::debug_span!(
+            target: "hometrip::db",
+            "db",
+            otel.name = concat!("db ", module_path!()),
+            otel.kind = "client",
+            db.system = $system,
+        )
+    };
+}
+
 /// Like [`run!`], inside a transaction: `BEGIN IMMEDIATE` on SQLite (the write
 /// lock is taken up front, so concurrent writers queue on the busy timeout
 /// instead of failing on upgrade), a plain transaction on PostgreSQL.
@@ -510,11 +527,19 @@ macro_rules! transaction {
             Err(e) => Err(e.into()),
             Ok($crate::db::Pooled::Pg(mut pooled)) => {
                 let c: &mut $crate::db::PgConn = &mut pooled;
-                c.transaction(async |$conn| $body).await
+                $crate::tracing::Instrument::instrument(
+                    c.transaction(async |$conn| $body),
+                    $crate::db_span!("postgresql"),
+                )
+                .await
             }
             Ok($crate::db::Pooled::Sqlite(mut pooled)) => {
                 let c: &mut $crate::db::SqliteConn = &mut pooled;
-                c.immediate_transaction(async |$conn| $body).await
+                $crate::tracing::Instrument::instrument(
+                    c.immediate_transaction(async |$conn| $body),
+                    $crate::db_span!("sqlite"),
+                )
+                .await
             }
         }
     }};

@@ -15,6 +15,7 @@ use diesel::QueryResult;
 use crate::db::prelude::*;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, RwLock};
+use tracing::Instrument as _;
 
 use crate::db::{Db, DbError, PgConn, SqliteConn};
 use crate::ids::Id;
@@ -85,7 +86,9 @@ impl Envelope {
             event_type: event_type.to_owned(),
             occurred_at: Instant::now(),
             source: source.to_owned(),
-            trace_context: crate::telemetry::current_request_id(),
+            // The W3C traceparent of the span that made the change, so its
+            // deliveries join the trace (none when traces are not recorded).
+            trace_context: crate::telemetry::traceparent(),
             data: serde_json::value::to_raw_value(data)
                 .map_err(|e| DbError::Encoding(format!("event encoding: {e}")))?,
         })
@@ -146,6 +149,27 @@ impl OutboxRow {
             data: serde_json::value::RawValue::from_string(self.data).unwrap_or_default(),
         }
     }
+}
+
+/// The span of one delivery, named after the event type, in the trace of
+/// the change that published it.
+fn delivery_span(subscriber: &str, event: &Envelope) -> tracing::Span {
+    let span = tracing::info_span!(
+        "deliver",
+        otel.name = %event.event_type,
+        otel.kind = "consumer",
+        otel.status_code = tracing::field::Empty,
+        subscriber,
+        event_id = %event.id,
+        attempt = tracing::field::Empty,
+    );
+    crate::telemetry::set_parent(&span, event.trace_context.as_deref());
+    span
+}
+
+fn failed(span: &tracing::Span, error: &str) {
+    span.record("otel.status_code", "ERROR");
+    span.in_scope(|| tracing::debug!(error, "delivery failed"));
 }
 
 /// Writes events into the outbox on the connection of the caller's transaction.
@@ -553,7 +577,15 @@ impl EventBus {
             return Ok(delivered);
         }
         if sub.handler.batches() {
-            match sub.handler.handle_batch(&events).await {
+            // A span per event, each in its own trace, for the run's time;
+            // the handler's own spans go under the first.
+            let spans: Vec<tracing::Span> = events.iter().map(|e| delivery_span(&sub.name, e)).collect();
+            let outcome = sub.handler.handle_batch(&events).instrument(spans[0].clone()).await;
+            if let Err(e) = &outcome {
+                spans.iter().for_each(|s| failed(s, e));
+            }
+            drop(spans);
+            match outcome {
                 Ok(()) => {
                     events.iter().for_each(|e| count_delivered(&sub.name, e));
                     delivered.extend(events.iter().map(|e| (sub.name.clone(), e.id)));
@@ -581,7 +613,13 @@ impl EventBus {
         let mut backoff = self.retry.first_backoff;
         let mut last_error = String::new();
         for attempt in 1..=self.retry.attempts {
-            match sub.handler.handle(event).await {
+            let span = delivery_span(&sub.name, event);
+            span.record("attempt", attempt);
+            let outcome = sub.handler.handle(event).instrument(span.clone()).await;
+            if let Err(e) = &outcome {
+                failed(&span, e);
+            }
+            match outcome {
                 Ok(()) => {
                     count_delivered(&sub.name, event);
                     delivered.push((sub.name.clone(), event.id));

@@ -17,6 +17,7 @@ use std::time::Duration;
 use diesel::QueryResult;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, RwLock};
+use tracing::Instrument as _;
 
 use crate::db::prelude::*;
 use crate::db::{Db, DbError, PgConn, SqliteConn};
@@ -330,10 +331,15 @@ impl Scheduler {
 
     async fn execute(&self, job: Job) -> Result<(), DbError> {
         let handler = self.handlers.read().await.get(&job.kind).cloned();
+        // A trace of its own, named after the job.
+        let span = tracing::info_span!("job", otel.name = %job.kind, otel.status_code = tracing::field::Empty, job_id = %job.id);
         let outcome = match handler {
-            Some(h) => h.run(&job).await,
+            Some(h) => h.run(&job).instrument(span.clone()).await,
             None => Err(format!("no handler for {}", job.kind)),
         };
+        if outcome.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
         let now = self.clock.now();
         let owner = self.owner;
         let id = job.id;

@@ -23,6 +23,7 @@ pub mod sealed;
 pub mod settings;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 pub mod upstream;
 
 pub use error::{ErrorCode, FieldError, Problem};
@@ -32,3 +33,4 @@ pub use ids::Id;
 // these crates themselves.
 pub use diesel;
 pub use diesel_async;
+pub use tracing;

@@ -59,6 +59,7 @@ impl RemoteClient {
         Ok(client)
     }
 
+    /// One call, as a client span of the caller's trace.
     async fn call<R: DeserializeOwned>(
         &self,
         method: reqwest::Method,
@@ -66,6 +67,26 @@ impl RemoteClient {
         body: Option<Vec<u8>>,
         caller: Option<Id>,
         retry: Retry,
+    ) -> Result<R, Problem> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            "remote call",
+            otel.name = %format_args!("{} {}", self.upstream.module, method),
+            otel.kind = "client",
+            url.path = path,
+        );
+        let trace = crate::telemetry::traceparent_of(&span);
+        self.call_traced(method, path, body, caller, retry, trace).instrument(span).await
+    }
+
+    async fn call_traced<R: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        caller: Option<Id>,
+        retry: Retry,
+        trace: Option<String>,
     ) -> Result<R, Problem> {
         if self.upstream.replicas().is_empty() {
             self.upstream.resolve().await;
@@ -97,6 +118,9 @@ impl RemoteClient {
             }
             if let Some(rid) = crate::telemetry::current_request_id() {
                 rb = rb.header("x-request-id", rid);
+            }
+            if let Some(tp) = &trace {
+                rb = rb.header("traceparent", tp);
             }
             if let Some(b) = &body {
                 rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone());
