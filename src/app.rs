@@ -67,6 +67,15 @@ fn service_token(settings: &Settings) -> Result<String, String> {
         .map(|t| t.trim().to_owned())
 }
 
+fn service_tls(settings: &Settings) -> Result<Option<Arc<hometrip_kernel::tls::ServiceTls>>, String> {
+    let t = &settings.services.tls;
+    if !t.is_set() {
+        return Ok(None);
+    }
+    let path = |s: &str| std::path::PathBuf::from(s);
+    hometrip_kernel::tls::ServiceTls::load(&path(&t.ca_file), &path(&t.cert_file), &path(&t.key_file)).map(Some)
+}
+
 /// The modules of one process, built and wired.
 pub struct Platform {
     pub wiring: Wiring,
@@ -115,6 +124,7 @@ impl Platform {
             jobs,
             service_token(settings)?,
             local,
+            service_tls(settings)?,
         )?;
         let mut mounts = Vec::new();
         for module in &modules {
@@ -286,17 +296,19 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         metrics_public: settings.server.metrics_public,
         metrics_token: settings.server.metrics_token.clone(),
     });
-    let proxy = (platform.runs("gateway") && !wiring.upstreams().is_empty()).then(|| {
+    let proxy = if platform.runs("gateway") && !wiring.upstreams().is_empty() {
         let routes = RouteTable::new(modules::MODULES.iter().flat_map(|m| m.routes.iter().map(move |r| (*r, m.name))));
-        web::Data::new(Proxy {
+        Some(web::Data::new(Proxy {
             routes,
             upstreams: wiring.upstreams().into_iter().map(|u| (u.module.clone(), u)).collect(),
-            http: hometrip_gateway::proxy::upstream_client(),
+            http: hometrip_gateway::proxy::upstream_client(wiring.tls.as_deref())?,
             service_token: wiring.service_token.clone(),
             trusted_proxies: trusted.clone(),
             timeout: Duration::from_secs(60),
-        })
-    });
+        }))
+    } else {
+        None
+    };
     if proxy.is_some() {
         tasks.push(spawn_openapi_merge(ops.clone()));
     }
@@ -321,6 +333,11 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     let serves_files = !public_files.is_empty();
     let port = settings.port(platform.modules.first().map(|m| m.port));
     let names: Vec<&str> = platform.modules.iter().map(|m| m.name).collect();
+    // The gateway's own port is the public entry (TLS ends at the balancer
+    // in front of it); every other process serves mutual TLS when set.
+    let serve_tls = wiring.tls.clone().filter(|_| !platform.runs("gateway"));
+    let mtls = serve_tls.is_some();
+    let allowed = web::Data::new(crate::mtls::AllowedCallers(crate::mtls::allowed_callers(&platform.modules)));
 
     let server = HttpServer::new(move || {
         let mut cors = Cors::default()
@@ -343,6 +360,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             .app_data(jobs.clone())
             .app_data(token.clone())
             .app_data(public_url.clone())
+            .app_data(allowed.clone())
             .configure(hometrip_gateway::ops_routes)
             .configure(|cfg| {
                 if serves_files {
@@ -368,14 +386,20 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             Some(proxy) => app.app_data(proxy.clone()).default_service(web::to(hometrip_gateway::proxy::forward)),
             None => app.default_service(web::to(hometrip_gateway::middleware::not_found)),
         };
-        app.wrap(hometrip_gateway::errors_as_problems())
+        app.wrap(actix_web::middleware::Condition::new(mtls, from_fn(crate::mtls::only_allowed_callers)))
+            .wrap(hometrip_gateway::errors_as_problems())
             // Same-origin only when no origin is configured: no CORS work per request.
             .wrap(actix_web::middleware::Condition::new(!cors_origins.is_empty(), cors))
             .wrap(from_fn(hometrip_gateway::edge))
     })
     .workers(settings.server.worker_count())
-    .shutdown_timeout(10)
-    .bind((settings.server.host.as_str(), port))
+    .shutdown_timeout(10);
+    let address = (settings.server.host.as_str(), port);
+    let server = match &serve_tls {
+        // A module process behind the gateway: HTTPS, a client certificate required.
+        Some(tls) => server.on_connect(keep_peer_certificate).bind_rustls_0_23(address, tls.server_config()?),
+        None => server.bind(address),
+    }
     .map_err(|e| format!("server.port ({}:{port}): {e}", settings.server.host))?;
     tracing::info!(host = %settings.server.host, port, modules = %names.join(","), "HomeTrip listening");
     let result = server.run().await.map_err(|e| e.to_string());
@@ -385,6 +409,16 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     // Give in-flight relay work a moment; undelivered events stay in the outbox.
     tokio::time::sleep(Duration::from_millis(50)).await;
     result
+}
+
+/// Keeps the client certificate of a TLS connection for its requests.
+fn keep_peer_certificate(conn: &dyn std::any::Any, ext: &mut actix_web::dev::Extensions) {
+    use actix_tls::accept::rustls_0_23::TlsStream;
+    if let Some(stream) = conn.downcast_ref::<TlsStream<actix_web::rt::net::TcpStream>>() {
+        if let Some(cert) = stream.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+            ext.insert(hometrip_kernel::tls::PeerCertificate(cert.clone().into_owned()));
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -4,6 +4,7 @@ mod app;
 mod backup;
 mod commands;
 mod modules;
+mod mtls;
 mod settings;
 mod wiring;
 
@@ -64,6 +65,17 @@ enum Command {
         /// Replace the database the data dir already holds.
         #[arg(long)]
         force: bool,
+    },
+    /// Write a development CA and a certificate per module for mutual TLS between services.
+    Certs {
+        #[arg(long)]
+        out: PathBuf,
+        /// The modules to certify (default: every module of this version).
+        #[arg(long, value_delimiter = ',')]
+        modules: Vec<String>,
+        /// Other names or addresses the services are reached at (`127.0.0.1`).
+        #[arg(long, value_delimiter = ',')]
+        hosts: Vec<String>,
     },
     /// Fill the store with realistic published demo listings across Europe.
     SeedDemo {
@@ -131,6 +143,14 @@ fn main() -> std::process::ExitCode {
             Ok(())
         }),
         Command::Reindex => run_async(commands::reindex(settings)),
+        Command::Certs { out, modules, hosts } => {
+            let modules = if modules.is_empty() {
+                modules::MODULES.iter().filter(|m| m.exists).map(|m| m.name.to_owned()).collect()
+            } else {
+                modules
+            };
+            mtls::write_certificates(&out, &modules, &hosts)
+        }
         Command::Backup { out } => backup::backup(&settings, &out),
         Command::Restore { from, force } => backup::restore(&settings, &from, force).map(|()| {
             // The index is derived from the listings; without search here it

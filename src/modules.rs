@@ -20,6 +20,9 @@ pub struct Module {
     pub name: &'static str,
     /// Its port when it runs as a service of its own (the seed's).
     pub port: u16,
+    /// The modules whose traits it calls: with mutual TLS a module process
+    /// takes calls only from the gateway and from the modules that call it.
+    pub calls: &'static [&'static str],
     /// Public path patterns it serves (`*` one segment, `**` the rest): the
     /// gateway's routing table.
     pub routes: &'static [&'static str],
@@ -35,7 +38,17 @@ pub struct Module {
 }
 
 const fn planned(name: &'static str, port: u16) -> Module {
-    Module { name, port, routes: &[], migrations: None, start: None, remote: None, openapi: None, exists: false }
+    Module {
+        name,
+        port,
+        calls: &[],
+        routes: &[],
+        migrations: None,
+        start: None,
+        remote: None,
+        openapi: None,
+        exists: false,
+    }
 }
 
 /// In dependency order: a module is started after the local modules it calls.
@@ -43,6 +56,7 @@ pub static MODULES: &[Module] = &[
     Module {
         name: "gateway",
         port: 3001,
+        calls: &[],
         routes: &[],
         migrations: None,
         // The edge and the proxy are wired by the binary itself (`app::serve`).
@@ -56,6 +70,7 @@ pub static MODULES: &[Module] = &[
     Module {
         name: "auth",
         port: 4001,
+        calls: &[],
         routes: &["/api/v1/auth/**", "/api/v1/admin/users/*/roles"],
         #[cfg(feature = "auth")]
         migrations: Some(hometrip_auth::store::MIGRATIONS),
@@ -77,6 +92,7 @@ pub static MODULES: &[Module] = &[
     Module {
         name: "user",
         port: 4002,
+        calls: &["auth"],
         routes: &["/api/v1/users/**", "/api/v1/admin/users/**", "/files/avatars/**"],
         #[cfg(feature = "user")]
         migrations: Some(hometrip_user::store::MIGRATIONS),
@@ -98,6 +114,7 @@ pub static MODULES: &[Module] = &[
     Module {
         name: "notification",
         port: 4009,
+        calls: &["user"],
         routes: &[],
         migrations: None,
         #[cfg(feature = "notification")]
@@ -111,6 +128,7 @@ pub static MODULES: &[Module] = &[
     Module {
         name: "listing",
         port: 4003,
+        calls: &[],
         routes: &["/api/v1/listings/**", "/api/v1/amenities", "/api/v1/admin/listings/**", "/files/photos/**"],
         #[cfg(feature = "listing")]
         migrations: Some(hometrip_listing::store::MIGRATIONS),
@@ -132,6 +150,7 @@ pub static MODULES: &[Module] = &[
     Module {
         name: "search",
         port: 4010,
+        calls: &["listing"],
         routes: &["/api/v1/search/**", "/api/v1/listings/*/similar", "/api/v1/admin/search/**"],
         migrations: None,
         #[cfg(feature = "search")]
@@ -148,6 +167,7 @@ pub static MODULES: &[Module] = &[
     Module {
         name: "payment",
         port: 4005,
+        calls: &[],
         routes: &["/api/v1/payments/**", "/api/v1/payouts/**"],
         #[cfg(feature = "payment")]
         migrations: Some(hometrip_payment::store::MIGRATIONS),
@@ -169,6 +189,7 @@ pub static MODULES: &[Module] = &[
     Module {
         name: "booking",
         port: 4004,
+        calls: &["listing", "payment"],
         routes: &["/api/v1/bookings/**", "/api/v1/admin/bookings/**"],
         #[cfg(feature = "booking")]
         migrations: Some(hometrip_booking::store::MIGRATIONS),

@@ -97,8 +97,30 @@ pub struct AmqpSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ServicesSettings {
     pub token: String,
+    /// Mutual TLS between the services (all three files, or none).
+    #[serde(default)]
+    pub tls: TlsFiles,
     #[serde(flatten)]
     pub modules: BTreeMap<String, UpstreamConfig>,
+}
+
+/// PEM files: the deployment's CA, this process's certificate (naming its
+/// module) and key (`hometrip certs` makes them for development).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    #[serde(default)]
+    pub ca_file: String,
+    #[serde(default)]
+    pub cert_file: String,
+    #[serde(default)]
+    pub key_file: String,
+}
+
+impl TlsFiles {
+    pub fn is_set(&self) -> bool {
+        !(self.ca_file.is_empty() && self.cert_file.is_empty() && self.key_file.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -211,6 +233,10 @@ impl Settings {
         }
         if !(0.0..=1.0).contains(&t.sample_ratio) {
             return Err("telemetry.sample_ratio: a number from 0 to 1".to_owned());
+        }
+        let tls = &self.services.tls;
+        if tls.is_set() && (tls.ca_file.is_empty() || tls.cert_file.is_empty() || tls.key_file.is_empty()) {
+            return Err("services.tls: ca_file, cert_file and key_file go together".to_owned());
         }
         for module in self.services.modules.keys() {
             if crate::modules::find(module).is_none() {

@@ -74,6 +74,8 @@ pub struct Wiring {
     /// Seals single-use tokens into events under the service credential.
     pub event_sealer: Sealer,
     pub http: reqwest::Client,
+    /// Mutual TLS between services (`services.tls`).
+    pub tls: Option<Arc<hometrip_kernel::tls::ServiceTls>>,
     /// Modules this process runs.
     pub local: BTreeSet<&'static str>,
     traits: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
@@ -94,6 +96,7 @@ impl Wiring {
         jobs: Arc<Scheduler>,
         service_token: String,
         local: BTreeSet<&'static str>,
+        tls: Option<Arc<hometrip_kernel::tls::ServiceTls>>,
     ) -> Result<Wiring, String> {
         let event_sealer = Sealer::from_credential(&service_token);
         Ok(Wiring {
@@ -105,7 +108,8 @@ impl Wiring {
             jobs,
             service_token,
             event_sealer,
-            http: hometrip_kernel::upstream::http_client()?,
+            http: hometrip_kernel::upstream::http_client(tls.as_deref())?,
+            tls,
             local,
             traits: HashMap::new(),
             upstreams: BTreeMap::new(),

@@ -49,6 +49,8 @@ pub struct Split {
     pub redis_prefix: String,
     env: Mutex<Vec<(String, String)>>,
     pub dir: PathBuf,
+    /// With mutual TLS between the processes: the folder of `hometrip certs`.
+    pub certs: Option<PathBuf>,
 }
 
 /// Keeps the shared platform's processes tied to this test binary: they are
@@ -111,6 +113,12 @@ impl Split {
     }
 
     pub async fn start(env: &[(&str, &str)]) -> Arc<Split> {
+        Self::start_with_tls(env, false).await
+    }
+
+    /// A platform whose processes talk mutual TLS with certificates from
+    /// `hometrip certs` (the gateway's port stays plain HTTP).
+    pub async fn start_with_tls(env: &[(&str, &str)], tls: bool) -> Arc<Split> {
         // One platform starts at a time: nine processes migrating at once
         // already fill two cores.
         static STARTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
@@ -133,6 +141,16 @@ impl Split {
             procs.push(Proc { name, module, port: crate::support::free_port(), data_dir, database_url, child: None });
         }
         let gateway_port = procs.iter().find(|p| p.module == "gateway").map(|p| p.port).unwrap();
+        let certs = tls.then(|| {
+            let certs = dir.join("certs");
+            let out = Command::new(env!("CARGO_BIN_EXE_hometrip"))
+                .args(["certs", "--hosts", "127.0.0.1", "--out"])
+                .arg(&certs)
+                .output()
+                .expect("hometrip certs");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            certs
+        });
         let split = Arc::new(Split {
             procs: Mutex::new(procs),
             gateway_port,
@@ -141,6 +159,7 @@ impl Split {
             redis_prefix: format!("it:{id}:"),
             env: Mutex::new(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
             dir,
+            certs,
         });
         split.launch_all();
         split.wait_ready().await;
@@ -177,9 +196,18 @@ impl Split {
             // Throwaway platforms: light queues the broker drops when unused.
             .env("HOMETRIP_AMQP__QUEUE_TYPE", "classic")
             .env("HOMETRIP_AMQP__QUEUE_EXPIRES_SECS", "60");
+        if let Some(certs) = &self.certs {
+            cmd.env("HOMETRIP_SERVICES__TLS__CA_FILE", certs.join("ca.pem"))
+                .env("HOMETRIP_SERVICES__TLS__CERT_FILE", certs.join(format!("{}.pem", me.module)))
+                .env("HOMETRIP_SERVICES__TLS__KEY_FILE", certs.join(format!("{}.key", me.module)));
+        }
+        let scheme = self.scheme();
         for module in ["auth", "user", "listing", "booking", "payment", "notification", "search"] {
-            let urls: Vec<String> =
-                procs.iter().filter(|p| p.module == module).map(|p| format!("http://127.0.0.1:{}", p.port)).collect();
+            let urls: Vec<String> = procs
+                .iter()
+                .filter(|p| p.module == module)
+                .map(|p| format!("{scheme}://127.0.0.1:{}", p.port))
+                .collect();
             cmd.env(format!("HOMETRIP_SERVICES__{}__URLS", module.to_uppercase()), urls.join(","));
         }
         for (k, v) in self.env.lock().unwrap().iter() {
@@ -249,16 +277,33 @@ impl Split {
             .unwrap()
             .iter()
             .filter(|p| module == "*" || p.module == module)
-            .map(|p| format!("http://127.0.0.1:{}", p.port))
+            .map(|p| {
+                let scheme = if p.module == "gateway" { "http" } else { self.scheme() };
+                format!("{scheme}://127.0.0.1:{}", p.port)
+            })
             .collect()
     }
 
-    /// Waits until every process is live, then until the gateway is ready
-    /// (sees every upstream, has auth's keys). A platform started broken on
-    /// purpose (a store that does not answer) never gets ready: after a
-    /// while the test goes on with it live.
+    /// How the module processes serve: `https` with mutual TLS.
+    fn scheme(&self) -> &'static str {
+        if self.certs.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// A client of the processes as the gateway calls them: with mutual TLS
+    /// it trusts the platform's CA and presents the gateway's certificate.
+    pub fn http(&self) -> reqwest::Client {
+        match &self.certs {
+            Some(certs) => client_with(&certs.join("ca.pem"), certs, "gateway"),
+            None => reqwest::Client::new(),
+        }
+    }
+
     pub async fn wait_ready(&self) {
-        let client = reqwest::Client::new();
+        let client = self.http();
         let answers = |path: &'static str| {
             let client = client.clone();
             let bases = self.bases_of("*");
@@ -303,4 +348,18 @@ impl Split {
         }
         out
     }
+}
+
+/// A client trusting the CA in `ca` and presenting `module`'s certificate
+/// from the folder `certs` (of `hometrip certs`).
+pub fn client_with(ca: &std::path::Path, certs: &std::path::Path, module: &str) -> reqwest::Client {
+    let ca = std::fs::read(ca).unwrap();
+    let mut identity = std::fs::read(certs.join(format!("{module}.pem"))).unwrap();
+    identity.extend(std::fs::read(certs.join(format!("{module}.key"))).unwrap());
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .identity(reqwest::Identity::from_pem(&identity).unwrap())
+        .build()
+        .unwrap()
 }

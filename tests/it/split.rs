@@ -241,3 +241,85 @@ async fn each_database_holds_only_its_modules_tables() {
         assert_eq!(have, want, "the {module} database");
     }
 }
+
+#[tokio::test]
+async fn mutual_tls_between_services_refuses_strangers_and_callers_the_table_does_not_name() {
+    if !is_split() {
+        return;
+    }
+    let server = Server::start_split_with_tls(&[]).await;
+    let split = server.split.clone().unwrap();
+    let certs = split.certs.clone().unwrap();
+    let ca = certs.join("ca.pem");
+
+    // The flows through the gateway cross every hop over mutual TLS: auth and
+    // user (sign-up), listing and search, booking → listing and payment.
+    let api = server.client();
+    let (host, _) = api.signed_up(&unique_email("mtls-host")).await;
+    let (guest, _) = api.signed_up(&unique_email("mtls-guest")).await;
+    let listing = publish_listing(
+        &server,
+        &host,
+        json!({
+            "title": "Maison chiffrée", "description": "Une maison calme.", "property_type": "house",
+            "address": {"line1": "3 rue des Lilas", "city": "Lyon", "postal_code": "69001", "country": "FR"},
+            "location": {"lat": 45.764, "lon": 4.8357},
+            "max_guests": 4, "bedrooms": 2, "beds": 2, "bathrooms": 1.0, "amenities": ["wifi"],
+            "nightly_price": {"amount": 10000, "currency": "EUR"},
+            "cleaning_fee": {"amount": 3000, "currency": "EUR"},
+            "instant_book": true, "cancellation_policy": "flexible", "min_nights": 1, "max_nights": 14
+        }),
+    )
+    .await;
+    let booking = guest
+        .post(
+            "/api/v1/bookings",
+            json!({"listing_id": listing, "check_in": date_from_today(40), "check_out": date_from_today(42), "guests": 2}),
+        )
+        .await;
+    assert_eq!(booking.status, 201, "{}", booking.text);
+    let id = booking.body["id"].as_str().unwrap().to_owned();
+    let paid = guest.post(&format!("/api/v1/bookings/{id}/payment"), json!({"payment_method": "pm_card_visa"})).await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    eventually(&guest, &format!("/api/v1/bookings/{id}"), |b| b["status"] == "confirmed").await;
+    eventually(&guest, "/api/v1/search/listings?q=chiffr%C3%A9e", |r| {
+        r["items"].as_array().unwrap().iter().any(|i| i["id"] == listing.as_str())
+    })
+    .await;
+
+    let booking_base = split.bases_of("booking").remove(0);
+    assert!(booking_base.starts_with("https://"), "{booking_base}");
+    let live = format!("{booking_base}/health/live");
+    // No client certificate: the handshake fails.
+    let anonymous = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let refused = anonymous.get(&live).send().await;
+    assert!(refused.as_ref().is_err_and(|e| e.is_connect() || e.is_request()), "{refused:?}");
+    // A certificate of another CA: refused at the handshake too.
+    let other = split.dir.join("other-ca");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_hometrip"))
+        .args(["certs", "--modules", "gateway", "--hosts", "127.0.0.1", "--out"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let stranger = crate::shape::client_with(&ca, &other, "gateway");
+    assert!(stranger.get(&live).send().await.is_err(), "another CA's certificate was accepted");
+    // Plain HTTP to a TLS port: no answer.
+    let plain = reqwest::get(live.replacen("https://", "http://", 1)).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+
+    // The platform's CA, but a module that never calls booking: health
+    // answers, an internal route does not (403); the gateway's does.
+    let internal = format!("{booking_base}/internal/booking/bookings/{id}");
+    let search = crate::shape::client_with(&ca, &certs, "search");
+    assert_eq!(search.get(&live).send().await.unwrap().status(), 200);
+    let r = search.get(&internal).header("x-hometrip-service-token", &split.token).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let gateway = split.http();
+    let r = gateway.get(&internal).header("x-hometrip-service-token", &split.token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -74,6 +74,11 @@ impl Server {
         Self::start_with(&[]).await
     }
 
+    /// A split platform of its own whose processes talk mutual TLS.
+    pub async fn start_split_with_tls(env: &[(&str, &str)]) -> Server {
+        Self::over(Split::start_with_tls(env, true).await, true)
+    }
+
     /// A server with settings of its own (in the split shape, a platform of its own).
     pub async fn start_with(env: &[(&str, &str)]) -> Server {
         if is_split() {
@@ -169,9 +174,8 @@ impl Server {
             let mut last = None;
             for _ in 0..rounds {
                 for base in &bases {
-                    let mut rb = self
-                        .client()
-                        .http
+                    let mut rb = split
+                        .http()
                         .request(method.clone(), format!("{base}{path}"))
                         .header("x-hometrip-service-token", &split.token);
                     if let Some(b) = &body {

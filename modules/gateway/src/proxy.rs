@@ -93,21 +93,28 @@ pub type UpstreamBody = UnsyncBoxBody<Bytes, std::io::Error>;
 /// profile.
 pub type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, UpstreamBody>;
 
-pub fn upstream_client() -> UpstreamClient {
+pub fn upstream_client(tls: Option<&hometrip_kernel::tls::ServiceTls>) -> Result<UpstreamClient, String> {
     let mut tcp = HttpConnector::new();
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(Duration::from_secs(2)));
     tcp.enforce_http(false);
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(tcp);
-    Client::builder(TokioExecutor::new())
+    // With mutual TLS: only the deployment's CA, and this process's certificate.
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match tls {
+        Some(tls) => {
+            let mut config = tls.client_config()?;
+            // hyper-rustls sets ALPN from the protocols it enables.
+            config.alpn_protocols.clear();
+            builder.with_tls_config(config)
+        }
+        None => builder.with_webpki_roots(),
+    };
+    let connector = builder.https_or_http().enable_http1().wrap_connector(tcp);
+    Ok(Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(64)
-        .build(connector)
+        .build(connector))
 }
 
 /// What the proxy needs.

@@ -54,7 +54,7 @@ impl RemoteClient {
         let upstream =
             Upstream::new("remote", &[base_url.to_owned()], Balance::RoundRobin, &[], BreakerSettings::default())
                 .map_err(Problem::internal)?;
-        let http = crate::upstream::http_client().map_err(Problem::internal)?;
+        let http = crate::upstream::http_client(None).map_err(Problem::internal)?;
         let client = RemoteClient::over(upstream, http, service_token);
         Ok(client)
     }

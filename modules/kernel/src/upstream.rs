@@ -563,8 +563,14 @@ fn rendezvous(key: &str, addr: &SocketAddr) -> u64 {
 }
 
 /// The HTTP client every call to another service uses: one pool per process.
-pub fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+/// The client of calls between services; with mutual TLS it trusts only the
+/// deployment's CA and presents this process's certificate.
+pub fn http_client(tls: Option<&crate::tls::ServiceTls>) -> Result<reqwest::Client, String> {
+    let builder = match tls {
+        Some(tls) => reqwest::Client::builder().use_preconfigured_tls(tls.client_config()?),
+        None => reqwest::Client::builder(),
+    };
+    builder
         .connect_timeout(Duration::from_secs(2))
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(64)
