@@ -2,7 +2,9 @@
 # The gateway hop, side by side in one run: the same read
 # (GET /api/v1/listings/{id}) straight to the listing service, through
 # HomeTrip's gateway, and through nginx (proxy_pass, keep-alive upstream) in
-# front of the same service. Prints requests/s and latency percentiles (wrk).
+# front of the same service; and through a second gateway talking mutual TLS
+# to a second listing process (same data, certificates from `hometrip certs`):
+# the cost of mTLS on the hop. Prints requests/s and latency percentiles (wrk).
 #
 #   benches/gateway-hop.sh                # 20 s per target, 32 connections
 #   DURATION=30s CONNECTIONS=64 benches/gateway-hop.sh
@@ -38,6 +40,27 @@ for m in auth user booking payment search notification; do
 done
 env "${gw_env[@]}" "$BIN" serve > "$WORK/gateway.log" 2>&1 &
 pids+=($!)
+# The same hop over mutual TLS: a listing process serving HTTPS that requires
+# the gateway's client certificate, on a copy of the same data.
+"$BIN" certs --out "$WORK/certs" --modules gateway,listing --hosts 127.0.0.1 > /dev/null
+cp -r "$WORK/listing" "$WORK/listing-tls"
+tls_env=(HOMETRIP_SERVICES__TLS__CA_FILE="$WORK/certs/ca.pem")
+env "${common[@]}" "${tls_env[@]}" HOMETRIP_SERVICES__TLS__CERT_FILE="$WORK/certs/listing.pem" \
+  HOMETRIP_SERVICES__TLS__KEY_FILE="$WORK/certs/listing.key" HOMETRIP_DATA_DIR="$WORK/listing-tls" \
+  HOMETRIP_MODULES=listing HOMETRIP_SERVER__PORT=14013 HOMETRIP_SERVER__WORKERS=1 "$BIN" serve > "$WORK/listing-tls.log" 2>&1 &
+pids+=($!)
+gw_tls_env=()
+for e in "${gw_env[@]}"; do
+  case "$e" in
+    HOMETRIP_DATA_DIR=*) gw_tls_env+=(HOMETRIP_DATA_DIR="$WORK/gateway-tls") ;;
+    HOMETRIP_SERVER__PORT=*) gw_tls_env+=(HOMETRIP_SERVER__PORT=13011) ;;
+    HOMETRIP_SERVICES__LISTING__URLS=*) gw_tls_env+=(HOMETRIP_SERVICES__LISTING__URLS=https://127.0.0.1:14013) ;;
+    *) gw_tls_env+=("$e") ;;
+  esac
+done
+env "${gw_tls_env[@]}" "${tls_env[@]}" HOMETRIP_SERVICES__TLS__CERT_FILE="$WORK/certs/gateway.pem" \
+  HOMETRIP_SERVICES__TLS__KEY_FILE="$WORK/certs/gateway.key" "$BIN" serve > "$WORK/gateway-tls.log" 2>&1 &
+pids+=($!)
 # nginx in front of the same service: one worker, keep-alive upstream.
 cat > "$WORK/nginx.conf" <<EOF
 worker_processes 1;
@@ -62,12 +85,13 @@ nginx -c "$WORK/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 for _ in $(seq 1 100); do
   curl -fs "http://127.0.0.1:13001/api/v1/listings/$ID" >/dev/null 2>&1 &&
-    curl -fs "http://127.0.0.1:13002/api/v1/listings/$ID" >/dev/null 2>&1 && break
+    curl -fs "http://127.0.0.1:13002/api/v1/listings/$ID" >/dev/null 2>&1 &&
+    curl -fs "http://127.0.0.1:13011/api/v1/listings/$ID" >/dev/null 2>&1 && break
   sleep 0.2
 done
 PATH_="/api/v1/listings/$ID"
 echo "machine: $(nproc) cores, $(uname -m); wrk -t$THREADS -c$CONNECTIONS -d$DURATION; one worker per server"
-for target in "direct 14003" "gateway 13001" "nginx 13002"; do
+for target in "direct 14003" "gateway 13001" "nginx 13002" "gw-mtls 13011"; do
   set -- $target
   wrk -t"$THREADS" -c"$CONNECTIONS" -d5s "http://127.0.0.1:$2$PATH_" > /dev/null # warm-up
   out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$2$PATH_")"

@@ -10,18 +10,6 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn listing_body(title: &str) -> serde_json::Value {
-    json!({
-        "title": title, "description": "Une maison calme avec jardin.", "property_type": "house",
-        "address": {"line1": "3 rue des Lilas", "city": "Lyon", "postal_code": "69001", "country": "FR"},
-        "location": {"lat": 45.764, "lon": 4.8357},
-        "max_guests": 4, "bedrooms": 2, "beds": 2, "bathrooms": 1.0, "amenities": ["wifi"],
-        "nightly_price": {"amount": 10000, "currency": "EUR"},
-        "cleaning_fee": {"amount": 3000, "currency": "EUR"},
-        "instant_book": true, "cancellation_policy": "flexible", "min_nights": 1, "max_nights": 14
-    })
-}
-
 #[tokio::test]
 async fn an_embedded_backup_taken_while_serving_restores_everything_of_its_moment() {
     let mut server = Server::start_with(&[]).await;
@@ -35,7 +23,7 @@ async fn an_embedded_backup_taken_while_serving_restores_everything_of_its_momen
     }
     let email = unique_email("kept");
     let (host, tokens) = server.client().signed_up(&email).await;
-    let listing = publish_listing(&server, &host, listing_body("Maison sauvegardée")).await;
+    let listing = publish_listing(&server, &host, house("Maison sauvegardée")).await;
     let photo =
         host.get(&format!("/api/v1/listings/{listing}")).await.body["photos"][0]["url"].as_str().unwrap().to_owned();
 
@@ -87,7 +75,7 @@ async fn a_postgresql_database_comes_back_with_pg_dump_and_pg_restore() {
     let Some(url) = server.database_url.clone().filter(|_| server.split.is_none()) else { return };
     let email = unique_email("dumped");
     let (host, _) = server.client().signed_up(&email).await;
-    let listing = publish_listing(&server, &host, listing_body("Maison archivée")).await;
+    let listing = publish_listing(&server, &host, house("Maison archivée")).await;
 
     // The procedure of docs/operations.md: a custom-format dump while serving,
     // restored into a new database.

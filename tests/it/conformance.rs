@@ -11,7 +11,6 @@ use hometrip_kernel::cache::MemoryCache;
 use hometrip_kernel::db::Db;
 use hometrip_kernel::events::{EventBus, RetryPolicy};
 use hometrip_kernel::files::FileStore;
-use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{ErrorCode, Id};
 use hometrip_listing::api::{ListingSettings, Listings, Rate};
 use hometrip_listing::client::ListingsClient;
@@ -207,10 +206,7 @@ async fn accounts_and_users_over_http() {
     assert_eq!(r.status, 201, "{}", r.text);
     let id: Id = r.body["user"]["id"].as_str().unwrap().parse().unwrap();
     server.wait_email(&email, "Confirmez").await;
-    let remote = |module: &str| {
-        let (base, token) = server.service(module);
-        RemoteClient::new(&base, &token).unwrap()
-    };
+    let remote = |module: &str| server.remote(module);
     accounts_suite(Arc::new(AccountsClient::new(remote("auth"))), id, &email).await;
     users_suite(Arc::new(UsersClient::new(remote("user"))), id, &email).await;
     let login = api.login(&email, PASSWORD).await;
@@ -226,7 +222,7 @@ async fn accounts_and_users_over_http() {
     listings_suite(Arc::new(ListingsClient::new(remote("listing"))), listing_id.parse().unwrap()).await;
 
     // Internal routes need the service credential.
-    let bad = RemoteClient::new(&server.service("auth").0, "wrong").unwrap();
+    let bad = server.remote_as("auth", "wrong");
     let err = AccountsClient::new(bad).account(id).await.unwrap_err();
     assert_eq!(err.status, 401);
     // Through the gateway's public port internal routes do not exist at all.
@@ -272,10 +268,7 @@ async fn bookings_and_payments_over_http() {
         .await;
     assert_eq!(paid.body["booking_status"], "confirmed", "{}", paid.text);
 
-    let remote = |module: &str| {
-        let (base, token) = server.service(module);
-        RemoteClient::new(&base, &token).unwrap()
-    };
+    let remote = |module: &str| server.remote(module);
     let bookings = BookingsClient::new(remote("booking"));
     let payments = PaymentsClient::new(remote("payment"));
     let seen = bookings.booking(id).await.unwrap().expect("the booking exists");

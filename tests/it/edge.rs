@@ -170,11 +170,11 @@ async fn health_metrics_openapi_and_request_ids() {
 
 /// The metrics of the process running `module` (every module's, all in one).
 async fn scrape(server: &Server, module: &str, token: &str) -> String {
-    let base = match &server.split {
-        Some(split) => split.bases_of(module).remove(0),
-        None => server.base.clone(),
+    let (base, http) = match &server.split {
+        Some(split) => (split.bases_of(module).remove(0), split.http()),
+        None => (server.base.clone(), reqwest::Client::new()),
     };
-    let res = reqwest::Client::new().get(format!("{base}/metrics")).bearer_auth(token).send().await.expect("scrape");
+    let res = http.get(format!("{base}/metrics")).bearer_auth(token).send().await.expect("scrape");
     assert_eq!(res.status(), 200);
     res.text().await.expect("metrics text")
 }

@@ -2,8 +2,8 @@
 //! and a process per module (two booking replicas), each on its own
 //! PostgreSQL database and data dir, over Redis and RabbitMQ, every test call
 //! through the gateway's port. Tests that start a plain server share one
-//! platform, started once per run; a test that needs its own settings gets a
-//! platform of its own.
+//! platform, started once per run, whose processes talk mutual TLS; a test
+//! that needs its own settings gets a platform of its own (plain HTTP).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -107,7 +107,9 @@ impl Split {
         // Tests share one client address: limits per address are for their own tests.
         let env =
             [("HOMETRIP_SERVER__RATE_LIMIT__MAX", "1000000"), ("HOMETRIP_AUTH__LOGIN_LIMITS__IP_FAILURES", "1000000")];
-        let split = Split::start(&env).await;
+        // Mutual TLS between its processes: the whole suite runs over it,
+        // while the platforms of their own (faults, traces) talk plain HTTP.
+        let split = Split::start_with_tls(&env, true).await;
         let _ = SHARED.set(Arc::clone(&split));
         split
     }

@@ -257,31 +257,8 @@ async fn mutual_tls_between_services_refuses_strangers_and_callers_the_table_doe
     let api = server.client();
     let (host, _) = api.signed_up(&unique_email("mtls-host")).await;
     let (guest, _) = api.signed_up(&unique_email("mtls-guest")).await;
-    let listing = publish_listing(
-        &server,
-        &host,
-        json!({
-            "title": "Maison chiffrée", "description": "Une maison calme.", "property_type": "house",
-            "address": {"line1": "3 rue des Lilas", "city": "Lyon", "postal_code": "69001", "country": "FR"},
-            "location": {"lat": 45.764, "lon": 4.8357},
-            "max_guests": 4, "bedrooms": 2, "beds": 2, "bathrooms": 1.0, "amenities": ["wifi"],
-            "nightly_price": {"amount": 10000, "currency": "EUR"},
-            "cleaning_fee": {"amount": 3000, "currency": "EUR"},
-            "instant_book": true, "cancellation_policy": "flexible", "min_nights": 1, "max_nights": 14
-        }),
-    )
-    .await;
-    let booking = guest
-        .post(
-            "/api/v1/bookings",
-            json!({"listing_id": listing, "check_in": date_from_today(40), "check_out": date_from_today(42), "guests": 2}),
-        )
-        .await;
-    assert_eq!(booking.status, 201, "{}", booking.text);
-    let id = booking.body["id"].as_str().unwrap().to_owned();
-    let paid = guest.post(&format!("/api/v1/bookings/{id}/payment"), json!({"payment_method": "pm_card_visa"})).await;
-    assert_eq!(paid.status, 200, "{}", paid.text);
-    eventually(&guest, &format!("/api/v1/bookings/{id}"), |b| b["status"] == "confirmed").await;
+    let listing = publish_listing(&server, &host, house("Maison chiffrée")).await;
+    let id = book_and_pay(&guest, &listing, 40).await;
     eventually(&guest, "/api/v1/search/listings?q=chiffr%C3%A9e", |r| {
         r["items"].as_array().unwrap().iter().any(|i| i["id"] == listing.as_str())
     })

@@ -131,6 +131,23 @@ impl Server {
         }
     }
 
+    /// A client of `module`'s trait over HTTP, as another process calls it
+    /// (over mutual TLS on a platform that has it), with `token` as the
+    /// service credential.
+    pub fn remote_as(&self, module: &str, token: &str) -> hometrip_kernel::remote::RemoteClient {
+        use hometrip_kernel::upstream::{Balance, BreakerSettings, Upstream};
+        let (base, _) = self.service(module);
+        let http = self.split.as_ref().map_or_else(reqwest::Client::new, |s| s.http());
+        let upstream = Upstream::new(module, &[base], Balance::RoundRobin, &[], BreakerSettings::default()).unwrap();
+        hometrip_kernel::remote::RemoteClient::over(upstream, http, token)
+    }
+
+    /// The same with the deployment's service credential.
+    pub fn remote(&self, module: &str) -> hometrip_kernel::remote::RemoteClient {
+        let (_, token) = self.service(module);
+        self.remote_as(module, &token)
+    }
+
     fn own_split(&self) -> &Arc<Split> {
         assert!(self.owns_split, "this test changes the platform: start it with Server::start_with");
         self.split.as_ref().unwrap()
@@ -644,5 +661,33 @@ pub async fn publish_listing(server: &Server, host: &Api, body: Value) -> String
     assert_eq!(up.status, 201, "{}", up.text);
     let p = host.post(&format!("/api/v1/listings/{id}/publish"), json!({})).await;
     assert_eq!(p.status, 200, "{}", p.text);
+    id
+}
+
+/// An instant-book house in Lyon titled `title`, as a host would create it.
+pub fn house(title: &str) -> Value {
+    json!({
+        "title": title, "description": "Une maison calme avec jardin.", "property_type": "house",
+        "address": {"line1": "3 rue des Lilas", "city": "Lyon", "postal_code": "69001", "country": "FR"},
+        "location": {"lat": 45.764, "lon": 4.8357},
+        "max_guests": 4, "bedrooms": 2, "beds": 2, "bathrooms": 1.0, "amenities": ["wifi"],
+        "nightly_price": {"amount": 10000, "currency": "EUR"},
+        "cleaning_fee": {"amount": 3000, "currency": "EUR"},
+        "instant_book": true, "cancellation_policy": "flexible", "min_nights": 1, "max_nights": 14
+    })
+}
+
+/// `guest` books `listing` from `days` days ahead for two nights and pays by
+/// card; returns the booking's id once it is confirmed.
+pub async fn book_and_pay(guest: &Api, listing: &str, days: i64) -> String {
+    let body = json!({
+        "listing_id": listing, "check_in": date_from_today(days), "check_out": date_from_today(days + 2), "guests": 2
+    });
+    let booking = guest.post("/api/v1/bookings", body).await;
+    assert_eq!(booking.status, 201, "{}", booking.text);
+    let id = booking.body["id"].as_str().unwrap().to_owned();
+    let paid = guest.post(&format!("/api/v1/bookings/{id}/payment"), json!({"payment_method": "pm_card_visa"})).await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    eventually(guest, &format!("/api/v1/bookings/{id}"), |b| b["status"] == "confirmed").await;
     id
 }

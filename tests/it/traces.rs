@@ -11,7 +11,6 @@ use actix_web::{web, HttpResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use prost::Message as _;
-use serde_json::json;
 
 use crate::shape::is_split;
 use crate::support::*;
@@ -88,32 +87,8 @@ async fn a_booking_paid_by_card_is_one_trace_across_processes_and_the_bus() {
     .await;
     let (host, _) = server.client().signed_up(&unique_email("trace-host")).await;
     let (guest, _) = server.client().signed_up(&unique_email("trace-guest")).await;
-    let listing = publish_listing(
-        &server,
-        &host,
-        json!({
-            "title": "Maison tracée", "description": "Une maison calme.", "property_type": "house",
-            "address": {"line1": "3 rue des Lilas", "city": "Lyon", "postal_code": "69001", "country": "FR"},
-            "location": {"lat": 45.764, "lon": 4.8357},
-            "max_guests": 4, "bedrooms": 2, "beds": 2, "bathrooms": 1.0, "amenities": ["wifi"],
-            "nightly_price": {"amount": 10000, "currency": "EUR"},
-            "cleaning_fee": {"amount": 3000, "currency": "EUR"},
-            "instant_book": true, "cancellation_policy": "flexible", "min_nights": 1, "max_nights": 14
-        }),
-    )
-    .await;
-    let (check_in, check_out) = (date_from_today(30), date_from_today(33));
-    let booking = guest
-        .post(
-            "/api/v1/bookings",
-            json!({"listing_id": listing, "check_in": check_in, "check_out": check_out, "guests": 2}),
-        )
-        .await;
-    assert_eq!(booking.status, 201, "{}", booking.text);
-    let id = booking.body["id"].as_str().unwrap().to_owned();
-    let paid = guest.post(&format!("/api/v1/bookings/{id}/payment"), json!({"payment_method": "pm_card_visa"})).await;
-    assert_eq!(paid.status, 200, "{}", paid.text);
-    eventually(&guest, &format!("/api/v1/bookings/{id}"), |b| b["status"] == "confirmed").await;
+    let listing = publish_listing(&server, &host, house("Maison tracée")).await;
+    book_and_pay(&guest, &listing, 30).await;
 
     // The payment request's trace, once every part of it has been exported.
     let wanted: &[&str] = if is_split() {
