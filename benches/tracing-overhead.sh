@@ -11,12 +11,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${ROUNDS:-2}"
 SINK_PORT="${SINK_PORT:-14318}"
-python3 - "$SINK_PORT" <<'PY' &
-import sys
+RECEIVED="$(mktemp)"
+python3 - "$SINK_PORT" "$RECEIVED" <<'PY' &
+import sys, threading
+lock = threading.Lock()
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Sink(BaseHTTPRequestHandler):
     def do_POST(self):
-        self.rfile.read(int(self.headers.get("content-length", 0)))
+        n = len(self.rfile.read(int(self.headers.get("content-length", 0))))
+        with lock, open(sys.argv[2], "a") as f:
+            f.write(f"{n}\n")
         self.send_response(200)
         self.send_header("content-type", "application/x-protobuf")
         self.send_header("content-length", "0")
@@ -26,7 +30,7 @@ class Sink(BaseHTTPRequestHandler):
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Sink).serve_forever()
 PY
 sink=$!
-trap 'kill $sink 2>/dev/null || true' EXIT
+trap 'kill $sink 2>/dev/null || true; rm -f "$RECEIVED"' EXIT
 export BACKEND=postgres
 for round in $(seq 1 "$ROUNDS"); do
   for mode in off 0.1 1; do
@@ -35,7 +39,11 @@ for round in $(seq 1 "$ROUNDS"); do
     else
       export HOMETRIP_TELEMETRY__OTLP_ENDPOINT="http://127.0.0.1:$SINK_PORT" HOMETRIP_TELEMETRY__SAMPLE_RATIO="$mode"
     fi
-    rate=$(bash benches/booking-load.sh 2>/dev/null | grep -m1 "sustained" | sed -E 's/.*sustained: ([0-9]+).*/\1/')
-    echo "round $round, traces $mode: ${rate:-?} bookings/s sustained (spread)"
+: > "$RECEIVED"
+    out=$(bash benches/booking-load.sh 2>/dev/null) || { echo "booking-load failed (traces $mode)"; exit 1; }
+    rate=$(echo "$out" | sed -nE 's/.*sustained: ([0-9]+).*/\1/p' | head -n1)
+    p99=$(echo "$out" | sed -nE 's/^p50 .*, p99 ([0-9.]+) ms/\1/p' | head -n1)
+    exported=$(awk '{n++; b += $1} END {printf "%d exports, %.1f MB", n, b / 1e6}' "$RECEIVED")
+    echo "round $round, traces $mode: ${rate:-?} bookings/s sustained, p99 ${p99:-?} ms (spread); the sink got $exported"
   done
 done

@@ -6,6 +6,7 @@
 #
 #   scripts/split.sh            # build, then start every service
 #   BOOKING_REPLICAS=2 scripts/split.sh
+#   TLS=1 scripts/split.sh      # mutual TLS between the services (hometrip certs)
 #
 # Needs PostgreSQL (trust or a password in PG_URL), Redis and RabbitMQ; the
 # defaults are the local ones. docker-compose.split.yml does the same in containers.
@@ -30,10 +31,15 @@ TOKEN_FILE="$DATA/service.token"
 TOKEN="$(cat "$TOKEN_FILE")"
 
 declare -A PORT=([auth]=4001 [user]=4002 [listing]=4003 [booking]=4004 [payment]=4005 [notification]=4009 [search]=4010)
+SCHEME=http
+if [ "${TLS:-0}" = 1 ]; then
+  SCHEME=https
+  [ -s "$DATA/certs/ca.pem" ] || "$BIN" certs --out "$DATA/certs" --hosts 127.0.0.1,localhost >/dev/null
+fi
 urls_of() {
-  local m="$1" n=1 list="http://127.0.0.1:${PORT[$m]}"
+  local m="$1" n=1 list="$SCHEME://127.0.0.1:${PORT[$m]}"
   if [ "$m" = booking ]; then
-    while [ "$n" -lt "$BOOKING_REPLICAS" ]; do list="$list,http://127.0.0.1:$((14004 + n))"; n=$((n + 1)); done
+    while [ "$n" -lt "$BOOKING_REPLICAS" ]; do list="$list,$SCHEME://127.0.0.1:$((14004 + n))"; n=$((n + 1)); done
   fi
   echo "$list"
 }
@@ -55,6 +61,10 @@ trap cleanup EXIT INT TERM
 start() { # start <name> <modules> <port> [database]
   local name="$1" modules="$2" port="$3" db="${4:-}"
   local env=("${common_env[@]}" HOMETRIP_DATA_DIR="$DATA/$name" HOMETRIP_SERVER__PORT="$port")
+  if [ "$SCHEME" = https ]; then
+    env+=(HOMETRIP_SERVICES__TLS__CA_FILE="$DATA/certs/ca.pem"
+      HOMETRIP_SERVICES__TLS__CERT_FILE="$DATA/certs/$modules.pem" HOMETRIP_SERVICES__TLS__KEY_FILE="$DATA/certs/$modules.key")
+  fi
   if [ -n "$db" ]; then
     psql "$PG_URL/postgres" -Atqc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
       psql "$PG_URL/postgres" -qc "CREATE DATABASE $db"
