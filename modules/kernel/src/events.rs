@@ -162,14 +162,19 @@ fn delivery_span(subscriber: &str, event: &Envelope) -> tracing::Span {
         subscriber,
         event_id = %event.id,
         attempt = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
     );
     crate::telemetry::set_parent(&span, event.trace_context.as_deref());
+    // For the log lines of the delivery (retries, parking).
+    if let Some(id) = event.trace_context.as_deref().and_then(crate::telemetry::trace_id) {
+        span.record("trace_id", id);
+    }
     span
 }
 
-fn failed(span: &tracing::Span, error: &str) {
+/// Marks a delivery span failed (the caller logs the error in its scope).
+fn failed(span: &tracing::Span) {
     span.record("otel.status_code", "ERROR");
-    span.in_scope(|| tracing::debug!(error, "delivery failed"));
 }
 
 /// Writes events into the outbox on the connection of the caller's transaction.
@@ -581,8 +586,8 @@ impl EventBus {
             // the handler's own spans go under the first.
             let spans: Vec<tracing::Span> = events.iter().map(|e| delivery_span(&sub.name, e)).collect();
             let outcome = sub.handler.handle_batch(&events).instrument(spans[0].clone()).await;
-            if let Err(e) = &outcome {
-                spans.iter().for_each(|s| failed(s, e));
+            if outcome.is_err() {
+                spans.iter().for_each(failed);
             }
             drop(spans);
             match outcome {
@@ -616,8 +621,8 @@ impl EventBus {
             let span = delivery_span(&sub.name, event);
             span.record("attempt", attempt);
             let outcome = sub.handler.handle(event).instrument(span.clone()).await;
-            if let Err(e) = &outcome {
-                failed(&span, e);
+            if outcome.is_err() {
+                failed(&span);
             }
             match outcome {
                 Ok(()) => {
@@ -626,7 +631,9 @@ impl EventBus {
                     return Ok(());
                 }
                 Err(e) => {
-                    tracing::warn!(subscriber = %sub.name, event = %event.event_type, attempt, error = %e, "event handler failed");
+                    span.in_scope(|| {
+                        tracing::warn!(subscriber = %sub.name, event = %event.event_type, attempt, error = %e, "event handler failed");
+                    });
                     metrics::counter!("events_handler_failures_total", "subscriber" => sub.name.clone()).increment(1);
                     last_error = e;
                     if attempt < self.retry.attempts {
