@@ -107,6 +107,16 @@ impl Breaker {
     }
 
     /// Whether a request may go now (and, half-open, takes the probe slot).
+    /// Whether [`Self::admit`] would let a request through, without taking
+    /// the half-open probe slot.
+    fn would_admit(&self, now: Instant, s: &BreakerSettings) -> bool {
+        match self.state {
+            CircuitState::Closed => true,
+            CircuitState::Open => now.duration_since(self.opened_at) >= s.open_for,
+            CircuitState::HalfOpen => !self.probing,
+        }
+    }
+
     fn admit(&mut self, now: Instant, s: &BreakerSettings) -> bool {
         match self.state {
             CircuitState::Closed => true,
@@ -242,6 +252,16 @@ pub struct Upstream {
 
 /// Probes failed in a row before a replica takes no requests.
 const PROBE_FAILURES_TO_DOWN: u32 = 2;
+
+/// What an active health probe saw.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    Ready,
+    /// Refused: the process is not there.
+    Refused,
+    /// Not ready, or no answer in time.
+    Failed,
+}
 
 /// A replica chosen for one request; report how it went.
 pub struct Lease {
@@ -410,17 +430,17 @@ impl Upstream {
                     let http = http.clone();
                     let timeout = this.settings.probe_timeout;
                     async move {
-                        let ok = http
-                            .get(format!("{}/health/ready", r.base))
-                            .timeout(timeout)
-                            .send()
-                            .await
-                            .is_ok_and(|res| res.status().is_success());
-                        (r, ok)
+                        let answer = http.get(format!("{}/health/ready", r.base)).timeout(timeout).send().await;
+                        let verdict = match answer {
+                            Ok(res) if res.status().is_success() => Probe::Ready,
+                            Err(e) if e.is_connect() => Probe::Refused,
+                            _ => Probe::Failed,
+                        };
+                        (r, verdict)
                     }
                 });
-                for (r, ok) in futures_util::future::join_all(probes).await {
-                    this.probed(&r, ok);
+                for (r, verdict) in futures_util::future::join_all(probes).await {
+                    this.probed(&r, verdict);
                 }
                 tokio::time::sleep(this.settings.probe_every).await;
             }
@@ -430,14 +450,19 @@ impl Upstream {
     /// An active probe's verdict: a failing replica takes no requests; one
     /// answering again gets its half-open trial at once rather than after
     /// the open period.
-    fn probed(&self, r: &Replica, ok: bool) {
-        // Down after two failed probes in a row (a refused connection on a
-        // request opens the circuit at once anyway); back at the first answer.
-        let failures = if ok { 0 } else { r.probe_failures.fetch_add(1, Ordering::Relaxed) + 1 };
-        if ok {
+    fn probed(&self, r: &Replica, verdict: Probe) {
+        // Down after two failed probes in a row (a slow answer under load is
+        // no proof of death); a refused connection is one, and opens the
+        // circuit at once. Back at the first answer.
+        let answered = verdict == Probe::Ready;
+        let failures = if answered { 0 } else { r.probe_failures.fetch_add(1, Ordering::Relaxed) + 1 };
+        if answered {
             r.probe_failures.store(0, Ordering::Relaxed);
         }
-        let ok = ok || failures < PROBE_FAILURES_TO_DOWN;
+        if verdict == Probe::Refused {
+            r.breaker().open(Instant::now());
+        }
+        let ok = answered || (verdict == Probe::Failed && failures < PROBE_FAILURES_TO_DOWN);
         let was = r.healthy.swap(ok, Ordering::Relaxed);
         if ok {
             let mut b = r.breaker();
@@ -473,7 +498,15 @@ impl Upstream {
         let usable: Vec<usize> = (0..replicas.len())
             .filter(|&i| replicas[i].healthy.load(Ordering::Relaxed) && !avoid.contains(&replicas[i].addr))
             .collect();
-        let order = self.order(&replicas, &usable, key);
+        let mut order = self.order(&replicas, &usable, key);
+        // When the probes have taken every replica out, the requests still
+        // go to those whose circuit admits them (Envoy's "panic mode"): a
+        // machine too busy to answer probes in time usually still serves,
+        // and the breakers keep out what really fails.
+        let panic: Vec<usize> = (0..replicas.len()).filter(|&i| !avoid.contains(&replicas[i].addr)).collect();
+        if usable.iter().all(|&i| !replicas[i].breaker().would_admit(now, &self.settings)) {
+            order.extend(self.order(&replicas, &panic, key).into_iter().filter(|i| !usable.contains(i)));
+        }
         for i in order {
             let r = &replicas[i];
             if r.breaker().admit(now, &self.settings) {
@@ -665,6 +698,28 @@ mod tests {
         // A refused connection opens it at once.
         u.pick(None, &[]).unwrap().unreachable();
         assert_eq!(u.replicas()[0].state(), CircuitState::Open);
+    }
+
+    #[tokio::test]
+    async fn probes_take_slow_replicas_out_but_never_the_last_one_that_serves() {
+        let u = upstream(&["http://127.0.0.1:1", "http://127.0.0.1:2"], Balance::RoundRobin, &[]);
+        u.resolve().await;
+        let (first, second) = (u.replicas()[0].clone(), u.replicas()[1].clone());
+        // One slow probe is no verdict; two in a row take a replica out.
+        u.probed(&first, Probe::Failed);
+        assert!(first.healthy.load(Ordering::Relaxed));
+        u.probed(&first, Probe::Failed);
+        assert!(!first.healthy.load(Ordering::Relaxed));
+        assert_eq!(picks(&u, 4, None).await, [2, 2, 2, 2]);
+        // A refused probe is one: out, and its circuit open at once.
+        u.probed(&second, Probe::Refused);
+        assert!(!second.healthy.load(Ordering::Relaxed));
+        assert_eq!(second.state(), CircuitState::Open);
+        // Every replica out: the one whose circuit admits still serves.
+        assert_eq!(picks(&u, 3, None).await, [1, 1, 1]);
+        // Back at its first answer.
+        u.probed(&first, Probe::Ready);
+        assert!(first.healthy.load(Ordering::Relaxed));
     }
 
     #[tokio::test]
