@@ -101,15 +101,12 @@ enum AdminCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(mut s) => {
-            if let Some(Command::Serve { modules }) = &cli.command {
-                if !modules.is_empty() {
-                    s.modules = modules.clone();
-                }
-            }
-            s
-        }
+    let modules = match &cli.command {
+        Some(Command::Serve { modules }) => modules.clone(),
+        _ => Vec::new(),
+    };
+    let settings = match Settings::load(cli.config.as_deref(), &modules) {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("hometrip: {e}");
             return std::process::ExitCode::from(2);

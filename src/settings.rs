@@ -165,7 +165,10 @@ where
 
 impl Settings {
     /// Reads every layer; an unknown key or a wrong value names the key.
-    pub fn load(config_file: Option<&std::path::Path>) -> Result<Settings, String> {
+    /// The settings of `config_file` and the environment; `modules`, when
+    /// not empty (`serve --modules`), replaces `modules` before the checks,
+    /// since some apply only to the modules a process runs.
+    pub fn load(config_file: Option<&std::path::Path>, modules: &[String]) -> Result<Settings, String> {
         let profile = std::env::var("HOMETRIP_PROFILE").unwrap_or_default();
         let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if !profile.is_empty() {
@@ -193,7 +196,10 @@ impl Settings {
                 .with_list_parse_key("modules"),
         );
         let config = builder.build().map_err(|e| format!("configuration: {e}"))?;
-        let settings: Settings = config.try_deserialize().map_err(|e| format!("configuration: {e}"))?;
+        let mut settings: Settings = config.try_deserialize().map_err(|e| format!("configuration: {e}"))?;
+        if !modules.is_empty() {
+            settings.modules = modules.to_vec();
+        }
         settings.check()?;
         Ok(settings)
     }
@@ -282,13 +288,18 @@ impl Settings {
         if !matches!(self.payment.provider.as_str(), "simulated" | "stripe") {
             return Err("payment.provider: use simulated or stripe".to_owned());
         }
-        if self.profile == "production" && self.payment.provider == "simulated" && !self.payment.simulated_in_production
+        // Payment's settings matter only where payment runs.
+        let runs_payment = self.modules.is_empty() || self.modules.iter().any(|m| m.trim() == "payment");
+        if runs_payment
+            && self.profile == "production"
+            && self.payment.provider == "simulated"
+            && !self.payment.simulated_in_production
         {
             return Err("payment.provider: the production profile needs stripe (the simulated provider confirms \
                         bookings without money; set payment.simulated_in_production = true for a staging deployment)"
                 .to_owned());
         }
-        if self.payment.provider == "stripe" && self.payment.stripe.secret_key.is_empty() {
+        if runs_payment && self.payment.provider == "stripe" && self.payment.stripe.secret_key.is_empty() {
             return Err("payment.stripe.secret_key: required when payment.provider is stripe".to_owned());
         }
         if !(0..=5000).contains(&self.payment.host_fee_bps) {

@@ -290,6 +290,7 @@ async fn the_production_profile_refuses_the_simulated_provider_unless_told() {
     let refused = server
         .command()
         .env("HOMETRIP_PROFILE", "production")
+        .env_remove("HOMETRIP_MODULES")
         .env_remove("HOMETRIP_DATABASE__URL")
         .arg("config")
         .output()
@@ -297,6 +298,20 @@ async fn the_production_profile_refuses_the_simulated_provider_unless_told() {
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("payment.provider") && said.contains("simulated_in_production"), "{said}");
+    // Only where payment runs: a production gateway or booking process
+    // needs no payment settings.
+    for (modules, ok) in [("gateway", true), ("booking,listing", true), ("payment", false), ("booking,payment", false)]
+    {
+        let out = server
+            .command()
+            .env("HOMETRIP_PROFILE", "production")
+            .env("HOMETRIP_MODULES", modules)
+            .env_remove("HOMETRIP_DATABASE__URL")
+            .arg("config")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.success(), ok, "{modules}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let staging = server
         .command()
         .env("HOMETRIP_PROFILE", "production")
