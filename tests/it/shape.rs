@@ -332,7 +332,11 @@ impl Split {
             let ready = client.get(format!("http://127.0.0.1:{}/health/ready", self.gateway_port)).send().await.ok();
             if let Some(r) = ready {
                 let body: serde_json::Value = r.json().await.unwrap_or_default();
-                if body["status"] == "ready" && answers("/health/ready").await {
+                // Every upstream available too: a circuit opened by the
+                // gateway's first calls while the modules started is closed.
+                let upstreams = body["upstreams"].as_array().cloned().unwrap_or_default();
+                let available = upstreams.iter().all(|u| u["available"] == true);
+                if body["status"] == "ready" && available && answers("/health/ready").await {
                     return;
                 }
             }

@@ -182,9 +182,10 @@ async fn losing_a_booking_replica_during_reads_costs_clients_no_5xx() {
             split.kill("booking-2");
         }
         let batch = (0..4).map(|_| guest.get("/api/v1/bookings?role=guest"));
-        statuses.extend(futures_util::future::join_all(batch).await.into_iter().map(|r| r.status));
+        statuses.extend(futures_util::future::join_all(batch).await.into_iter().map(|r| (round, r.status, r.text)));
     }
-    assert!(statuses.iter().all(|s| *s == 200), "{:?}", statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>());
+    let failed: Vec<_> = statuses.iter().filter(|(_, status, _)| *status != 200).collect();
+    assert!(failed.is_empty(), "{failed:?}\n{}", split.logs());
 }
 
 #[tokio::test]

@@ -452,25 +452,27 @@ impl Upstream {
     /// the open period.
     fn probed(&self, r: &Replica, verdict: Probe) {
         // Down after two failed probes in a row (a slow answer under load is
-        // no proof of death); a refused connection is one, and opens the
-        // circuit at once. Back at the first answer.
+        // no proof of death), at once on a refused connection; back at the
+        // first answer. Probes never open a circuit (failing requests do): a
+        // replica starting up refuses probes, then says "not ready" for a
+        // while, and must take requests as soon as it serves.
         let answered = verdict == Probe::Ready;
         let failures = if answered { 0 } else { r.probe_failures.fetch_add(1, Ordering::Relaxed) + 1 };
         if answered {
             r.probe_failures.store(0, Ordering::Relaxed);
         }
-        if verdict == Probe::Refused {
-            r.breaker().open(Instant::now());
-        }
         let ok = answered || (verdict == Probe::Failed && failures < PROBE_FAILURES_TO_DOWN);
         let was = r.healthy.swap(ok, Ordering::Relaxed);
-        if ok {
+        if answered {
+            // A ready answer is the trial a half-open circuit waits for: a
+            // circuit opened by refused calls while the replica started (the
+            // gateway's first OpenAPI fetch) closes within a probe period,
+            // instead of admitting one request at a time.
             let mut b = r.breaker();
-            if b.state == CircuitState::Open {
-                b.state = CircuitState::HalfOpen;
-                b.probing = false;
+            if b.state != CircuitState::Closed {
+                b.close(Instant::now());
             }
-        } else if was {
+        } else if !ok && was {
             tracing::warn!(module = %self.module, replica = %r.addr, "upstream replica failed its health probe");
         }
         self.publish_state(r);
@@ -711,15 +713,21 @@ mod tests {
         u.probed(&first, Probe::Failed);
         assert!(!first.healthy.load(Ordering::Relaxed));
         assert_eq!(picks(&u, 4, None).await, [2, 2, 2, 2]);
-        // A refused probe is one: out, and its circuit open at once.
+        // A refused probe is one: out at once. Its circuit is the requests'
+        // business: a refused request opens it.
         u.probed(&second, Probe::Refused);
         assert!(!second.healthy.load(Ordering::Relaxed));
+        assert_eq!(second.state(), CircuitState::Closed);
+        // Every replica out: the requests still go, to those whose circuit admits them.
+        assert_eq!(picks(&u, 4, None).await.into_iter().collect::<std::collections::BTreeSet<_>>().len(), 2);
+        u.pick(None, &[first.addr]).unwrap().unreachable();
         assert_eq!(second.state(), CircuitState::Open);
-        // Every replica out: the one whose circuit admits still serves.
         assert_eq!(picks(&u, 3, None).await, [1, 1, 1]);
-        // Back at its first answer.
+        // Back at its first answer, its circuit closed.
         u.probed(&first, Probe::Ready);
         assert!(first.healthy.load(Ordering::Relaxed));
+        u.probed(&second, Probe::Ready);
+        assert_eq!(second.state(), CircuitState::Closed);
     }
 
     #[tokio::test]
