@@ -90,11 +90,10 @@ pub async fn only_allowed_callers(
     let operational = req.path().starts_with("/health/") || req.path() == "/metrics";
     let allowed = req.app_data::<actix_web::web::Data<AllowedCallers>>().cloned();
     let peer = req.conn_data::<PeerCertificate>().cloned();
+    // Mounted only on mTLS listeners, where the handshake required a certificate.
     let admitted = match (allowed, peer) {
         (Some(allowed), Some(peer)) => operational || allowed.0.iter().any(|m| peer.names(m)),
-        // No certificate: not an mTLS listener (the handshake requires one).
-        (_, None) => true,
-        (None, Some(_)) => true,
+        _ => true,
     };
     if admitted {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);

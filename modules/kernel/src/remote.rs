@@ -76,93 +76,85 @@ impl RemoteClient {
             url.path = path,
         );
         let trace = crate::telemetry::traceparent_of(&span);
-        self.call_traced(method, path, body, caller, retry, trace).instrument(span).await
-    }
-
-    async fn call_traced<R: DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-        caller: Option<Id>,
-        retry: Retry,
-        trace: Option<String>,
-    ) -> Result<R, Problem> {
-        if self.upstream.replicas().is_empty() {
-            self.upstream.resolve().await;
-        }
-        let started = std::time::Instant::now();
-        let mut tried = Vec::new();
-        let mut last = Problem::new(ErrorCode::ServiceUnavailable, format!("{} is unavailable", self.upstream.module));
-        for _ in 0..ATTEMPTS {
-            let Some(left) = self.deadline.checked_sub(started.elapsed()) else { break };
-            let lease = match self.upstream.pick(None, &tried) {
-                Ok(lease) => lease,
-                Err(unavailable) if tried.is_empty() => {
-                    return Err(Problem::new(
-                        ErrorCode::ServiceUnavailable,
-                        format!("{} is unavailable", self.upstream.module),
-                    )
-                    .retry_after(unavailable.retry_after.as_secs().max(1)));
+        async {
+            if self.upstream.replicas().is_empty() {
+                self.upstream.resolve().await;
+            }
+            let started = std::time::Instant::now();
+            let mut tried = Vec::new();
+            let mut last = Problem::new(ErrorCode::ServiceUnavailable, format!("{} is unavailable", self.upstream.module));
+            for _ in 0..ATTEMPTS {
+                let Some(left) = self.deadline.checked_sub(started.elapsed()) else { break };
+                let lease = match self.upstream.pick(None, &tried) {
+                    Ok(lease) => lease,
+                    Err(unavailable) if tried.is_empty() => {
+                        return Err(Problem::new(
+                            ErrorCode::ServiceUnavailable,
+                            format!("{} is unavailable", self.upstream.module),
+                        )
+                        .retry_after(unavailable.retry_after.as_secs().max(1)));
+                    }
+                    Err(_) => break,
+                };
+                tried.push(lease.replica.addr);
+                let mut rb = self
+                    .http
+                    .request(method.clone(), format!("{}{}", lease.replica.base, path))
+                    .timeout(left)
+                    .header(SERVICE_TOKEN_HEADER, &self.token);
+                if let Some(id) = caller {
+                    rb = rb.header(CALLER_HEADER, id.to_string());
                 }
-                Err(_) => break,
-            };
-            tried.push(lease.replica.addr);
-            let mut rb = self
-                .http
-                .request(method.clone(), format!("{}{}", lease.replica.base, path))
-                .timeout(left)
-                .header(SERVICE_TOKEN_HEADER, &self.token);
-            if let Some(id) = caller {
-                rb = rb.header(CALLER_HEADER, id.to_string());
-            }
-            if let Some(rid) = crate::telemetry::current_request_id() {
-                rb = rb.header("x-request-id", rid);
-            }
-            if let Some(tp) = &trace {
-                rb = rb.header("traceparent", tp);
-            }
-            if let Some(b) = &body {
-                rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone());
-            }
-            match rb.send().await {
-                Err(e) => {
-                    let unsent = e.is_connect();
-                    tracing::warn!(module = %self.upstream.module, replica = %lease.replica.addr, error = %e, "remote call failed");
-                    if unsent {
-                        lease.unreachable();
-                    } else {
-                        lease.failure();
-                    }
-                    last =
-                        Problem::new(ErrorCode::ServiceUnavailable, format!("{} is unavailable", self.upstream.module))
-                            .retry_after(1);
-                    if !(unsent || retry == Retry::Idempotent) {
-                        return Err(last);
-                    }
+                if let Some(rid) = crate::telemetry::current_request_id() {
+                    rb = rb.header("x-request-id", rid);
                 }
-                Ok(res) => {
-                    let status = res.status();
-                    let overloaded = matches!(status.as_u16(), 502..=504);
-                    if overloaded {
-                        lease.failure();
-                    } else {
-                        lease.success();
-                    }
-                    let bytes =
-                        res.bytes().await.map_err(|_| Problem::new(ErrorCode::BadGateway, "truncated answer"))?;
-                    let decoded = Self::decode(status, &bytes);
-                    if overloaded && retry == Retry::Idempotent {
-                        if let Err(p) = decoded {
-                            last = p;
-                            continue;
+                if let Some(tp) = &trace {
+                    rb = rb.header("traceparent", tp);
+                }
+                if let Some(b) = &body {
+                    rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone());
+                }
+                match rb.send().await {
+                    Err(e) => {
+                        let unsent = e.is_connect();
+                        tracing::warn!(module = %self.upstream.module, replica = %lease.replica.addr, error = %e, "remote call failed");
+                        if unsent {
+                            lease.unreachable();
+                        } else {
+                            lease.failure();
+                        }
+                        last =
+                            Problem::new(ErrorCode::ServiceUnavailable, format!("{} is unavailable", self.upstream.module))
+                                .retry_after(1);
+                        if !(unsent || retry == Retry::Idempotent) {
+                            return Err(last);
                         }
                     }
-                    return decoded;
+                    Ok(res) => {
+                        let status = res.status();
+                        let overloaded = matches!(status.as_u16(), 502..=504);
+                        if overloaded {
+                            lease.failure();
+                        } else {
+                            lease.success();
+                        }
+                        let bytes =
+                            res.bytes().await.map_err(|_| Problem::new(ErrorCode::BadGateway, "truncated answer"))?;
+                        let decoded = Self::decode(status, &bytes);
+                        if overloaded && retry == Retry::Idempotent {
+                            if let Err(p) = decoded {
+                                last = p;
+                                continue;
+                            }
+                        }
+                        return decoded;
+                    }
                 }
             }
+            Err(last)
         }
-        Err(last)
+        .instrument(span)
+        .await
     }
 
     pub async fn get<R: DeserializeOwned>(&self, path: &str, caller: Option<Id>) -> Result<R, Problem> {
