@@ -65,7 +65,6 @@ pub static MODULES: &[Module] = &[
         openapi: None,
         exists: true,
     },
-    planned("realtime", 3002),
     planned("admin", 3003),
     Module {
         name: "auth",
@@ -208,7 +207,45 @@ pub static MODULES: &[Module] = &[
         openapi: None,
         exists: true,
     },
-    planned("message", 4006),
+    Module {
+        name: "message",
+        port: 4006,
+        calls: &["listing"],
+        routes: &["/api/v1/conversations", "/api/v1/conversations/**"],
+        #[cfg(feature = "message")]
+        migrations: Some(hometrip_message::store::MIGRATIONS),
+        #[cfg(not(feature = "message"))]
+        migrations: None,
+        #[cfg(feature = "message")]
+        start: Some(local::message),
+        #[cfg(not(feature = "message"))]
+        start: None,
+        remote: Some(|w, c| {
+            w.provide::<dyn hometrip_message::api::Messages>(Arc::new(hometrip_message::client::MessagesClient::new(c)))
+        }),
+        #[cfg(feature = "message")]
+        openapi: Some(<hometrip_message::http::MessageApi as utoipa::OpenApi>::openapi),
+        #[cfg(not(feature = "message"))]
+        openapi: None,
+        exists: true,
+    },
+    Module {
+        name: "realtime",
+        port: 3002,
+        calls: &["message", "listing"],
+        routes: &["/ws"],
+        #[cfg(feature = "realtime")]
+        migrations: Some(hometrip_realtime::store::MIGRATIONS),
+        #[cfg(not(feature = "realtime"))]
+        migrations: None,
+        #[cfg(feature = "realtime")]
+        start: Some(local::realtime),
+        #[cfg(not(feature = "realtime"))]
+        start: None,
+        remote: None,
+        openapi: None,
+        exists: true,
+    },
     planned("review", 4007),
     planned("analytics", 4008),
 ];
@@ -447,6 +484,70 @@ mod local {
         })
     }
 
+    #[cfg(feature = "message")]
+    pub fn message<'a>(w: &'a mut Wiring) -> LocalBoxFuture<'a, Result<Mount, String>> {
+        Box::pin(async move {
+            use hometrip_message::api::Messages;
+            let listings = w.require::<dyn hometrip_listing::api::Listings>("listing")?;
+            let messages = hometrip_message::service::MessageService::new(
+                w.db.clone(),
+                Arc::clone(&w.bus),
+                w.files.clone(),
+                listings,
+                hometrip_kernel::cache::RateLimiter::new(Arc::clone(&w.cache)),
+                w.settings.message.clone(),
+            );
+            messages.subscribe().await;
+            w.provide::<dyn Messages>(Arc::clone(&messages) as Arc<dyn Messages>);
+            let data = hometrip_message::http::data(&messages);
+            let dyn_data: web::Data<dyn Messages> = web::Data::from(messages as Arc<dyn Messages>);
+            Ok(Mount::new(move |cfg| {
+                cfg.app_data(data.clone()).app_data(dyn_data.clone());
+                hometrip_message::http::internal_routes(cfg);
+            })
+            .api(hometrip_message::http::routes))
+        })
+    }
+
+    #[cfg(feature = "realtime")]
+    pub fn realtime<'a>(w: &'a mut Wiring) -> LocalBoxFuture<'a, Result<Mount, String>> {
+        Box::pin(async move {
+            use hometrip_realtime::{fanout::Fanout, hub::Hub, presence::Presence};
+            let messages = w.require::<dyn hometrip_message::api::Messages>("message")?;
+            let listings = w.require::<dyn hometrip_listing::api::Listings>("listing")?;
+            let settings = w.settings.realtime.clone();
+            let hub = Hub::new(settings.max_queued_bytes);
+            let redis = &w.settings.redis;
+            // Without Redis a process's sockets are the whole platform's.
+            let (fanout, presence) = if redis.url.is_empty() {
+                (Fanout::local(Arc::clone(&hub)), Presence::Local(hub))
+            } else {
+                let ttl = std::time::Duration::from_secs(settings.presence_ttl_secs);
+                (
+                    Fanout::redis(hub, &redis.url, &redis.key_prefix)?,
+                    Presence::redis(&redis.url, &redis.key_prefix, ttl)?,
+                )
+            };
+            let realtime = hometrip_realtime::service::RealtimeService::new(
+                w.db.clone(),
+                fanout,
+                presence,
+                messages,
+                listings,
+                settings,
+            );
+            realtime.subscribe(&w.bus).await;
+            let data = web::Data::from(Arc::clone(&realtime));
+            let listener = Arc::clone(&realtime.fanout);
+            Ok(Mount::new(move |cfg| {
+                cfg.app_data(data.clone());
+                hometrip_realtime::socket::routes(cfg);
+            })
+            .on_serve(move || listener.spawn_listener().unwrap_or_else(|| tokio::spawn(async {})))
+            .on_serve(move || realtime.spawn_presence()))
+        })
+    }
+
     #[cfg(feature = "booking")]
     pub fn booking<'a>(w: &'a mut Wiring) -> LocalBoxFuture<'a, Result<Mount, String>> {
         Box::pin(async move {
@@ -537,6 +638,9 @@ mod tests {
             ("/api/v1/payments/webhooks/stripe", "payment"),
             ("/api/v1/payouts/account", "payment"),
             ("/files/photos/x/y.jpg", "listing"),
+            ("/api/v1/conversations", "message"),
+            ("/ws", "realtime"),
+            ("/api/v1/conversations/x/messages", "message"),
         ] {
             assert_eq!(table.module_for(path), Some(owner), "{path}");
         }

@@ -10,8 +10,10 @@ use hometrip_auth::api::AuthSettings;
 use hometrip_booking::api::BookingSettings;
 use hometrip_kernel::settings::{DatabaseSettings, LogSettings, RedisSettings, ServerSettings};
 use hometrip_listing::api::ListingSettings;
+use hometrip_message::api::MessageSettings;
 use hometrip_notification::api::NotificationSettings;
 use hometrip_payment::api::PaymentSettings;
+use hometrip_realtime::api::RealtimeSettings;
 use hometrip_search::api::SearchSettings;
 use hometrip_user::api::UserSettings;
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,8 @@ pub struct Settings {
     pub services: ServicesSettings,
     pub auth: AuthSettings,
     pub user: UserSettings,
+    pub message: MessageSettings,
+    pub realtime: RealtimeSettings,
     pub notification: NotificationSettings,
     pub listing: ListingSettings,
     pub search: SearchSettings,

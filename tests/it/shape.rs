@@ -29,6 +29,9 @@ const LAYOUT: &[(&str, &str)] = &[
     ("booking-2", "booking"),
     ("notification", "notification"),
     ("search", "search"),
+    ("message", "message"),
+    ("realtime", "realtime"),
+    ("realtime-2", "realtime"),
     ("gateway", "gateway"),
 ];
 
@@ -204,7 +207,8 @@ impl Split {
                 .env("HOMETRIP_SERVICES__TLS__KEY_FILE", certs.join(format!("{}.key", me.module)));
         }
         let scheme = self.scheme();
-        for module in ["auth", "user", "listing", "booking", "payment", "notification", "search"] {
+        for module in ["auth", "user", "listing", "booking", "payment", "notification", "search", "message", "realtime"]
+        {
             let urls: Vec<String> = procs
                 .iter()
                 .filter(|p| p.module == module)

@@ -191,6 +191,9 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, proxy: web::Data<P
     // id is still passed on for log lines.
     let trace = hometrip_kernel::telemetry::traceparent().unwrap_or_else(|| traceparent(req.headers()));
     let target = req.uri().path_and_query().map_or(path, |pq| pq.as_str());
+    if is_websocket(&req) {
+        return websocket(&req, payload, &proxy, module, &upstream, &ip, user.as_ref(), &trace, target).await;
+    }
     let has_body = req.headers().contains_key("transfer-encoding")
         || req.headers().get("content-length").and_then(|v| v.to_str().ok()).is_some_and(|v| v != "0");
     let Ok(method) = hyper::Method::from_bytes(req.method().as_str().as_bytes()) else {
@@ -247,6 +250,108 @@ pub async fn forward(req: HttpRequest, payload: web::Payload, proxy: web::Data<P
             }
         }
     }
+}
+
+fn is_websocket(req: &HttpRequest) -> bool {
+    req.method() == actix_web::http::Method::GET
+        && req
+            .headers()
+            .get("upgrade")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// A WebSocket upgrade (`/ws`): the handshake goes to a replica; once it
+/// answers 101 the two connections are spliced, bytes copied both ways until
+/// either side closes. The replica's 101 and its handshake headers go back
+/// to the client as they are.
+#[allow(clippy::too_many_arguments)]
+async fn websocket(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    proxy: &Proxy,
+    module: &str,
+    upstream: &Arc<Upstream>,
+    ip: &str,
+    user: Option<&AuthUser>,
+    trace: &str,
+    target: &str,
+) -> HttpResponse {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let lease = match upstream.pick(Some(ip), &[]) {
+        Ok(lease) => lease,
+        Err(u) => return unavailable(module, u.retry_after),
+    };
+    let Ok(uri) = format!("{}{target}", lease.replica.base).parse::<hyper::Uri>() else {
+        return Problem::new(ErrorCode::BadRequest, "the request target cannot be forwarded").error_response();
+    };
+    let mut request = hyper::Request::new(Empty::new().map_err(|never| match never {}).boxed_unsync());
+    *request.uri_mut() = uri;
+    let mut headers = upstream_headers(req, proxy, ip, user, trace);
+    headers.insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("upgrade"));
+    headers.insert(hyper::header::UPGRADE, hyper::header::HeaderValue::from_static("websocket"));
+    *request.headers_mut() = headers;
+    let mut res = match tokio::time::timeout(proxy.timeout, proxy.http.request(request)).await {
+        Ok(Ok(res)) => res,
+        Ok(Err(e)) => {
+            tracing::warn!(module, replica = %lease.replica.addr, error = ?e, "websocket upgrade failed");
+            if e.is_connect() {
+                lease.unreachable();
+            } else {
+                lease.failure();
+            }
+            return unavailable(module, Duration::from_secs(1));
+        }
+        Err(_) => {
+            lease.failure();
+            return Problem::new(ErrorCode::GatewayTimeout, format!("the {module} service did not answer in time"))
+                .error_response();
+        }
+    };
+    lease.success();
+    if res.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+        return respond(res, tokio::time::Instant::now() + proxy.timeout).await;
+    }
+    let mut out = HttpResponse::SwitchingProtocols();
+    for (name, value) in res.headers() {
+        let name = name.as_str();
+        if forwardable(name) || name == "upgrade" || name == "connection" {
+            if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+            {
+                out.append_header((n, v));
+            }
+        }
+    }
+    let upgraded = match hyper::upgrade::on(&mut res).await {
+        Ok(io) => hyper_util::rt::TokioIo::new(io),
+        Err(e) => {
+            tracing::warn!(module, error = %e, "websocket upgrade not completed");
+            return Problem::new(ErrorCode::BadGateway, "the upstream did not switch protocols").error_response();
+        }
+    };
+    let (from_replica, mut to_replica) = tokio::io::split(upgraded);
+    // Client → replica: the connection's bytes after the handshake arrive
+    // as the request's payload.
+    actix_web::rt::spawn(async move {
+        while let Some(Ok(chunk)) = payload.next().await {
+            if to_replica.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_replica.shutdown().await;
+    });
+    // Replica → client: the response body.
+    let from_replica =
+        futures_util::stream::unfold((from_replica, vec![0u8; 16 * 1024]), |(mut io, mut buf)| async move {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => None,
+                Ok(n) => {
+                    let chunk = Bytes::copy_from_slice(&buf[..n]);
+                    Some((Ok::<_, std::io::Error>(chunk), (io, buf)))
+                }
+            }
+        });
+    out.streaming(from_replica)
 }
 
 /// The headers a replica gets: the client's end-to-end ones, and what only

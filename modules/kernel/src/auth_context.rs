@@ -160,10 +160,23 @@ pub async fn verify_request(req: &HttpRequest) -> Option<AuthUser> {
     if let Some(user) = forwarded_user(req) {
         return Some(user);
     }
-    let token = bearer(req).ok()?;
+    let token = bearer(req).ok().or_else(|| query_token(req))?;
     let verifier = req.app_data::<web::Data<AccessVerifier>>()?.clone();
     let claims = verifier.verify(&token).await.ok()?;
     Some(AuthUser { id: claims.sub, session_id: claims.sid, roles: claims.roles })
+}
+
+/// The `access_token` query parameter, which only `/ws` takes (a browser
+/// cannot set headers on a WebSocket).
+pub fn query_token(req: &HttpRequest) -> Option<String> {
+    if req.path() != "/ws" {
+        return None;
+    }
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()?
+        .get("access_token")
+        .filter(|t| !t.is_empty())
+        .cloned()
 }
 
 /// The caller the gateway verified and forwarded, when the request carries

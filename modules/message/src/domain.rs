@@ -254,9 +254,44 @@ fn simple_number(word: &str) -> Option<u32> {
     })
 }
 
+/// What an attachment is, by its bytes (never by its name or declared type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachmentKind {
+    /// JPEG, PNG or WebP: re-encoded before it is stored.
+    Image,
+    Pdf,
+}
+
+/// The kind of an upload, from its content; `None` for anything else.
+pub fn attachment_kind(bytes: &[u8]) -> Option<AttachmentKind> {
+    let image = bytes.starts_with(&[0xFF, 0xD8, 0xFF])
+        || bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+        || (bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP");
+    if image {
+        return Some(AttachmentKind::Image);
+    }
+    // A PDF starts with its header and ends with an end-of-file marker
+    // (trailing whitespace or a short garbage tail is common and allowed).
+    let tail = &bytes[bytes.len().saturating_sub(1024)..];
+    if bytes.starts_with(b"%PDF-") && tail.windows(5).any(|w| w == b"%%EOF") {
+        return Some(AttachmentKind::Pdf);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attachments_are_known_by_their_bytes() {
+        assert_eq!(attachment_kind(b"%PDF-1.7\n...\n%%EOF\n"), Some(AttachmentKind::Pdf));
+        assert_eq!(attachment_kind(b"%PDF-1.7\n but cut off"), None);
+        assert_eq!(attachment_kind(b"\x89PNG\r\n\x1a\n...."), Some(AttachmentKind::Image));
+        assert_eq!(attachment_kind(b"RIFF\0\0\0\0WEBPVP8 "), Some(AttachmentKind::Image));
+        assert_eq!(attachment_kind(b"GIF89a......"), None);
+        assert_eq!(attachment_kind(b"hello, this is text named invoice.pdf"), None);
+    }
 
     #[test]
     fn each_kind_of_contact_is_hidden_and_ordinary_numbers_stay() {

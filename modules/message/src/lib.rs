@@ -1,5 +1,13 @@
-//! The message module: conversations between a guest and a listing's host.
-//! This first part holds its pure rules (`domain`): contact masking. The
-//! service, store, routes and client come with the rest of the module.
+//! Message: conversations between a guest and a listing's host, messages with
+//! a per-conversation `seq`, read state, attachments and contact masking.
 
+pub mod api;
+pub mod client;
+#[cfg(feature = "local")]
 pub mod domain;
+#[cfg(feature = "local")]
+pub mod http;
+#[cfg(feature = "local")]
+pub mod service;
+#[cfg(feature = "local")]
+pub mod store;

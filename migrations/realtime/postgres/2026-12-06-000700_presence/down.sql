@@ -1,0 +1,1 @@
+DROP TABLE presence_last_seen;

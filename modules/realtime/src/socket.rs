@@ -1,0 +1,333 @@
+//! `GET /ws`: one task per socket, reading the client's frames and writing
+//! the socket's queue at the client's pace.
+//!
+//! The writer keeps each conversation's `message.created` frames gap-free
+//! and in `seq` order: a frame already sent is dropped, and a frame past a
+//! gap (a frame lost between processes, or events delivered out of order)
+//! first back-fills the gap from the message store. A resume does the same
+//! from the client's last seen `seq`. Until the client's first frame (or
+//! half a second) nothing is written, so a resume sent at once comes before
+//! any live frame.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
+use futures_util::StreamExt;
+use hometrip_kernel::auth_context::{bearer, forwarded_user, query_token, AccessVerifier, AuthUser};
+use hometrip_kernel::{ErrorCode, Id, Problem};
+use hometrip_message::api::{Message, Participants};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::hub::{Next, Outgoing, SocketQueue};
+use crate::service::RealtimeService;
+
+/// Close code of a socket whose queue overflowed.
+pub const SLOW_CONSUMER: u16 = 4008;
+const RESUME_PAGE: u32 = 200;
+
+/// The caller: forwarded by the gateway, or from the bearer token (header or
+/// the `access_token` query parameter browsers use).
+async fn authenticate(req: &HttpRequest) -> Result<AuthUser, Problem> {
+    if let Some(user) = forwarded_user(req) {
+        return Ok(user);
+    }
+    let token = match bearer(req) {
+        Ok(token) => token,
+        Err(missing) => query_token(req).ok_or(missing)?,
+    };
+    let verifier = req
+        .app_data::<web::Data<AccessVerifier>>()
+        .ok_or_else(|| Problem::internal("AccessVerifier not configured"))?;
+    let claims = verifier.verify(&token).await?;
+    Ok(AuthUser { id: claims.sub, session_id: claims.sid, roles: claims.roles })
+}
+
+pub async fn ws(
+    req: HttpRequest,
+    body: web::Payload,
+    svc: web::Data<RealtimeService>,
+) -> Result<HttpResponse, Problem> {
+    let user = authenticate(&req).await?;
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| Problem::new(ErrorCode::BadRequest, format!("not a WebSocket upgrade: {e}")))?;
+    let max_frame = svc.settings.max_frame_bytes;
+    let stream = stream.max_frame_size(max_frame).aggregate_continuations().max_continuation_size(max_frame);
+    let svc = svc.into_inner();
+    actix_web::rt::spawn(async move {
+        let (queue, first_here) = svc.fanout.hub().register(user.id);
+        svc.connected(user.id, first_here).await;
+        match svc.presence_of_counterparts(user.id).await {
+            Ok(frames) => frames.into_iter().for_each(|f| queue.push(f)),
+            Err(e) => tracing::warn!(error = %e.detail, "presence of counterparts not sent"),
+        }
+        run(&svc, user.id, &queue, session, stream).await;
+        let last_here = svc.fanout.hub().unregister(&queue);
+        svc.disconnected(user.id, last_here).await;
+    });
+    Ok(response)
+}
+
+/// How a socket's writer stopped.
+enum Stop {
+    /// The client is gone (or the reader stopped).
+    Gone,
+    /// Its queue overflowed.
+    SlowConsumer,
+}
+
+async fn run(
+    svc: &RealtimeService,
+    user: Id,
+    queue: &Arc<SocketQueue>,
+    session: Session,
+    stream: actix_ws::AggregatedMessageStream,
+) {
+    let started = Notify::new();
+    let mut writer_session = session.clone();
+    let outcome = tokio::select! {
+        stop = write(svc, user, queue, &mut writer_session, &started) => Some(stop),
+        close = read(svc, user, queue, session.clone(), stream, &started) => {
+            let _ = session.clone().close(close).await;
+            None
+        }
+    };
+    if let Some(stop) = outcome {
+        let reason = match stop {
+            Stop::SlowConsumer => {
+                Some(CloseReason { code: CloseCode::Other(SLOW_CONSUMER), description: Some("slow consumer".into()) })
+            }
+            Stop::Gone => None,
+        };
+        // The client may not read any more: the close frame gets a moment,
+        // then the connection goes with the session.
+        let _ = tokio::time::timeout(Duration::from_secs(30), session.close(reason)).await;
+    }
+}
+
+async fn send(session: &mut Session, queue: &SocketQueue, text: &str) -> Result<(), Stop> {
+    tokio::select! {
+        sent = session.text(text.to_owned()) => sent.map_err(|_| Stop::Gone),
+        () = queue.overflow.notified() => Err(Stop::SlowConsumer),
+    }
+}
+
+async fn write(svc: &RealtimeService, user: Id, queue: &SocketQueue, session: &mut Session, started: &Notify) -> Stop {
+    let _ = tokio::time::timeout(Duration::from_millis(500), started.notified()).await;
+    // The last seq sent per conversation.
+    let mut sent: HashMap<Id, i64> = HashMap::new();
+    loop {
+        let item = match queue.pop() {
+            Next::Stopped => return if queue.overflowed() { Stop::SlowConsumer } else { Stop::Gone },
+            Next::Empty => {
+                queue.ready.notified().await;
+                continue;
+            }
+            Next::Item(item) => item,
+        };
+        let result = match item {
+            Outgoing::Frame { text, order: None } => send(session, queue, &text).await,
+            Outgoing::Frame { text, order: Some((conversation, seq)) } => match sent.get(&conversation).copied() {
+                Some(last) if seq <= last => Ok(()),
+                Some(last) if seq > last + 1 => {
+                    let filled = backfill(svc, session, queue, conversation, last, Some(seq), &mut sent).await;
+                    match filled {
+                        Ok(()) if sent.get(&conversation).is_some_and(|s| *s >= seq) => Ok(()),
+                        Ok(()) => {
+                            sent.insert(conversation, seq);
+                            send(session, queue, &text).await
+                        }
+                        Err(stop) => Err(stop),
+                    }
+                }
+                _ => {
+                    sent.insert(conversation, seq);
+                    send(session, queue, &text).await
+                }
+            },
+            Outgoing::Resume(conversations) => {
+                let mut result = Ok(());
+                for (conversation, after) in conversations {
+                    if !is_participant(svc, conversation, user).await {
+                        continue;
+                    }
+                    let from = sent.get(&conversation).copied().unwrap_or(after).max(after);
+                    if let Err(stop) = backfill(svc, session, queue, conversation, from, None, &mut sent).await {
+                        result = Err(stop);
+                        break;
+                    }
+                }
+                result
+            }
+        };
+        if let Err(stop) = result {
+            return stop;
+        }
+    }
+}
+
+/// Sends the conversation's messages after `after` (up to `before`, when
+/// given), page by page.
+async fn backfill(
+    svc: &RealtimeService,
+    session: &mut Session,
+    queue: &SocketQueue,
+    conversation: Id,
+    mut after: i64,
+    before: Option<i64>,
+    sent: &mut HashMap<Id, i64>,
+) -> Result<(), Stop> {
+    loop {
+        let page: Vec<Message> = match svc.messages.messages_after(conversation, after, RESUME_PAGE).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e.detail, "messages not back-filled");
+                return Ok(());
+            }
+        };
+        let full = page.len() == RESUME_PAGE as usize;
+        for message in page {
+            if before.is_some_and(|b| message.seq >= b) {
+                return Ok(());
+            }
+            after = message.seq;
+            sent.insert(conversation, message.seq);
+            let frame = json!({"type": "message.created", "data": message});
+            send(session, queue, &frame.to_string()).await?;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+async fn is_participant(svc: &RealtimeService, conversation: Id, user: Id) -> bool {
+    matches!(svc.messages.participants(conversation).await, Ok(Some(p)) if p.includes(user))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Ping,
+    Typing {
+        conversation_id: Id,
+    },
+    Resume {
+        #[serde(default)]
+        conversations: HashMap<Id, i64>,
+        #[serde(default)]
+        #[allow(dead_code)] // in-app notifications are not back-filled yet
+        notifications_after: Option<serde_json::Value>,
+    },
+}
+
+/// Reads the client's frames until it goes, answering heartbeats; the close
+/// reason to send, if any.
+async fn read(
+    svc: &RealtimeService,
+    user: Id,
+    queue: &SocketQueue,
+    mut session: Session,
+    mut stream: actix_ws::AggregatedMessageStream,
+    started: &Notify,
+) -> Option<CloseReason> {
+    let heartbeat = Duration::from_secs(svc.settings.heartbeat_secs.max(1));
+    let mut tick = tokio::time::interval(heartbeat);
+    let mut heard = Instant::now();
+    // Conversations this socket may type in, and when it last did.
+    let mut typing: HashMap<Id, (Option<Participants>, Option<Instant>)> = HashMap::new();
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                heard = Instant::now();
+                match msg {
+                    Some(Ok(AggregatedMessage::Text(text))) => {
+                        started.notify_one();
+                        if let Some(answer) = client_frame(svc, user, queue, &text, &mut typing).await {
+                            queue.push(answer);
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() {
+                            return None;
+                        }
+                    }
+                    Some(Ok(AggregatedMessage::Pong(_))) => {}
+                    Some(Ok(AggregatedMessage::Binary(_))) => {
+                        return Some(CloseReason { code: CloseCode::Unsupported, description: Some("frames are JSON text".into()) });
+                    }
+                    Some(Ok(AggregatedMessage::Close(_))) | None => return None,
+                    Some(Err(ProtocolError::Overflow)) => {
+                        return Some(CloseReason { code: CloseCode::Size, description: Some("frame too large".into()) });
+                    }
+                    Some(Err(_)) => return Some(CloseReason { code: CloseCode::Protocol, description: None }),
+                }
+            }
+            _ = tick.tick() => {
+                if heard.elapsed() > heartbeat * 3 {
+                    return Some(CloseReason { code: CloseCode::Away, description: Some("no heartbeat".into()) });
+                }
+                if session.ping(b"").await.is_err() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+fn error_frame(detail: &str) -> Outgoing {
+    let frame = json!({"type": "error", "data": {"detail": detail}});
+    Outgoing::Frame { text: Arc::from(frame.to_string()), order: None }
+}
+
+async fn client_frame(
+    svc: &RealtimeService,
+    user: Id,
+    queue: &SocketQueue,
+    text: &str,
+    typing: &mut HashMap<Id, (Option<Participants>, Option<Instant>)>,
+) -> Option<Outgoing> {
+    let frame = match serde_json::from_str::<ClientFrame>(text) {
+        Ok(frame) => frame,
+        Err(e) => return Some(error_frame(&format!("unreadable frame: {e}"))),
+    };
+    match frame {
+        ClientFrame::Ping => Some(Outgoing::Frame { text: Arc::from(r#"{"type":"pong"}"#), order: None }),
+        ClientFrame::Resume { conversations, .. } => {
+            let mut list: Vec<(Id, i64)> = conversations.into_iter().take(1000).collect();
+            list.sort();
+            queue.push(Outgoing::Resume(list));
+            None
+        }
+        ClientFrame::Typing { conversation_id } => {
+            if typing.len() > 1000 {
+                typing.clear();
+            }
+            if let std::collections::hash_map::Entry::Vacant(slot) = typing.entry(conversation_id) {
+                slot.insert((svc.messages.participants(conversation_id).await.ok().flatten(), None));
+            }
+            let entry = typing.get_mut(&conversation_id)?;
+            let Some(participants) = entry.0.filter(|p| p.includes(user)) else {
+                return Some(error_frame("no such conversation"));
+            };
+            // One typing frame a second is plenty.
+            if entry.1.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+                return None;
+            }
+            entry.1 = Some(Instant::now());
+            let frame = json!({"type": "typing", "data": {"conversation_id": conversation_id, "user_id": user}});
+            if let Err(e) = svc.fanout.publish(&[participants.other(user)], &frame, None).await {
+                tracing::warn!(error = %e, "typing not sent");
+            }
+            None
+        }
+    }
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws", web::get().to(ws));
+}
