@@ -183,15 +183,34 @@ async fn two_processes(env: &[(&str, &str)]) -> Option<(Server, Server)> {
     Some((first, second))
 }
 
+/// A user registered once, signed in on both processes (each signs its own tokens).
+async fn user_on_both(a: &Server, b: &Server, prefix: &str) -> (Api, Api) {
+    let email = unique_email(prefix);
+    let r = a.client().register(&email, "Test User").await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let on = |s: &Server| {
+        let email = email.clone();
+        let client = s.client();
+        async move {
+            let l = client.login(&email, PASSWORD).await;
+            assert_eq!(l.status, 200, "{}", l.text);
+            client.with_token(l.body["access_token"].as_str().unwrap())
+        }
+    };
+    (on(a).await, on(b).await)
+}
+
 #[tokio::test]
 async fn a_message_reaches_every_socket_whichever_process_holds_it() {
     let Some((a, b)) = two_processes(&[]).await else { return };
-    let (host, guest, listing) = host_and_guest(&a).await;
+    let (host, host_on_b) = user_on_both(&a, &b, "host").await;
+    let (guest, _) = user_on_both(&a, &b, "guest").await;
+    let listing = publish_listing(&a, &host, house("Maison partagée")).await;
     // In the split shape the gateway spreads sockets over the realtime
     // replicas: several sockets of one user land on both.
     let mut on_b = Vec::new();
     for _ in 0..3 {
-        on_b.push(connect(&b, &host).await);
+        on_b.push(connect(&b, &host_on_b).await);
     }
     let conv = start_conversation(&guest, &listing, "Across processes").await;
     for ws in &mut on_b {
@@ -203,11 +222,7 @@ async fn a_message_reaches_every_socket_whichever_process_holds_it() {
     let mut guest_on_a = connect(&a, &guest).await;
     send(&mut guest_on_a, json!({"type": "ping"})).await;
     next_of(&mut guest_on_a, "pong").await;
-    let reply = b
-        .client()
-        .with_token(&token(&host))
-        .post(&format!("/api/v1/conversations/{conv}/messages"), json!({"body": "Received"}))
-        .await;
+    let reply = host_on_b.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"body": "Received"})).await;
     assert_eq!(reply.status, 201, "{}", reply.text);
     assert_eq!(next_of(&mut guest_on_a, "message.created").await["data"]["seq"], 2);
 }
@@ -221,14 +236,16 @@ async fn presence_follows_sockets_and_a_dead_process() {
     }
     let env = [("HOMETRIP_REALTIME__PRESENCE_TTL_SECS", "3")];
     let Some((a, mut b)) = two_processes(&env).await else { return };
-    let (host, guest, listing) = host_and_guest(&a).await;
+    let (host, host_on_b) = user_on_both(&a, &b, "host").await;
+    let (guest, _) = user_on_both(&a, &b, "guest").await;
+    let listing = publish_listing(&a, &host, house("Maison de présence")).await;
     start_conversation(&guest, &listing, "Are you there?").await;
     let mut guest_ws = connect(&a, &guest).await;
     send(&mut guest_ws, json!({"type": "ping"})).await;
     next_of(&mut guest_ws, "pong").await;
     let host_id = crate::messages::user_id(&host);
 
-    let _host_ws = connect(&b, &host).await;
+    let _host_ws = connect(&b, &host_on_b).await;
     let online = next_of(&mut guest_ws, "presence").await;
     assert_eq!(online["data"]["user_id"], json!(host_id));
     assert_eq!(online["data"]["online"], true);

@@ -313,9 +313,11 @@ async fn websocket(
         return respond(res, tokio::time::Instant::now() + proxy.timeout).await;
     }
     let mut out = HttpResponse::SwitchingProtocols();
+    // actix writes `Connection: upgrade` itself for an upgrade response.
+    out.upgrade("websocket");
     for (name, value) in res.headers() {
         let name = name.as_str();
-        if forwardable(name) || name == "upgrade" || name == "connection" {
+        if forwardable(name) {
             if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
             {
                 out.append_header((n, v));
