@@ -111,20 +111,6 @@ pub static MODULES: &[Module] = &[
         exists: true,
     },
     Module {
-        name: "notification",
-        port: 4009,
-        calls: &["user"],
-        routes: &[],
-        migrations: None,
-        #[cfg(feature = "notification")]
-        start: Some(local::notification),
-        #[cfg(not(feature = "notification"))]
-        start: None,
-        remote: None,
-        openapi: None,
-        exists: true,
-    },
-    Module {
         name: "listing",
         port: 4003,
         calls: &[],
@@ -230,9 +216,39 @@ pub static MODULES: &[Module] = &[
         exists: true,
     },
     Module {
+        name: "notification",
+        port: 4009,
+        calls: &["user", "listing", "booking"],
+        routes: &[
+            "/api/v1/notifications",
+            "/api/v1/notifications/**",
+            "/api/v1/users/me/phone",
+            "/api/v1/users/me/phone/verify",
+            "/api/v1/admin/notifications/**",
+        ],
+        #[cfg(feature = "notification")]
+        migrations: Some(hometrip_notification::store::MIGRATIONS),
+        #[cfg(not(feature = "notification"))]
+        migrations: None,
+        #[cfg(feature = "notification")]
+        start: Some(local::notification),
+        #[cfg(not(feature = "notification"))]
+        start: None,
+        remote: Some(|w, c| {
+            w.provide::<dyn hometrip_notification::api::Notifications>(Arc::new(
+                hometrip_notification::client::NotificationsClient::new(c),
+            ))
+        }),
+        #[cfg(feature = "notification")]
+        openapi: Some(<hometrip_notification::http::NotificationApi as utoipa::OpenApi>::openapi),
+        #[cfg(not(feature = "notification"))]
+        openapi: None,
+        exists: true,
+    },
+    Module {
         name: "realtime",
         port: 3002,
-        calls: &["message", "listing"],
+        calls: &["message", "listing", "notification"],
         routes: &["/ws"],
         #[cfg(feature = "realtime")]
         migrations: Some(hometrip_realtime::store::MIGRATIONS),
@@ -354,16 +370,30 @@ mod local {
     #[cfg(feature = "notification")]
     pub fn notification<'a>(w: &'a mut Wiring) -> LocalBoxFuture<'a, Result<Mount, String>> {
         Box::pin(async move {
-            let users = w.require::<dyn hometrip_user::api::Users>("user")?;
-            let notifications = hometrip_notification::service::NotificationService::new(
-                &w.settings.notification,
-                &w.settings.data_dir,
-                &w.settings.server.public_url,
-                users,
-                w.event_sealer.clone(),
-            )?;
+            use hometrip_notification::api::Notifications;
+            use hometrip_notification::service::{NotificationDeps, NotificationService};
+            let notifications = NotificationService::new(NotificationDeps {
+                settings: w.settings.notification.clone(),
+                data_dir: w.settings.data_dir.clone(),
+                public_url: w.settings.server.public_url.clone(),
+                db: w.db.clone(),
+                bus: Arc::clone(&w.bus),
+                jobs: Arc::clone(&w.jobs),
+                users: w.require::<dyn hometrip_user::api::Users>("user")?,
+                listings: w.require::<dyn hometrip_listing::api::Listings>("listing")?,
+                bookings: w.require::<dyn hometrip_booking::api::Bookings>("booking")?,
+                outbound: w.settings.outbound.clone(),
+                sealer: w.event_sealer.clone(),
+            })?;
             notifications.subscribe(&w.bus).await;
-            Ok(Mount::new(|_| {}))
+            w.provide::<dyn Notifications>(Arc::clone(&notifications) as Arc<dyn Notifications>);
+            let data = hometrip_notification::http::data(&notifications);
+            let dyn_data: web::Data<dyn Notifications> = web::Data::from(notifications as Arc<dyn Notifications>);
+            Ok(Mount::new(move |cfg| {
+                cfg.app_data(data.clone()).app_data(dyn_data.clone());
+                hometrip_notification::http::internal_routes(cfg);
+            })
+            .api(hometrip_notification::http::routes))
         })
     }
 
@@ -515,6 +545,7 @@ mod local {
             use hometrip_realtime::{fanout::Fanout, hub::Hub, presence::Presence};
             let messages = w.require::<dyn hometrip_message::api::Messages>("message")?;
             let listings = w.require::<dyn hometrip_listing::api::Listings>("listing")?;
+            let notifications = w.require::<dyn hometrip_notification::api::Notifications>("notification")?;
             let settings = w.settings.realtime.clone();
             let hub = Hub::new(settings.max_queued_bytes);
             let redis = &w.settings.redis;
@@ -534,6 +565,7 @@ mod local {
                 presence,
                 messages,
                 listings,
+                notifications,
                 settings,
             );
             realtime.subscribe(&w.bus).await;
@@ -640,6 +672,10 @@ mod tests {
             ("/files/photos/x/y.jpg", "listing"),
             ("/api/v1/conversations", "message"),
             ("/ws", "realtime"),
+            ("/api/v1/users/me/phone", "notification"),
+            ("/api/v1/users/me/phone/verify", "notification"),
+            ("/api/v1/users/me/avatar", "user"),
+            ("/api/v1/notifications/read-all", "notification"),
             ("/api/v1/conversations/x/messages", "message"),
         ] {
             assert_eq!(table.module_for(path), Some(owner), "{path}");

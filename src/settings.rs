@@ -201,11 +201,27 @@ impl Settings {
         );
         let config = builder.build().map_err(|e| format!("configuration: {e}"))?;
         let mut settings: Settings = config.try_deserialize().map_err(|e| format!("configuration: {e}"))?;
+        settings.take_verbatim_env();
         if !modules.is_empty() {
             settings.modules = modules.to_vec();
         }
         settings.check()?;
         Ok(settings)
+    }
+
+    /// Values the environment source would parse as numbers (`+15005550006`
+    /// becomes 15005550006: the `+` is lost) are taken as written.
+    fn take_verbatim_env(&mut self) {
+        let twilio = &mut self.notification.twilio;
+        for (var, field) in [
+            ("HOMETRIP_NOTIFICATION__TWILIO__FROM", &mut twilio.from),
+            ("HOMETRIP_NOTIFICATION__TWILIO__AUTH_TOKEN", &mut twilio.auth_token),
+            ("HOMETRIP_NOTIFICATION__TWILIO__ACCOUNT_SID", &mut twilio.account_sid),
+        ] {
+            if let Ok(value) = std::env::var(var) {
+                *field = value;
+            }
+        }
     }
 
     /// The port to listen on: `server.port`, or (0) the seed port of the

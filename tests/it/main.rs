@@ -14,6 +14,7 @@ mod hardening;
 mod ical;
 mod listings;
 mod messages;
+mod notifications;
 mod oauth;
 mod privacy;
 mod realtime;

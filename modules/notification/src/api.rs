@@ -1,9 +1,44 @@
-//! The notification module's published language: its settings. It is fed by
-//! events only, so it offers no trait to call yet.
+//! The notification module's published language: the in-app notification,
+//! the [`Notifications`] trait the realtime module reads to resume, the
+//! event it publishes for live delivery, the catalogue's kind names, and
+//! settings.
 
+use async_trait::async_trait;
+use hometrip_kernel::time::Instant;
+use hometrip_kernel::{Id, Problem};
 use serde::{Deserialize, Serialize};
 
 pub const MODULE: &str = "notification";
+
+/// An in-app notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Notification {
+    pub id: Id,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    /// Where it leads in the web app (a path).
+    pub link: String,
+    pub created_at: Instant,
+    pub read_at: Option<Instant>,
+}
+
+/// In-app notifications as the realtime module reads them (a resume).
+#[async_trait]
+pub trait Notifications: Send + Sync {
+    /// `user`'s notifications created after the one with id `after` (ids are
+    /// time-ordered), oldest first, at most `limit`.
+    async fn after(&self, user: Id, after: Option<Id>, limit: u32) -> Result<Vec<Notification>, Problem>;
+}
+
+/// A notification was stored for its recipient (pushed live over `/ws`).
+pub const NOTIFICATION_CREATED: &str = "notification.created";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotificationCreated {
+    pub user_id: Id,
+    pub notification: Notification,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -11,6 +46,10 @@ pub struct NotificationSettings {
     /// Sender of every email.
     pub from: String,
     pub smtp: SmtpSettings,
+    /// A message not read within this delay is notified (several as one).
+    pub message_delay_minutes: i64,
+    pub twilio: TwilioSettings,
+    pub push: PushSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -18,4 +57,27 @@ pub struct NotificationSettings {
 pub struct SmtpSettings {
     /// `smtp://host:port` or `smtps://user:pass@host`; empty: write `.eml` files.
     pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioSettings {
+    /// Empty: SMS are written under `<data_dir>/outbox/sms/`.
+    pub account_sid: String,
+    pub auth_token: String,
+    /// The sending number (E.164) or messaging service.
+    pub from: String,
+    /// Twilio's API, or a local server that speaks its wire format.
+    pub api_base: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PushSettings {
+    /// PKCS#8 PEM of the P-256 VAPID key; empty: generated into `<data_dir>/keys/vapid.pem`.
+    pub vapid_private_key_pem: String,
+    /// The contact push services may write to (`mailto:` or `https:`).
+    pub subject: String,
+    /// Accept subscriptions whose endpoint is a private or loopback address.
+    pub allow_private_endpoints: bool,
 }

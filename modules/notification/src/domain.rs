@@ -131,6 +131,20 @@ pub fn human_duration(minutes: i64, locale: &str) -> String {
     }
 }
 
+/// The email of a catalogue notification: its title as the subject, its
+/// body, and a link into the web app.
+pub fn render_notice(title: &str, body: &str, url: &str, locale: &str) -> Rendered {
+    let (lang, action) = if locale == "fr" { ("fr", "Ouvrir HomeTrip") } else { ("en", "Open HomeTrip") };
+    let text = format!("{body}\n\n{action}: {url}\n\n— HomeTrip\n");
+    let html = format!(
+        "<!doctype html><html lang=\"{lang}\"><body><p>{b}</p><p><a href=\"{l}\">{a}</a></p><p>— HomeTrip</p></body></html>",
+        b = html_escape(body),
+        l = html_escape(url),
+        a = html_escape(action),
+    );
+    Rendered { subject: title.to_owned(), text, html }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
-//! Sends emails for the events it subscribes to: over SMTP when configured,
-//! else as `.eml` files under `<data_dir>/outbox/mail/` (embedded profile),
-//! readable by the server's user only (they hold single-use links).
+//! The notification service: account-security emails straight from auth's
+//! events (over SMTP when configured, else as `.eml` files under
+//! `<data_dir>/outbox/mail/`, readable by the server's user only: they hold
+//! single-use links); the catalogue's notifications from the other modules'
+//! events go through `deliver`, the user's own settings through `inbox`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,13 +12,18 @@ use hometrip_auth::api::{
     AccountEvent, EmailTokenIssued, EMAIL_VERIFICATION_REQUESTED, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED,
     TWO_FACTOR_DISABLED,
 };
+use hometrip_booking::api::Bookings;
+use hometrip_kernel::db::Db;
 use hometrip_kernel::events::{Envelope, EventBus, EventHandler};
+use hometrip_kernel::jobs::{JobHandler, Scheduler};
 use hometrip_kernel::sealed::Sealer;
+use hometrip_listing::api::Listings;
 use hometrip_user::api::Users;
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::api::NotificationSettings;
+use crate::channels::{Push, Sms};
 use crate::domain::{self, Template};
 
 enum Mailer {
@@ -24,26 +31,44 @@ enum Mailer {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
 }
 
+/// What the notification module is built from.
+pub struct NotificationDeps {
+    pub settings: NotificationSettings,
+    pub data_dir: PathBuf,
+    pub public_url: String,
+    pub db: Db,
+    pub bus: Arc<EventBus>,
+    pub jobs: Arc<Scheduler>,
+    pub users: Arc<dyn Users>,
+    pub listings: Arc<dyn Listings>,
+    pub bookings: Arc<dyn Bookings>,
+    pub outbound: hometrip_kernel::outbound::OutboundSettings,
+    /// Opens the tokens auth seals into its events (the deployment's service credential).
+    pub sealer: Sealer,
+}
+
 pub struct NotificationService {
     mailer: Mailer,
     from: Mailbox,
-    users: Arc<dyn Users>,
-    public_url: String,
-    /// Opens the tokens auth seals into its events (the deployment's service credential).
+    pub(crate) users: Arc<dyn Users>,
+    pub(crate) listings: Arc<dyn Listings>,
+    pub(crate) bookings: Arc<dyn Bookings>,
+    pub(crate) public_url: String,
     sealer: Sealer,
+    pub(crate) db: Db,
+    pub(crate) bus: Arc<EventBus>,
+    pub(crate) jobs: Arc<Scheduler>,
+    pub(crate) sms: Sms,
+    pub(crate) push: Push,
+    pub(crate) settings: NotificationSettings,
 }
 
 impl NotificationService {
-    pub fn new(
-        settings: &NotificationSettings,
-        data_dir: &std::path::Path,
-        public_url: &str,
-        users: Arc<dyn Users>,
-        sealer: Sealer,
-    ) -> Result<Arc<Self>, String> {
+    pub fn new(deps: NotificationDeps) -> Result<Arc<Self>, String> {
+        let settings = &deps.settings;
         let from: Mailbox = settings.from.parse().map_err(|e| format!("notification.from: {e}"))?;
         let mailer = if settings.smtp.url.trim().is_empty() {
-            let dir = data_dir.join("outbox").join("mail");
+            let dir = deps.data_dir.join("outbox").join("mail");
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             #[cfg(unix)]
             {
@@ -58,7 +83,23 @@ impl NotificationService {
                 .build();
             Mailer::Smtp(transport)
         };
-        Ok(Arc::new(NotificationService { mailer, from, users, public_url: public_url.to_owned(), sealer }))
+        let sms = Sms::new(&settings.twilio, &deps.data_dir, &deps.public_url)?;
+        let push = Push::new(&settings.push, &deps.data_dir, &deps.outbound)?;
+        Ok(Arc::new(NotificationService {
+            mailer,
+            from,
+            users: deps.users,
+            listings: deps.listings,
+            bookings: deps.bookings,
+            public_url: deps.public_url,
+            sealer: deps.sealer,
+            db: deps.db,
+            bus: deps.bus,
+            jobs: deps.jobs,
+            sms,
+            push,
+            settings: deps.settings,
+        }))
     }
 
     pub async fn subscribe(self: &Arc<Self>, bus: &EventBus) {
@@ -66,12 +107,17 @@ impl NotificationService {
         bus.subscribe(
             "notification.email",
             &[EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED, PASSWORD_CHANGED, TWO_FACTOR_DISABLED],
-            handler,
+            Arc::clone(&handler),
         )
         .await;
+        bus.subscribe("notification.activity", crate::deliver::ACTIVITY_EVENTS, handler).await;
+        let jobs = Arc::clone(self) as Arc<dyn JobHandler>;
+        self.jobs.register(crate::deliver::DELIVER_JOB, Arc::clone(&jobs)).await;
+        self.jobs.register(crate::deliver::DIGEST_JOB, Arc::clone(&jobs)).await;
+        self.jobs.register(crate::deliver::REMINDER_JOB, jobs).await;
     }
 
-    async fn send(&self, id: &str, to: &str, rendered: domain::Rendered) -> Result<(), String> {
+    pub(crate) async fn send(&self, id: &str, to: &str, rendered: domain::Rendered) -> Result<(), String> {
         let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
         let message = Message::builder()
             .from(self.from.clone())
@@ -144,7 +190,7 @@ impl EventHandler for NotificationService {
             PASSWORD_RESET_REQUESTED => Template::ResetPassword,
             PASSWORD_CHANGED => return self.account_notice(event, Template::PasswordChanged).await,
             TWO_FACTOR_DISABLED => return self.account_notice(event, Template::TwoFactorDisabled).await,
-            _ => return Ok(()),
+            _ => return self.activity(event).await,
         };
         let e: EmailTokenIssued = event.decode()?;
         // Not retryable: a value that does not open never will (wrong credential or tampered).

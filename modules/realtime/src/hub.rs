@@ -19,15 +19,16 @@ pub enum Outgoing {
     /// A JSON text frame, with its conversation and `seq` when it is a
     /// `message.created` (the writer keeps those gap-free and in order).
     Frame { text: Arc<str>, order: Option<(Id, i64)> },
-    /// A client's resume: back-fill these conversations after these seqs.
-    Resume(Vec<(Id, i64)>),
+    /// A client's resume: back-fill these conversations after these seqs,
+    /// and the notifications after this one (`Some(None)`: all of them).
+    Resume(Vec<(Id, i64)>, Option<Option<Id>>),
 }
 
 impl Outgoing {
     fn bytes(&self) -> usize {
         match self {
             Outgoing::Frame { text, .. } => text.len(),
-            Outgoing::Resume(c) => c.len() * 48,
+            Outgoing::Resume(c, _) => c.len() * 48 + 64,
         }
     }
 }

@@ -14,6 +14,7 @@ use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
 use hometrip_listing::api::{CalendarChanged, Listings, CALENDAR_CHANGED};
 use hometrip_message::api::{ConversationRead, MessageCreated, Messages, CONVERSATION_READ, MESSAGE_CREATED};
+use hometrip_notification::api::{NotificationCreated, Notifications, NOTIFICATION_CREATED};
 use serde_json::json;
 
 use crate::api::RealtimeSettings;
@@ -39,6 +40,7 @@ pub struct RealtimeService {
     pub fanout: Arc<Fanout>,
     pub presence: Presence,
     pub messages: Arc<dyn Messages>,
+    pub notifications: Arc<dyn Notifications>,
     listings: Arc<dyn Listings>,
     /// Listing → host (a listing never changes hands).
     hosts: Mutex<lru::LruCache<Id, Id>>,
@@ -52,14 +54,15 @@ impl RealtimeService {
         presence: Presence,
         messages: Arc<dyn Messages>,
         listings: Arc<dyn Listings>,
+        notifications: Arc<dyn Notifications>,
         settings: RealtimeSettings,
     ) -> Arc<Self> {
         let hosts = Mutex::new(lru::LruCache::new(NonZeroUsize::new(10_000).unwrap_or(NonZeroUsize::MIN)));
-        Arc::new(RealtimeService { db, fanout, presence, messages, listings, hosts, settings })
+        Arc::new(RealtimeService { db, fanout, presence, messages, notifications, listings, hosts, settings })
     }
 
     pub async fn subscribe(self: &Arc<Self>, bus: &EventBus) {
-        let mut types = vec![MESSAGE_CREATED, CONVERSATION_READ, CALENDAR_CHANGED];
+        let mut types = vec![MESSAGE_CREATED, CONVERSATION_READ, CALENDAR_CHANGED, NOTIFICATION_CREATED];
         types.extend_from_slice(BOOKING_EVENTS);
         bus.subscribe("realtime.frames", &types, Arc::clone(self) as Arc<dyn EventHandler>).await;
     }
@@ -185,6 +188,10 @@ impl EventHandler for RealtimeService {
                 let data =
                     json!({"conversation_id": p.conversation_id, "reader_id": e.reader_id, "up_to_seq": e.up_to_seq});
                 (vec![p.guest_id, p.host_id], json!({"type": "conversation.read", "data": data}), None)
+            }
+            NOTIFICATION_CREATED => {
+                let e: NotificationCreated = event.decode()?;
+                (vec![e.user_id], json!({"type": "notification.created", "data": e.notification}), None)
             }
             CALENDAR_CHANGED => {
                 let e: CalendarChanged = event.decode()?;

@@ -149,8 +149,13 @@ async fn write(svc: &RealtimeService, user: Id, queue: &SocketQueue, session: &m
                     send(session, queue, &text).await
                 }
             },
-            Outgoing::Resume(conversations) => {
+            Outgoing::Resume(conversations, notifications_after) => {
                 let mut result = Ok(());
+                if let Some(after) = notifications_after {
+                    if let Err(stop) = backfill_notifications(svc, session, queue, user, after).await {
+                        return stop;
+                    }
+                }
                 for (conversation, after) in conversations {
                     if !is_participant(svc, conversation, user).await {
                         continue;
@@ -205,6 +210,33 @@ async fn backfill(
     }
 }
 
+/// Sends the user's notifications after `after`.
+async fn backfill_notifications(
+    svc: &RealtimeService,
+    session: &mut Session,
+    queue: &SocketQueue,
+    user: Id,
+    mut after: Option<Id>,
+) -> Result<(), Stop> {
+    loop {
+        let page = match svc.notifications.after(user, after, RESUME_PAGE).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e.detail, "notifications not back-filled");
+                return Ok(());
+            }
+        };
+        let full = page.len() == RESUME_PAGE as usize;
+        for n in page {
+            after = Some(n.id);
+            send(session, queue, &json!({"type": "notification.created", "data": n}).to_string()).await?;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
 async fn is_participant(svc: &RealtimeService, conversation: Id, user: Id) -> bool {
     matches!(svc.messages.participants(conversation).await, Ok(Some(p)) if p.includes(user))
 }
@@ -219,9 +251,9 @@ enum ClientFrame {
     Resume {
         #[serde(default)]
         conversations: HashMap<Id, i64>,
-        #[serde(default)]
-        #[allow(dead_code)] // in-app notifications are not back-filled yet
-        notifications_after: Option<serde_json::Value>,
+        /// The last notification id seen; `null` for all of them.
+        #[serde(default, deserialize_with = "present")]
+        notifications_after: Option<Option<Id>>,
     },
 }
 
@@ -279,6 +311,11 @@ async fn read(
     }
 }
 
+/// A field that is present (even as `null`) is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Id>>, D::Error> {
+    Option::<Id>::deserialize(d).map(Some)
+}
+
 fn error_frame(detail: &str) -> Outgoing {
     let frame = json!({"type": "error", "data": {"detail": detail}});
     Outgoing::Frame { text: Arc::from(frame.to_string()), order: None }
@@ -297,10 +334,10 @@ async fn client_frame(
     };
     match frame {
         ClientFrame::Ping => Some(Outgoing::Frame { text: Arc::from(r#"{"type":"pong"}"#), order: None }),
-        ClientFrame::Resume { conversations, .. } => {
+        ClientFrame::Resume { conversations, notifications_after } => {
             let mut list: Vec<(Id, i64)> = conversations.into_iter().take(1000).collect();
             list.sort();
-            queue.push(Outgoing::Resume(list));
+            queue.push(Outgoing::Resume(list, notifications_after));
             None
         }
         ClientFrame::Typing { conversation_id } => {
