@@ -300,6 +300,9 @@ async fn a_slow_reader_is_cut_off_while_fast_readers_keep_receiving() {
         ("HOMETRIP_SERVER__RATE_LIMIT__MAX", "1000000"),
         ("HOMETRIP_AUTH__RATE_LIMIT_PER_ACCOUNT__MAX", "1000000"),
         ("HOMETRIP_SERVER__METRICS_TOKEN", SCRAPER),
+        // The slow client answers no heartbeat either: what closes it here
+        // must be the queue, not the heartbeat's timeout.
+        ("HOMETRIP_REALTIME__HEARTBEAT_SECS", "120"),
     ])
     .await;
     let (host, guest, listing) = host_and_guest(&server).await;
@@ -386,4 +389,74 @@ async fn slow_consumers(server: &Server) -> u64 {
             .sum::<f64>() as u64;
     }
     total
+}
+
+/// Open sockets per realtime process (in `bases_of("realtime")` order).
+async fn sockets_per_process(server: &Server) -> Vec<u64> {
+    let (bases, http) = match &server.split {
+        Some(split) => (split.bases_of("realtime"), split.http()),
+        None => (vec![server.service("realtime").0], reqwest::Client::new()),
+    };
+    let mut counts = Vec::new();
+    for base in bases {
+        let text = http.get(format!("{base}/metrics")).bearer_auth(SCRAPER).send().await.unwrap().text().await.unwrap();
+        let n = text
+            .lines()
+            .filter(|l| l.starts_with("realtime_sockets"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+            .sum::<f64>();
+        counts.push(n as u64);
+    }
+    counts
+}
+
+#[tokio::test]
+async fn presence_goes_offline_when_the_realtime_replica_holding_a_user_dies() {
+    if !is_split() {
+        return; // The one-process shapes: `presence_follows_sockets_and_a_dead_process`.
+    }
+    let server = Server::start_with(&[
+        ("HOMETRIP_REALTIME__PRESENCE_TTL_SECS", "3"),
+        ("HOMETRIP_SERVER__METRICS_TOKEN", SCRAPER),
+    ])
+    .await;
+    let (host, guest, listing) = host_and_guest(&server).await;
+    start_conversation(&guest, &listing, "Still there?").await;
+    let mut guest_ws = connect(&server, &guest).await;
+    send(&mut guest_ws, json!({"type": "ping"})).await;
+    next_of(&mut guest_ws, "pong").await;
+    let with_guest = sockets_per_process(&server).await;
+    let guest_replica = with_guest.iter().position(|n| *n == 1).expect("the guest's socket is somewhere");
+    // The gateway balances sockets over the replicas: one of the host's lands
+    // on the other replica (those on the guest's would keep the host online).
+    let mut tries = 0;
+    let (host_replica, _host_ws) = loop {
+        let mut ws = connect(&server, &host).await;
+        send(&mut ws, json!({"type": "ping"})).await;
+        next_of(&mut ws, "pong").await;
+        let now = sockets_per_process(&server).await;
+        if now[guest_replica] == 1 {
+            break ((0..now.len()).find(|r| *r != guest_replica && now[*r] > 0).unwrap(), ws);
+        }
+        drop(ws);
+        tries += 1;
+        assert!(tries < 6, "every host socket went to the guest's replica: {now:?}");
+        while sockets_per_process(&server).await[guest_replica] > 1 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let names = ["realtime", "realtime-2"];
+    server.split.as_ref().unwrap().kill(names[host_replica]);
+    let host_id = crate::messages::user_id(&host);
+    let offline = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let p = next_of(&mut guest_ws, "presence").await;
+            if p["data"]["user_id"] == json!(host_id) && p["data"]["online"] == false {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("the host went offline when their replica died");
+    assert!(offline["data"]["last_seen_at"].is_string());
 }

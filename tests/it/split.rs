@@ -223,7 +223,22 @@ async fn each_database_holds_only_its_modules_tables() {
                 "sim_refunds",
             ],
         ),
-        ("notification", &[]),
+        (
+            "notification",
+            &[
+                "notifications",
+                "notification_preferences",
+                "phone_numbers",
+                "push_subscriptions",
+                "message_digests",
+                "sms_messages",
+            ],
+        ),
+        (
+            "message",
+            &["conversations", "messages", "message_attachments", "contact_unlocks", "conversation_admin_reads"],
+        ),
+        ("realtime", &["presence_last_seen"]),
         ("search", &[]),
         ("gateway", &[]),
     ];
