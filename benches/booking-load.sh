@@ -35,7 +35,7 @@ trap cleanup EXIT
 export HOMETRIP_DATA_DIR="$DATA" HOMETRIP_SERVER__HOST=127.0.0.1 HOMETRIP_SERVER__PORT="$PORT" \
   HOMETRIP_SERVER__RATE_LIMIT__MAX=1000000000 HOMETRIP_AUTH__RATE_LIMIT_PER_ACCOUNT__MAX=1000000000 \
   HOMETRIP_LOG__FILTER=error HOMETRIP_SERVER__PUBLIC_URL="http://127.0.0.1:$PORT"
-SPLIT_MODULES=(gateway auth user listing booking payment notification search)
+SPLIT_MODULES=(gateway auth user listing booking payment notification search message realtime)
 if [ "$BACKEND" = postgres ]; then
   psql "$PG_ADMIN" -qc "DROP DATABASE IF EXISTS ht_bench_booking" -qc "CREATE DATABASE ht_bench_booking"
   export HOMETRIP_DATABASE__URL="${PG_ADMIN%/*}/ht_bench_booking"

@@ -35,7 +35,7 @@ pids+=($!)
 # HomeTrip's gateway in front of it (the other modules are named but absent).
 gw_env=("${common[@]}" HOMETRIP_DATA_DIR="$WORK/gateway" HOMETRIP_MODULES=gateway HOMETRIP_SERVER__PORT=13001
   HOMETRIP_SERVER__WORKERS=1 HOMETRIP_SERVICES__LISTING__URLS=http://127.0.0.1:14003)
-for m in auth user booking payment search notification; do
+for m in auth user booking payment search notification message realtime; do
   gw_env+=("HOMETRIP_SERVICES__${m^^}__URLS=http://127.0.0.1:1")
 done
 env "${gw_env[@]}" "$BIN" serve > "$WORK/gateway.log" 2>&1 &

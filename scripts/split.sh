@@ -5,7 +5,7 @@
 # gateway's port (3001). Ctrl-C stops everything.
 #
 #   scripts/split.sh            # build, then start every service
-#   BOOKING_REPLICAS=2 scripts/split.sh
+#   BOOKING_REPLICAS=2 REALTIME_REPLICAS=2 scripts/split.sh
 #   TLS=1 scripts/split.sh      # mutual TLS between the services (hometrip certs)
 #
 # Needs PostgreSQL (trust or a password in PG_URL), Redis and RabbitMQ; the
@@ -18,6 +18,8 @@ REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 AMQP_URL="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 DATA="${DATA:-./data/split}"
 BOOKING_REPLICAS="${BOOKING_REPLICAS:-1}"
+# /ws: the replicas share fan-out and presence through Redis.
+REALTIME_REPLICAS="${REALTIME_REPLICAS:-1}"
 DB_PREFIX="${DB_PREFIX:-hometrip_}" # databases are <prefix><module>
 BIN="${BIN:-}"
 
@@ -30,17 +32,29 @@ TOKEN_FILE="$DATA/service.token"
 [ -s "$TOKEN_FILE" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TOKEN_FILE"
 TOKEN="$(cat "$TOKEN_FILE")"
 
-declare -A PORT=([auth]=4001 [user]=4002 [listing]=4003 [booking]=4004 [payment]=4005 [notification]=4009 [search]=4010)
+declare -A PORT=([auth]=4001 [user]=4002 [listing]=4003 [booking]=4004 [payment]=4005 [message]=4006
+  [notification]=4009 [search]=4010 [realtime]=3002)
+# Scalable modules: how many processes, and replica n's port (n >= 1) is
+# REPLICA_BASE + n.
+declare -A REPLICAS=([booking]="$BOOKING_REPLICAS" [realtime]="$REALTIME_REPLICAS")
+declare -A REPLICA_BASE=([booking]=14004 [realtime]=13002)
 SCHEME=http
 if [ "${TLS:-0}" = 1 ]; then
   SCHEME=https
-  [ -s "$DATA/certs/ca.pem" ] || "$BIN" certs --out "$DATA/certs" --hosts 127.0.0.1,localhost >/dev/null
+  # Made anew (a new CA) when a module has none yet, e.g. one added since.
+  for m in gateway "${!PORT[@]}"; do
+    if [ ! -s "$DATA/certs/ca.pem" ] || [ ! -s "$DATA/certs/$m.pem" ]; then
+      "$BIN" certs --out "$DATA/certs" --hosts 127.0.0.1,localhost >/dev/null
+      break
+    fi
+  done
 fi
 urls_of() {
   local m="$1" n=1 list="$SCHEME://127.0.0.1:${PORT[$m]}"
-  if [ "$m" = booking ]; then
-    while [ "$n" -lt "$BOOKING_REPLICAS" ]; do list="$list,$SCHEME://127.0.0.1:$((14004 + n))"; n=$((n + 1)); done
-  fi
+  while [ "$n" -lt "${REPLICAS[$m]:-1}" ]; do
+    list="$list,$SCHEME://127.0.0.1:$((${REPLICA_BASE[$m]} + n))"
+    n=$((n + 1))
+  done
   echo "$list"
 }
 
@@ -76,12 +90,14 @@ start() { # start <name> <modules> <port> [database]
   echo "$name ($modules) on :$port, log $DATA/$name.log"
 }
 
-for m in auth user listing payment notification search; do
+for m in auth user listing payment message notification search booking realtime; do
   start "$m" "$m" "${PORT[$m]}" "$DB_PREFIX$m"
+  n=1
+  while [ "$n" -lt "${REPLICAS[$m]:-1}" ]; do
+    start "$m-$n" "$m" $((${REPLICA_BASE[$m]} + n)) "$DB_PREFIX$m"
+    n=$((n + 1))
+  done
 done
-start booking booking 4004 "${DB_PREFIX}booking"
-n=1
-while [ "$n" -lt "$BOOKING_REPLICAS" ]; do start "booking-$n" booking $((14004 + n)) "${DB_PREFIX}booking"; n=$((n + 1)); done
 start gateway gateway 3001 "${DB_PREFIX}gateway"
 
 echo "HomeTrip (split) on http://localhost:3001 — Ctrl-C stops it"

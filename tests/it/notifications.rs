@@ -303,6 +303,15 @@ async fn quiet_hours_hold_sms_until_they_end() {
 fn push_service() -> (std::process::Child, Value) {
     use std::io::BufRead as _;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/push_service.py");
+    // Its two libraries come from PyPI (`.ci/run` installs them up front).
+    let ready = std::process::Command::new("python3").args(["-c", "import http_ece, cryptography"]).status();
+    if !ready.is_ok_and(|s| s.success()) {
+        let installed = std::process::Command::new("python3")
+            .args(["-m", "pip", "install", "-q", "http-ece", "cryptography"])
+            .status()
+            .expect("python3 runs pip");
+        assert!(installed.success(), "pip install http-ece cryptography failed");
+    }
     let mut child = std::process::Command::new("python3")
         .arg(script)
         .stdout(std::process::Stdio::piped())
