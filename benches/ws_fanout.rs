@@ -68,9 +68,7 @@ impl Board {
 fn broadcast_of(target: &str, text: &str) -> Option<usize> {
     let v: Value = serde_json::from_str(text).ok()?;
     match target {
-        "hometrip" if v["type"] == "message.created" => {
-            v["data"]["body"].as_str()?.strip_prefix("b")?.parse().ok()
-        }
+        "hometrip" if v["type"] == "message.created" => v["data"]["body"].as_str()?.strip_prefix("b")?.parse().ok(),
         "hometrip" => None,
         _ => v["b"].as_u64().map(|b| b as usize),
     }
@@ -99,8 +97,15 @@ async fn post(http: &reqwest::Client, url: String, token: Option<&str>, body: Va
 async fn sign_up(http: &reqwest::Client, base: &str, who: &str) -> String {
     let email = format!("{who}-{}@bench.example", uuid::Uuid::now_v7().simple());
     let password = "correct horse battery staple";
-    post(http, format!("{base}/api/v1/auth/register"), None, json!({"email": email, "password": password, "display_name": who})).await;
-    let login = post(http, format!("{base}/api/v1/auth/login"), None, json!({"email": email, "password": password})).await;
+    post(
+        http,
+        format!("{base}/api/v1/auth/register"),
+        None,
+        json!({"email": email, "password": password, "display_name": who}),
+    )
+    .await;
+    let login =
+        post(http, format!("{base}/api/v1/auth/login"), None, json!({"email": email, "password": password})).await;
     login["access_token"].as_str().unwrap().to_owned()
 }
 
@@ -108,20 +113,39 @@ async fn hometrip_setup(base: &str) -> HomeTrip {
     let http = reqwest::Client::new();
     let host_token = sign_up(&http, base, "host").await;
     let guest_token = sign_up(&http, base, "guest").await;
-    let listing = post(&http, format!("{base}/api/v1/listings"), Some(&host_token), json!({
-        "title": "Fan-out", "description": "A listing for the bench.", "property_type": "house",
-        "address": {"line1": "1 rue A", "city": "Lyon", "postal_code": "69001", "country": "FR"},
-        "location": {"lat": 45.76, "lon": 4.83}, "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1.0,
-        "amenities": [], "nightly_price": {"amount": 10000, "currency": "EUR"}, "instant_book": true,
-        "cancellation_policy": "flexible", "min_nights": 1, "max_nights": 10
-    }))
+    let listing = post(
+        &http,
+        format!("{base}/api/v1/listings"),
+        Some(&host_token),
+        json!({
+            "title": "Fan-out", "description": "A listing for the bench.", "property_type": "house",
+            "address": {"line1": "1 rue A", "city": "Lyon", "postal_code": "69001", "country": "FR"},
+            "location": {"lat": 45.76, "lon": 4.83}, "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1.0,
+            "amenities": [], "nightly_price": {"amount": 10000, "currency": "EUR"}, "instant_book": true,
+            "cancellation_policy": "flexible", "min_nights": 1, "max_nights": 10
+        }),
+    )
     .await;
-    let conv = post(&http, format!("{base}/api/v1/conversations"), Some(&guest_token),
-        json!({"listing_id": listing["id"], "body": "hello"})).await;
-    HomeTrip { base: base.to_owned(), host_token, guest: http, guest_token, conversation: conv["id"].as_str().unwrap().to_owned() }
+    let conv = post(
+        &http,
+        format!("{base}/api/v1/conversations"),
+        Some(&guest_token),
+        json!({"listing_id": listing["id"], "body": "hello"}),
+    )
+    .await;
+    HomeTrip {
+        base: base.to_owned(),
+        host_token,
+        guest: http,
+        guest_token,
+        conversation: conv["id"].as_str().unwrap().to_owned(),
+    }
 }
 
-async fn connect(url: &str, token: Option<&str>) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+async fn connect(
+    url: &str,
+    token: Option<&str>,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
     let mut req = url.into_client_request().unwrap();
     if let Some(t) = token {
         req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
@@ -186,8 +210,13 @@ async fn step(target: &str, url: &str, ht: Option<&HomeTrip>, clients: usize) ->
         let sent = board.origin.elapsed();
         match (ht, sender.as_mut()) {
             (Some(h), _) => {
-                post(&h.guest, format!("{}/api/v1/conversations/{}/messages", h.base, h.conversation),
-                    Some(&h.guest_token), json!({"body": format!("b{b}")})).await;
+                post(
+                    &h.guest,
+                    format!("{}/api/v1/conversations/{}/messages", h.base, h.conversation),
+                    Some(&h.guest_token),
+                    json!({"body": format!("b{b}")}),
+                )
+                .await;
             }
             (None, Some(ws)) => ws.send(Message::text(json!({"b": b}).to_string())).await.unwrap(),
             (None, None) => unreachable!(),
@@ -222,17 +251,32 @@ async fn chat(base_a: &str, base_b: &str, rate: u64, seconds: u64) {
     let ht = hometrip_setup(base_a).await;
     // The host signs in on the second process too (each process signs its own tokens).
     let host_email = {
-        let me: Value = http.get(format!("{base_a}/api/v1/users/me")).bearer_auth(&ht.host_token).send().await.unwrap().json().await.unwrap();
+        let me: Value = http
+            .get(format!("{base_a}/api/v1/users/me"))
+            .bearer_auth(&ht.host_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         me["email"].as_str().unwrap().to_owned()
     };
-    let login = post(&http, format!("{base_b}/api/v1/auth/login"), None,
-        json!({"email": host_email, "password": "correct horse battery staple"})).await;
+    let login = post(
+        &http,
+        format!("{base_b}/api/v1/auth/login"),
+        None,
+        json!({"email": host_email, "password": "correct horse battery staple"}),
+    )
+    .await;
     let token_b = login["access_token"].as_str().unwrap().to_owned();
     let ws = connect(&format!("{}/ws", base_b.replacen("http", "ws", 1)), Some(&token_b)).await;
     let total = (rate * seconds) as usize;
     let origin = Instant::now();
-    let sent_at: Arc<Vec<std::sync::atomic::AtomicU64>> = Arc::new((0..total).map(|_| std::sync::atomic::AtomicU64::new(0)).collect());
-    let got_at: Arc<Vec<std::sync::atomic::AtomicU64>> = Arc::new((0..total).map(|_| std::sync::atomic::AtomicU64::new(0)).collect());
+    let sent_at: Arc<Vec<std::sync::atomic::AtomicU64>> =
+        Arc::new((0..total).map(|_| std::sync::atomic::AtomicU64::new(0)).collect());
+    let got_at: Arc<Vec<std::sync::atomic::AtomicU64>> =
+        Arc::new((0..total).map(|_| std::sync::atomic::AtomicU64::new(0)).collect());
     let reader = {
         let got_at = Arc::clone(&got_at);
         tokio::spawn(async move {
@@ -254,7 +298,8 @@ async fn chat(base_a: &str, base_b: &str, rate: u64, seconds: u64) {
     for n in 0..total {
         tick.tick().await;
         let (http, sent_at) = (ht.guest.clone(), Arc::clone(&sent_at));
-        let (url, token) = (format!("{}/api/v1/conversations/{}/messages", ht.base, ht.conversation), ht.guest_token.clone());
+        let (url, token) =
+            (format!("{}/api/v1/conversations/{}/messages", ht.base, ht.conversation), ht.guest_token.clone());
         posts.push(tokio::spawn(async move {
             sent_at[n].store(origin.elapsed().as_nanos() as u64, Ordering::Relaxed);
             post(&http, url, Some(&token), json!({"body": format!("b{n}")})).await;

@@ -196,8 +196,13 @@ pub static MODULES: &[Module] = &[
     Module {
         name: "message",
         port: 4006,
-        calls: &["listing"],
-        routes: &["/api/v1/conversations", "/api/v1/conversations/**"],
+        calls: &["listing", "booking", "user"],
+        routes: &[
+            "/api/v1/conversations",
+            "/api/v1/conversations/**",
+            "/api/v1/quick-replies",
+            "/api/v1/quick-replies/**",
+        ],
         #[cfg(feature = "message")]
         migrations: Some(hometrip_message::store::MIGRATIONS),
         #[cfg(not(feature = "message"))]
@@ -519,14 +524,17 @@ mod local {
         Box::pin(async move {
             use hometrip_message::api::Messages;
             let listings = w.require::<dyn hometrip_listing::api::Listings>("listing")?;
-            let messages = hometrip_message::service::MessageService::new(
-                w.db.clone(),
-                Arc::clone(&w.bus),
-                w.files.clone(),
+            let messages = hometrip_message::service::MessageService::new(hometrip_message::service::MessageDeps {
+                db: w.db.clone(),
+                bus: Arc::clone(&w.bus),
+                files: w.files.clone(),
                 listings,
-                hometrip_kernel::cache::RateLimiter::new(Arc::clone(&w.cache)),
-                w.settings.message.clone(),
-            );
+                bookings: w.require::<dyn hometrip_booking::api::Bookings>("booking")?,
+                users: w.require::<dyn hometrip_user::api::Users>("user")?,
+                jobs: Arc::clone(&w.jobs),
+                limiter: hometrip_kernel::cache::RateLimiter::new(Arc::clone(&w.cache)),
+                settings: w.settings.message.clone(),
+            });
             messages.subscribe().await;
             w.provide::<dyn Messages>(Arc::clone(&messages) as Arc<dyn Messages>);
             let data = hometrip_message::http::data(&messages);
@@ -672,6 +680,7 @@ mod tests {
             ("/files/photos/x/y.jpg", "listing"),
             ("/api/v1/conversations", "message"),
             ("/ws", "realtime"),
+            ("/api/v1/quick-replies/x", "message"),
             ("/api/v1/users/me/phone", "notification"),
             ("/api/v1/users/me/phone/verify", "notification"),
             ("/api/v1/users/me/avatar", "user"),

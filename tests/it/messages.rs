@@ -200,3 +200,107 @@ async fn attachments_are_checked_by_content_and_served_only_to_participants() {
     let history = guest.get(&path).await;
     assert_eq!(history.body["items"].as_array().unwrap().len(), 3, "{}", history.text);
 }
+
+#[tokio::test]
+async fn hosts_keep_quick_replies_whose_placeholders_fill_in() {
+    let server = Server::start().await;
+    let (host, guest, listing) = host_and_guest(&server).await;
+    let conv = start_conversation(&guest, &listing, "Hello, how do I get in?").await;
+    guest.post("/api/v1/quick-replies", json!({"title": "x", "body": "{wifi_code}"})).await.problem(422);
+    let saved = host
+        .post(
+            "/api/v1/quick-replies",
+            json!({"title": "Arrival", "body": "Hi {guest_name}! {listing_title} is at {listing_address}."}),
+        )
+        .await;
+    assert_eq!(saved.status, 201, "{}", saved.text);
+    host.post("/api/v1/quick-replies", json!({"title": "Bad", "body": "Code: {wifi_code}"})).await.problem(422);
+    let list = host.get("/api/v1/quick-replies").await;
+    assert_eq!(list.body.as_array().unwrap().len(), 1, "{}", list.text);
+    let id = saved.body["id"].as_str().unwrap();
+    let path = format!("/api/v1/conversations/{conv}/messages");
+    // Before a confirmed booking the address stays out.
+    let sent = host.post(&path, json!({"quick_reply_id": id})).await;
+    assert_eq!(sent.status, 201, "{}", sent.text);
+    let body = sent.body["body"].as_str().unwrap();
+    assert!(body.starts_with("Hi Test User! Maison des messages is at"), "{body}");
+    assert!(!body.contains("rue des Lilas"), "{body}");
+    // The guest cannot use the host's replies.
+    guest.post(&path, json!({"quick_reply_id": id})).await.problem(422);
+
+    book_and_pay(&guest, &listing, 30).await;
+    let mut filled = String::new();
+    for _ in 0..patience(50) {
+        let r = host.post(&path, json!({"quick_reply_id": id})).await;
+        filled = r.body["body"].as_str().unwrap_or_default().to_owned();
+        if filled.contains("rue des Lilas") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(filled.contains("3 rue des Lilas, 69001, Lyon"), "{filled}");
+    assert_eq!(host.send(host.http.delete(server.url(&format!("/api/v1/quick-replies/{id}")))).await.status, 204);
+    host.send(host.http.delete(server.url(&format!("/api/v1/quick-replies/{id}")))).await.problem(404);
+}
+
+async fn move_clock(server: &Server, seconds: i64) {
+    let r = server
+        .internal(reqwest::Method::POST, "/internal/testing/clock", Some(json!({"advance_seconds": seconds})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = server.internal(reqwest::Method::POST, "/internal/testing/jobs/run", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn scheduled_messages_go_the_day_before_check_in_unless_the_stay_is_cancelled() {
+    let server = Server::start_with(&[("HOMETRIP_TESTING__CLOCK_CONTROL", "true")]).await;
+    let (host, guest, listing) = host_and_guest(&server).await;
+    let booking = book_and_pay(&guest, &listing, 10).await;
+    let conv = start_conversation(&guest, &listing, "Looking forward to it").await;
+    let path = format!("/api/v1/conversations/{conv}/scheduled-messages");
+    let new = json!({"body": "Tomorrow, {guest_name}! The address: {listing_address}", "days_before_check_in": 1, "at": "10:00"});
+    guest.post(&path, new.clone()).await.problem(404);
+    host.post(&path, json!({"body": "x", "days_before_check_in": 1, "at": "25:00"})).await.problem(422);
+    host.post(&path, json!({"body": "x", "days_before_check_in": 20, "at": "10:00"})).await.problem(422);
+    let scheduled = host.post(&path, new).await;
+    assert_eq!(scheduled.status, 201, "{}", scheduled.text);
+    assert_eq!(scheduled.body["status"], "pending");
+    // 10:00 in the listing's zone (Europe/Paris) the day before check-in.
+    let send_at = chrono::DateTime::parse_from_rfc3339(scheduled.body["send_at"].as_str().unwrap()).unwrap();
+    let local = send_at.with_timezone(&chrono_tz::Europe::Paris);
+    assert_eq!(local.format("%H:%M").to_string(), "10:00");
+    assert_eq!(local.date_naive().to_string(), date_from_today(9));
+    // A second one, cancelled by the host.
+    let other = host.post(&path, json!({"body": "Never sent", "days_before_check_in": 2, "at": "09:00"})).await;
+    let other_id = other.body["id"].as_str().unwrap();
+    let cancel = host.send(host.http.delete(server.url(&format!("{path}/{other_id}")))).await;
+    assert_eq!(cancel.status, 204, "{}", cancel.text);
+
+    move_clock(&server, 10 * 86_400).await;
+    let sent =
+        eventually(&host, &path, |v| v.as_array().is_some_and(|a| a.iter().any(|m| m["status"] == "sent"))).await;
+    let statuses: Vec<&str> = sent.as_array().unwrap().iter().map(|m| m["status"].as_str().unwrap()).collect();
+    assert!(statuses.contains(&"cancelled"), "{sent}");
+    let messages = guest.get(&format!("/api/v1/conversations/{conv}/messages")).await;
+    let bodies: Vec<&str> =
+        messages.body["items"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert!(bodies.iter().any(|b| b.starts_with("Tomorrow, Test User! The address: 3 rue des Lilas")), "{bodies:?}");
+    assert!(!bodies.contains(&"Never sent"));
+
+    // Cancelled stays skip what was scheduled for them.
+    let later = book_and_pay(&guest, &listing, 40).await;
+    let _ = booking;
+    // The conversation follows the latest booking.
+    eventually(&guest, "/api/v1/conversations", |v| v["items"][0]["booking_id"] == json!(later)).await;
+    let skipped = host.post(&path, json!({"body": "See you!", "days_before_check_in": 1, "at": "10:00"})).await;
+    assert_eq!(skipped.status, 201, "{}", skipped.text);
+    let cancelled = guest.post(&format!("/api/v1/bookings/{later}/cancel"), json!({})).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    move_clock(&server, 40 * 86_400).await;
+    let id = skipped.body["id"].clone();
+    eventually(&host, &path, |v| {
+        v.as_array().is_some_and(|a| a.iter().any(|m| m["id"] == id && m["status"] == "skipped"))
+    })
+    .await;
+}

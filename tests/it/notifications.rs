@@ -181,8 +181,8 @@ fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-#[tokio::test]
-async fn sms_go_through_twilio_to_verified_numbers_with_signed_callbacks() {
+/// A platform sending SMS to a local Twilio stand-in, and what it received.
+async fn with_twilio() -> (Server, Sent) {
     let sent: Sent = Arc::default();
     let twilio = twilio_server(Arc::clone(&sent));
     let server = Server::start_with(&[
@@ -193,6 +193,12 @@ async fn sms_go_through_twilio_to_verified_numbers_with_signed_callbacks() {
         ("HOMETRIP_TESTING__CLOCK_CONTROL", "true"),
     ])
     .await;
+    (server, sent)
+}
+
+#[tokio::test]
+async fn sms_go_through_twilio_to_verified_numbers_with_signed_callbacks() {
+    let (server, sent) = with_twilio().await;
     let (host, guest, listing) = host_and_guest(&server).await;
     let phone = |api: &Api, body: Value| {
         let api = api.clone();
@@ -254,16 +260,7 @@ async fn sms_go_through_twilio_to_verified_numbers_with_signed_callbacks() {
 
 #[tokio::test]
 async fn quiet_hours_hold_sms_until_they_end() {
-    let sent: Sent = Arc::default();
-    let twilio = twilio_server(Arc::clone(&sent));
-    let server = Server::start_with(&[
-        ("HOMETRIP_NOTIFICATION__TWILIO__ACCOUNT_SID", "ACtest"),
-        ("HOMETRIP_NOTIFICATION__TWILIO__AUTH_TOKEN", "twilio-token"),
-        ("HOMETRIP_NOTIFICATION__TWILIO__FROM", "+15005550006"),
-        ("HOMETRIP_NOTIFICATION__TWILIO__API_BASE", &twilio),
-        ("HOMETRIP_TESTING__CLOCK_CONTROL", "true"),
-    ])
-    .await;
+    let (server, sent) = with_twilio().await;
     let (_host, guest, listing) = host_and_guest(&server).await;
     let r =
         guest.send(guest.http.put(server.url("/api/v1/users/me/phone")).json(&json!({"phone": "+33612345678"}))).await;

@@ -279,9 +279,114 @@ pub fn attachment_kind(bytes: &[u8]) -> Option<AttachmentKind> {
     None
 }
 
+/// The placeholders a quick reply or a scheduled message may hold.
+pub const PLACEHOLDERS: &[&str] = &["guest_name", "listing_title", "check_in", "check_out", "listing_address"];
+
+/// The values of the placeholders for one conversation. The address is
+/// there only for a guest with a confirmed booking.
+#[derive(Debug, Clone, Default)]
+pub struct Filling {
+    pub guest_name: String,
+    pub listing_title: String,
+    pub check_in: Option<String>,
+    pub check_out: Option<String>,
+    pub listing_address: Option<String>,
+}
+
+/// The `{name}` placeholders of `template` that are not ours.
+pub fn unknown_placeholders(template: &str) -> Vec<String> {
+    placeholder_names(template).into_iter().filter(|n| !PLACEHOLDERS.contains(&n.as_str())).collect()
+}
+
+fn placeholder_names(template: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end) if after[..end].chars().all(|c| c.is_ascii_lowercase() || c == '_') && end > 0 => {
+                names.push(after[..end].to_owned());
+                rest = &after[end + 1..];
+            }
+            _ => rest = after,
+        }
+    }
+    names
+}
+
+/// Fills the placeholders; what is not known (yet) says so.
+pub fn fill(template: &str, f: &Filling) -> String {
+    let not_yet = "[shared once the booking is confirmed]";
+    let mut out = template.to_owned();
+    for (name, value) in [
+        ("guest_name", f.guest_name.as_str()),
+        ("listing_title", f.listing_title.as_str()),
+        ("check_in", f.check_in.as_deref().unwrap_or("—")),
+        ("check_out", f.check_out.as_deref().unwrap_or("—")),
+        ("listing_address", f.listing_address.as_deref().unwrap_or(not_yet)),
+    ] {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    out
+}
+
+/// When a message set for `days_before` check-in at local time `at` goes,
+/// in the listing's time zone: a local time skipped by a daylight-saving
+/// change goes at the first valid instant after it, an ambiguous one at its
+/// first occurrence.
+pub fn local_send_at(
+    check_in: chrono::NaiveDate,
+    days_before: u32,
+    at: chrono::NaiveTime,
+    tz: chrono_tz::Tz,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::TimeZone as _;
+    let local = (check_in - chrono::Duration::days(i64::from(days_before))).and_time(at);
+    (0..=120)
+        .step_by(15)
+        .find_map(|minutes| tz.from_local_datetime(&(local + chrono::Duration::minutes(minutes))).earliest())
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheduled_times_follow_the_listings_clock_across_daylight_saving() {
+        let paris: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+        let ten = chrono::NaiveTime::from_hms_opt(10, 0, 0).unwrap();
+        let date = |s: &str| s.parse::<chrono::NaiveDate>().unwrap();
+        // The day before the spring change, then on it: 10:00 local both times.
+        assert_eq!(local_send_at(date("2027-03-28"), 1, ten, paris).unwrap().to_rfc3339(), "2027-03-27T09:00:00+00:00");
+        assert_eq!(local_send_at(date("2027-03-29"), 1, ten, paris).unwrap().to_rfc3339(), "2027-03-28T08:00:00+00:00");
+        // 02:30 does not exist that night: the first valid time after it.
+        let half_two = chrono::NaiveTime::from_hms_opt(2, 30, 0).unwrap();
+        assert_eq!(
+            local_send_at(date("2027-03-28"), 0, half_two, paris).unwrap().to_rfc3339(),
+            "2027-03-28T01:00:00+00:00"
+        );
+        // 02:30 happens twice in autumn: the first.
+        assert_eq!(
+            local_send_at(date("2027-10-31"), 0, half_two, paris).unwrap().to_rfc3339(),
+            "2027-10-31T00:30:00+00:00"
+        );
+    }
+
+    #[test]
+    fn placeholders_are_filled_and_unknown_ones_found() {
+        let f = Filling {
+            guest_name: "Jean".into(),
+            listing_title: "Maison".into(),
+            check_in: Some("2027-03-12".into()),
+            ..Filling::default()
+        };
+        assert_eq!(
+            fill("Hi {guest_name}, see you on {check_in} at {listing_address}", &f),
+            "Hi Jean, see you on 2027-03-12 at [shared once the booking is confirmed]"
+        );
+        assert_eq!(unknown_placeholders("{guest_name} {wifi_code} {x} {} {Not}"), vec!["wifi_code", "x"]);
+    }
 
     #[test]
     fn attachments_are_known_by_their_bytes() {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use futures_util::{StreamExt, TryStreamExt};
 use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::http::{InternalCaller, Page, PageQuery};
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::api::{Attachment, Conversation, Message, Messages};
+use crate::host_tools::{NewQuickReply, NewScheduledMessage, QuickReply, ScheduledMessage};
 use crate::service::{Actor, Draft, MessagePage, MessageService, StartConversation, Upload, BODY_MAX_CHARS};
 
 fn actor(user: &AuthUser) -> Actor {
@@ -79,8 +80,11 @@ async fn messages(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendJson {
+    #[serde(default)]
     pub body: String,
     pub client_message_id: Option<String>,
+    /// Send the host's saved reply, filled for this conversation.
+    pub quick_reply_id: Option<Id>,
 }
 
 /// JSON `{body, client_message_id?}`, or multipart with `body`,
@@ -105,7 +109,12 @@ async fn read_send(req: &HttpRequest, payload: web::Payload, svc: &MessageServic
         .map_err(|e| Problem::new(ErrorCode::BadRequest, e.to_string()))?;
     let body: SendJson =
         serde_json::from_slice(&bytes).map_err(|e| Problem::new(ErrorCode::MalformedJson, e.to_string()))?;
-    Ok(Draft { body: body.body, client_message_id: body.client_message_id, files: Vec::new() })
+    Ok(Draft {
+        body: body.body,
+        client_message_id: body.client_message_id,
+        quick_reply_id: body.quick_reply_id,
+        files: Vec::new(),
+    })
 }
 
 async fn read_multipart(mut parts: actix_multipart::Multipart, svc: &MessageService) -> Result<Draft, Problem> {
@@ -117,7 +126,7 @@ async fn read_multipart(mut parts: actix_multipart::Multipart, svc: &MessageServ
     };
     let max_file = svc.settings.attachment_max_bytes;
     let max_files = svc.settings.attachments_per_message;
-    let mut draft = Draft { body: String::new(), client_message_id: None, files: Vec::new() };
+    let mut draft = Draft { body: String::new(), client_message_id: None, quick_reply_id: None, files: Vec::new() };
     while let Some(mut part) = parts.try_next().await.map_err(malformed)? {
         let name = part.name().unwrap_or("").to_owned();
         let cap = match name.as_str() {
@@ -220,8 +229,84 @@ async fn attachment(
         .body(bytes))
 }
 
+#[utoipa::path(get, path = "/api/v1/quick-replies", tag = "messages",
+    responses((status = 200, body = Vec<QuickReply>)), security(("bearer" = [])))]
+#[get("/quick-replies")]
+async fn quick_replies(svc: web::Data<MessageService>, user: AuthUser) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.quick_replies(user.id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/quick-replies", tag = "messages", request_body = NewQuickReply,
+    responses((status = 201, body = QuickReply), (status = 422, body = Problem)), security(("bearer" = [])))]
+#[post("/quick-replies")]
+async fn add_quick_reply(
+    svc: web::Data<MessageService>,
+    user: AuthUser,
+    body: web::Json<NewQuickReply>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Created().json(svc.add_quick_reply(user.id, body.into_inner()).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/quick-replies/{id}", tag = "messages", params(("id" = Id, Path)),
+    responses((status = 204), (status = 404, body = Problem)), security(("bearer" = [])))]
+#[delete("/quick-replies/{id}")]
+async fn delete_quick_reply(
+    svc: web::Data<MessageService>,
+    user: AuthUser,
+    id: web::Path<Id>,
+) -> Result<HttpResponse, Problem> {
+    svc.delete_quick_reply(user.id, *id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/scheduled-messages", tag = "messages", params(("id" = Id, Path)),
+    request_body = NewScheduledMessage,
+    responses((status = 201, body = ScheduledMessage), (status = 404, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+#[post("/conversations/{id}/scheduled-messages")]
+async fn schedule(
+    svc: web::Data<MessageService>,
+    user: AuthUser,
+    id: web::Path<Id>,
+    body: web::Json<NewScheduledMessage>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Created().json(svc.schedule(user.id, *id, body.into_inner()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/scheduled-messages", tag = "messages", params(("id" = Id, Path)),
+    responses((status = 200, body = Vec<ScheduledMessage>), (status = 404, body = Problem)), security(("bearer" = [])))]
+#[get("/conversations/{id}/scheduled-messages")]
+async fn scheduled(svc: web::Data<MessageService>, user: AuthUser, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.scheduled_messages(user.id, *id).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}/scheduled-messages/{scheduled_id}", tag = "messages",
+    params(("id" = Id, Path), ("scheduled_id" = Id, Path)),
+    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)), security(("bearer" = [])))]
+#[delete("/conversations/{id}/scheduled-messages/{scheduled_id}")]
+async fn cancel_scheduled(
+    svc: web::Data<MessageService>,
+    user: AuthUser,
+    path: web::Path<(Id, Id)>,
+) -> Result<HttpResponse, Problem> {
+    let (id, scheduled_id) = path.into_inner();
+    svc.cancel_scheduled(user.id, id, scheduled_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(start).service(list).service(messages).service(send).service(read).service(attachment);
+    cfg.service(start)
+        .service(list)
+        .service(messages)
+        .service(send)
+        .service(read)
+        .service(attachment)
+        .service(quick_replies)
+        .service(add_quick_reply)
+        .service(delete_quick_reply)
+        .service(schedule)
+        .service(scheduled)
+        .service(cancel_scheduled);
 }
 
 async fn internal_participants(
@@ -271,7 +356,32 @@ pub fn data(service: &Arc<MessageService>) -> web::Data<MessageService> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(start, list, messages, send, read, attachment),
-    components(schemas(Conversation, Message, Attachment, MessagePage, StartConversation, SendJson, ReadUpTo))
+    paths(
+        start,
+        list,
+        messages,
+        send,
+        read,
+        attachment,
+        quick_replies,
+        add_quick_reply,
+        delete_quick_reply,
+        schedule,
+        scheduled,
+        cancel_scheduled
+    ),
+    components(schemas(
+        Conversation,
+        Message,
+        Attachment,
+        MessagePage,
+        StartConversation,
+        SendJson,
+        ReadUpTo,
+        QuickReply,
+        NewQuickReply,
+        ScheduledMessage,
+        NewScheduledMessage
+    ))
 )]
 pub struct MessageApi;

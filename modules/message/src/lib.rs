@@ -6,6 +6,8 @@ pub mod client;
 #[cfg(feature = "local")]
 pub mod domain;
 #[cfg(feature = "local")]
+pub mod host_tools;
+#[cfg(feature = "local")]
 pub mod http;
 #[cfg(feature = "local")]
 pub mod service;

@@ -7,14 +7,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use hometrip_booking::api::{BookingEvent, BOOKING_AWAITING_HOST, BOOKING_CONFIRMED, BOOKING_CREATED};
+use hometrip_booking::api::{BookingEvent, Bookings, BOOKING_AWAITING_HOST, BOOKING_CONFIRMED, BOOKING_CREATED};
 use hometrip_kernel::cache::{Limit, RateLimiter};
 use hometrip_kernel::db::{Db, DbError};
 use hometrip_kernel::events::{Envelope, EventBus, EventHandler};
 use hometrip_kernel::files::FileStore;
+use hometrip_kernel::jobs::{JobHandler, Scheduler};
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{ErrorCode, Id, Problem};
 use hometrip_listing::api::Listings;
+use hometrip_user::api::Users;
 use serde::{Deserialize, Serialize};
 
 use crate::api::*;
@@ -27,11 +29,27 @@ pub const BODY_MAX_CHARS: usize = 5_000;
 const IMAGE_SIZES: &[u32] = &[2048];
 
 pub struct MessageService {
-    db: Db,
+    pub(crate) db: Db,
     bus: Arc<EventBus>,
     files: FileStore,
-    listings: Arc<dyn Listings>,
+    pub(crate) listings: Arc<dyn Listings>,
+    pub(crate) bookings: Arc<dyn Bookings>,
+    pub(crate) users: Arc<dyn Users>,
+    pub(crate) jobs: Arc<Scheduler>,
     limiter: RateLimiter,
+    pub settings: MessageSettings,
+}
+
+/// What the message module is built from.
+pub struct MessageDeps {
+    pub db: Db,
+    pub bus: Arc<EventBus>,
+    pub files: FileStore,
+    pub listings: Arc<dyn Listings>,
+    pub bookings: Arc<dyn Bookings>,
+    pub users: Arc<dyn Users>,
+    pub jobs: Arc<Scheduler>,
+    pub limiter: RateLimiter,
     pub settings: MessageSettings,
 }
 
@@ -58,6 +76,8 @@ pub struct Upload {
 pub struct Draft {
     pub body: String,
     pub client_message_id: Option<String>,
+    /// The host's saved reply, filled for the conversation (instead of `body`).
+    pub quick_reply_id: Option<Id>,
     pub files: Vec<Upload>,
 }
 
@@ -85,15 +105,18 @@ fn check_body(body: &str, has_files: bool) -> Result<(), Problem> {
 }
 
 impl MessageService {
-    pub fn new(
-        db: Db,
-        bus: Arc<EventBus>,
-        files: FileStore,
-        listings: Arc<dyn Listings>,
-        limiter: RateLimiter,
-        settings: MessageSettings,
-    ) -> Arc<Self> {
-        Arc::new(MessageService { db, bus, files, listings, limiter, settings })
+    pub fn new(d: MessageDeps) -> Arc<Self> {
+        Arc::new(MessageService {
+            db: d.db,
+            bus: d.bus,
+            files: d.files,
+            listings: d.listings,
+            bookings: d.bookings,
+            users: d.users,
+            jobs: d.jobs,
+            limiter: d.limiter,
+            settings: d.settings,
+        })
     }
 
     /// Bookings open their conversation; a confirmed one lifts masking.
@@ -102,6 +125,7 @@ impl MessageService {
         self.bus
             .subscribe("message.bookings", &[BOOKING_CREATED, BOOKING_AWAITING_HOST, BOOKING_CONFIRMED], handler)
             .await;
+        self.jobs.register(crate::host_tools::SCHEDULED_JOB, Arc::clone(self) as Arc<dyn JobHandler>).await;
     }
 
     async fn limit_sends(&self, user: Id) -> Result<(), Problem> {
@@ -136,7 +160,7 @@ impl MessageService {
         // The first message decides whether the conversation is new to the caller.
         let (conv, _) = store::open_conversation(&self.db, &row).await.map_err(db_err)?;
         let created = conv.last_seq == 0;
-        let send = Draft { body: input.body, client_message_id: None, files: Vec::new() };
+        let send = Draft { body: input.body, client_message_id: None, quick_reply_id: None, files: Vec::new() };
         self.send_in(&conv, guest, send).await?;
         let conv = store::conversation(&self.db, conv.id)
             .await
@@ -225,16 +249,24 @@ impl MessageService {
     }
 
     /// `POST /conversations/{id}/messages`: `(message, replayed)`.
-    pub async fn send(&self, sender: Id, id: Id, send: Draft) -> Result<(Message, bool), Problem> {
+    pub async fn send(&self, sender: Id, id: Id, mut send: Draft) -> Result<(Message, bool), Problem> {
         let conv = store::conversation(&self.db, id)
             .await
             .map_err(db_err)?
             .ok_or_else(|| Problem::not_found("conversation"))?;
         self.participant_of(&conv, sender)?;
+        if let Some(quick) = send.quick_reply_id.take() {
+            send.body = self.quick_reply_body(&conv, sender, quick).await?;
+        }
         self.send_in(&conv, sender, send).await
     }
 
-    async fn send_in(&self, conv: &ConversationRow, sender: Id, send: Draft) -> Result<(Message, bool), Problem> {
+    pub(crate) async fn send_in(
+        &self,
+        conv: &ConversationRow,
+        sender: Id,
+        send: Draft,
+    ) -> Result<(Message, bool), Problem> {
         check_body(&send.body, !send.files.is_empty())?;
         if let Some(client_id) = &send.client_message_id {
             if client_id.is_empty() || client_id.len() > 100 {

@@ -6,6 +6,7 @@
 use hometrip_kernel::db::prelude::*;
 use hometrip_kernel::db::{Db, DbError, MigrationSet};
 use hometrip_kernel::events::{Envelope, OutboxWrite};
+use hometrip_kernel::jobs::{JobWrite, NewJob};
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{run, transaction, Id};
 
@@ -65,6 +66,32 @@ pub mod schema {
     diesel::table! {
         use diesel::sql_types::*;
         use hometrip_kernel::db::sql::*;
+        quick_replies (id) {
+            id -> DbUuid,
+            host_id -> DbUuid,
+            title -> Text,
+            body -> Text,
+            created_at -> DbInstant,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        scheduled_messages (id) {
+            id -> DbUuid,
+            conversation_id -> DbUuid,
+            booking_id -> DbUuid,
+            host_id -> DbUuid,
+            body -> Text,
+            send_at -> DbInstant,
+            status -> Text,
+            message_id -> Nullable<DbUuid>,
+            created_at -> DbInstant,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
         conversation_admin_reads (id) {
             id -> DbUuid,
             conversation_id -> DbUuid,
@@ -74,7 +101,10 @@ pub mod schema {
         }
     }
 }
-use schema::{contact_unlocks, conversation_admin_reads, conversations, message_attachments, messages};
+use schema::{
+    contact_unlocks, conversation_admin_reads, conversations, message_attachments, messages, quick_replies,
+    scheduled_messages,
+};
 
 pub const MIGRATIONS: MigrationSet = MigrationSet { module: "message", postgres: || PG, sqlite: || SQLITE };
 const PG: diesel_migrations::EmbeddedMigrations =
@@ -462,5 +492,112 @@ pub async fn record_admin_read(db: &Db, conversation_id: Id, admin_id: Id, reaso
             .execute(conn)
             .await?;
         Ok::<_, DbError>(())
+    })
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = quick_replies)]
+pub struct QuickReplyRow {
+    pub id: Id,
+    pub host_id: Id,
+    pub title: String,
+    pub body: String,
+    pub created_at: Instant,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = scheduled_messages)]
+pub struct ScheduledRow {
+    pub id: Id,
+    pub conversation_id: Id,
+    pub booking_id: Id,
+    pub host_id: Id,
+    pub body: String,
+    pub send_at: Instant,
+    pub status: String,
+    pub message_id: Option<Id>,
+    pub created_at: Instant,
+}
+
+pub async fn add_quick_reply(db: &Db, row: &QuickReplyRow) -> Result<(), DbError> {
+    run!(db, |conn| {
+        diesel::insert_into(quick_replies::table).values(row).execute(conn).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn quick_replies_of(db: &Db, host: Id) -> Result<Vec<QuickReplyRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            quick_replies::table
+                .filter(quick_replies::host_id.eq(host))
+                .order(quick_replies::id.asc())
+                .select(QuickReplyRow::as_select())
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
+pub async fn quick_reply(db: &Db, host: Id, id: Id) -> Result<Option<QuickReplyRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            quick_replies::table
+                .find(id)
+                .filter(quick_replies::host_id.eq(host))
+                .select(QuickReplyRow::as_select())
+                .first(conn)
+                .await
+                .optional()?,
+        )
+    })
+}
+
+pub async fn delete_quick_reply(db: &Db, host: Id, id: Id) -> Result<bool, DbError> {
+    run!(db, |conn| {
+        let n =
+            diesel::delete(quick_replies::table.find(id).filter(quick_replies::host_id.eq(host))).execute(conn).await?;
+        Ok::<_, DbError>(n > 0)
+    })
+}
+
+/// Stores a scheduled message with the job that sends it.
+pub async fn schedule(db: &Db, row: &ScheduledRow, job: &NewJob) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::insert_into(scheduled_messages::table).values(row).execute(conn).await?;
+        conn.schedule_job(job).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn scheduled_of(db: &Db, conversation: Id) -> Result<Vec<ScheduledRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            scheduled_messages::table
+                .filter(scheduled_messages::conversation_id.eq(conversation))
+                .order(scheduled_messages::send_at.asc())
+                .select(ScheduledRow::as_select())
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
+pub async fn scheduled(db: &Db, id: Id) -> Result<Option<ScheduledRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            scheduled_messages::table.find(id).select(ScheduledRow::as_select()).first(conn).await.optional()?,
+        )
+    })
+}
+
+/// Moves a pending scheduled message to `status`; whether it was pending.
+pub async fn settle_scheduled(db: &Db, id: Id, status: &str, message_id: Option<Id>) -> Result<bool, DbError> {
+    run!(db, |conn| {
+        let n = diesel::update(scheduled_messages::table.find(id).filter(scheduled_messages::status.eq("pending")))
+            .set((scheduled_messages::status.eq(status), scheduled_messages::message_id.eq(message_id)))
+            .execute(conn)
+            .await?;
+        Ok::<_, DbError>(n > 0)
     })
 }

@@ -86,7 +86,13 @@ impl SocketQueue {
             return;
         }
         s.bytes += len;
-        s.items.push_back(item);
+        // A resume goes before the live frames already waiting: they are then
+        // recognised as sent (or as gaps), never sent ahead of what they follow.
+        if matches!(item, Outgoing::Resume(..)) {
+            s.items.push_front(item);
+        } else {
+            s.items.push_back(item);
+        }
         drop(s);
         self.ready.notify_one();
     }

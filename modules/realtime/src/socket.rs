@@ -116,10 +116,16 @@ async fn send(session: &mut Session, queue: &SocketQueue, text: &str) -> Result<
     }
 }
 
+/// The seqs of a conversation this socket was sent: all of `first..=last`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    first: i64,
+    last: i64,
+}
+
 async fn write(svc: &RealtimeService, user: Id, queue: &SocketQueue, session: &mut Session, started: &Notify) -> Stop {
     let _ = tokio::time::timeout(Duration::from_millis(500), started.notified()).await;
-    // The last seq sent per conversation.
-    let mut sent: HashMap<Id, i64> = HashMap::new();
+    let mut sent: HashMap<Id, Span> = HashMap::new();
     loop {
         let item = match queue.pop() {
             Next::Stopped => return if queue.overflowed() { Stop::SlowConsumer } else { Stop::Gone },
@@ -131,24 +137,9 @@ async fn write(svc: &RealtimeService, user: Id, queue: &SocketQueue, session: &m
         };
         let result = match item {
             Outgoing::Frame { text, order: None } => send(session, queue, &text).await,
-            Outgoing::Frame { text, order: Some((conversation, seq)) } => match sent.get(&conversation).copied() {
-                Some(last) if seq <= last => Ok(()),
-                Some(last) if seq > last + 1 => {
-                    let filled = backfill(svc, session, queue, conversation, last, Some(seq), &mut sent).await;
-                    match filled {
-                        Ok(()) if sent.get(&conversation).is_some_and(|s| *s >= seq) => Ok(()),
-                        Ok(()) => {
-                            sent.insert(conversation, seq);
-                            send(session, queue, &text).await
-                        }
-                        Err(stop) => Err(stop),
-                    }
-                }
-                _ => {
-                    sent.insert(conversation, seq);
-                    send(session, queue, &text).await
-                }
-            },
+            Outgoing::Frame { text, order: Some((conversation, seq)) } => {
+                live_message(svc, session, queue, &mut sent, conversation, seq, &text).await
+            }
             Outgoing::Resume(conversations, notifications_after) => {
                 let mut result = Ok(());
                 if let Some(after) = notifications_after {
@@ -160,8 +151,7 @@ async fn write(svc: &RealtimeService, user: Id, queue: &SocketQueue, session: &m
                     if !is_participant(svc, conversation, user).await {
                         continue;
                     }
-                    let from = sent.get(&conversation).copied().unwrap_or(after).max(after);
-                    if let Err(stop) = backfill(svc, session, queue, conversation, from, None, &mut sent).await {
+                    if let Err(stop) = resume(svc, session, queue, &mut sent, conversation, after).await {
                         result = Err(stop);
                         break;
                     }
@@ -175,8 +165,64 @@ async fn write(svc: &RealtimeService, user: Id, queue: &SocketQueue, session: &m
     }
 }
 
-/// Sends the conversation's messages after `after` (up to `before`, when
-/// given), page by page.
+/// A live `message.created`: dropped when sent already; past a gap, the gap
+/// is back-filled first.
+async fn live_message(
+    svc: &RealtimeService,
+    session: &mut Session,
+    queue: &SocketQueue,
+    sent: &mut HashMap<Id, Span>,
+    conversation: Id,
+    seq: i64,
+    text: &str,
+) -> Result<(), Stop> {
+    match sent.get(&conversation).copied() {
+        Some(span) if seq <= span.last => Ok(()),
+        Some(mut span) => {
+            if seq > span.last + 1 {
+                if let Some(last) = backfill(svc, session, queue, conversation, span.last, Some(seq)).await? {
+                    span.last = last;
+                }
+            }
+            if seq > span.last {
+                span.last = seq;
+                send(session, queue, text).await?;
+            }
+            sent.insert(conversation, span);
+            Ok(())
+        }
+        None => {
+            sent.insert(conversation, Span { first: seq, last: seq });
+            send(session, queue, text).await
+        }
+    }
+}
+
+/// A resume from `after`: what this socket was not sent yet of the
+/// conversation's messages after it.
+async fn resume(
+    svc: &RealtimeService,
+    session: &mut Session,
+    queue: &SocketQueue,
+    sent: &mut HashMap<Id, Span>,
+    conversation: Id,
+    after: i64,
+) -> Result<(), Stop> {
+    let mut span = sent.get(&conversation).copied().unwrap_or(Span { first: after + 1, last: after });
+    // Live messages came first (a late resume): the ones before them now.
+    if after + 1 < span.first {
+        backfill(svc, session, queue, conversation, after, Some(span.first)).await?;
+        span.first = after + 1;
+    }
+    if let Some(last) = backfill(svc, session, queue, conversation, span.last.max(after), None).await? {
+        span.last = last;
+    }
+    sent.insert(conversation, span);
+    Ok(())
+}
+
+/// Sends the conversation's messages after `after` (before `before`, when
+/// given), page by page; the last seq sent.
 async fn backfill(
     svc: &RealtimeService,
     session: &mut Session,
@@ -184,28 +230,28 @@ async fn backfill(
     conversation: Id,
     mut after: i64,
     before: Option<i64>,
-    sent: &mut HashMap<Id, i64>,
-) -> Result<(), Stop> {
+) -> Result<Option<i64>, Stop> {
+    let mut last = None;
     loop {
         let page: Vec<Message> = match svc.messages.messages_after(conversation, after, RESUME_PAGE).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e.detail, "messages not back-filled");
-                return Ok(());
+                return Ok(last);
             }
         };
         let full = page.len() == RESUME_PAGE as usize;
         for message in page {
             if before.is_some_and(|b| message.seq >= b) {
-                return Ok(());
+                return Ok(last);
             }
             after = message.seq;
-            sent.insert(conversation, message.seq);
+            last = Some(message.seq);
             let frame = json!({"type": "message.created", "data": message});
             send(session, queue, &frame.to_string()).await?;
         }
         if !full {
-            return Ok(());
+            return Ok(last);
         }
     }
 }

@@ -1,0 +1,2 @@
+DROP TABLE scheduled_messages;
+DROP TABLE quick_replies;
