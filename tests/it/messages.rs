@@ -304,3 +304,38 @@ async fn scheduled_messages_go_the_day_before_check_in_unless_the_stay_is_cancel
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_hosts_response_rate_and_time_show_on_their_public_profile() {
+    let server = Server::start_with(&[("HOMETRIP_TESTING__CLOCK_CONTROL", "true")]).await;
+    let (host, guest, listing) = host_and_guest(&server).await;
+    let host_id = user_id(&host);
+    let profile = format!("/api/v1/users/{host_id}");
+    let fresh = server.client().get(&profile).await;
+    assert_eq!(fresh.status, 200, "{}", fresh.text);
+    assert!(fresh.body["response_rate"].is_null(), "{}", fresh.text);
+
+    // One inquiry answered at once: 100 %.
+    let conv = start_conversation(&guest, &listing, "Is it quiet at night?").await;
+    let r = host.post(&format!("/api/v1/conversations/{conv}/messages"), json!({"body": "Very quiet."})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let shown = eventually(&server.client(), &profile, |p| p["response_rate"] == 100).await;
+    assert_eq!(shown["response_time_minutes"], 0);
+
+    // A second guest's inquiry left unanswered for a day: 50 %.
+    let (other, _) = server.client().signed_up(&unique_email("guest2")).await;
+    start_conversation(&other, &listing, "Is there a crib?").await;
+    let r = server
+        .internal(reqwest::Method::POST, "/internal/testing/clock", Some(json!({"advance_seconds": 25 * 3600})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for _ in 0..patience(20) {
+        let r = server.internal(reqwest::Method::POST, "/internal/testing/jobs/run", None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        if server.client().get(&profile).await.body["response_rate"] == 50 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(server.client().get(&profile).await.body["response_rate"], 50);
+}

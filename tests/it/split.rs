@@ -236,7 +236,15 @@ async fn each_database_holds_only_its_modules_tables() {
         ),
         (
             "message",
-            &["conversations", "messages", "message_attachments", "contact_unlocks", "conversation_admin_reads"],
+            &[
+                "conversations",
+                "messages",
+                "message_attachments",
+                "contact_unlocks",
+                "conversation_admin_reads",
+                "quick_replies",
+                "scheduled_messages",
+            ],
         ),
         ("realtime", &["presence_last_seen"]),
         ("search", &[]),

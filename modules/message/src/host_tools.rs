@@ -14,6 +14,8 @@ use crate::service::{Draft, MessageService, BODY_MAX_CHARS};
 use crate::store::{self, ConversationRow, QuickReplyRow, ScheduledRow};
 
 pub const SCHEDULED_JOB: &str = "message.scheduled_send";
+/// Recomputes a host's response rate and time.
+pub const RESPONSIVENESS_JOB: &str = "message.responsiveness";
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QuickReply {
@@ -60,6 +62,29 @@ pub struct NewScheduledMessage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ScheduledDue {
     id: Id,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ResponsivenessDue {
+    host_id: Id,
+}
+
+/// Response rate (percent) and median minutes to a first answer, from each
+/// inquiry's start and first answer, at `now`: an inquiry counts once it was
+/// answered or its 24 hours are over.
+pub fn responsiveness(inquiries: &[(Instant, Option<Instant>)], now: Instant) -> (u32, u32, Option<u8>, Option<i64>) {
+    let day = chrono::Duration::hours(24);
+    let counted: Vec<&(Instant, Option<Instant>)> =
+        inquiries.iter().filter(|(start, answer)| answer.is_some() || now.0 - start.0 >= day).collect();
+    let responded =
+        counted.iter().filter(|(start, answer)| answer.is_some_and(|a| a.0 - start.0 <= day)).count() as u32;
+    let total = counted.len() as u32;
+    let rate = (total > 0).then(|| ((responded * 100 + total / 2) / total) as u8);
+    let mut minutes: Vec<i64> =
+        counted.iter().filter_map(|(start, answer)| answer.map(|a| (a.0 - start.0).num_minutes().max(0))).collect();
+    minutes.sort_unstable();
+    let median = (!minutes.is_empty()).then(|| minutes[minutes.len() / 2]);
+    (total, responded, rate, median)
 }
 
 fn quick_view(r: QuickReplyRow) -> QuickReply {
@@ -266,10 +291,74 @@ impl MessageService {
     }
 }
 
+impl MessageService {
+    /// Recomputes a host's responsiveness soon (after an answer, or when an
+    /// inquiry's 24 hours are over), at most once a minute per host.
+    pub(crate) async fn responsiveness_due(&self, host: Id, at: Instant) -> Result<(), Problem> {
+        let minute = at.unix() / 60;
+        let job = NewJob::new(
+            RESPONSIVENESS_JOB,
+            format!("responsiveness:{host}:{minute}"),
+            at,
+            &ResponsivenessDue { host_id: host },
+        );
+        store::schedule_job(&self.db, &job).await.map_err(db_err)?;
+        self.jobs.scheduled(&[job]);
+        Ok(())
+    }
+
+    async fn publish_responsiveness(&self, host: Id) -> Result<(), Problem> {
+        let now = self.jobs.clock().now();
+        let inquiries =
+            store::first_answers(&self.db, host, now.minus(chrono::Duration::days(30))).await.map_err(db_err)?;
+        let (inquiries, responded, response_rate, response_minutes) = responsiveness(&inquiries, now);
+        let figures = hometrip_user::api::HostResponsiveness {
+            host_id: host,
+            inquiries,
+            responded,
+            response_rate,
+            response_minutes,
+        };
+        let event = hometrip_kernel::events::Envelope::new(
+            crate::api::MODULE,
+            hometrip_user::api::HOST_RESPONSIVENESS,
+            &figures,
+        )
+        .map_err(db_err)?;
+        store::publish(&self.db, &event).await.map_err(db_err)
+    }
+}
+
 #[async_trait]
 impl JobHandler for MessageService {
     async fn run(&self, job: &Job) -> Result<(), String> {
+        if job.kind == RESPONSIVENESS_JOB {
+            let due: ResponsivenessDue = job.decode()?;
+            return self.publish_responsiveness(due.host_id).await.map_err(|p| p.to_string());
+        }
         let due: ScheduledDue = job.decode()?;
         self.send_scheduled(due.id).await.map_err(|p| p.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responsiveness_counts_inquiries_once_answered_or_a_day_old() {
+        let t = |h: i64| Instant(chrono::DateTime::from_timestamp(1_800_000_000 + h * 3600, 0).unwrap());
+        let now = t(100);
+        let inquiries = [
+            (t(0), Some(t(1))),   // answered in an hour
+            (t(10), Some(t(40))), // answered, late
+            (t(50), None),        // never: counts, unanswered
+            (t(90), None),        // 10 hours old: not counted yet
+        ];
+        let (total, responded, rate, median) = responsiveness(&inquiries, now);
+        assert_eq!((total, responded), (3, 1));
+        assert_eq!(rate, Some(33));
+        assert_eq!(median, Some(30 * 60));
+        assert_eq!(responsiveness(&[], now), (0, 0, None, None));
     }
 }

@@ -126,6 +126,7 @@ impl MessageService {
             .subscribe("message.bookings", &[BOOKING_CREATED, BOOKING_AWAITING_HOST, BOOKING_CONFIRMED], handler)
             .await;
         self.jobs.register(crate::host_tools::SCHEDULED_JOB, Arc::clone(self) as Arc<dyn JobHandler>).await;
+        self.jobs.register(crate::host_tools::RESPONSIVENESS_JOB, Arc::clone(self) as Arc<dyn JobHandler>).await;
     }
 
     async fn limit_sends(&self, user: Id) -> Result<(), Problem> {
@@ -162,6 +163,11 @@ impl MessageService {
         let created = conv.last_seq == 0;
         let send = Draft { body: input.body, client_message_id: None, quick_reply_id: None, files: Vec::new() };
         self.send_in(&conv, guest, send).await?;
+        if created {
+            // Whether the host answered within a day counts from now.
+            let due = self.jobs.clock().now().plus(chrono::Duration::hours(24)).plus(chrono::Duration::minutes(1));
+            self.responsiveness_due(conv.host_id, due).await?;
+        }
         let conv = store::conversation(&self.db, conv.id)
             .await
             .map_err(db_err)?
@@ -328,6 +334,9 @@ impl MessageService {
             }
         };
         self.bus.poke();
+        if sender == conv.host_id {
+            self.responsiveness_due(sender, self.jobs.clock().now()).await?;
+        }
         Ok((message_view(&row, views), false))
     }
 

@@ -601,3 +601,57 @@ pub async fn settle_scheduled(db: &Db, id: Id, status: &str, message_id: Option<
         Ok::<_, DbError>(n > 0)
     })
 }
+
+/// For a host's conversations started since `since`: when each started and
+/// when the host first answered in it (if they did).
+pub async fn first_answers(db: &Db, host: Id, since: Instant) -> Result<Vec<(Instant, Option<Instant>)>, DbError> {
+    let convs: Vec<(Id, Id)> = run!(db, |conn| {
+        Ok::<_, DbError>(
+            conversations::table
+                .filter(conversations::host_id.eq(host))
+                .filter(conversations::created_at.ge(since))
+                .select((conversations::id, conversations::guest_id))
+                .load(conn)
+                .await?,
+        )
+    })?;
+    if convs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Id> = convs.iter().map(|(c, _)| *c).collect();
+    // Each conversation's messages in order, sender and time only.
+    let rows: Vec<(Id, i64, Id, Instant)> = run!(db, |conn| {
+        Ok::<_, DbError>(
+            messages::table
+                .filter(messages::conversation_id.eq_any(&ids))
+                .order((messages::conversation_id.asc(), messages::seq.asc()))
+                .select((messages::conversation_id, messages::seq, messages::sender_id, messages::created_at))
+                .load(conn)
+                .await?,
+        )
+    })?;
+    let mut out = Vec::new();
+    for (conv, guest) in convs {
+        let mut of_conv = rows.iter().filter(|r| r.0 == conv);
+        // An inquiry: the guest wrote first.
+        let Some(first) = of_conv.next().filter(|r| r.2 == guest) else { continue };
+        let answer = rows.iter().filter(|r| r.0 == conv).find(|r| r.2 == host).map(|r| r.3);
+        out.push((first.3, answer));
+    }
+    Ok(out)
+}
+
+/// Appends an event on its own (a figure computed from the store).
+pub async fn publish(db: &Db, event: &Envelope) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        conn.append_event(event).await?;
+        Ok::<_, DbError>(())
+    })
+}
+
+pub async fn schedule_job(db: &Db, job: &NewJob) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        conn.schedule_job(job).await?;
+        Ok::<_, DbError>(())
+    })
+}

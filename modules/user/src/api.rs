@@ -64,6 +64,25 @@ pub trait Users: Send + Sync {
 }
 
 pub const PROFILE_UPDATED: &str = "user.profile_updated";
+
+/// A host's responsiveness, published by the message module (which owns the
+/// messages it is computed from) for the public profile. Defined here, the
+/// consumer's side, because the message module already depends on this api.
+pub const HOST_RESPONSIVENESS: &str = "message.host_responsiveness";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostResponsiveness {
+    pub host_id: Id,
+    /// New conversations with the host in the last 30 days whose 24 hours
+    /// have passed or that were answered.
+    pub inquiries: u32,
+    /// Of those, answered within 24 hours.
+    pub responded: u32,
+    /// Percent; none without inquiries.
+    pub response_rate: Option<u8>,
+    /// Median minutes to the host's first answer.
+    pub response_minutes: Option<i64>,
+}
 pub const IDENTITY_REVIEWED: &str = "user.identity_reviewed";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -52,6 +52,11 @@ pub struct PublicProfile {
     pub avatar_url: Option<String>,
     pub identity_verified: bool,
     pub created_at: Instant,
+    /// A host's share of new conversations answered within 24 hours over the
+    /// last 30 days, in percent; none without any.
+    pub response_rate: Option<u8>,
+    /// A host's median time to a first answer, in minutes.
+    pub response_time_minutes: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
@@ -106,7 +111,7 @@ impl UserService {
     /// Subscribes to the auth events that create profiles.
     pub async fn subscribe(self: &Arc<Self>) {
         let handler: Arc<dyn EventHandler> = Arc::clone(self) as Arc<dyn EventHandler>;
-        self.bus.subscribe("user.profiles", &[ACCOUNT_REGISTERED], handler).await;
+        self.bus.subscribe("user.profiles", &[ACCOUNT_REGISTERED, HOST_RESPONSIVENESS], handler).await;
     }
 
     fn new_row(id: Id, email: &str, display_name: &str, locale: &str) -> ProfileRow {
@@ -127,6 +132,8 @@ impl UserService {
             search_text: domain::search_text(email, display_name),
             created_at: now,
             updated_at: now,
+            response_rate: None,
+            response_minutes: None,
         }
     }
 
@@ -194,6 +201,8 @@ impl UserService {
             avatar_url: self.avatar_url(&row),
             identity_verified: row.identity_status == IdentityStatus::Verified.as_str(),
             created_at: row.created_at,
+            response_rate: row.response_rate.and_then(|r| u8::try_from(r).ok()),
+            response_time_minutes: row.response_minutes,
         })
     }
 
@@ -357,6 +366,17 @@ impl EventHandler for UserService {
             let e: AccountRegistered = event.decode()?;
             let row = UserService::new_row(e.user_id, &e.email, &e.display_name, &e.locale);
             store::insert_if_absent(&self.db, &row).await.map_err(|e| e.to_string())?;
+        } else if event.event_type == HOST_RESPONSIVENESS {
+            let e: HostResponsiveness = event.decode()?;
+            // Figures arrive in order for one host (one subscriber, in order).
+            let changes = ProfileChanges {
+                response_rate: Some(e.response_rate.map(i32::from)),
+                response_minutes: Some(e.response_minutes),
+                ..ProfileChanges::default()
+            };
+            if store::update(&self.db, e.host_id, &changes, &[]).await.map_err(|e| e.to_string())?.is_none() {
+                return Err("profile not created yet".to_owned());
+            }
         }
         Ok(())
     }

@@ -26,6 +26,8 @@ pub mod schema {
             search_text -> Text,
             created_at -> DbInstant,
             updated_at -> DbInstant,
+            response_rate -> Nullable<Integer>,
+            response_minutes -> Nullable<BigInt>,
         }
     }
 }
@@ -56,6 +58,8 @@ pub struct ProfileRow {
     pub search_text: String,
     pub created_at: Instant,
     pub updated_at: Instant,
+    pub response_rate: Option<i32>,
+    pub response_minutes: Option<i64>,
 }
 
 #[derive(Debug, Default, AsChangeset)]
@@ -73,6 +77,8 @@ pub struct ProfileChanges {
     pub identity_note: Option<Option<String>>,
     pub identity_updated_at: Option<Option<Instant>>,
     pub updated_at: Option<Instant>,
+    pub response_rate: Option<Option<i32>>,
+    pub response_minutes: Option<Option<i64>>,
 }
 
 /// Inserts the profile unless it exists (events are delivered at least once).
