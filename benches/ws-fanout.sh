@@ -11,6 +11,7 @@
 #
 #   benches/ws-fanout.sh
 #   STEPS=1000,2000,4000 RATE=200 benches/ws-fanout.sh
+#   SKIP_BUILD=1 benches/ws-fanout.sh     # the binaries built last time
 #
 # Needs node and npm (the `ws` package is installed from the npm registry into
 # benches/node/node_modules), and PostgreSQL and Redis for the chat figure
@@ -24,8 +25,10 @@ PG_ADMIN="${PG_ADMIN:-postgres://postgres@127.0.0.1:5432/postgres}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-cargo build --release --quiet
-cargo build --release --quiet --bench ws_fanout --bench ws_bare_actix
+if [ -z "${SKIP_BUILD:-}" ]; then
+  cargo build --release --quiet
+  cargo build --release --quiet --bench ws_fanout --bench ws_bare_actix
+fi
 BIN="$TARGET_DIR/release/hometrip"
 bench_bin() { find "$TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name "$1-*" -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2; }
 CLIENT="$(bench_bin ws_fanout)"

@@ -429,3 +429,49 @@ async fn in_app_notifications_arrive_live_and_on_resume() {
     .expect("notifications on resume");
     assert_eq!(resumed["data"]["id"], live["data"]["id"]);
 }
+
+#[tokio::test]
+async fn a_delivery_that_keeps_failing_is_parked_with_the_dead_letters() {
+    let (mut pusher, keys) = push_service();
+    let server = Server::start_with(&[
+        ("HOMETRIP_NOTIFICATION__PUSH__ALLOW_PRIVATE_ENDPOINTS", "true"),
+        ("HOMETRIP_TESTING__CLOCK_CONTROL", "true"),
+    ])
+    .await;
+    let (_host, guest, listing) = host_and_guest(&server).await;
+    let endpoint = format!("http://127.0.0.1:{}/push/broken", keys["port"]);
+    let sub = guest
+        .post(
+            "/api/v1/notifications/push/subscriptions",
+            json!({"endpoint": endpoint, "keys": {"p256dh": keys["p256dh"], "auth": keys["auth"]}}),
+        )
+        .await;
+    assert_eq!(sub.status, 201, "{}", sub.text);
+    book_and_pay(&guest, &listing, 55).await;
+    // The in-app copy is there whatever the push service does.
+    eventually_notified(&guest, "booking_confirmed").await;
+    let admin = admin(&server).await;
+    let mut parked = None;
+    for _ in 0..patience(30) {
+        advance(&server, 3700).await;
+        let list = admin.get("/api/v1/admin/events/dead-letters").await;
+        assert_eq!(list.status, 200, "{}", list.text);
+        parked = list.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["event_type"] == "notification.delivery_failed")
+            .cloned();
+        if parked.is_some() {
+            break;
+        }
+    }
+    let parked = parked.expect("the failing push was parked after its last attempt");
+    assert!(parked["error"].as_str().unwrap().contains("500"), "{parked}");
+    // A replay delivers again (and the push service still refuses).
+    let id = parked["id"].as_str().unwrap();
+    let replay = admin.post(&format!("/api/v1/admin/events/dead-letters/{id}/replay"), json!({})).await;
+    assert_eq!(replay.status, 200, "{}", replay.text);
+    assert_eq!(replay.body["delivered"], false);
+    let _ = pusher.kill();
+}

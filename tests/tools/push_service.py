@@ -7,7 +7,8 @@ line, then serves POST /push/<name>. Each push must carry a VAPID
 signature verifies under `k`, whose `aud` is this service's origin, whose
 `exp` is within 24 hours and whose `sub` is a mailto: or https: contact;
 its body is decrypted with http_ece (RFC 8188/8291, aes128gcm). Accepted
-pushes are listed, decrypted, at GET /received. POST /push/gone answers 410.
+pushes are listed, decrypted, at GET /received. POST /push/gone answers 410,
+POST /push/broken always 500.
 """
 
 import base64
@@ -85,6 +86,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.path == "/push/gone":
             return self.answer(410)
+        if self.path == "/push/broken":
+            return self.answer(500, b"always failing")
         origin = f"http://{self.headers['Host']}"
         problem = check_vapid(self.headers.get("Authorization"), origin)
         if problem:

@@ -654,6 +654,13 @@ impl EventBus {
         })
     }
 
+    /// Parks work that failed for good outside the relay (a job's last
+    /// attempt) as a dead letter of `subscriber`, whose handler a replay
+    /// calls with `envelope`: admins see and replay it like any other.
+    pub async fn park_for_replay(&self, subscriber: &str, envelope: &Envelope, error: &str) -> Result<(), DbError> {
+        self.park(subscriber, envelope, error).await
+    }
+
     async fn park(&self, subscriber: &str, envelope: &Envelope, error: &str) -> Result<(), DbError> {
         tracing::error!(subscriber, event = %envelope.event_type, event_id = %envelope.id, error, "event parked in dead letters");
         metrics::counter!("events_parked_total", "subscriber" => subscriber.to_owned(), "type" => envelope.event_type.clone())

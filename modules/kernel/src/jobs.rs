@@ -220,6 +220,11 @@ impl Scheduler {
         crate::transaction!(self.db, |conn| { conn.schedule_job(&job).await.map_err(DbError::from) })
     }
 
+    /// Attempts before a job is parked as failed.
+    pub fn max_attempts(&self) -> i32 {
+        self.settings.max_attempts
+    }
+
     pub fn clock(&self) -> &Clock {
         &self.clock
     }

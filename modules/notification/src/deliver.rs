@@ -29,6 +29,10 @@ use crate::store::{self, DigestRow, NotificationRow};
 pub const DELIVER_JOB: &str = "notification.deliver";
 pub const DIGEST_JOB: &str = "notification.message_digest";
 pub const REMINDER_JOB: &str = "notification.booking_reminder";
+/// A delivery that failed for good, parked for admins to replay.
+pub const DELIVERY_FAILED: &str = "notification.delivery_failed";
+/// The dead letters' subscriber: a replay delivers again.
+pub const DELIVERIES: &str = "notification.deliveries";
 
 pub const ACTIVITY_EVENTS: &[&str] = &[
     booking::BOOKING_AWAITING_HOST,
@@ -45,7 +49,7 @@ pub const ACTIVITY_EVENTS: &[&str] = &[
 /// One delivery outside the platform.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "channel", rename_all = "snake_case")]
-enum Delivery {
+pub(crate) enum Delivery {
     Email { recipient: Id, text: Text },
     Sms { recipient: Id, text: Text },
     Push { recipient: Id, subscription: Id, kind: String, text: Text },
@@ -292,8 +296,13 @@ impl NotificationService {
         self.dispatch("booking_reminder", b.host_id, &for_host, &source).await
     }
 
-    async fn deliver(&self, job: &Job, d: Delivery) -> Result<(), String> {
-        let id = job.id.to_string();
+    /// Delivers again a delivery parked in the dead letters.
+    pub(crate) async fn redeliver(&self, event: &Envelope) -> Result<(), String> {
+        self.deliver(&event.id.to_string(), event.decode()?).await
+    }
+
+    async fn deliver(&self, id: &str, d: Delivery) -> Result<(), String> {
+        let id = id.to_owned();
         match d {
             Delivery::Email { recipient, text } => {
                 let Some(p) = self.users.profile(recipient).await.map_err(|p| p.to_string())? else { return Ok(()) };
@@ -349,7 +358,17 @@ pub(crate) fn view(row: &NotificationRow) -> Notification {
 impl JobHandler for NotificationService {
     async fn run(&self, job: &Job) -> Result<(), String> {
         match job.kind.as_str() {
-            DELIVER_JOB => self.deliver(job, job.decode()?).await,
+            DELIVER_JOB => {
+                let delivery: Delivery = job.decode()?;
+                match self.deliver(&job.id.to_string(), delivery.clone()).await {
+                    // The last attempt: parked where admins list dead letters.
+                    Err(error) if job.attempts >= self.jobs.max_attempts() => {
+                        let parked = Envelope::new(MODULE, DELIVERY_FAILED, &delivery).map_err(|e| e.to_string())?;
+                        self.bus.park_for_replay(DELIVERIES, &parked, &error).await.map_err(|e| e.to_string())
+                    }
+                    outcome => outcome,
+                }
+            }
             DIGEST_JOB => self.digest_due(job.decode()?).await.map_err(|p| p.to_string()),
             REMINDER_JOB => self.reminder_due(job.decode()?).await.map_err(|p| p.to_string()),
             other => Err(format!("no handler for {other}")),

@@ -110,7 +110,9 @@ impl NotificationService {
             Arc::clone(&handler),
         )
         .await;
-        bus.subscribe("notification.activity", crate::deliver::ACTIVITY_EVENTS, handler).await;
+        bus.subscribe("notification.activity", crate::deliver::ACTIVITY_EVENTS, Arc::clone(&handler)).await;
+        // Never published: the subscriber of parked deliveries, for replays.
+        bus.subscribe(crate::deliver::DELIVERIES, &[crate::deliver::DELIVERY_FAILED], handler).await;
         let jobs = Arc::clone(self) as Arc<dyn JobHandler>;
         self.jobs.register(crate::deliver::DELIVER_JOB, Arc::clone(&jobs)).await;
         self.jobs.register(crate::deliver::DIGEST_JOB, Arc::clone(&jobs)).await;
@@ -190,6 +192,7 @@ impl EventHandler for NotificationService {
             PASSWORD_RESET_REQUESTED => Template::ResetPassword,
             PASSWORD_CHANGED => return self.account_notice(event, Template::PasswordChanged).await,
             TWO_FACTOR_DISABLED => return self.account_notice(event, Template::TwoFactorDisabled).await,
+            crate::deliver::DELIVERY_FAILED => return self.redeliver(event).await,
             _ => return self.activity(event).await,
         };
         let e: EmailTokenIssued = event.decode()?;
