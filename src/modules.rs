@@ -562,9 +562,10 @@ mod local {
                 (Fanout::local(Arc::clone(&hub)), Presence::Local(hub))
             } else {
                 let ttl = std::time::Duration::from_secs(settings.presence_ttl_secs);
+                let pool = Fanout::redis_pool(&redis.url)?;
                 (
-                    Fanout::redis(hub, &redis.url, &redis.key_prefix)?,
-                    Presence::redis(&redis.url, &redis.key_prefix, ttl)?,
+                    Fanout::redis(hub, pool.clone(), &redis.url, &redis.key_prefix),
+                    Presence::redis(pool, &redis.key_prefix, ttl),
                 )
             };
             let realtime = hometrip_realtime::service::RealtimeService::new(

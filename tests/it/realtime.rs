@@ -373,41 +373,33 @@ async fn a_slow_reader_is_cut_off_while_fast_readers_keep_receiving() {
 
 const SCRAPER: &str = "realtime-test-scraper";
 
-/// Sockets cut off for reading too slowly, over the processes running realtime.
-async fn slow_consumers(server: &Server) -> u64 {
+/// A metric's value on each process running realtime (in `bases_of` order).
+async fn metric_per_process(server: &Server, name: &str) -> Vec<u64> {
     let (bases, http) = match &server.split {
         Some(split) => (split.bases_of("realtime"), split.http()),
         None => (vec![server.service("realtime").0], reqwest::Client::new()),
     };
-    let mut total = 0;
+    let mut values = Vec::new();
     for base in bases {
         let text = http.get(format!("{base}/metrics")).bearer_auth(SCRAPER).send().await.unwrap().text().await.unwrap();
-        total += text
+        let value = text
             .lines()
-            .filter(|l| l.starts_with("realtime_slow_consumers_total"))
+            .filter(|l| l.starts_with(name))
             .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .sum::<f64>() as u64;
+            .sum::<f64>();
+        values.push(value as u64);
     }
-    total
+    values
+}
+
+/// Sockets cut off for reading too slowly, over the processes running realtime.
+async fn slow_consumers(server: &Server) -> u64 {
+    metric_per_process(server, "realtime_slow_consumers_total").await.iter().sum()
 }
 
 /// Open sockets per realtime process (in `bases_of("realtime")` order).
 async fn sockets_per_process(server: &Server) -> Vec<u64> {
-    let (bases, http) = match &server.split {
-        Some(split) => (split.bases_of("realtime"), split.http()),
-        None => (vec![server.service("realtime").0], reqwest::Client::new()),
-    };
-    let mut counts = Vec::new();
-    for base in bases {
-        let text = http.get(format!("{base}/metrics")).bearer_auth(SCRAPER).send().await.unwrap().text().await.unwrap();
-        let n = text
-            .lines()
-            .filter(|l| l.starts_with("realtime_sockets"))
-            .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-            .sum::<f64>();
-        counts.push(n as u64);
-    }
-    counts
+    metric_per_process(server, "realtime_sockets").await
 }
 
 #[tokio::test]

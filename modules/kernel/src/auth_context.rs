@@ -256,7 +256,7 @@ impl FromRequest for AuthUser {
             return Box::pin(async move { Ok(user) });
         }
         let verifier = req.app_data::<web::Data<AccessVerifier>>().cloned();
-        let token = bearer(req);
+        let token = bearer(req).or_else(|missing| query_token(req).ok_or(missing));
         Box::pin(async move {
             let token = token?;
             let verifier = verifier.ok_or_else(|| Problem::internal("AccessVerifier not configured"))?;

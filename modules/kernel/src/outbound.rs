@@ -194,6 +194,13 @@ impl Outbound {
         Ok(Outbound { client, rules })
     }
 
+    /// Whether calls to `url` would be allowed (scheme, and a host that is
+    /// not a non-public address), without calling it: for URLs users give
+    /// to be called later.
+    pub fn check(&self, url: &Url) -> Result<(), OutboundError> {
+        self.rules.check_url(url)
+    }
+
     /// A GET of `url`, refused before anything is sent when the URL cannot be
     /// allowed (scheme, or a host that is a non-public address).
     pub fn get(&self, url: &Url) -> Result<reqwest::RequestBuilder, OutboundError> {

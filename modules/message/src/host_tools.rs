@@ -10,7 +10,7 @@ use hometrip_kernel::{ErrorCode, Id, Problem};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{self, Filling};
-use crate::service::{Draft, MessageService, BODY_MAX_CHARS};
+use crate::service::{db_err, Draft, MessageService, BODY_MAX_CHARS};
 use crate::store::{self, ConversationRow, QuickReplyRow, ScheduledRow};
 
 pub const SCHEDULED_JOB: &str = "message.scheduled_send";
@@ -116,10 +116,6 @@ fn check_template(body: &str) -> Result<(), Problem> {
         ));
     }
     Ok(())
-}
-
-fn db_err(e: hometrip_kernel::db::DbError) -> Problem {
-    Problem::from(e)
 }
 
 impl MessageService {

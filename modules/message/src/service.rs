@@ -89,7 +89,7 @@ pub struct MessagePage {
     pub next_cursor: Option<String>,
 }
 
-fn db_err(e: DbError) -> Problem {
+pub(crate) fn db_err(e: DbError) -> Problem {
     Problem::from(e)
 }
 

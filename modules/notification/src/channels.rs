@@ -160,6 +160,11 @@ impl Push {
         })
     }
 
+    /// Whether pushes to `endpoint` would be allowed (the kernel's outbound rules).
+    pub fn check_endpoint(&self, endpoint: &url::Url) -> Result<(), String> {
+        self.outbound.check(endpoint).map_err(|e| e.to_string())
+    }
+
     /// The VAPID JWT for an endpoint: audience its origin, valid 12 hours.
     fn vapid(&self, endpoint: &url::Url) -> Result<String, String> {
         #[derive(serde::Serialize)]

@@ -227,11 +227,10 @@ impl NotificationService {
 
     pub async fn subscribe_push(&self, user: Id, body: PushSubscriptionBody) -> Result<Subscription, Problem> {
         let url = url::Url::parse(&body.endpoint).map_err(|_| Problem::field("endpoint", "not a URL"))?;
-        let private_ok = self.settings.push.allow_private_endpoints;
-        if url.scheme() != "https" && !(private_ok && url.scheme() == "http") {
+        if url.scheme() != "https" && !(self.settings.push.allow_private_endpoints && url.scheme() == "http") {
             return Err(Problem::field("endpoint", "push endpoints are https URLs"));
         }
-        if !private_ok && is_private_host(&url) {
+        if self.push.check_endpoint(&url).is_err() {
             return Err(Problem::field("endpoint", "push endpoints are on public addresses"));
         }
         use base64::Engine as _;
@@ -304,15 +303,6 @@ fn e164(phone: &str) -> Option<String> {
     }
     let parsed = rlibphonenumber::PhoneNumber::parse(trimmed, None).ok()?;
     parsed.is_valid().then(|| parsed.format_as(rlibphonenumber::PhoneNumberFormat::E164).into_owned())
-}
-
-fn is_private_host(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00,
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost") || d.ends_with(".internal"),
-        None => true,
-    }
 }
 
 #[cfg(test)]

@@ -30,11 +30,16 @@ impl Fanout {
         Arc::new(Fanout::Local(hub))
     }
 
-    pub fn redis(hub: Arc<Hub>, url: &str, prefix: &str) -> Result<Arc<Fanout>, String> {
-        let pool = deadpool_redis::Config::from_url(url)
+    /// The Redis pool fan-out and presence share.
+    pub fn redis_pool(url: &str) -> Result<deadpool_redis::Pool, String> {
+        deadpool_redis::Config::from_url(url)
             .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .map_err(|e| format!("redis.url: {e}"))?;
-        Ok(Arc::new(Fanout::Redis { hub, pool, url: url.to_owned(), channel: format!("{prefix}realtime:frames") }))
+            .map_err(|e| format!("redis.url: {e}"))
+    }
+
+    /// Over Redis: `pool` publishes, a connection of its own (from `url`) listens.
+    pub fn redis(hub: Arc<Hub>, pool: deadpool_redis::Pool, url: &str, prefix: &str) -> Arc<Fanout> {
+        Arc::new(Fanout::Redis { hub, pool, url: url.to_owned(), channel: format!("{prefix}realtime:frames") })
     }
 
     pub fn hub(&self) -> &Arc<Hub> {

@@ -24,12 +24,9 @@ fn now_ms() -> i64 {
 }
 
 impl Presence {
-    pub fn redis(url: &str, prefix: &str, ttl: Duration) -> Result<Presence, String> {
-        let pool = deadpool_redis::Config::from_url(url)
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .map_err(|e| format!("redis.url: {e}"))?;
+    pub fn redis(pool: deadpool_redis::Pool, prefix: &str, ttl: Duration) -> Presence {
         let process = uuid::Uuid::now_v7().simple().to_string();
-        Ok(Presence::Redis { pool, prefix: prefix.to_owned(), process, ttl })
+        Presence::Redis { pool, prefix: prefix.to_owned(), process, ttl }
     }
 
     async fn conn(pool: &deadpool_redis::Pool) -> Result<deadpool_redis::Connection, String> {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError, Session};
 use futures_util::StreamExt;
-use hometrip_kernel::auth_context::{bearer, forwarded_user, query_token, AccessVerifier, AuthUser};
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::{ErrorCode, Id, Problem};
 use hometrip_message::api::{Message, Participants};
 use serde::Deserialize;
@@ -30,29 +30,15 @@ use crate::service::RealtimeService;
 pub const SLOW_CONSUMER: u16 = 4008;
 const RESUME_PAGE: u32 = 200;
 
-/// The caller: forwarded by the gateway, or from the bearer token (header or
-/// the `access_token` query parameter browsers use).
-async fn authenticate(req: &HttpRequest) -> Result<AuthUser, Problem> {
-    if let Some(user) = forwarded_user(req) {
-        return Ok(user);
-    }
-    let token = match bearer(req) {
-        Ok(token) => token,
-        Err(missing) => query_token(req).ok_or(missing)?,
-    };
-    let verifier = req
-        .app_data::<web::Data<AccessVerifier>>()
-        .ok_or_else(|| Problem::internal("AccessVerifier not configured"))?;
-    let claims = verifier.verify(&token).await?;
-    Ok(AuthUser { id: claims.sub, session_id: claims.sid, roles: claims.roles })
-}
-
+/// The caller comes forwarded by the gateway, or with a bearer token (in
+/// the header, or the `access_token` query parameter browsers use): the
+/// `AuthUser` extractor, checked before any upgrade.
 pub async fn ws(
     req: HttpRequest,
     body: web::Payload,
     svc: web::Data<RealtimeService>,
+    user: AuthUser,
 ) -> Result<HttpResponse, Problem> {
-    let user = authenticate(&req).await?;
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| Problem::new(ErrorCode::BadRequest, format!("not a WebSocket upgrade: {e}")))?;
     let max_frame = svc.settings.max_frame_bytes;
