@@ -321,6 +321,10 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     });
     let verifier = web::Data::from(Arc::clone(&platform.verifier));
     let jobs = web::Data::from(Arc::clone(&wiring.jobs));
+    let audit = web::Data::new(hometrip_gateway::audit::AuditSink {
+        bus: Arc::clone(&wiring.bus),
+        clock: wiring.jobs.clock().clone(),
+    });
     let clock_control = settings.testing.clock_control;
     if clock_control {
         tracing::warn!("testing.clock_control is on: the booking clock can be moved forward");
@@ -358,6 +362,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             .app_data(edge.clone())
             .app_data(verifier.clone())
             .app_data(jobs.clone())
+            .app_data(audit.clone())
             .app_data(token.clone())
             .app_data(public_url.clone())
             .app_data(allowed.clone())
@@ -390,6 +395,8 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             .wrap(hometrip_gateway::errors_as_problems())
             // Same-origin only when no origin is configured: no CORS work per request.
             .wrap(actix_web::middleware::Condition::new(!cors_origins.is_empty(), cors))
+            // Inside the edge: it has verified the caller.
+            .wrap(from_fn(hometrip_gateway::audit::record))
             .wrap(from_fn(hometrip_gateway::edge))
     })
     .workers(settings.server.worker_count())

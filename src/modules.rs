@@ -65,7 +65,26 @@ pub static MODULES: &[Module] = &[
         openapi: None,
         exists: true,
     },
-    planned("admin", 3003),
+    Module {
+        name: "admin",
+        port: 3003,
+        calls: &[],
+        routes: &["/api/v1/admin/audit", "/api/v1/admin/audit/**"],
+        #[cfg(feature = "admin")]
+        migrations: Some(hometrip_admin::store::MIGRATIONS),
+        #[cfg(not(feature = "admin"))]
+        migrations: None,
+        #[cfg(feature = "admin")]
+        start: Some(local::admin),
+        #[cfg(not(feature = "admin"))]
+        start: None,
+        remote: None,
+        #[cfg(feature = "admin")]
+        openapi: Some(<hometrip_admin::http::AdminApi as utoipa::OpenApi>::openapi),
+        #[cfg(not(feature = "admin"))]
+        openapi: None,
+        exists: true,
+    },
     Module {
         name: "auth",
         port: 4001,
@@ -267,7 +286,35 @@ pub static MODULES: &[Module] = &[
         openapi: None,
         exists: true,
     },
-    planned("review", 4007),
+    Module {
+        name: "review",
+        port: 4007,
+        calls: &["booking", "user"],
+        routes: &[
+            "/api/v1/bookings/*/reviews",
+            "/api/v1/listings/*/reviews",
+            "/api/v1/users/*/reviews",
+            "/api/v1/reviews/**",
+            "/api/v1/admin/reviews",
+            "/api/v1/admin/reviews/**",
+        ],
+        #[cfg(feature = "review")]
+        migrations: Some(hometrip_review::store::MIGRATIONS),
+        #[cfg(not(feature = "review"))]
+        migrations: None,
+        #[cfg(feature = "review")]
+        start: Some(local::review),
+        #[cfg(not(feature = "review"))]
+        start: None,
+        remote: Some(|w, c| {
+            w.provide::<dyn hometrip_review::api::Reviews>(Arc::new(hometrip_review::client::ReviewsClient::new(c)))
+        }),
+        #[cfg(feature = "review")]
+        openapi: Some(<hometrip_review::http::ReviewApi as utoipa::OpenApi>::openapi),
+        #[cfg(not(feature = "review"))]
+        openapi: None,
+        exists: true,
+    },
     planned("analytics", 4008),
 ];
 
@@ -316,6 +363,24 @@ pub fn select(requested: &[String]) -> Result<Vec<&'static Module>, String> {
 mod local {
     #[allow(unused_imports)]
     use super::*;
+
+    #[cfg(feature = "admin")]
+    pub fn admin<'a>(w: &'a mut Wiring) -> LocalBoxFuture<'a, Result<Mount, String>> {
+        Box::pin(async move {
+            let admin = hometrip_admin::service::AdminService::new(
+                w.db.clone(),
+                Arc::clone(&w.bus),
+                Arc::clone(&w.jobs),
+                w.settings.admin.clone(),
+            );
+            admin.subscribe().await?;
+            let data: web::Data<hometrip_admin::service::AdminService> = hometrip_admin::http::data(&admin);
+            Ok(Mount::new(move |cfg| {
+                cfg.app_data(data.clone());
+            })
+            .api(hometrip_admin::http::routes))
+        })
+    }
 
     #[cfg(feature = "auth")]
     pub fn auth<'a>(w: &'a mut Wiring) -> LocalBoxFuture<'a, Result<Mount, String>> {
@@ -547,6 +612,32 @@ mod local {
         })
     }
 
+    #[cfg(feature = "review")]
+    pub fn review<'a>(w: &'a mut Wiring) -> LocalBoxFuture<'a, Result<Mount, String>> {
+        Box::pin(async move {
+            use hometrip_review::api::Reviews;
+            use hometrip_review::service::{ReviewDeps, ReviewService};
+            let reviews = ReviewService::new(ReviewDeps {
+                db: w.db.clone(),
+                bus: Arc::clone(&w.bus),
+                jobs: Arc::clone(&w.jobs),
+                bookings: w.require::<dyn hometrip_booking::api::Bookings>("booking")?,
+                users: w.require::<dyn hometrip_user::api::Users>("user")?,
+                limiter: hometrip_kernel::cache::RateLimiter::new(Arc::clone(&w.cache)),
+                settings: w.settings.review.clone(),
+            });
+            reviews.subscribe().await?;
+            w.provide::<dyn Reviews>(Arc::clone(&reviews) as Arc<dyn Reviews>);
+            let data = hometrip_review::http::data(&reviews);
+            let dyn_data: web::Data<dyn Reviews> = web::Data::from(reviews as Arc<dyn Reviews>);
+            Ok(Mount::new(move |cfg| {
+                cfg.app_data(data.clone()).app_data(dyn_data.clone());
+                hometrip_review::http::internal_routes(cfg);
+            })
+            .api(hometrip_review::http::routes))
+        })
+    }
+
     #[cfg(feature = "realtime")]
     pub fn realtime<'a>(w: &'a mut Wiring) -> LocalBoxFuture<'a, Result<Mount, String>> {
         Box::pin(async move {
@@ -653,7 +744,7 @@ mod tests {
     #[test]
     fn a_selection_is_checked_against_the_table() {
         assert!(select(&["bookng".to_owned()]).unwrap_err().contains("unknown module"));
-        assert!(select(&["review".to_owned()]).unwrap_err().contains("not part of this version"));
+        assert!(select(&["analytics".to_owned()]).unwrap_err().contains("not part of this version"));
         let chosen = select(&["booking".to_owned(), "auth".to_owned(), "auth".to_owned()]);
         #[cfg(all(feature = "auth", feature = "booking"))]
         assert_eq!(chosen.unwrap().iter().map(|m| m.name).collect::<Vec<_>>(), vec!["auth", "booking"]);

@@ -119,7 +119,7 @@ mod tests {
         assert_eq!(callers_of("listing"), ["booking", "gateway", "message", "notification", "realtime", "search"]);
         assert_eq!(callers_of("message"), ["gateway", "realtime"]);
         assert_eq!(callers_of("payment"), ["booking", "gateway"]);
-        assert_eq!(callers_of("booking"), ["gateway", "message", "notification"]);
+        assert_eq!(callers_of("booking"), ["gateway", "message", "notification", "review"]);
         // Every process reads auth's token keys.
         assert_eq!(callers_of("auth").len(), modules::MODULES.iter().filter(|m| m.exists).count());
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use config::{Config, Environment, File, FileFormat};
+use hometrip_admin::api::AdminSettings;
 use hometrip_auth::api::AuthSettings;
 use hometrip_booking::api::BookingSettings;
 use hometrip_kernel::settings::{DatabaseSettings, LogSettings, RedisSettings, ServerSettings};
@@ -14,6 +15,7 @@ use hometrip_message::api::MessageSettings;
 use hometrip_notification::api::NotificationSettings;
 use hometrip_payment::api::PaymentSettings;
 use hometrip_realtime::api::RealtimeSettings;
+use hometrip_review::api::ReviewSettings;
 use hometrip_search::api::SearchSettings;
 use hometrip_user::api::UserSettings;
 use serde::{Deserialize, Serialize};
@@ -34,10 +36,12 @@ pub struct Settings {
     pub log: LogSettings,
     pub telemetry: TelemetrySettings,
     pub services: ServicesSettings,
+    pub admin: AdminSettings,
     pub auth: AuthSettings,
     pub user: UserSettings,
     pub message: MessageSettings,
     pub realtime: RealtimeSettings,
+    pub review: ReviewSettings,
     pub notification: NotificationSettings,
     pub listing: ListingSettings,
     pub search: SearchSettings,

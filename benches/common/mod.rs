@@ -78,6 +78,7 @@ pub fn listings(n: usize, today: NaiveDate) -> impl Iterator<Item = (IndexedList
             amenities: t.details.amenities.clone(),
             instant_book: t.details.instant_book,
             rating: None,
+            shown_rating: None,
             min_nights: u64::from(t.rules.min_nights),
             max_nights: u64::from(t.rules.max_nights),
             booked,

@@ -5,6 +5,7 @@
 
 mod account_security;
 mod architecture;
+mod audit;
 mod auth;
 mod backup;
 mod bookings;
@@ -19,6 +20,7 @@ mod oauth;
 mod privacy;
 mod realtime;
 mod restart;
+mod reviews;
 mod search;
 mod shape;
 mod smtp;

@@ -21,6 +21,7 @@ fn required(var: &str) -> String {
 
 /// The processes of a platform: (name, module, database shared with).
 const LAYOUT: &[(&str, &str)] = &[
+    ("admin", "admin"),
     ("auth", "auth"),
     ("user", "user"),
     ("listing", "listing"),
@@ -30,6 +31,7 @@ const LAYOUT: &[(&str, &str)] = &[
     ("notification", "notification"),
     ("search", "search"),
     ("message", "message"),
+    ("review", "review"),
     ("realtime", "realtime"),
     ("realtime-2", "realtime"),
     ("gateway", "gateway"),
@@ -207,8 +209,19 @@ impl Split {
                 .env("HOMETRIP_SERVICES__TLS__KEY_FILE", certs.join(format!("{}.key", me.module)));
         }
         let scheme = self.scheme();
-        for module in ["auth", "user", "listing", "booking", "payment", "notification", "search", "message", "realtime"]
-        {
+        for module in [
+            "admin",
+            "auth",
+            "user",
+            "listing",
+            "booking",
+            "payment",
+            "notification",
+            "search",
+            "message",
+            "review",
+            "realtime",
+        ] {
             let urls: Vec<String> = procs
                 .iter()
                 .filter(|p| p.module == module)
@@ -308,16 +321,26 @@ impl Split {
         }
     }
 
+    /// Waits until every process answers `/health/ready` with `ready`: its
+    /// own database, cache and broker, and every module it calls available.
+    /// The circuits a process opened while its upstreams were starting close
+    /// at its next health probe; a test that starts before would see 503s.
     pub async fn wait_ready(&self) {
         let client = self.http();
-        let answers = |path: &'static str| {
+        let all_answer = |path: &'static str, ready_only: bool| {
             let client = client.clone();
             let bases = self.bases_of("*");
             async move {
                 for base in bases {
-                    let ok = client.get(format!("{base}{path}")).send().await.is_ok_and(|r| r.status().is_success());
-                    if !ok {
+                    let Ok(res) = client.get(format!("{base}{path}")).send().await else { return false };
+                    if !res.status().is_success() {
                         return false;
+                    }
+                    if ready_only {
+                        let body: serde_json::Value = res.json().await.unwrap_or_default();
+                        if body["status"] != "ready" {
+                            return false;
+                        }
                     }
                 }
                 true
@@ -325,27 +348,28 @@ impl Split {
         };
         let mut live = false;
         for _ in 0..600 {
-            if answers("/health/live").await {
+            if all_answer("/health/live", false).await {
                 live = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(live, "the split platform did not start within 60 s:\n{}", self.logs());
-        for _ in 0..200 {
-            let ready = client.get(format!("http://127.0.0.1:{}/health/ready", self.gateway_port)).send().await.ok();
-            if let Some(r) = ready {
-                let body: serde_json::Value = r.json().await.unwrap_or_default();
-                // Every upstream available too: a circuit opened by the
-                // gateway's first calls while the modules started is closed.
-                let upstreams = body["upstreams"].as_array().cloned().unwrap_or_default();
-                let available = upstreams.iter().all(|u| u["available"] == true);
-                if body["status"] == "ready" && available && answers("/health/ready").await {
-                    return;
-                }
+        for _ in 0..600 {
+            if all_answer("/health/ready", true).await {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let mut states = String::new();
+        for base in self.bases_of("*") {
+            let body = match client.get(format!("{base}/health/ready")).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(e) => e.to_string(),
+            };
+            states.push_str(&format!("{base}: {body}\n"));
+        }
+        panic!("the split platform was not ready within 60 s:\n{states}\n{}", self.logs());
     }
 
     pub fn logs(&self) -> String {

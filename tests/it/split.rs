@@ -246,6 +246,7 @@ async fn each_database_holds_only_its_modules_tables() {
                 "scheduled_messages",
             ],
         ),
+        ("review", &["review_stays", "reviews", "review_flags", "review_appeals", "listing_ratings", "review_market"]),
         ("realtime", &["presence_last_seen"]),
         ("search", &[]),
         ("gateway", &[]),

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hometrip_kernel::diesel;
 use serde_json::{json, Value};
 
 use crate::shape::{is_split, Split};
@@ -690,4 +691,45 @@ pub async fn book_and_pay(guest: &Api, listing: &str, days: i64) -> String {
     assert_eq!(paid.status, 200, "{}", paid.text);
     eventually(guest, &format!("/api/v1/bookings/{id}"), |b| b["status"] == "confirmed").await;
     id
+}
+
+#[derive(diesel::QueryableByName)]
+pub struct TextRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub v: String,
+}
+
+/// Runs `sql` on the database holding `module`'s tables (the server's SQLite
+/// file, its PostgreSQL database, or in the split shape that module's) and
+/// returns the first column of each row, as text (`AS v`).
+pub async fn sql(server: &Server, module: &str, sql: &str) -> Vec<String> {
+    match &server.database_of(module) {
+        Some(url) => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            client
+                .simple_query(sql)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or_default().to_owned()),
+                    _ => None,
+                })
+                .collect()
+        }
+        None => {
+            use diesel::{Connection, RunQueryDsl};
+            let path = server.data_dir.join("hometrip.db");
+            let mut conn = diesel::sqlite::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+            // The server writes too (events, sessions): wait for its lock like it waits for ours.
+            diesel::connection::SimpleConnection::batch_execute(&mut conn, "PRAGMA busy_timeout = 10000").unwrap();
+            if sql.trim_start().to_uppercase().starts_with("SELECT") {
+                diesel::sql_query(sql).load::<TextRow>(&mut conn).unwrap().into_iter().map(|r| r.v).collect()
+            } else {
+                diesel::sql_query(sql).execute(&mut conn).unwrap();
+                Vec::new()
+            }
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! CORS — plus the operational routes (health, metrics, OpenAPI, files,
 //! dead letters). Module routes are mounted by the binary under `/api/v1`.
 
+pub mod audit;
 pub mod dead_letters;
 pub mod middleware;
 pub mod ops;

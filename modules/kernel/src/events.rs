@@ -654,6 +654,17 @@ impl EventBus {
         })
     }
 
+    /// Appends an event on its own (no state change goes with it: the
+    /// edge's record of an admin call) and wakes the relay.
+    pub async fn publish(&self, event: &Envelope) -> Result<(), DbError> {
+        crate::transaction!(self.db, |conn| {
+            conn.append_event(event).await?;
+            Ok::<_, DbError>(())
+        })?;
+        self.poke();
+        Ok(())
+    }
+
     /// Parks work that failed for good outside the relay (a job's last
     /// attempt) as a dead letter of `subscriber`, whose handler a replay
     /// calls with `envelope`: admins see and replay it like any other.

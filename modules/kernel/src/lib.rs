@@ -4,9 +4,12 @@
 //! the outbox event bus, cache and rate limiting, the caller's identity, HTTP
 //! plumbing and the base of remote clients. The kernel knows no module.
 
+pub mod audit;
 pub mod auth_context;
 pub mod broker;
 pub mod cache;
+#[cfg(feature = "contacts")]
+pub mod contacts;
 pub mod db;
 pub mod error;
 pub mod events;

@@ -210,8 +210,13 @@ pub struct Listing {
     /// Local check-out time, `HH:MM`.
     pub check_out_time: String,
     pub photos: Vec<Photo>,
-    /// Average review rating; none until reviews exist.
+    /// The guests' rating: a Bayesian average over the market's ratings
+    /// (see the review module), shown from 3 reviews.
     pub rating: Option<f64>,
+    /// What search ranks by (the same average, from the first review).
+    pub rating_score: Option<f64>,
+    /// Published guest reviews.
+    pub review_count: i64,
     pub created_at: Instant,
     pub updated_at: Instant,
 }
@@ -329,6 +334,22 @@ pub trait Listings: Send + Sync {
 pub const LISTING_CHANGED: &str = "listing.changed";
 /// Nights blocked, unblocked or repriced.
 pub const CALENDAR_CHANGED: &str = "listing.calendar_changed";
+
+/// A listing's rating moved (a review published or removed, or the market's
+/// mean moved), published by the review module. Defined here, the
+/// consumer's side: the review module depends on this api, not the reverse.
+pub const LISTING_RATING_CHANGED: &str = "review.listing_rating_changed";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListingRatingChanged {
+    pub listing_id: Id,
+    /// Published guest reviews.
+    pub count: i64,
+    /// What the listing shows: the Bayesian score, from 3 reviews.
+    pub rating: Option<f64>,
+    /// What search ranks by: the Bayesian score (none without reviews).
+    pub score: Option<f64>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ListingChanged {

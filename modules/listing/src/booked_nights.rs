@@ -39,6 +39,7 @@ impl ListingService {
         types.extend_from_slice(booking_events::RELEASED);
         self.bus.subscribe("listing.booked_nights", &types, handler).await;
         crate::guest_access::GuestAccess::new(self.db.clone()).subscribe(&self.bus).await;
+        crate::ratings::RatingProjection::new(Arc::clone(self)).subscribe(&self.bus).await;
     }
 }
 

@@ -18,6 +18,8 @@ pub mod http;
 pub mod ical;
 pub mod privacy;
 #[cfg(feature = "local")]
+pub mod ratings;
+#[cfg(feature = "local")]
 pub mod service;
 #[cfg(feature = "local")]
 pub mod store;

@@ -174,6 +174,8 @@ mod tests {
             check_out_time: "11:00".into(),
             photos: vec![],
             rating: None,
+            rating_score: None,
+            review_count: 0,
             created_at: hometrip_kernel::time::Instant::now(),
             updated_at: hometrip_kernel::time::Instant::now(),
         };

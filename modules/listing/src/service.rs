@@ -144,6 +144,9 @@ impl ListingService {
             created_at: now,
             updated_at: now,
             location_salt: hex::encode(rand::random::<[u8; 16]>()),
+            rating: None,
+            rating_score: None,
+            review_count: 0,
         };
         Self::write_terms(&mut row, terms)?;
         Ok(row)
@@ -161,7 +164,7 @@ impl ListingService {
         }
     }
 
-    fn view(&self, row: &ListingRow, photos: &[PhotoRow]) -> Listing {
+    pub(crate) fn view(&self, row: &ListingRow, photos: &[PhotoRow]) -> Listing {
         let t = Self::terms(row);
         let currency = t.pricing.currency.clone().unwrap_or_else(|| "EUR".to_owned());
         let money = |amount: i64| Money::new(amount, &currency);
@@ -204,7 +207,9 @@ impl ListingService {
             check_in_time: t.rules.check_in_time.format("%H:%M").to_string(),
             check_out_time: t.rules.check_out_time.format("%H:%M").to_string(),
             photos: photos.iter().map(|p| self.photo_view(p)).collect(),
-            rating: None,
+            rating: row.rating,
+            rating_score: row.rating_score,
+            review_count: row.review_count,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }

@@ -30,6 +30,9 @@ pub mod schema {
             updated_at -> DbInstant,
             /// The secret the approximate location's offset is derived from.
             location_salt -> Text,
+            rating -> Nullable<Double>,
+            rating_score -> Nullable<Double>,
+            review_count -> BigInt,
         }
     }
     diesel::table! {
@@ -127,6 +130,15 @@ pub struct ListingRow {
     pub created_at: Instant,
     pub updated_at: Instant,
     pub location_salt: String,
+    /// The review module's figures (`review.listing_rating_changed`), written
+    /// only by [`set_rating`]: a host's edit saving the whole row never
+    /// writes back a rating it read before.
+    #[diesel(skip_update)]
+    pub rating: Option<f64>,
+    #[diesel(skip_update)]
+    pub rating_score: Option<f64>,
+    #[diesel(skip_update)]
+    pub review_count: i64,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -175,6 +187,28 @@ pub async fn save(db: &Db, row: &ListingRow, event: &Envelope) -> Result<(), DbE
         diesel::update(listings::table.find(row.id)).set(row).execute(conn).await?;
         conn.append_event(event).await?;
         Ok::<_, DbError>(())
+    })
+}
+
+/// The review module's figures for a listing, with the `listing.changed`
+/// that carries them to search. `false` when the listing is gone.
+pub async fn set_rating(
+    db: &Db,
+    listing_id: Id,
+    rating: Option<f64>,
+    score: Option<f64>,
+    count: i64,
+    event: &Envelope,
+) -> Result<bool, DbError> {
+    transaction!(db, |conn| {
+        let n = diesel::update(listings::table.find(listing_id))
+            .set((listings::rating.eq(rating), listings::rating_score.eq(score), listings::review_count.eq(count)))
+            .execute(conn)
+            .await?;
+        if n == 1 {
+            conn.append_event(event).await?;
+        }
+        Ok::<_, DbError>(n == 1)
     })
 }
 

@@ -123,12 +123,14 @@ pub fn render(kind: &str, locale: &str, v: &Vars) -> Text {
             (format!("{} nouveaux messages de {}", v.count, v.who), format!("À propos de {}.", v.listing))
         }
         ("message_received", true) => (format!("Nouveau message de {}", v.who), format!("À propos de {}.", v.listing)),
+        // `dates` holds the last day reviews are accepted.
         ("review_requested", false) => {
-            ("How was your stay?".to_owned(), format!("Leave a review of {} within 14 days.", v.listing))
+            ("How was your stay?".to_owned(), format!("Leave a review of {} by {}.", v.listing, v.dates))
         }
-        ("review_requested", true) => {
-            ("Comment s'est passé le séjour ?".to_owned(), format!("Laissez un avis sur {} sous 14 jours.", v.listing))
-        }
+        ("review_requested", true) => (
+            "Comment s'est passé le séjour ?".to_owned(),
+            format!("Laissez un avis sur {} avant le {}.", v.listing, v.dates),
+        ),
         ("review_published", false) => ("New review".to_owned(), format!("A review of {} was published.", v.listing)),
         ("review_published", true) => ("Nouvel avis".to_owned(), format!("Un avis sur {} a été publié.", v.listing)),
         ("payout_paid", false) => ("Payout sent".to_owned(), format!("We sent you {}.", v.amount)),

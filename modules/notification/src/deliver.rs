@@ -18,6 +18,7 @@ use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
 use hometrip_message::api::{ConversationRead, MessageCreated, CONVERSATION_READ, MESSAGE_CREATED};
 use hometrip_payment::api::{PayoutEvent, PAYOUT_PAID};
+use hometrip_review::api::{ReviewPublished, ReviewRequested, REVIEW_PUBLISHED, REVIEW_REQUESTED};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{Notification, NotificationCreated, Notifications, MODULE, NOTIFICATION_CREATED};
@@ -44,6 +45,8 @@ pub const ACTIVITY_EVENTS: &[&str] = &[
     MESSAGE_CREATED,
     CONVERSATION_READ,
     PAYOUT_PAID,
+    REVIEW_REQUESTED,
+    REVIEW_PUBLISHED,
 ];
 
 /// One delivery outside the platform.
@@ -203,9 +206,38 @@ impl NotificationService {
                 let vars = Vars { amount, link: "/host/earnings".to_owned(), ..Vars::default() };
                 self.dispatch("payout_paid", payout.host_id, &vars, &source).await
             }
+            REVIEW_REQUESTED => self.review_requested(event.decode()?, &source).await,
+            REVIEW_PUBLISHED => self.review_published(event.decode()?, &source).await,
             kind => self.booking_event(kind, event.decode::<BookingEvent>()?.booking, &source).await,
         };
         result.map_err(|p| p.to_string())
+    }
+
+    async fn review_requested(&self, e: ReviewRequested, source: &str) -> Result<(), Problem> {
+        let vars = Vars {
+            listing: self.listing_title(e.listing_id).await?,
+            dates: e.window_ends_at.0.format("%Y-%m-%d").to_string(),
+            link: format!("/trips/{}/review", e.booking_id),
+            ..Vars::default()
+        };
+        self.dispatch("review_requested", e.recipient_id, &vars, source).await
+    }
+
+    /// The person a review is about learns it is public.
+    async fn review_published(&self, e: ReviewPublished, source: &str) -> Result<(), Problem> {
+        let r = e.review;
+        let link = if r.author_role == "guest" {
+            format!("/listings/{}#reviews", r.listing_id)
+        } else {
+            format!("/users/{}#reviews", r.subject_id)
+        };
+        let vars = Vars {
+            who: r.author.display_name.clone(),
+            listing: self.listing_title(r.listing_id).await?,
+            link,
+            ..Vars::default()
+        };
+        self.dispatch("review_published", r.subject_id, &vars, source).await
     }
 
     async fn booking_event(&self, event_type: &str, b: booking::Booking, source: &str) -> Result<(), Problem> {

@@ -121,7 +121,8 @@ impl SearchService {
             property_type: listing.property_type.clone(),
             amenities: listing.amenities.clone(),
             instant_book: listing.instant_book,
-            rating: listing.rating,
+            rating: listing.rating_score,
+            shown_rating: listing.rating,
             min_nights: u64::from(listing.min_nights),
             max_nights: u64::from(listing.max_nights),
             booked: booked.map(domain::day_number).collect(),
@@ -212,7 +213,7 @@ impl SearchService {
         let text = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
         let float = |field| doc.get_first(field).and_then(|v| v.as_f64()).unwrap_or(0.0);
         let whole = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0);
-        let rating = float(f.rating);
+        let rating = float(f.shown_rating);
         Ok(SearchHit {
             id: Id(uuid::Uuid::from_u128(row.id)),
             title: text(f.title),

@@ -23,8 +23,9 @@ use tantivy::{
 };
 
 /// Bump when the schema changes: an index of another version is rebuilt.
-/// (6: `lat`/`lon` hold the listing's approximate location.)
-pub const SCHEMA_VERSION: &str = "6";
+/// (6: `lat`/`lon` hold the listing's approximate location; 7: `rating` is
+/// the ranking score, `shown_rating` what results show.)
+pub const SCHEMA_VERSION: &str = "7";
 
 /// Property types and amenities are indexed by their place in the listing
 /// module's catalogues (a type slot, a bit per amenity), so facets count small
@@ -100,7 +101,10 @@ pub struct Fields {
     /// One bit per amenity (`amenity_bit`), for facets.
     pub amenity_bits: Field,
     pub instant_book: Field,
+    /// The ranking score (the review module's Bayesian average), fast.
     pub rating: Field,
+    /// The rating results show (from 3 reviews), stored.
+    pub shown_rating: Field,
     pub min_nights: Field,
     pub max_nights: Field,
     /// Booked nights as a bitmap (`domain::night_words`): the first word's
@@ -168,6 +172,7 @@ fn schema() -> (Schema, Fields) {
         amenity_bits: b.add_u64_field("amenity_bits", FAST),
         instant_book: b.add_u64_field("instant_book", column.clone()),
         rating: b.add_f64_field("rating", number),
+        shown_rating: b.add_f64_field("shown_rating", STORED),
         min_nights: b.add_u64_field("min_nights", column.clone()),
         max_nights: b.add_u64_field("max_nights", column),
         nights_base: b.add_u64_field(NIGHTS_BASE, FAST),
@@ -214,7 +219,10 @@ pub struct IndexedListing {
     pub property_type: String,
     pub amenities: Vec<String>,
     pub instant_book: bool,
+    /// The ranking score.
     pub rating: Option<f64>,
+    /// What results show.
+    pub shown_rating: Option<f64>,
     pub min_nights: u64,
     pub max_nights: u64,
     /// Taken nights as day numbers, from day `nights_from` on (earlier ones
@@ -323,6 +331,7 @@ impl SearchIndex {
         doc.add_u64(f.amenity_bits, bits);
         doc.add_u64(f.instant_book, u64::from(l.instant_book));
         doc.add_f64(f.rating, l.rating.unwrap_or(0.0));
+        doc.add_f64(f.shown_rating, l.shown_rating.unwrap_or(0.0));
         doc.add_u64(f.min_nights, l.min_nights);
         doc.add_u64(f.max_nights, l.max_nights);
         let (base, words) = night_words(l.nights_from, l.booked.iter().copied());

@@ -1,0 +1,3 @@
+ALTER TABLE listings DROP COLUMN review_count;
+ALTER TABLE listings DROP COLUMN rating_score;
+ALTER TABLE listings DROP COLUMN rating;
