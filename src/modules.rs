@@ -89,7 +89,12 @@ pub static MODULES: &[Module] = &[
         name: "auth",
         port: 4001,
         calls: &[],
-        routes: &["/api/v1/auth/**", "/api/v1/admin/users/*/roles"],
+        routes: &[
+            "/api/v1/auth/**",
+            "/api/v1/admin/users/*/roles",
+            "/api/v1/admin/users/*/suspend",
+            "/api/v1/admin/users/*/reinstate",
+        ],
         #[cfg(feature = "auth")]
         migrations: Some(hometrip_auth::store::MIGRATIONS),
         #[cfg(not(feature = "auth"))]
@@ -221,6 +226,7 @@ pub static MODULES: &[Module] = &[
             "/api/v1/conversations/**",
             "/api/v1/quick-replies",
             "/api/v1/quick-replies/**",
+            "/api/v1/admin/conversations/**",
         ],
         #[cfg(feature = "message")]
         migrations: Some(hometrip_message::store::MIGRATIONS),

@@ -1,5 +1,6 @@
 -- One database per service (PostgreSQL's entrypoint runs this once).
 CREATE DATABASE hometrip_gateway;
+CREATE DATABASE hometrip_admin;
 CREATE DATABASE hometrip_auth;
 CREATE DATABASE hometrip_user;
 CREATE DATABASE hometrip_listing;

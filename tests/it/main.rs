@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod account_security;
+mod admin;
 mod architecture;
 mod audit;
 mod auth;

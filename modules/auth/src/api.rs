@@ -22,6 +22,9 @@ pub struct AccountSummary {
     pub email_verified: bool,
     pub roles: Vec<String>,
     pub totp_enabled: bool,
+    /// Suspended by an admin: cannot sign in.
+    #[serde(default)]
+    pub suspended: bool,
     pub created_at: Instant,
 }
 
@@ -45,6 +48,17 @@ pub const PASSWORD_RESET_REQUESTED: &str = "auth.password_reset_requested";
 pub const PASSWORD_CHANGED: &str = "auth.password_changed";
 /// Two-factor was turned off: the owner is told, in case it was not them.
 pub const TWO_FACTOR_DISABLED: &str = "auth.two_factor_disabled";
+/// An admin suspended the account: its sessions ended, its listings leave search.
+pub const ACCOUNT_SUSPENDED: &str = "auth.account_suspended";
+/// The suspension was lifted.
+pub const ACCOUNT_REINSTATED: &str = "auth.account_reinstated";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSuspension {
+    pub user_id: Id,
+    /// The admin's stated reason (empty for a reinstatement without one).
+    pub reason: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountRegistered {

@@ -375,6 +375,37 @@ async fn admin_set_role(
     Ok(HttpResponse::Ok().json(web.service.set_role(*id, &body.role, body.granted).await?))
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SuspensionReason {
+    pub reason: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/suspend", tag = "admin", request_body = SuspensionReason,
+    params(("id" = Id, Path)),
+    responses((status = 200, body = AccountSummary), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+#[post("/admin/users/{id}/suspend")]
+async fn admin_suspend(
+    web: web::Data<AuthWeb>,
+    user: AuthUser,
+    id: web::Path<Id>,
+    body: web::Json<SuspensionReason>,
+) -> Result<HttpResponse, Problem> {
+    user.require_admin()?;
+    Ok(HttpResponse::Ok().json(web.service.set_suspension(user.id, *id, Some(&body.reason)).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/reinstate", tag = "admin", params(("id" = Id, Path)),
+    responses((status = 200, body = AccountSummary), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+#[post("/admin/users/{id}/reinstate")]
+async fn admin_reinstate(web: web::Data<AuthWeb>, user: AuthUser, id: web::Path<Id>) -> Result<HttpResponse, Problem> {
+    user.require_admin()?;
+    Ok(HttpResponse::Ok().json(web.service.set_suspension(user.id, *id, None).await?))
+}
+
 /// Mounts the public routes under the caller's `/api/v1` scope.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(register)
@@ -395,7 +426,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(jwks)
         .service(oauth_start)
         .service(oauth_callback)
-        .service(admin_set_role);
+        .service(admin_set_role)
+        .service(admin_suspend)
+        .service(admin_reinstate);
 }
 
 // ---- internal routes: the Accounts trait over HTTP (see client.rs)
@@ -466,9 +499,11 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
         jwks,
         oauth_start,
         oauth_callback,
-        admin_set_role
+        admin_set_role,
+        admin_suspend,
+        admin_reinstate
     ),
-    components(schemas(Problem, TokenPair, TotpSetup, SessionInfo, AccountSummary, JwkSet))
+    components(schemas(Problem, TokenPair, TotpSetup, SessionInfo, AccountSummary, JwkSet, SuspensionReason))
 )]
 pub struct AuthApi;
 

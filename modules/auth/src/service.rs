@@ -293,6 +293,10 @@ impl AuthService {
         account: &AccountRow,
         user_agent: Option<String>,
     ) -> Result<TokenPair, Problem> {
+        // Every way in (password, second factor, OAuth) comes through here.
+        if account.suspended_at.is_some() {
+            return Err(Problem::forbidden("this account is suspended"));
+        }
         let now = Instant::now();
         let token = random_token(32);
         let session_id = Id::new();
@@ -314,6 +318,34 @@ impl AuthService {
         .await
         .map_err(db_err)?;
         self.pair(account, session_id, token)
+    }
+
+    /// An admin suspends (`Some(reason)`) or reinstates an account. A
+    /// suspension ends every session at once (their access tokens are
+    /// remembered as revoked in every process); an admin cannot suspend
+    /// their own account.
+    pub async fn set_suspension(&self, admin: Id, id: Id, reason: Option<&str>) -> Result<AccountSummary, Problem> {
+        if let Some(r) = reason {
+            if r.trim().is_empty() || r.chars().count() > 2_000 {
+                return Err(Problem::field("reason", "must be 1 to 2000 characters"));
+            }
+            if admin == id {
+                return Err(Problem::new(ErrorCode::Conflict, "an admin cannot suspend their own account"));
+            }
+        }
+        self.account_row(id).await?;
+        let (event_type, why) = match reason {
+            Some(r) => (ACCOUNT_SUSPENDED, r.trim().to_owned()),
+            None => (ACCOUNT_REINSTATED, String::new()),
+        };
+        let event = self.event(event_type, &AccountSuspension { user_id: id, reason: why })?;
+        if let Some(ended) =
+            store::set_suspension(&self.db, id, reason.map(str::trim), Instant::now(), &event).await.map_err(db_err)?
+        {
+            self.forget_sessions(&ended).await?;
+            self.bus.poke();
+        }
+        Ok(summary(&self.account_row(id).await?))
     }
 
     fn idle(&self) -> Duration {
@@ -605,6 +637,7 @@ pub(crate) fn summary(a: &AccountRow) -> AccountSummary {
         email_verified: a.email_verified,
         roles: a.role_list(),
         totp_enabled: a.totp_secret.is_some(),
+        suspended: a.suspended_at.is_some(),
         created_at: a.created_at,
     }
 }

@@ -24,6 +24,8 @@ pub mod schema {
             totp_last_step -> Nullable<BigInt>,
             created_at -> DbInstant,
             updated_at -> DbInstant,
+            suspended_at -> Nullable<DbInstant>,
+            suspension_reason -> Nullable<Text>,
         }
     }
     diesel::table! {
@@ -105,6 +107,9 @@ pub struct AccountRow {
     pub totp_last_step: Option<i64>,
     pub created_at: Instant,
     pub updated_at: Instant,
+    /// Set while an admin's suspension lasts.
+    pub suspended_at: Option<Instant>,
+    pub suspension_reason: Option<String>,
 }
 
 impl AccountRow {
@@ -131,6 +136,8 @@ impl AccountRow {
             totp_last_step: None,
             created_at: now,
             updated_at: now,
+            suspended_at: None,
+            suspension_reason: None,
         }
     }
 
@@ -302,6 +309,50 @@ pub async fn set_roles(db: &Db, id: Id, roles: &str, end_sessions: bool) -> Resu
             return Ok(Vec::new());
         }
         Ok::<_, DbError>(end_sessions!(conn, id, Id::nil(), now))
+    })
+}
+
+/// Suspends (`Some(reason)`) or reinstates the account, with its event;
+/// a suspension ends every session in the same transaction. Returns the
+/// ended session ids, or `None` when the account was already so.
+pub async fn set_suspension(
+    db: &Db,
+    id: Id,
+    reason: Option<&str>,
+    now: Instant,
+    event: &Envelope,
+) -> Result<Option<Vec<Id>>, DbError> {
+    let reason = reason.map(str::to_owned);
+    transaction!(db, |conn| {
+        let target = accounts::table.find(id);
+        let n = match &reason {
+            Some(r) => {
+                diesel::update(target.filter(accounts::suspended_at.is_null()))
+                    .set((
+                        accounts::suspended_at.eq(Some(now)),
+                        accounts::suspension_reason.eq(Some(r)),
+                        accounts::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?
+            }
+            None => {
+                diesel::update(target.filter(accounts::suspended_at.is_not_null()))
+                    .set((
+                        accounts::suspended_at.eq(None::<Instant>),
+                        accounts::suspension_reason.eq(None::<String>),
+                        accounts::updated_at.eq(now),
+                    ))
+                    .execute(conn)
+                    .await?
+            }
+        };
+        if n == 0 {
+            return Ok::<_, DbError>(None);
+        }
+        conn.append_event(event).await?;
+        let ended = if reason.is_some() { end_sessions!(conn, id, Id::nil(), now) } else { Vec::new() };
+        Ok(Some(ended))
     })
 }
 

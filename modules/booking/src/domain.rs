@@ -251,9 +251,52 @@ pub fn host_penalty(charge: &Breakdown, penalty_bps: i64) -> i64 {
     hometrip_kernel::money::apply_bps(charge.accommodation, penalty_bps)
 }
 
+/// An admin's refund of `amount` over what is left of each part of the
+/// charge, pro rata (the rounding left over goes to the first parts with
+/// room: accommodation, cleaning, service fee, taxes). `None` when `amount`
+/// is not positive or more than is left: never more than the guest paid.
+pub fn split_refund(amount: i64, charged: &Breakdown, refunded: &Breakdown) -> Option<Breakdown> {
+    let left = [
+        charged.accommodation - refunded.accommodation,
+        charged.cleaning_fee - refunded.cleaning_fee,
+        charged.service_fee - refunded.service_fee,
+        charged.taxes - refunded.taxes,
+    ]
+    .map(|x| x.max(0));
+    let total: i64 = left.iter().sum();
+    if amount <= 0 || amount > total {
+        return None;
+    }
+    let mut parts = left.map(|l| i64::try_from(i128::from(amount) * i128::from(l) / i128::from(total)).unwrap_or(0));
+    let mut rest = amount - parts.iter().sum::<i64>();
+    for (p, l) in parts.iter_mut().zip(left) {
+        let room = (l - *p).min(rest);
+        *p += room;
+        rest -= room;
+    }
+    let [accommodation, cleaning_fee, service_fee, taxes] = parts;
+    Some(Breakdown { accommodation, cleaning_fee, service_fee, taxes })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_admin_refund_is_split_pro_rata_and_never_exceeds_what_is_left() {
+        let charged = Breakdown { accommodation: 30_000, cleaning_fee: 3_000, service_fee: 4_290, taxes: 0 };
+        let none = Breakdown::default();
+        let half = split_refund(18_645, &charged, &none).unwrap();
+        assert_eq!(half.total(), 18_645);
+        assert_eq!((half.accommodation, half.cleaning_fee, half.service_fee), (15_000, 1_500, 2_145));
+        let after = Breakdown { accommodation: 15_000, cleaning_fee: 1_500, service_fee: 2_145, taxes: 0 };
+        assert_eq!(split_refund(18_646, &charged, &after), None);
+        assert_eq!(split_refund(18_645, &charged, &after).map(|b| b.total()), Some(18_645));
+        assert_eq!(split_refund(0, &charged, &none), None);
+        // Odd amounts: the rounding lands without passing any part's room.
+        let odd = split_refund(7, &charged, &none).unwrap();
+        assert_eq!(odd.total(), 7);
+    }
     use proptest::prelude::*;
 
     fn at(s: &str) -> DateTime<Utc> {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
 use crate::api::{Booking, BookingQuote, BookingStatus, Bookings, RefundStep};
+use crate::refunds::{AdminRefund, Refunded};
 use crate::service::{Actor, BookingService, Cancellation, CreateBooking, PaymentOutcome, ReconcileReport};
 use crate::store::Party;
 
@@ -164,6 +165,23 @@ async fn reconcile(svc: web::Data<BookingService>, user: AuthUser) -> Result<Htt
     Ok(HttpResponse::Ok().json(svc.reconcile().await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/admin/bookings/{id}/refund", tag = "admin", params(("id" = Id, Path)),
+    request_body = AdminRefund,
+    responses((status = 200, body = Refunded), (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+#[post("/admin/bookings/{id}/refund")]
+async fn admin_refund(
+    svc: web::Data<BookingService>,
+    user: AuthUser,
+    req: HttpRequest,
+    id: web::Path<Id>,
+    body: web::Json<AdminRefund>,
+) -> Result<HttpResponse, Problem> {
+    let key = idempotency_key(&req)?;
+    Ok(HttpResponse::Ok().json(svc.admin_refund(user.is_admin(), *id, body.into_inner(), key.as_deref()).await?))
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     // `/bookings/quote` before `/bookings/{id}` so "quote" is never parsed as an id.
     cfg.service(quote)
@@ -174,7 +192,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(decline)
         .service(cancel)
         .service(pay)
-        .service(reconcile);
+        .service(reconcile)
+        .service(admin_refund);
 }
 
 async fn internal_booking(
@@ -214,8 +233,10 @@ pub fn data(service: &Arc<BookingService>) -> web::Data<BookingService> {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(quote, create, list, get_one, accept, decline, cancel, pay, reconcile),
+    paths(quote, create, list, get_one, accept, decline, cancel, pay, reconcile, admin_refund),
     components(schemas(
+        AdminRefund,
+        Refunded,
         Booking,
         BookingQuote,
         RefundStep,

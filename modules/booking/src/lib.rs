@@ -8,6 +8,8 @@ pub mod domain;
 #[cfg(feature = "local")]
 pub mod http;
 #[cfg(feature = "local")]
+pub mod refunds;
+#[cfg(feature = "local")]
 pub mod service;
 #[cfg(feature = "local")]
 pub mod store;

@@ -107,7 +107,7 @@ pub struct BookingService {
     jobs: Arc<Scheduler>,
     clock: Clock,
     listings: Arc<dyn Listings>,
-    payments: Arc<dyn Payments>,
+    pub(crate) payments: Arc<dyn Payments>,
     settings: BookingSettings,
 }
 
@@ -242,7 +242,7 @@ impl BookingService {
         })
     }
 
-    async fn row(&self, id: Id) -> Result<BookingRow, Problem> {
+    pub(crate) async fn row(&self, id: Id) -> Result<BookingRow, Problem> {
         store::get(&self.db, id).await.map_err(db_err)?.ok_or_else(|| Problem::not_found("booking"))
     }
 

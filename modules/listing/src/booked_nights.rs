@@ -40,6 +40,7 @@ impl ListingService {
         self.bus.subscribe("listing.booked_nights", &types, handler).await;
         crate::guest_access::GuestAccess::new(self.db.clone()).subscribe(&self.bus).await;
         crate::ratings::RatingProjection::new(Arc::clone(self)).subscribe(&self.bus).await;
+        crate::hosts::HostProjection::new(Arc::clone(self)).subscribe(&self.bus).await;
     }
 }
 

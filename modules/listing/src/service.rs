@@ -147,6 +147,7 @@ impl ListingService {
             rating: None,
             rating_score: None,
             review_count: 0,
+            host_suspended: false,
         };
         Self::write_terms(&mut row, terms)?;
         Ok(row)
@@ -171,7 +172,7 @@ impl ListingService {
         Listing {
             id: row.id,
             host_id: row.host_id,
-            status: ListingStatus::parse(&row.status),
+            status: Self::status_of(row),
             title: t.title,
             description: t.description,
             property_type: t.property_type,
@@ -229,8 +230,18 @@ impl ListingService {
         Self::visible(self.row(id).await?, viewer)
     }
 
+    /// The status the world sees: a suspended host's listings are suspended
+    /// whatever their own status.
+    pub(crate) fn status_of(row: &ListingRow) -> ListingStatus {
+        if row.host_suspended {
+            ListingStatus::Suspended
+        } else {
+            ListingStatus::parse(&row.status)
+        }
+    }
+
     fn visible(row: ListingRow, viewer: Option<Viewer>) -> Result<ListingRow, Problem> {
-        let public = ListingStatus::parse(&row.status) == ListingStatus::Published;
+        let public = Self::status_of(&row) == ListingStatus::Published;
         let privileged = viewer.is_some_and(|v| v.admin || v.id == row.host_id);
         if public || privileged {
             Ok(row)
@@ -594,7 +605,7 @@ impl ListingService {
             .map_err(db_err)?
             .ok_or_else(|| Problem::not_found("listing"))?;
         let row = Self::visible(inputs.row, viewer)?;
-        if ListingStatus::parse(&row.status) != ListingStatus::Published {
+        if Self::status_of(&row) != ListingStatus::Published {
             return Err(Problem::new(ErrorCode::Conflict, "the listing is not open for booking"));
         }
         let terms = Self::terms(&row);

@@ -33,6 +33,7 @@ pub mod schema {
             rating -> Nullable<Double>,
             rating_score -> Nullable<Double>,
             review_count -> BigInt,
+            host_suspended -> Bool,
         }
     }
     diesel::table! {
@@ -139,6 +140,9 @@ pub struct ListingRow {
     pub rating_score: Option<f64>,
     #[diesel(skip_update)]
     pub review_count: i64,
+    /// The host's account is suspended (written only by [`set_host_suspended`]).
+    #[diesel(skip_update)]
+    pub host_suspended: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -209,6 +213,30 @@ pub async fn set_rating(
             conn.append_event(event).await?;
         }
         Ok::<_, DbError>(n == 1)
+    })
+}
+
+/// The listings of `host_id`.
+pub async fn rows_of_host(db: &Db, host_id: Id) -> Result<Vec<ListingRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            listings::table.filter(listings::host_id.eq(host_id)).select(ListingRow::as_select()).load(conn).await?,
+        )
+    })
+}
+
+/// Marks every listing of `host_id` as its host's suspension says, with
+/// their `listing.changed` events.
+pub async fn set_host_suspended(db: &Db, host_id: Id, suspended: bool, events: &[Envelope]) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::update(listings::table.filter(listings::host_id.eq(host_id)))
+            .set(listings::host_suspended.eq(suspended))
+            .execute(conn)
+            .await?;
+        for e in events {
+            conn.append_event(e).await?;
+        }
+        Ok::<_, DbError>(())
     })
 }
 
@@ -806,6 +834,7 @@ pub async fn published_page(db: &Db, after: Option<Id>, limit: i64) -> Result<Ve
     run!(db, |conn| {
         let mut q = listings::table
             .filter(listings::status.eq("published"))
+            .filter(listings::host_suspended.eq(false))
             .order(listings::id.asc())
             .limit(limit)
             .select(ListingRow::as_select())

@@ -59,6 +59,15 @@ pub struct MessagesQuery {
     params(("id" = Id, Path), MessagesQuery),
     responses((status = 200, body = MessagePage), (status = 404, body = Problem)), security(("bearer" = [])))]
 #[get("/conversations/{id}/messages")]
+async fn messages_route(
+    svc: web::Data<MessageService>,
+    user: AuthUser,
+    id: web::Path<Id>,
+    q: web::Query<MessagesQuery>,
+) -> Result<HttpResponse, Problem> {
+    messages(svc, user, id, q).await
+}
+
 async fn messages(
     svc: web::Data<MessageService>,
     user: AuthUser,
@@ -75,6 +84,25 @@ async fn messages(
         Some(_) => return Err(Problem::field("limit", "must be between 1 and 100")),
     };
     Ok(HttpResponse::Ok().json(svc.messages(actor(&user), *id, after, limit, q.reason.as_deref()).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/conversations/{id}/messages", tag = "admin",
+    params(("id" = Id, Path), MessagesQuery),
+    responses((status = 200, body = MessagePage), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+#[get("/admin/conversations/{id}/messages")]
+async fn admin_messages(
+    svc: web::Data<MessageService>,
+    user: AuthUser,
+    id: web::Path<Id>,
+    q: web::Query<MessagesQuery>,
+) -> Result<HttpResponse, Problem> {
+    // A dispute's read: admins only, with a reason (recorded here and in the audit log).
+    user.require_admin()?;
+    if q.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(Problem::field("reason", "say why you read this conversation"));
+    }
+    messages(svc, user, id, q).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -297,7 +325,8 @@ async fn cancel_scheduled(
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(start)
         .service(list)
-        .service(messages)
+        .service(messages_route)
+        .service(admin_messages)
         .service(send)
         .service(read)
         .service(attachment)
@@ -359,7 +388,8 @@ pub fn data(service: &Arc<MessageService>) -> web::Data<MessageService> {
     paths(
         start,
         list,
-        messages,
+        messages_route,
+        admin_messages,
         send,
         read,
         attachment,

@@ -115,6 +115,9 @@ pub struct Payment {
     pub capture_method: CaptureMethod,
     /// What has come back to the guest so far.
     pub refunded: Money,
+    /// The same, per part of the charge.
+    #[serde(default)]
+    pub refunded_breakdown: Breakdown,
     /// The provider's reference (`pi_...`).
     pub provider_ref: Option<String>,
     /// Where the guest completes 3-D Secure, when `status` is `requires_action`.

@@ -101,6 +101,7 @@ impl PaymentService {
                 CaptureMethod::Automatic
             },
             refunded: Money::new(row.refunded, &row.currency),
+            refunded_breakdown: serde_json::from_str(&row.refunded_breakdown).unwrap_or_default(),
             provider_ref: row.provider_ref.clone(),
             next_action_url: row.next_action_url.clone(),
             failure_code: row.failure_code.clone(),

@@ -1,0 +1,2 @@
+ALTER TABLE accounts DROP COLUMN suspension_reason;
+ALTER TABLE accounts DROP COLUMN suspended_at;

@@ -1,0 +1,157 @@
+//! Administration: suspending a user ends their sessions at once, keeps
+//! them from signing in and takes their listings out of search, until they
+//! are reinstated; each step is on the audit record.
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+fn found(page: &Value, listing: &str) -> bool {
+    page["items"].as_array().unwrap().iter().any(|h| h["id"] == listing)
+}
+
+#[tokio::test]
+async fn a_suspended_user_is_signed_out_everywhere_and_their_listings_leave_search() {
+    let server = Server::start().await;
+    let admin = admin(&server).await;
+    let email = unique_email("host");
+    let (host, pair) = server.client().signed_up(&email).await;
+    let host_id = host.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
+    let listing = publish_listing(&server, &host, house("Maison suspendue")).await;
+    let search = "/api/v1/search/listings?q=suspendue";
+    eventually(&server.client(), search, |p| found(p, &listing)).await;
+
+    let path = format!("/api/v1/admin/users/{host_id}/suspend");
+    assert_eq!(host.post(&path, json!({"reason": "x"})).await.problem(403), "forbidden");
+    assert_eq!(admin.post(&path, json!({"reason": "  "})).await.problem(422), "validation_failed");
+    let admin_id = admin.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
+    let own = admin.post(&format!("/api/v1/admin/users/{admin_id}/suspend"), json!({"reason": "oops"})).await;
+    assert_eq!(own.problem(409), "conflict");
+    let suspended = admin.post(&path, json!({"reason": "Fraudulent listings"})).await;
+    assert_eq!(suspended.status, 200, "{}", suspended.text);
+    assert_eq!(suspended.body["suspended"], true);
+
+    // Sessions end at once: the access token, the refresh token, a new sign-in.
+    assert_eq!(host.get("/api/v1/users/me").await.status, 401);
+    let refreshed = server.client().post("/api/v1/auth/refresh", json!({"refresh_token": pair["refresh_token"]})).await;
+    assert_eq!(refreshed.status, 401, "{}", refreshed.text);
+    assert_eq!(server.client().login(&email, PASSWORD).await.problem(403), "forbidden");
+    // The listings leave search and the public pages.
+    eventually(&server.client(), search, |p| !found(p, &listing)).await;
+    assert_eq!(server.client().get(&format!("/api/v1/listings/{listing}")).await.problem(404), "not_found");
+
+    // Reinstated: the host signs in again and the listing is back as it was.
+    let back = admin.post(&format!("/api/v1/admin/users/{host_id}/reinstate"), json!({})).await;
+    assert_eq!(back.status, 200, "{}", back.text);
+    assert_eq!(back.body["suspended"], false);
+    assert_eq!(server.client().login(&email, PASSWORD).await.status, 200);
+    eventually(&server.client(), search, |p| found(p, &listing)).await;
+    let shown = server.client().get(&format!("/api/v1/listings/{listing}")).await;
+    assert_eq!(shown.body["status"], "published");
+
+    // Both steps are on the audit record, with the reason.
+    let audit = eventually(&admin, &format!("/api/v1/admin/audit?actor={admin_id}"), |p| {
+        let items = p["items"].as_array().unwrap();
+        items
+            .iter()
+            .any(|e| e["action"] == "POST /api/v1/admin/users/{id}/suspend" && e["reason"] == "Fraudulent listings")
+            && items.iter().any(|e| e["action"] == "POST /api/v1/admin/users/{id}/reinstate")
+    })
+    .await;
+    let target = format!("users/{host_id}");
+    assert!(audit["items"].as_array().unwrap().iter().any(|e| e["target"] == target.as_str()));
+}
+
+fn ledger(items: &Value, kind: &str, booking: &str) -> i64 {
+    items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == kind && t["booking_id"] == booking)
+        .map(|t| t["amount"]["amount"].as_i64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn an_admin_refunds_part_of_a_booking_and_never_more_than_was_paid() {
+    let server = Server::start().await;
+    let admin = admin(&server).await;
+    let (host, _) = server.client().signed_up(&unique_email("host")).await;
+    let (guest, _) = server.client().signed_up(&unique_email("guest")).await;
+    let listing = publish_listing(&server, &host, house("Maison remboursée")).await;
+    let id = book_and_pay(&guest, &listing, 20).await;
+    let total = guest.get(&format!("/api/v1/bookings/{id}")).await.body["price"]["total"]["amount"].as_i64().unwrap();
+    let path = format!("/api/v1/admin/bookings/{id}/refund");
+    let eur = |amount: i64| json!({"amount": amount, "currency": "EUR"});
+
+    let refused = guest.post(&path, json!({"amount": eur(100), "reason": "I want it"})).await;
+    assert_eq!(refused.problem(403), "forbidden");
+    assert_eq!(admin.post(&path, json!({"amount": eur(100), "reason": ""})).await.problem(422), "validation_failed");
+    let usd = admin.post(&path, json!({"amount": {"amount": 100, "currency": "USD"}, "reason": "Heating"})).await;
+    assert_eq!(usd.problem(422), "validation_failed");
+    let too_much = admin.post(&path, json!({"amount": eur(total + 1), "reason": "Heating"})).await;
+    assert_eq!(too_much.problem(422), "validation_failed");
+
+    // Part of it, once per Idempotency-Key.
+    let part = admin
+        .send(
+            admin
+                .http
+                .post(server.url(&path))
+                .header("idempotency-key", "dispute-1")
+                .json(&json!({"amount": eur(5_000), "reason": "The heating was broken for a night"})),
+        )
+        .await;
+    assert_eq!(part.status, 200, "{}", part.text);
+    assert_eq!(part.body["amount"]["amount"], 5_000);
+    assert_eq!(part.body["refundable"]["amount"], total - 5_000);
+    let again = admin
+        .send(
+            admin
+                .http
+                .post(server.url(&path))
+                .header("idempotency-key", "dispute-1")
+                .json(&json!({"amount": eur(5_000), "reason": "The heating was broken for a night"})),
+        )
+        .await;
+    assert_eq!(again.body["refunded"]["amount"], 5_000, "{}", again.text);
+
+    // The rest, and then nothing more.
+    let rest = admin.post(&path, json!({"amount": eur(total - 5_000), "reason": "Goodwill"})).await;
+    assert_eq!(rest.status, 200, "{}", rest.text);
+    assert_eq!(rest.body["refunded"]["amount"], total);
+    assert_eq!(rest.body["refundable"]["amount"], 0);
+    let beyond = admin.post(&path, json!({"amount": eur(1), "reason": "More"})).await;
+    assert_eq!(beyond.problem(422), "validation_failed");
+    // The guest's ledger shows it all back.
+    let g = eventually(&guest, "/api/v1/payments/transactions", |t| ledger(t, "refund", &id).abs() == total).await;
+    assert_eq!(ledger(&g, "refund", &id).abs(), total);
+}
+
+#[tokio::test]
+async fn an_admin_reads_a_conversation_for_a_dispute_with_a_reason_on_record() {
+    let server = Server::start().await;
+    let admin = admin(&server).await;
+    let (host, _) = server.client().signed_up(&unique_email("host")).await;
+    let (guest, _) = server.client().signed_up(&unique_email("guest")).await;
+    let listing = publish_listing(&server, &host, house("Maison du litige")).await;
+    let started =
+        guest.post("/api/v1/conversations", json!({"listing_id": listing, "body": "Is the garden fenced?"})).await;
+    assert_eq!(started.status, 201, "{}", started.text);
+    let conversation = started.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/admin/conversations/{conversation}/messages");
+
+    assert_eq!(guest.get(&format!("{path}?reason=curious")).await.problem(403), "forbidden");
+    assert_eq!(admin.get(&path).await.problem(422), "validation_failed");
+    let read = admin.get(&format!("{path}?reason=dispute%20D-17")).await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert_eq!(read.body["items"][0]["body"], "Is the garden fenced?");
+    let admin_id = admin.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
+    let audit = eventually(&admin, &format!("/api/v1/admin/audit?actor={admin_id}"), |p| {
+        p["items"].as_array().unwrap().iter().any(|e| e["reason"] == "dispute D-17" && e["status"] == 200)
+    })
+    .await;
+    let entry = audit["items"].as_array().unwrap().iter().find(|e| e["reason"] == "dispute D-17").cloned().unwrap();
+    assert_eq!(entry["action"], "GET /api/v1/admin/conversations/{id}/messages");
+    assert_eq!(entry["target"], format!("conversations/{conversation}"));
+}
