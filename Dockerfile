@@ -33,7 +33,7 @@ USER 10001:10001
 ENV HOMETRIP_DATA_DIR=/var/lib/hometrip
 VOLUME ["/var/lib/hometrip"]
 # The gateway (or the whole platform) and each module's seed port.
-EXPOSE 3001 3002 3003 4001 4002 4003 4004 4005 4006 4007 4009 4010
+EXPOSE 3001 3002 3003 4001 4002 4003 4004 4005 4006 4007 4008 4009 4010
 # GET /health/live on the port of the module(s) this container runs.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["/usr/local/bin/hometrip-healthcheck"]

@@ -28,6 +28,7 @@ fn token_and_verifier(rt: &tokio::runtime::Runtime) -> (String, Arc<AccessVerifi
         nbf: now,
         exp: now + 900,
         jti: Id::new(),
+        act: None,
     };
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
     header.kid = Some("bench".into());

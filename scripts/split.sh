@@ -32,7 +32,7 @@ TOKEN_FILE="$DATA/service.token"
 [ -s "$TOKEN_FILE" ] || head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$TOKEN_FILE"
 TOKEN="$(cat "$TOKEN_FILE")"
 
-declare -A PORT=([admin]=3003 [auth]=4001 [user]=4002 [listing]=4003 [booking]=4004 [payment]=4005 [message]=4006 [review]=4007
+declare -A PORT=([admin]=3003 [auth]=4001 [user]=4002 [listing]=4003 [booking]=4004 [payment]=4005 [message]=4006 [review]=4007 [analytics]=4008
   [notification]=4009 [search]=4010 [realtime]=3002)
 # Scalable modules: how many processes, and replica n's port (n >= 1) is
 # REPLICA_BASE + n.
@@ -90,7 +90,7 @@ start() { # start <name> <modules> <port> [database]
   echo "$name ($modules) on :$port, log $DATA/$name.log"
 }
 
-for m in admin auth user listing payment message notification search booking review realtime; do
+for m in admin auth user listing analytics payment message notification search booking review realtime; do
   start "$m" "$m" "${PORT[$m]}" "$DB_PREFIX$m"
   n=1
   while [ "$n" -lt "${REPLICAS[$m]:-1}" ]; do

@@ -37,20 +37,6 @@ pub struct Module {
     pub exists: bool,
 }
 
-const fn planned(name: &'static str, port: u16) -> Module {
-    Module {
-        name,
-        port,
-        calls: &[],
-        routes: &[],
-        migrations: None,
-        start: None,
-        remote: None,
-        openapi: None,
-        exists: false,
-    }
-}
-
 /// In dependency order: a module is started after the local modules it calls.
 pub static MODULES: &[Module] = &[
     Module {
@@ -94,6 +80,7 @@ pub static MODULES: &[Module] = &[
             "/api/v1/admin/users/*/roles",
             "/api/v1/admin/users/*/suspend",
             "/api/v1/admin/users/*/reinstate",
+            "/api/v1/admin/users/*/impersonate",
         ],
         #[cfg(feature = "auth")]
         migrations: Some(hometrip_auth::store::MIGRATIONS),
@@ -321,7 +308,26 @@ pub static MODULES: &[Module] = &[
         openapi: None,
         exists: true,
     },
-    planned("analytics", 4008),
+    Module {
+        name: "analytics",
+        port: 4008,
+        calls: &["listing"],
+        routes: &["/api/v1/analytics/**", "/api/v1/admin/analytics/**"],
+        #[cfg(feature = "analytics")]
+        migrations: Some(hometrip_analytics::store::MIGRATIONS),
+        #[cfg(not(feature = "analytics"))]
+        migrations: None,
+        #[cfg(feature = "analytics")]
+        start: Some(local::analytics),
+        #[cfg(not(feature = "analytics"))]
+        start: None,
+        remote: None,
+        #[cfg(feature = "analytics")]
+        openapi: Some(<hometrip_analytics::http::AnalyticsApi as utoipa::OpenApi>::openapi),
+        #[cfg(not(feature = "analytics"))]
+        openapi: None,
+        exists: true,
+    },
 ];
 
 impl std::fmt::Debug for Module {
@@ -644,6 +650,29 @@ mod local {
         })
     }
 
+    #[cfg(feature = "analytics")]
+    pub fn analytics<'a>(w: &'a mut Wiring) -> LocalBoxFuture<'a, Result<Mount, String>> {
+        Box::pin(async move {
+            use hometrip_analytics::service::{AnalyticsDeps, AnalyticsService};
+            let analytics = AnalyticsService::new(AnalyticsDeps {
+                db: w.db.clone(),
+                bus: Arc::clone(&w.bus),
+                jobs: Arc::clone(&w.jobs),
+                listings: w.require::<dyn hometrip_listing::api::Listings>("listing")?,
+                limiter: hometrip_kernel::cache::RateLimiter::new(Arc::clone(&w.cache)),
+                settings: w.settings.analytics.clone(),
+            });
+            analytics.subscribe().await?;
+            let trusted = hometrip_kernel::http::TrustedProxies::parse(&w.settings.server.trusted_proxies)?;
+            let data =
+                web::Data::new(hometrip_analytics::http::AnalyticsWeb { service: analytics, trusted_proxies: trusted });
+            Ok(Mount::new(move |cfg| {
+                cfg.app_data(data.clone());
+            })
+            .api(hometrip_analytics::http::routes))
+        })
+    }
+
     #[cfg(feature = "realtime")]
     pub fn realtime<'a>(w: &'a mut Wiring) -> LocalBoxFuture<'a, Result<Mount, String>> {
         Box::pin(async move {
@@ -750,7 +779,6 @@ mod tests {
     #[test]
     fn a_selection_is_checked_against_the_table() {
         assert!(select(&["bookng".to_owned()]).unwrap_err().contains("unknown module"));
-        assert!(select(&["analytics".to_owned()]).unwrap_err().contains("not part of this version"));
         let chosen = select(&["booking".to_owned(), "auth".to_owned(), "auth".to_owned()]);
         #[cfg(all(feature = "auth", feature = "booking"))]
         assert_eq!(chosen.unwrap().iter().map(|m| m.name).collect::<Vec<_>>(), vec!["auth", "booking"]);

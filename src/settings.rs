@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use config::{Config, Environment, File, FileFormat};
 use hometrip_admin::api::AdminSettings;
+use hometrip_analytics::api::AnalyticsSettings;
 use hometrip_auth::api::AuthSettings;
 use hometrip_booking::api::BookingSettings;
 use hometrip_kernel::settings::{DatabaseSettings, LogSettings, RedisSettings, ServerSettings};
@@ -37,6 +38,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub services: ServicesSettings,
     pub admin: AdminSettings,
+    pub analytics: AnalyticsSettings,
     pub auth: AuthSettings,
     pub user: UserSettings,
     pub message: MessageSettings,

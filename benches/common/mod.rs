@@ -30,6 +30,9 @@ impl Listings for NoListings {
     async fn taken_nights(&self, _: Id, _: NaiveDate, _: NaiveDate) -> Result<Vec<NaiveDate>, Problem> {
         Ok(Vec::new())
     }
+    async fn blocked_nights(&self, _: Id, _: NaiveDate, _: NaiveDate) -> Result<Vec<NaiveDate>, Problem> {
+        Ok(Vec::new())
+    }
     async fn taken_nights_of(&self, _: &[Id], _: NaiveDate, _: NaiveDate) -> Result<Vec<(Id, NaiveDate)>, Problem> {
         Ok(Vec::new())
     }

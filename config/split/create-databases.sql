@@ -8,6 +8,7 @@ CREATE DATABASE hometrip_booking;
 CREATE DATABASE hometrip_payment;
 CREATE DATABASE hometrip_message;
 CREATE DATABASE hometrip_review;
+CREATE DATABASE hometrip_analytics;
 CREATE DATABASE hometrip_notification;
 CREATE DATABASE hometrip_search;
 CREATE DATABASE hometrip_realtime;

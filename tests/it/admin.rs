@@ -155,3 +155,61 @@ async fn an_admin_reads_a_conversation_for_a_dispute_with_a_reason_on_record() {
     assert_eq!(entry["action"], "GET /api/v1/admin/conversations/{id}/messages");
     assert_eq!(entry["target"], format!("conversations/{conversation}"));
 }
+
+/// The claims of a JWT, read without checking it (the server checks).
+fn claims_of(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_views_as_a_user_read_only_for_thirty_minutes_and_the_user_is_told() {
+    let server = Server::start().await;
+    let admin = admin(&server).await;
+    let other_admin = crate::support::admin(&server).await;
+    let email = unique_email("viewed");
+    let (user, _) = server.client().signed_up(&email).await;
+    let user_id = user.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/admin/users/{user_id}/impersonate");
+
+    assert_eq!(user.post(&path, json!({"reason": "x"})).await.problem(403), "forbidden");
+    assert_eq!(admin.post(&path, json!({"reason": ""})).await.problem(422), "validation_failed");
+    let other_id = other_admin.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
+    let peer = admin.post(&format!("/api/v1/admin/users/{other_id}/impersonate"), json!({"reason": "curious"})).await;
+    assert_eq!(peer.problem(403), "forbidden");
+
+    let started = admin.post(&path, json!({"reason": "Ticket 881: payment page error"})).await;
+    assert_eq!(started.status, 201, "{}", started.text);
+    assert_eq!(started.body["read_only"], true);
+    assert_eq!(started.body["expires_in"], 1800);
+    let token = started.body["access_token"].as_str().unwrap();
+    let claims = claims_of(token);
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 1800);
+    let admin_id = admin.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(claims["act"]["sub"], admin_id.as_str());
+
+    // Reads as the user; changes nothing.
+    let viewer = server.client().with_token(token);
+    let me = viewer.get("/api/v1/users/me").await;
+    assert_eq!(me.body["id"], user_id.as_str(), "{}", me.text);
+    assert_eq!(viewer.get("/api/v1/notifications").await.status, 200);
+    assert_eq!(viewer.patch("/api/v1/users/me", json!({"display_name": "Hacked"})).await.problem(403), "forbidden");
+    let change = viewer.post("/api/v1/auth/2fa/setup", json!({})).await;
+    assert_eq!(change.problem(403), "forbidden");
+    assert_eq!(viewer.get("/api/v1/admin/audit").await.problem(403), "forbidden");
+    assert_eq!(user.get("/api/v1/users/me").await.body["display_name"], me.body["display_name"]);
+
+    // The user is told by email; the start is on the audit record.
+    let told = server.wait_email(&email, "administrator").await;
+    assert!(told.body.contains("Ticket 881"), "{}", told.body);
+    let audit = eventually(&admin, &format!("/api/v1/admin/audit?actor={admin_id}"), |p| {
+        p["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "POST /api/v1/admin/users/{id}/impersonate" && e["status"] == 201)
+    })
+    .await;
+    assert!(audit.to_string().contains("Ticket 881"));
+}

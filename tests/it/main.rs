@@ -5,6 +5,7 @@
 
 mod account_security;
 mod admin;
+mod analytics;
 mod architecture;
 mod audit;
 mod auth;

@@ -52,6 +52,17 @@ pub const TWO_FACTOR_DISABLED: &str = "auth.two_factor_disabled";
 pub const ACCOUNT_SUSPENDED: &str = "auth.account_suspended";
 /// The suspension was lifted.
 pub const ACCOUNT_REINSTATED: &str = "auth.account_reinstated";
+/// An admin began viewing the account as its owner sees it (read-only,
+/// time-boxed): the owner is told.
+pub const IMPERSONATION_STARTED: &str = "auth.impersonation_started";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImpersonationStarted {
+    pub user_id: Id,
+    pub admin_id: Id,
+    pub reason: String,
+    pub expires_at: Instant,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountSuspension {

@@ -12,7 +12,7 @@ use utoipa::{OpenApi, ToSchema};
 
 use crate::api::{AccountSummary, Accounts};
 use crate::oauth::{OAuthOutcome, BINDING_COOKIE};
-use crate::service::{AuthService, ClientInfo, SessionInfo, TokenPair, TotpSetup};
+use crate::service::{AuthService, ClientInfo, Impersonation, SessionInfo, TokenPair, TotpSetup};
 
 /// What the routes need besides the service.
 pub struct AuthWeb {
@@ -406,6 +406,24 @@ async fn admin_reinstate(web: web::Data<AuthWeb>, user: AuthUser, id: web::Path<
     Ok(HttpResponse::Ok().json(web.service.set_suspension(user.id, *id, None).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/admin/users/{id}/impersonate", tag = "admin", request_body = SuspensionReason,
+    params(("id" = Id, Path)),
+    responses((status = 201, body = Impersonation), (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = [])))]
+#[post("/admin/users/{id}/impersonate")]
+async fn admin_impersonate(
+    web: web::Data<AuthWeb>,
+    user: AuthUser,
+    id: web::Path<Id>,
+    body: web::Json<SuspensionReason>,
+) -> Result<HttpResponse, Problem> {
+    user.require_admin()?;
+    if user.acting_admin.is_some() {
+        return Err(Problem::forbidden("an impersonation cannot start another"));
+    }
+    Ok(HttpResponse::Created().json(web.service.impersonate(user.id, *id, &body.reason).await?))
+}
+
 /// Mounts the public routes under the caller's `/api/v1` scope.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(register)
@@ -428,7 +446,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(oauth_callback)
         .service(admin_set_role)
         .service(admin_suspend)
-        .service(admin_reinstate);
+        .service(admin_reinstate)
+        .service(admin_impersonate);
 }
 
 // ---- internal routes: the Accounts trait over HTTP (see client.rs)
@@ -501,9 +520,19 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
         oauth_callback,
         admin_set_role,
         admin_suspend,
-        admin_reinstate
+        admin_reinstate,
+        admin_impersonate
     ),
-    components(schemas(Problem, TokenPair, TotpSetup, SessionInfo, AccountSummary, JwkSet, SuspensionReason))
+    components(schemas(
+        Problem,
+        TokenPair,
+        TotpSetup,
+        SessionInfo,
+        AccountSummary,
+        JwkSet,
+        SuspensionReason,
+        Impersonation
+    ))
 )]
 pub struct AuthApi;
 

@@ -74,6 +74,21 @@ pub struct TokenPair {
     pub expires_in: i64,
 }
 
+/// How long an admin may view as a user.
+pub const IMPERSONATION_SECS: i64 = 30 * 60;
+
+/// An admin's read-only view as a user: an access token without a refresh
+/// token, carrying the admin as `act`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Impersonation {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: i64,
+    pub expires_at: Instant,
+    pub user_id: Id,
+    pub read_only: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TotpSetup {
     pub secret: String,
@@ -272,6 +287,7 @@ impl AuthService {
             nbf: now,
             exp: now + self.settings.access_ttl_secs,
             jti: Id::new(),
+            act: None,
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some(self.signer.kid.clone());
@@ -346,6 +362,52 @@ impl AuthService {
             self.bus.poke();
         }
         Ok(summary(&self.account_row(id).await?))
+    }
+
+    /// An admin views as `id` for [`IMPERSONATION_SECS`], read-only (the
+    /// edge refuses anything but reads for such a token). Never as another
+    /// admin or a suspended account; the owner is told
+    /// (`auth.impersonation_started`).
+    pub async fn impersonate(&self, admin: Id, id: Id, reason: &str) -> Result<Impersonation, Problem> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 2_000 {
+            return Err(Problem::field("reason", "must be 1 to 2000 characters"));
+        }
+        let account = self.account_row(id).await?;
+        if account.role_list().iter().any(|r| r == "admin") {
+            return Err(Problem::forbidden("admins cannot be impersonated"));
+        }
+        if account.suspended_at.is_some() {
+            return Err(Problem::new(ErrorCode::Conflict, "the account is suspended"));
+        }
+        let now = Instant::now();
+        let expires_at = now.plus(Duration::seconds(IMPERSONATION_SECS));
+        let claims = AccessClaims {
+            sub: account.id,
+            // A session of its own, in no refresh-token family: it cannot be renewed.
+            sid: Id::new(),
+            roles: account.role_list(),
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            iat: now.unix(),
+            nbf: now.unix(),
+            exp: expires_at.unix(),
+            jti: Id::new(),
+            act: Some(hometrip_kernel::auth_context::ActingParty { sub: admin }),
+        };
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(self.signer.kid.clone());
+        let access_token = jsonwebtoken::encode(&header, &claims, &self.signer.key).map_err(Problem::internal)?;
+        let started = ImpersonationStarted { user_id: id, admin_id: admin, reason: reason.to_owned(), expires_at };
+        self.bus.publish(&self.event(IMPERSONATION_STARTED, &started)?).await.map_err(db_err)?;
+        Ok(Impersonation {
+            access_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: IMPERSONATION_SECS,
+            expires_at,
+            user_id: id,
+            read_only: true,
+        })
     }
 
     fn idle(&self) -> Duration {

@@ -210,6 +210,11 @@ async fn limit(req: &ServiceRequest, s: &EdgeSettings) -> Option<Problem> {
         Ok(Ok(_)) => {}
     }
     if let Some(user) = verify_request(req.request()).await {
+        // An admin viewing as a user reads only: nothing they do changes the account.
+        let reads = matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD);
+        if user.acting_admin.is_some() && !reads {
+            return Some(Problem::forbidden("read-only: an admin is viewing this account"));
+        }
         let key = format!("account:{}", user.id);
         req.extensions_mut().insert(user);
         match s.limiter.hit(&key, s.per_account).await {

@@ -32,6 +32,23 @@ pub struct AccessClaims {
     pub nbf: i64,
     pub exp: i64,
     pub jti: Id,
+    /// An admin viewing as this user (RFC 8693's `act`): the token is
+    /// read-only and short-lived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<ActingParty>,
+}
+
+/// The party acting for the token's subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActingParty {
+    pub sub: Id,
+}
+
+impl AccessClaims {
+    /// The caller these claims make.
+    pub fn user(self) -> AuthUser {
+        AuthUser { id: self.sub, session_id: self.sid, roles: self.roles, acting_admin: self.act.map(|a| a.sub) }
+    }
 }
 
 /// One public key of a JSON Web Key Set (OKP / Ed25519).
@@ -163,7 +180,7 @@ pub async fn verify_request(req: &HttpRequest) -> Option<AuthUser> {
     let token = bearer(req).ok().or_else(|| query_token(req))?;
     let verifier = req.app_data::<web::Data<AccessVerifier>>()?.clone();
     let claims = verifier.verify(&token).await.ok()?;
-    Some(AuthUser { id: claims.sub, session_id: claims.sid, roles: claims.roles })
+    Some(claims.user())
 }
 
 /// The `access_token` query parameter, which only `/ws` takes (a browser
@@ -191,17 +208,24 @@ pub fn forwarded_user(req: &HttpRequest) -> Option<AuthUser> {
 }
 
 fn parse_forwarded_user(value: &str) -> Option<AuthUser> {
-    let mut parts = value.splitn(3, ';');
+    let mut parts = value.splitn(4, ';');
     let id = parts.next()?.parse().ok()?;
     let session_id = parts.next()?.parse().ok()?;
     let roles = parts.next().unwrap_or("").split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect();
-    Some(AuthUser { id, session_id, roles })
+    let acting_admin = match parts.next() {
+        Some(act) => Some(act.strip_prefix("act=")?.parse().ok()?),
+        None => None,
+    };
+    Some(AuthUser { id, session_id, roles, acting_admin })
 }
 
 impl AuthUser {
     /// The value of [`crate::http::FORWARDED_USER_HEADER`] for this caller.
     pub fn forwarded(&self) -> String {
-        format!("{};{};{}", self.id, self.session_id, self.roles.join(","))
+        match self.acting_admin {
+            Some(admin) => format!("{};{};{};act={admin}", self.id, self.session_id, self.roles.join(",")),
+            None => format!("{};{};{}", self.id, self.session_id, self.roles.join(",")),
+        }
     }
 }
 
@@ -211,6 +235,9 @@ pub struct AuthUser {
     pub id: Id,
     pub session_id: Id,
     pub roles: Vec<String>,
+    /// An admin viewing as this user: only reads are allowed (the edge
+    /// refuses the rest).
+    pub acting_admin: Option<Id>,
 }
 
 impl AuthUser {
@@ -260,8 +287,7 @@ impl FromRequest for AuthUser {
         Box::pin(async move {
             let token = token?;
             let verifier = verifier.ok_or_else(|| Problem::internal("AccessVerifier not configured"))?;
-            let claims = verifier.verify(&token).await?;
-            Ok(AuthUser { id: claims.sub, session_id: claims.sid, roles: claims.roles })
+            Ok(verifier.verify(&token).await?.user())
         })
     }
 }
@@ -300,6 +326,7 @@ mod tests {
             nbf: now,
             exp: now + exp_in_secs,
             jti: Id::new(),
+            act: None,
         };
         let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
         header.kid = Some("test".into());

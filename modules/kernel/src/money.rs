@@ -22,7 +22,7 @@ pub fn is_currency(code: &str) -> bool {
     CURRENCIES.iter().any(|(c, _)| *c == code)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Money {
     /// Minor units (cents for EUR).
     pub amount: i64,

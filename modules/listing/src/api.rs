@@ -314,6 +314,9 @@ pub trait Listings: Send + Sync {
     ) -> Result<Quote, Problem>;
     /// Taken nights (booked, blocked or external) in `[from, to)`.
     async fn taken_nights(&self, id: Id, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>, Problem>;
+    /// Nights in `[from, to)` the host took off the market: blocked here or
+    /// taken by an imported calendar (not booked through HomeTrip).
+    async fn blocked_nights(&self, id: Id, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>, Problem>;
     /// Taken nights of several listings in `[from, to)`, as `(listing, night)`.
     async fn taken_nights_of(
         &self,

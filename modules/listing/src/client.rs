@@ -46,6 +46,10 @@ impl Listings for ListingsClient {
         self.remote.get(&format!("/internal/listing/listings/{id}/taken?from={from}&to={to}"), None).await
     }
 
+    async fn blocked_nights(&self, id: Id, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>, Problem> {
+        self.remote.get(&format!("/internal/listing/listings/{id}/blocked?from={from}&to={to}"), None).await
+    }
+
     async fn taken_nights_of(
         &self,
         ids: &[Id],

@@ -439,6 +439,15 @@ async fn internal_taken(
     Ok(HttpResponse::Ok().json(svc.taken_nights(*id, q.from, q.to).await?))
 }
 
+async fn internal_blocked(
+    _: InternalCaller,
+    svc: web::Data<dyn Listings>,
+    id: web::Path<Id>,
+    q: web::Query<InternalRange>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.blocked_nights(*id, q.from, q.to).await?))
+}
+
 #[derive(Deserialize)]
 struct InternalTakenMany {
     ids: Vec<Id>,
@@ -482,6 +491,7 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
             .route("/listings/{id}", web::get().to(internal_listing))
             .route("/listings/{id}/quote", web::get().to(internal_quote))
             .route("/listings/{id}/taken", web::get().to(internal_taken))
+            .route("/listings/{id}/blocked", web::get().to(internal_blocked))
             .route("/published", web::get().to(internal_published))
             .route("/taken", web::post().to(internal_taken_many))
             .route("/of", web::post().to(internal_listings_of)),

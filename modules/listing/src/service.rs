@@ -704,6 +704,14 @@ impl Listings for ListingService {
         Ok(store::taken_nights(&self.db, id, from, to).await.map_err(db_err)?.into_iter().map(|(d, _)| d).collect())
     }
 
+    async fn blocked_nights(&self, id: Id, from: NaiveDate, to: NaiveDate) -> Result<Vec<NaiveDate>, Problem> {
+        if domain::nights_between(from, to) > domain::MAX_CALENDAR_DAYS {
+            return Err(Problem::field("to", &format!("at most {} days", domain::MAX_CALENDAR_DAYS)));
+        }
+        let taken = store::taken_nights(&self.db, id, from, to).await.map_err(db_err)?;
+        Ok(taken.into_iter().filter(|(_, status)| Taken::parse(status) != Taken::Booked).map(|(d, _)| d).collect())
+    }
+
     async fn published(&self, after: Option<Id>, limit: u32) -> Result<Vec<Listing>, Problem> {
         let rows = store::published_page(&self.db, after, i64::from(limit.clamp(1, 1000))).await.map_err(db_err)?;
         self.views(&rows).await

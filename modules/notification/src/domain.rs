@@ -8,6 +8,8 @@ pub enum Template {
     PasswordChanged,
     /// Tells the owner two-factor was turned off, in case it was not them.
     TwoFactorDisabled,
+    /// Tells the owner an admin is viewing their account as they see it.
+    AccountViewed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,7 @@ pub fn link(public_url: &str, template: Template, token: &str) -> String {
         Template::VerifyEmail => "verify-email",
         Template::ResetPassword => "reset-password",
         Template::PasswordChanged | Template::TwoFactorDisabled => return format!("{base}/forgot-password"),
+        Template::AccountViewed => return format!("{base}/account"),
     };
     let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
     format!("{base}/{path}?token={token}")
@@ -101,6 +104,21 @@ pub fn render(template: Template, locale: &str, name: &str, link: &str, valid_fo
             "La validation en deux étapes de votre compte HomeTrip vient d'être désactivée et vos autres appareils ont été déconnectés.".to_owned(),
             "Ce n'était pas moi : sécuriser mon compte",
             format!("Si vous êtes à l'origine de ce changement, vous n'avez rien à faire. Envoyé {valid_for}."),
+        ),
+        // `valid_for` says when, why and until when.
+        (Template::AccountViewed, false) => (
+            "A HomeTrip administrator is viewing your account",
+            format!("Hello {name},"),
+            "A member of our support team opened a read-only view of your account, as you see it, to help with a request. They cannot change anything, and the view closes after 30 minutes.".to_owned(),
+            "Your account",
+            format!("Opened {valid_for}. Questions? Reply to this email."),
+        ),
+        (Template::AccountViewed, true) => (
+            "Un administrateur HomeTrip consulte votre compte",
+            format!("Bonjour {name},"),
+            "Un membre de notre équipe d'assistance a ouvert une vue en lecture seule de votre compte, telle que vous la voyez, pour traiter une demande. Il ne peut rien modifier, et la vue se ferme au bout de 30 minutes.".to_owned(),
+            "Votre compte",
+            format!("Ouverte {valid_for}. Une question ? Répondez à cet e-mail."),
         ),
     };
     let text = format!("{greeting}\n\n{body}\n\n{action}: {link}\n\n{footer}\n\n— HomeTrip\n");

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hometrip_auth::api::{
-    AccountEvent, EmailTokenIssued, EMAIL_VERIFICATION_REQUESTED, PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED,
-    TWO_FACTOR_DISABLED,
+    AccountEvent, EmailTokenIssued, ImpersonationStarted, EMAIL_VERIFICATION_REQUESTED, IMPERSONATION_STARTED,
+    PASSWORD_CHANGED, PASSWORD_RESET_REQUESTED, TWO_FACTOR_DISABLED,
 };
 use hometrip_booking::api::Bookings;
 use hometrip_kernel::db::Db;
@@ -106,7 +106,13 @@ impl NotificationService {
         let handler: Arc<dyn EventHandler> = Arc::clone(self) as Arc<dyn EventHandler>;
         bus.subscribe(
             "notification.email",
-            &[EMAIL_VERIFICATION_REQUESTED, PASSWORD_RESET_REQUESTED, PASSWORD_CHANGED, TWO_FACTOR_DISABLED],
+            &[
+                EMAIL_VERIFICATION_REQUESTED,
+                PASSWORD_RESET_REQUESTED,
+                PASSWORD_CHANGED,
+                TWO_FACTOR_DISABLED,
+                IMPERSONATION_STARTED,
+            ],
             Arc::clone(&handler),
         )
         .await;
@@ -172,6 +178,24 @@ async fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<
 
 impl NotificationService {
     /// A notice to the owner about a change to their account's security.
+    /// The owner learns an admin is viewing their account: when, why, until when.
+    async fn account_viewed(&self, event: &Envelope) -> Result<(), String> {
+        let e: ImpersonationStarted = event.decode()?;
+        let p = self.users.profile(e.user_id).await.map_err(|p| p.to_string())?.ok_or("profile not found")?;
+        let (when, until) = (
+            event.occurred_at.0.format("%Y-%m-%d %H:%M UTC").to_string(),
+            e.expires_at.0.format("%H:%M UTC").to_string(),
+        );
+        let said = if p.locale == "fr" {
+            format!("le {when} jusqu'à {until}, motif : {}", e.reason)
+        } else {
+            format!("on {when} until {until}, reason: {}", e.reason)
+        };
+        let link = domain::link(&self.public_url, Template::AccountViewed, "");
+        let rendered = domain::render(Template::AccountViewed, &p.locale, &p.display_name, &link, &said);
+        self.send(&event.id.to_string(), &p.email, rendered).await
+    }
+
     async fn account_notice(&self, event: &Envelope, template: Template) -> Result<(), String> {
         let e: AccountEvent = event.decode()?;
         // Retried (then parked) if the profile is not there yet: it carries the address.
@@ -192,6 +216,7 @@ impl EventHandler for NotificationService {
             PASSWORD_RESET_REQUESTED => Template::ResetPassword,
             PASSWORD_CHANGED => return self.account_notice(event, Template::PasswordChanged).await,
             TWO_FACTOR_DISABLED => return self.account_notice(event, Template::TwoFactorDisabled).await,
+            IMPERSONATION_STARTED => return self.account_viewed(event).await,
             crate::deliver::DELIVERY_FAILED => return self.redeliver(event).await,
             _ => return self.activity(event).await,
         };

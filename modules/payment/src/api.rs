@@ -118,6 +118,13 @@ pub struct Payment {
     /// The same, per part of the charge.
     #[serde(default)]
     pub refunded_breakdown: Breakdown,
+    /// What the ledger owes the host for it now: accommodation and cleaning
+    /// not refunded, less the host fee on them (zero until captured).
+    #[serde(default)]
+    pub host_earnings: Money,
+    /// What the platform keeps: the service fee not refunded and the host fee.
+    #[serde(default)]
+    pub platform_revenue: Money,
     /// The provider's reference (`pi_...`).
     pub provider_ref: Option<String>,
     /// Where the guest completes 3-D Secure, when `status` is `requires_action`.

@@ -35,6 +35,24 @@ pub fn host_fee(b: &Breakdown, bps: i64) -> i64 {
     apply_bps(b.accommodation + b.cleaning_fee, bps)
 }
 
+/// What a captured charge, less `refunded`, leaves the host and the
+/// platform, as the ledger has it: the host keeps accommodation and cleaning
+/// less the host fee on them, the platform the service fee and that fee
+/// (both zero before capture).
+pub fn earnings(charged: &Breakdown, refunded: &Breakdown, host_fee_bps: i64, captured: bool) -> (i64, i64) {
+    if !captured {
+        return (0, 0);
+    }
+    let kept = Breakdown {
+        accommodation: charged.accommodation - refunded.accommodation,
+        cleaning_fee: charged.cleaning_fee - refunded.cleaning_fee,
+        service_fee: charged.service_fee - refunded.service_fee,
+        taxes: charged.taxes - refunded.taxes,
+    };
+    let fee = host_fee(&kept, host_fee_bps);
+    (kept.accommodation + kept.cleaning_fee - fee, kept.service_fee + fee)
+}
+
 /// A captured charge: cash in; the host's share (minus the host fee) owed to
 /// the host; service fee and host fee earned; taxes owed.
 pub fn charge(b: &Breakdown, host: Id, host_fee_bps: i64) -> Vec<Posting> {

@@ -86,8 +86,14 @@ impl PaymentService {
         &self.gateway
     }
 
-    fn view(row: &PaymentRow) -> Payment {
+    fn view(&self, row: &PaymentRow) -> Payment {
+        let breakdown: Breakdown = serde_json::from_str(&row.breakdown).unwrap_or_default();
+        let refunded: Breakdown = serde_json::from_str(&row.refunded_breakdown).unwrap_or_default();
+        let (host_earnings, platform_revenue) =
+            domain::earnings(&breakdown, &refunded, self.settings.host_fee_bps, row.status == "succeeded");
         Payment {
+            host_earnings: Money::new(host_earnings, &row.currency),
+            platform_revenue: Money::new(platform_revenue, &row.currency),
             id: row.id,
             booking_id: row.booking_id,
             guest_id: row.guest_id,
@@ -112,7 +118,7 @@ impl PaymentService {
     }
 
     fn event(&self, event_type: &str, row: &PaymentRow) -> Result<Envelope, DbError> {
-        Envelope::new(MODULE, event_type, &PaymentEvent { payment: Self::view(row) })
+        Envelope::new(MODULE, event_type, &PaymentEvent { payment: self.view(row) })
     }
 
     fn journal(
@@ -429,10 +435,11 @@ impl PaymentService {
                 domain::refund(&charged, &before, &parts, row.host_id, self.settings.host_fee_bps),
                 now,
             );
+            let refunded_breakdown = serde_json::to_string(&after).ok()?;
             let mut updated = row.clone();
             updated.refunded = after.total();
+            updated.refunded_breakdown = refunded_breakdown.clone();
             let event = self.event(PAYMENT_REFUNDED, &updated).ok()?;
-            let refunded_breakdown = serde_json::to_string(&after).ok()?;
             Some(store::RefundWrite { refunded_total: after.total(), refunded_breakdown, journal, event })
         };
         if store::record_refund(&self.db, row.id, work_out).await.map_err(db_err)? {
@@ -625,11 +632,11 @@ impl EventSink for PaymentService {
 impl Payments for PaymentService {
     async fn charge(&self, req: ChargeRequest) -> Result<Payment, Problem> {
         if let Some(row) = store::payment_by_key(&self.db, &req.idempotency_key).await.map_err(db_err)? {
-            return Ok(Self::view(&self.refresh(row).await?));
+            return Ok(self.view(&self.refresh(row).await?));
         }
         if let Some(row) = store::payment_of_booking(&self.db, req.booking_id).await.map_err(db_err)? {
             if row.live {
-                return Ok(Self::view(&self.refresh(row).await?));
+                return Ok(self.view(&self.refresh(row).await?));
             }
         }
         let b = req.breakdown;
@@ -675,19 +682,19 @@ impl Payments for PaymentService {
                     None => store::payment_of_booking(&self.db, req.booking_id).await.map_err(db_err)?,
                 };
                 return match existing {
-                    Some(r) => Ok(Self::view(&r)),
+                    Some(r) => Ok(self.view(&r)),
                     None => Err(Problem::new(ErrorCode::Conflict, "a payment for this booking is in progress")),
                 };
             }
             Err(e) => return Err(db_err(e)),
         }
-        Ok(Self::view(&self.submit(&row).await?))
+        Ok(self.view(&self.submit(&row).await?))
     }
 
     async fn capture(&self, booking_id: Id) -> Result<Payment, Problem> {
         let row = self.refresh(self.live_payment(booking_id).await?).await?;
         match PaymentStatus::parse(&row.status) {
-            PaymentStatus::Succeeded => return Ok(Self::view(&row)),
+            PaymentStatus::Succeeded => return Ok(self.view(&row)),
             PaymentStatus::RequiresCapture => {}
             other => {
                 return Err(Problem::new(
@@ -700,13 +707,13 @@ impl Payments for PaymentService {
         let intent =
             self.gateway.capture(&reference, &format!("hometrip-capture-{}", row.id)).await.map_err(gateway_problem)?;
         self.apply_intent(&intent).await?;
-        Ok(Self::view(&self.reload(row.id).await?))
+        Ok(self.view(&self.reload(row.id).await?))
     }
 
     async fn cancel_authorization(&self, booking_id: Id) -> Result<Option<Payment>, Problem> {
         let Some(row) = store::payment_of_booking(&self.db, booking_id).await.map_err(db_err)? else { return Ok(None) };
         if !row.live {
-            return Ok(Some(Self::view(&row)));
+            return Ok(Some(self.view(&row)));
         }
         let row = self.refresh(row).await?;
         match PaymentStatus::parse(&row.status) {
@@ -718,12 +725,12 @@ impl Payments for PaymentService {
                     .await
                     .map_err(gateway_problem)?;
                 self.apply_intent(&intent).await?;
-                Ok(Some(Self::view(&self.reload(row.id).await?)))
+                Ok(Some(self.view(&self.reload(row.id).await?)))
             }
             PaymentStatus::Processing => {
                 Err(Problem::new(ErrorCode::ServiceUnavailable, "the payment is still in flight").retry_after(5))
             }
-            _ => Ok(Some(Self::view(&row))),
+            _ => Ok(Some(self.view(&row))),
         }
     }
 
@@ -733,13 +740,13 @@ impl Payments for PaymentService {
             _ => return Err(Problem::new(ErrorCode::Conflict, "the booking has no captured payment")),
         };
         if req.parts.total() == 0 {
-            return Ok(Self::view(&row));
+            return Ok(self.view(&row));
         }
         let charged: Breakdown = serde_json::from_str(&row.breakdown).unwrap_or_default();
         let before: Breakdown = serde_json::from_str(&row.refunded_breakdown).unwrap_or_default();
         if !domain::refundable(&charged, &before, &req.parts) {
             // Nothing left to give back: an earlier attempt refunded it.
-            return Ok(Self::view(&row));
+            return Ok(self.view(&row));
         }
         let reference = row.provider_ref.clone().unwrap_or_default();
         let refund = self
@@ -748,7 +755,7 @@ impl Payments for PaymentService {
             .await
             .map_err(gateway_problem)?;
         self.apply_provider_refund(&refund, Some(req.parts)).await?;
-        Ok(Self::view(&self.reload(row.id).await?))
+        Ok(self.view(&self.reload(row.id).await?))
     }
 
     async fn schedule_payout(&self, booking_id: Id, host_id: Id, release_at: Instant) -> Result<(), Problem> {
@@ -800,7 +807,7 @@ impl Payments for PaymentService {
 
     async fn payment_for(&self, booking_id: Id) -> Result<Option<Payment>, Problem> {
         match store::payment_of_booking(&self.db, booking_id).await.map_err(db_err)? {
-            Some(row) => Ok(Some(Self::view(&self.refresh(row).await?))),
+            Some(row) => Ok(Some(self.view(&self.refresh(row).await?))),
             None => Ok(None),
         }
     }

@@ -1,0 +1,9 @@
+DROP TABLE analytics_applied;
+DROP TABLE analytics_bookings;
+DROP TABLE analytics_blocked;
+DROP TABLE analytics_listings;
+DROP TABLE listing_daily;
+DROP TABLE platform_daily;
+DROP TABLE analytics_visitors;
+DROP TABLE analytics_salts;
+DROP TABLE analytics_events;

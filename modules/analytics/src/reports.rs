@@ -1,0 +1,307 @@
+//! Reports, read from the rollups only: the host's figures over a period
+//! (and per month, and as CSV per listing and month) and the operators'
+//! overview with the funnel.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDate};
+use hometrip_kernel::money::Money;
+use hometrip_kernel::time::Instant;
+use hometrip_kernel::{Id, Problem};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{self, Figures, Totals};
+use crate::service::{db_err, AnalyticsService};
+use crate::store::{self, ListingDay, ListingRow};
+
+/// The longest period a report covers.
+const MAX_DAYS: i64 = 800;
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PeriodQuery {
+    /// The first day of the period.
+    pub from: NaiveDate,
+    /// The last day of the period (included).
+    pub to: NaiveDate,
+    /// One of the host's listings (default: all of them).
+    pub listing_id: Option<Id>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MonthFigures {
+    /// `YYYY-MM`.
+    pub month: String,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// The host's figures over a period. A night is available unless the host
+/// blocked it (here or in an imported calendar), from the listing's
+/// creation; nights count on their own date, bookings and cancellations on
+/// the day they happened; revenue is what the ledger owes the host.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HostSummary {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub listings: usize,
+    #[serde(flatten)]
+    pub figures: Figures,
+    pub by_month: Vec<MonthFigures>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Funnel {
+    pub search: i64,
+    pub listing_view: i64,
+    /// Bookings created (the server's count; clients' `booking_started`
+    /// events are `booking_started_events`).
+    pub booking_started: i64,
+    pub booking_confirmed: i64,
+    pub booking_completed: i64,
+    /// Stays reviewed by their guest.
+    pub reviewed: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Overview {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// What guests paid, less refunds (in `analytics.currency`).
+    pub gmv: Money,
+    /// What the platform keeps: service fees and host fees, less refunds.
+    pub net_revenue: Money,
+    pub bookings: i64,
+    pub cancellations: i64,
+    pub new_users: i64,
+    /// Distinct visitors, day by day, summed.
+    pub visitors: i64,
+    pub booking_started_events: i64,
+    pub funnel: Funnel,
+    /// Each step over the one before (4 decimals; null when the step before is 0).
+    pub conversion: BTreeMap<String, Option<f64>>,
+    /// Median minutes between steps, over the bookings created in the period.
+    pub median_minutes: BTreeMap<String, Option<f64>>,
+    /// Money in other currencies, per currency.
+    pub other_currencies: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+fn check_period(from: NaiveDate, to: NaiveDate) -> Result<(), Problem> {
+    if to < from {
+        return Err(Problem::field("to", "must not be before from"));
+    }
+    if (to - from).num_days() >= MAX_DAYS {
+        return Err(Problem::field("to", &format!("a period is at most {MAX_DAYS} days")));
+    }
+    Ok(())
+}
+
+/// Sums of the listings' days and available nights over `[from, to]`.
+fn totals(
+    listings: &[ListingRow],
+    days: &[ListingDay],
+    blocked: &[(Id, NaiveDate)],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Totals {
+    let mut t = Totals::default();
+    for l in listings {
+        let blocked_here = blocked.iter().filter(|(id, n)| *id == l.listing_id && *n >= from && *n <= to).count();
+        t.nights_available +=
+            domain::available_nights(from, to, l.created_on, l.deleted_on, i64::try_from(blocked_here).unwrap_or(0));
+    }
+    for d in days.iter().filter(|d| d.day >= from && d.day <= to) {
+        t += Totals {
+            nights_available: 0,
+            nights_booked: d.nights_booked,
+            accommodation: d.accommodation,
+            revenue: d.revenue,
+            bookings: d.bookings,
+            cancellations: d.cancellations,
+            lead_time_days: d.lead_time_days,
+            stay_nights: d.stay_nights,
+        };
+    }
+    t
+}
+
+impl AnalyticsService {
+    /// The listings a report covers: `listing_id` (the host's, or any for an
+    /// admin) or all the host's; and their one currency.
+    async fn reported(
+        &self,
+        host: Id,
+        admin: bool,
+        listing_id: Option<Id>,
+    ) -> Result<(Vec<ListingRow>, String), Problem> {
+        let listings = match listing_id {
+            Some(id) => match store::listing(&self.db, id).await.map_err(db_err)? {
+                Some(l) if admin || l.host_id == host => vec![l],
+                _ => return Err(Problem::not_found("listing")),
+            },
+            None => store::listings_of_host(&self.db, host).await.map_err(db_err)?,
+        };
+        let mut currencies: Vec<&str> = listings.iter().map(|l| l.currency.as_str()).collect();
+        currencies.sort_unstable();
+        currencies.dedup();
+        let currency = match currencies.as_slice() {
+            [] => self.settings.currency.clone(),
+            [one] => (*one).to_owned(),
+            _ => {
+                return Err(Problem::field(
+                    "listing_id",
+                    "your listings are priced in several currencies: ask for one listing at a time",
+                ))
+            }
+        };
+        Ok((listings, currency))
+    }
+
+    pub async fn host_summary(&self, host: Id, admin: bool, q: &PeriodQuery) -> Result<HostSummary, Problem> {
+        check_period(q.from, q.to)?;
+        let (listings, currency) = self.reported(host, admin, q.listing_id).await?;
+        let ids: Vec<Id> = listings.iter().map(|l| l.listing_id).collect();
+        let days = store::listing_days(&self.db, &ids, q.from, q.to).await.map_err(db_err)?;
+        let blocked = store::blocked_counts(&self.db, &ids, q.from, q.to).await.map_err(db_err)?;
+        let by_month = domain::months(q.from, q.to)
+            .into_iter()
+            .map(|(month, start, end)| MonthFigures {
+                month,
+                figures: domain::figures(&totals(&listings, &days, &blocked, start, end), &currency),
+            })
+            .collect();
+        Ok(HostSummary {
+            from: q.from,
+            to: q.to,
+            listings: listings.len(),
+            figures: domain::figures(&totals(&listings, &days, &blocked, q.from, q.to), &currency),
+            by_month,
+        })
+    }
+
+    /// The same per listing and month, as CSV.
+    pub async fn host_csv(&self, host: Id, admin: bool, q: &PeriodQuery) -> Result<String, Problem> {
+        check_period(q.from, q.to)?;
+        let (listings, currency) = self.reported(host, admin, q.listing_id).await?;
+        let ids: Vec<Id> = listings.iter().map(|l| l.listing_id).collect();
+        let days = store::listing_days(&self.db, &ids, q.from, q.to).await.map_err(db_err)?;
+        let blocked = store::blocked_counts(&self.db, &ids, q.from, q.to).await.map_err(db_err)?;
+        let mut out = csv::Writer::from_writer(Vec::new());
+        let header = [
+            "listing_id",
+            "title",
+            "month",
+            "nights_available",
+            "nights_booked",
+            "occupancy_rate",
+            "adr",
+            "revpar",
+            "revenue",
+            "currency",
+            "bookings",
+            "cancellations",
+            "average_lead_time_days",
+            "average_length_of_stay",
+        ];
+        out.write_record(header).map_err(Problem::internal)?;
+        // Money as decimal amounts in the currency's major unit (two decimals).
+        let major = |m: &Money| {
+            let a = m.amount.abs();
+            format!("{}{}.{:02}", if m.amount < 0 { "-" } else { "" }, a / 100, a % 100)
+        };
+        for l in &listings {
+            let own: Vec<ListingDay> = days.iter().filter(|d| d.listing_id == l.listing_id).copied().collect();
+            for (month, start, end) in domain::months(q.from, q.to) {
+                let f = domain::figures(&totals(std::slice::from_ref(l), &own, &blocked, start, end), &currency);
+                out.write_record([
+                    l.listing_id.to_string(),
+                    l.title.clone(),
+                    month,
+                    f.nights_available.to_string(),
+                    f.nights_booked.to_string(),
+                    f.occupancy_rate.to_string(),
+                    major(&f.adr),
+                    major(&f.revpar),
+                    major(&f.revenue),
+                    currency.clone(),
+                    f.bookings.to_string(),
+                    f.cancellations.to_string(),
+                    f.average_lead_time_days.to_string(),
+                    f.average_length_of_stay.to_string(),
+                ])
+                .map_err(Problem::internal)?;
+            }
+        }
+        let bytes = out.into_inner().map_err(|e| Problem::internal(e.to_string()))?;
+        String::from_utf8(bytes).map_err(Problem::internal)
+    }
+
+    /// `GET /admin/analytics/overview`.
+    pub async fn overview(&self, from: NaiveDate, to: NaiveDate) -> Result<Overview, Problem> {
+        check_period(from, to)?;
+        let totals = store::platform_totals(&self.db, from, to).await.map_err(db_err)?;
+        let count =
+            |metric: &str| totals.iter().filter(|(m, c, _)| m == metric && c.is_empty()).map(|(_, _, v)| v).sum();
+        let money = |metric: &str, currency: &str| {
+            totals.iter().filter(|(m, c, _)| m == metric && c == currency).map(|(_, _, v)| *v).sum::<i64>()
+        };
+        let main = self.settings.currency.clone();
+        let mut other_currencies: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for (m, c, v) in &totals {
+            if !c.is_empty() && *c != main {
+                *other_currencies.entry(c.clone()).or_default().entry(m.clone()).or_default() += v;
+            }
+        }
+        let funnel = Funnel {
+            search: count("search"),
+            listing_view: count("listing_view"),
+            booking_started: count("bookings_started"),
+            booking_confirmed: count("bookings_confirmed"),
+            booking_completed: count("bookings_completed"),
+            reviewed: count("reviews"),
+        };
+        let conversion = BTreeMap::from([
+            ("search_to_listing_view".to_owned(), domain::conversion(funnel.search, funnel.listing_view)),
+            (
+                "listing_view_to_booking_started".to_owned(),
+                domain::conversion(funnel.listing_view, funnel.booking_started),
+            ),
+            (
+                "booking_started_to_confirmed".to_owned(),
+                domain::conversion(funnel.booking_started, funnel.booking_confirmed),
+            ),
+            (
+                "confirmed_to_completed".to_owned(),
+                domain::conversion(funnel.booking_confirmed, funnel.booking_completed),
+            ),
+            ("completed_to_reviewed".to_owned(), domain::conversion(funnel.booking_completed, funnel.reviewed)),
+        ]);
+        let start = Instant::from(from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+        let end = Instant::from((to + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+        let bookings = store::bookings_created(&self.db, start, end).await.map_err(db_err)?;
+        let between = |a: fn(&store::BookingRow) -> Option<Instant>, b: fn(&store::BookingRow) -> Option<Instant>| {
+            domain::median_minutes(
+                bookings.iter().filter_map(|r| Some((b(r)?.0 - a(r)?.0).num_minutes())).collect::<Vec<i64>>(),
+            )
+        };
+        let median_minutes = BTreeMap::from([
+            ("booking_started_to_confirmed".to_owned(), between(|r| Some(r.created_at), |r| r.confirmed_at)),
+            ("confirmed_to_completed".to_owned(), between(|r| r.confirmed_at, |r| r.completed_at)),
+            ("completed_to_reviewed".to_owned(), between(|r| r.completed_at, |r| r.reviewed_at)),
+        ]);
+        Ok(Overview {
+            from,
+            to,
+            gmv: Money::new(money("gmv", &main), &main),
+            net_revenue: Money::new(money("net_revenue", &main), &main),
+            bookings: funnel.booking_confirmed,
+            cancellations: count("cancellations"),
+            new_users: count("new_users"),
+            visitors: count("visitors"),
+            booking_started_events: count("booking_started"),
+            funnel,
+            conversion,
+            median_minutes,
+            other_currencies,
+        })
+    }
+}

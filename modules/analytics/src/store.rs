@@ -1,0 +1,490 @@
+//! Persistence of analytics: raw client events, the day's salts and
+//! visitors, the rollups (platform and listing days), and the projections
+//! the rollups are kept from (listings, blocked nights, bookings). A domain
+//! event's changes commit with its id in `analytics_applied`, so a
+//! redelivered event is rolled up once.
+
+use chrono::NaiveDate;
+use diesel::upsert::excluded;
+use hometrip_kernel::db::prelude::*;
+use hometrip_kernel::db::{Db, DbError, MigrationSet};
+use hometrip_kernel::time::Instant;
+use hometrip_kernel::{run, transaction, Id};
+
+pub mod schema {
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        analytics_events (id) {
+            id -> DbUuid,
+            name -> Text,
+            at -> DbInstant,
+            received_on -> Date,
+            session_id -> Nullable<Text>,
+            visitor -> Text,
+            user_id -> Nullable<DbUuid>,
+            listing_id -> Nullable<DbUuid>,
+            props -> Text,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        analytics_salts (day) {
+            day -> Date,
+            salt -> Text,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        analytics_visitors (day, visitor) {
+            day -> Date,
+            visitor -> Text,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        platform_daily (day, metric, currency) {
+            day -> Date,
+            metric -> Text,
+            currency -> Text,
+            value -> BigInt,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        listing_daily (listing_id, day) {
+            listing_id -> DbUuid,
+            day -> Date,
+            host_id -> DbUuid,
+            views -> BigInt,
+            nights_booked -> BigInt,
+            accommodation -> BigInt,
+            revenue -> BigInt,
+            bookings -> BigInt,
+            cancellations -> BigInt,
+            lead_time_days -> BigInt,
+            stay_nights -> BigInt,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        analytics_listings (listing_id) {
+            listing_id -> DbUuid,
+            host_id -> DbUuid,
+            title -> Text,
+            currency -> Text,
+            created_on -> Date,
+            deleted_on -> Nullable<Date>,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        analytics_blocked (listing_id, night) {
+            listing_id -> DbUuid,
+            night -> Date,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        analytics_bookings (booking_id) {
+            booking_id -> DbUuid,
+            listing_id -> DbUuid,
+            host_id -> DbUuid,
+            check_in -> Date,
+            check_out -> Date,
+            currency -> Text,
+            accommodation -> BigInt,
+            created_at -> DbInstant,
+            confirmed_at -> Nullable<DbInstant>,
+            cancelled_at -> Nullable<DbInstant>,
+            completed_at -> Nullable<DbInstant>,
+            reviewed_at -> Nullable<DbInstant>,
+            host_earnings -> BigInt,
+            platform_revenue -> BigInt,
+            gmv -> BigInt,
+        }
+    }
+    diesel::table! {
+        use hometrip_kernel::db::sql::*;
+        analytics_applied (event_id) {
+            event_id -> DbUuid,
+            applied_at -> DbInstant,
+        }
+    }
+}
+use schema::*;
+
+pub const MIGRATIONS: MigrationSet = MigrationSet { module: "analytics", postgres: || PG, sqlite: || SQLITE };
+const PG: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../../migrations/analytics/postgres");
+const SQLITE: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("../../migrations/analytics/sqlite");
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = analytics_events)]
+pub struct EventRow {
+    pub id: Id,
+    pub name: String,
+    pub at: Instant,
+    pub received_on: NaiveDate,
+    pub session_id: Option<String>,
+    pub visitor: String,
+    pub user_id: Option<Id>,
+    pub listing_id: Option<Id>,
+    pub props: String,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = analytics_listings)]
+pub struct ListingRow {
+    pub listing_id: Id,
+    pub host_id: Id,
+    pub title: String,
+    pub currency: String,
+    pub created_on: NaiveDate,
+    pub deleted_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = analytics_bookings, primary_key(booking_id), treat_none_as_null = true)]
+pub struct BookingRow {
+    pub booking_id: Id,
+    pub listing_id: Id,
+    pub host_id: Id,
+    pub check_in: NaiveDate,
+    pub check_out: NaiveDate,
+    pub currency: String,
+    pub accommodation: i64,
+    pub created_at: Instant,
+    pub confirmed_at: Option<Instant>,
+    pub cancelled_at: Option<Instant>,
+    pub completed_at: Option<Instant>,
+    pub reviewed_at: Option<Instant>,
+    pub host_earnings: i64,
+    pub platform_revenue: i64,
+    pub gmv: i64,
+}
+
+/// What a listing's day gains (or loses).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable, Insertable)]
+#[diesel(table_name = listing_daily)]
+pub struct ListingDay {
+    pub listing_id: Id,
+    pub day: NaiveDate,
+    pub host_id: Id,
+    pub views: i64,
+    pub nights_booked: i64,
+    pub accommodation: i64,
+    pub revenue: i64,
+    pub bookings: i64,
+    pub cancellations: i64,
+    pub lead_time_days: i64,
+    pub stay_nights: i64,
+}
+
+/// A platform counter's change on a day.
+#[derive(Debug, Clone, PartialEq, Eq, Insertable)]
+#[diesel(table_name = platform_daily)]
+pub struct PlatformDelta {
+    pub day: NaiveDate,
+    pub metric: String,
+    pub currency: String,
+    pub value: i64,
+}
+
+impl PlatformDelta {
+    pub fn count(day: NaiveDate, metric: &str, value: i64) -> Self {
+        PlatformDelta { day, metric: metric.to_owned(), currency: String::new(), value }
+    }
+
+    pub fn money(day: NaiveDate, metric: &str, currency: &str, value: i64) -> Self {
+        PlatformDelta { day, metric: metric.to_owned(), currency: currency.to_owned(), value }
+    }
+}
+
+/// What one domain event changes, applied together.
+#[derive(Debug, Default)]
+pub struct Change {
+    pub listing: Option<ListingRow>,
+    pub booking: Option<BookingRow>,
+    pub days: Vec<ListingDay>,
+    pub platform: Vec<PlatformDelta>,
+}
+
+macro_rules! add_listing_days {
+    ($conn:expr, $days:expr) => {
+        for d in $days {
+            diesel::insert_into(listing_daily::table)
+                .values(d)
+                .on_conflict((listing_daily::listing_id, listing_daily::day))
+                .do_update()
+                .set((
+                    listing_daily::views.eq(listing_daily::views + excluded(listing_daily::views)),
+                    listing_daily::nights_booked
+                        .eq(listing_daily::nights_booked + excluded(listing_daily::nights_booked)),
+                    listing_daily::accommodation
+                        .eq(listing_daily::accommodation + excluded(listing_daily::accommodation)),
+                    listing_daily::revenue.eq(listing_daily::revenue + excluded(listing_daily::revenue)),
+                    listing_daily::bookings.eq(listing_daily::bookings + excluded(listing_daily::bookings)),
+                    listing_daily::cancellations
+                        .eq(listing_daily::cancellations + excluded(listing_daily::cancellations)),
+                    listing_daily::lead_time_days
+                        .eq(listing_daily::lead_time_days + excluded(listing_daily::lead_time_days)),
+                    listing_daily::stay_nights.eq(listing_daily::stay_nights + excluded(listing_daily::stay_nights)),
+                ))
+                .execute($conn)
+                .await?;
+        }
+    };
+}
+
+macro_rules! add_platform {
+    ($conn:expr, $deltas:expr) => {
+        for d in $deltas {
+            diesel::insert_into(platform_daily::table)
+                .values(d)
+                .on_conflict((platform_daily::day, platform_daily::metric, platform_daily::currency))
+                .do_update()
+                .set(platform_daily::value.eq(platform_daily::value + excluded(platform_daily::value)))
+                .execute($conn)
+                .await?;
+        }
+    };
+}
+
+/// Applies a domain event's change once. `false` when it was applied before.
+pub async fn apply(db: &Db, event_id: Id, change: &Change) -> Result<bool, DbError> {
+    transaction!(db, |conn| {
+        let fresh = diesel::insert_into(analytics_applied::table)
+            .values((analytics_applied::event_id.eq(event_id), analytics_applied::applied_at.eq(Instant::now())))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        if fresh == 0 {
+            return Ok::<_, DbError>(false);
+        }
+        if let Some(l) = &change.listing {
+            diesel::insert_into(analytics_listings::table)
+                .values(l)
+                .on_conflict(analytics_listings::listing_id)
+                .do_update()
+                .set((
+                    analytics_listings::title.eq(&l.title),
+                    analytics_listings::currency.eq(&l.currency),
+                    analytics_listings::deleted_on.eq(l.deleted_on),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        if let Some(b) = &change.booking {
+            diesel::insert_into(analytics_bookings::table)
+                .values(b)
+                .on_conflict(analytics_bookings::booking_id)
+                .do_update()
+                .set(b)
+                .execute(conn)
+                .await?;
+        }
+        add_listing_days!(conn, &change.days);
+        add_platform!(conn, &change.platform);
+        Ok(true)
+    })
+}
+
+/// A client batch: the raw events, the day's visitors, and the counters.
+pub async fn ingest(
+    db: &Db,
+    events: &[EventRow],
+    visitors: &[(NaiveDate, String)],
+    days: &[ListingDay],
+    platform: &[PlatformDelta],
+) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        for e in events {
+            diesel::insert_into(analytics_events::table).values(e).execute(conn).await?;
+        }
+        for (day, visitor) in visitors {
+            let fresh = diesel::insert_into(analytics_visitors::table)
+                .values((analytics_visitors::day.eq(day), analytics_visitors::visitor.eq(visitor)))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+            if fresh == 1 {
+                add_platform!(conn, [&PlatformDelta::count(*day, "visitors", 1)]);
+            }
+        }
+        add_listing_days!(conn, days);
+        add_platform!(conn, platform);
+        Ok::<_, DbError>(())
+    })
+}
+
+/// The day's salt, made on first use.
+pub async fn salt(db: &Db, day: NaiveDate, fresh: &str) -> Result<String, DbError> {
+    let fresh = fresh.to_owned();
+    run!(db, |conn| {
+        diesel::insert_into(analytics_salts::table)
+            .values((analytics_salts::day.eq(day), analytics_salts::salt.eq(&fresh)))
+            .on_conflict_do_nothing()
+            .execute(conn)
+            .await?;
+        Ok::<_, DbError>(analytics_salts::table.find(day).select(analytics_salts::salt).first(conn).await?)
+    })
+}
+
+/// Retention: raw events received before `keep_from`, salts of past days.
+pub async fn prune(db: &Db, keep_from: NaiveDate, today: NaiveDate) -> Result<(usize, usize), DbError> {
+    transaction!(db, |conn| {
+        let events = diesel::delete(analytics_events::table.filter(analytics_events::received_on.lt(keep_from)))
+            .execute(conn)
+            .await?;
+        let salts = diesel::delete(analytics_salts::table.filter(analytics_salts::day.lt(today))).execute(conn).await?;
+        Ok::<_, DbError>((events, salts))
+    })
+}
+
+pub async fn booking(db: &Db, id: Id) -> Result<Option<BookingRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            analytics_bookings::table.find(id).select(BookingRow::as_select()).first(conn).await.optional()?,
+        )
+    })
+}
+
+pub async fn listing(db: &Db, id: Id) -> Result<Option<ListingRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            analytics_listings::table.find(id).select(ListingRow::as_select()).first(conn).await.optional()?,
+        )
+    })
+}
+
+pub async fn listings_of_host(db: &Db, host: Id) -> Result<Vec<ListingRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            analytics_listings::table
+                .filter(analytics_listings::host_id.eq(host))
+                .order(analytics_listings::listing_id.asc())
+                .select(ListingRow::as_select())
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
+/// Replaces a listing's blocked nights in `[from, to)` with `nights`.
+pub async fn set_blocked(
+    db: &Db,
+    listing_id: Id,
+    from: NaiveDate,
+    to: NaiveDate,
+    nights: &[NaiveDate],
+) -> Result<(), DbError> {
+    transaction!(db, |conn| {
+        diesel::delete(
+            analytics_blocked::table
+                .filter(analytics_blocked::listing_id.eq(listing_id))
+                .filter(analytics_blocked::night.ge(from))
+                .filter(analytics_blocked::night.lt(to)),
+        )
+        .execute(conn)
+        .await?;
+        for n in nights {
+            diesel::insert_into(analytics_blocked::table)
+                .values((analytics_blocked::listing_id.eq(listing_id), analytics_blocked::night.eq(n)))
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?;
+        }
+        Ok::<_, DbError>(())
+    })
+}
+
+/// Blocked nights of `listings` in `[from, to]`, per listing.
+pub async fn blocked_counts(
+    db: &Db,
+    listings: &[Id],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<(Id, NaiveDate)>, DbError> {
+    let listings = listings.to_vec();
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            analytics_blocked::table
+                .filter(analytics_blocked::listing_id.eq_any(&listings))
+                .filter(analytics_blocked::night.ge(from))
+                .filter(analytics_blocked::night.le(to))
+                .select((analytics_blocked::listing_id, analytics_blocked::night))
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
+/// The days of `listings` in `[from, to]`.
+pub async fn listing_days(
+    db: &Db,
+    listings: &[Id],
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<ListingDay>, DbError> {
+    let listings = listings.to_vec();
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            listing_daily::table
+                .filter(listing_daily::listing_id.eq_any(&listings))
+                .filter(listing_daily::day.ge(from))
+                .filter(listing_daily::day.le(to))
+                .select((
+                    listing_daily::listing_id,
+                    listing_daily::day,
+                    listing_daily::host_id,
+                    listing_daily::views,
+                    listing_daily::nights_booked,
+                    listing_daily::accommodation,
+                    listing_daily::revenue,
+                    listing_daily::bookings,
+                    listing_daily::cancellations,
+                    listing_daily::lead_time_days,
+                    listing_daily::stay_nights,
+                ))
+                .load(conn)
+                .await?,
+        )
+    })
+}
+
+/// Platform counters in `[from, to]`, summed per (metric, currency).
+pub async fn platform_totals(db: &Db, from: NaiveDate, to: NaiveDate) -> Result<Vec<(String, String, i64)>, DbError> {
+    run!(db, |conn| {
+        let rows: Vec<(String, String, i64)> = platform_daily::table
+            .filter(platform_daily::day.ge(from))
+            .filter(platform_daily::day.le(to))
+            .select((platform_daily::metric, platform_daily::currency, platform_daily::value))
+            .load(conn)
+            .await?;
+        let mut sums = std::collections::BTreeMap::<(String, String), i64>::new();
+        for (m, c, v) in rows {
+            *sums.entry((m, c)).or_default() += v;
+        }
+        Ok::<_, DbError>(sums.into_iter().map(|((m, c), v)| (m, c, v)).collect())
+    })
+}
+
+/// Bookings created in `[from, to)` with their milestones (for the funnel's times).
+pub async fn bookings_created(db: &Db, from: Instant, to: Instant) -> Result<Vec<BookingRow>, DbError> {
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            analytics_bookings::table
+                .filter(analytics_bookings::created_at.ge(from))
+                .filter(analytics_bookings::created_at.lt(to))
+                .select(BookingRow::as_select())
+                .load(conn)
+                .await?,
+        )
+    })
+}
