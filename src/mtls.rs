@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn a_module_takes_calls_from_the_gateway_and_the_modules_that_call_it() {
-        assert_eq!(callers_of("listing"), ["booking", "gateway", "message", "notification", "realtime", "search"]);
+        assert_eq!(
+            callers_of("listing"),
+            ["analytics", "booking", "gateway", "message", "notification", "realtime", "search"]
+        );
         assert_eq!(callers_of("message"), ["gateway", "realtime"]);
         assert_eq!(callers_of("payment"), ["booking", "gateway"]);
         assert_eq!(callers_of("booking"), ["gateway", "message", "notification", "review"]);

@@ -213,3 +213,39 @@ async fn an_admin_views_as_a_user_read_only_for_thirty_minutes_and_the_user_is_t
     .await;
     assert!(audit.to_string().contains("Ticket 881"));
 }
+
+#[tokio::test]
+async fn the_performance_view_reads_routes_database_and_outbox_from_the_metrics() {
+    let server = Server::start().await;
+    let admin = admin(&server).await;
+    let (host, _) = server.client().signed_up(&unique_email("host")).await;
+    let listing = publish_listing(&server, &host, house("Maison mesurée")).await;
+    for _ in 0..5 {
+        assert_eq!(server.client().get(&format!("/api/v1/listings/{listing}")).await.status, 200);
+    }
+    assert_eq!(server.client().get(&format!("/api/v1/listings/{}", uuid::Uuid::now_v7())).await.status, 404);
+    assert_eq!(host.get("/api/v1/admin/performance").await.problem(403), "forbidden");
+    let p = admin.get("/api/v1/admin/performance").await;
+    assert_eq!(p.status, 200, "{}", p.text);
+    let route = p.body["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["method"] == "GET" && r["route"] == "/api/v1/listings/{id}")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", p.text));
+    assert!(route["requests"].as_u64().unwrap() >= 6, "{route}");
+    assert!(route["client_error_rate"].as_f64().unwrap() > 0.0, "{route}");
+    assert_eq!(route["error_rate"], 0.0);
+    assert!(route["p99_ms"].as_f64().unwrap() >= route["p50_ms"].as_f64().unwrap());
+    // The gateway's process: in the split its database figures are its own.
+    if !crate::shape::is_split() {
+        let stores = p.body["database"].as_array().unwrap();
+        assert!(
+            stores.iter().any(|s| s["store"] == "hometrip_listing::store" && s["transactions"].as_u64() > Some(0)),
+            "{}",
+            p.text
+        );
+    }
+    assert!(p.body["outbox_pending"].as_f64().is_some() && p.body["outbox_lag_seconds"].as_f64().is_some());
+}

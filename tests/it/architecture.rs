@@ -6,6 +6,7 @@ use std::process::Command;
 
 const MODULES: &[&str] = &[
     "gateway",
+    "admin",
     "auth",
     "user",
     "notification",

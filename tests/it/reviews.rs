@@ -119,6 +119,13 @@ async fn reviews_stay_hidden_until_both_are_in_or_the_window_ends() {
     .await;
     let at: Vec<&Value> = both["items"].as_array().unwrap().iter().map(|r| &r["published_at"]).collect();
     assert_eq!(at[0], at[1], "both publish at once: {both}");
+    // Each learns that the review about them is public.
+    for who in [&host, &first] {
+        eventually(who, "/api/v1/notifications", |n| {
+            n["items"].as_array().unwrap().iter().any(|i| i["kind"] == "review_published")
+        })
+        .await;
+    }
     let public = eventually(&server.client(), &reviews_path, |p| p["items"].as_array().unwrap().len() == 1).await;
     assert_eq!(public["items"][0]["comment"], "Spotless house, a quiet garden and a very kind host.");
     assert_eq!(public["items"][0]["author"]["id"], first.get("/api/v1/users/me").await.body["id"]);

@@ -209,7 +209,11 @@ impl AnalyticsService {
     /// The host's blocked nights in the changed range, as the listing
     /// module has them now (a replay reads the present, which is what counts).
     async fn calendar_changed(&self, e: CalendarChanged) -> Result<(), Problem> {
+        // Its days are its host's: until the listing itself is rolled up, the bus retries.
+        let Some(listing) = store::listing(&self.db, e.listing_id).await.map_err(db_err)? else {
+            return Err(Problem::new(hometrip_kernel::ErrorCode::Conflict, "listing not rolled up yet"));
+        };
         let blocked = self.listings.blocked_nights(e.listing_id, e.from, e.to).await?;
-        store::set_blocked(&self.db, e.listing_id, e.from, e.to, &blocked).await.map_err(db_err)
+        store::set_blocked(&self.db, &listing, e.from, e.to, &blocked).await.map_err(db_err)
     }
 }

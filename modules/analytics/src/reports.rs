@@ -12,10 +12,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{self, Figures, Totals};
 use crate::service::{db_err, AnalyticsService};
-use crate::store::{self, ListingDay, ListingRow};
+use crate::store::{self, HostDay, ListingRow};
 
 /// The longest period a report covers.
 const MAX_DAYS: i64 = 800;
+/// The funnel's median times are taken over the latest bookings of the
+/// period, at most this many.
+const MEDIAN_SAMPLE: i64 = 10_000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PeriodQuery {
@@ -79,7 +82,8 @@ pub struct Overview {
     pub funnel: Funnel,
     /// Each step over the one before (4 decimals; null when the step before is 0).
     pub conversion: BTreeMap<String, Option<f64>>,
-    /// Median minutes between steps, over the bookings created in the period.
+    /// Median minutes between steps, over the bookings created in the period
+    /// (the latest 10,000).
     pub median_minutes: BTreeMap<String, Option<f64>>,
     /// Money in other currencies, per currency.
     pub other_currencies: BTreeMap<String, BTreeMap<String, i64>>,
@@ -95,21 +99,15 @@ fn check_period(from: NaiveDate, to: NaiveDate) -> Result<(), Problem> {
     Ok(())
 }
 
-/// Sums of the listings' days and available nights over `[from, to]`.
-fn totals(
-    listings: &[ListingRow],
-    days: &[ListingDay],
-    blocked: &[(Id, NaiveDate)],
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Totals {
+/// Sums of the listings' days over `[from, to]`, and their available
+/// nights: their days on the market less the nights blocked.
+fn totals(listings: &[ListingRow], days: &[HostDay], from: NaiveDate, to: NaiveDate) -> Totals {
     let mut t = Totals::default();
     for l in listings {
-        let blocked_here = blocked.iter().filter(|(id, n)| *id == l.listing_id && *n >= from && *n <= to).count();
-        t.nights_available +=
-            domain::available_nights(from, to, l.created_on, l.deleted_on, i64::try_from(blocked_here).unwrap_or(0));
+        t.nights_available += domain::available_nights(from, to, l.created_on, l.deleted_on, 0);
     }
     for d in days.iter().filter(|d| d.day >= from && d.day <= to) {
+        t.nights_available -= d.blocked;
         t += Totals {
             nights_available: 0,
             nights_booked: d.nights_booked,
@@ -121,6 +119,7 @@ fn totals(
             stay_nights: d.stay_nights,
         };
     }
+    t.nights_available = t.nights_available.max(0);
     t
 }
 
@@ -159,21 +158,28 @@ impl AnalyticsService {
     pub async fn host_summary(&self, host: Id, admin: bool, q: &PeriodQuery) -> Result<HostSummary, Problem> {
         check_period(q.from, q.to)?;
         let (listings, currency) = self.reported(host, admin, q.listing_id).await?;
-        let ids: Vec<Id> = listings.iter().map(|l| l.listing_id).collect();
-        let days = store::listing_days(&self.db, &ids, q.from, q.to).await.map_err(db_err)?;
-        let blocked = store::blocked_counts(&self.db, &ids, q.from, q.to).await.map_err(db_err)?;
+        // A day per row: the host's days (all listings summed), or the one listing's.
+        let days: Vec<HostDay> = match q.listing_id {
+            None => store::host_days(&self.db, host, q.from, q.to).await.map_err(db_err)?,
+            Some(id) => store::listing_days(&self.db, &[id], q.from, q.to)
+                .await
+                .map_err(db_err)?
+                .iter()
+                .map(HostDay::from)
+                .collect(),
+        };
         let by_month = domain::months(q.from, q.to)
             .into_iter()
             .map(|(month, start, end)| MonthFigures {
                 month,
-                figures: domain::figures(&totals(&listings, &days, &blocked, start, end), &currency),
+                figures: domain::figures(&totals(&listings, &days, start, end), &currency),
             })
             .collect();
         Ok(HostSummary {
             from: q.from,
             to: q.to,
             listings: listings.len(),
-            figures: domain::figures(&totals(&listings, &days, &blocked, q.from, q.to), &currency),
+            figures: domain::figures(&totals(&listings, &days, q.from, q.to), &currency),
             by_month,
         })
     }
@@ -184,7 +190,6 @@ impl AnalyticsService {
         let (listings, currency) = self.reported(host, admin, q.listing_id).await?;
         let ids: Vec<Id> = listings.iter().map(|l| l.listing_id).collect();
         let days = store::listing_days(&self.db, &ids, q.from, q.to).await.map_err(db_err)?;
-        let blocked = store::blocked_counts(&self.db, &ids, q.from, q.to).await.map_err(db_err)?;
         let mut out = csv::Writer::from_writer(Vec::new());
         let header = [
             "listing_id",
@@ -209,9 +214,9 @@ impl AnalyticsService {
             format!("{}{}.{:02}", if m.amount < 0 { "-" } else { "" }, a / 100, a % 100)
         };
         for l in &listings {
-            let own: Vec<ListingDay> = days.iter().filter(|d| d.listing_id == l.listing_id).copied().collect();
+            let own: Vec<HostDay> = days.iter().filter(|d| d.listing_id == l.listing_id).map(HostDay::from).collect();
             for (month, start, end) in domain::months(q.from, q.to) {
-                let f = domain::figures(&totals(std::slice::from_ref(l), &own, &blocked, start, end), &currency);
+                let f = domain::figures(&totals(std::slice::from_ref(l), &own, start, end), &currency);
                 out.write_record([
                     l.listing_id.to_string(),
                     l.title.clone(),
@@ -277,7 +282,7 @@ impl AnalyticsService {
         ]);
         let start = Instant::from(from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
         let end = Instant::from((to + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-        let bookings = store::bookings_created(&self.db, start, end).await.map_err(db_err)?;
+        let bookings = store::bookings_created(&self.db, start, end, MEDIAN_SAMPLE).await.map_err(db_err)?;
         let between = |a: fn(&store::BookingRow) -> Option<Instant>, b: fn(&store::BookingRow) -> Option<Instant>| {
             domain::median_minutes(
                 bookings.iter().filter_map(|r| Some((b(r)?.0 - a(r)?.0).num_minutes())).collect::<Vec<i64>>(),

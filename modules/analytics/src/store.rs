@@ -65,6 +65,24 @@ pub mod schema {
             cancellations -> BigInt,
             lead_time_days -> BigInt,
             stay_nights -> BigInt,
+            blocked -> BigInt,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        host_daily (host_id, day) {
+            host_id -> DbUuid,
+            day -> Date,
+            views -> BigInt,
+            nights_booked -> BigInt,
+            accommodation -> BigInt,
+            revenue -> BigInt,
+            bookings -> BigInt,
+            cancellations -> BigInt,
+            lead_time_days -> BigInt,
+            stay_nights -> BigInt,
+            blocked -> BigInt,
         }
     }
     diesel::table! {
@@ -184,6 +202,43 @@ pub struct ListingDay {
     pub cancellations: i64,
     pub lead_time_days: i64,
     pub stay_nights: i64,
+    /// Nights the host blocked.
+    pub blocked: i64,
+}
+
+/// A host's day: their listings' days summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Queryable, Insertable)]
+#[diesel(table_name = host_daily)]
+pub struct HostDay {
+    pub host_id: Id,
+    pub day: NaiveDate,
+    pub views: i64,
+    pub nights_booked: i64,
+    pub accommodation: i64,
+    pub revenue: i64,
+    pub bookings: i64,
+    pub cancellations: i64,
+    pub lead_time_days: i64,
+    pub stay_nights: i64,
+    pub blocked: i64,
+}
+
+impl From<&ListingDay> for HostDay {
+    fn from(d: &ListingDay) -> Self {
+        HostDay {
+            host_id: d.host_id,
+            day: d.day,
+            views: d.views,
+            nights_booked: d.nights_booked,
+            accommodation: d.accommodation,
+            revenue: d.revenue,
+            bookings: d.bookings,
+            cancellations: d.cancellations,
+            lead_time_days: d.lead_time_days,
+            stay_nights: d.stay_nights,
+            blocked: d.blocked,
+        }
+    }
 }
 
 /// A platform counter's change on a day.
@@ -215,6 +270,7 @@ pub struct Change {
     pub platform: Vec<PlatformDelta>,
 }
 
+/// Adds each listing day's counters to its row and to its host's.
 macro_rules! add_listing_days {
     ($conn:expr, $days:expr) => {
         for d in $days {
@@ -235,6 +291,24 @@ macro_rules! add_listing_days {
                     listing_daily::lead_time_days
                         .eq(listing_daily::lead_time_days + excluded(listing_daily::lead_time_days)),
                     listing_daily::stay_nights.eq(listing_daily::stay_nights + excluded(listing_daily::stay_nights)),
+                    listing_daily::blocked.eq(listing_daily::blocked + excluded(listing_daily::blocked)),
+                ))
+                .execute($conn)
+                .await?;
+            diesel::insert_into(host_daily::table)
+                .values(HostDay::from(d))
+                .on_conflict((host_daily::host_id, host_daily::day))
+                .do_update()
+                .set((
+                    host_daily::views.eq(host_daily::views + excluded(host_daily::views)),
+                    host_daily::nights_booked.eq(host_daily::nights_booked + excluded(host_daily::nights_booked)),
+                    host_daily::accommodation.eq(host_daily::accommodation + excluded(host_daily::accommodation)),
+                    host_daily::revenue.eq(host_daily::revenue + excluded(host_daily::revenue)),
+                    host_daily::bookings.eq(host_daily::bookings + excluded(host_daily::bookings)),
+                    host_daily::cancellations.eq(host_daily::cancellations + excluded(host_daily::cancellations)),
+                    host_daily::lead_time_days.eq(host_daily::lead_time_days + excluded(host_daily::lead_time_days)),
+                    host_daily::stay_nights.eq(host_daily::stay_nights + excluded(host_daily::stay_nights)),
+                    host_daily::blocked.eq(host_daily::blocked + excluded(host_daily::blocked)),
                 ))
                 .execute($conn)
                 .await?;
@@ -376,15 +450,39 @@ pub async fn listings_of_host(db: &Db, host: Id) -> Result<Vec<ListingRow>, DbEr
     })
 }
 
-/// Replaces a listing's blocked nights in `[from, to)` with `nights`.
+/// Replaces a listing's blocked nights in `[from, to)` with `nights`, and
+/// moves the `blocked` counters of its days (and its host's) by the change.
 pub async fn set_blocked(
     db: &Db,
-    listing_id: Id,
+    listing: &ListingRow,
     from: NaiveDate,
     to: NaiveDate,
     nights: &[NaiveDate],
 ) -> Result<(), DbError> {
+    let listing_id = listing.listing_id;
+    let host_id = listing.host_id;
     transaction!(db, |conn| {
+        let before: Vec<NaiveDate> = analytics_blocked::table
+            .filter(analytics_blocked::listing_id.eq(listing_id))
+            .filter(analytics_blocked::night.ge(from))
+            .filter(analytics_blocked::night.lt(to))
+            .select(analytics_blocked::night)
+            .load(conn)
+            .await?;
+        let day = |night: NaiveDate, blocked: i64| ListingDay {
+            listing_id,
+            day: night,
+            host_id,
+            blocked,
+            ..ListingDay::default()
+        };
+        let changes: Vec<ListingDay> = before
+            .iter()
+            .filter(|n| !nights.contains(n))
+            .map(|n| day(*n, -1))
+            .chain(nights.iter().filter(|n| !before.contains(n)).map(|n| day(*n, 1)))
+            .collect();
+        add_listing_days!(conn, &changes);
         diesel::delete(
             analytics_blocked::table
                 .filter(analytics_blocked::listing_id.eq(listing_id))
@@ -404,21 +502,27 @@ pub async fn set_blocked(
     })
 }
 
-/// Blocked nights of `listings` in `[from, to]`, per listing.
-pub async fn blocked_counts(
-    db: &Db,
-    listings: &[Id],
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<Vec<(Id, NaiveDate)>, DbError> {
-    let listings = listings.to_vec();
+/// A host's days in `[from, to]` (all their listings summed).
+pub async fn host_days(db: &Db, host: Id, from: NaiveDate, to: NaiveDate) -> Result<Vec<HostDay>, DbError> {
     run!(db, |conn| {
         Ok::<_, DbError>(
-            analytics_blocked::table
-                .filter(analytics_blocked::listing_id.eq_any(&listings))
-                .filter(analytics_blocked::night.ge(from))
-                .filter(analytics_blocked::night.le(to))
-                .select((analytics_blocked::listing_id, analytics_blocked::night))
+            host_daily::table
+                .filter(host_daily::host_id.eq(host))
+                .filter(host_daily::day.ge(from))
+                .filter(host_daily::day.le(to))
+                .select((
+                    host_daily::host_id,
+                    host_daily::day,
+                    host_daily::views,
+                    host_daily::nights_booked,
+                    host_daily::accommodation,
+                    host_daily::revenue,
+                    host_daily::bookings,
+                    host_daily::cancellations,
+                    host_daily::lead_time_days,
+                    host_daily::stay_nights,
+                    host_daily::blocked,
+                ))
                 .load(conn)
                 .await?,
         )
@@ -451,6 +555,7 @@ pub async fn listing_days(
                     listing_daily::cancellations,
                     listing_daily::lead_time_days,
                     listing_daily::stay_nights,
+                    listing_daily::blocked,
                 ))
                 .load(conn)
                 .await?,
@@ -475,13 +580,16 @@ pub async fn platform_totals(db: &Db, from: NaiveDate, to: NaiveDate) -> Result<
     })
 }
 
-/// Bookings created in `[from, to)` with their milestones (for the funnel's times).
-pub async fn bookings_created(db: &Db, from: Instant, to: Instant) -> Result<Vec<BookingRow>, DbError> {
+/// The latest `limit` bookings created in `[from, to)` with their
+/// milestones (the funnel's median times are taken over them).
+pub async fn bookings_created(db: &Db, from: Instant, to: Instant, limit: i64) -> Result<Vec<BookingRow>, DbError> {
     run!(db, |conn| {
         Ok::<_, DbError>(
             analytics_bookings::table
                 .filter(analytics_bookings::created_at.ge(from))
                 .filter(analytics_bookings::created_at.lt(to))
+                .order(analytics_bookings::created_at.desc())
+                .limit(limit)
                 .select(BookingRow::as_select())
                 .load(conn)
                 .await?,

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod dead_letters;
 pub mod middleware;
 pub mod ops;
+pub mod performance;
 pub mod proxy;
 
 pub use middleware::{edge, errors_as_problems, EdgeSettings};

@@ -54,6 +54,11 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
             &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
         )
         .map_err(|e| e.to_string())?
+        .set_buckets_for_metric(
+            Matcher::Full("db_transaction_duration_seconds".to_owned()),
+            &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0],
+        )
+        .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())
 }
@@ -292,7 +297,8 @@ pub fn ops_routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics))
         .route("/api/openapi.json", web::get().to(openapi))
         .route("/api/docs", web::get().to(docs))
-        .configure(crate::dead_letters::routes);
+        .configure(crate::dead_letters::routes)
+        .configure(crate::performance::routes);
 }
 
 #[cfg(test)]

@@ -523,7 +523,9 @@ macro_rules! transaction {
     ($db:expr, |$conn:ident| $body:block) => {{
         #[allow(unused_imports)]
         use $crate::diesel_async::{AsyncConnection as _, RunQueryDsl as _};
-        match $db.get().await {
+        // Timed from the connection's checkout: waiting for the pool is part of it.
+        let started = std::time::Instant::now();
+        let outcome = match $db.get().await {
             Err(e) => Err(e.into()),
             Ok($crate::db::Pooled::Pg(mut pooled)) => {
                 let c: &mut $crate::db::PgConn = &mut pooled;
@@ -541,6 +543,9 @@ macro_rules! transaction {
                 )
                 .await
             }
-        }
+        };
+        $crate::metrics::histogram!("db_transaction_duration_seconds", "store" => module_path!())
+            .record(started.elapsed().as_secs_f64());
+        outcome
     }};
 }

@@ -36,4 +36,5 @@ pub use ids::Id;
 // these crates themselves.
 pub use diesel;
 pub use diesel_async;
+pub use metrics;
 pub use tracing;

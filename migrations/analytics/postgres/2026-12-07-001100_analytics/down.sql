@@ -2,6 +2,7 @@ DROP TABLE analytics_applied;
 DROP TABLE analytics_bookings;
 DROP TABLE analytics_blocked;
 DROP TABLE analytics_listings;
+DROP TABLE host_daily;
 DROP TABLE listing_daily;
 DROP TABLE platform_daily;
 DROP TABLE analytics_visitors;

@@ -50,9 +50,27 @@ CREATE TABLE listing_daily (
     cancellations BIGINT NOT NULL,
     lead_time_days BIGINT NOT NULL,
     stay_nights BIGINT NOT NULL,
+    blocked BIGINT NOT NULL,
     PRIMARY KEY (listing_id, day)
 );
 CREATE INDEX listing_daily_host ON listing_daily (host_id, day);
+
+-- The same, summed over each host's listings (a host's report over two
+-- years reads at most 731 rows, however many listings).
+CREATE TABLE host_daily (
+    host_id TEXT NOT NULL,
+    day TEXT NOT NULL,
+    views BIGINT NOT NULL,
+    nights_booked BIGINT NOT NULL,
+    accommodation BIGINT NOT NULL,
+    revenue BIGINT NOT NULL,
+    bookings BIGINT NOT NULL,
+    cancellations BIGINT NOT NULL,
+    lead_time_days BIGINT NOT NULL,
+    stay_nights BIGINT NOT NULL,
+    blocked BIGINT NOT NULL,
+    PRIMARY KEY (host_id, day)
+);
 
 -- The listings as analytics knows them (from listing.changed).
 CREATE TABLE analytics_listings (
