@@ -106,7 +106,7 @@ impl Merged {
     }
 
     fn at_or_below(&self, bound: f64) -> f64 {
-        self.sorted().iter().filter(|(b, _)| *b <= bound).map(|(_, c)| *c).last().unwrap_or(0.0)
+        self.sorted().iter().rev().find(|(b, _)| *b <= bound).map(|(_, c)| *c).unwrap_or(0.0)
     }
 }
 
