@@ -133,7 +133,8 @@ INSERT INTO platform_daily (day, metric, currency, value)
   SELECT d::date, m, CASE WHEN m IN ('gmv', 'net_revenue') THEN 'EUR' ELSE '' END, (random() * 100000)::int
   FROM generate_series(current_date - 730, current_date, interval '1 day') d,
     unnest(ARRAY['search', 'listing_view', 'page_view', 'booking_started', 'visitors', 'new_users', 'bookings_started',
-      'bookings_confirmed', 'bookings_completed', 'cancellations', 'reviews', 'gmv', 'net_revenue']) m;
+      'bookings_confirmed', 'bookings_completed', 'cancellations', 'reviews', 'gmv', 'net_revenue']) m
+  ON CONFLICT (day, metric, currency) DO NOTHING;
 INSERT INTO analytics_bookings (booking_id, listing_id, host_id, check_in, check_out, currency, accommodation,
     created_at, confirmed_at, completed_at, reviewed_at, host_earnings, platform_revenue, gmv)
   SELECT md5('booking' || g)::uuid, md5('listing' || (g % 1000 + 1))::uuid, :'host', current_date, current_date + 3,

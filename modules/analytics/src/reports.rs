@@ -18,7 +18,7 @@ use crate::store::{self, HostDay, ListingRow};
 const MAX_DAYS: i64 = 800;
 /// The funnel's median times are taken over the latest bookings of the
 /// period, at most this many.
-const MEDIAN_SAMPLE: i64 = 10_000;
+const MEDIAN_SAMPLE: i64 = 2_000;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PeriodQuery {
@@ -83,7 +83,7 @@ pub struct Overview {
     /// Each step over the one before (4 decimals; null when the step before is 0).
     pub conversion: BTreeMap<String, Option<f64>>,
     /// Median minutes between steps, over the bookings created in the period
-    /// (the latest 10,000).
+    /// (the latest 2,000).
     pub median_minutes: BTreeMap<String, Option<f64>>,
     /// Money in other currencies, per currency.
     pub other_currencies: BTreeMap<String, BTreeMap<String, i64>>,
@@ -282,16 +282,16 @@ impl AnalyticsService {
         ]);
         let start = Instant::from(from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
         let end = Instant::from((to + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-        let bookings = store::bookings_created(&self.db, start, end, MEDIAN_SAMPLE).await.map_err(db_err)?;
-        let between = |a: fn(&store::BookingRow) -> Option<Instant>, b: fn(&store::BookingRow) -> Option<Instant>| {
+        let bookings = store::milestones(&self.db, start, end, MEDIAN_SAMPLE).await.map_err(db_err)?;
+        let between = |a: fn(&store::Milestones) -> Option<Instant>, b: fn(&store::Milestones) -> Option<Instant>| {
             domain::median_minutes(
                 bookings.iter().filter_map(|r| Some((b(r)?.0 - a(r)?.0).num_minutes())).collect::<Vec<i64>>(),
             )
         };
         let median_minutes = BTreeMap::from([
-            ("booking_started_to_confirmed".to_owned(), between(|r| Some(r.created_at), |r| r.confirmed_at)),
-            ("confirmed_to_completed".to_owned(), between(|r| r.confirmed_at, |r| r.completed_at)),
-            ("completed_to_reviewed".to_owned(), between(|r| r.completed_at, |r| r.reviewed_at)),
+            ("booking_started_to_confirmed".to_owned(), between(|r| Some(r.0), |r| r.1)),
+            ("confirmed_to_completed".to_owned(), between(|r| r.1, |r| r.2)),
+            ("completed_to_reviewed".to_owned(), between(|r| r.2, |r| r.3)),
         ]);
         Ok(Overview {
             from,

@@ -26,6 +26,8 @@ pub struct AnalyticsService {
     pub(crate) listings: Arc<dyn Listings>,
     limiter: RateLimiter,
     bots: isbot::Bots,
+    /// The day's salt, once read (every batch of the day needs it).
+    salt: std::sync::Mutex<Option<(chrono::NaiveDate, String)>>,
     pub settings: AnalyticsSettings,
 }
 
@@ -72,6 +74,7 @@ impl AnalyticsService {
             listings: d.listings,
             limiter: d.limiter,
             bots: isbot::Bots::default(),
+            salt: std::sync::Mutex::new(None),
             settings: d.settings,
         })
     }
@@ -104,7 +107,7 @@ impl AnalyticsService {
             return Ok(Accepted { accepted: 0, dropped: batch.events.len() });
         }
         let today = now.0.date_naive();
-        let salt = store::salt(&self.db, today, &hex::encode(rand::random::<[u8; 32]>())).await.map_err(db_err)?;
+        let salt = self.salt_of(today).await?;
         let visitor = domain::visitor_hash(&salt, from.ip, from.user_agent);
         let mut rows = Vec::with_capacity(batch.events.len());
         let mut days: Vec<ListingDay> = Vec::new();
@@ -123,7 +126,10 @@ impl AnalyticsService {
                 listing_id: e.listing_id,
                 props: serde_json::Value::Object(e.props.clone().unwrap_or_default()).to_string(),
             });
-            platform.push(PlatformDelta::count(day, &e.name, 1));
+            match platform.iter_mut().find(|p| p.day == day && p.metric == e.name) {
+                Some(p) => p.value += 1,
+                None => platform.push(PlatformDelta::count(day, &e.name, 1)),
+            }
             if let (Some(listing), "listing_view") = (e.listing_id, e.name.as_str()) {
                 // A listing analytics does not know (yet) is counted on the platform only.
                 if let Some(l) = store::listing(&self.db, listing).await.map_err(db_err)? {
@@ -139,6 +145,21 @@ impl AnalyticsService {
         }
         store::ingest(&self.db, &rows, &[(today, visitor)], &days, &platform).await.map_err(db_err)?;
         Ok(Accepted { accepted: rows.len(), dropped: 0 })
+    }
+
+    /// The day's salt: made by the first batch of the day (in any process:
+    /// the database keeps one), then kept in memory.
+    async fn salt_of(&self, day: chrono::NaiveDate) -> Result<String, Problem> {
+        if let Some((d, s)) = self.salt.lock().ok().and_then(|g| g.clone()) {
+            if d == day {
+                return Ok(s);
+            }
+        }
+        let salt = store::salt(&self.db, day, &hex::encode(rand::random::<[u8; 32]>())).await.map_err(db_err)?;
+        if let Ok(mut g) = self.salt.lock() {
+            *g = Some((day, salt.clone()));
+        }
+        Ok(salt)
     }
 
     async fn retention(&self) -> Result<(), Problem> {

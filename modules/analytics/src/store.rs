@@ -580,9 +580,12 @@ pub async fn platform_totals(db: &Db, from: NaiveDate, to: NaiveDate) -> Result<
     })
 }
 
-/// The latest `limit` bookings created in `[from, to)` with their
-/// milestones (the funnel's median times are taken over them).
-pub async fn bookings_created(db: &Db, from: Instant, to: Instant, limit: i64) -> Result<Vec<BookingRow>, DbError> {
+/// A booking's milestones: created, confirmed, completed, reviewed.
+pub type Milestones = (Instant, Option<Instant>, Option<Instant>, Option<Instant>);
+
+/// The milestones of the latest `limit` bookings created in `[from, to)`
+/// (the funnel's median times are taken over them).
+pub async fn milestones(db: &Db, from: Instant, to: Instant, limit: i64) -> Result<Vec<Milestones>, DbError> {
     run!(db, |conn| {
         Ok::<_, DbError>(
             analytics_bookings::table
@@ -590,7 +593,12 @@ pub async fn bookings_created(db: &Db, from: Instant, to: Instant, limit: i64) -
                 .filter(analytics_bookings::created_at.lt(to))
                 .order(analytics_bookings::created_at.desc())
                 .limit(limit)
-                .select(BookingRow::as_select())
+                .select((
+                    analytics_bookings::created_at,
+                    analytics_bookings::confirmed_at,
+                    analytics_bookings::completed_at,
+                    analytics_bookings::reviewed_at,
+                ))
                 .load(conn)
                 .await?,
         )
