@@ -563,20 +563,23 @@ pub async fn listing_days(
     })
 }
 
-/// Platform counters in `[from, to]`, summed per (metric, currency).
+/// Platform counters in `[from, to]`, summed per (metric, currency) by the database.
 pub async fn platform_totals(db: &Db, from: NaiveDate, to: NaiveDate) -> Result<Vec<(String, String, i64)>, DbError> {
     run!(db, |conn| {
-        let rows: Vec<(String, String, i64)> = platform_daily::table
-            .filter(platform_daily::day.ge(from))
-            .filter(platform_daily::day.le(to))
-            .select((platform_daily::metric, platform_daily::currency, platform_daily::value))
-            .load(conn)
-            .await?;
-        let mut sums = std::collections::BTreeMap::<(String, String), i64>::new();
-        for (m, c, v) in rows {
-            *sums.entry((m, c)).or_default() += v;
-        }
-        Ok::<_, DbError>(sums.into_iter().map(|((m, c), v)| (m, c, v)).collect())
+        Ok::<_, DbError>(
+            platform_daily::table
+                .filter(platform_daily::day.ge(from))
+                .filter(platform_daily::day.le(to))
+                .group_by((platform_daily::metric, platform_daily::currency))
+                .select((
+                    platform_daily::metric,
+                    platform_daily::currency,
+                    // A plain bigint on both backends (PostgreSQL's SUM of bigint is numeric).
+                    diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(SUM(value) AS BIGINT)"),
+                ))
+                .load(conn)
+                .await?,
+        )
     })
 }
 
