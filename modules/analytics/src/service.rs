@@ -112,6 +112,7 @@ impl AnalyticsService {
         let mut rows = Vec::with_capacity(batch.events.len());
         let mut days: Vec<ListingDay> = Vec::new();
         let mut platform: Vec<PlatformDelta> = Vec::new();
+        let mut hosts: std::collections::HashMap<Id, Option<Id>> = std::collections::HashMap::new();
         for e in &batch.events {
             let at = e.at.map(hometrip_kernel::time::Instant).unwrap_or(now);
             let day = at.0.date_naive();
@@ -131,15 +132,27 @@ impl AnalyticsService {
                 None => platform.push(PlatformDelta::count(day, &e.name, 1)),
             }
             if let (Some(listing), "listing_view") = (e.listing_id, e.name.as_str()) {
-                // A listing analytics does not know (yet) is counted on the platform only.
-                if let Some(l) = store::listing(&self.db, listing).await.map_err(db_err)? {
-                    days.push(ListingDay {
-                        listing_id: listing,
-                        day,
-                        host_id: l.host_id,
-                        views: 1,
-                        ..ListingDay::default()
-                    });
+                // Each listing looked up once a batch; one it does not know
+                // (yet) is counted on the platform only.
+                let host = match hosts.get(&listing) {
+                    Some(h) => *h,
+                    None => {
+                        let h = store::listing(&self.db, listing).await.map_err(db_err)?.map(|l| l.host_id);
+                        hosts.insert(listing, h);
+                        h
+                    }
+                };
+                if let Some(host_id) = host {
+                    match days.iter_mut().find(|d| d.listing_id == listing && d.day == day) {
+                        Some(d) => d.views += 1,
+                        None => days.push(ListingDay {
+                            listing_id: listing,
+                            day,
+                            host_id,
+                            views: 1,
+                            ..ListingDay::default()
+                        }),
+                    }
                 }
             }
         }

@@ -67,6 +67,11 @@ fn admin_only(admin: bool) -> Result<(), Problem> {
     }
 }
 
+/// A recorded decision, when all of it is there.
+fn decision(by: Option<Id>, reason: &Option<String>, at: Option<hometrip_kernel::time::Instant>) -> Option<Decision> {
+    Some(Decision { by: by?, reason: reason.clone()?, at: at? })
+}
+
 pub(crate) fn appeal_view(a: &AppealRow) -> Appeal {
     Appeal {
         review_id: a.review_id,
@@ -78,10 +83,7 @@ pub(crate) fn appeal_view(a: &AppealRow) -> Appeal {
             None => "open".to_owned(),
             Some(d) => d.to_owned(),
         },
-        decision: match (a.decided_by, &a.decision_reason, a.decided_at) {
-            (Some(by), Some(reason), Some(at)) => Some(Decision { by, reason: reason.clone(), at }),
-            _ => None,
-        },
+        decision: decision(a.decided_by, &a.decision_reason, a.decided_at),
     }
 }
 
@@ -92,10 +94,7 @@ impl ReviewService {
             review: view(r),
             hold_reasons: serde_json::from_str(&r.hold_reasons).unwrap_or_default(),
             flags,
-            decision: match (r.decided_by, &r.decision_reason, r.decided_at) {
-                (Some(by), Some(reason), Some(at)) => Some(Decision { by, reason: reason.clone(), at }),
-                _ => None,
-            },
+            decision: decision(r.decided_by, &r.decision_reason, r.decided_at),
         })
     }
 
