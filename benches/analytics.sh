@@ -135,12 +135,27 @@ INSERT INTO platform_daily (day, metric, currency, value)
     unnest(ARRAY['search', 'listing_view', 'page_view', 'booking_started', 'visitors', 'new_users', 'bookings_started',
       'bookings_confirmed', 'bookings_completed', 'cancellations', 'reviews', 'gmv', 'net_revenue']) m
   ON CONFLICT (day, metric, currency) DO NOTHING;
+-- Their months, as the binary keeps them beside the days.
+INSERT INTO platform_monthly (month, metric, currency, value)
+  SELECT date_trunc('month', day)::date, metric, currency, SUM(value) FROM platform_daily GROUP BY 1, 2, 3
+  ON CONFLICT (month, metric, currency) DO UPDATE SET value = excluded.value;
 INSERT INTO analytics_bookings (booking_id, listing_id, host_id, check_in, check_out, currency, accommodation,
     created_at, confirmed_at, completed_at, reviewed_at, host_earnings, platform_revenue, gmv)
   SELECT md5('booking' || g)::uuid, md5('listing' || (g % 1000 + 1))::uuid, :'host', current_date, current_date + 3,
     'EUR', 30000, now() - (g || ' minutes')::interval, now() - (g || ' minutes')::interval + interval '7 minutes',
     now(), NULL, 0, 0, 0
   FROM generate_series(1, 200000) g;
+-- A client session a minute for the 90 days raw events are kept: each
+-- searched, two in three viewed a listing 3 minutes later, one in ten
+-- started a booking 10 minutes later (the steps' medians read these).
+INSERT INTO analytics_session_steps (session_id, step, at)
+  SELECT 'bench-' || g, 'search', now() - (g || ' minutes')::interval FROM generate_series(1, 129600) g;
+INSERT INTO analytics_session_steps (session_id, step, at)
+  SELECT 'bench-' || g, 'listing_view', now() - (g || ' minutes')::interval + interval '3 minutes'
+  FROM generate_series(1, 129600) g WHERE g % 3 <> 0;
+INSERT INTO analytics_session_steps (session_id, step, at)
+  SELECT 'bench-' || g, 'booking_started', now() - (g || ' minutes')::interval + interval '13 minutes'
+  FROM generate_series(1, 129600) g WHERE g % 10 = 1;
 -- The raw form for PostgreSQL's side: one row per listing and night.
 CREATE TABLE bench_raw_nights AS
   SELECT listing_id, day AS night, nights_booked AS booked, accommodation, revenue, blocked, bookings,

@@ -3,6 +3,7 @@
 //! the hand-computed ones; the CSV parses; the operators' overview counts the
 //! funnel.
 
+use chrono::Datelike;
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -165,6 +166,47 @@ async fn client_events_are_checked_counted_without_addresses_or_bots_and_kept_ni
     assert_eq!(o["funnel"]["search"], 2, "{o}");
     assert_eq!(o["booking_started_events"], 2);
     assert_eq!(o["visitors"], 1);
+    // The client-side steps' median times, per session: the first search,
+    // listing view and booking start of each session (4 and 6 minutes, and
+    // 2 and 10 minutes: medians 3 and 8; a session that viewed before it
+    // searched, and a later repeat of a step, change nothing).
+    let minutes_ago = |m: i64| (chrono::Utc::now() - chrono::Duration::minutes(m)).to_rfc3339();
+    let started = |session: &str, name: &str, ago: i64| {
+        let mut e = json!({"name": name, "session_id": session, "at": minutes_ago(ago), "listing_id": listing});
+        if name == "booking_started" {
+            e["props"] = json!({"check_in": date_from_today(3), "guests": 2});
+        }
+        e
+    };
+    let steps = json!({"events": [
+        started("steps-1", "search", 30), started("steps-1", "listing_view", 26),
+        started("steps-1", "booking_started", 20), started("steps-1", "search", 5),
+        started("steps-2", "search", 40), started("steps-2", "listing_view", 38),
+        started("steps-3", "listing_view", 50), started("steps-3", "search", 45)
+    ]});
+    let sent = anonymous.post("/api/v1/analytics/events", steps).await;
+    assert_eq!(sent.status, 202, "{}", sent.text);
+    let later = anonymous
+        .post("/api/v1/analytics/events", json!({"events": [started("steps-2", "booking_started", 28)]}))
+        .await;
+    assert_eq!(later.status, 202, "{}", later.text);
+    let yesterday = date_from_today(-1);
+    let o = admin.get(&format!("/api/v1/admin/analytics/overview?from={yesterday}&to={today}")).await;
+    assert_eq!(o.body["median_minutes"]["search_to_listing_view"], 3.0, "{}", o.text);
+    assert_eq!(o.body["median_minutes"]["listing_view_to_booking_started"], 8.0, "{}", o.text);
+    // Whole months are read from the monthly counters: last month and this
+    // one count what the last two days do (this test's events are minutes old).
+    let days = admin.get(&format!("/api/v1/admin/analytics/overview?from={yesterday}&to={today}")).await.body;
+    let this_month = chrono::Utc::now().date_naive().with_day(1).unwrap();
+    let last_month = (this_month - chrono::Duration::days(1)).with_day(1).unwrap();
+    let month_end = (this_month + chrono::Duration::days(32)).with_day(1).unwrap() - chrono::Duration::days(1);
+    let months = admin.get(&format!("/api/v1/admin/analytics/overview?from={last_month}&to={month_end}")).await.body;
+    for step in ["search", "listing_view"] {
+        assert_eq!(months["funnel"][step], days["funnel"][step], "{step}: {months} {days}");
+    }
+    assert_eq!(months["booking_started_events"], days["booking_started_events"]);
+    let funnel = admin.get(&overview).await.body["funnel"].clone();
+    assert!(funnel["listing_view"].as_i64() >= Some(2), "{funnel}");
     // The listing's views reach its host's days.
     let views = sql(
         &server,
@@ -172,10 +214,10 @@ async fn client_events_are_checked_counted_without_addresses_or_bots_and_kept_ni
         &format!("SELECT CAST(SUM(views) AS TEXT) AS v FROM listing_daily WHERE listing_id = '{listing}'"),
     )
     .await;
-    assert_eq!(views, vec!["2".to_owned()]);
+    assert_eq!(views, vec!["5".to_owned()]);
     // No address is kept.
     let stored = sql(&server, "analytics", "SELECT visitor || ' ' || props AS v FROM analytics_events").await;
-    assert_eq!(stored.len(), 8);
+    assert_eq!(stored.len(), 17);
     assert!(stored.iter().all(|r| !r.contains("127.0.0.1")), "{stored:?}");
 
     // After 90 days the raw events go; the counts stay.
@@ -188,5 +230,7 @@ async fn client_events_are_checked_counted_without_addresses_or_bots_and_kept_ni
     assert_eq!(left, vec!["0".to_owned()]);
     let salts = sql(&server, "analytics", "SELECT CAST(COUNT(*) AS TEXT) AS v FROM analytics_salts").await;
     assert_eq!(salts, vec!["0".to_owned()]);
-    assert_eq!(admin.get(&overview).await.body["funnel"]["listing_view"], 2);
+    let steps = sql(&server, "analytics", "SELECT CAST(COUNT(*) AS TEXT) AS v FROM analytics_session_steps").await;
+    assert_eq!(steps, vec!["0".to_owned()]);
+    assert_eq!(admin.get(&overview).await.body["funnel"], funnel);
 }

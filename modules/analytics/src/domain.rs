@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use hometrip_kernel::error::FieldError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -283,6 +283,53 @@ pub fn months(from: NaiveDate, to: NaiveDate) -> Vec<(String, NaiveDate, NaiveDa
     out
 }
 
+/// A period cut where months begin: the whole months it covers (their
+/// first days, first and last) and the days at its ends outside them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthSplit {
+    pub months: Option<(NaiveDate, NaiveDate)>,
+    pub days: Vec<(NaiveDate, NaiveDate)>,
+}
+
+fn first_of_month(d: NaiveDate) -> NaiveDate {
+    d.with_day(1).unwrap_or(d)
+}
+
+fn next_month(d: NaiveDate) -> NaiveDate {
+    d.checked_add_months(chrono::Months::new(1)).map_or(d, first_of_month)
+}
+
+/// `[from, to]` (both included) as whole months and the days around them.
+pub fn whole_months(from: NaiveDate, to: NaiveDate) -> MonthSplit {
+    if from > to {
+        return MonthSplit { months: None, days: Vec::new() };
+    }
+    // Whole months are `[start, end)`.
+    let start = if from.day() == 1 { from } else { next_month(first_of_month(from)) };
+    let after_to = to + Duration::days(1);
+    let end = if after_to.day() == 1 { after_to } else { first_of_month(to) };
+    if start >= end {
+        return MonthSplit { months: None, days: vec![(from, to)] };
+    }
+    let mut days = Vec::new();
+    if from < start {
+        days.push((from, start - Duration::days(1)));
+    }
+    if end <= to {
+        days.push((end, to));
+    }
+    MonthSplit { months: Some((start, first_of_month(end - Duration::days(1)))), days }
+}
+
+/// The first day of `day`'s month (the key of `platform_monthly`).
+pub fn month_of(day: NaiveDate) -> NaiveDate {
+    first_of_month(day)
+}
+
+/// The client-side steps of the funnel, in order: the first time each
+/// session reaches each is kept, for the median times between them.
+pub const FUNNEL_STEPS: [&str; 3] = ["search", "listing_view", "booking_started"];
+
 /// The median of durations, in minutes (none without any).
 pub fn median_minutes(mut minutes: Vec<i64>) -> Option<f64> {
     if minutes.is_empty() {
@@ -359,6 +406,29 @@ mod tests {
         assert_eq!(m.iter().map(|(k, _, _)| k.as_str()).collect::<Vec<_>>(), vec!["2027-01", "2027-02", "2027-03"]);
         assert_eq!((m[1].1, m[1].2), (d("2027-02-01"), d("2027-02-28")));
         assert_eq!(median_minutes(vec![5, 1, 3, 10]), Some(4.0));
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(
+            whole_months(d("2026-01-15"), d("2026-04-10")),
+            MonthSplit {
+                months: Some((d("2026-02-01"), d("2026-03-01"))),
+                days: vec![(d("2026-01-15"), d("2026-01-31")), (d("2026-04-01"), d("2026-04-10"))]
+            }
+        );
+        assert_eq!(
+            whole_months(d("2026-02-01"), d("2026-02-28")),
+            MonthSplit { months: Some((d("2026-02-01"), d("2026-02-01"))), days: vec![] }
+        );
+        assert_eq!(
+            whole_months(d("2026-02-03"), d("2026-02-20")),
+            MonthSplit { months: None, days: vec![(d("2026-02-03"), d("2026-02-20"))] }
+        );
+        assert_eq!(
+            whole_months(d("2025-12-31"), d("2026-01-31")),
+            MonthSplit {
+                months: Some((d("2026-01-01"), d("2026-01-01"))),
+                days: vec![(d("2025-12-31"), d("2025-12-31"))]
+            }
+        );
         assert_eq!(ratio_minor(7, 2), 4);
         assert_eq!(ratio_minor(-7, 2), -4);
     }

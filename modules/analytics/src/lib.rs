@@ -17,3 +17,5 @@ pub mod reports;
 pub mod service;
 #[cfg(feature = "local")]
 pub mod store;
+#[cfg(feature = "local")]
+pub mod writes;

@@ -82,8 +82,11 @@ pub struct Overview {
     pub funnel: Funnel,
     /// Each step over the one before (4 decimals; null when the step before is 0).
     pub conversion: BTreeMap<String, Option<f64>>,
-    /// Median minutes between steps, over the bookings created in the period
-    /// (the latest 2,000).
+    /// Median minutes between steps: `search_to_listing_view` and
+    /// `listing_view_to_booking_started` over the client sessions that took
+    /// the first step in the period (the latest 2,000 of each pair, while
+    /// raw events are kept); the server-side steps over the bookings created
+    /// in the period (the latest 2,000).
     pub median_minutes: BTreeMap<String, Option<f64>>,
     /// Money in other currencies, per currency.
     pub other_currencies: BTreeMap<String, BTreeMap<String, i64>>,
@@ -243,7 +246,18 @@ impl AnalyticsService {
     /// `GET /admin/analytics/overview`.
     pub async fn overview(&self, from: NaiveDate, to: NaiveDate) -> Result<Overview, Problem> {
         check_period(from, to)?;
-        let totals = store::platform_totals(&self.db, from, to).await.map_err(db_err)?;
+        let start = Instant::from(from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+        let end = Instant::from((to + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+        let [first, second, third] = domain::FUNNEL_STEPS;
+        // Four independent reads, on connections of their own at once.
+        let (totals, bookings, to_view, to_start) = futures_util::future::try_join4(
+            store::platform_totals(&self.db, from, to),
+            store::milestones(&self.db, start, end, MEDIAN_SAMPLE),
+            store::step_gaps(&self.db, first, second, start, end, MEDIAN_SAMPLE),
+            store::step_gaps(&self.db, second, third, start, end, MEDIAN_SAMPLE),
+        )
+        .await
+        .map_err(db_err)?;
         let count =
             |metric: &str| totals.iter().filter(|(m, c, _)| m == metric && c.is_empty()).map(|(_, _, v)| v).sum();
         let money = |metric: &str, currency: &str| {
@@ -280,19 +294,22 @@ impl AnalyticsService {
             ),
             ("completed_to_reviewed".to_owned(), domain::conversion(funnel.booking_completed, funnel.reviewed)),
         ]);
-        let start = Instant::from(from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-        let end = Instant::from((to + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-        let bookings = store::milestones(&self.db, start, end, MEDIAN_SAMPLE).await.map_err(db_err)?;
         let between = |a: fn(&store::Milestones) -> Option<Instant>, b: fn(&store::Milestones) -> Option<Instant>| {
             domain::median_minutes(
                 bookings.iter().filter_map(|r| Some((b(r)?.0 - a(r)?.0).num_minutes())).collect::<Vec<i64>>(),
             )
         };
-        let median_minutes = BTreeMap::from([
+        let mut median_minutes = BTreeMap::from([
             ("booking_started_to_confirmed".to_owned(), between(|r| Some(r.0), |r| r.1)),
             ("confirmed_to_completed".to_owned(), between(|r| r.1, |r| r.2)),
             ("completed_to_reviewed".to_owned(), between(|r| r.2, |r| r.3)),
         ]);
+        // The client-side steps, per session (the server's booking is
+        // not tied to a client session).
+        for ((a, b), gaps) in [((first, second), to_view), ((second, third), to_start)] {
+            let minutes = gaps.iter().map(|(x, y)| (y.0 - x.0).num_minutes()).collect();
+            median_minutes.insert(format!("{a}_to_{b}"), domain::median_minutes(minutes));
+        }
         Ok(Overview {
             from,
             to,

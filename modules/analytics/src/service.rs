@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::AnalyticsSettings;
 use crate::domain::{self, ClientEvent};
 use crate::store::{self, EventRow, ListingDay, PlatformDelta};
+use crate::writes::{BatchRows, SessionStep};
 
 pub const RETENTION_JOB: &str = "analytics.retention";
 
@@ -112,10 +113,15 @@ impl AnalyticsService {
         let mut rows = Vec::with_capacity(batch.events.len());
         let mut days: Vec<ListingDay> = Vec::new();
         let mut platform: Vec<PlatformDelta> = Vec::new();
+        let mut steps: Vec<SessionStep> = Vec::new();
         let mut hosts: std::collections::HashMap<Id, Option<Id>> = std::collections::HashMap::new();
         for e in &batch.events {
             let at = e.at.map(hometrip_kernel::time::Instant).unwrap_or(now);
             let day = at.0.date_naive();
+            if let Some(session_id) = e.session_id.as_ref().filter(|_| domain::FUNNEL_STEPS.contains(&e.name.as_str()))
+            {
+                steps.push(SessionStep { session_id: session_id.clone(), step: e.name.clone(), at });
+            }
             rows.push(EventRow {
                 id: Id::new(),
                 name: e.name.clone(),
@@ -156,7 +162,9 @@ impl AnalyticsService {
                 }
             }
         }
-        store::ingest(&self.db, &rows, &[(today, visitor)], &days, &platform).await.map_err(db_err)?;
+        let batch =
+            BatchRows { events: &rows, steps: &steps, visitor: (today, &visitor), days: &days, platform: &platform };
+        store::ingest(&self.db, &batch).await.map_err(db_err)?;
         Ok(Accepted { accepted: rows.len(), dropped: 0 })
     }
 

@@ -5,11 +5,12 @@
 //! redelivered event is rolled up once.
 
 use chrono::NaiveDate;
-use diesel::upsert::excluded;
 use hometrip_kernel::db::prelude::*;
 use hometrip_kernel::db::{Db, DbError, MigrationSet};
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{run, transaction, Id};
+
+use crate::writes::{BatchRows, BatchWrite, RollupWrite};
 
 pub mod schema {
     diesel::table! {
@@ -45,6 +46,15 @@ pub mod schema {
         use diesel::sql_types::*;
         platform_daily (day, metric, currency) {
             day -> Date,
+            metric -> Text,
+            currency -> Text,
+            value -> BigInt,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        platform_monthly (month, metric, currency) {
+            month -> Date,
             metric -> Text,
             currency -> Text,
             value -> BigInt,
@@ -124,6 +134,15 @@ pub mod schema {
             host_earnings -> BigInt,
             platform_revenue -> BigInt,
             gmv -> BigInt,
+        }
+    }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        analytics_session_steps (session_id, step) {
+            session_id -> Text,
+            step -> Text,
+            at -> DbInstant,
         }
     }
     diesel::table! {
@@ -223,6 +242,27 @@ pub struct HostDay {
     pub blocked: i64,
 }
 
+/// `add`: another change of the same day (and listing, or host) added to
+/// this one; listing days and host days keep the same counters.
+macro_rules! impl_add_counters {
+    ($($day:ty),*) => {$(
+        impl $day {
+            pub fn add(&mut self, o: &$day) {
+                self.views += o.views;
+                self.nights_booked += o.nights_booked;
+                self.accommodation += o.accommodation;
+                self.revenue += o.revenue;
+                self.bookings += o.bookings;
+                self.cancellations += o.cancellations;
+                self.lead_time_days += o.lead_time_days;
+                self.stay_nights += o.stay_nights;
+                self.blocked += o.blocked;
+            }
+        }
+    )*};
+}
+impl_add_counters!(ListingDay, HostDay);
+
 impl From<&ListingDay> for HostDay {
     fn from(d: &ListingDay) -> Self {
         HostDay {
@@ -270,66 +310,6 @@ pub struct Change {
     pub platform: Vec<PlatformDelta>,
 }
 
-/// Adds each listing day's counters to its row and to its host's.
-macro_rules! add_listing_days {
-    ($conn:expr, $days:expr) => {
-        for d in $days {
-            diesel::insert_into(listing_daily::table)
-                .values(d)
-                .on_conflict((listing_daily::listing_id, listing_daily::day))
-                .do_update()
-                .set((
-                    listing_daily::views.eq(listing_daily::views + excluded(listing_daily::views)),
-                    listing_daily::nights_booked
-                        .eq(listing_daily::nights_booked + excluded(listing_daily::nights_booked)),
-                    listing_daily::accommodation
-                        .eq(listing_daily::accommodation + excluded(listing_daily::accommodation)),
-                    listing_daily::revenue.eq(listing_daily::revenue + excluded(listing_daily::revenue)),
-                    listing_daily::bookings.eq(listing_daily::bookings + excluded(listing_daily::bookings)),
-                    listing_daily::cancellations
-                        .eq(listing_daily::cancellations + excluded(listing_daily::cancellations)),
-                    listing_daily::lead_time_days
-                        .eq(listing_daily::lead_time_days + excluded(listing_daily::lead_time_days)),
-                    listing_daily::stay_nights.eq(listing_daily::stay_nights + excluded(listing_daily::stay_nights)),
-                    listing_daily::blocked.eq(listing_daily::blocked + excluded(listing_daily::blocked)),
-                ))
-                .execute($conn)
-                .await?;
-            diesel::insert_into(host_daily::table)
-                .values(HostDay::from(d))
-                .on_conflict((host_daily::host_id, host_daily::day))
-                .do_update()
-                .set((
-                    host_daily::views.eq(host_daily::views + excluded(host_daily::views)),
-                    host_daily::nights_booked.eq(host_daily::nights_booked + excluded(host_daily::nights_booked)),
-                    host_daily::accommodation.eq(host_daily::accommodation + excluded(host_daily::accommodation)),
-                    host_daily::revenue.eq(host_daily::revenue + excluded(host_daily::revenue)),
-                    host_daily::bookings.eq(host_daily::bookings + excluded(host_daily::bookings)),
-                    host_daily::cancellations.eq(host_daily::cancellations + excluded(host_daily::cancellations)),
-                    host_daily::lead_time_days.eq(host_daily::lead_time_days + excluded(host_daily::lead_time_days)),
-                    host_daily::stay_nights.eq(host_daily::stay_nights + excluded(host_daily::stay_nights)),
-                    host_daily::blocked.eq(host_daily::blocked + excluded(host_daily::blocked)),
-                ))
-                .execute($conn)
-                .await?;
-        }
-    };
-}
-
-macro_rules! add_platform {
-    ($conn:expr, $deltas:expr) => {
-        for d in $deltas {
-            diesel::insert_into(platform_daily::table)
-                .values(d)
-                .on_conflict((platform_daily::day, platform_daily::metric, platform_daily::currency))
-                .do_update()
-                .set(platform_daily::value.eq(platform_daily::value + excluded(platform_daily::value)))
-                .execute($conn)
-                .await?;
-        }
-    };
-}
-
 /// Applies a domain event's change once. `false` when it was applied before.
 pub async fn apply(db: &Db, event_id: Id, change: &Change) -> Result<bool, DbError> {
     transaction!(db, |conn| {
@@ -363,36 +343,17 @@ pub async fn apply(db: &Db, event_id: Id, change: &Change) -> Result<bool, DbErr
                 .execute(conn)
                 .await?;
         }
-        add_listing_days!(conn, &change.days);
-        add_platform!(conn, &change.platform);
+        conn.add_days(&change.days).await?;
+        conn.add_platform(&change.platform).await?;
         Ok(true)
     })
 }
 
-/// A client batch: the raw events, the day's visitors, and the counters.
-pub async fn ingest(
-    db: &Db,
-    events: &[EventRow],
-    visitors: &[(NaiveDate, String)],
-    days: &[ListingDay],
-    platform: &[PlatformDelta],
-) -> Result<(), DbError> {
+/// A client batch: the raw events, the sessions' first steps, the day's
+/// visitor, and the counters, in one transaction.
+pub async fn ingest(db: &Db, rows: &BatchRows<'_>) -> Result<(), DbError> {
     transaction!(db, |conn| {
-        for e in events {
-            diesel::insert_into(analytics_events::table).values(e).execute(conn).await?;
-        }
-        for (day, visitor) in visitors {
-            let fresh = diesel::insert_into(analytics_visitors::table)
-                .values((analytics_visitors::day.eq(day), analytics_visitors::visitor.eq(visitor)))
-                .on_conflict_do_nothing()
-                .execute(conn)
-                .await?;
-            if fresh == 1 {
-                add_platform!(conn, [&PlatformDelta::count(*day, "visitors", 1)]);
-            }
-        }
-        add_listing_days!(conn, days);
-        add_platform!(conn, platform);
+        conn.write_batch(rows).await?;
         Ok::<_, DbError>(())
     })
 }
@@ -414,6 +375,10 @@ pub async fn salt(db: &Db, day: NaiveDate, fresh: &str) -> Result<String, DbErro
 pub async fn prune(db: &Db, keep_from: NaiveDate, today: NaiveDate) -> Result<(usize, usize), DbError> {
     transaction!(db, |conn| {
         let events = diesel::delete(analytics_events::table.filter(analytics_events::received_on.lt(keep_from)))
+            .execute(conn)
+            .await?;
+        let before = Instant::from(keep_from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+        diesel::delete(analytics_session_steps::table.filter(analytics_session_steps::at.lt(before)))
             .execute(conn)
             .await?;
         let salts = diesel::delete(analytics_salts::table.filter(analytics_salts::day.lt(today))).execute(conn).await?;
@@ -482,7 +447,7 @@ pub async fn set_blocked(
             .map(|n| day(*n, -1))
             .chain(nights.iter().filter(|n| !before.contains(n)).map(|n| day(*n, 1)))
             .collect();
-        add_listing_days!(conn, &changes);
+        conn.add_days(&changes).await?;
         diesel::delete(
             analytics_blocked::table
                 .filter(analytics_blocked::listing_id.eq(listing_id))
@@ -563,23 +528,42 @@ pub async fn listing_days(
     })
 }
 
-/// Platform counters in `[from, to]`, summed per (metric, currency) by the database.
+/// Platform counters in `[from, to]`, summed per (metric, currency): the
+/// period's whole months from `platform_monthly`, the days at its ends from
+/// `platform_daily`, each summed by the database.
 pub async fn platform_totals(db: &Db, from: NaiveDate, to: NaiveDate) -> Result<Vec<(String, String, i64)>, DbError> {
+    let split = crate::domain::whole_months(from, to);
     run!(db, |conn| {
-        Ok::<_, DbError>(
-            platform_daily::table
-                .filter(platform_daily::day.ge(from))
-                .filter(platform_daily::day.le(to))
-                .group_by((platform_daily::metric, platform_daily::currency))
-                .select((
-                    platform_daily::metric,
-                    platform_daily::currency,
-                    // A plain bigint on both backends (PostgreSQL's SUM of bigint is numeric).
-                    diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(SUM(value) AS BIGINT)"),
-                ))
-                .load(conn)
-                .await?,
-        )
+        // A plain bigint on both backends (PostgreSQL's SUM of bigint is numeric).
+        let sum = || diesel::dsl::sql::<diesel::sql_types::BigInt>("CAST(SUM(value) AS BIGINT)");
+        let mut rows: Vec<(String, String, i64)> = Vec::new();
+        for (first, last) in &split.days {
+            rows.extend(
+                platform_daily::table
+                    .filter(platform_daily::day.ge(first))
+                    .filter(platform_daily::day.le(last))
+                    .group_by((platform_daily::metric, platform_daily::currency))
+                    .select((platform_daily::metric, platform_daily::currency, sum()))
+                    .load::<(String, String, i64)>(conn)
+                    .await?,
+            );
+        }
+        if let Some((first, last)) = split.months {
+            rows.extend(
+                platform_monthly::table
+                    .filter(platform_monthly::month.ge(first))
+                    .filter(platform_monthly::month.le(last))
+                    .group_by((platform_monthly::metric, platform_monthly::currency))
+                    .select((platform_monthly::metric, platform_monthly::currency, sum()))
+                    .load::<(String, String, i64)>(conn)
+                    .await?,
+            );
+        }
+        let mut totals: std::collections::BTreeMap<(String, String), i64> = std::collections::BTreeMap::new();
+        for (metric, currency, value) in rows {
+            *totals.entry((metric, currency)).or_default() += value;
+        }
+        Ok::<_, DbError>(totals.into_iter().map(|((m, c), v)| (m, c, v)).collect())
     })
 }
 
@@ -604,6 +588,57 @@ pub async fn milestones(db: &Db, from: Instant, to: Instant, limit: i64) -> Resu
                 ))
                 .load(conn)
                 .await?,
+        )
+    })
+}
+
+/// The times of two client-side steps of the same sessions, for the latest
+/// `limit` sessions that reached `first` in `[from, to)` and `then` no
+/// earlier and within a day (a tab's session does not last longer). Two
+/// range scans of the `(step, at)` index, matched here: a join, or a list
+/// of the sessions, lets the planner read the whole table.
+pub async fn step_gaps(
+    db: &Db,
+    first: &str,
+    then: &str,
+    from: Instant,
+    to: Instant,
+    limit: i64,
+) -> Result<Vec<(Instant, Instant)>, DbError> {
+    let (first, then) = (first.to_owned(), then.to_owned());
+    run!(db, |conn| {
+        let firsts: Vec<(String, Instant)> = analytics_session_steps::table
+            .filter(analytics_session_steps::step.eq(&first))
+            .filter(analytics_session_steps::at.ge(from))
+            .filter(analytics_session_steps::at.lt(to))
+            .order(analytics_session_steps::at.desc())
+            .limit(limit)
+            .select((analytics_session_steps::session_id, analytics_session_steps::at))
+            .load(conn)
+            .await?;
+        let (Some((_, latest)), Some((_, earliest))) = (firsts.as_slice().first(), firsts.as_slice().last()) else {
+            return Ok(Vec::new());
+        };
+        let until = Instant(latest.0 + chrono::Duration::days(1));
+        let thens: std::collections::HashMap<String, Instant> = analytics_session_steps::table
+            .filter(analytics_session_steps::step.eq(&then))
+            .filter(analytics_session_steps::at.ge(*earliest))
+            .filter(analytics_session_steps::at.lt(until))
+            .select((analytics_session_steps::session_id, analytics_session_steps::at))
+            .load::<(String, Instant)>(conn)
+            .await?
+            .into_iter()
+            .collect();
+        Ok::<_, DbError>(
+            firsts
+                .into_iter()
+                .filter_map(|(session, at)| {
+                    thens
+                        .get(&session)
+                        .filter(|t| **t >= at && t.0 - at.0 < chrono::Duration::days(1))
+                        .map(|t| (at, *t))
+                })
+                .collect(),
         )
     })
 }
