@@ -142,6 +142,22 @@ impl Platform {
             }
         }
         let verifier = AccessVerifier::new(cache);
+        // The web app's pages answer on the gateway's port, over the
+        // modules' traits (local here, or clients of their replicas).
+        if wiring.local.contains("gateway") {
+            let web_app = hometrip_web::Web::new(hometrip_web::WebDeps {
+                listings: wiring.require::<dyn hometrip_listing::api::Listings>("listing")?,
+                search: wiring.require::<dyn hometrip_search::api::Search>("search")?,
+                accounts: wiring.require::<dyn hometrip_auth::api::Accounts>("auth")?,
+                sessions: wiring.require::<dyn hometrip_auth::api::Sessions>("auth")?,
+                verifier: Arc::clone(&verifier),
+                secret: wiring.service_token.clone(),
+                public_url: settings.server.public_url.clone(),
+                trusted_proxies: hometrip_kernel::http::TrustedProxies::parse(&settings.server.trusted_proxies)
+                    .map_err(|e| format!("server.trusted_proxies: {e}"))?,
+            });
+            mounts.push(Mount::new(hometrip_web::routes(web_app)));
+        }
         let can_verify = wiring.local.contains("auth")
             || wiring.settings.services.modules.get("auth").is_some_and(|a| !a.urls.is_empty());
         if can_verify {

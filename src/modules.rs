@@ -91,7 +91,9 @@ pub static MODULES: &[Module] = &[
         #[cfg(not(feature = "auth"))]
         start: None,
         remote: Some(|w, c| {
-            w.provide::<dyn hometrip_auth::api::Accounts>(Arc::new(hometrip_auth::client::AccountsClient::new(c)))
+            let client = Arc::new(hometrip_auth::client::AccountsClient::new(c));
+            w.provide::<dyn hometrip_auth::api::Accounts>(Arc::clone(&client) as Arc<dyn hometrip_auth::api::Accounts>);
+            w.provide::<dyn hometrip_auth::api::Sessions>(client);
         }),
         #[cfg(feature = "auth")]
         openapi: Some(<hometrip_auth::http::AuthApi as utoipa::OpenApi>::openapi),
@@ -153,7 +155,9 @@ pub static MODULES: &[Module] = &[
         start: Some(local::search),
         #[cfg(not(feature = "search"))]
         start: None,
-        remote: None,
+        remote: Some(|w, c| {
+            w.provide::<dyn hometrip_search::api::Search>(Arc::new(hometrip_search::client::SearchClient::new(c)))
+        }),
         #[cfg(feature = "search")]
         openapi: Some(<hometrip_search::http::SearchApi as utoipa::OpenApi>::openapi),
         #[cfg(not(feature = "search"))]
@@ -408,6 +412,7 @@ mod local {
                 event_sealer: w.event_sealer.clone(),
             })?;
             w.provide::<dyn Accounts>(Arc::clone(&auth) as Arc<dyn Accounts>);
+            w.provide::<dyn hometrip_auth::api::Sessions>(Arc::clone(&auth) as Arc<dyn hometrip_auth::api::Sessions>);
             w.keep(Arc::clone(&auth));
             let trusted = hometrip_kernel::http::TrustedProxies::parse(&w.settings.server.trusted_proxies)?;
             let web_data = web::Data::new(hometrip_auth::http::AuthWeb {
@@ -415,9 +420,11 @@ mod local {
                 public_url: w.settings.server.public_url.clone(),
                 trusted_proxies: trusted,
             });
+            let sessions: web::Data<dyn hometrip_auth::api::Sessions> =
+                web::Data::from(Arc::clone(&auth) as Arc<dyn hometrip_auth::api::Sessions>);
             let accounts: web::Data<dyn Accounts> = web::Data::from(auth as Arc<dyn Accounts>);
             Ok(Mount::new(move |cfg| {
-                cfg.app_data(web_data.clone()).app_data(accounts.clone());
+                cfg.app_data(web_data.clone()).app_data(accounts.clone()).app_data(sessions.clone());
                 hometrip_auth::http::internal_routes(cfg);
             })
             .api(hometrip_auth::http::routes))
@@ -521,6 +528,7 @@ mod local {
                 .map_err(|e| format!("{e} (is another hometrip process using the data dir?)"))?;
             let search = hometrip_search::service::SearchService::new(Arc::new(index), listings);
             search.subscribe(&w.bus).await;
+            w.provide::<dyn hometrip_search::api::Search>(Arc::clone(&search) as Arc<dyn hometrip_search::api::Search>);
             w.keep(Arc::clone(&search));
             let data = web::Data::from(Arc::clone(&search));
             let committer = Arc::clone(&search);

@@ -31,3 +31,4 @@ mod stripe;
 mod support;
 mod traces;
 mod users;
+mod web;

@@ -39,6 +39,57 @@ pub trait Accounts: Send + Sync {
     async fn set_role(&self, id: Id, role: &str, granted: bool) -> Result<AccountSummary, Problem>;
 }
 
+/// The tokens of a signed-in session: a short-lived access token and the
+/// refresh token that rotates it (the browser keeps them in HttpOnly cookies).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds the access token lives.
+    pub expires_in: i64,
+}
+
+/// Never the tokens themselves in a log line.
+impl std::fmt::Debug for SessionTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionTokens").field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
+}
+
+/// Where a sign-in comes from: its limits count per address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInFrom {
+    pub ip: String,
+    pub user_agent: Option<String>,
+}
+
+/// Sign-up, sign-in and the emailed links, for the web pages: the same use
+/// cases as the API's `/auth` routes, in process or over HTTP.
+#[async_trait]
+pub trait Sessions: Send + Sync {
+    async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        display_name: &str,
+        locale: &str,
+    ) -> Result<AccountSummary, Problem>;
+    /// 401 `invalid_credentials`; `totp_required` when a second factor is due.
+    async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        totp_code: Option<&str>,
+        from: &SignInFrom,
+    ) -> Result<SessionTokens, Problem>;
+    /// Rotates the refresh token (a reused one ends its session).
+    async fn refresh(&self, refresh_token: &str, user_agent: Option<&str>) -> Result<SessionTokens, Problem>;
+    async fn sign_out(&self, refresh_token: &str) -> Result<(), Problem>;
+    async fn verify_email(&self, token: &str) -> Result<(), Problem>;
+    async fn forgot_password(&self, email: &str) -> Result<(), Problem>;
+    async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem>;
+}
+
 // ---- Events -------------------------------------------------------------------
 
 pub const ACCOUNT_REGISTERED: &str = "auth.account_registered";

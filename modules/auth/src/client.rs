@@ -5,7 +5,8 @@ use hometrip_kernel::auth_context::JwkSet;
 use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{Id, Problem};
 
-use crate::api::{AccountSummary, Accounts};
+use crate::api::{AccountSummary, Accounts, SessionTokens, Sessions, SignInFrom};
+use serde::{Deserialize, Serialize};
 
 pub struct AccountsClient {
     remote: RemoteClient,
@@ -40,5 +41,94 @@ impl Accounts for AccountsClient {
                 None,
             )
             .await
+    }
+}
+
+/// `POST /internal/auth/sessions/{use_case}`: one body for every use case.
+// No `Debug`: it holds passwords and tokens.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionCall {
+    pub email: String,
+    pub password: String,
+    pub display_name: String,
+    pub locale: String,
+    pub totp_code: Option<String>,
+    pub from: Option<crate::api::SignInFrom>,
+    pub token: String,
+    pub user_agent: Option<String>,
+}
+
+/// [`Sessions`] over HTTP: the auth process's internal routes (the caller's
+/// address travels in the body: the sign-in limits count per address).
+#[async_trait]
+impl Sessions for AccountsClient {
+    async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        display_name: &str,
+        locale: &str,
+    ) -> Result<AccountSummary, Problem> {
+        let call = SessionCall {
+            email: email.to_owned(),
+            password: password.to_owned(),
+            display_name: display_name.to_owned(),
+            locale: locale.to_owned(),
+            ..SessionCall::default()
+        };
+        self.remote.post("/internal/auth/sessions/register", &call, None).await
+    }
+
+    async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        totp_code: Option<&str>,
+        from: &SignInFrom,
+    ) -> Result<SessionTokens, Problem> {
+        let call = SessionCall {
+            email: email.to_owned(),
+            password: password.to_owned(),
+            totp_code: totp_code.map(str::to_owned),
+            from: Some(from.clone()),
+            ..SessionCall::default()
+        };
+        self.remote.post("/internal/auth/sessions/sign-in", &call, None).await
+    }
+
+    async fn refresh(&self, refresh_token: &str, user_agent: Option<&str>) -> Result<SessionTokens, Problem> {
+        let call = SessionCall {
+            token: refresh_token.to_owned(),
+            user_agent: user_agent.map(str::to_owned),
+            ..SessionCall::default()
+        };
+        self.remote.post("/internal/auth/sessions/refresh", &call, None).await
+    }
+
+    async fn sign_out(&self, refresh_token: &str) -> Result<(), Problem> {
+        let call = SessionCall { token: refresh_token.to_owned(), ..SessionCall::default() };
+        self.remote.post::<_, serde_json::Value>("/internal/auth/sessions/sign-out", &call, None).await.map(|_| ())
+    }
+
+    async fn verify_email(&self, token: &str) -> Result<(), Problem> {
+        let call = SessionCall { token: token.to_owned(), ..SessionCall::default() };
+        self.remote.post::<_, serde_json::Value>("/internal/auth/sessions/verify-email", &call, None).await.map(|_| ())
+    }
+
+    async fn forgot_password(&self, email: &str) -> Result<(), Problem> {
+        let call = SessionCall { email: email.to_owned(), ..SessionCall::default() };
+        self.remote
+            .post::<_, serde_json::Value>("/internal/auth/sessions/forgot-password", &call, None)
+            .await
+            .map(|_| ())
+    }
+
+    async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem> {
+        let call = SessionCall { token: token.to_owned(), password: new_password.to_owned(), ..SessionCall::default() };
+        self.remote
+            .post::<_, serde_json::Value>("/internal/auth/sessions/reset-password", &call, None)
+            .await
+            .map(|_| ())
     }
 }

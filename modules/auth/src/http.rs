@@ -486,14 +486,41 @@ async fn internal_set_role(
     Ok(HttpResponse::Ok().json(svc.set_role(*id, &body.role, body.granted).await?))
 }
 
-/// Mounts the internal routes under `/internal/auth`; needs `web::Data<dyn Accounts>`.
+// ---- internal routes: the Sessions trait over HTTP (the gateway's web pages)
+
+async fn internal_session(
+    _: InternalCaller,
+    svc: web::Data<dyn crate::api::Sessions>,
+    use_case: web::Path<String>,
+    body: web::Json<crate::client::SessionCall>,
+) -> Result<HttpResponse, Problem> {
+    let b = body.into_inner();
+    let done = || HttpResponse::Ok().json(serde_json::json!({}));
+    Ok(match use_case.as_str() {
+        "register" => HttpResponse::Ok().json(svc.register(&b.email, &b.password, &b.display_name, &b.locale).await?),
+        "sign-in" => {
+            let from = b.from.ok_or_else(|| Problem::field("from", "is required"))?;
+            HttpResponse::Ok().json(svc.sign_in(&b.email, &b.password, b.totp_code.as_deref(), &from).await?)
+        }
+        "refresh" => HttpResponse::Ok().json(svc.refresh(&b.token, b.user_agent.as_deref()).await?),
+        "sign-out" => svc.sign_out(&b.token).await.map(|()| done())?,
+        "verify-email" => svc.verify_email(&b.token).await.map(|()| done())?,
+        "forgot-password" => svc.forgot_password(&b.email).await.map(|()| done())?,
+        "reset-password" => svc.reset_password(&b.token, &b.password).await.map(|()| done())?,
+        _ => return Err(Problem::not_found("use case")),
+    })
+}
+
+/// Mounts the internal routes under `/internal/auth`; needs
+/// `web::Data<dyn Accounts>` and `web::Data<dyn Sessions>`.
 pub fn internal_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/internal/auth")
             .route("/accounts/by-email", web::get().to(internal_by_email))
             .route("/accounts/{id}", web::get().to(internal_account))
             .route("/accounts/{id}/roles", web::post().to(internal_set_role))
-            .route("/jwks", web::get().to(internal_jwks)),
+            .route("/jwks", web::get().to(internal_jwks))
+            .route("/sessions/{use_case}", web::post().to(internal_session)),
     );
 }
 

@@ -29,6 +29,7 @@ use crate::domain::{self, RefreshDecision, RefreshState};
 use crate::store::{self, AccountRow, NewEmailToken, NewRefreshToken};
 
 mod credentials;
+mod sessions;
 mod two_factor;
 
 /// What the service needs from the process that hosts it.

@@ -227,7 +227,8 @@ async fn limit(req: &ServiceRequest, s: &EdgeSettings) -> Option<Problem> {
 }
 
 /// Turns every error response that is not already problem+json (actix's
-/// plain-text defaults, unmatched routes) into one.
+/// plain-text defaults, unmatched routes) into one; the web app's own
+/// error pages (HTML) stay pages.
 pub fn errors_as_problems<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
         let is_problem = res
@@ -235,7 +236,8 @@ pub fn errors_as_problems<B: MessageBody + 'static>() -> ErrorHandlers<B> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| ct.starts_with("application/problem+json"));
-        if is_problem {
+        let is_page = res.response().extensions().get::<hometrip_kernel::http::HtmlPage>().is_some();
+        if is_problem || is_page {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }
         let status = res.status();

@@ -76,6 +76,12 @@ pub fn validate(value: &impl validator::Validate) -> Result<(), Problem> {
     value.validate().map_err(|e| validation_problem(&e))
 }
 
+/// Marks a response as a web page (an extension of the response): the
+/// edge turns error responses into problem+json, except pages, which are
+/// HTML at every status.
+#[derive(Debug, Clone, Copy)]
+pub struct HtmlPage;
+
 /// Proxies whose `X-Forwarded-For` is believed (addresses or CIDR ranges).
 #[derive(Clone, Debug, Default)]
 pub struct TrustedProxies(Vec<ipnet::IpNet>);

@@ -1,7 +1,12 @@
-//! The search module's published language: result types and settings. Search
-//! is called over public HTTP only, so it offers no trait to other modules.
+//! The search module's published language: the [`Search`] trait (the web
+//! pages call it; a process without the module, through [`crate::client`]),
+//! its query and result types, and settings.
 
 use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use hometrip_kernel::Problem;
 
 use hometrip_kernel::money::Money;
 use hometrip_kernel::Id;
@@ -66,4 +71,39 @@ pub struct Suggestion {
 pub struct SearchSettings {
     /// Writer memory budget.
     pub writer_heap_bytes: usize,
+}
+
+/// The raw query string of `GET /search/listings`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(default)]
+pub struct SearchParams {
+    pub q: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub radius_km: Option<f64>,
+    /// `minLon,minLat,maxLon,maxLat`
+    pub bbox: Option<String>,
+    pub check_in: Option<NaiveDate>,
+    pub check_out: Option<NaiveDate>,
+    pub guests: Option<u32>,
+    /// Bedrooms at least.
+    pub bedrooms: Option<u32>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    /// Comma-separated amenity keys; all must be present.
+    pub amenities: Option<String>,
+    pub property_type: Option<String>,
+    pub instant_book: Option<bool>,
+    /// `relevance` (default), `price_asc`, `price_desc`, `rating`, `distance`.
+    pub sort: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[async_trait]
+pub trait Search: Send + Sync {
+    /// Published listings matching `params` (422 names a bad parameter).
+    async fn search(&self, params: &SearchParams) -> Result<SearchResults, Problem>;
+    /// Cities and listing titles starting with `q`.
+    async fn autocomplete(&self, q: &str) -> Result<Vec<Suggestion>, Problem>;
 }

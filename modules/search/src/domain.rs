@@ -12,31 +12,7 @@ pub const MAX_AMENITIES: usize = 40;
 pub const MAX_LIMIT: u32 = 50;
 const EARTH_RADIUS_KM: f64 = 6371.0088;
 
-/// The raw query string of `GET /search/listings`.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-pub struct SearchParams {
-    pub q: Option<String>,
-    pub lat: Option<f64>,
-    pub lon: Option<f64>,
-    pub radius_km: Option<f64>,
-    /// `minLon,minLat,maxLon,maxLat`
-    pub bbox: Option<String>,
-    pub check_in: Option<NaiveDate>,
-    pub check_out: Option<NaiveDate>,
-    pub guests: Option<u32>,
-    /// Bedrooms at least.
-    pub bedrooms: Option<u32>,
-    pub min_price: Option<i64>,
-    pub max_price: Option<i64>,
-    /// Comma-separated amenity keys; all must be present.
-    pub amenities: Option<String>,
-    pub property_type: Option<String>,
-    pub instant_book: Option<bool>,
-    /// `relevance` (default), `price_asc`, `price_desc`, `rating`, `distance`.
-    pub sort: Option<String>,
-    pub limit: Option<u32>,
-    pub cursor: Option<String>,
-}
+pub use crate::api::SearchParams;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Sort {

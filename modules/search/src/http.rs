@@ -4,12 +4,10 @@
 use actix_web::{get, post, web, HttpResponse};
 use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::{Id, Problem};
-use hometrip_listing::api::{is_amenity, PROPERTY_TYPES};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{Facets, GeoPoint, PriceBucket, SearchHit, SearchResults, Suggestion};
-use crate::domain::{self, SearchParams};
+use crate::api::{Facets, GeoPoint, PriceBucket, Search, SearchHit, SearchParams, SearchResults, Suggestion};
 use crate::service::SearchService;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -31,9 +29,7 @@ pub struct SimilarList {
     responses((status = 200, body = SearchResults), (status = 422, body = Problem)))]
 #[get("/search/listings")]
 async fn search(svc: web::Data<SearchService>, params: web::Query<SearchParams>) -> Result<HttpResponse, Problem> {
-    let criteria =
-        domain::criteria(&params, is_amenity, |t| PROPERTY_TYPES.contains(&t)).map_err(Problem::validation)?;
-    Ok(HttpResponse::Ok().json(svc.search(&criteria).await?))
+    Ok(HttpResponse::Ok().json(Search::search(&**svc, &params).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/search/autocomplete", tag = "search", params(AutocompleteQuery),

@@ -3,6 +3,7 @@
 //! facets, autocomplete and similar listings.
 
 pub mod api;
+pub mod client;
 #[cfg(feature = "local")]
 pub mod collector;
 #[cfg(feature = "local")]

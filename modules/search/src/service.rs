@@ -448,3 +448,18 @@ impl EventHandler for SearchService {
         Ok(())
     }
 }
+
+#[async_trait]
+impl crate::api::Search for SearchService {
+    async fn search(&self, params: &crate::api::SearchParams) -> Result<SearchResults, Problem> {
+        let criteria = domain::criteria(params, hometrip_listing::api::is_amenity, |t| {
+            hometrip_listing::api::PROPERTY_TYPES.contains(&t)
+        })
+        .map_err(Problem::validation)?;
+        SearchService::search(self, &criteria).await
+    }
+
+    async fn autocomplete(&self, q: &str) -> Result<Vec<Suggestion>, Problem> {
+        SearchService::autocomplete(self, q).await
+    }
+}

@@ -1,0 +1,56 @@
+//! [`Sessions`]: the web pages' way to the same use cases as the `/auth`
+//! routes.
+
+use async_trait::async_trait;
+use hometrip_kernel::Problem;
+
+use super::{AuthService, ClientInfo, TokenPair};
+use crate::api::{AccountSummary, SessionTokens, Sessions, SignInFrom};
+
+fn tokens(pair: TokenPair) -> SessionTokens {
+    SessionTokens { access_token: pair.access_token, refresh_token: pair.refresh_token, expires_in: pair.expires_in }
+}
+
+#[async_trait]
+impl Sessions for AuthService {
+    async fn register(
+        &self,
+        email: &str,
+        password: &str,
+        display_name: &str,
+        locale: &str,
+    ) -> Result<AccountSummary, Problem> {
+        AuthService::register(self, email, password, display_name, locale).await
+    }
+
+    async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        totp_code: Option<&str>,
+        from: &SignInFrom,
+    ) -> Result<SessionTokens, Problem> {
+        let client = ClientInfo { ip: from.ip.clone(), user_agent: from.user_agent.clone() };
+        self.login(email, password, totp_code, &client).await.map(tokens)
+    }
+
+    async fn refresh(&self, refresh_token: &str, user_agent: Option<&str>) -> Result<SessionTokens, Problem> {
+        AuthService::refresh(self, refresh_token, user_agent.map(str::to_owned)).await.map(tokens)
+    }
+
+    async fn sign_out(&self, refresh_token: &str) -> Result<(), Problem> {
+        self.logout(refresh_token).await
+    }
+
+    async fn verify_email(&self, token: &str) -> Result<(), Problem> {
+        AuthService::verify_email(self, token).await
+    }
+
+    async fn forgot_password(&self, email: &str) -> Result<(), Problem> {
+        AuthService::forgot_password(self, email).await
+    }
+
+    async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem> {
+        AuthService::reset_password(self, token, new_password).await
+    }
+}

@@ -1,0 +1,91 @@
+//! The web app people use in a browser: server-rendered pages that call the
+//! modules' traits (local or remote, like the API does), served on the
+//! gateway's port. Every page works without JavaScript; the scripts of
+//! `assets/` only enhance. Assets are embedded in the binary under
+//! content-hashed names.
+
+mod account_pages;
+mod assets;
+mod format;
+mod locale;
+mod pages;
+mod session;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use hometrip_auth::api::{Accounts, Sessions};
+use hometrip_kernel::auth_context::AccessVerifier;
+use hometrip_kernel::http::TrustedProxies;
+use hometrip_listing::api::Listings;
+use hometrip_search::api::Search;
+use sha2::{Digest, Sha512};
+
+/// What the pages call, and how they keep sessions.
+pub struct Web {
+    listings: Arc<dyn Listings>,
+    search: Arc<dyn Search>,
+    accounts: Arc<dyn Accounts>,
+    sessions: Arc<dyn Sessions>,
+    verifier: Arc<AccessVerifier>,
+    /// Signs the forms' CSRF tokens.
+    csrf_key: [u8; 64],
+    secure_cookies: bool,
+    rotations: session::Rotations,
+    /// Whose `X-Forwarded-For` to believe (sign-in limits count per address).
+    trusted_proxies: TrustedProxies,
+}
+
+pub struct WebDeps {
+    pub listings: Arc<dyn Listings>,
+    pub search: Arc<dyn Search>,
+    pub accounts: Arc<dyn Accounts>,
+    pub sessions: Arc<dyn Sessions>,
+    pub verifier: Arc<AccessVerifier>,
+    /// The deployment's shared secret (the service credential): every
+    /// gateway derives the same CSRF key from it.
+    pub secret: String,
+    /// `server.public_url`: cookies are `Secure` when it is HTTPS.
+    pub public_url: String,
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl Web {
+    pub fn new(d: WebDeps) -> Arc<Web> {
+        let csrf_key: [u8; 64] = Sha512::digest(format!("hometrip web csrf\n{}", d.secret).as_bytes()).into();
+        Arc::new(Web {
+            listings: d.listings,
+            search: d.search,
+            accounts: d.accounts,
+            sessions: d.sessions,
+            verifier: d.verifier,
+            csrf_key,
+            secure_cookies: d.public_url.starts_with("https://"),
+            rotations: session::Rotations::default(),
+            trusted_proxies: d.trusted_proxies,
+        })
+    }
+}
+
+/// Mounts the pages and their assets.
+pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    let data = web::Data::from(web_app);
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(data.clone())
+            .route("/", web::get().to(pages::home))
+            .route("/search", web::get().to(pages::search))
+            .route("/listings/{id}", web::get().to(pages::listing))
+            .route("/sign-in", web::get().to(account_pages::sign_in_form))
+            .route("/sign-in", web::post().to(account_pages::sign_in))
+            .route("/sign-up", web::get().to(account_pages::sign_up_form))
+            .route("/sign-up", web::post().to(account_pages::sign_up))
+            .route("/sign-out", web::post().to(account_pages::sign_out))
+            .route("/verify-email", web::get().to(account_pages::verify_email_form))
+            .route("/verify-email", web::post().to(account_pages::verify_email))
+            .route("/forgot-password", web::get().to(account_pages::forgot_form))
+            .route("/forgot-password", web::post().to(account_pages::forgot))
+            .route("/reset-password", web::get().to(account_pages::reset_form))
+            .route("/reset-password", web::post().to(account_pages::reset))
+            .route("/assets/{name}", web::get().to(assets::serve));
+    }
+}

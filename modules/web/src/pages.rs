@@ -1,0 +1,452 @@
+//! The guests' pages: home, search results, a listing. Each asks the
+//! modules' traits and renders a template; a module that cannot answer
+//! gives a page saying so (503), never a stack trace or JSON.
+
+use actix_web::http::header::SET_COOKIE;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use cookie::Cookie;
+use hometrip_kernel::http::HtmlPage;
+use hometrip_kernel::{Id, Problem};
+use hometrip_listing::api::{Listing, ListingStatus};
+use hometrip_search::api::{SearchHit, SearchParams, SearchResults};
+
+use crate::format;
+use crate::locale::{negotiate, Locale, Messages};
+use crate::session::Visitor;
+use crate::{assets, Web};
+
+/// What every page shows around its content.
+pub struct Chrome {
+    pub lang: &'static str,
+    pub m: &'static Messages,
+    pub css: String,
+    pub js: String,
+    /// This page in the other language.
+    pub switch_href: String,
+    /// The analytics event the page reports (`assets/app.js`).
+    pub event: &'static str,
+    pub event_listing: Option<String>,
+    /// The signed-in visitor's name.
+    pub user: Option<String>,
+    /// The CSRF token of this browser's forms.
+    pub csrf: String,
+    /// This page's path and query, to come back to after signing in.
+    pub here: String,
+}
+
+/// What every page knows of its request: the language, and the visitor.
+pub struct Context {
+    pub locale: Locale,
+    /// `?lang=` chose the language: remember it.
+    pub remember: bool,
+    pub visitor: Visitor,
+}
+
+impl Context {
+    pub async fn of(req: &HttpRequest, app: &Web) -> Context {
+        let (locale, remember) = negotiate(req);
+        Context { locale, remember, visitor: app.visitor(req).await }
+    }
+
+    /// Sets the cookies this answer owes the browser: the language chosen
+    /// by `?lang=`, the visitor's (a CSRF secret, a rotated session), then
+    /// `extra`.
+    pub fn set_cookies(&self, response: &mut actix_web::HttpResponseBuilder, extra: &[Cookie<'static>]) {
+        if self.remember {
+            let lang = Cookie::build(("lang", self.locale.code()))
+                .path("/")
+                .max_age(cookie::time::Duration::days(365))
+                .same_site(cookie::SameSite::Lax)
+                .build();
+            response.append_header((SET_COOKIE, lang.to_string()));
+        }
+        for c in self.visitor.cookies.iter().chain(extra) {
+            response.append_header((SET_COOKIE, c.to_string()));
+        }
+        // A page, even at an error status: the edge leaves it as it is.
+        response.extensions_mut().insert(HtmlPage);
+    }
+
+    pub fn chrome(&self, req: &HttpRequest, app: &Web, event: &'static str) -> Chrome {
+        let mut chrome = Chrome::new(req, self.locale, event);
+        chrome.user = self.visitor.user.as_ref().map(|u| u.display_name.clone());
+        chrome.csrf = app.csrf_token(&self.visitor);
+        chrome
+    }
+}
+
+impl Chrome {
+    fn new(req: &HttpRequest, locale: Locale, event: &'static str) -> Chrome {
+        let m = locale.messages();
+        let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        pairs.retain(|(k, _)| k != "lang");
+        pairs.push(("lang".to_owned(), m.other_language.to_owned()));
+        let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+        Chrome {
+            lang: locale.code(),
+            m,
+            css: assets::stylesheet(),
+            js: assets::script(),
+            switch_href: format!("{}?{query}", req.path()),
+            event,
+            event_listing: None,
+            user: None,
+            csrf: String::new(),
+            // Without the emailed links' tokens: they stay on their page.
+            here: match pairs.iter().any(|(k, _)| k == "token") {
+                true => req.path().to_owned(),
+                false => match req.query_string() {
+                    "" => req.path().to_owned(),
+                    q => format!("{}?{q}", req.path()),
+                },
+            },
+        }
+    }
+}
+
+/// The search form's values, as typed.
+#[derive(Default)]
+pub struct FormValues {
+    pub q: String,
+    pub check_in: String,
+    pub check_out: String,
+    pub guests: String,
+    pub sort: String,
+    pub property_type: String,
+    pub instant_book: bool,
+}
+
+impl FormValues {
+    fn from_pairs(pairs: &[(String, String)]) -> FormValues {
+        let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
+        FormValues {
+            q: get("q"),
+            check_in: get("check_in"),
+            check_out: get("check_out"),
+            guests: get("guests"),
+            sort: get("sort"),
+            property_type: get("property_type"),
+            instant_book: get("instant_book") == "true",
+        }
+    }
+}
+
+/// A search result as a card shows it.
+pub struct Card {
+    pub id: Id,
+    pub title: String,
+    pub city: String,
+    pub property_type: String,
+    pub price: String,
+    pub rating: Option<String>,
+}
+
+fn cards(hits: &[SearchHit], locale: Locale) -> Vec<Card> {
+    hits.iter()
+        .map(|h| Card {
+            id: h.id,
+            title: h.title.clone(),
+            city: h.city.clone(),
+            property_type: h.property_type.clone(),
+            price: format::money(&h.nightly_price, locale),
+            rating: h.rating.map(|r| format::rating(r, locale)),
+        })
+        .collect()
+}
+
+/// A result on the positional plot: x and y in 0..100.
+pub struct Point {
+    pub id: Id,
+    pub x: String,
+    pub y: String,
+    pub label: String,
+}
+
+/// The results placed by longitude and latitude within their own bounds
+/// (no map tiles: nothing is fetched from elsewhere).
+fn plot(hits: &[SearchHit]) -> Vec<Point> {
+    let (mut min_lon, mut max_lon, mut min_lat, mut max_lat) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for h in hits {
+        min_lon = min_lon.min(h.location.lon);
+        max_lon = max_lon.max(h.location.lon);
+        min_lat = min_lat.min(h.location.lat);
+        max_lat = max_lat.max(h.location.lat);
+    }
+    let scale = |v: f64, lo: f64, hi: f64| if hi - lo < 1e-9 { 50.0 } else { (v - lo) / (hi - lo) * 100.0 };
+    hits.iter()
+        .map(|h| Point {
+            id: h.id,
+            x: format!("{:.1}", scale(h.location.lon, min_lon, max_lon)),
+            // North up.
+            y: format!("{:.1}", 100.0 - scale(h.location.lat, min_lat, max_lat)),
+            label: h.title.clone(),
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    page: Chrome,
+    form: FormValues,
+    hits: Vec<Card>,
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchPage {
+    page: Chrome,
+    form: FormValues,
+    /// The search's parameters other than the filters' own, kept by the filter form.
+    kept: Vec<(String, String)>,
+    error: Option<String>,
+    total: u64,
+    hits: Vec<Card>,
+    points: Vec<Point>,
+    types: Vec<(String, u64)>,
+    next_href: Option<String>,
+    /// The stay's dates as the language writes them.
+    dates: Option<String>,
+}
+
+/// A listing as its page shows it.
+struct ListingView {
+    title: String,
+    place: String,
+    rating: Option<String>,
+    review_count: i64,
+    photos: Vec<PhotoView>,
+    property_type: String,
+    max_guests: u32,
+    bedrooms: u32,
+    beds: u32,
+    bathrooms: f64,
+    description: Vec<String>,
+    amenities: Vec<String>,
+    nightly_price: Option<String>,
+    cleaning_fee: Option<String>,
+    cancellation_policy: String,
+    check_in_time: String,
+    check_out_time: String,
+    instant_book: bool,
+}
+
+struct PhotoView {
+    src: String,
+    alt: String,
+}
+
+#[derive(Template)]
+#[template(path = "listing.html")]
+struct ListingPage {
+    page: Chrome,
+    l: ListingView,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    page: Chrome,
+    title: &'static str,
+    text: &'static str,
+}
+
+/// A rendered page with the headers every page carries: no inline script
+/// or style may run (CSP), no framing, no sniffing; the language chosen by
+/// `?lang=` remembered for a year.
+pub fn respond(status: StatusCode, rendered: Result<String, askama::Error>, ctx: &Context) -> HttpResponse {
+    let mut response = HttpResponse::build(status);
+    let body = match rendered {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "page template failed");
+            return HttpResponse::InternalServerError().content_type("text/plain; charset=utf-8").body("page failed");
+        }
+    };
+    response
+        .content_type("text/html; charset=utf-8")
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+             font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+        ))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header(("Referrer-Policy", "strict-origin-when-cross-origin"))
+        .insert_header(("Cache-Control", "no-store"));
+    ctx.set_cookies(&mut response, &[]);
+    response.body(body)
+}
+
+/// A page that only says something: a title, a sentence, a way home.
+pub fn say(
+    req: &HttpRequest,
+    app: &Web,
+    ctx: &Context,
+    status: StatusCode,
+    title: &'static str,
+    text: &'static str,
+) -> HttpResponse {
+    let page = ctx.chrome(req, app, "page_view");
+    respond(status, MessagePage { page, title, text }.render(), ctx)
+}
+
+fn message(req: &HttpRequest, app: &Web, ctx: &Context, status: StatusCode) -> HttpResponse {
+    let m = ctx.locale.messages();
+    let (title, text) = if status == StatusCode::NOT_FOUND {
+        (m.not_found_title, m.not_found_text)
+    } else {
+        (m.unavailable_title, m.unavailable_text)
+    };
+    say(req, app, ctx, status, title, text)
+}
+
+/// A module's failure as a page: its own 404 as not found, anything else as unavailable.
+pub fn failed(req: &HttpRequest, app: &Web, ctx: &Context, p: &Problem) -> HttpResponse {
+    if p.status == 404 {
+        return message(req, app, ctx, StatusCode::NOT_FOUND);
+    }
+    tracing::warn!(status = p.status, detail = %p.detail, "page: a module failed");
+    message(req, app, ctx, StatusCode::SERVICE_UNAVAILABLE)
+}
+
+/// `GET /`: the search form and a few homes.
+pub async fn home(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
+    let ctx = Context::of(&req, &app).await;
+    let locale = ctx.locale;
+    let featured = SearchParams { sort: Some("rating".to_owned()), limit: Some(8), ..SearchParams::default() };
+    // The home page shows without its homes when search cannot answer.
+    let hits = match app.search.search(&featured).await {
+        Ok(found) => cards(&found.items, locale),
+        Err(e) => {
+            tracing::warn!(detail = %e.detail, "home: search failed");
+            Vec::new()
+        }
+    };
+    let page = HomePage { page: ctx.chrome(&req, &app, "page_view"), form: FormValues::default(), hits };
+    respond(StatusCode::OK, page.render(), &ctx)
+}
+
+/// `GET /search?...`: the API's search parameters; empty form fields are
+/// left out.
+pub async fn search(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
+    let ctx = Context::of(&req, &app).await;
+    let locale = ctx.locale;
+    let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    pairs.retain(|(k, v)| !v.trim().is_empty() && k != "lang" && k != "cursor");
+    let cursor = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(k, _)| k == "cursor")
+        .map(|(_, v)| v);
+    let form = FormValues::from_pairs(&pairs);
+    let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    let mut page = SearchPage {
+        page: ctx.chrome(&req, &app, "search"),
+        kept: pairs
+            .iter()
+            .filter(|(k, _)| !["sort", "property_type", "instant_book"].contains(&k.as_str()))
+            .cloned()
+            .collect(),
+        form,
+        error: None,
+        total: 0,
+        hits: Vec::new(),
+        points: Vec::new(),
+        types: Vec::new(),
+        next_href: None,
+        dates: None,
+    };
+    let params = match serde_urlencoded::from_str::<SearchParams>(&query) {
+        Ok(p) => {
+            if let (Some(from), Some(to)) = (p.check_in, p.check_out) {
+                page.dates = Some(format!("{} – {}", format::date(from, locale), format::date(to, locale)));
+            }
+            SearchParams { cursor, ..p }
+        }
+        Err(e) => {
+            page.error = Some(e.to_string());
+            return respond(StatusCode::BAD_REQUEST, page.render(), &ctx);
+        }
+    };
+    match app.search.search(&params).await {
+        Ok(found) => fill(&mut page, &found, &query, locale),
+        Err(p) if p.status == 422 || p.status == 400 => {
+            let detail: Vec<String> = p.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+            page.error = Some(if detail.is_empty() { p.detail.clone() } else { detail.join("; ") });
+            return respond(StatusCode::UNPROCESSABLE_ENTITY, page.render(), &ctx);
+        }
+        Err(p) => return failed(&req, &app, &ctx, &p),
+    }
+    respond(StatusCode::OK, page.render(), &ctx)
+}
+
+fn fill(page: &mut SearchPage, found: &SearchResults, query: &str, locale: Locale) {
+    page.total = found.total;
+    page.hits = cards(&found.items, locale);
+    page.points = plot(&found.items);
+    page.types = found.facets.property_types.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    page.next_href = found.next_cursor.as_ref().map(|c| {
+        let cursor = serde_urlencoded::to_string([("cursor", c)]).unwrap_or_default();
+        if query.is_empty() {
+            format!("/search?{cursor}")
+        } else {
+            format!("/search?{query}&{cursor}")
+        }
+    });
+}
+
+fn listing_view(l: &Listing, locale: Locale) -> ListingView {
+    let place = if l.address.neighbourhood.is_empty() {
+        l.address.city.clone()
+    } else {
+        format!("{}, {}", l.address.neighbourhood, l.address.city)
+    };
+    ListingView {
+        title: l.title.clone(),
+        place,
+        rating: l.rating.map(|r| format::rating(r, locale)),
+        review_count: l.review_count,
+        photos: l
+            .photos
+            .iter()
+            .map(|p| PhotoView {
+                src: p.card_url.clone(),
+                alt: if p.caption.is_empty() { l.title.clone() } else { p.caption.clone() },
+            })
+            .collect(),
+        property_type: l.property_type.clone(),
+        max_guests: l.max_guests,
+        bedrooms: l.bedrooms,
+        beds: l.beds,
+        bathrooms: l.bathrooms,
+        description: l.description.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+        amenities: l.amenities.clone(),
+        nightly_price: l.nightly_price.as_ref().map(|p| format::money(p, locale)),
+        cleaning_fee: l.cleaning_fee.as_ref().filter(|p| p.amount > 0).map(|p| format::money(p, locale)),
+        cancellation_policy: l.cancellation_policy.clone(),
+        check_in_time: l.check_in_time.clone(),
+        check_out_time: l.check_out_time.clone(),
+        instant_book: l.instant_book,
+    }
+}
+
+/// `GET /listings/{id}`: a published listing; anything else is not found.
+pub async fn listing(req: HttpRequest, app: web::Data<Web>, id: web::Path<String>) -> HttpResponse {
+    let ctx = Context::of(&req, &app).await;
+    let Ok(id) = id.parse::<Id>() else {
+        return message(&req, &app, &ctx, StatusCode::NOT_FOUND);
+    };
+    let found = match app.listings.listing(id).await {
+        Ok(found) => found,
+        Err(p) => return failed(&req, &app, &ctx, &p),
+    };
+    let Some(l) = found.filter(|l| l.status == ListingStatus::Published) else {
+        return message(&req, &app, &ctx, StatusCode::NOT_FOUND);
+    };
+    let mut page = ctx.chrome(&req, &app, "listing_view");
+    page.event_listing = Some(l.id.to_string());
+    respond(StatusCode::OK, ListingPage { page, l: listing_view(&l, ctx.locale) }.render(), &ctx)
+}
