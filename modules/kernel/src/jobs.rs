@@ -304,6 +304,25 @@ impl Scheduler {
         Ok(ran)
     }
 
+    /// Due jobs of this scheduler's kinds that a run holds right now (this
+    /// process's loop, or another process): a test that asked for a run
+    /// waits for them.
+    pub async fn running(&self) -> Result<i64, DbError> {
+        let kinds: Vec<String> = self.handlers.read().await.keys().cloned().collect();
+        let now = self.clock.now();
+        crate::run!(self.db, |conn| {
+            jobs::table
+                .filter(jobs::done_at.is_null())
+                .filter(jobs::run_at.le(now))
+                .filter(jobs::kind.eq_any(&kinds))
+                .filter(jobs::locked_until.ge(now))
+                .count()
+                .get_result::<i64>(conn)
+                .await
+                .map_err(DbError::from)
+        })
+    }
+
     /// Takes the lease on a job unless another process holds it or it is done.
     async fn claim(&self, id: Id) -> Result<Option<Job>, DbError> {
         let now = self.clock.now();
