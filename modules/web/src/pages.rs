@@ -335,12 +335,8 @@ pub async fn search(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
     let locale = ctx.locale;
     let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    let cursor = pairs.iter().find(|(k, _)| k == "cursor").map(|(_, v)| v.clone());
     pairs.retain(|(k, v)| !v.trim().is_empty() && k != "lang" && k != "cursor");
-    let cursor = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string())
-        .unwrap_or_default()
-        .into_iter()
-        .find(|(k, _)| k == "cursor")
-        .map(|(_, v)| v);
     let form = FormValues::from_pairs(&pairs);
     let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
     let mut page = SearchPage {
