@@ -148,6 +148,7 @@ impl Platform {
             let web_app = hometrip_web::Web::new(hometrip_web::WebDeps {
                 listings: wiring.require::<dyn hometrip_listing::api::Listings>("listing")?,
                 search: wiring.require::<dyn hometrip_search::api::Search>("search")?,
+                reservations: wiring.require::<dyn hometrip_booking::api::Reservations>("booking")?,
                 accounts: wiring.require::<dyn hometrip_auth::api::Accounts>("auth")?,
                 sessions: wiring.require::<dyn hometrip_auth::api::Sessions>("auth")?,
                 verifier: Arc::clone(&verifier),

@@ -200,7 +200,9 @@ pub static MODULES: &[Module] = &[
         #[cfg(not(feature = "booking"))]
         start: None,
         remote: Some(|w, c| {
-            w.provide::<dyn hometrip_booking::api::Bookings>(Arc::new(hometrip_booking::client::BookingsClient::new(c)))
+            let client = Arc::new(hometrip_booking::client::BookingsClient::new(c));
+            w.provide::<dyn hometrip_booking::api::Reservations>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_booking::api::Bookings>(client)
         }),
         #[cfg(feature = "booking")]
         openapi: Some(<hometrip_booking::http::BookingApi as utoipa::OpenApi>::openapi),
@@ -739,6 +741,7 @@ mod local {
             );
             bookings.subscribe().await.map_err(|p| format!("booking timers: {}", p.detail))?;
             w.provide::<dyn Bookings>(Arc::clone(&bookings) as Arc<dyn Bookings>);
+            w.provide::<dyn hometrip_booking::api::Reservations>(Arc::clone(&bookings) as _);
             let data = hometrip_booking::http::data(&bookings);
             let dyn_data: web::Data<dyn Bookings> = web::Data::from(bookings as Arc<dyn Bookings>);
             Ok(Mount::new(move |cfg| {

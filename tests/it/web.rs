@@ -293,3 +293,169 @@ async fn a_guest_signs_up_confirms_the_emailed_link_signs_out_in_and_resets_the_
     assert_eq!(reset.status, 200, "{}", reset.text);
     assert_eq!(server.client().login(&email, new_password).await.status, 200);
 }
+
+/// The value of the first `name="{field}"` input of a page.
+fn field(page: &Reply, field: &str) -> String {
+    let marker = format!("name=\"{field}\" value=\"");
+    let at = page.text.find(&marker).unwrap_or_else(|| panic!("no {field} in {}", page.text)) + marker.len();
+    page.text[at..].split('"').next().unwrap().to_owned()
+}
+
+/// A browser signed in through the sign-in page as an account made by the API.
+async fn signed_in_browser(server: &Server, email: &str) -> Browser {
+    server.client().signed_up(email).await;
+    let mut browser = Browser::new(server);
+    let form = browser.get("/sign-in").await;
+    let r = browser.post("/sign-in", &[("csrf", &csrf(&form)), ("email", email), ("password", PASSWORD)]).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    browser
+}
+
+/// Books `listing` for the stay in `query` from its page; the checkout's path.
+async fn book_in_pages(browser: &mut Browser, listing: &str, query: &str) -> String {
+    let page = browser.get(&format!("/listings/{listing}?{query}")).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let mut form = vec![("csrf".to_owned(), csrf(&page)), ("key".to_owned(), field(&page, "key"))];
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        form.push((k.into_owned(), v.into_owned()));
+    }
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let booked = browser.post(&format!("/listings/{listing}/book"), &pairs).await;
+    assert_eq!(booked.status, 303, "{}", booked.text);
+    booked.headers["location"].to_str().unwrap().to_owned()
+}
+
+/// Loads `path` until its page contains `text` (payments settle in the background).
+async fn page_eventually(browser: &mut Browser, path: &str, text: &str) -> Reply {
+    for _ in 0..patience(100) {
+        let r = browser.get(path).await;
+        if r.text.contains(text) {
+            return r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{path} never showed {text:?}");
+}
+
+#[tokio::test]
+async fn a_guest_books_pays_through_3ds_and_cancels_in_pages_and_a_host_answers_a_request() {
+    let server = Server::start().await;
+    let host_email = unique_email("page-host");
+    let (host, _) = server.client().signed_up(&host_email).await;
+    let listing = publish_listing(&server, &host, house("Maison des Pages")).await;
+    let mut on_request = house("Maison sur demande");
+    on_request["instant_book"] = json!(false);
+    let request_listing = publish_listing(&server, &host, on_request).await;
+    let (check_in, check_out) = (date_from_today(200), date_from_today(202));
+    let stay = format!("check_in={check_in}&check_out={check_out}&guests=2");
+
+    // Anyone sees the price of a stay, line by line, with the refund timeline and the calendar.
+    let mut visitor = Browser::new(&server);
+    let priced = visitor.get(&format!("/listings/{listing}?{stay}")).await;
+    let page = html(&priced);
+    assert!(page.contains("<dt>2 nights</dt><dd>€200</dd>"), "{page}");
+    assert!(page.contains("<dt>Cleaning fee</dt><dd>€30</dd>"), "{page}");
+    assert!(page.contains("data-total>€"), "{page}");
+    assert!(page.contains("Full refund until"), "the refund timeline before paying: {page}");
+    assert!(page.contains("<caption>") && page.contains("<th scope=\"col\">Mon</th>"), "the calendar: {page}");
+    assert!(page.contains("Sign in to book") && !page.contains("/book\""), "{page}");
+    let backwards = visitor.get(&format!("/listings/{listing}?check_in={check_out}&check_out={check_in}")).await;
+    assert!(html(&backwards).contains("id=\"stay-error\""), "{}", backwards.text);
+    let fr = visitor.get(&format!("/listings/{listing}?{stay}&lang=fr")).await;
+    assert!(html(&fr).contains("<dt>2 nuits</dt><dd>200\u{a0}€</dd>"), "{}", fr.text);
+    let signed_out = visitor.get("/trips").await;
+    assert_eq!((signed_out.status, signed_out.headers["location"].to_str().unwrap()), (303, "/sign-in?next=%2Ftrips"));
+
+    // Booking from the page: without the form's token nothing is held; a
+    // double submit holds the nights once.
+    let mut guest = signed_in_browser(&server, &unique_email("page-booker")).await;
+    let page = guest.get(&format!("/listings/{listing}?{stay}")).await;
+    assert!(html(&page).contains(&format!("action=\"/listings/{listing}/book\"")), "{}", page.text);
+    let forged =
+        guest.post(&format!("/listings/{listing}/book"), &[("check_in", &check_in), ("check_out", &check_out)]).await;
+    assert_eq!(forged.status, 403);
+    let checkout = book_in_pages(&mut guest, &listing, &stay).await;
+    assert!(checkout.starts_with("/checkout/"), "{checkout}");
+    let booking = checkout.trim_start_matches("/checkout/").to_owned();
+    // The held nights in the calendar (the listing learns of them from the booking's event).
+    let taken = page_eventually(&mut guest, &format!("/listings/{listing}?{stay}"), "class=\"taken\"").await;
+    assert_eq!(html(&taken).matches("class=\"taken\"").count(), 2, "{}", taken.text);
+
+    // Checkout: a declined card says so; a card asking for 3-D Secure goes
+    // through the bank's step and back to the trip, which confirms.
+    let pay_page = guest.get(&checkout).await;
+    assert_eq!(pay_page.status, 200, "{}", pay_page.text);
+    assert!(html(&pay_page).contains("Confirm and pay") && pay_page.text.contains("value=\"pm_card_visa\""));
+    let token = csrf(&pay_page);
+    let declined =
+        guest.post(&checkout, &[("csrf", &token), ("key", "k1"), ("payment_method", "pm_card_chargeDeclined")]).await;
+    assert_eq!(declined.status, 402, "{}", declined.text);
+    assert!(html(&declined).contains("Your card was declined"));
+    let bank = guest
+        .post(&checkout, &[("csrf", &token), ("key", "k2"), ("payment_method", "pm_card_authenticationRequired")])
+        .await;
+    assert_eq!(bank.status, 200, "{}", bank.text);
+    let action = html(&bank).split("action=\"").find(|s| s.starts_with("/api/")).and_then(|s| s.split('"').next());
+    let action = action.expect("the bank's form").replace("&#38;", "&");
+    assert!(action.starts_with("/api/v1/payments/simulated/"), "{action}");
+    assert!(action.ends_with(&format!("?return_url=%2Ftrips%2F{booking}")), "{action}");
+    let back = guest.post(&action, &[]).await;
+    assert_eq!(back.status, 303, "{}", back.text);
+    let trip_path = format!("/trips/{booking}");
+    assert_eq!(back.headers["location"], trip_path.as_str());
+    let trip = page_eventually(&mut guest, &trip_path, "id=\"trip-status\">Confirmed<").await;
+    assert!(html(&trip).contains("Maison des Pages"), "{}", trip.text);
+    assert!(trip.text.contains("id=\"cancel-refund\""), "the refund shown before cancelling: {}", trip.text);
+    let elsewhere =
+        guest.post(&action.replace("return_url=%2F", "return_url=https%3A%2F%2Fevil.example%2F"), &[]).await;
+    assert_eq!(elsewhere.status, 422, "a bank step never returns to another site: {}", elsewhere.text);
+
+    // Trips list it; someone else cannot see it.
+    let trips = guest.get("/trips").await;
+    assert!(html(&trips).contains(&format!("href=\"/trips/{booking}\"")), "{}", trips.text);
+    let mut stranger = signed_in_browser(&server, &unique_email("page-stranger")).await;
+    assert_eq!(stranger.get(&trip_path).await.status, 404);
+    assert_eq!(stranger.get(&checkout).await.status, 404);
+
+    // Cancelling shows what comes back (flexible, months ahead: everything).
+    let refund = field(&trip, "csrf");
+    let cancelled = guest.post(&format!("{trip_path}/cancel"), &[("csrf", &refund)]).await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.text);
+    let page = html(&cancelled);
+    assert!(page.contains("id=\"cancelled\"") && page.contains("Cancelled by you"), "{page}");
+    let api = server.client().with_token(&guest.jar["ht_access"]).get(&format!("/api/v1/bookings/{booking}")).await;
+    assert_eq!(api.body["status"], "cancelled_by_guest", "{}", api.text);
+    let total = api.body["price"]["total"]["amount"].as_i64().unwrap();
+    assert_eq!(api.body["refund"]["amount"].as_i64(), Some(total));
+    assert!(page.contains(&format!("<strong>€{}", total / 100)), "{page}");
+    assert_eq!(guest.post(&format!("{trip_path}/cancel"), &[("csrf", &refund)]).await.status, 409);
+
+    // A request to book: the card is authorised, the host accepts in pages.
+    let checkout = book_in_pages(&mut guest, &request_listing, &stay).await;
+    let requested = checkout.trim_start_matches("/checkout/").to_owned();
+    let pay_page = guest.get(&checkout).await;
+    assert!(html(&pay_page).contains(">Request to book</button>"), "{}", pay_page.text);
+    let sent =
+        guest.post(&checkout, &[("csrf", &csrf(&pay_page)), ("key", "k3"), ("payment_method", "pm_card_visa")]).await;
+    assert_eq!(
+        (sent.status, sent.headers["location"].to_str().unwrap()),
+        (303, format!("/trips/{requested}").as_str())
+    );
+    page_eventually(&mut guest, &format!("/trips/{requested}"), "Waiting for the host&#39;s answer").await;
+    let mut host_browser = Browser::new(&server);
+    let form = host_browser.get("/sign-in").await;
+    let r =
+        host_browser.post("/sign-in", &[("csrf", &csrf(&form)), ("email", &host_email), ("password", PASSWORD)]).await;
+    assert_eq!(r.status, 303);
+    let list = host_browser.get("/host/reservations").await;
+    let accept = format!("/host/reservations/{requested}/accept");
+    assert!(html(&list).contains(&format!("action=\"{accept}\"")), "{}", list.text);
+    assert_eq!(guest.post(&accept, &[("csrf", &csrf(&list))]).await.status, 403, "another browser's token");
+    let accepted = host_browser.post(&accept, &[("csrf", &csrf(&list))]).await;
+    assert_eq!((accepted.status, accepted.headers["location"].to_str().unwrap()), (303, "/host/reservations"));
+    page_eventually(&mut guest, &format!("/trips/{requested}"), "id=\"trip-status\">Confirmed<").await;
+    let trip = guest.get(&format!("/trips/{requested}")).await;
+    let not_hers = guest.post(&format!("/host/reservations/{requested}/cancel"), &[("csrf", &csrf(&trip))]).await;
+    assert_eq!(not_hers.status, 404, "the host's page acts for the host only: {}", not_hers.text);
+    assert!(guest.get(&format!("/trips/{requested}")).await.text.contains("id=\"trip-status\">Confirmed<"));
+}

@@ -3,6 +3,8 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use hometrip_kernel::auth_context::AuthUser;
+use hometrip_kernel::http::Page;
 use hometrip_kernel::money::Money;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
@@ -128,10 +130,106 @@ pub struct Booking {
     pub updated_at: Instant,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBooking {
+    pub listing_id: Id,
+    pub check_in: NaiveDate,
+    pub check_out: NaiveDate,
+    pub guests: u32,
+    /// `standard` (default) or `non_refundable`.
+    #[serde(default)]
+    pub rate: Option<Rate>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PaymentOutcome {
+    /// The payment's status: `succeeded`, `requires_capture` (request sent to
+    /// the host), `requires_action` (3-D Secure at `next_action_url`),
+    /// `declined` or `processing`.
+    pub status: String,
+    pub payment_id: Id,
+    pub booking_status: BookingStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_action_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decline_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Cancellation {
+    pub booking: Booking,
+    /// What comes back to the guest (zero when nothing was charged).
+    pub refund: Money,
+    /// What the host owes for cancelling, when the host cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_penalty: Option<Money>,
+}
+
+/// Whose bookings a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Party {
+    /// The caller's trips.
+    Guest,
+    /// The bookings of the caller's listings.
+    Host,
+}
+
+impl Party {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Party::Guest => "guest",
+            Party::Host => "host",
+        }
+    }
+}
+
 /// Bookings as other modules see them (reviews, messages), in process or over HTTP.
 #[async_trait]
 pub trait Bookings: Send + Sync {
     async fn booking(&self, id: Id) -> Result<Option<Booking>, Problem>;
+}
+
+/// The booking use cases of a signed-in guest or host (the web app's pages),
+/// in process or over the module's public routes as that user: the same
+/// rules and answers as the API.
+#[async_trait]
+pub trait Reservations: Send + Sync {
+    /// The price of a stay with its refund timeline (no one need be signed in).
+    async fn quote(
+        &self,
+        listing_id: Id,
+        check_in: NaiveDate,
+        check_out: NaiveDate,
+        guests: u32,
+        rate: Rate,
+    ) -> Result<BookingQuote, Problem>;
+    /// Holds the nights; the same key and request give the same booking.
+    async fn create(&self, user: &AuthUser, req: &CreateBooking, key: Option<&str>) -> Result<Booking, Problem>;
+    async fn pay(
+        &self,
+        user: &AuthUser,
+        id: Id,
+        payment_method: &str,
+        key: Option<&str>,
+    ) -> Result<PaymentOutcome, Problem>;
+    /// The user's trips or their listings' bookings, newest first.
+    async fn list(
+        &self,
+        user: &AuthUser,
+        party: Party,
+        status: Option<BookingStatus>,
+        cursor: Option<Id>,
+        limit: u32,
+    ) -> Result<Page<Booking>, Problem>;
+    /// A booking its guest or host may see (403 otherwise).
+    async fn get(&self, user: &AuthUser, id: Id) -> Result<Booking, Problem>;
+    async fn cancel(&self, user: &AuthUser, id: Id) -> Result<Cancellation, Problem>;
+    async fn accept(&self, user: &AuthUser, id: Id) -> Result<Booking, Problem>;
+    async fn decline(&self, user: &AuthUser, id: Id) -> Result<Booking, Problem>;
 }
 
 // ---- Events -------------------------------------------------------------------

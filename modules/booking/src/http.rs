@@ -12,10 +12,11 @@ use hometrip_listing::api::Rate;
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{Booking, BookingQuote, BookingStatus, Bookings, RefundStep};
+use crate::api::{
+    Booking, BookingQuote, BookingStatus, Bookings, Cancellation, CreateBooking, Party, PaymentOutcome, RefundStep,
+};
 use crate::refunds::{AdminRefund, Refunded};
-use crate::service::{Actor, BookingService, Cancellation, CreateBooking, PaymentOutcome, ReconcileReport};
-use crate::store::Party;
+use crate::service::{Actor, BookingService, ReconcileReport};
 
 fn actor(user: &AuthUser) -> Actor {
     Actor { id: user.id, admin: user.is_admin() }

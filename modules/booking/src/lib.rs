@@ -10,6 +10,8 @@ pub mod http;
 #[cfg(feature = "local")]
 pub mod refunds;
 #[cfg(feature = "local")]
+mod reservations;
+#[cfg(feature = "local")]
 pub mod service;
 #[cfg(feature = "local")]
 pub mod store;

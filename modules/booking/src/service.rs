@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::*;
 use crate::domain::{self, Action, Policy, StayTimes};
-use crate::store::{self, BookingRow, IdempotencyKey, Party, ReserveError, Transition};
+use crate::store::{self, BookingRow, IdempotencyKey, ReserveError, Transition};
 
 pub const EXPIRE_HOLD: &str = "booking.expire_hold";
 pub const RESPOND_BY: &str = "booking.respond_by";
@@ -37,44 +37,6 @@ pub const RECONCILE: &str = "booking.reconcile";
 pub struct Actor {
     pub id: Id,
     pub admin: bool,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateBooking {
-    pub listing_id: Id,
-    pub check_in: NaiveDate,
-    pub check_out: NaiveDate,
-    pub guests: u32,
-    /// `standard` (default) or `non_refundable`.
-    #[serde(default)]
-    pub rate: Option<Rate>,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PaymentOutcome {
-    /// The payment's status: `succeeded`, `requires_capture` (request sent to
-    /// the host), `requires_action` (3-D Secure at `next_action_url`),
-    /// `declined` or `processing`.
-    pub status: String,
-    pub payment_id: Id,
-    pub booking_status: BookingStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_action_url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decline_code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub decline_message: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Cancellation {
-    pub booking: Booking,
-    /// What comes back to the guest (zero when nothing was charged).
-    pub refund: Money,
-    /// What the host owes for cancelling, when the host cancelled.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_penalty: Option<Money>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]

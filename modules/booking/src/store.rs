@@ -354,12 +354,7 @@ pub async fn get(db: &Db, id: Id) -> Result<Option<BookingRow>, DbError> {
     })
 }
 
-/// Whose bookings a list shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Party {
-    Guest,
-    Host,
-}
+pub use crate::api::Party;
 
 /// The caller's bookings, newest first, after the cursor id.
 pub async fn list(

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::auth_context::AuthUser;
 use crate::error::{ErrorCode, Problem};
-use crate::http::{CALLER_HEADER, SERVICE_TOKEN_HEADER};
+use crate::http::{CALLER_HEADER, FORWARDED_USER_HEADER, SERVICE_TOKEN_HEADER};
 use crate::ids::Id;
 use crate::upstream::{Balance, BreakerSettings, Upstream};
 
@@ -26,6 +27,25 @@ pub struct RemoteClient {
     http: reqwest::Client,
     /// For a whole call, retries included.
     deadline: Duration,
+}
+
+/// Whom a call is made for.
+#[derive(Clone, Copy)]
+enum OnBehalf<'a> {
+    Nobody,
+    /// An internal route told who asks.
+    Caller(Id),
+    /// A public route called as this user.
+    User {
+        user: &'a AuthUser,
+        idempotency_key: Option<&'a str>,
+    },
+}
+
+impl OnBehalf<'_> {
+    fn of(caller: Option<Id>) -> Self {
+        caller.map_or(OnBehalf::Nobody, OnBehalf::Caller)
+    }
 }
 
 /// Whether a call may be sent again after a failure that may have reached
@@ -65,7 +85,7 @@ impl RemoteClient {
         method: reqwest::Method,
         path: &str,
         body: Option<Vec<u8>>,
-        caller: Option<Id>,
+        on_behalf: OnBehalf<'_>,
         retry: Retry,
     ) -> Result<R, Problem> {
         use tracing::Instrument as _;
@@ -102,8 +122,15 @@ impl RemoteClient {
                     .request(method.clone(), format!("{}{}", lease.replica.base, path))
                     .timeout(left)
                     .header(SERVICE_TOKEN_HEADER, &self.token);
-                if let Some(id) = caller {
-                    rb = rb.header(CALLER_HEADER, id.to_string());
+                match on_behalf {
+                    OnBehalf::Nobody => {}
+                    OnBehalf::Caller(id) => rb = rb.header(CALLER_HEADER, id.to_string()),
+                    OnBehalf::User { user, idempotency_key } => {
+                        rb = rb.header(FORWARDED_USER_HEADER, user.forwarded()).header(CALLER_HEADER, user.id.to_string());
+                        if let Some(key) = idempotency_key {
+                            rb = rb.header("idempotency-key", key);
+                        }
+                    }
                 }
                 if let Some(rid) = crate::telemetry::current_request_id() {
                     rb = rb.header("x-request-id", rid);
@@ -158,7 +185,30 @@ impl RemoteClient {
     }
 
     pub async fn get<R: DeserializeOwned>(&self, path: &str, caller: Option<Id>) -> Result<R, Problem> {
-        self.call(reqwest::Method::GET, path, None, caller, Retry::Idempotent).await
+        self.call(reqwest::Method::GET, path, None, OnBehalf::of(caller), Retry::Idempotent).await
+    }
+
+    /// A read of a module's public route as `user` (as the gateway forwards
+    /// one: the service credential vouches for the user).
+    pub async fn get_as<R: DeserializeOwned>(&self, path: &str, user: &AuthUser) -> Result<R, Problem> {
+        let on_behalf = OnBehalf::User { user, idempotency_key: None };
+        self.call(reqwest::Method::GET, path, None, on_behalf, Retry::Idempotent).await
+    }
+
+    /// A write to a module's public route as `user`; with an idempotency
+    /// key, retried like a read (the other side answers a repeat with the
+    /// first answer).
+    pub async fn post_as<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        user: &AuthUser,
+        idempotency_key: Option<&str>,
+    ) -> Result<R, Problem> {
+        let body = serde_json::to_vec(body).map_err(Problem::internal)?;
+        let retry = if idempotency_key.is_some() { Retry::Idempotent } else { Retry::OnlyUnsent };
+        let on_behalf = OnBehalf::User { user, idempotency_key };
+        self.call(reqwest::Method::POST, path, Some(body), on_behalf, retry).await
     }
 
     /// A write: sent again only when it surely never arrived.
@@ -190,7 +240,7 @@ impl RemoteClient {
         retry: Retry,
     ) -> Result<R, Problem> {
         let body = serde_json::to_vec(body).map_err(Problem::internal)?;
-        self.call(reqwest::Method::POST, path, Some(body), caller, retry).await
+        self.call(reqwest::Method::POST, path, Some(body), OnBehalf::of(caller), retry).await
     }
 
     fn decode<R: DeserializeOwned>(status: reqwest::StatusCode, bytes: &[u8]) -> Result<R, Problem> {

@@ -46,20 +46,45 @@ pub struct Authenticated {
     pub status: String,
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct AuthenticateQuery {
+    /// A path of this site to send the browser back to (303), as a bank's
+    /// 3-D Secure page returns to the merchant's `return_url`.
+    pub return_url: Option<String>,
+}
+
+/// Whether `url` is a path of this site: one `/`, then no `/` or `\`
+/// (`//host` and `/\host` lead elsewhere), printable ASCII only.
+fn own_path(url: &str) -> bool {
+    let rest = url.strip_prefix('/');
+    rest.is_some_and(|r| !r.starts_with(['/', '\\'])) && url.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// The simulated provider's 3-D Secure step: what the bank's page would do.
 #[utoipa::path(post, path = "/api/v1/payments/simulated/{intent}/authenticate", tag = "payments",
-    params(("intent" = String, Path)), responses((status = 200, body = Authenticated), (status = 404, body = Problem)))]
+    params(("intent" = String, Path), AuthenticateQuery),
+    responses((status = 200, body = Authenticated), (status = 303, description = "Back to `return_url`"),
+        (status = 404, body = Problem), (status = 422, body = Problem)))]
 #[post("/payments/simulated/{intent}/authenticate")]
 async fn simulated_authenticate(
     sim: Option<web::Data<SimulatedGateway>>,
     intent: web::Path<String>,
+    q: web::Query<AuthenticateQuery>,
 ) -> Result<HttpResponse, Problem> {
     let Some(sim) = sim else { return Err(Problem::not_found("payment intent")) };
+    if q.return_url.as_deref().is_some_and(|u| !own_path(u)) {
+        return Err(Problem::field("return_url", "must be a path of this site"));
+    }
     let intent = sim.authenticate(&intent).await.map_err(|e| match e {
         crate::gateway::GatewayError::Invalid(m) => Problem::new(hometrip_kernel::ErrorCode::Conflict, m),
         other => Problem::internal(other),
     })?;
-    Ok(HttpResponse::Ok().json(Authenticated { status: intent.status.as_str().to_owned() }))
+    Ok(match &q.return_url {
+        Some(back) => {
+            HttpResponse::SeeOther().insert_header((actix_web::http::header::LOCATION, back.clone())).finish()
+        }
+        None => HttpResponse::Ok().json(Authenticated { status: intent.status.as_str().to_owned() }),
+    })
 }
 
 /// Stripe's webhook endpoint: 400 when the `Stripe-Signature` check fails; a
@@ -219,3 +244,18 @@ pub fn data(service: &Arc<PaymentService>) -> web::Data<PaymentService> {
     ))
 )]
 pub struct PaymentApi;
+
+#[cfg(test)]
+mod tests {
+    use super::own_path;
+
+    #[test]
+    fn a_return_url_must_stay_on_this_site() {
+        assert!(own_path("/trips/0190"));
+        assert!(own_path("/trips/0190?paid=1"));
+        for elsewhere in ["https://evil.example/", "//evil.example", "/\\evil.example", "trips", "", "/\t/evil.example"]
+        {
+            assert!(!own_path(elsewhere), "{elsewhere:?}");
+        }
+    }
+}

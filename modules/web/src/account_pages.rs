@@ -118,7 +118,7 @@ fn checked(req: &HttpRequest, app: &Web, ctx: &Context, body: &[u8]) -> Result<A
 }
 
 /// 303 to `to` (a checked local path), with `cookies` after the visitor's.
-fn redirect(ctx: &Context, to: &str, cookies: Vec<cookie::Cookie<'static>>) -> HttpResponse {
+pub(crate) fn redirect(ctx: &Context, to: &str, cookies: Vec<cookie::Cookie<'static>>) -> HttpResponse {
     let mut r = HttpResponse::SeeOther();
     r.insert_header((LOCATION, to.to_owned()));
     ctx.set_cookies(&mut r, &cookies);

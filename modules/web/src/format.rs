@@ -1,7 +1,9 @@
 //! Money and dates as each language writes them.
 
 use chrono::{Datelike, NaiveDate};
+use chrono_tz::Tz;
 use hometrip_kernel::money::{Money, CURRENCIES};
+use hometrip_kernel::time::Instant;
 
 use crate::locale::Locale;
 
@@ -59,6 +61,52 @@ pub fn date(d: NaiveDate, locale: Locale) -> String {
     }
 }
 
+const MONTH_NAMES_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const MONTH_NAMES_FR: [&str; 12] = [
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+];
+
+/// `December 2026`, `décembre 2026`: a calendar's heading.
+pub fn month(first: NaiveDate, locale: Locale) -> String {
+    let names = match locale {
+        Locale::En => MONTH_NAMES_EN,
+        Locale::Fr => MONTH_NAMES_FR,
+    };
+    format!("{} {}", names[first.month0() as usize], first.year())
+}
+
+/// An instant on the wall clock of `time_zone` (UTC when unknown), with its
+/// abbreviation: `Dec 6, 2026, 15:00 CET`.
+pub fn instant(at: Instant, time_zone: &str, locale: Locale) -> String {
+    let tz = time_zone.parse::<Tz>().unwrap_or(Tz::UTC);
+    let local = at.0.with_timezone(&tz);
+    format!("{}, {}", date(local.date_naive(), locale), local.format("%H:%M %Z"))
+}
+
 /// A rating out of 5 with one decimal, as the language writes it.
 pub fn rating(r: f64, locale: Locale) -> String {
     let shown = format!("{r:.1}");
@@ -84,5 +132,9 @@ mod tests {
         assert_eq!(date(d, Locale::En), "Dec 6, 2026");
         assert_eq!(date(d, Locale::Fr), "6 déc. 2026");
         assert_eq!(rating(4.86, Locale::Fr), "4,9");
+        assert_eq!(month(d, Locale::Fr), "décembre 2026");
+        let at = Instant(d.and_hms_opt(14, 0, 0).unwrap().and_utc());
+        assert_eq!(instant(at, "Europe/Paris", Locale::En), "Dec 6, 2026, 15:00 CET");
+        assert_eq!(instant(at, "Nowhere/Else", Locale::Fr), "6 déc. 2026, 14:00 UTC");
     }
 }

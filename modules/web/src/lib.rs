@@ -6,15 +6,20 @@
 
 mod account_pages;
 mod assets;
+mod booking_views;
 mod format;
+mod host_pages;
 mod locale;
 mod pages;
 mod session;
+mod trip_pages;
+mod trip_words;
 
 use std::sync::Arc;
 
 use actix_web::web;
 use hometrip_auth::api::{Accounts, Sessions};
+use hometrip_booking::api::Reservations;
 use hometrip_kernel::auth_context::AccessVerifier;
 use hometrip_kernel::http::TrustedProxies;
 use hometrip_listing::api::Listings;
@@ -25,6 +30,7 @@ use sha2::{Digest, Sha512};
 pub struct Web {
     listings: Arc<dyn Listings>,
     search: Arc<dyn Search>,
+    reservations: Arc<dyn Reservations>,
     accounts: Arc<dyn Accounts>,
     sessions: Arc<dyn Sessions>,
     verifier: Arc<AccessVerifier>,
@@ -39,6 +45,7 @@ pub struct Web {
 pub struct WebDeps {
     pub listings: Arc<dyn Listings>,
     pub search: Arc<dyn Search>,
+    pub reservations: Arc<dyn Reservations>,
     pub accounts: Arc<dyn Accounts>,
     pub sessions: Arc<dyn Sessions>,
     pub verifier: Arc<AccessVerifier>,
@@ -56,6 +63,7 @@ impl Web {
         Arc::new(Web {
             listings: d.listings,
             search: d.search,
+            reservations: d.reservations,
             accounts: d.accounts,
             sessions: d.sessions,
             verifier: d.verifier,
@@ -75,6 +83,14 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/", web::get().to(pages::home))
             .route("/search", web::get().to(pages::search))
             .route("/listings/{id}", web::get().to(pages::listing))
+            .route("/listings/{id}/book", web::post().to(trip_pages::book))
+            .route("/checkout/{id}", web::get().to(trip_pages::checkout))
+            .route("/checkout/{id}", web::post().to(trip_pages::pay))
+            .route("/trips", web::get().to(trip_pages::trips))
+            .route("/trips/{id}", web::get().to(trip_pages::trip))
+            .route("/trips/{id}/cancel", web::post().to(trip_pages::cancel))
+            .route("/host/reservations", web::get().to(host_pages::reservations))
+            .route("/host/reservations/{id}/{action}", web::post().to(host_pages::answer))
             .route("/sign-in", web::get().to(account_pages::sign_in_form))
             .route("/sign-in", web::post().to(account_pages::sign_in))
             .route("/sign-up", web::get().to(account_pages::sign_up_form))

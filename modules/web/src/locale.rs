@@ -156,6 +156,8 @@ pub struct Messages {
     pub reset_button: &'static str,
     pub password_changed_title: &'static str,
     pub password_changed_text: &'static str,
+    /// The booking pages' words.
+    pub t: &'static crate::trip_words::TripWords,
 }
 
 pub static EN: Messages = Messages {
@@ -246,6 +248,7 @@ pub static EN: Messages = Messages {
     reset_button: "Save the new password",
     password_changed_title: "Your password is changed",
     password_changed_text: "Sign in with your new password.",
+    t: &crate::trip_words::EN,
 };
 
 pub static FR: Messages = Messages {
@@ -336,6 +339,7 @@ pub static FR: Messages = Messages {
     reset_button: "Enregistrer le nouveau mot de passe",
     password_changed_title: "Votre mot de passe est modifié",
     password_changed_text: "Connectez-vous avec votre nouveau mot de passe.",
+    t: &crate::trip_words::FR,
 };
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use hometrip_search::api::{SearchHit, SearchParams, SearchResults};
 use crate::format;
 use crate::locale::{negotiate, Locale, Messages};
 use crate::session::Visitor;
+use crate::trip_pages::{stay_box, StayBox, StayForm};
 use crate::{assets, Web};
 
 /// What every page shows around its content.
@@ -242,7 +243,9 @@ struct PhotoView {
 #[template(path = "listing.html")]
 struct ListingPage {
     page: Chrome,
+    id: String,
     l: ListingView,
+    stay: StayBox,
 }
 
 #[derive(Template)]
@@ -429,20 +432,43 @@ fn listing_view(l: &Listing, locale: Locale) -> ListingView {
     }
 }
 
-/// `GET /listings/{id}`: a published listing; anything else is not found.
+/// `GET /listings/{id}?check_in&check_out&guests&rate`: a published
+/// listing (anything else is not found), with the price of the asked stay.
 pub async fn listing(req: HttpRequest, app: web::Data<Web>, id: web::Path<String>) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
     let Ok(id) = id.parse::<Id>() else {
         return message(&req, &app, &ctx, StatusCode::NOT_FOUND);
     };
+    let form: StayForm = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+    listing_page(&req, &app, &ctx, id, form, None).await
+}
+
+/// The listing page, with `error` (and its status) about the stay asked for.
+pub async fn listing_page(
+    req: &HttpRequest,
+    app: &Web,
+    ctx: &Context,
+    id: Id,
+    form: StayForm,
+    error: Option<(StatusCode, String)>,
+) -> HttpResponse {
     let found = match app.listings.listing(id).await {
         Ok(found) => found,
-        Err(p) => return failed(&req, &app, &ctx, &p),
+        Err(p) => return failed(req, app, ctx, &p),
     };
     let Some(l) = found.filter(|l| l.status == ListingStatus::Published) else {
-        return message(&req, &app, &ctx, StatusCode::NOT_FOUND);
+        return message(req, app, ctx, StatusCode::NOT_FOUND);
     };
-    let mut page = ctx.chrome(&req, &app, "listing_view");
+    let mut stay = stay_box(app, ctx, &l, form).await;
+    let status = match error {
+        Some((status, error)) => {
+            stay.error = Some(error);
+            status
+        }
+        None => StatusCode::OK,
+    };
+    let mut page = ctx.chrome(req, app, "listing_view");
     page.event_listing = Some(l.id.to_string());
-    respond(StatusCode::OK, ListingPage { page, l: listing_view(&l, ctx.locale) }.render(), &ctx)
+    let id = l.id.to_string();
+    respond(status, ListingPage { page, id, l: listing_view(&l, ctx.locale), stay }.render(), ctx)
 }

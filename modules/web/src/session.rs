@@ -16,6 +16,7 @@ use actix_web::HttpRequest;
 use cookie::{Cookie, SameSite};
 use hmac::{Hmac, Mac};
 use hometrip_auth::api::SessionTokens;
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::{ErrorCode, Id, Problem};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
@@ -45,6 +46,8 @@ pub struct Visitor {
 pub struct SignedIn {
     pub id: Id,
     pub display_name: String,
+    /// Who the modules' traits act for.
+    pub user: AuthUser,
 }
 
 type Rotation = Arc<OnceCell<Result<SessionTokens, Problem>>>;
@@ -226,7 +229,9 @@ impl Web {
             return Access::Unusable;
         }
         match self.accounts.account(claims.sub).await {
-            Ok(Some(account)) => Access::Valid(SignedIn { id: claims.sub, display_name: account.display_name }),
+            Ok(Some(account)) => {
+                Access::Valid(SignedIn { id: claims.sub, display_name: account.display_name, user: claims.user() })
+            }
             Ok(None) => Access::Invalid,
             Err(p) => {
                 tracing::warn!(detail = %p.detail, "web: reading the signed-in account failed");
