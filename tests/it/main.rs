@@ -11,6 +11,7 @@ mod audit;
 mod auth;
 mod backup;
 mod bookings;
+mod browser;
 mod conformance;
 mod edge;
 mod hardening;

@@ -54,6 +54,12 @@ async fn guests_find_and_read_a_listing_in_pages_that_escape_what_hosts_write() 
         .get(&format!("/search?q=quokka&check_in={}&check_out={}", date_from_today(300), date_from_today(302)))
         .await;
     assert_eq!(dated.status, 200, "{}", dated.text);
+    let priced_link = format!(
+        "href=\"/listings/{listing}?check_in={}&#38;check_out={}\"",
+        date_from_today(300),
+        date_from_today(302)
+    );
+    assert!(dated.text.contains(&priced_link), "a dated search's results link to the priced stay: {}", dated.text);
     assert_eq!(results.status, 200, "{}", results.text);
     let page = html(&results);
     assert!(page.contains(&format!("href=\"/listings/{listing}\"")), "{page}");

@@ -193,6 +193,8 @@ struct HomePage {
     page: Chrome,
     form: FormValues,
     hits: Vec<Card>,
+    /// The stay the cards' links carry (none on the home page).
+    stay: String,
 }
 
 #[derive(Template)]
@@ -210,6 +212,8 @@ struct SearchPage {
     next_href: Option<String>,
     /// The stay's dates as the language writes them.
     dates: Option<String>,
+    /// The stay the cards' links carry to the listing page, which prices it.
+    stay: String,
 }
 
 /// A listing as its page shows it.
@@ -328,7 +332,8 @@ pub async fn home(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
             Vec::new()
         }
     };
-    let page = HomePage { page: ctx.chrome(&req, &app, "page_view"), form: FormValues::default(), hits };
+    let page =
+        HomePage { page: ctx.chrome(&req, &app, "page_view"), form: FormValues::default(), hits, stay: String::new() };
     respond(StatusCode::OK, page.render(), &ctx)
 }
 
@@ -357,11 +362,15 @@ pub async fn search(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
         types: Vec::new(),
         next_href: None,
         dates: None,
+        stay: String::new(),
     };
     let params = match serde_urlencoded::from_str::<SearchParams>(&query) {
         Ok(p) => {
             if let (Some(from), Some(to)) = (p.check_in, p.check_out) {
                 page.dates = Some(format!("{} – {}", format::date(from, locale), format::date(to, locale)));
+                let mut stay = vec![("check_in", from.to_string()), ("check_out", to.to_string())];
+                stay.extend(p.guests.map(|g| ("guests", g.to_string())));
+                page.stay = format!("?{}", serde_urlencoded::to_string(stay).unwrap_or_default());
             }
             SearchParams { cursor, ..p }
         }

@@ -1,0 +1,304 @@
+// HomeTrip's pages in a real browser (Debian's Chromium, driven by
+// playwright-core), run by tests/it/browser.rs against the real binary.
+//
+// A guest signs up, confirms the emailed link, searches, opens a listing
+// with the stay priced, books, pays through the 3-D Secure step, sees the
+// trip confirmed and cancels it with the refund shown first; a guest
+// requests a stay with the keyboard only; the host signs in with the
+// keyboard only and accepts it. The guest's journey runs again with
+// JavaScript disabled. axe-core checks every page of the journey: no
+// serious or critical violation may remain. Every step asserts what the
+// page shows.
+
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const require = createRequire(import.meta.url);
+const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+
+function env(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
+
+const base = env("BASE_URL");
+const outbox = env("OUTBOX");
+const password = env("PASSWORD");
+const hostEmail = env("HOST_EMAIL");
+const title = env("LISTING_TITLE");
+const word = env("LISTING_WORD");
+const requestListing = env("REQUEST_LISTING_ID");
+// Three stays, one per booking of the journey: [{check_in, check_out}, ...].
+const stays = JSON.parse(env("STAYS"));
+
+// The whole journey has a deadline: a hung page fails the test, never hangs it.
+setTimeout(() => {
+  console.error("the browser journey timed out");
+  process.exit(2);
+}, 300_000).unref();
+
+const violations = [];
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+function step(name) {
+  console.log(`ok: ${name}`);
+}
+
+/** axe-core on the page as it is now; serious and critical violations are kept. */
+async function audit(page, name) {
+  await page.addScriptTag({ content: axeSource });
+  const found = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const result = await axe.run(document, { resultTypes: ["violations"] });
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5),
+    }));
+  });
+  for (const v of found.filter((v) => v.impact === "serious" || v.impact === "critical")) {
+    violations.push({ page: name, ...v });
+  }
+  const ids = found.map((v) => `${v.id}/${v.impact}`).join(", ");
+  step(`axe: ${name} (${found.length} findings${ids ? `: ${ids}` : ""}; ${violations.length} serious so far)`);
+}
+
+/** Clicks `selector` (or presses a key) and waits for the page it leads to. */
+async function submit(page, selector) {
+  const arrived = page.waitForNavigation();
+  if (selector.startsWith("key:")) await page.keyboard.press(selector.slice(4));
+  else await page.click(selector);
+  await arrived;
+}
+
+async function text(page, selector) {
+  return ((await page.locator(selector).first().textContent()) || "").trim();
+}
+
+async function expectText(page, expected, what) {
+  const body = await page.locator("body").innerText();
+  check(body.includes(expected), `${what}: expected ${JSON.stringify(expected)} on ${page.url()}, got:\n${body}`);
+}
+
+/** Quoted-printable, as lettre writes bodies. */
+function decodeQp(raw) {
+  const joined = raw.replace(/=\r?\n/g, "");
+  const bytes = [];
+  for (let i = 0; i < joined.length; i++) {
+    const hex = joined.slice(i + 1, i + 3);
+    if (joined[i] === "=" && /^[0-9A-F]{2}$/i.test(hex)) {
+      bytes.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      bytes.push(...Buffer.from(joined[i]));
+    }
+  }
+  return Buffer.from(bytes).toString("utf8");
+}
+
+/** The path and query of the `path` link in the newest email to `to`. */
+async function emailedLink(to, path) {
+  const dir = join(outbox);
+  for (let attempt = 0; attempt < 200; attempt++) {
+    let files = [];
+    try {
+      files = readdirSync(dir).filter((f) => f.endsWith(".eml")).sort().reverse();
+    } catch {
+      files = [];
+    }
+    for (const file of files) {
+      const raw = readFileSync(join(dir, file), "utf8");
+      if (!raw.split(/\r?\n/).some((line) => line === `To: ${to}`)) continue;
+      const match = decodeQp(raw).match(new RegExp(`${path}\\?token=[A-Za-z0-9_-]+`));
+      if (match) return match[0];
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no email to ${to} with a ${path} link`);
+}
+
+/** Presses Tab until the focused element satisfies `wanted` (keyboard-only use). */
+async function tabTo(page, wanted, what) {
+  for (let i = 0; i < 40; i++) {
+    await page.keyboard.press("Tab");
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement;
+      return el ? { id: el.id, tag: el.tagName, text: (el.textContent || "").trim() } : null;
+    });
+    if (focused && wanted(focused)) return;
+  }
+  throw new Error(`Tab never reached ${what} on ${page.url()}`);
+}
+
+/** Reloads a trip page until its status reads `status` (payments settle in the background). */
+async function tripStatus(page, status) {
+  let shown = "";
+  for (let i = 0; i < 60; i++) {
+    shown = await text(page, "#trip-status");
+    if (shown === status) return;
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
+  throw new Error(`the trip at ${page.url()} shows ${JSON.stringify(shown)}, not ${JSON.stringify(status)}`);
+}
+
+async function signUp(page, email, name, js) {
+  await page.goto(`${base}/sign-up`);
+  if (js) await audit(page, "sign-up");
+  await page.fill("#display_name", name);
+  await page.fill("#email", email);
+  await page.fill("#password", password);
+  await submit(page, "main button[type=submit]");
+  check(page.url() === `${base}/`, `signed up, then home: ${page.url()}`);
+  check((await text(page, ".who")) === name, "signed up and in: the header shows the name");
+  step(`signed up as ${name}`);
+
+  const link = await emailedLink(email, "/verify-email");
+  await page.goto(`${base}${link}`);
+  if (js) await audit(page, "verify-email");
+  await submit(page, "main button[type=submit]");
+  await expectText(page, "Your email is confirmed", "the emailed link confirmed the address");
+  step("confirmed the emailed link");
+}
+
+/** From the home page's search to a priced listing page. */
+async function searchAndOpen(page, stay, js) {
+  await page.goto(`${base}/`);
+  if (js) await audit(page, "home");
+  await page.fill("#q", word);
+  await page.fill("#check_in", stay.check_in);
+  await page.fill("#check_out", stay.check_out);
+  await page.fill("#guests", "2");
+  await submit(page, "form.search button[type=submit]");
+  check(page.url().includes("/search?"), `searched: ${page.url()}`);
+  if (js) await audit(page, "search");
+  const card = page.locator(".card a", { hasText: title });
+  check((await card.count()) === 1, `the search for ${word} lists ${title}`);
+  const arrived = page.waitForNavigation();
+  await card.click();
+  await arrived;
+  check((await text(page, "h1")) === title, "the listing page shows its title");
+  check((await text(page, ".prices dt")) !== "", "the listing shows its prices");
+  await expectText(page, "2 nights", "the stay from the search is priced");
+  await expectText(page, "Full refund until", "the refund timeline shows before paying");
+  if (js) await audit(page, "listing");
+  step("searched and opened the priced listing");
+}
+
+async function guestJourney(browser, { js, label, stay }) {
+  const context = await browser.newContext({ javaScriptEnabled: js, bypassCSP: js, locale: "en-US" });
+  const page = await context.newPage();
+  const email = `e2e-${label}-${Date.now()}@example.com`;
+  await signUp(page, email, `Ada ${label}`, js);
+  await searchAndOpen(page, stay, js);
+
+  await submit(page, "form.book button[type=submit]");
+  check(page.url().includes("/checkout/"), `booked, then checkout: ${page.url()}`);
+  await expectText(page, "Confirm and pay", "the checkout page");
+  const total = await text(page, "[data-total]");
+  check(/€/.test(total), `the checkout shows the total, got ${total}`);
+  if (js) await audit(page, "checkout");
+
+  // A declined card says so and stays on checkout.
+  await page.check("input[value=pm_card_chargeDeclined]");
+  await submit(page, "form.pay button[type=submit]");
+  await expectText(page, "Your card was declined", "a declined card");
+  // A card asking for 3-D Secure: the bank's step, then back to the trip.
+  await page.check("input[value=pm_card_authenticationRequired]");
+  await submit(page, "form.pay button[type=submit]");
+  await expectText(page, "Your bank asks you to confirm", "the 3-D Secure step");
+  if (js) await audit(page, "3-D Secure");
+  await submit(page, "main button[type=submit]");
+  check(page.url().includes("/trips/"), `the bank returned to the trip: ${page.url()}`);
+  await tripStatus(page, "Confirmed");
+  check((await text(page, "h1")) === title, "the trip names the listing");
+  const refund = await text(page, "#cancel-refund");
+  check(refund.includes("€"), `the refund is shown before cancelling, got ${JSON.stringify(refund)}`);
+  if (js) await audit(page, "trip");
+  step("paid through 3-D Secure; the trip is confirmed");
+
+  await page.goto(`${base}/trips`);
+  check((await page.locator(".booking", { hasText: title }).count()) >= 1, "the trip is listed under trips");
+  if (js) await audit(page, "trips");
+  const opened = page.waitForNavigation();
+  await page.locator(".booking a", { hasText: title }).first().click();
+  await opened;
+  await submit(page, "form[action$='/cancel'] button[type=submit]");
+  const cancelled = await text(page, "#cancelled");
+  check(cancelled.includes("€"), `cancelled with the refund shown, got ${JSON.stringify(cancelled)}`);
+  check((await text(page, "#trip-status")) === "Cancelled by you", "the trip reads cancelled");
+  step("cancelled the trip");
+  await context.close();
+  return email;
+}
+
+/** A guest requests a stay and a host accepts it, both with the keyboard only. */
+async function keyboardJourney(browser, stay) {
+  const guestContext = await browser.newContext({ locale: "en-US", bypassCSP: true });
+  const guest = await guestContext.newPage();
+  const email = `e2e-keys-${Date.now()}@example.com`;
+  await signUp(guest, email, "Keyboard Guest", true);
+  await guest.goto(`${base}/listings/${requestListing}?check_in=${stay.check_in}&check_out=${stay.check_out}&guests=2`);
+  await tabTo(guest, (el) => el.tag === "BUTTON" && el.text === "Request to book", "the request button");
+  await submit(guest, "key:Enter");
+  check(guest.url().includes("/checkout/"), `requested, then checkout: ${guest.url()}`);
+  await tabTo(guest, (el) => el.tag === "BUTTON" && el.text === "Request to book", "the checkout button");
+  await submit(guest, "key:Enter");
+  check(guest.url().includes("/trips/"), `paid, then the trip: ${guest.url()}`);
+  await tripStatus(guest, "Waiting for the host's answer");
+  const trip = guest.url();
+  const booking = trip.split("/trips/")[1];
+  step("requested a stay with the keyboard only");
+
+  const hostContext = await browser.newContext({ locale: "en-US", bypassCSP: true });
+  const host = await hostContext.newPage();
+  await host.goto(`${base}/sign-in`);
+  await audit(host, "sign-in");
+  await tabTo(host, (el) => el.id === "email", "the email field");
+  await host.keyboard.type(hostEmail);
+  await host.keyboard.press("Tab");
+  await host.keyboard.type(password);
+  await submit(host, "key:Enter");
+  check(host.url() === `${base}/`, `signed in, then home: ${host.url()}`);
+  check((await text(host, ".who")) !== "", "the host signed in with the keyboard only");
+  step("the host signed in with the keyboard only");
+
+  await host.goto(`${base}/host/reservations`);
+  await audit(host, "host reservations");
+  const accept = host.locator(`form[action='/host/reservations/${booking}/accept'] button`);
+  check((await accept.count()) === 1, "the request waits for the host's answer");
+  await accept.focus();
+  await submit(host, "key:Enter");
+  check(host.url() === `${base}/host/reservations`, `answered, then the list: ${host.url()}`);
+  check((await host.locator(`form[action='/host/reservations/${booking}/accept']`).count()) === 0, "answered");
+  await guest.goto(trip);
+  await tripStatus(guest, "Confirmed");
+  step("the host accepted; the guest's trip is confirmed");
+  await guestContext.close();
+  await hostContext.close();
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  // Root in a container: Chromium's sandbox needs user namespaces it may not have.
+  args: ["--no-sandbox"],
+});
+try {
+  await guestJourney(browser, { js: true, label: "js", stay: stays[0] });
+  await keyboardJourney(browser, stays[1]);
+  await guestJourney(browser, { js: false, label: "nojs", stay: stays[2] });
+} finally {
+  await browser.close();
+}
+if (violations.length > 0) {
+  console.error(JSON.stringify(violations, null, 2));
+  throw new Error(`axe-core found ${violations.length} serious or critical violations`);
+}
+step("the whole journey");

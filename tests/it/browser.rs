@@ -1,0 +1,98 @@
+//! The web app in a real browser: `e2e/journey.mjs` drives Debian's Chromium
+//! (playwright-core from npm) through a guest's and a host's journey against
+//! this binary, with and without JavaScript, partly with the keyboard only,
+//! and runs axe-core on every page of it. `.ci/run` installs Chromium and the
+//! npm packages and requires this test to run; on a machine without them it
+//! says what is missing and passes.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::support::*;
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
+}
+
+fn chromium() -> String {
+    std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
+}
+
+/// What this machine lacks to run the journey, if anything.
+fn missing() -> Option<String> {
+    if !Path::new(&chromium()).exists() {
+        return Some(format!("no Chromium at {} (apt-get install chromium)", chromium()));
+    }
+    if std::process::Command::new("node").arg("--version").output().map_or(true, |o| !o.status.success()) {
+        return Some("no node (apt-get install nodejs)".to_owned());
+    }
+    if !e2e_dir().join("node_modules/playwright-core").exists() || !e2e_dir().join("node_modules/axe-core").exists() {
+        return Some("no e2e/node_modules (npm ci --prefix e2e)".to_owned());
+    }
+    None
+}
+
+/// A title no other listing of the run has: the journey searches for its last word.
+fn unique_word() -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let letters: String = id
+        .chars()
+        .rev()
+        .take(8)
+        .map(|c| if c.is_ascii_digit() { (b'g' + c as u8 - b'0') as char } else { c })
+        .collect();
+    format!("e2e{letters}")
+}
+
+#[tokio::test]
+async fn a_guest_books_pays_and_cancels_in_chromium_with_and_without_javascript_and_a_host_answers_by_keyboard() {
+    if let Some(missing) = missing() {
+        assert!(
+            std::env::var("HOMETRIP_BROWSER_TESTS").as_deref() != Ok("required"),
+            "the browser journey must run here: {missing}"
+        );
+        eprintln!("browser journey not run: {missing}; bash .ci/run installs what it needs");
+        return;
+    }
+    let server = Server::start().await;
+    let host_email = unique_email("e2e-host");
+    let (host, _) = server.client().signed_up(&host_email).await;
+    let word = unique_word();
+    let title = format!("Bergerie {word}");
+    publish_listing(&server, &host, house(&title)).await;
+    let mut on_request = house(&format!("Moulin {word}"));
+    on_request["instant_book"] = json!(false);
+    let request_listing = publish_listing(&server, &host, on_request).await;
+    let visitor = server.client();
+    eventually(&visitor, &format!("/api/v1/search/listings?q={word}"), |b| b["total"] == 2).await;
+    let stays: Vec<_> = [150, 160, 170]
+        .iter()
+        .map(|d| json!({"check_in": date_from_today(*d), "check_out": date_from_today(d + 2)}))
+        .collect();
+
+    let env = [
+        ("BASE_URL", server.base.clone()),
+        ("OUTBOX", server.data_dir.join("outbox/mail").display().to_string()),
+        ("PASSWORD", PASSWORD.to_owned()),
+        ("HOST_EMAIL", host_email),
+        ("LISTING_TITLE", title),
+        ("LISTING_WORD", word),
+        ("REQUEST_LISTING_ID", request_listing),
+        ("STAYS", serde_json::to_string(&stays).unwrap()),
+        ("CHROMIUM", chromium()),
+    ];
+    let script = e2e_dir().join("journey.mjs");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node").arg(script).envs(env).output().expect("node runs")
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{stdout}");
+    assert!(out.status.success(), "the browser journey failed\n--- steps\n{stdout}\n--- errors\n{stderr}");
+    assert!(stdout.contains("ok: the whole journey"), "{stdout}");
+    for page in ["sign-up", "home", "search", "listing", "checkout", "3-D Secure", "trip", "trips", "sign-in"] {
+        assert!(stdout.contains(&format!("ok: axe: {page} (")), "axe ran on {page}: {stdout}");
+    }
+}
