@@ -172,6 +172,16 @@ async function signUp(page, email, name, js) {
 async function searchAndOpen(page, stay, js) {
   await page.goto(`${base}/`);
   if (js) await audit(page, "home");
+  if (js) {
+    // Suggestions arrive as the visitor types (the script asks autocomplete).
+    await page.locator("#q").pressSequentially(title.slice(0, 12), { delay: 20 });
+    await page.waitForFunction(
+      (expected) => [...document.querySelectorAll("#q-suggestions option")].some((o) => o.value === expected),
+      title,
+      { timeout: 10_000 },
+    );
+    step("the search box suggested the listing's title");
+  }
   await page.fill("#q", word);
   await page.fill("#check_in", stay.check_in);
   await page.fill("#check_out", stay.check_out);
@@ -285,6 +295,45 @@ async function keyboardJourney(browser, stay) {
   await hostContext.close();
 }
 
+/** A guest asks the host from the listing page; the host answers in the inbox. */
+async function messagesJourney(browser) {
+  const guestContext = await browser.newContext({ locale: "en-US", bypassCSP: true });
+  const guest = await guestContext.newPage();
+  await signUp(guest, `e2e-ask-${Date.now()}@example.com`, "Curious Guest", true);
+  await searchAndOpen(guest, stays[2], true);
+  await guest.fill("#contact-body", "Is there a cot for a baby?");
+  await submit(guest, "form.contact button[type=submit]");
+  check(guest.url().includes("/inbox/"), `asked, then the conversation: ${guest.url()}`);
+  await expectText(guest, "Is there a cot for a baby?", "the question shows in the conversation");
+  await audit(guest, "conversation");
+  const thread = guest.url();
+
+  const hostContext = await browser.newContext({ locale: "en-US", bypassCSP: true });
+  const host = await hostContext.newPage();
+  await host.goto(`${base}/sign-in`);
+  await host.fill("#email", hostEmail);
+  await host.fill("#password", password);
+  await submit(host, "main button[type=submit]");
+  await host.goto(`${base}/inbox`);
+  await audit(host, "inbox");
+  const line = host.locator(".conversation a", { hasText: "Curious Guest" });
+  check((await line.count()) === 1, "the host's inbox lists the question");
+  check((await line.innerText()).includes("1 unread"), "unread until opened");
+  const opened = host.waitForNavigation();
+  await line.click();
+  await opened;
+  await host.fill("#body", "Yes, and a high chair.");
+  await submit(host, "form.reply button[type=submit]");
+  await expectText(host, "Yes, and a high chair.", "the reply shows in the host's conversation");
+
+  await guest.goto(thread);
+  await expectText(guest, "Yes, and a high chair.", "the reply reached the guest");
+  check((await guest.locator(".message.mine .seen").count()) === 1, "the guest's question shows as seen");
+  step("a question and its answer through the inbox");
+  await guestContext.close();
+  await hostContext.close();
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   // Root in a container: Chromium's sandbox needs user namespaces it may not have.
@@ -293,6 +342,7 @@ const browser = await chromium.launch({
 try {
   await guestJourney(browser, { js: true, label: "js", stay: stays[0] });
   await keyboardJourney(browser, stays[1]);
+  await messagesJourney(browser);
   await guestJourney(browser, { js: false, label: "nojs", stay: stays[2] });
 } finally {
   await browser.close();

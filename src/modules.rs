@@ -91,6 +91,8 @@ pub static MODULES: &[Module] = &[
         #[cfg(not(feature = "auth"))]
         start: None,
         remote: Some(|w, c| {
+            let security = hometrip_auth::client::AccountSecurityClient::new(c.clone());
+            w.provide::<dyn hometrip_auth::api::AccountSecurity>(Arc::new(security));
             let client = Arc::new(hometrip_auth::client::AccountsClient::new(c));
             w.provide::<dyn hometrip_auth::api::Accounts>(Arc::clone(&client) as Arc<dyn hometrip_auth::api::Accounts>);
             w.provide::<dyn hometrip_auth::api::Sessions>(client);
@@ -115,7 +117,9 @@ pub static MODULES: &[Module] = &[
         #[cfg(not(feature = "user"))]
         start: None,
         remote: Some(|w, c| {
-            w.provide::<dyn hometrip_user::api::Users>(Arc::new(hometrip_user::client::UsersClient::new(c)))
+            let client = Arc::new(hometrip_user::client::UsersClient::new(c));
+            w.provide::<dyn hometrip_user::api::Profiles>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_user::api::Users>(client)
         }),
         #[cfg(feature = "user")]
         openapi: Some(<hometrip_user::http::UserApi as utoipa::OpenApi>::openapi),
@@ -230,7 +234,9 @@ pub static MODULES: &[Module] = &[
         #[cfg(not(feature = "message"))]
         start: None,
         remote: Some(|w, c| {
-            w.provide::<dyn hometrip_message::api::Messages>(Arc::new(hometrip_message::client::MessagesClient::new(c)))
+            let client = Arc::new(hometrip_message::client::MessagesClient::new(c));
+            w.provide::<dyn hometrip_message::api::Inbox>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_message::api::Messages>(client)
         }),
         #[cfg(feature = "message")]
         openapi: Some(<hometrip_message::http::MessageApi as utoipa::OpenApi>::openapi),
@@ -415,6 +421,7 @@ mod local {
             })?;
             w.provide::<dyn Accounts>(Arc::clone(&auth) as Arc<dyn Accounts>);
             w.provide::<dyn hometrip_auth::api::Sessions>(Arc::clone(&auth) as Arc<dyn hometrip_auth::api::Sessions>);
+            w.provide::<dyn hometrip_auth::api::AccountSecurity>(Arc::clone(&auth) as _);
             w.keep(Arc::clone(&auth));
             let trusted = hometrip_kernel::http::TrustedProxies::parse(&w.settings.server.trusted_proxies)?;
             let web_data = web::Data::new(hometrip_auth::http::AuthWeb {
@@ -447,6 +454,7 @@ mod local {
             );
             users.subscribe().await;
             w.provide::<dyn Users>(Arc::clone(&users) as Arc<dyn Users>);
+            w.provide::<dyn hometrip_user::api::Profiles>(Arc::clone(&users) as _);
             let data = hometrip_user::http::data(&users);
             let dyn_data: web::Data<dyn Users> = web::Data::from(users as Arc<dyn Users>);
             Ok(Mount::new(move |cfg| {
@@ -624,6 +632,7 @@ mod local {
             });
             messages.subscribe().await;
             w.provide::<dyn Messages>(Arc::clone(&messages) as Arc<dyn Messages>);
+            w.provide::<dyn hometrip_message::api::Inbox>(Arc::clone(&messages) as _);
             let data = hometrip_message::http::data(&messages);
             let dyn_data: web::Data<dyn Messages> = web::Data::from(messages as Arc<dyn Messages>);
             Ok(Mount::new(move |cfg| {

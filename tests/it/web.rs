@@ -70,6 +70,26 @@ async fn guests_find_and_read_a_listing_in_pages_that_escape_what_hosts_write() 
     assert!(page.contains("data-event=\"search\""));
     assert!(page.contains("<circle"), "the results' positional plot: {page}");
 
+    // The filters' own fields: a price per night in whole euros, ticked amenities.
+    for (filters, found) in [
+        ("price_min=90&price_max=120", true),
+        ("price_min=150", false),
+        ("amenity=wifi", true),
+        ("amenity=wifi&amenity=pool", false),
+    ] {
+        let r = visitor.get(&format!("/search?q=quokka&{filters}")).await;
+        assert_eq!(r.status, 200, "{filters}: {}", r.text);
+        assert_eq!(html(&r).contains(&format!("href=\"/listings/{listing}\"")), found, "{filters}: {}", r.text);
+    }
+    let kept = visitor.get("/search?q=quokka&price_max=120&amenity=pool").await;
+    assert!(kept.text.contains(
+        "id=\"price_max\" name=\"price_max\" type=\"number\" min=\"0\" step=\"1\" inputmode=\"numeric\" value=\"120\""
+    ));
+    assert!(kept.text.contains("value=\"pool\" checked"), "{}", kept.text);
+    let cheap = visitor.get("/search?q=quokka&price_min=cheap").await;
+    assert_eq!(cheap.status, 400);
+    assert!(html(&cheap).contains("price_min: enter a whole amount"), "{}", cheap.text);
+
     // French from the browser, then from `?lang=`, remembered in a cookie.
     let fr = visitor
         .send(visitor.http.get(server.url("/search?q=quokka")).header("accept-language", "fr-FR,fr;q=0.9,en;q=0.5"))
@@ -98,7 +118,7 @@ async fn guests_find_and_read_a_listing_in_pages_that_escape_what_hosts_write() 
     let text = html(&page);
     assert!(text.contains("<h1>Villa Quokka &#60;script&#62;"), "{text}");
     assert!(text.contains("Un jardin &#60;img src=x onerror=alert(1)&#62;.</p><p>Deux chambres calmes.</p>"), "{text}");
-    assert!(text.contains("Lyon") && text.contains("wifi") && text.contains("€30"), "{text}");
+    assert!(text.contains("Lyon") && text.contains("<li>Wi-Fi</li>") && text.contains("€30"), "{text}");
     assert!(text.contains(&format!("data-listing=\"{listing}\"")));
     assert!(text.contains("/files/photos/"), "the photos: {text}");
     for missing in [
@@ -464,4 +484,183 @@ async fn a_guest_books_pays_through_3ds_and_cancels_in_pages_and_a_host_answers_
     let not_hers = guest.post(&format!("/host/reservations/{requested}/cancel"), &[("csrf", &csrf(&trip))]).await;
     assert_eq!(not_hers.status, 404, "the host's page acts for the host only: {}", not_hers.text);
     assert!(guest.get(&format!("/trips/{requested}")).await.text.contains("id=\"trip-status\">Confirmed<"));
+}
+
+fn totp_now(secret: &str) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
+    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into()).unwrap();
+    totp.generate(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())
+}
+
+#[tokio::test]
+async fn a_user_edits_the_profile_sets_up_two_step_sign_in_with_a_qr_code_and_manages_sessions_in_pages() {
+    let server = Server::start().await;
+    let email = unique_email("page-account");
+    let mut browser = signed_in_browser(&server, &email).await;
+    let elsewhere = server.client().login(&email, PASSWORD).await;
+    let elsewhere_refresh = elsewhere.body["refresh_token"].as_str().unwrap().to_owned();
+
+    // The profile: a form without the token changes nothing; saved values show, escaped.
+    let page = browser.get("/account").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(html(&page).contains(&email) && page.text.contains("value=\"Test User\""), "{}", page.text);
+    let forged = browser.post("/account", &[("display_name", "Forged")]).await;
+    assert_eq!(forged.status, 403);
+    let token = csrf(&page);
+    let saved = browser
+        .post(
+            "/account",
+            &[
+                ("csrf", &token),
+                ("display_name", "Camille <Compte>"),
+                ("bio", "J'aime les \"gîtes\"."),
+                ("locale", "fr"),
+                ("currency", "USD"),
+                ("sms", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (saved.status, saved.headers["location"].to_str().unwrap()),
+        (303, "/account?saved=1"),
+        "{}",
+        saved.text
+    );
+    assert_eq!(browser.jar.get("lang").map(String::as_str), Some("fr"), "the pages now speak the profile's language");
+    let page = browser.get("/account?saved=1").await;
+    let text = html(&page);
+    assert!(text.contains("<html lang=\"fr\">") && text.contains("id=\"notice\">Enregistré."), "{text}");
+    assert!(text.contains("value=\"Camille &#60;Compte&#62;\""), "{text}");
+    assert!(text.contains("<option value=\"USD\" selected>") && text.contains("value=\"fr\" selected"), "{text}");
+    assert!(
+        text.contains("name=\"sms\" value=\"on\" checked") && !text.contains("name=\"email\" value=\"on\" checked")
+    );
+    let me = server.client().with_token(&browser.jar["ht_access"]).get("/api/v1/users/me").await;
+    assert_eq!(
+        (me.body["display_name"].as_str(), me.body["currency"].as_str()),
+        (Some("Camille <Compte>"), Some("USD"))
+    );
+    let empty = browser
+        .post("/account", &[("csrf", &token), ("display_name", " "), ("locale", "fr"), ("currency", "USD")])
+        .await;
+    assert_eq!(empty.status, 422, "{}", empty.text);
+    assert!(html(&empty).contains("id=\"display_name-error\""), "{}", empty.text);
+
+    // Two-step sign-in: a QR code (an SVG image, no script) and the key; a
+    // current code turns it on and shows the recovery codes once.
+    let security = browser.get("/account/security").await;
+    assert_eq!(security.status, 200, "{}", security.text);
+    assert!(html(&security).contains("id=\"two-factor-state\">Désactivée"), "{}", security.text);
+    assert!(security.text.matches("<li>").count() >= 2, "both sessions listed: {}", security.text);
+    let setup = browser.post("/account/2fa/setup", &[("csrf", &csrf(&security))]).await;
+    assert_eq!(setup.status, 200, "{}", setup.text);
+    assert!(html(&setup).contains("src=\"data:image/svg+xml;base64,"), "{}", setup.text);
+    let secret = setup.text.split("id=\"totp-secret\">").nth(1).and_then(|s| s.split('<').next()).unwrap().to_owned();
+    let wrong = browser.post("/account/2fa/enable", &[("csrf", &csrf(&setup)), ("code", "000000")]).await;
+    assert!(wrong.status == 401 || wrong.status == 422, "{} {}", wrong.status, wrong.text);
+    assert!(html(&wrong).contains("id=\"form-error\""));
+    let on = browser.post("/account/2fa/enable", &[("csrf", &csrf(&setup)), ("code", &totp_now(&secret))]).await;
+    assert_eq!(on.status, 200, "{}", on.text);
+    let codes: Vec<String> =
+        html(&on).split("<li><code>").skip(1).map(|s| s.split('<').next().unwrap().to_owned()).collect();
+    assert!(codes.len() >= 8, "{}", on.text);
+    let login = server.client().login(&email, PASSWORD).await;
+    assert_eq!(login.status, 401, "a password alone no longer signs in: {}", login.text);
+
+    // Turning it off takes the password and a code; a recovery code will do.
+    let security = browser.get("/account/security").await;
+    assert!(security.text.contains("id=\"two-factor-state\">Activée"), "{}", security.text);
+    let token = csrf(&security);
+    let refused =
+        browser.post("/account/2fa/disable", &[("csrf", &token), ("password", "not it"), ("code", &codes[0])]).await;
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    let off =
+        browser.post("/account/2fa/disable", &[("csrf", &token), ("password", PASSWORD), ("code", &codes[0])]).await;
+    assert_eq!(off.status, 200, "{}", off.text);
+    assert!(html(&off).contains("id=\"two-factor-state\">Désactivée"), "{}", off.text);
+
+    // The password: the wrong current one is refused; the right one ends the other sessions, not this one.
+    let new_password = "another long passphrase for pages";
+    let wrong = browser
+        .post("/account/password", &[("csrf", &token), ("current_password", "nope"), ("new_password", new_password)])
+        .await;
+    assert_eq!(wrong.status, 422, "{}", wrong.text);
+    assert!(html(&wrong).contains("id=\"form-error\">Ce mot de passe n&#39;est pas le mot de passe actuel."));
+    let changed = browser
+        .post("/account/password", &[("csrf", &token), ("current_password", PASSWORD), ("new_password", new_password)])
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert!(html(&changed).contains("id=\"notice\""), "{}", changed.text);
+    let reused = server.client().post("/api/v1/auth/refresh", json!({"refresh_token": elsewhere_refresh})).await;
+    assert_eq!(reused.status, 401, "the other session ended");
+    assert_eq!(browser.get("/account").await.status, 200, "this one goes on");
+    assert_eq!(server.client().login(&email, new_password).await.status, 200);
+    let revoked = browser.post("/account/sessions/revoke-others", &[("csrf", &token)]).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    assert!(html(&revoked).contains("Autres sessions déconnectées : 1"), "{}", revoked.text);
+}
+
+#[tokio::test]
+async fn a_guest_asks_a_host_from_the_listing_page_and_both_read_and_reply_in_the_inbox() {
+    let server = Server::start().await;
+    let host_email = unique_email("page-inbox-host");
+    let (host_api, _) = server.client().signed_up(&host_email).await;
+    let listing = publish_listing(&server, &host_api, house("Maison des Messages")).await;
+    let mut guest = signed_in_browser(&server, &unique_email("page-inbox-guest")).await;
+    let mut host = Browser::new(&server);
+    let form = host.get("/sign-in").await;
+    let r = host.post("/sign-in", &[("csrf", &csrf(&form)), ("email", &host_email), ("password", PASSWORD)]).await;
+    assert_eq!(r.status, 303);
+
+    // The first question, from the listing page; a form without the token sends nothing.
+    let page = guest.get(&format!("/listings/{listing}")).await;
+    assert!(html(&page).contains(&format!("action=\"/listings/{listing}/contact\"")), "{}", page.text);
+    assert_eq!(guest.post(&format!("/listings/{listing}/contact"), &[("body", "Forged")]).await.status, 403);
+    let asked = guest
+        .post(
+            &format!("/listings/{listing}/contact"),
+            &[("csrf", &csrf(&page)), ("body", "Bonjour <b>!</b>\nIs the garden shaded? Call me on +33 6 12 34 56 78")],
+        )
+        .await;
+    assert_eq!(asked.status, 303, "{}", asked.text);
+    let thread = asked.headers["location"].to_str().unwrap().to_owned();
+    assert!(thread.starts_with("/inbox/"), "{thread}");
+    let mine = guest.get(&thread).await;
+    let text = html(&mine);
+    assert!(
+        text.contains("<p>Bonjour &#60;b&#62;!&#60;/b&#62;</p><p>Is the garden shaded?"),
+        "escaped, line by line: {text}"
+    );
+    assert!(!text.contains("12 34 56 78"), "contact details masked before a booking: {text}");
+    assert!(text.contains("Maison des Messages") && !text.contains("class=\"hint seen\""), "{text}");
+
+    // The host's inbox shows it unread; opening it reads it; the reply reaches the guest.
+    let inbox = host.get("/inbox").await;
+    assert!(html(&inbox).contains(&format!("href=\"{thread}\"")), "{}", inbox.text);
+    assert!(inbox.text.contains("1 unread"), "{}", inbox.text);
+    let opened = host.get(&thread).await;
+    assert!(html(&opened).contains("Is the garden shaded?"), "{}", opened.text);
+    assert!(!host.get("/inbox").await.text.contains("1 unread"), "read once opened");
+    let empty = host.post(&thread, &[("csrf", &csrf(&opened)), ("body", "  ")]).await;
+    assert_eq!(empty.status, 422, "{}", empty.text);
+    assert!(html(&empty).contains("id=\"send-error\""), "{}", empty.text);
+    let token = csrf(&opened);
+    let client_message_id = field(&opened, "client_message_id");
+    let reply =
+        [("csrf", token.as_str()), ("client_message_id", &client_message_id), ("body", "Yes, under two old limes.")];
+    let sent = host.post(&thread, &reply).await;
+    assert_eq!(sent.status, 303, "{}", sent.text);
+    assert_eq!(sent.headers["location"].to_str().unwrap(), format!("{thread}#m2"));
+    let again = host.post(&thread, &reply).await;
+    assert_eq!(again.headers["location"].to_str().unwrap(), format!("{thread}#m2"), "a double submit sends once");
+    let seen = guest.get(&thread).await;
+    let text = html(&seen);
+    assert!(text.contains("Yes, under two old limes.") && text.matches("<li id=\"m").count() == 2, "{text}");
+    assert!(text.contains("class=\"hint seen\""), "the guest's question shows as seen: {text}");
+
+    // Someone else's conversation is not found.
+    let mut stranger = signed_in_browser(&server, &unique_email("page-inbox-stranger")).await;
+    assert_eq!(stranger.get(&thread).await.status, 404);
+    let inbox = stranger.get("/inbox").await;
+    assert!(html(&inbox).contains("No messages yet"), "{}", inbox.text);
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use hometrip_kernel::auth_context::JwkSet;
+use hometrip_kernel::auth_context::{AuthUser, JwkSet};
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
 use serde::{Deserialize, Serialize};
@@ -88,6 +88,43 @@ pub trait Sessions: Send + Sync {
     async fn verify_email(&self, token: &str) -> Result<(), Problem>;
     async fn forgot_password(&self, email: &str) -> Result<(), Problem>;
     async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem>;
+}
+
+/// A second factor being set up: the secret, and the `otpauth://` URL an
+/// authenticator app reads (as a QR code).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TotpSetup {
+    pub secret: String,
+    pub otpauth_url: String,
+}
+
+/// One signed-in session (a refresh-token family) of a user.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    pub id: Id,
+    pub current: bool,
+    pub started_at: Instant,
+    pub last_refreshed_at: Instant,
+    pub expires_at: Instant,
+    pub user_agent: Option<String>,
+}
+
+/// A signed-in user's own security settings, for the account pages: the
+/// API's `/auth/password/change`, `/auth/2fa/*` and `/auth/sessions*` use
+/// cases, in process or over those public routes as that user.
+#[async_trait]
+pub trait AccountSecurity: Send + Sync {
+    /// The user's other sessions end; 401 when `current` is wrong, 422 for a weak `new`.
+    async fn change_password(&self, user: &AuthUser, current: &str, new: &str) -> Result<(), Problem>;
+    /// A new secret to confirm with [`AccountSecurity::totp_enable`].
+    async fn totp_setup(&self, user: &AuthUser) -> Result<TotpSetup, Problem>;
+    /// Turns the second factor on with a current code; the recovery codes, shown once.
+    async fn totp_enable(&self, user: &AuthUser, code: &str) -> Result<Vec<String>, Problem>;
+    /// 401 when the password or the code is wrong.
+    async fn totp_disable(&self, user: &AuthUser, password: &str, code: &str) -> Result<(), Problem>;
+    async fn sessions(&self, user: &AuthUser) -> Result<Vec<SessionInfo>, Problem>;
+    /// Ends every session but the caller's; how many ended.
+    async fn revoke_other_sessions(&self, user: &AuthUser) -> Result<usize, Problem>;
 }
 
 // ---- Events -------------------------------------------------------------------

@@ -1,11 +1,14 @@
 //! [`Accounts`] over HTTP, for a process that does not run auth itself.
 
 use async_trait::async_trait;
-use hometrip_kernel::auth_context::JwkSet;
+use hometrip_kernel::auth_context::{AuthUser, JwkSet};
 use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{Id, Problem};
 
-use crate::api::{AccountSummary, Accounts, SessionTokens, Sessions, SignInFrom};
+use crate::api::{
+    AccountSecurity, AccountSummary, Accounts, SessionInfo, SessionTokens, Sessions, SignInFrom, TotpSetup,
+};
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
 pub struct AccountsClient {
@@ -130,5 +133,66 @@ impl Sessions for AccountsClient {
             .post::<_, serde_json::Value>("/internal/auth/sessions/reset-password", &call, None)
             .await
             .map(|_| ())
+    }
+}
+
+/// [`AccountSecurity`] over the module's public routes, as the signed-in
+/// user (the gateway's account pages in the split shape).
+pub struct AccountSecurityClient {
+    remote: RemoteClient,
+}
+
+impl AccountSecurityClient {
+    pub fn new(remote: RemoteClient) -> Self {
+        AccountSecurityClient { remote }
+    }
+}
+
+#[derive(Deserialize)]
+struct RecoveryCodes {
+    recovery_codes: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct SessionList {
+    items: Vec<SessionInfo>,
+}
+
+#[derive(Deserialize)]
+struct Revoked {
+    revoked: usize,
+}
+
+#[async_trait]
+impl AccountSecurity for AccountSecurityClient {
+    async fn change_password(&self, user: &AuthUser, current: &str, new: &str) -> Result<(), Problem> {
+        let body = serde_json::json!({"current_password": current, "new_password": new});
+        self.remote.post_as::<_, Option<IgnoredAny>>("/api/v1/auth/password/change", &body, user, None).await.map(drop)
+    }
+
+    async fn totp_setup(&self, user: &AuthUser) -> Result<TotpSetup, Problem> {
+        self.remote.post_as("/api/v1/auth/2fa/setup", &serde_json::json!({}), user, None).await
+    }
+
+    async fn totp_enable(&self, user: &AuthUser, code: &str) -> Result<Vec<String>, Problem> {
+        let body = serde_json::json!({"code": code});
+        let codes: RecoveryCodes = self.remote.post_as("/api/v1/auth/2fa/enable", &body, user, None).await?;
+        Ok(codes.recovery_codes)
+    }
+
+    async fn totp_disable(&self, user: &AuthUser, password: &str, code: &str) -> Result<(), Problem> {
+        let body = serde_json::json!({"password": password, "code": code});
+        self.remote.post_as::<_, Option<IgnoredAny>>("/api/v1/auth/2fa/disable", &body, user, None).await.map(drop)
+    }
+
+    async fn sessions(&self, user: &AuthUser) -> Result<Vec<SessionInfo>, Problem> {
+        let list: SessionList = self.remote.get_as("/api/v1/auth/sessions", user).await?;
+        Ok(list.items)
+    }
+
+    async fn revoke_other_sessions(&self, user: &AuthUser) -> Result<usize, Problem> {
+        let body = serde_json::json!({});
+        let revoked: Revoked = self.remote.post_as("/api/v1/auth/sessions/revoke-others", &body, user, None).await?;
+        Ok(revoked.revoked)
     }
 }

@@ -10,9 +10,9 @@ use hometrip_kernel::{Id, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{AccountSummary, Accounts};
+use crate::api::{AccountSummary, Accounts, SessionInfo, TotpSetup};
 use crate::oauth::{OAuthOutcome, BINDING_COOKIE};
-use crate::service::{AuthService, ClientInfo, Impersonation, SessionInfo, TokenPair, TotpSetup};
+use crate::service::{AuthService, ClientInfo, Impersonation, TokenPair};
 
 /// What the routes need besides the service.
 pub struct AuthWeb {

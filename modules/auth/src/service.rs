@@ -28,6 +28,7 @@ use crate::api::*;
 use crate::domain::{self, RefreshDecision, RefreshState};
 use crate::store::{self, AccountRow, NewEmailToken, NewRefreshToken};
 
+mod account_security;
 mod credentials;
 mod sessions;
 mod two_factor;
@@ -88,22 +89,6 @@ pub struct Impersonation {
     pub expires_at: Instant,
     pub user_id: Id,
     pub read_only: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TotpSetup {
-    pub secret: String,
-    pub otpauth_url: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SessionInfo {
-    pub id: Id,
-    pub current: bool,
-    pub started_at: Instant,
-    pub last_refreshed_at: Instant,
-    pub expires_at: Instant,
-    pub user_agent: Option<String>,
 }
 
 /// Where a login attempt comes from, for throttling and the session record.

@@ -205,10 +205,32 @@ impl RemoteClient {
         user: &AuthUser,
         idempotency_key: Option<&str>,
     ) -> Result<R, Problem> {
+        self.write_as(reqwest::Method::POST, path, body, user, idempotency_key).await
+    }
+
+    /// A partial update of a module's public resource as `user` (sent again
+    /// only when it surely never arrived).
+    pub async fn patch_as<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        user: &AuthUser,
+    ) -> Result<R, Problem> {
+        self.write_as(reqwest::Method::PATCH, path, body, user, None).await
+    }
+
+    async fn write_as<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &B,
+        user: &AuthUser,
+        idempotency_key: Option<&str>,
+    ) -> Result<R, Problem> {
         let body = serde_json::to_vec(body).map_err(Problem::internal)?;
         let retry = if idempotency_key.is_some() { Retry::Idempotent } else { Retry::OnlyUnsent };
         let on_behalf = OnBehalf::User { user, idempotency_key };
-        self.call(reqwest::Method::POST, path, Some(body), on_behalf, retry).await
+        self.call(method, path, Some(body), on_behalf, retry).await
     }
 
     /// A write: sent again only when it surely never arrived.

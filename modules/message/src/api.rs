@@ -2,7 +2,11 @@
 //! realtime module asks of conversations), the message types, the events a
 //! send or a read publishes, and settings.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
+use hometrip_kernel::auth_context::AuthUser;
+use hometrip_kernel::http::Page;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
 use serde::{Deserialize, Serialize};
@@ -77,6 +81,36 @@ pub trait Messages: Send + Sync {
     async fn messages_after(&self, conversation_id: Id, after_seq: i64, limit: u32) -> Result<Vec<Message>, Problem>;
     /// The users `user` has a conversation with (whom their presence is shown to).
     async fn counterparts(&self, user: Id) -> Result<Vec<Id>, Problem>;
+}
+
+/// A page of a conversation's messages, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessagePage {
+    pub items: Vec<Message>,
+    /// Each participant's read position.
+    pub read_up_to: BTreeMap<String, i64>,
+    pub next_cursor: Option<String>,
+}
+
+/// A signed-in user's own conversations, for the inbox pages: the API's
+/// `/conversations` use cases as a participant (never an admin's audited
+/// read), in process or over those routes as the user.
+#[async_trait]
+pub trait Inbox: Send + Sync {
+    /// A guest's conversation about a listing (the existing one, if any), with a first message.
+    async fn start(&self, user: &AuthUser, listing_id: Id, body: &str) -> Result<Conversation, Problem>;
+    /// The user's conversations, the latest activity first.
+    async fn conversations(
+        &self,
+        user: &AuthUser,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Conversation>, Problem>;
+    /// Messages after `after_seq`, oldest first; 404 unless the user takes part.
+    async fn messages(&self, user: &AuthUser, id: Id, after_seq: i64, limit: u32) -> Result<MessagePage, Problem>;
+    /// The same `client_message_id` sends once.
+    async fn send(&self, user: &AuthUser, id: Id, body: &str, client_message_id: &str) -> Result<Message, Problem>;
+    async fn mark_read(&self, user: &AuthUser, id: Id, up_to_seq: i64) -> Result<(), Problem>;
 }
 
 // ---- Events -------------------------------------------------------------------

@@ -11,9 +11,9 @@ use hometrip_kernel::{ErrorCode, Id, Problem};
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{Attachment, Conversation, Message, Messages};
+use crate::api::{Attachment, Conversation, Message, MessagePage, Messages};
 use crate::host_tools::{NewQuickReply, NewScheduledMessage, QuickReply, ScheduledMessage};
-use crate::service::{Actor, Draft, MessagePage, MessageService, StartConversation, Upload, BODY_MAX_CHARS};
+use crate::service::{Actor, Draft, MessageService, StartConversation, Upload, BODY_MAX_CHARS};
 
 fn actor(user: &AuthUser) -> Actor {
     Actor { id: user.id, admin: user.is_admin() }

@@ -10,6 +10,8 @@ pub mod host_tools;
 #[cfg(feature = "local")]
 pub mod http;
 #[cfg(feature = "local")]
+mod inbox;
+#[cfg(feature = "local")]
 pub mod service;
 #[cfg(feature = "local")]
 pub mod store;

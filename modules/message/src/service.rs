@@ -17,7 +17,7 @@ use hometrip_kernel::time::Instant;
 use hometrip_kernel::{ErrorCode, Id, Problem};
 use hometrip_listing::api::Listings;
 use hometrip_user::api::Users;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::api::*;
 use crate::domain::{self, AttachmentKind};
@@ -79,14 +79,6 @@ pub struct Draft {
     /// The host's saved reply, filled for the conversation (instead of `body`).
     pub quick_reply_id: Option<Id>,
     pub files: Vec<Upload>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct MessagePage {
-    pub items: Vec<Message>,
-    /// Each participant's read position.
-    pub read_up_to: BTreeMap<String, i64>,
-    pub next_cursor: Option<String>,
 }
 
 pub(crate) fn db_err(e: DbError) -> Problem {

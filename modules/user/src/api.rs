@@ -1,6 +1,7 @@
 //! The user module's published language: the [`Users`] trait, its types and settings.
 
 use async_trait::async_trait;
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,41 @@ pub struct UserProfile {
 #[async_trait]
 pub trait Users: Send + Sync {
     async fn profile(&self, id: Id) -> Result<Option<UserProfile>, Problem>;
+}
+
+/// A partial update of one's profile (`PATCH /users/me`): absent fields stay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfilePatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bio: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notification_channels: Option<ChannelsPatch>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sms: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<bool>,
+}
+
+/// A signed-in user's own profile, for the account pages: the API's
+/// `PATCH /users/me`, in process or over that route as the user.
+#[async_trait]
+pub trait Profiles: Send + Sync {
+    /// The profile after the change; 422 names a bad field.
+    async fn update_profile(&self, user: &AuthUser, patch: &ProfilePatch) -> Result<UserProfile, Problem>;
 }
 
 pub const PROFILE_UPDATED: &str = "user.profile_updated";

@@ -11,8 +11,8 @@ use hometrip_kernel::{Id, Problem};
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{UserProfile, Users};
-use crate::service::{AdminUser, IdentityDecision, Me, ProfilePatch, PublicProfile, UserService};
+use crate::api::{ProfilePatch, UserProfile, Users};
+use crate::service::{AdminUser, IdentityDecision, Me, PublicProfile, UserService};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct IdentityReview {

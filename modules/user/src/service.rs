@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use hometrip_auth::api::{AccountRegistered, Accounts, ACCOUNT_REGISTERED};
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::db::Db;
 use hometrip_kernel::events::{Envelope, EventBus, EventHandler};
 use hometrip_kernel::files::FileStore;
@@ -57,24 +58,6 @@ pub struct PublicProfile {
     pub response_rate: Option<u8>,
     /// A host's median time to a first answer, in minutes.
     pub response_time_minutes: Option<i64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ProfilePatch {
-    pub display_name: Option<String>,
-    pub bio: Option<String>,
-    pub locale: Option<String>,
-    pub currency: Option<String>,
-    pub notification_channels: Option<ChannelsPatch>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelsPatch {
-    pub email: Option<bool>,
-    pub sms: Option<bool>,
-    pub push: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -379,6 +362,14 @@ impl EventHandler for UserService {
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Profiles for UserService {
+    async fn update_profile(&self, user: &AuthUser, patch: &ProfilePatch) -> Result<UserProfile, Problem> {
+        self.update_me(user.id, patch.clone()).await?;
+        self.profile(user.id).await?.ok_or_else(|| Problem::not_found("user"))
     }
 }
 

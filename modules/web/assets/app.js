@@ -30,6 +30,33 @@
     follow();
   }
 
+  // Suggestions for the search box (cities and titles), as the visitor types.
+  var q = document.getElementById("q");
+  var suggestions = document.getElementById("q-suggestions");
+  if (q && suggestions && window.fetch) {
+    var timer;
+    var asked = "";
+    q.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var typed = q.value.trim();
+        if (typed.length < 2 || typed === asked) return;
+        asked = typed;
+        fetch("/api/v1/search/autocomplete?q=" + encodeURIComponent(typed), { headers: { accept: "application/json" } })
+          .then(function (r) { return r.ok ? r.json() : { suggestions: [] }; })
+          .then(function (found) {
+            if (typed !== asked) return;
+            suggestions.replaceChildren.apply(suggestions, (found.suggestions || []).map(function (s) {
+              var option = document.createElement("option");
+              option.value = s.text;
+              return option;
+            }));
+          })
+          .catch(function () {});
+      }, 150);
+    });
+  }
+
   var name = document.body.dataset.event;
   if (!name || !navigator.sendBeacon) return;
   var session;

@@ -5,25 +5,32 @@
 //! content-hashed names.
 
 mod account_pages;
+mod account_words;
 mod assets;
 mod booking_views;
 mod format;
 mod host_pages;
+mod inbox_pages;
+mod inbox_words;
 mod locale;
 mod pages;
+mod search_page;
 mod session;
+mod settings_pages;
 mod trip_pages;
 mod trip_words;
 
 use std::sync::Arc;
 
 use actix_web::web;
-use hometrip_auth::api::{Accounts, Sessions};
+use hometrip_auth::api::{AccountSecurity, Accounts, Sessions};
 use hometrip_booking::api::Reservations;
 use hometrip_kernel::auth_context::AccessVerifier;
 use hometrip_kernel::http::TrustedProxies;
 use hometrip_listing::api::Listings;
+use hometrip_message::api::Inbox;
 use hometrip_search::api::Search;
+use hometrip_user::api::{Profiles, Users};
 use sha2::{Digest, Sha512};
 
 /// What the pages call, and how they keep sessions.
@@ -33,6 +40,10 @@ pub struct Web {
     reservations: Arc<dyn Reservations>,
     accounts: Arc<dyn Accounts>,
     sessions: Arc<dyn Sessions>,
+    security: Arc<dyn AccountSecurity>,
+    users: Arc<dyn Users>,
+    profiles: Arc<dyn Profiles>,
+    inbox: Arc<dyn Inbox>,
     verifier: Arc<AccessVerifier>,
     /// Signs the forms' CSRF tokens.
     csrf_key: [u8; 64],
@@ -48,6 +59,10 @@ pub struct WebDeps {
     pub reservations: Arc<dyn Reservations>,
     pub accounts: Arc<dyn Accounts>,
     pub sessions: Arc<dyn Sessions>,
+    pub security: Arc<dyn AccountSecurity>,
+    pub users: Arc<dyn Users>,
+    pub profiles: Arc<dyn Profiles>,
+    pub inbox: Arc<dyn Inbox>,
     pub verifier: Arc<AccessVerifier>,
     /// The deployment's shared secret (the service credential): every
     /// gateway derives the same CSRF key from it.
@@ -66,6 +81,10 @@ impl Web {
             reservations: d.reservations,
             accounts: d.accounts,
             sessions: d.sessions,
+            security: d.security,
+            users: d.users,
+            profiles: d.profiles,
+            inbox: d.inbox,
             verifier: d.verifier,
             csrf_key,
             secure_cookies: d.public_url.starts_with("https://"),
@@ -81,14 +100,26 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(data.clone())
             .route("/", web::get().to(pages::home))
-            .route("/search", web::get().to(pages::search))
+            .route("/search", web::get().to(search_page::search))
             .route("/listings/{id}", web::get().to(pages::listing))
             .route("/listings/{id}/book", web::post().to(trip_pages::book))
             .route("/checkout/{id}", web::get().to(trip_pages::checkout))
             .route("/checkout/{id}", web::post().to(trip_pages::pay))
+            .route("/listings/{id}/contact", web::post().to(inbox_pages::contact))
+            .route("/inbox", web::get().to(inbox_pages::inbox))
+            .route("/inbox/{id}", web::get().to(inbox_pages::conversation))
+            .route("/inbox/{id}", web::post().to(inbox_pages::send))
             .route("/trips", web::get().to(trip_pages::trips))
             .route("/trips/{id}", web::get().to(trip_pages::trip))
             .route("/trips/{id}/cancel", web::post().to(trip_pages::cancel))
+            .route("/account", web::get().to(settings_pages::account))
+            .route("/account", web::post().to(settings_pages::save_profile))
+            .route("/account/security", web::get().to(settings_pages::security))
+            .route("/account/password", web::post().to(settings_pages::change_password))
+            .route("/account/2fa/setup", web::post().to(settings_pages::two_factor_setup))
+            .route("/account/2fa/enable", web::post().to(settings_pages::two_factor_enable))
+            .route("/account/2fa/disable", web::post().to(settings_pages::two_factor_disable))
+            .route("/account/sessions/revoke-others", web::post().to(settings_pages::revoke_others))
             .route("/host/reservations", web::get().to(host_pages::reservations))
             .route("/host/reservations/{id}/{action}", web::post().to(host_pages::answer))
             .route("/sign-in", web::get().to(account_pages::sign_in_form))

@@ -99,6 +99,11 @@ pub struct Messages {
     pub instant_book: &'static str,
     pub apply: &'static str,
     pub invalid_search: &'static str,
+    pub price_per_night: &'static str,
+    pub price_min: &'static str,
+    pub price_max: &'static str,
+    pub whole_amount: &'static str,
+    pub suggestions: &'static str,
     pub map: &'static str,
     pub bedrooms: &'static str,
     pub beds: &'static str,
@@ -158,6 +163,10 @@ pub struct Messages {
     pub password_changed_text: &'static str,
     /// The booking pages' words.
     pub t: &'static crate::trip_words::TripWords,
+    /// The account pages' words.
+    pub a: &'static crate::account_words::AccountWords,
+    /// The inbox pages' words.
+    pub i: &'static crate::inbox_words::InboxWords,
 }
 
 pub static EN: Messages = Messages {
@@ -191,6 +200,11 @@ pub static EN: Messages = Messages {
     instant_book: "Instant book",
     apply: "Apply",
     invalid_search: "This search cannot be run",
+    price_per_night: "Price per night",
+    price_min: "From",
+    price_max: "Up to",
+    whole_amount: "enter a whole amount, like 120",
+    suggestions: "Suggestions",
     map: "Where the results are",
     bedrooms: "bedrooms",
     beds: "beds",
@@ -249,6 +263,8 @@ pub static EN: Messages = Messages {
     password_changed_title: "Your password is changed",
     password_changed_text: "Sign in with your new password.",
     t: &crate::trip_words::EN,
+    a: &crate::account_words::EN,
+    i: &crate::inbox_words::EN,
 };
 
 pub static FR: Messages = Messages {
@@ -282,6 +298,11 @@ pub static FR: Messages = Messages {
     instant_book: "Réservation instantanée",
     apply: "Appliquer",
     invalid_search: "Cette recherche ne peut pas être lancée",
+    price_per_night: "Prix par nuit",
+    price_min: "À partir de",
+    price_max: "Jusqu'à",
+    whole_amount: "saisissez un montant entier, comme 120",
+    suggestions: "Suggestions",
     map: "Où se trouvent les résultats",
     bedrooms: "chambres",
     beds: "lits",
@@ -340,6 +361,8 @@ pub static FR: Messages = Messages {
     password_changed_title: "Votre mot de passe est modifié",
     password_changed_text: "Connectez-vous avec votre nouveau mot de passe.",
     t: &crate::trip_words::FR,
+    a: &crate::account_words::FR,
+    i: &crate::inbox_words::FR,
 };
 
 #[cfg(test)]

@@ -10,10 +10,11 @@ use cookie::Cookie;
 use hometrip_kernel::http::HtmlPage;
 use hometrip_kernel::{Id, Problem};
 use hometrip_listing::api::{Listing, ListingStatus};
-use hometrip_search::api::{SearchHit, SearchParams, SearchResults};
+use hometrip_search::api::SearchParams;
 
 use crate::format;
 use crate::locale::{negotiate, Locale, Messages};
+use crate::search_page::{amenity_label, cards, Card, FormValues};
 use crate::session::Visitor;
 use crate::trip_pages::{stay_box, StayBox, StayForm};
 use crate::{assets, Web};
@@ -107,86 +108,6 @@ impl Chrome {
     }
 }
 
-/// The search form's values, as typed.
-#[derive(Default)]
-pub struct FormValues {
-    pub q: String,
-    pub check_in: String,
-    pub check_out: String,
-    pub guests: String,
-    pub sort: String,
-    pub property_type: String,
-    pub instant_book: bool,
-}
-
-impl FormValues {
-    fn from_pairs(pairs: &[(String, String)]) -> FormValues {
-        let get = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or_default();
-        FormValues {
-            q: get("q"),
-            check_in: get("check_in"),
-            check_out: get("check_out"),
-            guests: get("guests"),
-            sort: get("sort"),
-            property_type: get("property_type"),
-            instant_book: get("instant_book") == "true",
-        }
-    }
-}
-
-/// A search result as a card shows it.
-pub struct Card {
-    pub id: Id,
-    pub title: String,
-    pub city: String,
-    pub property_type: String,
-    pub price: String,
-    pub rating: Option<String>,
-}
-
-fn cards(hits: &[SearchHit], locale: Locale) -> Vec<Card> {
-    hits.iter()
-        .map(|h| Card {
-            id: h.id,
-            title: h.title.clone(),
-            city: h.city.clone(),
-            property_type: h.property_type.clone(),
-            price: format::money(&h.nightly_price, locale),
-            rating: h.rating.map(|r| format::rating(r, locale)),
-        })
-        .collect()
-}
-
-/// A result on the positional plot: x and y in 0..100.
-pub struct Point {
-    pub id: Id,
-    pub x: String,
-    pub y: String,
-    pub label: String,
-}
-
-/// The results placed by longitude and latitude within their own bounds
-/// (no map tiles: nothing is fetched from elsewhere).
-fn plot(hits: &[SearchHit]) -> Vec<Point> {
-    let (mut min_lon, mut max_lon, mut min_lat, mut max_lat) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for h in hits {
-        min_lon = min_lon.min(h.location.lon);
-        max_lon = max_lon.max(h.location.lon);
-        min_lat = min_lat.min(h.location.lat);
-        max_lat = max_lat.max(h.location.lat);
-    }
-    let scale = |v: f64, lo: f64, hi: f64| if hi - lo < 1e-9 { 50.0 } else { (v - lo) / (hi - lo) * 100.0 };
-    hits.iter()
-        .map(|h| Point {
-            id: h.id,
-            x: format!("{:.1}", scale(h.location.lon, min_lon, max_lon)),
-            // North up.
-            y: format!("{:.1}", 100.0 - scale(h.location.lat, min_lat, max_lat)),
-            label: h.title.clone(),
-        })
-        .collect()
-}
-
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage {
@@ -194,25 +115,6 @@ struct HomePage {
     form: FormValues,
     hits: Vec<Card>,
     /// The stay the cards' links carry (none on the home page).
-    stay: String,
-}
-
-#[derive(Template)]
-#[template(path = "search.html")]
-struct SearchPage {
-    page: Chrome,
-    form: FormValues,
-    /// The search's parameters other than the filters' own, kept by the filter form.
-    kept: Vec<(String, String)>,
-    error: Option<String>,
-    total: u64,
-    hits: Vec<Card>,
-    points: Vec<Point>,
-    types: Vec<(String, u64)>,
-    next_href: Option<String>,
-    /// The stay's dates as the language writes them.
-    dates: Option<String>,
-    /// The stay the cards' links carry to the listing page, which prices it.
     stay: String,
 }
 
@@ -337,75 +239,6 @@ pub async fn home(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
     respond(StatusCode::OK, page.render(), &ctx)
 }
 
-/// `GET /search?...`: the API's search parameters; empty form fields are
-/// left out.
-pub async fn search(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
-    let ctx = Context::of(&req, &app).await;
-    let locale = ctx.locale;
-    let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
-    let cursor = pairs.iter().find(|(k, _)| k == "cursor").map(|(_, v)| v.clone());
-    pairs.retain(|(k, v)| !v.trim().is_empty() && k != "lang" && k != "cursor");
-    let form = FormValues::from_pairs(&pairs);
-    let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
-    let mut page = SearchPage {
-        page: ctx.chrome(&req, &app, "search"),
-        kept: pairs
-            .iter()
-            .filter(|(k, _)| !["sort", "property_type", "instant_book"].contains(&k.as_str()))
-            .cloned()
-            .collect(),
-        form,
-        error: None,
-        total: 0,
-        hits: Vec::new(),
-        points: Vec::new(),
-        types: Vec::new(),
-        next_href: None,
-        dates: None,
-        stay: String::new(),
-    };
-    let params = match serde_urlencoded::from_str::<SearchParams>(&query) {
-        Ok(p) => {
-            if let (Some(from), Some(to)) = (p.check_in, p.check_out) {
-                page.dates = Some(format!("{} – {}", format::date(from, locale), format::date(to, locale)));
-                let mut stay = vec![("check_in", from.to_string()), ("check_out", to.to_string())];
-                stay.extend(p.guests.map(|g| ("guests", g.to_string())));
-                page.stay = format!("?{}", serde_urlencoded::to_string(stay).unwrap_or_default());
-            }
-            SearchParams { cursor, ..p }
-        }
-        Err(e) => {
-            page.error = Some(e.to_string());
-            return respond(StatusCode::BAD_REQUEST, page.render(), &ctx);
-        }
-    };
-    match app.search.search(&params).await {
-        Ok(found) => fill(&mut page, &found, &query, locale),
-        Err(p) if p.status == 422 || p.status == 400 => {
-            let detail: Vec<String> = p.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
-            page.error = Some(if detail.is_empty() { p.detail.clone() } else { detail.join("; ") });
-            return respond(StatusCode::UNPROCESSABLE_ENTITY, page.render(), &ctx);
-        }
-        Err(p) => return failed(&req, &app, &ctx, &p),
-    }
-    respond(StatusCode::OK, page.render(), &ctx)
-}
-
-fn fill(page: &mut SearchPage, found: &SearchResults, query: &str, locale: Locale) {
-    page.total = found.total;
-    page.hits = cards(&found.items, locale);
-    page.points = plot(&found.items);
-    page.types = found.facets.property_types.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    page.next_href = found.next_cursor.as_ref().map(|c| {
-        let cursor = serde_urlencoded::to_string([("cursor", c)]).unwrap_or_default();
-        if query.is_empty() {
-            format!("/search?{cursor}")
-        } else {
-            format!("/search?{query}&{cursor}")
-        }
-    });
-}
-
 fn listing_view(l: &Listing, locale: Locale) -> ListingView {
     let place = if l.address.neighbourhood.is_empty() {
         l.address.city.clone()
@@ -431,7 +264,7 @@ fn listing_view(l: &Listing, locale: Locale) -> ListingView {
         beds: l.beds,
         bathrooms: l.bathrooms,
         description: l.description.split("\n\n").map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
-        amenities: l.amenities.clone(),
+        amenities: l.amenities.iter().map(|a| amenity_label(a, locale)).collect(),
         nightly_price: l.nightly_price.as_ref().map(|p| format::money(p, locale)),
         cleaning_fee: l.cleaning_fee.as_ref().filter(|p| p.amount > 0).map(|p| format::money(p, locale)),
         cancellation_policy: l.cancellation_policy.clone(),

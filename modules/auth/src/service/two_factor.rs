@@ -6,7 +6,8 @@ use std::sync::Arc;
 use hometrip_kernel::cache::Limit;
 use hometrip_kernel::{ErrorCode, Id, Problem};
 
-use super::{db_err, hash_password_blocking, unix_now, verify_password_blocking, AuthService, TotpSetup};
+use super::{db_err, hash_password_blocking, unix_now, verify_password_blocking, AuthService};
+use crate::api::TotpSetup;
 use crate::api::*;
 use crate::domain;
 use crate::store::{self, AccountRow};
