@@ -319,15 +319,32 @@ async function messagesJourney(browser) {
   const line = host.locator(".conversation a", { hasText: "Curious Guest" });
   check((await line.count()) === 1, "the host's inbox lists the question");
   check((await line.innerText()).includes("1 unread"), "unread until opened");
+  const live = () => document.querySelector("section.thread")?.dataset.live === "true";
+  await guest.waitForFunction(live, null, { timeout: 10_000 });
   const opened = host.waitForNavigation();
   await line.click();
   await opened;
-  await host.fill("#body", "Yes, and a high chair.");
-  await submit(host, "form.reply button[type=submit]");
-  await expectText(host, "Yes, and a high chair.", "the reply shows in the host's conversation");
+  await host.waitForFunction(live, null, { timeout: 10_000 });
+  // The host opened it: the guest's page shows the question seen, live.
+  await guest.locator("li.mine .seen").waitFor({ timeout: 10_000 });
+  step("the guest saw the question read, without reloading");
+
+  await host.locator("#body").pressSequentially("Yes, and a high chair.", { delay: 15 });
+  await guest.locator(".typing").waitFor({ state: "visible", timeout: 10_000 });
+  step("the guest saw the host typing");
+  // Sent without leaving the page: it comes back over the socket.
+  await host.click("form.reply button[type=submit]");
+  await host.locator("li.mine", { hasText: "Yes, and a high chair." }).waitFor({ timeout: 10_000 });
+  check((await host.inputValue("#body")) === "", "the reply box is cleared once sent");
+  check(host.url() === thread, `the host stayed on the conversation: ${host.url()}`);
+  await guest.locator("li.message:not(.mine)", { hasText: "Yes, and a high chair." }).waitFor({ timeout: 10_000 });
+  step("the reply arrived on the guest's page, live");
+  // The guest's open page read it: the host sees it seen, live.
+  await host.locator("li.mine .seen").waitFor({ timeout: 10_000 });
+  step("the host saw the reply read, without reloading");
 
   await guest.goto(thread);
-  await expectText(guest, "Yes, and a high chair.", "the reply reached the guest");
+  await expectText(guest, "Yes, and a high chair.", "the reply is there after a reload");
   check((await guest.locator(".message.mine .seen").count()) === 1, "the guest's question shows as seen");
   step("a question and its answer through the inbox");
   await guestContext.close();

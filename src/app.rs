@@ -155,6 +155,7 @@ impl Platform {
                 users: wiring.require::<dyn hometrip_user::api::Users>("user")?,
                 profiles: wiring.require::<dyn hometrip_user::api::Profiles>("user")?,
                 inbox: wiring.require::<dyn hometrip_message::api::Inbox>("message")?,
+                notifications: wiring.require::<dyn hometrip_notification::api::NotificationCenter>("notification")?,
                 verifier: Arc::clone(&verifier),
                 secret: wiring.service_token.clone(),
                 public_url: settings.server.public_url.clone(),

@@ -264,9 +264,9 @@ pub static MODULES: &[Module] = &[
         #[cfg(not(feature = "notification"))]
         start: None,
         remote: Some(|w, c| {
-            w.provide::<dyn hometrip_notification::api::Notifications>(Arc::new(
-                hometrip_notification::client::NotificationsClient::new(c),
-            ))
+            let client = Arc::new(hometrip_notification::client::NotificationsClient::new(c));
+            w.provide::<dyn hometrip_notification::api::NotificationCenter>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_notification::api::Notifications>(client)
         }),
         #[cfg(feature = "notification")]
         openapi: Some(<hometrip_notification::http::NotificationApi as utoipa::OpenApi>::openapi),
@@ -486,6 +486,7 @@ mod local {
             })?;
             notifications.subscribe(&w.bus).await;
             w.provide::<dyn Notifications>(Arc::clone(&notifications) as Arc<dyn Notifications>);
+            w.provide::<dyn hometrip_notification::api::NotificationCenter>(Arc::clone(&notifications) as _);
             let data = hometrip_notification::http::data(&notifications);
             let dyn_data: web::Data<dyn Notifications> = web::Data::from(notifications as Arc<dyn Notifications>);
             Ok(Mount::new(move |cfg| {

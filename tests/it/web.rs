@@ -602,7 +602,7 @@ async fn a_user_edits_the_profile_sets_up_two_step_sign_in_with_a_qr_code_and_ma
 
 #[tokio::test]
 async fn a_guest_asks_a_host_from_the_listing_page_and_both_read_and_reply_in_the_inbox() {
-    let server = Server::start().await;
+    let server = Server::start_with(&[("HOMETRIP_TESTING__CLOCK_CONTROL", "true")]).await;
     let host_email = unique_email("page-inbox-host");
     let (host_api, _) = server.client().signed_up(&host_email).await;
     let listing = publish_listing(&server, &host_api, house("Maison des Messages")).await;
@@ -633,6 +633,22 @@ async fn a_guest_asks_a_host_from_the_listing_page_and_both_read_and_reply_in_th
     );
     assert!(!text.contains("12 34 56 78"), "contact details masked before a booking: {text}");
     assert!(text.contains("Maison des Messages") && !text.contains("class=\"hint seen\""), "{text}");
+
+    // Unread past the digest's delay, the question is a notification leading to the conversation.
+    let r = server
+        .internal(reqwest::Method::POST, "/internal/testing/clock", Some(json!({"advance_seconds": 6 * 60})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = server.internal(reqwest::Method::POST, "/internal/testing/jobs/run", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let notified = page_eventually(&mut host, "/notifications", "New message from Test User").await;
+    let text = html(&notified);
+    assert!(text.contains(&format!("<a href=\"{thread}\">New message from Test User</a>")), "{text}");
+    assert!(text.contains("id=\"unread-count\">1 unread") && text.contains("class=\"notification unread\""), "{text}");
+    let all_read = host.post("/notifications/read-all", &[("csrf", &csrf(&notified))]).await;
+    assert_eq!((all_read.status, all_read.headers["location"].to_str().unwrap()), (303, "/notifications"));
+    let text = host.get("/notifications").await.text;
+    assert!(!text.contains("id=\"unread-count\"") && text.contains("New message from Test User"), "{text}");
 
     // The host's inbox shows it unread; opening it reads it; the reply reaches the guest.
     let inbox = host.get("/inbox").await;

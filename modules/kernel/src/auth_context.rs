@@ -177,10 +177,36 @@ pub async fn verify_request(req: &HttpRequest) -> Option<AuthUser> {
     if let Some(user) = forwarded_user(req) {
         return Some(user);
     }
-    let token = bearer(req).ok().or_else(|| query_token(req))?;
+    let token = bearer(req).ok().or_else(|| query_token(req)).or_else(|| cookie_token(req))?;
     let verifier = req.app_data::<web::Data<AccessVerifier>>()?.clone();
     let claims = verifier.verify(&token).await.ok()?;
     Some(claims.user())
+}
+
+/// The web app's access cookie (`__Host-` prefixed under HTTPS).
+pub const ACCESS_COOKIE: &str = "ht_access";
+
+/// The web app's access cookie on a `/ws` handshake from a page of this
+/// very site: the page's script cannot read the HttpOnly cookie to pass it
+/// as `access_token`, and the browser sends it along. A handshake whose
+/// `Origin` is another site (cross-site WebSocket hijacking) gets nothing.
+pub fn cookie_token(req: &HttpRequest) -> Option<String> {
+    if req.path() != "/ws" {
+        return None;
+    }
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let origin_host = header("origin")?.split_once("://")?.1;
+    if !origin_host.eq_ignore_ascii_case(header("host")?) {
+        return None;
+    }
+    let secure = format!("__Host-{ACCESS_COOKIE}");
+    req.headers()
+        .get_all(actix_web::http::header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, value)| (*name == ACCESS_COOKIE || *name == secure) && !value.is_empty())
+        .map(|(_, value)| value.to_owned())
 }
 
 /// The `access_token` query parameter, which only `/ws` takes (a browser
@@ -283,7 +309,7 @@ impl FromRequest for AuthUser {
             return Box::pin(async move { Ok(user) });
         }
         let verifier = req.app_data::<web::Data<AccessVerifier>>().cloned();
-        let token = bearer(req).or_else(|missing| query_token(req).ok_or(missing));
+        let token = bearer(req).or_else(|missing| query_token(req).or_else(|| cookie_token(req)).ok_or(missing));
         Box::pin(async move {
             let token = token?;
             let verifier = verifier.ok_or_else(|| Problem::internal("AccessVerifier not configured"))?;
@@ -368,5 +394,31 @@ mod tests {
         let mut tampered = good.clone();
         tampered.push('x');
         assert!(verifier.verify(&tampered).await.is_err());
+    }
+
+    #[test]
+    fn the_access_cookie_opens_a_socket_from_this_site_only() {
+        let handshake = |path: &str, origin: Option<&str>| {
+            let mut req = actix_web::test::TestRequest::get()
+                .uri(path)
+                .insert_header(("host", "rentals.example:8443"))
+                .insert_header(("cookie", "lang=fr; __Host-ht_access=tok.en.sig; ht_csrf=x"));
+            if let Some(origin) = origin {
+                req = req.insert_header(("origin", origin));
+            }
+            req.to_http_request()
+        };
+        assert_eq!(
+            cookie_token(&handshake("/ws", Some("https://rentals.example:8443"))).as_deref(),
+            Some("tok.en.sig")
+        );
+        for (path, origin) in [
+            ("/ws", Some("https://evil.example")),
+            ("/ws", Some("https://rentals.example")),
+            ("/ws", None),
+            ("/api/v1/users/me", Some("https://rentals.example:8443")),
+        ] {
+            assert_eq!(cookie_token(&handshake(path, origin)), None, "{path} {origin:?}");
+        }
     }
 }

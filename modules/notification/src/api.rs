@@ -4,6 +4,7 @@
 //! settings.
 
 use async_trait::async_trait;
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,30 @@ pub trait Notifications: Send + Sync {
     /// `user`'s notifications created after the one with id `after` (ids are
     /// time-ordered), oldest first, at most `limit`.
     async fn after(&self, user: Id, after: Option<Id>, limit: u32) -> Result<Vec<Notification>, Problem>;
+}
+
+/// A page of a user's notifications, the newest first.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NotificationList {
+    pub items: Vec<Notification>,
+    pub unread_count: i64,
+    pub next_cursor: Option<String>,
+}
+
+/// A signed-in user's own notifications, for the notifications page: the
+/// API's `/notifications` use cases, in process or over those routes as the user.
+#[async_trait]
+pub trait NotificationCenter: Send + Sync {
+    /// The newest first, after `cursor` (a notification id); the unread count with them.
+    async fn list(
+        &self,
+        user: &AuthUser,
+        unread_only: bool,
+        cursor: Option<Id>,
+        limit: u32,
+    ) -> Result<NotificationList, Problem>;
+    /// One notification, or all of them with `None`; 404 for someone else's.
+    async fn mark_read(&self, user: &AuthUser, id: Option<Id>) -> Result<(), Problem>;
 }
 
 /// A notification was stored for its recipient (pushed live over `/ws`).

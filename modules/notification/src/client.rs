@@ -1,10 +1,14 @@
-//! [`Notifications`] over HTTP, for a process that does not run the notification module.
+//! [`Notifications`] over HTTP, for a process that does not run the
+//! notification module (the internal routes), and [`NotificationCenter`] over
+//! the public routes as the signed-in user (the gateway's pages in the split shape).
 
 use async_trait::async_trait;
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{Id, Problem};
+use serde::de::IgnoredAny;
 
-use crate::api::{Notification, Notifications};
+use crate::api::{Notification, NotificationCenter, NotificationList, Notifications};
 
 pub struct NotificationsClient {
     remote: RemoteClient,
@@ -21,5 +25,30 @@ impl Notifications for NotificationsClient {
     async fn after(&self, user: Id, after: Option<Id>, limit: u32) -> Result<Vec<Notification>, Problem> {
         let after = after.map(|a| format!("&after={a}")).unwrap_or_default();
         self.remote.get(&format!("/internal/notification/users/{user}/notifications?limit={limit}{after}"), None).await
+    }
+}
+
+#[async_trait]
+impl NotificationCenter for NotificationsClient {
+    async fn list(
+        &self,
+        user: &AuthUser,
+        unread_only: bool,
+        cursor: Option<Id>,
+        limit: u32,
+    ) -> Result<NotificationList, Problem> {
+        let mut query = vec![("limit", limit.to_string()), ("unread", unread_only.to_string())];
+        query.extend(cursor.map(|c| ("cursor", c.to_string())));
+        let query = serde_urlencoded::to_string(query).map_err(Problem::internal)?;
+        self.remote.get_as(&format!("/api/v1/notifications?{query}"), user).await
+    }
+
+    async fn mark_read(&self, user: &AuthUser, id: Option<Id>) -> Result<(), Problem> {
+        let path = match id {
+            Some(id) => format!("/api/v1/notifications/{id}/read"),
+            None => "/api/v1/notifications/read-all".to_owned(),
+        };
+        let body = serde_json::json!({});
+        self.remote.post_as::<_, Option<IgnoredAny>>(&path, &body, user, None).await.map(drop)
     }
 }

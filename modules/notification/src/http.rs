@@ -11,11 +11,9 @@ use hometrip_kernel::{Id, Problem};
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{Notification, Notifications};
+use crate::api::{Notification, NotificationList, Notifications};
 use crate::catalogue::{self, Channels, Text, Vars};
-use crate::inbox::{
-    NotificationList, PhoneStatus, PreferencesBody, PushSubscriptionBody, QuietHours, Subscription, SubscriptionKeys,
-};
+use crate::inbox::{PhoneStatus, PreferencesBody, PushSubscriptionBody, QuietHours, Subscription, SubscriptionKeys};
 use crate::service::NotificationService;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -4,12 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{ErrorCode, FieldError, Id, Problem};
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use crate::api::Notification;
+use crate::api::{NotificationCenter, NotificationList};
 use crate::catalogue::{self, Channels};
 use crate::channels::TWILIO_WEBHOOK_PATH;
 use crate::deliver::{db_err, view};
@@ -18,13 +19,6 @@ use crate::store::{self, PhoneRow, PreferencesRow, SubscriptionRow};
 
 const CODE_VALID_MINUTES: i64 = 10;
 const CODE_ATTEMPTS: i32 = 5;
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct NotificationList {
-    pub items: Vec<Notification>,
-    pub unread_count: i64,
-    pub next_cursor: Option<String>,
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -303,6 +297,26 @@ fn e164(phone: &str) -> Option<String> {
     }
     let parsed = rlibphonenumber::PhoneNumber::parse(trimmed, None).ok()?;
     parsed.is_valid().then(|| parsed.format_as(rlibphonenumber::PhoneNumberFormat::E164).into_owned())
+}
+
+/// [`NotificationCenter`] in process: the notifications page calls the same
+/// use cases as the API's routes.
+#[async_trait::async_trait]
+impl NotificationCenter for NotificationService {
+    async fn list(
+        &self,
+        user: &AuthUser,
+        unread_only: bool,
+        cursor: Option<Id>,
+        limit: u32,
+    ) -> Result<NotificationList, Problem> {
+        let limit = hometrip_kernel::http::PageQuery { limit: Some(limit), cursor: None }.limit()?;
+        NotificationService::list(self, user.id, unread_only, cursor, limit).await
+    }
+
+    async fn mark_read(&self, user: &AuthUser, id: Option<Id>) -> Result<(), Problem> {
+        NotificationService::read(self, user.id, id).await
+    }
 }
 
 #[cfg(test)]

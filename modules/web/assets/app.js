@@ -57,6 +57,130 @@
     });
   }
 
+  // A conversation's page: messages, typing and read receipts as they
+  // happen, over the /ws socket (the session cookie opens it). The page
+  // works without it; a reload shows the same.
+  var thread = document.querySelector("section.thread[data-conversation]");
+  if (thread && window.WebSocket && window.fetch) {
+    var conversation = thread.dataset.conversation;
+    var me = thread.dataset.me;
+    var list = thread.querySelector("ol.messages");
+    var typing = thread.querySelector(".typing");
+    var csrf = thread.querySelector("input[name=csrf]");
+    var lastSeq = function () {
+      var items = list.querySelectorAll("li[data-seq]");
+      return items.length ? Number(items[items.length - 1].dataset.seq) : 0;
+    };
+    var markRead = function (seq) {
+      fetch("/inbox/" + conversation + "/read", {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: "csrf=" + encodeURIComponent(csrf.value) + "&up_to_seq=" + seq,
+        credentials: "same-origin"
+      }).catch(function () {});
+    };
+    var seenUpTo = function (seq) {
+      list.querySelectorAll("li.mine[data-seq]").forEach(function (li) {
+        if (Number(li.dataset.seq) <= seq && !li.querySelector(".seen")) {
+          var seen = document.createElement("p");
+          seen.className = "hint seen";
+          seen.textContent = thread.dataset.seen;
+          li.appendChild(seen);
+        }
+      });
+    };
+    var append = function (m) {
+      if (m.conversation_id !== conversation || document.getElementById("m" + m.seq)) return;
+      var li = document.createElement("li");
+      li.id = "m" + m.seq;
+      li.dataset.seq = m.seq;
+      li.className = "message" + (m.sender_id === me ? " mine" : "");
+      var head = document.createElement("p");
+      head.className = "sender";
+      var who = document.createElement("strong");
+      who.textContent = m.sender_id === me ? thread.dataset.you : thread.dataset.with;
+      head.appendChild(who);
+      li.appendChild(head);
+      var body = document.createElement("div");
+      body.className = "body";
+      m.body.split("\n").forEach(function (line) {
+        var p = document.createElement("p");
+        p.textContent = line;
+        body.appendChild(p);
+      });
+      li.appendChild(body);
+      list.appendChild(li);
+      if (m.sender_id !== me) {
+        typing.hidden = true;
+        if (document.visibilityState === "visible") markRead(m.seq);
+      }
+    };
+    var connect = function (delay) {
+      var socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+      socket.onopen = function () {
+        delay = 1000;
+        var resume = {};
+        resume[conversation] = lastSeq();
+        socket.send(JSON.stringify({ type: "resume", conversations: resume }));
+        thread.dataset.live = "true";
+      };
+      socket.onmessage = function (event) {
+        var frame;
+        try { frame = JSON.parse(event.data); } catch (e) { return; }
+        var d = frame.data || {};
+        if (frame.type === "message.created") {
+          append(d);
+        } else if (frame.type === "typing" && d.conversation_id === conversation && d.user_id !== me) {
+          typing.hidden = false;
+          clearTimeout(typing.timer);
+          typing.timer = setTimeout(function () { typing.hidden = true; }, 5000);
+        } else if (frame.type === "conversation.read" && d.conversation_id === conversation && d.reader_id !== me) {
+          seenUpTo(d.up_to_seq);
+        }
+      };
+      socket.onclose = function () {
+        thread.dataset.live = "false";
+        setTimeout(function () { connect(Math.min(delay * 2, 30000)); }, delay);
+      };
+      thread.socket = socket;
+    };
+    connect(1000);
+    // Replies go without leaving the page while the socket is up (the
+    // message comes back as a frame); otherwise, or when the server has
+    // something to say about it, the form posts as it would without script.
+    var form = thread.querySelector("form.reply");
+    form.addEventListener("submit", function (event) {
+      if (thread.dataset.live !== "true" || form.dataset.sending === "true") return;
+      event.preventDefault();
+      form.dataset.sending = "true";
+      fetch(form.action, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams(new FormData(form)).toString(),
+        credentials: "same-origin",
+        redirect: "manual"
+      }).then(function (r) {
+        if (r.type === "opaqueredirect" || r.status === 303) {
+          form.reset();
+          form.querySelector("input[name=client_message_id]").value =
+            crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2);
+          form.dataset.sending = "false";
+        } else {
+          form.submit();
+        }
+      }).catch(function () { form.submit(); });
+    });
+    var box = thread.querySelector("textarea[name=body]");
+    var toldTyping = 0;
+    box.addEventListener("input", function () {
+      var now = Date.now();
+      if (now - toldTyping > 3000 && thread.socket && thread.socket.readyState === 1) {
+        toldTyping = now;
+        thread.socket.send(JSON.stringify({ type: "typing", conversation_id: conversation }));
+      }
+    });
+  }
+
   var name = document.body.dataset.event;
   if (!name || !navigator.sendBeacon) return;
   var session;

@@ -53,6 +53,8 @@ struct MessageLine {
 struct ConversationPage {
     page: Chrome,
     id: String,
+    /// The user, for the script telling their messages from the other's.
+    me: String,
     with: String,
     listing_id: String,
     about: String,
@@ -195,6 +197,7 @@ async fn conversation_page(
     let page = ConversationPage {
         page: ctx.chrome(req, app, "page_view"),
         id: id.to_string(),
+        me: user.id.to_string(),
         with: names.get(&with_id).cloned().unwrap_or_default(),
         listing_id: listing_id.map(|l| l.to_string()).unwrap_or_default(),
         about: listing_id.and_then(|l| titles.get(&l).cloned()).unwrap_or_default(),
@@ -288,5 +291,38 @@ pub async fn contact(req: HttpRequest, app: web::Data<Web>, id: web::Path<String
             }
             None => failed(&req, &app, &ctx, &p),
         },
+    }
+}
+
+#[derive(Deserialize)]
+struct ReadForm {
+    up_to_seq: i64,
+}
+
+/// `POST /inbox/{conversation}/read` (the page's script, as messages arrive
+/// while it is open): 204.
+pub async fn read(req: HttpRequest, app: web::Data<Web>, id: web::Path<String>, body: web::Bytes) -> HttpResponse {
+    let ctx = Context::of(&req, &app).await;
+    let form: ReadForm = match posted(&req, &app, &ctx, &body) {
+        Ok(f) => f,
+        Err(refused) => return *refused,
+    };
+    let (Some(signed_in), Ok(conversation)) = (ctx.visitor.user.as_ref(), id.parse::<Id>()) else {
+        return failed(&req, &app, &ctx, &Problem::not_found("conversation"));
+    };
+    match app.inbox.mark_read(&signed_in.user, conversation, form.up_to_seq).await {
+        Ok(()) => {
+            let mut r = HttpResponse::NoContent();
+            ctx.set_cookies(&mut r, &[]);
+            r.finish()
+        }
+        Err(p) if p.status == 404 || p.status == 403 => failed(&req, &app, &ctx, &Problem::not_found("conversation")),
+        // A position the conversation does not have: said by the status alone (the script ignores it).
+        Err(p) if p.status < 500 => {
+            let mut r = HttpResponse::build(StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY));
+            ctx.set_cookies(&mut r, &[]);
+            r.finish()
+        }
+        Err(p) => failed(&req, &app, &ctx, &p),
     }
 }

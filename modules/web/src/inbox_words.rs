@@ -1,5 +1,5 @@
-//! The words of the inbox pages in each language; [`crate::locale::Messages`]
-//! holds them as `i`.
+//! The words of the inbox and notifications pages in each language;
+//! [`crate::locale::Messages`] holds them as `i` and `n`.
 
 pub struct InboxWords {
     pub inbox: &'static str,
@@ -16,6 +16,7 @@ pub struct InboxWords {
     pub contact_host: &'static str,
     pub contact_hint: &'static str,
     pub someone: &'static str,
+    pub typing: &'static str,
 }
 
 pub static EN: InboxWords = InboxWords {
@@ -33,6 +34,7 @@ pub static EN: InboxWords = InboxWords {
     contact_host: "Contact the host",
     contact_hint: "Ask about the home, the area or your dates. Contact details are shared once a booking is confirmed.",
     someone: "A member",
+    typing: "is typing…",
 };
 
 pub static FR: InboxWords = InboxWords {
@@ -50,4 +52,26 @@ pub static FR: InboxWords = InboxWords {
     contact_host: "Contacter l'hôte",
     contact_hint: "Posez vos questions sur le logement, le quartier ou vos dates. Les coordonnées sont partagées une fois la réservation confirmée.",
     someone: "Un membre",
+    typing: "écrit…",
+};
+
+pub struct NotificationWords {
+    pub notifications: &'static str,
+    pub none: &'static str,
+    pub read_all: &'static str,
+    pub mark_read: &'static str,
+}
+
+pub static NOTIFICATIONS_EN: NotificationWords = NotificationWords {
+    notifications: "Notifications",
+    none: "Nothing new.",
+    read_all: "Mark all as read",
+    mark_read: "Mark as read",
+};
+
+pub static NOTIFICATIONS_FR: NotificationWords = NotificationWords {
+    notifications: "Notifications",
+    none: "Rien de nouveau.",
+    read_all: "Tout marquer comme lu",
+    mark_read: "Marquer comme lu",
 };

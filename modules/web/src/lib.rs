@@ -13,6 +13,7 @@ mod host_pages;
 mod inbox_pages;
 mod inbox_words;
 mod locale;
+mod notification_pages;
 mod pages;
 mod search_page;
 mod session;
@@ -29,6 +30,7 @@ use hometrip_kernel::auth_context::AccessVerifier;
 use hometrip_kernel::http::TrustedProxies;
 use hometrip_listing::api::Listings;
 use hometrip_message::api::Inbox;
+use hometrip_notification::api::NotificationCenter;
 use hometrip_search::api::Search;
 use hometrip_user::api::{Profiles, Users};
 use sha2::{Digest, Sha512};
@@ -44,6 +46,7 @@ pub struct Web {
     users: Arc<dyn Users>,
     profiles: Arc<dyn Profiles>,
     inbox: Arc<dyn Inbox>,
+    notifications: Arc<dyn NotificationCenter>,
     verifier: Arc<AccessVerifier>,
     /// Signs the forms' CSRF tokens.
     csrf_key: [u8; 64],
@@ -63,6 +66,7 @@ pub struct WebDeps {
     pub users: Arc<dyn Users>,
     pub profiles: Arc<dyn Profiles>,
     pub inbox: Arc<dyn Inbox>,
+    pub notifications: Arc<dyn NotificationCenter>,
     pub verifier: Arc<AccessVerifier>,
     /// The deployment's shared secret (the service credential): every
     /// gateway derives the same CSRF key from it.
@@ -85,6 +89,7 @@ impl Web {
             users: d.users,
             profiles: d.profiles,
             inbox: d.inbox,
+            notifications: d.notifications,
             verifier: d.verifier,
             csrf_key,
             secure_cookies: d.public_url.starts_with("https://"),
@@ -109,6 +114,10 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/inbox", web::get().to(inbox_pages::inbox))
             .route("/inbox/{id}", web::get().to(inbox_pages::conversation))
             .route("/inbox/{id}", web::post().to(inbox_pages::send))
+            .route("/inbox/{id}/read", web::post().to(inbox_pages::read))
+            .route("/notifications", web::get().to(notification_pages::notifications))
+            .route("/notifications/read-all", web::post().to(notification_pages::mark_read))
+            .route("/notifications/{id}/read", web::post().to(notification_pages::mark_read))
             .route("/trips", web::get().to(trip_pages::trips))
             .route("/trips/{id}", web::get().to(trip_pages::trip))
             .route("/trips/{id}/cancel", web::post().to(trip_pages::cancel))

@@ -167,6 +167,8 @@ pub struct Messages {
     pub a: &'static crate::account_words::AccountWords,
     /// The inbox pages' words.
     pub i: &'static crate::inbox_words::InboxWords,
+    /// The notifications page's words.
+    pub n: &'static crate::inbox_words::NotificationWords,
 }
 
 pub static EN: Messages = Messages {
@@ -265,6 +267,7 @@ pub static EN: Messages = Messages {
     t: &crate::trip_words::EN,
     a: &crate::account_words::EN,
     i: &crate::inbox_words::EN,
+    n: &crate::inbox_words::NOTIFICATIONS_EN,
 };
 
 pub static FR: Messages = Messages {
@@ -363,6 +366,7 @@ pub static FR: Messages = Messages {
     t: &crate::trip_words::FR,
     a: &crate::account_words::FR,
     i: &crate::inbox_words::FR,
+    n: &crate::inbox_words::NOTIFICATIONS_FR,
 };
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use actix_web::HttpRequest;
 use cookie::{Cookie, SameSite};
 use hmac::{Hmac, Mac};
 use hometrip_auth::api::SessionTokens;
-use hometrip_kernel::auth_context::AuthUser;
+use hometrip_kernel::auth_context::{AuthUser, ACCESS_COOKIE};
 use hometrip_kernel::{ErrorCode, Id, Problem};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
@@ -24,7 +24,6 @@ use tokio::sync::OnceCell;
 use crate::locale::cookie_value;
 use crate::Web;
 
-const ACCESS_COOKIE: &str = "ht_access";
 const REFRESH_COOKIE: &str = "ht_refresh";
 const CSRF_COOKIE: &str = "ht_csrf";
 /// How long the browser keeps the refresh cookie; the session's own expiry,
