@@ -14,22 +14,9 @@ CHROME_PATH="${CHROME_PATH:-/usr/bin/chromium}"
 export CHROME_PATH
 command -v "$CHROME_PATH" >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 [ -d benches/lighthouse/node_modules/lighthouse ] || npm ci --prefix benches/lighthouse --no-audit --no-fund
-cargo build --release --bin hometrip
-BIN="$CARGO_TARGET_DIR/release/hometrip"
-DATA="$(mktemp -d)"
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$DATA"; }
-trap cleanup EXIT
-export HOMETRIP_DATA_DIR="$DATA" HOMETRIP_SERVER__HOST=127.0.0.1 HOMETRIP_SERVER__PORT=3994 HOMETRIP_LOG__FILTER=error \
-  HOMETRIP_SERVER__RATE_LIMIT__MAX=1000000000
-"$BIN" seed-demo --listings "$LISTINGS" >/dev/null
-"$BIN" serve & pid=$!
-base=http://127.0.0.1:3994
-for _ in $(seq 1 600); do
-  total=$(curl -sf "$base/api/v1/search/listings?limit=1" | sed -E 's/.*"total":([0-9]+).*/\1/' || true)
-  [ "$total" = "$LISTINGS" ] && break
-  sleep 0.5
-done
+# shellcheck source=benches/demo-server.sh
+source benches/demo-server.sh
+demo_server 3994 "$LISTINGS"
 in30=$(date -d '+30 days' +%F); out32=$(date -d '+32 days' +%F)
 listing=$(curl -sf "$base/api/v1/search/listings?limit=1&sort=rating&check_in=$in30&check_out=$out32" |
   sed -E 's/.*"items":\[\{"id":"([^"]+)".*/\1/')

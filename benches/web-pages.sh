@@ -13,23 +13,9 @@ LISTINGS="${LISTINGS:-2000}"
 DURATION="${DURATION:-10s}"
 CONNS="${CONNS:-8}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --bin hometrip
-BIN="$CARGO_TARGET_DIR/release/hometrip"
-DATA="$(mktemp -d)"
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$DATA"; }
-trap cleanup EXIT
-export HOMETRIP_DATA_DIR="$DATA" HOMETRIP_SERVER__HOST=127.0.0.1 HOMETRIP_SERVER__PORT=3995 HOMETRIP_LOG__FILTER=error \
-  HOMETRIP_SERVER__RATE_LIMIT__MAX=1000000000
-"$BIN" seed-demo --listings "$LISTINGS" >/dev/null
-"$BIN" serve & pid=$!
-base=http://127.0.0.1:3995
-for _ in $(seq 1 600); do
-  total=$(curl -sf "$base/api/v1/search/listings?limit=1" | sed -E 's/.*"total":([0-9]+).*/\1/' || true)
-  [ "$total" = "$LISTINGS" ] && break
-  sleep 0.5
-done
-echo "index holds $total listings"
+# shellcheck source=benches/demo-server.sh
+source benches/demo-server.sh
+demo_server 3995 "$LISTINGS"
 listing=$(curl -sf "$base/api/v1/search/listings?limit=1&sort=rating" | sed -E 's/.*"items":\[\{"id":"([^"]+)".*/\1/')
 in12=$(date -d '+12 days' +%F); out15=$(date -d '+15 days' +%F)
 query="q=apartment&check_in=$in12&check_out=$out15&guests=2"

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::account_pages::redirect;
 use crate::pages::{failed, respond, Chrome, Context};
-use crate::trip_pages::{posted, user_or_sign_in, StayForm};
+use crate::trip_pages::{posted, titles, user_or_sign_in, StayForm};
 use crate::{format, Web};
 
 /// A conversation as the inbox lists it.
@@ -76,15 +76,6 @@ async fn names(app: &Web, ids: &[Id], ctx: &Context) -> HashMap<Id, String> {
         .zip(found)
         .map(|(id, p)| (id, p.ok().flatten().map_or_else(|| someone.to_owned(), |p| p.display_name)))
         .collect()
-}
-
-/// Titles of `ids`, each asked once, at the same time.
-async fn titles(app: &Web, ids: &[Id]) -> HashMap<Id, String> {
-    let mut ids = ids.to_vec();
-    ids.sort();
-    ids.dedup();
-    let found = futures_util::future::join_all(ids.iter().map(|id| app.listings.listing(*id))).await;
-    ids.into_iter().zip(found).map(|(id, l)| (id, l.ok().flatten().map(|l| l.title).unwrap_or_default())).collect()
 }
 
 fn other(c: &Conversation, me: Id) -> Id {

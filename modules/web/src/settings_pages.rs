@@ -75,11 +75,6 @@ struct RecoveryPage {
     codes: Vec<String>,
 }
 
-/// The signed-in user, or the way to sign in and back to `back`.
-fn user<'a>(ctx: &'a Context, back: &str) -> Result<&'a AuthUser, Box<HttpResponse>> {
-    user_or_sign_in(ctx, back)
-}
-
 async fn account_page(
     req: &HttpRequest,
     app: &Web,
@@ -112,7 +107,7 @@ async fn account_page(
 /// `GET /account`: the profile form.
 pub async fn account(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
-    let user = match user(&ctx, "/account") {
+    let user = match user_or_sign_in(&ctx, "/account") {
         Ok(u) => u,
         Err(to_sign_in) => return *to_sign_in,
     };
@@ -146,7 +141,7 @@ pub async fn save_profile(req: HttpRequest, app: web::Data<Web>, body: web::Byte
         Ok(f) => f,
         Err(refused) => return *refused,
     };
-    let user = match user(&ctx, "/account") {
+    let user = match user_or_sign_in(&ctx, "/account") {
         Ok(u) => u,
         Err(to_sign_in) => return *to_sign_in,
     };
@@ -214,7 +209,7 @@ async fn security_page(
 /// `GET /account/security`: password, two-step sign-in, sessions.
 pub async fn security(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
-    let user = match user(&ctx, "/account/security") {
+    let user = match user_or_sign_in(&ctx, "/account/security") {
         Ok(u) => u,
         Err(to_sign_in) => return *to_sign_in,
     };
@@ -271,7 +266,7 @@ async fn security_form<T: DeserializeOwned>(
         Ok(f) => f,
         Err(refused) => return *refused,
     };
-    let user = match user(&ctx, "/account/security") {
+    let user = match user_or_sign_in(&ctx, "/account/security") {
         Ok(u) => u,
         Err(to_sign_in) => return *to_sign_in,
     };
@@ -307,7 +302,7 @@ pub async fn two_factor_setup(req: HttpRequest, app: web::Data<Web>, body: web::
     if let Err(refused) = posted::<NoFields>(&req, &app, &ctx, &body) {
         return *refused;
     }
-    let user = match user(&ctx, "/account/security") {
+    let user = match user_or_sign_in(&ctx, "/account/security") {
         Ok(u) => u,
         Err(to_sign_in) => return *to_sign_in,
     };
@@ -330,7 +325,7 @@ pub async fn two_factor_enable(req: HttpRequest, app: web::Data<Web>, body: web:
         Ok(f) => f,
         Err(refused) => return *refused,
     };
-    let user = match user(&ctx, "/account/security") {
+    let user = match user_or_sign_in(&ctx, "/account/security") {
         Ok(u) => u,
         Err(to_sign_in) => return *to_sign_in,
     };

@@ -4,6 +4,8 @@
 //! shown before the button). Every call goes through the booking module's
 //! [`hometrip_booking::api::Reservations`], as the signed-in user.
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -111,10 +113,11 @@ pub async fn stay_box(app: &Web, ctx: &Context, l: &Listing, form: StayForm) -> 
         months: Vec::new(),
         form,
     };
-    let start = booking_views::first_of_month(stay.form.stay().map_or(today, |(from, _, _)| from.max(today)), 0);
+    let asked = stay.form.stay();
+    let start = booking_views::first_of_month(asked.map_or(today, |(from, _, _)| from.max(today)), 0);
     let end = booking_views::first_of_month(start, 2);
     let quote = async {
-        match stay.form.stay() {
+        match asked {
             Some((from, to, guests)) => Some(app.reservations.quote(l.id, from, to, guests, stay.form.rate()).await),
             None => None,
         }
@@ -369,18 +372,23 @@ struct TripsPage {
     past: Vec<BookingLine>,
 }
 
-/// The titles of the bookings' listings, each read once, at the same time.
-pub(crate) async fn lines(app: &Web, bookings: &[Booking], ctx: &Context) -> Vec<BookingLine> {
-    let mut ids: Vec<Id> = bookings.iter().map(|b| b.listing_id).collect();
+/// The titles of `ids`' listings, each read once, at the same time (an
+/// unreadable one is empty: the page still shows).
+pub(crate) async fn titles(app: &Web, ids: &[Id]) -> HashMap<Id, String> {
+    let mut ids = ids.to_vec();
     ids.sort();
     ids.dedup();
-    let titles = futures_util::future::join_all(ids.iter().map(|id| title_of(app, *id))).await;
+    let found = futures_util::future::join_all(ids.iter().map(|id| title_of(app, *id))).await;
+    ids.into_iter().zip(found).collect()
+}
+
+/// The bookings as lines of a list, with their listings' titles.
+pub(crate) async fn lines(app: &Web, bookings: &[Booking], ctx: &Context) -> Vec<BookingLine> {
+    let ids: Vec<Id> = bookings.iter().map(|b| b.listing_id).collect();
+    let titles = titles(app, &ids).await;
     bookings
         .iter()
-        .map(|b| {
-            let title = ids.iter().position(|id| *id == b.listing_id).map(|i| titles[i].clone()).unwrap_or_default();
-            booking_views::line(b, title, ctx.locale)
-        })
+        .map(|b| booking_views::line(b, titles.get(&b.listing_id).cloned().unwrap_or_default(), ctx.locale))
         .collect()
 }
 
