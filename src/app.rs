@@ -147,6 +147,8 @@ impl Platform {
         if wiring.local.contains("gateway") {
             let web_app = hometrip_web::Web::new(hometrip_web::WebDeps {
                 listings: wiring.require::<dyn hometrip_listing::api::Listings>("listing")?,
+                host_listings: wiring.require::<dyn hometrip_listing::api::HostListings>("listing")?,
+                figures: wiring.require::<dyn hometrip_analytics::api::HostFigures>("analytics")?,
                 search: wiring.require::<dyn hometrip_search::api::Search>("search")?,
                 reservations: wiring.require::<dyn hometrip_booking::api::Reservations>("booking")?,
                 accounts: wiring.require::<dyn hometrip_auth::api::Accounts>("auth")?,

@@ -141,7 +141,9 @@ pub static MODULES: &[Module] = &[
         #[cfg(not(feature = "listing"))]
         start: None,
         remote: Some(|w, c| {
-            w.provide::<dyn hometrip_listing::api::Listings>(Arc::new(hometrip_listing::client::ListingsClient::new(c)))
+            let client = Arc::new(hometrip_listing::client::ListingsClient::new(c));
+            w.provide::<dyn hometrip_listing::api::HostListings>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_listing::api::Listings>(client)
         }),
         #[cfg(feature = "listing")]
         openapi: Some(<hometrip_listing::http::ListingApi as utoipa::OpenApi>::openapi),
@@ -333,7 +335,11 @@ pub static MODULES: &[Module] = &[
         start: Some(local::analytics),
         #[cfg(not(feature = "analytics"))]
         start: None,
-        remote: None,
+        remote: Some(|w, c| {
+            w.provide::<dyn hometrip_analytics::api::HostFigures>(Arc::new(
+                hometrip_analytics::client::AnalyticsClient::new(c),
+            ))
+        }),
         #[cfg(feature = "analytics")]
         openapi: Some(<hometrip_analytics::http::AnalyticsApi as utoipa::OpenApi>::openapi),
         #[cfg(not(feature = "analytics"))]
@@ -515,6 +521,8 @@ mod local {
             listings.subscribe().await;
             listings.register_jobs(&w.jobs).await.map_err(|p| format!("listing jobs: {}", p.detail))?;
             w.provide::<dyn Listings>(Arc::clone(&listings) as Arc<dyn Listings>);
+            let desk = hometrip_listing::host_desk::HostDesk::new(Arc::clone(&listings), &w.settings.server.public_url);
+            w.provide::<dyn hometrip_listing::api::HostListings>(desk);
             w.keep(Arc::clone(&listings));
             let data = hometrip_listing::http::data(&listings);
             let dyn_data: web::Data<dyn Listings> = web::Data::from(listings as Arc<dyn Listings>);
@@ -683,6 +691,7 @@ mod local {
                 settings: w.settings.analytics.clone(),
             });
             analytics.subscribe().await?;
+            w.provide::<dyn hometrip_analytics::api::HostFigures>(Arc::clone(&analytics) as _);
             let trusted = hometrip_kernel::http::TrustedProxies::parse(&w.settings.server.trusted_proxies)?;
             let data =
                 web::Data::new(hometrip_analytics::http::AnalyticsWeb { service: analytics, trusted_proxies: trusted });

@@ -33,3 +33,4 @@ mod support;
 mod traces;
 mod users;
 mod web;
+mod web_host;

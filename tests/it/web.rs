@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::support::*;
 
-fn html(r: &Reply) -> &str {
+pub(crate) fn html(r: &Reply) -> &str {
     assert!(r.content_type().starts_with("text/html"), "{} {}", r.content_type(), r.text);
     let csp = r.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
@@ -133,17 +133,17 @@ async fn guests_find_and_read_a_listing_in_pages_that_escape_what_hosts_write() 
 }
 
 /// A browser's cookie jar over the test client (which follows no redirect).
-struct Browser {
-    api: Api,
+pub(crate) struct Browser {
+    pub(crate) api: Api,
     jar: std::collections::BTreeMap<String, String>,
 }
 
 impl Browser {
-    fn new(server: &Server) -> Browser {
+    pub(crate) fn new(server: &Server) -> Browser {
         Browser { api: server.client(), jar: Default::default() }
     }
 
-    fn keep(&mut self, r: &Reply) {
+    pub(crate) fn keep(&mut self, r: &Reply) {
         for set in r.headers.get_all("set-cookie") {
             let set = set.to_str().unwrap();
             let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
@@ -156,11 +156,11 @@ impl Browser {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
     }
 
-    async fn get(&mut self, path: &str) -> Reply {
+    pub(crate) async fn get(&mut self, path: &str) -> Reply {
         let r = self
             .api
             .send(self.api.http.get(format!("{}{path}", self.api.base)).header("cookie", self.cookie_header()))
@@ -169,7 +169,7 @@ impl Browser {
         r
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         let rb = self
             .api
@@ -185,7 +185,7 @@ impl Browser {
 }
 
 /// The CSRF token of the page's forms.
-fn csrf(page: &Reply) -> String {
+pub(crate) fn csrf(page: &Reply) -> String {
     let at =
         page.text.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + "name=\"csrf\" value=\"".len();
     page.text[at..].split('"').next().unwrap().to_owned()
@@ -321,14 +321,14 @@ async fn a_guest_signs_up_confirms_the_emailed_link_signs_out_in_and_resets_the_
 }
 
 /// The value of the first `name="{field}"` input of a page.
-fn field(page: &Reply, field: &str) -> String {
+pub(crate) fn field(page: &Reply, field: &str) -> String {
     let marker = format!("name=\"{field}\" value=\"");
     let at = page.text.find(&marker).unwrap_or_else(|| panic!("no {field} in {}", page.text)) + marker.len();
     page.text[at..].split('"').next().unwrap().to_owned()
 }
 
 /// A browser signed in through the sign-in page as an account made by the API.
-async fn signed_in_browser(server: &Server, email: &str) -> Browser {
+pub(crate) async fn signed_in_browser(server: &Server, email: &str) -> Browser {
     server.client().signed_up(email).await;
     let mut browser = Browser::new(server);
     let form = browser.get("/sign-in").await;
@@ -352,7 +352,7 @@ async fn book_in_pages(browser: &mut Browser, listing: &str, query: &str) -> Str
 }
 
 /// Loads `path` until its page contains `text` (payments settle in the background).
-async fn page_eventually(browser: &mut Browser, path: &str, text: &str) -> Reply {
+pub(crate) async fn page_eventually(browser: &mut Browser, path: &str, text: &str) -> Reply {
     for _ in 0..patience(100) {
         let r = browser.get(path).await;
         if r.text.contains(text) {

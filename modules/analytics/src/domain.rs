@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use hometrip_kernel::error::FieldError;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -200,28 +200,7 @@ fn rounded(x: f64, places: i32) -> f64 {
     (x * p).round() / p
 }
 
-/// The figures of the contract, from the totals.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Figures {
-    pub nights_available: i64,
-    pub nights_booked: i64,
-    /// Booked nights / available nights (0 when none is available).
-    pub occupancy_rate: f64,
-    /// Average daily rate: accommodation revenue / booked nights.
-    pub adr: hometrip_kernel::money::Money,
-    /// Accommodation revenue / available nights.
-    pub revpar: hometrip_kernel::money::Money,
-    /// What the ledger owes the host for the period's nights.
-    pub revenue: hometrip_kernel::money::Money,
-    /// Bookings confirmed in the period.
-    pub bookings: i64,
-    /// Confirmed bookings cancelled in the period.
-    pub cancellations: i64,
-    /// Days from confirmation to check-in, on average over the period's bookings.
-    pub average_lead_time_days: f64,
-    /// Nights per booking, on average over the period's bookings.
-    pub average_length_of_stay: f64,
-}
+pub use crate::api::Figures;
 
 pub fn figures(t: &Totals, currency: &str) -> Figures {
     use hometrip_kernel::money::Money;

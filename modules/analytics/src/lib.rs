@@ -5,6 +5,7 @@
 //! the rollups only.
 
 pub mod api;
+pub mod client;
 #[cfg(feature = "local")]
 pub mod domain;
 #[cfg(feature = "local")]

@@ -10,7 +10,7 @@ use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{self, Figures, Totals};
+use crate::domain::{self, Totals};
 use crate::service::{db_err, AnalyticsService};
 use crate::store::{self, HostDay, ListingRow};
 
@@ -30,27 +30,7 @@ pub struct PeriodQuery {
     pub listing_id: Option<Id>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MonthFigures {
-    /// `YYYY-MM`.
-    pub month: String,
-    #[serde(flatten)]
-    pub figures: Figures,
-}
-
-/// The host's figures over a period. A night is available unless the host
-/// blocked it (here or in an imported calendar), from the listing's
-/// creation; nights count on their own date, bookings and cancellations on
-/// the day they happened; revenue is what the ledger owes the host.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct HostSummary {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    pub listings: usize,
-    #[serde(flatten)]
-    pub figures: Figures,
-    pub by_month: Vec<MonthFigures>,
-}
+pub use crate::api::{HostSummary, MonthFigures};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Funnel {
@@ -325,5 +305,27 @@ impl AnalyticsService {
             median_minutes,
             other_currencies,
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::api::HostFigures for AnalyticsService {
+    async fn summary(
+        &self,
+        user: &hometrip_kernel::auth_context::AuthUser,
+        from: NaiveDate,
+        to: NaiveDate,
+        listing_id: Option<Id>,
+    ) -> Result<HostSummary, Problem> {
+        self.host_summary(user.id, user.is_admin(), &PeriodQuery { from, to, listing_id }).await
+    }
+
+    async fn csv(
+        &self,
+        user: &hometrip_kernel::auth_context::AuthUser,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<String, Problem> {
+        self.host_csv(user.id, user.is_admin(), &PeriodQuery { from, to, listing_id: None }).await
     }
 }

@@ -48,6 +48,19 @@ impl OnBehalf<'_> {
     }
 }
 
+/// What a call sends.
+enum Body {
+    Json(Vec<u8>),
+    /// `multipart/form-data`, each file under `field` (built again for each attempt).
+    Files {
+        field: &'static str,
+        files: Vec<Vec<u8>>,
+    },
+}
+
+/// How an answer is read: JSON, or the body as text (CSV, iCalendar).
+type Decode<R> = fn(reqwest::StatusCode, &[u8]) -> Result<R, Problem>;
+
 /// Whether a call may be sent again after a failure that may have reached
 /// the other side: reads, and writes the other side recognises when repeated.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -84,9 +97,21 @@ impl RemoteClient {
         &self,
         method: reqwest::Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Option<Body>,
         on_behalf: OnBehalf<'_>,
         retry: Retry,
+    ) -> Result<R, Problem> {
+        self.call_with(method, path, body, on_behalf, retry, Self::decode).await
+    }
+
+    async fn call_with<R>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Body>,
+        on_behalf: OnBehalf<'_>,
+        retry: Retry,
+        decode: Decode<R>,
     ) -> Result<R, Problem> {
         use tracing::Instrument as _;
         let span = tracing::info_span!(
@@ -138,8 +163,18 @@ impl RemoteClient {
                 if let Some(tp) = &trace {
                     rb = rb.header("traceparent", tp);
                 }
-                if let Some(b) = &body {
-                    rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone());
+                match &body {
+                    None => {}
+                    Some(Body::Json(b)) => {
+                        rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone());
+                    }
+                    Some(Body::Files { field, files }) => {
+                        let form = files.iter().enumerate().fold(reqwest::multipart::Form::new(), |form, (i, f)| {
+                            let part = reqwest::multipart::Part::bytes(f.clone()).file_name(format!("upload-{i}"));
+                            form.part(*field, part)
+                        });
+                        rb = rb.multipart(form);
+                    }
                 }
                 match rb.send().await {
                     Err(e) => {
@@ -167,7 +202,7 @@ impl RemoteClient {
                         }
                         let bytes =
                             res.bytes().await.map_err(|_| Problem::new(ErrorCode::BadGateway, "truncated answer"))?;
-                        let decoded = Self::decode(status, &bytes);
+                        let decoded = decode(status, &bytes);
                         if overloaded && retry == Retry::Idempotent {
                             if let Err(p) = decoded {
                                 last = p;
@@ -219,6 +254,54 @@ impl RemoteClient {
         self.write_as(reqwest::Method::PATCH, path, body, user, None).await
     }
 
+    /// A replacement of a module's public resource as `user` (PUT: the same
+    /// body twice leaves the same state, so it is retried like a read).
+    pub async fn put_as<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        user: &AuthUser,
+    ) -> Result<R, Problem> {
+        let body = serde_json::to_vec(body).map_err(Problem::internal)?;
+        let on_behalf = OnBehalf::User { user, idempotency_key: None };
+        self.call(reqwest::Method::PUT, path, Some(Body::Json(body)), on_behalf, Retry::Idempotent).await
+    }
+
+    /// A removal on a module's public route as `user` (an empty answer reads as `()`).
+    pub async fn delete_as(&self, path: &str, user: &AuthUser) -> Result<(), Problem> {
+        let on_behalf = OnBehalf::User { user, idempotency_key: None };
+        self.call_with(reqwest::Method::DELETE, path, None, on_behalf, Retry::OnlyUnsent, |status, bytes| {
+            Self::decode::<serde::de::IgnoredAny>(status, bytes).map(|_| ())
+        })
+        .await
+    }
+
+    /// Files uploaded to a module's public route as `user` (multipart, each
+    /// under `field`), as a browser's form would send them.
+    pub async fn post_files_as<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        field: &'static str,
+        files: Vec<Vec<u8>>,
+        user: &AuthUser,
+    ) -> Result<R, Problem> {
+        let on_behalf = OnBehalf::User { user, idempotency_key: None };
+        self.call(reqwest::Method::POST, path, Some(Body::Files { field, files }), on_behalf, Retry::OnlyUnsent).await
+    }
+
+    /// A read of a public route as `user` that answers text (CSV, iCalendar).
+    pub async fn get_text_as(&self, path: &str, user: &AuthUser) -> Result<String, Problem> {
+        let on_behalf = OnBehalf::User { user, idempotency_key: None };
+        self.call_with(reqwest::Method::GET, path, None, on_behalf, Retry::Idempotent, |status, bytes| {
+            if status.is_success() {
+                return String::from_utf8(bytes.to_vec())
+                    .map_err(|_| Problem::new(ErrorCode::BadGateway, "the answer is not UTF-8 text"));
+            }
+            Self::decode::<()>(status, bytes).map(|()| String::new())
+        })
+        .await
+    }
+
     async fn write_as<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         method: reqwest::Method,
@@ -230,7 +313,7 @@ impl RemoteClient {
         let body = serde_json::to_vec(body).map_err(Problem::internal)?;
         let retry = if idempotency_key.is_some() { Retry::Idempotent } else { Retry::OnlyUnsent };
         let on_behalf = OnBehalf::User { user, idempotency_key };
-        self.call(method, path, Some(body), on_behalf, retry).await
+        self.call(method, path, Some(Body::Json(body)), on_behalf, retry).await
     }
 
     /// A write: sent again only when it surely never arrived.
@@ -262,7 +345,7 @@ impl RemoteClient {
         retry: Retry,
     ) -> Result<R, Problem> {
         let body = serde_json::to_vec(body).map_err(Problem::internal)?;
-        self.call(reqwest::Method::POST, path, Some(body), OnBehalf::of(caller), retry).await
+        self.call(reqwest::Method::POST, path, Some(Body::Json(body)), OnBehalf::of(caller), retry).await
     }
 
     fn decode<R: DeserializeOwned>(status: reqwest::StatusCode, bytes: &[u8]) -> Result<R, Problem> {

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::money::Money;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
@@ -329,6 +330,146 @@ pub trait Listings: Send + Sync {
     /// The listings of `ids` that exist, in any status, in id order (at most
     /// 1,000 ids; for index updates).
     async fn listings_of(&self, ids: &[Id]) -> Result<Vec<Listing>, Problem>;
+}
+
+/// A host's change: every field optional (a new listing starts from defaults).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TermsPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub property_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_guests: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bedrooms: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bathrooms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amenities: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instant_book: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nightly_price: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleaning_fee: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekend_price: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_guest_fee: Option<Money>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guests_included: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weekly_discount_bps: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_discount_bps: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_bird_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_bird_discount_bps: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_minute_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_minute_discount_bps: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_nights: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_nights: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advance_notice_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preparation_days: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_window_days: Option<u32>,
+    /// IANA name, e.g. `Europe/Paris`; by default the country's zone, else UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
+    /// Local `HH:MM`; 15:00 by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_in_time: Option<String>,
+    /// Local `HH:MM`; 11:00 by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_out_time: Option<String>,
+}
+
+/// Nights from `from` up to, not including, `to`: opened or closed, and/or
+/// priced (`price` null leaves the price as it is).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarRangeInput {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Money>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SyncResult {
+    pub imported_nights: i64,
+    pub last_synced_at: Instant,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExportLink {
+    /// Works without signing in; revoke it by rotating.
+    pub url: String,
+}
+
+/// A host's own listings as that host (or an admin) manages them, in
+/// process or over the module's public routes as that user: the same rules
+/// and answers as the API (403 for someone else's listing).
+#[async_trait]
+pub trait HostListings: Send + Sync {
+    /// The user's listings in every status, newest first.
+    async fn mine(&self, user: &AuthUser) -> Result<Vec<Listing>, Problem>;
+    /// The listing with its street address, for its host.
+    async fn own(&self, user: &AuthUser, id: Id) -> Result<Listing, Problem>;
+    /// A new draft.
+    async fn create(&self, user: &AuthUser, terms: &TermsPatch) -> Result<Listing, Problem>;
+    async fn update(&self, user: &AuthUser, id: Id, terms: &TermsPatch) -> Result<Listing, Problem>;
+    /// 422 listing what is missing (a photo, a price...).
+    async fn publish(&self, user: &AuthUser, id: Id) -> Result<Listing, Problem>;
+    async fn unlist(&self, user: &AuthUser, id: Id) -> Result<Listing, Problem>;
+    async fn add_photos(&self, user: &AuthUser, id: Id, files: Vec<Vec<u8>>) -> Result<Vec<Photo>, Problem>;
+    async fn order_photos(&self, user: &AuthUser, id: Id, photo_ids: &[Id]) -> Result<Listing, Problem>;
+    async fn caption_photo(&self, user: &AuthUser, id: Id, photo_id: Id, caption: &str) -> Result<Photo, Problem>;
+    async fn delete_photo(&self, user: &AuthUser, id: Id, photo_id: Id) -> Result<(), Problem>;
+    /// Nights from `from` up to, not including, `to`, with why each is taken.
+    async fn calendar(
+        &self,
+        user: &AuthUser,
+        id: Id,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CalendarDay>, Problem>;
+    /// 409 when a range would open or reprice a booked night.
+    async fn edit_calendar(
+        &self,
+        user: &AuthUser,
+        id: Id,
+        ranges: &[CalendarRangeInput],
+    ) -> Result<Vec<CalendarDay>, Problem>;
+    async fn export_link(&self, user: &AuthUser, id: Id) -> Result<ExportLink, Problem>;
+    /// A new secret export URL; the old one stops working.
+    async fn rotate_export_link(&self, user: &AuthUser, id: Id) -> Result<ExportLink, Problem>;
+    async fn imports(&self, user: &AuthUser, id: Id) -> Result<Vec<CalendarImport>, Problem>;
+    async fn add_import(&self, user: &AuthUser, id: Id, url: &str, name: &str) -> Result<CalendarImport, Problem>;
+    /// 502 when the feed cannot be read (its blocks are kept).
+    async fn sync_import(&self, user: &AuthUser, id: Id, import_id: Id) -> Result<SyncResult, Problem>;
+    async fn delete_import(&self, user: &AuthUser, id: Id, import_id: Id) -> Result<(), Problem>;
 }
 
 // ---- Events -------------------------------------------------------------------

@@ -5,7 +5,27 @@ use chrono::NaiveDate;
 use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{Id, Problem};
 
-use crate::api::{Listing, Listings, Quote, Rate};
+use hometrip_kernel::auth_context::AuthUser;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::*;
+
+/// A list answer of the public routes (`{items: [..]}`).
+#[derive(Deserialize)]
+struct Items<T> {
+    items: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct Days {
+    days: Vec<CalendarDay>,
+}
+
+#[derive(Deserialize)]
+struct Photos {
+    photos: Vec<Photo>,
+}
 
 pub struct ListingsClient {
     remote: RemoteClient,
@@ -68,5 +88,101 @@ impl Listings for ListingsClient {
 
     async fn listings_of(&self, ids: &[Id]) -> Result<Vec<Listing>, Problem> {
         self.remote.post("/internal/listing/of", &serde_json::json!({ "ids": ids }), None).await
+    }
+}
+
+/// The host's side over the public routes, as the signed-in user.
+#[async_trait]
+impl HostListings for ListingsClient {
+    async fn mine(&self, user: &AuthUser) -> Result<Vec<Listing>, Problem> {
+        Ok(self.remote.get_as::<Items<Listing>>("/api/v1/listings", user).await?.items)
+    }
+
+    async fn own(&self, user: &AuthUser, id: Id) -> Result<Listing, Problem> {
+        self.remote.get_as(&format!("/api/v1/listings/{id}"), user).await
+    }
+
+    async fn create(&self, user: &AuthUser, terms: &TermsPatch) -> Result<Listing, Problem> {
+        self.remote.post_as("/api/v1/listings", terms, user, None).await
+    }
+
+    async fn update(&self, user: &AuthUser, id: Id, terms: &TermsPatch) -> Result<Listing, Problem> {
+        self.remote.patch_as(&format!("/api/v1/listings/{id}"), terms, user).await
+    }
+
+    async fn publish(&self, user: &AuthUser, id: Id) -> Result<Listing, Problem> {
+        self.remote.post_as(&format!("/api/v1/listings/{id}/publish"), &json!({}), user, None).await
+    }
+
+    async fn unlist(&self, user: &AuthUser, id: Id) -> Result<Listing, Problem> {
+        self.remote.post_as(&format!("/api/v1/listings/{id}/unlist"), &json!({}), user, None).await
+    }
+
+    async fn add_photos(&self, user: &AuthUser, id: Id, files: Vec<Vec<u8>>) -> Result<Vec<Photo>, Problem> {
+        let path = format!("/api/v1/listings/{id}/photos");
+        Ok(self.remote.post_files_as::<Photos>(&path, "file", files, user).await?.photos)
+    }
+
+    async fn order_photos(&self, user: &AuthUser, id: Id, photo_ids: &[Id]) -> Result<Listing, Problem> {
+        self.remote
+            .put_as(&format!("/api/v1/listings/{id}/photos/order"), &json!({ "photo_ids": photo_ids }), user)
+            .await
+    }
+
+    async fn caption_photo(&self, user: &AuthUser, id: Id, photo_id: Id, caption: &str) -> Result<Photo, Problem> {
+        let path = format!("/api/v1/listings/{id}/photos/{photo_id}");
+        self.remote.patch_as(&path, &json!({ "caption": caption }), user).await
+    }
+
+    async fn delete_photo(&self, user: &AuthUser, id: Id, photo_id: Id) -> Result<(), Problem> {
+        self.remote.delete_as(&format!("/api/v1/listings/{id}/photos/{photo_id}"), user).await
+    }
+
+    async fn calendar(
+        &self,
+        user: &AuthUser,
+        id: Id,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<CalendarDay>, Problem> {
+        let path = format!("/api/v1/listings/{id}/calendar?from={from}&to={to}");
+        Ok(self.remote.get_as::<Days>(&path, user).await?.days)
+    }
+
+    async fn edit_calendar(
+        &self,
+        user: &AuthUser,
+        id: Id,
+        ranges: &[CalendarRangeInput],
+    ) -> Result<Vec<CalendarDay>, Problem> {
+        let path = format!("/api/v1/listings/{id}/calendar");
+        Ok(self.remote.put_as::<_, Days>(&path, &json!({ "ranges": ranges }), user).await?.days)
+    }
+
+    async fn export_link(&self, user: &AuthUser, id: Id) -> Result<ExportLink, Problem> {
+        self.remote.get_as(&format!("/api/v1/listings/{id}/calendar/export"), user).await
+    }
+
+    async fn rotate_export_link(&self, user: &AuthUser, id: Id) -> Result<ExportLink, Problem> {
+        self.remote.post_as(&format!("/api/v1/listings/{id}/calendar/export/rotate"), &json!({}), user, None).await
+    }
+
+    async fn imports(&self, user: &AuthUser, id: Id) -> Result<Vec<CalendarImport>, Problem> {
+        let path = format!("/api/v1/listings/{id}/calendar/imports");
+        Ok(self.remote.get_as::<Items<CalendarImport>>(&path, user).await?.items)
+    }
+
+    async fn add_import(&self, user: &AuthUser, id: Id, url: &str, name: &str) -> Result<CalendarImport, Problem> {
+        let path = format!("/api/v1/listings/{id}/calendar/imports");
+        self.remote.post_as(&path, &json!({ "url": url, "name": name }), user, None).await
+    }
+
+    async fn sync_import(&self, user: &AuthUser, id: Id, import_id: Id) -> Result<SyncResult, Problem> {
+        let path = format!("/api/v1/listings/{id}/calendar/imports/{import_id}/sync");
+        self.remote.post_as(&path, &json!({}), user, None).await
+    }
+
+    async fn delete_import(&self, user: &AuthUser, id: Id, import_id: Id) -> Result<(), Problem> {
+        self.remote.delete_as(&format!("/api/v1/listings/{id}/calendar/imports/{import_id}"), user).await
     }
 }

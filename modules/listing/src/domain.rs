@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{Address, Location};
 
-pub use crate::api::{is_amenity, AMENITIES, CANCELLATION_POLICIES, PROPERTY_TYPES};
+pub use crate::api::{is_amenity, TermsPatch, AMENITIES, CANCELLATION_POLICIES, PROPERTY_TYPES};
 
 /// Upper bound of any price, in minor units: rules out overflow in every sum.
 pub const MAX_PRICE: i64 = 100_000_000;
@@ -155,46 +155,6 @@ pub struct Terms {
     pub details: Details,
     pub pricing: Pricing,
     pub rules: Rules,
-}
-
-/// A host's change: every field optional (a new listing starts from defaults).
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TermsPatch {
-    pub title: Option<String>,
-    pub description: Option<String>,
-    pub property_type: Option<String>,
-    pub address: Option<Address>,
-    pub location: Option<Location>,
-    pub max_guests: Option<u32>,
-    pub bedrooms: Option<u32>,
-    pub beds: Option<u32>,
-    pub bathrooms: Option<f64>,
-    pub amenities: Option<Vec<String>>,
-    pub instant_book: Option<bool>,
-    pub cancellation_policy: Option<String>,
-    pub nightly_price: Option<hometrip_kernel::money::Money>,
-    pub cleaning_fee: Option<hometrip_kernel::money::Money>,
-    pub weekend_price: Option<hometrip_kernel::money::Money>,
-    pub extra_guest_fee: Option<hometrip_kernel::money::Money>,
-    pub guests_included: Option<u32>,
-    pub weekly_discount_bps: Option<i64>,
-    pub monthly_discount_bps: Option<i64>,
-    pub early_bird_days: Option<u32>,
-    pub early_bird_discount_bps: Option<i64>,
-    pub last_minute_days: Option<u32>,
-    pub last_minute_discount_bps: Option<i64>,
-    pub min_nights: Option<u32>,
-    pub max_nights: Option<u32>,
-    pub advance_notice_days: Option<u32>,
-    pub preparation_days: Option<u32>,
-    pub booking_window_days: Option<u32>,
-    /// IANA name, e.g. `Europe/Paris`; by default the country's zone, else UTC.
-    pub time_zone: Option<String>,
-    /// Local `HH:MM`; 15:00 by default.
-    pub check_in_time: Option<String>,
-    /// Local `HH:MM`; 11:00 by default.
-    pub check_out_time: Option<String>,
 }
 
 fn text(field: &str, value: &str, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {

@@ -24,7 +24,6 @@ use hometrip_kernel::outbound::{self, OutboundError, Purpose};
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{ErrorCode, FieldError, Id, Problem};
 use rand::{Rng, RngCore};
-use serde::Serialize;
 
 use crate::api::*;
 use crate::domain;
@@ -53,18 +52,6 @@ pub fn feed_purpose(settings: &ListingSettings) -> Purpose {
         max_redirects: 3,
         allow_private: settings.ical_allow_private_hosts,
     }
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct SyncResult {
-    pub imported_nights: i64,
-    pub last_synced_at: Instant,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ExportLink {
-    /// Works without signing in; revoke it by rotating.
-    pub url: String,
 }
 
 /// What one scheduled run did.

@@ -13,8 +13,7 @@ use hometrip_kernel::{Id, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{CalendarDay, CalendarImport, Listing, Listings, Photo, Quote, Rate};
-use crate::domain::TermsPatch;
+use crate::api::{CalendarDay, CalendarImport, Listing, Listings, Photo, Quote, Rate, TermsPatch};
 use crate::service::{Amenity, CalendarRangeInput, ExportLink, ListingService, Removal, SyncResult, Viewer};
 
 fn viewer(user: &AuthUser) -> Viewer {
@@ -69,6 +68,19 @@ async fn create(
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/listings/{}", listing.id)))
         .json(listing))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListingList {
+    pub items: Vec<Listing>,
+}
+
+/// The caller's own listings in every status (drafts, unlisted...), newest first.
+#[utoipa::path(get, path = "/api/v1/listings", tag = "listings",
+    responses((status = 200, body = ListingList), (status = 401, body = Problem)), security(("bearer" = [])))]
+#[get("/listings")]
+async fn mine(svc: web::Data<ListingService>, user: AuthUser) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(ListingList { items: svc.of_host(user.id).await? }))
 }
 
 /// A listing. Its host, admins and guests with a confirmed booking get the
@@ -369,6 +381,7 @@ async fn amenities(req: HttpRequest) -> HttpResponse {
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(create)
+        .service(mine)
         .service(show)
         .service(update)
         .service(remove)
@@ -506,6 +519,7 @@ pub fn data(service: &Arc<ListingService>) -> web::Data<ListingService> {
 #[openapi(
     paths(
         create,
+        mine,
         show,
         update,
         remove,
@@ -526,6 +540,7 @@ pub fn data(service: &Arc<ListingService>) -> web::Data<ListingService> {
     ),
     components(schemas(
         Listing,
+        ListingList,
         Photo,
         CalendarDay,
         Quote,

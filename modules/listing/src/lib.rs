@@ -13,6 +13,8 @@ pub mod feeds;
 #[cfg(feature = "local")]
 pub mod guest_access;
 #[cfg(feature = "local")]
+pub mod host_desk;
+#[cfg(feature = "local")]
 pub mod hosts;
 #[cfg(feature = "local")]
 pub mod http;

@@ -19,7 +19,7 @@ use crate::api::*;
 use crate::domain::{self, PlatformFees, StayError, Taken, Terms, TermsPatch};
 use crate::store::{self, CalendarError, ListingRow, PhotoRow, RangeEdit};
 
-pub use crate::feeds::{ExportLink, SyncResult};
+pub use crate::api::{CalendarRangeInput, ExportLink, SyncResult};
 
 /// Photo sizes (longest side): thumbnail, card, full.
 pub const PHOTO_SIZES: [u32; 3] = [320, 720, 1600];
@@ -38,15 +38,6 @@ pub struct ListingService {
 pub struct Viewer {
     pub id: Id,
     pub admin: bool,
-}
-
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CalendarRangeInput {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    pub available: Option<bool>,
-    pub price: Option<Money>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

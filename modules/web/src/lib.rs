@@ -8,10 +8,15 @@ mod account_pages;
 mod account_words;
 mod assets;
 mod booking_views;
+mod earnings_pages;
 mod format;
+mod host_calendar_pages;
+mod host_listing_pages;
 mod host_pages;
+mod host_words;
 mod inbox_pages;
 mod inbox_words;
+mod listing_form;
 mod locale;
 mod notification_pages;
 mod pages;
@@ -20,15 +25,17 @@ mod session;
 mod settings_pages;
 mod trip_pages;
 mod trip_words;
+mod uploads;
 
 use std::sync::Arc;
 
 use actix_web::web;
+use hometrip_analytics::api::HostFigures;
 use hometrip_auth::api::{AccountSecurity, Accounts, Sessions};
 use hometrip_booking::api::Reservations;
 use hometrip_kernel::auth_context::AccessVerifier;
 use hometrip_kernel::http::TrustedProxies;
-use hometrip_listing::api::Listings;
+use hometrip_listing::api::{HostListings, Listings};
 use hometrip_message::api::Inbox;
 use hometrip_notification::api::NotificationCenter;
 use hometrip_search::api::Search;
@@ -38,6 +45,8 @@ use sha2::{Digest, Sha512};
 /// What the pages call, and how they keep sessions.
 pub struct Web {
     listings: Arc<dyn Listings>,
+    host_listings: Arc<dyn HostListings>,
+    figures: Arc<dyn HostFigures>,
     search: Arc<dyn Search>,
     reservations: Arc<dyn Reservations>,
     accounts: Arc<dyn Accounts>,
@@ -58,6 +67,8 @@ pub struct Web {
 
 pub struct WebDeps {
     pub listings: Arc<dyn Listings>,
+    pub host_listings: Arc<dyn HostListings>,
+    pub figures: Arc<dyn HostFigures>,
     pub search: Arc<dyn Search>,
     pub reservations: Arc<dyn Reservations>,
     pub accounts: Arc<dyn Accounts>,
@@ -81,6 +92,8 @@ impl Web {
         let csrf_key: [u8; 64] = Sha512::digest(format!("hometrip web csrf\n{}", d.secret).as_bytes()).into();
         Arc::new(Web {
             listings: d.listings,
+            host_listings: d.host_listings,
+            figures: d.figures,
             search: d.search,
             reservations: d.reservations,
             accounts: d.accounts,
@@ -129,6 +142,24 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/account/2fa/enable", web::post().to(settings_pages::two_factor_enable))
             .route("/account/2fa/disable", web::post().to(settings_pages::two_factor_disable))
             .route("/account/sessions/revoke-others", web::post().to(settings_pages::revoke_others))
+            .route("/host/listings", web::get().to(host_listing_pages::listings))
+            .route("/host/listings", web::post().to(host_listing_pages::create))
+            .route("/host/listings/new", web::get().to(host_listing_pages::new_form))
+            .route("/host/listings/{id}/edit", web::get().to(host_listing_pages::edit_form))
+            .route("/host/listings/{id}/edit", web::post().to(host_listing_pages::update))
+            .route("/host/listings/{id}/photos", web::post().to(host_listing_pages::upload))
+            .route("/host/listings/{id}/photos/{photo}/{action}", web::post().to(host_listing_pages::photo_action))
+            .route("/host/listings/{id}/calendar", web::get().to(host_calendar_pages::calendar))
+            .route("/host/listings/{id}/calendar", web::post().to(host_calendar_pages::edit))
+            .route("/host/listings/{id}/calendar/imports", web::post().to(host_calendar_pages::add_import))
+            .route(
+                "/host/listings/{id}/calendar/imports/{import}/{action}",
+                web::post().to(host_calendar_pages::feed_action),
+            )
+            .route("/host/listings/{id}/calendar/{target}/{action}", web::post().to(host_calendar_pages::feed_action))
+            .route("/host/listings/{id}/{action}", web::post().to(host_listing_pages::set_status))
+            .route("/host/earnings", web::get().to(earnings_pages::earnings))
+            .route("/host/earnings.csv", web::get().to(earnings_pages::csv))
             .route("/host/reservations", web::get().to(host_pages::reservations))
             .route("/host/reservations/{id}/{action}", web::post().to(host_pages::answer))
             .route("/sign-in", web::get().to(account_pages::sign_in_form))

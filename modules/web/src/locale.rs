@@ -169,6 +169,8 @@ pub struct Messages {
     pub i: &'static crate::inbox_words::InboxWords,
     /// The notifications page's words.
     pub n: &'static crate::inbox_words::NotificationWords,
+    /// The host's pages.
+    pub h: &'static crate::host_words::HostWords,
 }
 
 pub static EN: Messages = Messages {
@@ -268,6 +270,7 @@ pub static EN: Messages = Messages {
     a: &crate::account_words::EN,
     i: &crate::inbox_words::EN,
     n: &crate::inbox_words::NOTIFICATIONS_EN,
+    h: &crate::host_words::EN,
 };
 
 pub static FR: Messages = Messages {
@@ -367,6 +370,7 @@ pub static FR: Messages = Messages {
     a: &crate::account_words::FR,
     i: &crate::inbox_words::FR,
     n: &crate::inbox_words::NOTIFICATIONS_FR,
+    h: &crate::host_words::FR,
 };
 
 #[cfg(test)]
