@@ -5,7 +5,8 @@
 // with the stay priced, books, pays through the 3-D Secure step, sees the
 // trip confirmed and cancels it with the refund shown first; a guest
 // requests a stay with the keyboard only; the host signs in with the
-// keyboard only and accepts it. The guest's journey runs again with
+// keyboard only and accepts it; the host lists a new home with a photo,
+// blocks nights and reads the months' figures. The guest's journey runs again with
 // JavaScript disabled. axe-core checks every page of the journey: no
 // serious or critical violation may remain. Every step asserts what the
 // page shows.
@@ -351,6 +352,108 @@ async function messagesJourney(browser) {
   await hostContext.close();
 }
 
+/** Signs the host in through the form. */
+async function hostSignIn(browser) {
+  const context = await browser.newContext({ locale: "en-US", bypassCSP: true });
+  const host = await context.newPage();
+  await host.goto(`${base}/sign-in`);
+  await host.fill("#email", hostEmail);
+  await host.fill("#password", password);
+  await submit(host, "main button[type=submit]");
+  return { context, host };
+}
+
+/** `days` after `date` (YYYY-MM-DD), as YYYY-MM-DD. */
+function addDays(date, days) {
+  const d = new Date(`${date}T00:00:00Z`);
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+
+/**
+ * The host lists a new home from the form with a photo and publishes it,
+ * blocks nights in its calendar, and reads the figures of the months with
+ * the stay the keyboard journey confirmed.
+ */
+async function hostJourney(browser) {
+  const { context, host } = await hostSignIn(browser);
+  await host.goto(`${base}/host/listings`);
+  await audit(host, "host listings");
+  await submit(host, "a[href='/host/listings/new']");
+  await audit(host, "new listing form");
+  await host.fill("#title", "Cabane du journey");
+  await host.fill("#description", "Une cabane dans les arbres.");
+  await host.selectOption("#property_type", "cabin");
+  await host.fill("#line1", "1 chemin des Bois");
+  await host.fill("#city", "Annecy");
+  await host.fill("#postal_code", "74000");
+  await host.fill("#country", "FR");
+  await host.fill("#lat", "45.8992");
+  await host.fill("#lon", "6.1294");
+  await host.check("input[name=amenity][value=wifi]");
+  await host.fill("#nightly_price", "75.50");
+  await host.fill("#cleaning_fee", "15");
+  await submit(host, "form.listing-form button[type=submit]");
+  check(/\/host\/listings\/[0-9a-f-]+\/edit\?done=created/.test(host.url()), `created, then its edit page: ${host.url()}`);
+  await expectText(host, "Draft created.", "the draft is made");
+  check((await text(host, "[data-status]")) === "Draft", "a draft until published");
+  const edit = host.url().split("?")[0];
+  const listing = edit.split("/")[5];
+
+  // A photo from the host's other listing, uploaded through the form.
+  await host.goto(`${base}/listings/${requestListing}`);
+  const src = await host.locator(".photos img").first().getAttribute("src");
+  const photo = await host.request.get(`${base}${src}`);
+  check(photo.ok(), `the photo to upload: ${src}`);
+  await host.goto(edit);
+  await host.setInputFiles("#file", { name: "cabane.jpg", mimeType: "image/jpeg", buffer: await photo.body() });
+  await submit(host, "form[data-upload] button[type=submit]");
+  await expectText(host, "Photos added.", "the photo is uploaded");
+  check((await host.locator(".host-photos img").count()) === 1, "the photo shows on the edit page");
+  await audit(host, "listing edit form");
+  await submit(host, `form[action='/host/listings/${listing}/publish'] button`);
+  await expectText(host, "Published: guests can find and book it.", "published from its edit page");
+  check(
+    (await host.locator(`li[data-listing='${listing}'] [data-status]`).innerText()) === "Published",
+    "the list shows it published",
+  );
+  step("the host listed a new home with a photo and published it");
+
+  // Two nights blocked from the calendar's form.
+  const first = stays[2].check_in;
+  await host.goto(`${base}/host/listings/${listing}/calendar?month=${first.slice(0, 7)}`);
+  await audit(host, "host calendar");
+  await host.fill("#from", first);
+  await host.fill("#to", addDays(first, 2));
+  await host.check("input[name=action][value=block]");
+  await submit(host, "#calendar-form button[type=submit]");
+  await expectText(host, "The calendar is updated.", "the calendar is saved");
+  const blocked = await host.locator("td[data-state=blocked]").count();
+  check(blocked === 2, `two nights show blocked, not ${blocked}`);
+  const night = await host.request.get(`${base}/api/v1/listings/${listing}/calendar?from=${first}&to=${addDays(first, 2)}`);
+  const days = (await night.json()).days;
+  check(days.every((d) => d.available === false), `the API reads them blocked: ${JSON.stringify(days)}`);
+  step("the host blocked two nights in the calendar");
+
+  // The months of the confirmed stay: its nights and revenue, as charts and a table.
+  const from = new Date().toISOString().slice(0, 10);
+  const to = addDays(stays[1].check_out, 30);
+  let booked = "0";
+  for (let i = 0; i < 40 && booked === "0"; i++) {
+    await host.goto(`${base}/host/earnings?from=${from}&to=${to}`);
+    booked = await text(host, "[data-figure=nights_booked]");
+    if (booked === "0") await host.waitForTimeout(250);
+  }
+  check(booked !== "0", "the confirmed stay's nights are counted");
+  check((await host.locator("#revenue-chart rect.bar").count()) > 0, "revenue by month as a chart");
+  check((await host.locator("#by-month tbody tr").count()) > 0, "and as a table");
+  const revenue = await text(host, "[data-figure=revenue]");
+  check(revenue.startsWith("€") && revenue !== "€0", `the revenue is shown: ${revenue}`);
+  await audit(host, "earnings");
+  step(`the host read the months' figures: ${booked} nights booked, ${revenue}`);
+  await context.close();
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   // Root in a container: Chromium's sandbox needs user namespaces it may not have.
@@ -359,6 +462,7 @@ const browser = await chromium.launch({
 try {
   await guestJourney(browser, { js: true, label: "js", stay: stays[0] });
   await keyboardJourney(browser, stays[1]);
+  await hostJourney(browser);
   await messagesJourney(browser);
   await guestJourney(browser, { js: false, label: "nojs", stay: stays[2] });
 } finally {

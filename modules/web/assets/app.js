@@ -1,6 +1,6 @@
 // HomeTrip's pages work without this script; it only enhances them:
 // filters apply as soon as they change, the check-out date cannot precede
-// the check-in date, and the page reports its analytics event (a session
+// the check-in date, photo uploads show their progress, and the page reports its analytics event (a session
 // id kept for the tab, no cookie).
 (function () {
   "use strict";
@@ -29,6 +29,33 @@
     checkIn.addEventListener("change", follow);
     follow();
   }
+
+  // Photo uploads show their progress; the form still posts without this.
+  document.querySelectorAll("form[data-upload]").forEach(function (form) {
+    var bar = form.querySelector("progress[data-progress]");
+    if (!bar || !window.XMLHttpRequest || !window.FormData) return;
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action);
+      bar.hidden = false;
+      bar.value = 0;
+      xhr.upload.addEventListener("progress", function (p) {
+        if (p.lengthComputable) bar.value = Math.round((p.loaded / p.total) * 100);
+      });
+      // The answer is the page the form leads to (or says what went wrong).
+      xhr.addEventListener("load", function () {
+        if (xhr.status < 400 && xhr.responseURL) {
+          location.assign(xhr.responseURL);
+        } else {
+          var shown = new DOMParser().parseFromString(xhr.responseText, "text/html");
+          document.replaceChild(document.adoptNode(shown.documentElement), document.documentElement);
+        }
+      });
+      xhr.addEventListener("error", function () { form.submit(); });
+      xhr.send(new FormData(form));
+    });
+  });
 
   // Suggestions for the search box (cities and titles), as the visitor types.
   var q = document.getElementById("q");
