@@ -149,6 +149,7 @@ impl Platform {
                 listings: wiring.require::<dyn hometrip_listing::api::Listings>("listing")?,
                 host_listings: wiring.require::<dyn hometrip_listing::api::HostListings>("listing")?,
                 figures: wiring.require::<dyn hometrip_analytics::api::HostFigures>("analytics")?,
+                review_desk: wiring.require::<dyn hometrip_review::api::ReviewDesk>("review")?,
                 search: wiring.require::<dyn hometrip_search::api::Search>("search")?,
                 reservations: wiring.require::<dyn hometrip_booking::api::Reservations>("booking")?,
                 accounts: wiring.require::<dyn hometrip_auth::api::Accounts>("auth")?,

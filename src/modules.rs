@@ -314,7 +314,9 @@ pub static MODULES: &[Module] = &[
         #[cfg(not(feature = "review"))]
         start: None,
         remote: Some(|w, c| {
-            w.provide::<dyn hometrip_review::api::Reviews>(Arc::new(hometrip_review::client::ReviewsClient::new(c)))
+            let client = Arc::new(hometrip_review::client::ReviewsClient::new(c));
+            w.provide::<dyn hometrip_review::api::ReviewDesk>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_review::api::Reviews>(client)
         }),
         #[cfg(feature = "review")]
         openapi: Some(<hometrip_review::http::ReviewApi as utoipa::OpenApi>::openapi),
@@ -668,6 +670,7 @@ mod local {
             });
             reviews.subscribe().await?;
             w.provide::<dyn Reviews>(Arc::clone(&reviews) as Arc<dyn Reviews>);
+            w.provide::<dyn hometrip_review::api::ReviewDesk>(Arc::clone(&reviews) as _);
             let data = hometrip_review::http::data(&reviews);
             let dyn_data: web::Data<dyn Reviews> = web::Data::from(reviews as Arc<dyn Reviews>);
             Ok(Mount::new(move |cfg| {

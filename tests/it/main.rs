@@ -34,3 +34,4 @@ mod traces;
 mod users;
 mod web;
 mod web_host;
+mod web_reviews;

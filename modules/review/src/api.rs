@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,50 @@ pub struct ReviewSummary {
     pub ratings: BTreeMap<String, f64>,
     /// The ranking score (a Bayesian average toward the market's mean).
     pub score: Option<f64>,
+}
+
+/// A review as written: guest `ratings` are the stay's six, host ones the guest's three.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReview {
+    pub rating: i64,
+    pub ratings: BTreeMap<String, i64>,
+    pub comment: String,
+}
+
+/// A completed stay the caller may still review.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PendingReview {
+    pub booking_id: Id,
+    pub listing_id: Id,
+    /// `guest` (review the stay) or `host` (review the guest).
+    pub role: String,
+    /// The other party: the host for a guest, the guest for a host.
+    pub subject_id: Id,
+    pub checked_out_at: Instant,
+    pub window_ends_at: Instant,
+}
+
+/// A listing's published guest reviews, newest first, with its summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ListingReviews {
+    pub items: Vec<Review>,
+    pub summary: ReviewSummary,
+    pub next_cursor: Option<String>,
+}
+
+/// Reviews as a signed-in user writes and reads them (the web app), in
+/// process or over the module's public routes as that user.
+#[async_trait]
+pub trait ReviewDesk: Send + Sync {
+    /// Completed stays whose window is open and that the user has not reviewed.
+    async fn to_write(&self, user: &AuthUser) -> Result<Vec<PendingReview>, Problem>;
+    /// 409 when already reviewed, 422 outside the window or for a bad review.
+    async fn submit(&self, user: &AuthUser, booking_id: Id, review: &NewReview) -> Result<Review, Problem>;
+    /// A listing's published guest reviews (anyone may read them).
+    async fn of_listing(&self, listing_id: Id, limit: u32) -> Result<ListingReviews, Problem>;
+    /// The host's one public answer to a published guest review.
+    async fn respond(&self, user: &AuthUser, review_id: Id, comment: &str) -> Result<Review, Problem>;
 }
 
 /// Reviews as other modules see them, in process or over HTTP.

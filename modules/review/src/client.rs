@@ -1,10 +1,12 @@
 //! [`Reviews`] over HTTP, for processes that do not run the review module.
 
 use async_trait::async_trait;
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{Id, Problem};
+use serde::Deserialize;
 
-use crate::api::{ReviewSummary, Reviews};
+use crate::api::{ListingReviews, NewReview, PendingReview, Review, ReviewDesk, ReviewSummary, Reviews};
 
 pub struct ReviewsClient {
     remote: RemoteClient,
@@ -20,5 +22,38 @@ impl ReviewsClient {
 impl Reviews for ReviewsClient {
     async fn listing_summary(&self, listing_id: Id) -> Result<ReviewSummary, Problem> {
         self.remote.get(&format!("/internal/review/listings/{listing_id}/summary"), None).await
+    }
+}
+
+#[derive(Deserialize)]
+struct Items<T> {
+    items: Vec<T>,
+}
+
+/// The user's side over the public routes, as the signed-in user.
+#[async_trait]
+impl ReviewDesk for ReviewsClient {
+    async fn to_write(&self, user: &AuthUser) -> Result<Vec<PendingReview>, Problem> {
+        Ok(self.remote.get_as::<Items<PendingReview>>("/api/v1/reviews/pending", user).await?.items)
+    }
+
+    async fn submit(&self, user: &AuthUser, booking_id: Id, review: &NewReview) -> Result<Review, Problem> {
+        #[derive(Deserialize)]
+        struct Created {
+            id: Id,
+        }
+        let created: Created =
+            self.remote.post_as(&format!("/api/v1/bookings/{booking_id}/reviews"), review, user, None).await?;
+        let mine: Items<Review> = self.remote.get_as(&format!("/api/v1/bookings/{booking_id}/reviews"), user).await?;
+        mine.items.into_iter().find(|r| r.id == created.id).ok_or_else(|| Problem::not_found("review"))
+    }
+
+    async fn of_listing(&self, listing_id: Id, limit: u32) -> Result<ListingReviews, Problem> {
+        self.remote.get(&format!("/api/v1/listings/{listing_id}/reviews?limit={}", limit.clamp(1, 100)), None).await
+    }
+
+    async fn respond(&self, user: &AuthUser, review_id: Id, comment: &str) -> Result<Review, Problem> {
+        let body = serde_json::json!({ "comment": comment });
+        self.remote.post_as(&format!("/api/v1/reviews/{review_id}/response"), &body, user, None).await
     }
 }

@@ -11,7 +11,7 @@ use hometrip_kernel::{ErrorCode, Id, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{Author, Response, Review, ReviewSummary, Reviews};
+use crate::api::{Author, ListingReviews, PendingReview, Response, Review, ReviewSummary, Reviews};
 use crate::moderation::{Appeal, AppealDecision, Decision, ModeratedReview};
 use crate::service::{NewReview, ReviewService};
 
@@ -45,11 +45,13 @@ async fn of_booking(svc: web::Data<ReviewService>, user: AuthUser, id: web::Path
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: None }))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ListingReviews {
-    pub items: Vec<Review>,
-    pub summary: ReviewSummary,
-    pub next_cursor: Option<String>,
+/// Completed stays the caller may still review (as their guest or host),
+/// the window closing soonest first.
+#[utoipa::path(get, path = "/api/v1/reviews/pending", tag = "reviews",
+    responses((status = 200, body = Page<PendingReview>)), security(("bearer" = [])))]
+#[get("/reviews/pending")]
+async fn pending(svc: web::Data<ReviewService>, user: AuthUser) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(Page { items: svc.to_write(user.id).await?, next_cursor: None }))
 }
 
 #[utoipa::path(get, path = "/api/v1/listings/{id}/reviews", tag = "reviews", params(("id" = Id, Path), PageQuery),
@@ -232,6 +234,7 @@ async fn decide_appeal(
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(submit)
+        .service(pending)
         .service(of_booking)
         .service(of_listing)
         .service(about_guest)
@@ -267,6 +270,7 @@ pub fn data(service: &Arc<ReviewService>) -> web::Data<ReviewService> {
 #[openapi(
     paths(
         submit,
+        pending,
         of_booking,
         of_listing,
         about_guest,
@@ -282,6 +286,7 @@ pub fn data(service: &Arc<ReviewService>) -> web::Data<ReviewService> {
     ),
     components(schemas(
         Review,
+        PendingReview,
         Author,
         Response,
         ReviewSummary,

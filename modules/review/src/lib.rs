@@ -5,6 +5,8 @@
 pub mod api;
 pub mod client;
 #[cfg(feature = "local")]
+mod desk;
+#[cfg(feature = "local")]
 pub mod domain;
 #[cfg(feature = "local")]
 pub mod http;

@@ -55,14 +55,7 @@ pub struct ReviewDeps {
     pub settings: ReviewSettings,
 }
 
-/// A review as written: guest `ratings` are the stay's six, host ones the guest's three.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewReview {
-    pub rating: i64,
-    pub ratings: BTreeMap<String, i64>,
-    pub comment: String,
-}
+pub use crate::api::NewReview;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StayDue {
@@ -158,6 +151,26 @@ impl ReviewService {
             return Err(Problem::forbidden("only the guest and the host of a stay review it"));
         };
         Ok((stay, role))
+    }
+
+    /// `GET /reviews/pending`: what `user` may still review.
+    pub async fn to_write(&self, user: Id) -> Result<Vec<crate::api::PendingReview>, Problem> {
+        let (stays, reviewed) = store::open_stays_of(&self.db, user, self.now()).await.map_err(db_err)?;
+        Ok(stays
+            .into_iter()
+            .filter(|s| !reviewed.contains(&s.booking_id))
+            .map(|s| {
+                let as_guest = s.guest_id == user;
+                crate::api::PendingReview {
+                    booking_id: s.booking_id,
+                    listing_id: s.listing_id,
+                    role: if as_guest { Role::Guest } else { Role::Host }.as_str().to_owned(),
+                    subject_id: if as_guest { s.host_id } else { s.guest_id },
+                    checked_out_at: s.checked_out_at,
+                    window_ends_at: s.window_ends_at,
+                }
+            })
+            .collect())
     }
 
     /// `POST /bookings/{id}/reviews`.

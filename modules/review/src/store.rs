@@ -190,6 +190,29 @@ pub async fn stay(db: &Db, booking_id: Id) -> Result<Option<StayRow>, DbError> {
     })
 }
 
+/// Stays of `user` (as guest or host) whose window ends after `now`, the
+/// soonest first, and which of them `user` already reviewed.
+pub async fn open_stays_of(db: &Db, user: Id, now: Instant) -> Result<(Vec<StayRow>, Vec<Id>), DbError> {
+    run!(db, |conn| {
+        let stays: Vec<StayRow> = review_stays::table
+            .filter(review_stays::guest_id.eq(user).or(review_stays::host_id.eq(user)))
+            .filter(review_stays::window_ends_at.gt(now))
+            .order(review_stays::window_ends_at.asc())
+            .limit(200)
+            .select(StayRow::as_select())
+            .load(conn)
+            .await?;
+        let ids: Vec<Id> = stays.iter().map(|s| s.booking_id).collect();
+        let reviewed: Vec<Id> = reviews::table
+            .filter(reviews::author_id.eq(user))
+            .filter(reviews::booking_id.eq_any(&ids))
+            .select(reviews::booking_id)
+            .load(conn)
+            .await?;
+        Ok::<_, DbError>((stays, reviewed))
+    })
+}
+
 pub async fn review(db: &Db, id: Id) -> Result<Option<ReviewRow>, DbError> {
     run!(db, |conn| {
         Ok::<_, DbError>(reviews::table.find(id).select(ReviewRow::as_select()).first(conn).await.optional()?)

@@ -20,6 +20,8 @@ mod listing_form;
 mod locale;
 mod notification_pages;
 mod pages;
+mod review_pages;
+mod review_words;
 mod search_page;
 mod session;
 mod settings_pages;
@@ -38,6 +40,7 @@ use hometrip_kernel::http::TrustedProxies;
 use hometrip_listing::api::{HostListings, Listings};
 use hometrip_message::api::Inbox;
 use hometrip_notification::api::NotificationCenter;
+use hometrip_review::api::ReviewDesk;
 use hometrip_search::api::Search;
 use hometrip_user::api::{Profiles, Users};
 use sha2::{Digest, Sha512};
@@ -47,6 +50,7 @@ pub struct Web {
     listings: Arc<dyn Listings>,
     host_listings: Arc<dyn HostListings>,
     figures: Arc<dyn HostFigures>,
+    review_desk: Arc<dyn ReviewDesk>,
     search: Arc<dyn Search>,
     reservations: Arc<dyn Reservations>,
     accounts: Arc<dyn Accounts>,
@@ -69,6 +73,7 @@ pub struct WebDeps {
     pub listings: Arc<dyn Listings>,
     pub host_listings: Arc<dyn HostListings>,
     pub figures: Arc<dyn HostFigures>,
+    pub review_desk: Arc<dyn ReviewDesk>,
     pub search: Arc<dyn Search>,
     pub reservations: Arc<dyn Reservations>,
     pub accounts: Arc<dyn Accounts>,
@@ -94,6 +99,7 @@ impl Web {
             listings: d.listings,
             host_listings: d.host_listings,
             figures: d.figures,
+            review_desk: d.review_desk,
             search: d.search,
             reservations: d.reservations,
             accounts: d.accounts,
@@ -142,6 +148,10 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/account/2fa/enable", web::post().to(settings_pages::two_factor_enable))
             .route("/account/2fa/disable", web::post().to(settings_pages::two_factor_disable))
             .route("/account/sessions/revoke-others", web::post().to(settings_pages::revoke_others))
+            .route("/reviews", web::get().to(review_pages::to_write))
+            .route("/reviews/{booking}", web::get().to(review_pages::write_form))
+            .route("/reviews/{booking}", web::post().to(review_pages::submit))
+            .route("/reviews/{review}/response", web::post().to(review_pages::respond_to))
             .route("/host/listings", web::get().to(host_listing_pages::listings))
             .route("/host/listings", web::post().to(host_listing_pages::create))
             .route("/host/listings/new", web::get().to(host_listing_pages::new_form))

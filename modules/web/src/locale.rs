@@ -171,6 +171,8 @@ pub struct Messages {
     pub n: &'static crate::inbox_words::NotificationWords,
     /// The host's pages.
     pub h: &'static crate::host_words::HostWords,
+    /// The review pages.
+    pub r: &'static crate::review_words::ReviewWords,
 }
 
 pub static EN: Messages = Messages {
@@ -271,6 +273,7 @@ pub static EN: Messages = Messages {
     i: &crate::inbox_words::EN,
     n: &crate::inbox_words::NOTIFICATIONS_EN,
     h: &crate::host_words::EN,
+    r: &crate::review_words::EN,
 };
 
 pub static FR: Messages = Messages {
@@ -371,6 +374,7 @@ pub static FR: Messages = Messages {
     i: &crate::inbox_words::FR,
     n: &crate::inbox_words::NOTIFICATIONS_FR,
     h: &crate::host_words::FR,
+    r: &crate::review_words::FR,
 };
 
 #[cfg(test)]

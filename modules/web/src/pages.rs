@@ -152,6 +152,9 @@ struct ListingPage {
     id: String,
     l: ListingView,
     stay: StayBox,
+    reviews: crate::review_pages::ReviewsBox,
+    /// The host's response was just published.
+    responded: bool,
 }
 
 #[derive(Template)]
@@ -301,7 +304,17 @@ pub async fn listing_page(
     let Some(l) = found.filter(|l| l.status == ListingStatus::Published) else {
         return message(req, app, ctx, StatusCode::NOT_FOUND);
     };
-    let mut stay = stay_box(app, ctx, &l, form).await;
+    let (mut stay, reviews) = futures_util::join!(stay_box(app, ctx, &l, form), app.review_desk.of_listing(l.id, 6));
+    let reviews = match reviews {
+        Ok(r) => Some(r),
+        Err(p) => {
+            // The page is still worth showing without its reviews.
+            tracing::warn!(status = p.status, detail = %p.detail, "listing page: reviews unavailable");
+            None
+        }
+    };
+    let host_views = ctx.visitor.user.as_ref().is_some_and(|u| u.id == l.host_id);
+    let reviews = crate::review_pages::reviews_box(reviews, ctx.locale, host_views);
     let status = match error {
         Some((status, error)) => {
             stay.error = Some(error);
@@ -312,5 +325,6 @@ pub async fn listing_page(
     let mut page = ctx.chrome(req, app, "listing_view");
     page.event_listing = Some(l.id.to_string());
     let id = l.id.to_string();
-    respond(status, ListingPage { page, id, l: listing_view(&l, ctx.locale), stay }.render(), ctx)
+    let responded = req.query_string().contains("responded=1");
+    respond(status, ListingPage { page, id, l: listing_view(&l, ctx.locale), stay, reviews, responded }.render(), ctx)
 }

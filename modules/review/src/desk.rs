@@ -1,0 +1,30 @@
+//! [`ReviewDesk`] in process: the same service calls as the public routes,
+//! as the signed-in user.
+
+use async_trait::async_trait;
+use hometrip_kernel::auth_context::AuthUser;
+use hometrip_kernel::{Id, Problem};
+
+use crate::api::{ListingReviews, NewReview, PendingReview, Review, ReviewDesk};
+use crate::service::ReviewService;
+
+#[async_trait]
+impl ReviewDesk for ReviewService {
+    async fn to_write(&self, user: &AuthUser) -> Result<Vec<PendingReview>, Problem> {
+        ReviewService::to_write(self, user.id).await
+    }
+
+    async fn submit(&self, user: &AuthUser, booking_id: Id, review: &NewReview) -> Result<Review, Problem> {
+        ReviewService::submit(self, user.id, booking_id, review.clone()).await
+    }
+
+    async fn of_listing(&self, listing_id: Id, limit: u32) -> Result<ListingReviews, Problem> {
+        let limit = i64::from(limit.clamp(1, 100));
+        let (items, summary, next_cursor) = ReviewService::of_listing(self, listing_id, None, limit).await?;
+        Ok(ListingReviews { items, summary, next_cursor })
+    }
+
+    async fn respond(&self, user: &AuthUser, review_id: Id, comment: &str) -> Result<Review, Problem> {
+        ReviewService::respond(self, user.id, review_id, comment).await
+    }
+}
