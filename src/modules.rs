@@ -64,7 +64,9 @@ pub static MODULES: &[Module] = &[
         start: Some(local::admin),
         #[cfg(not(feature = "admin"))]
         start: None,
-        remote: None,
+        remote: Some(|w, c| {
+            w.provide::<dyn hometrip_admin::api::AuditLog>(Arc::new(hometrip_admin::client::AuditClient::new(c)))
+        }),
         #[cfg(feature = "admin")]
         openapi: Some(<hometrip_admin::http::AdminApi as utoipa::OpenApi>::openapi),
         #[cfg(not(feature = "admin"))]
@@ -208,6 +210,7 @@ pub static MODULES: &[Module] = &[
         remote: Some(|w, c| {
             let client = Arc::new(hometrip_booking::client::BookingsClient::new(c));
             w.provide::<dyn hometrip_booking::api::Reservations>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_booking::api::BookingAdmin>(Arc::clone(&client) as _);
             w.provide::<dyn hometrip_booking::api::Bookings>(client)
         }),
         #[cfg(feature = "booking")]
@@ -316,6 +319,7 @@ pub static MODULES: &[Module] = &[
         remote: Some(|w, c| {
             let client = Arc::new(hometrip_review::client::ReviewsClient::new(c));
             w.provide::<dyn hometrip_review::api::ReviewDesk>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_review::api::Moderation>(Arc::clone(&client) as _);
             w.provide::<dyn hometrip_review::api::Reviews>(client)
         }),
         #[cfg(feature = "review")]
@@ -338,9 +342,9 @@ pub static MODULES: &[Module] = &[
         #[cfg(not(feature = "analytics"))]
         start: None,
         remote: Some(|w, c| {
-            w.provide::<dyn hometrip_analytics::api::HostFigures>(Arc::new(
-                hometrip_analytics::client::AnalyticsClient::new(c),
-            ))
+            let client = Arc::new(hometrip_analytics::client::AnalyticsClient::new(c));
+            w.provide::<dyn hometrip_analytics::api::OperatorFigures>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_analytics::api::HostFigures>(client)
         }),
         #[cfg(feature = "analytics")]
         openapi: Some(<hometrip_analytics::http::AnalyticsApi as utoipa::OpenApi>::openapi),
@@ -406,6 +410,7 @@ mod local {
                 w.settings.admin.clone(),
             );
             admin.subscribe().await?;
+            w.provide::<dyn hometrip_admin::api::AuditLog>(Arc::clone(&admin) as _);
             let data: web::Data<hometrip_admin::service::AdminService> = hometrip_admin::http::data(&admin);
             Ok(Mount::new(move |cfg| {
                 cfg.app_data(data.clone());
@@ -671,6 +676,7 @@ mod local {
             reviews.subscribe().await?;
             w.provide::<dyn Reviews>(Arc::clone(&reviews) as Arc<dyn Reviews>);
             w.provide::<dyn hometrip_review::api::ReviewDesk>(Arc::clone(&reviews) as _);
+            w.provide::<dyn hometrip_review::api::Moderation>(Arc::clone(&reviews) as _);
             let data = hometrip_review::http::data(&reviews);
             let dyn_data: web::Data<dyn Reviews> = web::Data::from(reviews as Arc<dyn Reviews>);
             Ok(Mount::new(move |cfg| {
@@ -695,6 +701,7 @@ mod local {
             });
             analytics.subscribe().await?;
             w.provide::<dyn hometrip_analytics::api::HostFigures>(Arc::clone(&analytics) as _);
+            w.provide::<dyn hometrip_analytics::api::OperatorFigures>(Arc::clone(&analytics) as _);
             let trusted = hometrip_kernel::http::TrustedProxies::parse(&w.settings.server.trusted_proxies)?;
             let data =
                 web::Data::new(hometrip_analytics::http::AnalyticsWeb { service: analytics, trusted_proxies: trusted });
@@ -764,6 +771,7 @@ mod local {
             bookings.subscribe().await.map_err(|p| format!("booking timers: {}", p.detail))?;
             w.provide::<dyn Bookings>(Arc::clone(&bookings) as Arc<dyn Bookings>);
             w.provide::<dyn hometrip_booking::api::Reservations>(Arc::clone(&bookings) as _);
+            w.provide::<dyn hometrip_booking::api::BookingAdmin>(Arc::clone(&bookings) as _);
             let data = hometrip_booking::http::data(&bookings);
             let dyn_data: web::Data<dyn Bookings> = web::Data::from(bookings as Arc<dyn Bookings>);
             Ok(Mount::new(move |cfg| {

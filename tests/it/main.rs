@@ -33,5 +33,6 @@ mod support;
 mod traces;
 mod users;
 mod web;
+mod web_admin;
 mod web_host;
 mod web_reviews;

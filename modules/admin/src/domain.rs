@@ -3,7 +3,6 @@
 //! removing one breaks the link of the next (the head, kept apart, catches
 //! the removal of the last).
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// The `prev_hash` of the first entry.
@@ -44,15 +43,7 @@ pub struct Stored<'a> {
     pub hash: &'a str,
 }
 
-/// What verification found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Verdict {
-    pub ok: bool,
-    pub entries: i64,
-    /// The first entry that does not hold (absent when `ok`).
-    pub first_bad_seq: Option<i64>,
-    pub problem: Option<String>,
-}
+pub use crate::api::Verdict;
 
 /// Walks a stretch of the chain: `expected` is the next seq and `prev` the
 /// hash before it; both advance. The first broken entry is returned.

@@ -3,6 +3,7 @@
 //! demand and nightly), and the console's own routes.
 
 pub mod api;
+pub mod client;
 #[cfg(feature = "local")]
 pub mod domain;
 #[cfg(feature = "local")]

@@ -10,8 +10,7 @@ use hometrip_kernel::audit::{AdminAction, ADMIN_ACTION};
 use hometrip_kernel::db::{Db, DbError};
 use hometrip_kernel::events::{Envelope, EventBus, EventHandler};
 use hometrip_kernel::jobs::{Job, JobHandler, Scheduler};
-use hometrip_kernel::{Id, Problem};
-use serde::{Deserialize, Serialize};
+use hometrip_kernel::Problem;
 
 use crate::api::AdminSettings;
 use crate::domain::{self, Chained, Stored, Verdict, GENESIS};
@@ -26,21 +25,7 @@ pub struct AdminService {
     settings: AdminSettings,
 }
 
-/// An audit entry as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AuditEntry {
-    pub id: Id,
-    pub seq: i64,
-    pub at: hometrip_kernel::time::Instant,
-    pub actor_id: Id,
-    pub action: String,
-    pub target: String,
-    pub reason: String,
-    pub status: i32,
-    pub request_id: String,
-    pub prev_hash: String,
-    pub hash: String,
-}
+pub use crate::api::AuditEntry;
 
 fn db_err(e: DbError) -> Problem {
     Problem::from(e)
@@ -214,5 +199,24 @@ impl JobHandler for AdminService {
             VERIFY_JOB => self.verify_and_record().await.map(|_| ()).map_err(|p| p.to_string()),
             other => Err(format!("no handler for {other}")),
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::api::AuditLog for AdminService {
+    async fn entries(
+        &self,
+        admin: &hometrip_kernel::auth_context::AuthUser,
+        cursor: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, Problem> {
+        admin.require_admin()?;
+        let filter = crate::store::AuditFilter { before_seq: cursor, ..crate::store::AuditFilter::default() };
+        Ok(self.search(&filter, i64::from(limit.clamp(1, 200))).await?.0)
+    }
+
+    async fn verify(&self, admin: &hometrip_kernel::auth_context::AuthUser) -> Result<crate::api::Verdict, Problem> {
+        admin.require_admin()?;
+        AdminService::verify(self).await
     }
 }

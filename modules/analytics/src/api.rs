@@ -87,3 +87,51 @@ pub trait HostFigures: Send + Sync {
     /// The same per listing and month, as CSV.
     async fn csv(&self, user: &AuthUser, from: NaiveDate, to: NaiveDate) -> Result<String, Problem>;
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Funnel {
+    pub search: i64,
+    pub listing_view: i64,
+    /// Bookings created (the server's count; clients' `booking_started`
+    /// events are `booking_started_events`).
+    pub booking_started: i64,
+    pub booking_confirmed: i64,
+    pub booking_completed: i64,
+    /// Stays reviewed by their guest.
+    pub reviewed: i64,
+}
+
+/// The operators' overview of a period.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Overview {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// What guests paid, less refunds (in `analytics.currency`).
+    pub gmv: hometrip_kernel::money::Money,
+    /// What the platform keeps: service fees and host fees, less refunds.
+    pub net_revenue: hometrip_kernel::money::Money,
+    pub bookings: i64,
+    pub cancellations: i64,
+    pub new_users: i64,
+    /// Distinct visitors, day by day, summed.
+    pub visitors: i64,
+    pub booking_started_events: i64,
+    pub funnel: Funnel,
+    /// Each step over the one before (4 decimals; null when the step before is 0).
+    pub conversion: std::collections::BTreeMap<String, Option<f64>>,
+    /// Median minutes between steps: `search_to_listing_view` and
+    /// `listing_view_to_booking_started` over the client sessions that took
+    /// the first step in the period (the latest 2,000 of each pair, while
+    /// raw events are kept); the server-side steps over the bookings created
+    /// in the period (the latest 2,000).
+    pub median_minutes: std::collections::BTreeMap<String, Option<f64>>,
+    /// Money in other currencies, per currency.
+    pub other_currencies: std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>>,
+}
+
+/// The operators' overview as the console shows it, in process or over the
+/// module's admin route as that admin (403 for anyone else).
+#[async_trait]
+pub trait OperatorFigures: Send + Sync {
+    async fn overview(&self, admin: &AuthUser, from: NaiveDate, to: NaiveDate) -> Result<Overview, Problem>;
+}

@@ -7,7 +7,7 @@ use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{Id, Problem};
 
-use crate::api::{HostFigures, HostSummary};
+use crate::api::{HostFigures, HostSummary, OperatorFigures, Overview};
 
 pub struct AnalyticsClient {
     remote: RemoteClient,
@@ -34,5 +34,12 @@ impl HostFigures for AnalyticsClient {
 
     async fn csv(&self, user: &AuthUser, from: NaiveDate, to: NaiveDate) -> Result<String, Problem> {
         self.remote.get_text_as(&format!("/api/v1/analytics/host/summary.csv?from={from}&to={to}"), user).await
+    }
+}
+
+#[async_trait]
+impl OperatorFigures for AnalyticsClient {
+    async fn overview(&self, admin: &AuthUser, from: NaiveDate, to: NaiveDate) -> Result<Overview, Problem> {
+        self.remote.get_as(&format!("/api/v1/admin/analytics/overview?from={from}&to={to}"), admin).await
     }
 }

@@ -8,7 +8,7 @@ use chrono::{Duration, NaiveDate};
 use hometrip_kernel::money::Money;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::domain::{self, Totals};
 use crate::service::{db_err, AnalyticsService};
@@ -32,45 +32,7 @@ pub struct PeriodQuery {
 
 pub use crate::api::{HostSummary, MonthFigures};
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Funnel {
-    pub search: i64,
-    pub listing_view: i64,
-    /// Bookings created (the server's count; clients' `booking_started`
-    /// events are `booking_started_events`).
-    pub booking_started: i64,
-    pub booking_confirmed: i64,
-    pub booking_completed: i64,
-    /// Stays reviewed by their guest.
-    pub reviewed: i64,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Overview {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-    /// What guests paid, less refunds (in `analytics.currency`).
-    pub gmv: Money,
-    /// What the platform keeps: service fees and host fees, less refunds.
-    pub net_revenue: Money,
-    pub bookings: i64,
-    pub cancellations: i64,
-    pub new_users: i64,
-    /// Distinct visitors, day by day, summed.
-    pub visitors: i64,
-    pub booking_started_events: i64,
-    pub funnel: Funnel,
-    /// Each step over the one before (4 decimals; null when the step before is 0).
-    pub conversion: BTreeMap<String, Option<f64>>,
-    /// Median minutes between steps: `search_to_listing_view` and
-    /// `listing_view_to_booking_started` over the client sessions that took
-    /// the first step in the period (the latest 2,000 of each pair, while
-    /// raw events are kept); the server-side steps over the bookings created
-    /// in the period (the latest 2,000).
-    pub median_minutes: BTreeMap<String, Option<f64>>,
-    /// Money in other currencies, per currency.
-    pub other_currencies: BTreeMap<String, BTreeMap<String, i64>>,
-}
+pub use crate::api::{Funnel, Overview};
 
 fn check_period(from: NaiveDate, to: NaiveDate) -> Result<(), Problem> {
     if to < from {
@@ -327,5 +289,18 @@ impl crate::api::HostFigures for AnalyticsService {
         to: NaiveDate,
     ) -> Result<String, Problem> {
         self.host_csv(user.id, user.is_admin(), &PeriodQuery { from, to, listing_id: None }).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::api::OperatorFigures for AnalyticsService {
+    async fn overview(
+        &self,
+        admin: &hometrip_kernel::auth_context::AuthUser,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Overview, Problem> {
+        admin.require_admin()?;
+        AnalyticsService::overview(self, from, to).await
     }
 }

@@ -232,6 +232,34 @@ pub trait Reservations: Send + Sync {
     async fn decline(&self, user: &AuthUser, id: Id) -> Result<Booking, Problem>;
 }
 
+/// An admin's refund of part or all of a booking, with why.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminRefund {
+    pub amount: Money,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Refunded {
+    pub booking_id: Id,
+    /// What this refund gave back.
+    pub amount: Money,
+    /// What has come back to the guest in all.
+    pub refunded: Money,
+    /// What could still be refunded.
+    pub refundable: Money,
+    pub payment: hometrip_payment::api::Payment,
+}
+
+/// Refunds as an admin gives them from the console, in process or over the
+/// module's admin route as that admin (403 for anyone else).
+#[async_trait]
+pub trait BookingAdmin: Send + Sync {
+    /// Never more than the guest paid (422); the same `key` refunds once.
+    async fn refund(&self, admin: &AuthUser, id: Id, refund: &AdminRefund, key: &str) -> Result<Refunded, Problem>;
+}
+
 // ---- Events -------------------------------------------------------------------
 
 pub const BOOKING_CREATED: &str = "booking.created";

@@ -119,3 +119,16 @@ impl Reservations for BookingsClient {
         self.remote.post_as(&format!("/api/v1/bookings/{id}/decline"), &NoBody {}, user, None).await
     }
 }
+
+#[async_trait]
+impl crate::api::BookingAdmin for BookingsClient {
+    async fn refund(
+        &self,
+        admin: &AuthUser,
+        id: Id,
+        refund: &crate::api::AdminRefund,
+        key: &str,
+    ) -> Result<crate::api::Refunded, Problem> {
+        self.remote.post_as(&format!("/api/v1/admin/bookings/{id}/refund"), refund, admin, Some(key)).await
+    }
+}

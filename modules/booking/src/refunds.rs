@@ -5,30 +5,12 @@
 
 use hometrip_kernel::money::Money;
 use hometrip_kernel::{ErrorCode, Id, Problem};
-use hometrip_payment::api::{Payment, PaymentStatus, RefundRequest};
-use serde::{Deserialize, Serialize};
+use hometrip_payment::api::{PaymentStatus, RefundRequest};
 
 use crate::domain;
 use crate::service::BookingService;
 
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AdminRefund {
-    pub amount: Money,
-    pub reason: String,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Refunded {
-    pub booking_id: Id,
-    /// What this refund gave back.
-    pub amount: Money,
-    /// What has come back to the guest in all.
-    pub refunded: Money,
-    /// What could still be refunded.
-    pub refundable: Money,
-    pub payment: Payment,
-}
+pub use crate::api::{AdminRefund, Refunded};
 
 impl BookingService {
     /// `POST /admin/bookings/{id}/refund`. `key` (the caller's

@@ -74,3 +74,16 @@ impl Reservations for BookingService {
         BookingService::decline(self, actor(user), id).await
     }
 }
+
+#[async_trait]
+impl crate::api::BookingAdmin for BookingService {
+    async fn refund(
+        &self,
+        admin: &AuthUser,
+        id: Id,
+        refund: &crate::api::AdminRefund,
+        key: &str,
+    ) -> Result<crate::api::Refunded, Problem> {
+        self.admin_refund(admin.is_admin(), id, refund.clone(), Some(key)).await
+    }
+}

@@ -3,6 +3,9 @@
 //! which recorded it already) is appended, once answered, as an
 //! `audit.admin_action` event to this process's outbox; the admin module
 //! chains the records into the audit log. Refused calls are recorded too.
+//! The console's pages (`/admin/...`) are recorded the same way, as the
+//! admin the page found signed in (it leaves them in the request's
+//! extensions); a visitor who is no admin gets a 404 page and no record.
 
 use std::sync::Arc;
 
@@ -24,13 +27,28 @@ pub struct AuditSink {
 }
 
 const ADMIN_PREFIX: &str = "/api/v1/admin/";
+/// The console's pages.
+const CONSOLE_PREFIX: &str = "/admin/";
 
-/// The reason an admin gave: the JSON body's `reason`, else the query's.
+fn is_console(path: &str) -> bool {
+    path == "/admin" || path.starts_with(CONSOLE_PREFIX)
+}
+
+/// The reason an admin gave: the body's `reason` (JSON, or a console
+/// form's), else the query's.
 fn reason_of(body: &[u8], query: &str) -> String {
-    let from_body = serde_json::from_slice::<serde_json::Value>(body)
+    let from_json = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("reason").and_then(|r| r.as_str()).map(str::to_owned));
-    from_body
+    let from_form = || {
+        std::str::from_utf8(body)
+            .ok()
+            .and_then(|b| web::Query::<std::collections::HashMap<String, String>>::from_query(b).ok())
+            .and_then(|f| f.get("reason").cloned())
+            .filter(|r| !r.is_empty())
+    };
+    from_json
+        .or_else(from_form)
         .or_else(|| {
             web::Query::<std::collections::HashMap<String, String>>::from_query(query)
                 .ok()
@@ -48,8 +66,11 @@ pub async fn record(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let sink = req.app_data::<web::Data<AuditSink>>().cloned();
     let outside = !hometrip_kernel::http::from_service(req.request());
-    let actor = req.extensions().get::<AuthUser>().map(|u| u.id);
-    let (Some(sink), true, Some(actor)) = (sink, outside && req.path().starts_with(ADMIN_PREFIX), actor) else {
+    let console = is_console(req.path());
+    // A console page is recorded as the admin it found signed in, only.
+    let actor = if console { None } else { req.extensions().get::<AuthUser>().map(|u| u.id) };
+    let api = req.path().starts_with(ADMIN_PREFIX) && actor.is_some();
+    let (Some(sink), true) = (sink, outside && (api || console)) else {
         return next.call(req).await;
     };
     // The body is read here (admin bodies are small JSON) and handed on.
@@ -68,6 +89,10 @@ pub async fn record(
     let (action, target) = describe(req.method().as_str(), req.path());
     let request_id = hometrip_kernel::telemetry::current_request_id().unwrap_or_default();
     let res = next.call(req).await?;
+    // A console page tells who it found signed in as an admin.
+    let Some(actor) = actor.or_else(|| res.request().extensions().get::<AuthUser>().map(|u| u.id)) else {
+        return Ok(res);
+    };
     let entry = AdminAction {
         id: Id::new(),
         at: sink.clock.now(),
@@ -98,6 +123,7 @@ mod tests {
     fn the_reason_comes_from_the_body_then_the_query() {
         assert_eq!(reason_of(br#"{"reason": "fraud"}"#, "reason=other"), "fraud");
         assert_eq!(reason_of(b"", "reason=dispute%20123"), "dispute 123");
+        assert_eq!(reason_of(b"csrf=x&reason=goodwill+gesture", ""), "goodwill gesture");
         assert_eq!(reason_of(b"not json", ""), "");
     }
 }

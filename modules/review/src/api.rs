@@ -108,6 +108,37 @@ pub trait ReviewDesk: Send + Sync {
     async fn respond(&self, user: &AuthUser, review_id: Id, comment: &str) -> Result<Review, Problem>;
 }
 
+/// A review as moderators see it: why it waits.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ModeratedReview {
+    #[serde(flatten)]
+    pub review: Review,
+    /// What the spam check found: `contact_details`, `near_duplicate`, `spam_classifier`.
+    pub hold_reasons: Vec<String>,
+    /// Readers' reasons, when flagged.
+    pub flags: Vec<String>,
+    pub decision: Option<Decision>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Decision {
+    pub by: Id,
+    pub reason: String,
+    pub at: Instant,
+}
+
+/// The moderation queue as an admin works it in the console, in process or
+/// over the module's admin routes as that admin (403 for anyone else).
+#[async_trait]
+pub trait Moderation: Send + Sync {
+    /// Held and flagged reviews, oldest first.
+    async fn queue(&self, admin: &AuthUser) -> Result<Vec<ModeratedReview>, Problem>;
+    /// Publishes a held review (or clears a published one's flags).
+    async fn approve(&self, admin: &AuthUser, id: Id) -> Result<ModeratedReview, Problem>;
+    /// Refuses a held review, or takes a published one down, with a stated reason.
+    async fn reject(&self, admin: &AuthUser, id: Id, reason: &str) -> Result<ModeratedReview, Problem>;
+}
+
 /// Reviews as other modules see them, in process or over HTTP.
 #[async_trait]
 pub trait Reviews: Send + Sync {

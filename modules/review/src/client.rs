@@ -6,7 +6,9 @@ use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{Id, Problem};
 use serde::Deserialize;
 
-use crate::api::{ListingReviews, NewReview, PendingReview, Review, ReviewDesk, ReviewSummary, Reviews};
+use crate::api::{
+    ListingReviews, ModeratedReview, Moderation, NewReview, PendingReview, Review, ReviewDesk, ReviewSummary, Reviews,
+};
 
 pub struct ReviewsClient {
     remote: RemoteClient,
@@ -55,5 +57,24 @@ impl ReviewDesk for ReviewsClient {
     async fn respond(&self, user: &AuthUser, review_id: Id, comment: &str) -> Result<Review, Problem> {
         let body = serde_json::json!({ "comment": comment });
         self.remote.post_as(&format!("/api/v1/reviews/{review_id}/response"), &body, user, None).await
+    }
+}
+
+/// The moderation queue over the admin routes, as the admin.
+#[async_trait]
+impl Moderation for ReviewsClient {
+    async fn queue(&self, admin: &AuthUser) -> Result<Vec<ModeratedReview>, Problem> {
+        let page: Items<ModeratedReview> =
+            self.remote.get_as("/api/v1/admin/reviews?status=pending&limit=100", admin).await?;
+        Ok(page.items)
+    }
+
+    async fn approve(&self, admin: &AuthUser, id: Id) -> Result<ModeratedReview, Problem> {
+        self.remote.post_as(&format!("/api/v1/admin/reviews/{id}/approve"), &serde_json::json!({}), admin, None).await
+    }
+
+    async fn reject(&self, admin: &AuthUser, id: Id, reason: &str) -> Result<ModeratedReview, Problem> {
+        let body = serde_json::json!({ "reason": reason });
+        self.remote.post_as(&format!("/api/v1/admin/reviews/{id}/reject"), &body, admin, None).await
     }
 }

@@ -1,11 +1,11 @@
-//! [`ReviewDesk`] in process: the same service calls as the public routes,
-//! as the signed-in user.
+//! [`ReviewDesk`] and [`Moderation`] in process: the same service calls as
+//! the public and admin routes, as the signed-in user.
 
 use async_trait::async_trait;
 use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::{Id, Problem};
 
-use crate::api::{ListingReviews, NewReview, PendingReview, Review, ReviewDesk};
+use crate::api::{ListingReviews, ModeratedReview, Moderation, NewReview, PendingReview, Review, ReviewDesk};
 use crate::service::ReviewService;
 
 #[async_trait]
@@ -26,5 +26,21 @@ impl ReviewDesk for ReviewService {
 
     async fn respond(&self, user: &AuthUser, review_id: Id, comment: &str) -> Result<Review, Problem> {
         ReviewService::respond(self, user.id, review_id, comment).await
+    }
+}
+
+/// The console's queue: what the admin routes do, as the admin.
+#[async_trait]
+impl Moderation for ReviewService {
+    async fn queue(&self, admin: &AuthUser) -> Result<Vec<ModeratedReview>, Problem> {
+        ReviewService::queue(self, admin.is_admin(), "pending", None, 100).await
+    }
+
+    async fn approve(&self, admin: &AuthUser, id: Id) -> Result<ModeratedReview, Problem> {
+        ReviewService::approve(self, admin.id, admin.is_admin(), id, None).await
+    }
+
+    async fn reject(&self, admin: &AuthUser, id: Id, reason: &str) -> Result<ModeratedReview, Problem> {
+        ReviewService::reject(self, admin.id, admin.is_admin(), id, reason).await
     }
 }

@@ -7,28 +7,10 @@ use hometrip_kernel::{ErrorCode, Id, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::Review;
 use crate::service::{db_err, published_event, view, ReviewService};
 use crate::store::{self, AppealRow, ReviewRow};
 
-/// A review as moderators see it: why it waits.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ModeratedReview {
-    #[serde(flatten)]
-    pub review: Review,
-    /// What the spam check found: `contact_details`, `near_duplicate`, `spam_classifier`.
-    pub hold_reasons: Vec<String>,
-    /// Readers' reasons, when flagged.
-    pub flags: Vec<String>,
-    pub decision: Option<Decision>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Decision {
-    pub by: Id,
-    pub reason: String,
-    pub at: hometrip_kernel::time::Instant,
-}
+pub use crate::api::{Decision, ModeratedReview};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Appeal {

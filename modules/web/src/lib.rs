@@ -6,6 +6,8 @@
 
 mod account_pages;
 mod account_words;
+mod admin_pages;
+mod admin_words;
 mod assets;
 mod booking_views;
 mod earnings_pages;
@@ -32,15 +34,16 @@ mod uploads;
 use std::sync::Arc;
 
 use actix_web::web;
-use hometrip_analytics::api::HostFigures;
+use hometrip_admin::api::AuditLog;
+use hometrip_analytics::api::{HostFigures, OperatorFigures};
 use hometrip_auth::api::{AccountSecurity, Accounts, Sessions};
-use hometrip_booking::api::Reservations;
+use hometrip_booking::api::{BookingAdmin, Reservations};
 use hometrip_kernel::auth_context::AccessVerifier;
 use hometrip_kernel::http::TrustedProxies;
 use hometrip_listing::api::{HostListings, Listings};
 use hometrip_message::api::Inbox;
 use hometrip_notification::api::NotificationCenter;
-use hometrip_review::api::ReviewDesk;
+use hometrip_review::api::{Moderation, ReviewDesk};
 use hometrip_search::api::Search;
 use hometrip_user::api::{Profiles, Users};
 use sha2::{Digest, Sha512};
@@ -51,6 +54,10 @@ pub struct Web {
     host_listings: Arc<dyn HostListings>,
     figures: Arc<dyn HostFigures>,
     review_desk: Arc<dyn ReviewDesk>,
+    moderation: Arc<dyn Moderation>,
+    booking_admin: Arc<dyn BookingAdmin>,
+    operator_figures: Arc<dyn OperatorFigures>,
+    audit_log: Arc<dyn AuditLog>,
     search: Arc<dyn Search>,
     reservations: Arc<dyn Reservations>,
     accounts: Arc<dyn Accounts>,
@@ -74,6 +81,10 @@ pub struct WebDeps {
     pub host_listings: Arc<dyn HostListings>,
     pub figures: Arc<dyn HostFigures>,
     pub review_desk: Arc<dyn ReviewDesk>,
+    pub moderation: Arc<dyn Moderation>,
+    pub booking_admin: Arc<dyn BookingAdmin>,
+    pub operator_figures: Arc<dyn OperatorFigures>,
+    pub audit_log: Arc<dyn AuditLog>,
     pub search: Arc<dyn Search>,
     pub reservations: Arc<dyn Reservations>,
     pub accounts: Arc<dyn Accounts>,
@@ -100,6 +111,10 @@ impl Web {
             host_listings: d.host_listings,
             figures: d.figures,
             review_desk: d.review_desk,
+            moderation: d.moderation,
+            booking_admin: d.booking_admin,
+            operator_figures: d.operator_figures,
+            audit_log: d.audit_log,
             search: d.search,
             reservations: d.reservations,
             accounts: d.accounts,
@@ -148,6 +163,12 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/account/2fa/enable", web::post().to(settings_pages::two_factor_enable))
             .route("/account/2fa/disable", web::post().to(settings_pages::two_factor_disable))
             .route("/account/sessions/revoke-others", web::post().to(settings_pages::revoke_others))
+            .route("/admin", web::get().to(admin_pages::overview))
+            .route("/admin/reviews", web::get().to(admin_pages::reviews))
+            .route("/admin/reviews/{id}/{action}", web::post().to(admin_pages::decide))
+            .route("/admin/bookings", web::get().to(admin_pages::bookings))
+            .route("/admin/bookings/{id}/refund", web::post().to(admin_pages::refund))
+            .route("/admin/audit", web::get().to(admin_pages::audit))
             .route("/reviews", web::get().to(review_pages::to_write))
             .route("/reviews/{booking}", web::get().to(review_pages::write_form))
             .route("/reviews/{booking}", web::post().to(review_pages::submit))

@@ -173,6 +173,8 @@ pub struct Messages {
     pub h: &'static crate::host_words::HostWords,
     /// The review pages.
     pub r: &'static crate::review_words::ReviewWords,
+    /// The admin console.
+    pub ad: &'static crate::admin_words::AdminWords,
 }
 
 pub static EN: Messages = Messages {
@@ -274,6 +276,7 @@ pub static EN: Messages = Messages {
     n: &crate::inbox_words::NOTIFICATIONS_EN,
     h: &crate::host_words::EN,
     r: &crate::review_words::EN,
+    ad: &crate::admin_words::EN,
 };
 
 pub static FR: Messages = Messages {
@@ -375,6 +378,7 @@ pub static FR: Messages = Messages {
     n: &crate::inbox_words::NOTIFICATIONS_FR,
     h: &crate::host_words::FR,
     r: &crate::review_words::FR,
+    ad: &crate::admin_words::FR,
 };
 
 #[cfg(test)]

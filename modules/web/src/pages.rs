@@ -34,6 +34,8 @@ pub struct Chrome {
     pub user: Option<String>,
     /// The CSRF token of this browser's forms.
     pub csrf: String,
+    /// The visitor is an admin: the console's link.
+    pub admin: bool,
     /// This page's path and query, to come back to after signing in.
     pub here: String,
 }
@@ -74,6 +76,7 @@ impl Context {
     pub fn chrome(&self, req: &HttpRequest, app: &Web, event: &'static str) -> Chrome {
         let mut chrome = Chrome::new(req, self.locale, event);
         chrome.user = self.visitor.user.as_ref().map(|u| u.display_name.clone());
+        chrome.admin = self.visitor.user.as_ref().is_some_and(|u| u.user.is_admin());
         chrome.csrf = app.csrf_token(&self.visitor);
         chrome
     }
@@ -96,6 +99,7 @@ impl Chrome {
             event_listing: None,
             user: None,
             csrf: String::new(),
+            admin: false,
             // Without the emailed links' tokens: they stay on their page.
             here: match pairs.iter().any(|(k, _)| k == "token") {
                 true => req.path().to_owned(),

@@ -1,0 +1,139 @@
+//! The admin console through the binary: the overview, a held review
+//! approved, a booking found and refunded in part (once per form), the
+//! audit log recording the console's own actions and verifying its chain.
+//! Nobody else finds the console.
+
+use serde_json::json;
+
+use crate::support::*;
+use crate::web::{csrf, html, page_eventually, signed_in_browser, Browser};
+
+const CLOCK: &[(&str, &str)] = &[("HOMETRIP_TESTING__CLOCK_CONTROL", "true"), ("HOMETRIP_JOBS__POLL_MS", "50")];
+const ADMIN_PASSWORD: &str = "the admin passphrase is long";
+
+async fn advance(server: &Server, seconds: i64) {
+    let r = server
+        .internal(reqwest::Method::POST, "/internal/testing/clock", Some(json!({"advance_seconds": seconds})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = server.internal(reqwest::Method::POST, "/internal/testing/jobs/run", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// An admin made with the CLI, signed in through the sign-in page.
+async fn admin_browser(server: &Server) -> Browser {
+    let email = unique_email("admin");
+    let out = server.cli(&["admin", "create", "--email", &email, "--password-stdin"], &format!("{ADMIN_PASSWORD}\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut browser = Browser::new(server);
+    let form = browser.get("/sign-in").await;
+    let r = browser.post("/sign-in", &[("csrf", &csrf(&form)), ("email", &email), ("password", ADMIN_PASSWORD)]).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    browser
+}
+
+#[tokio::test]
+async fn an_admin_approves_a_held_review_refunds_part_of_a_booking_and_reads_the_audit_log_in_the_console() {
+    let server = Server::start_with(CLOCK).await;
+    let (host, _) = server.client().signed_up(&unique_email("host")).await;
+    let listing = publish_listing(&server, &host, house("Maison de la console")).await;
+    let (guest, _) = server.client().signed_up(&unique_email("guest")).await;
+    let booking = book_and_pay(&guest, &listing, 3).await;
+    let mut admin = admin_browser(&server).await;
+
+    // Nobody else finds the console; signed out, it asks to sign in.
+    let mut someone = signed_in_browser(&server, &unique_email("someone")).await;
+    for path in ["/admin", "/admin/reviews", "/admin/bookings", "/admin/audit"] {
+        assert_eq!(someone.get(path).await.status, 404, "{path}");
+    }
+    let token = csrf(&someone.get("/trips").await);
+    let forged = someone
+        .post(&format!("/admin/bookings/{booking}/refund"), &[("csrf", &token), ("amount", "5"), ("reason", "x")])
+        .await;
+    assert_eq!(forged.status, 404);
+    let anonymous = Browser::new(&server).get("/admin").await;
+    assert_eq!(anonymous.status, 303);
+
+    // The overview.
+    let overview = admin.get("/admin").await;
+    assert_eq!(overview.status, 200, "{}", overview.text);
+    assert!(html(&overview).contains("data-figure=\"bookings\""), "{}", overview.text);
+    assert!(overview.text.contains("href=\"/admin\">Console</a>"), "the header links the console for admins");
+    assert!(!someone.get("/trips").await.text.contains("href=\"/admin\""), "and only for them");
+
+    // A review held for its phone number, approved from the queue.
+    advance(&server, 6 * 86_400).await;
+    eventually(&guest, &format!("/api/v1/bookings/{booking}"), |b| b["status"] == "completed").await;
+    let body = json!({
+        "rating": 4,
+        "ratings": {"cleanliness": 4, "accuracy": 4, "check_in": 5, "communication": 5, "location": 4, "value": 4},
+        "comment": "Great flat <i>really</i>, text me on 06 12 34 56 78 next time",
+    });
+    let mut held = guest.post(&format!("/api/v1/bookings/{booking}/reviews"), body.clone()).await;
+    for _ in 0..patience(100) {
+        if held.status != 422 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        held = guest.post(&format!("/api/v1/bookings/{booking}/reviews"), body.clone()).await;
+    }
+    assert_eq!(held.status, 201, "{}", held.text);
+    assert_eq!(held.body["status"], "held");
+    let review = held.body["id"].as_str().unwrap().to_owned();
+    let queue = admin.get("/admin/reviews").await;
+    assert_eq!(queue.status, 200, "{}", queue.text);
+    assert!(html(&queue).contains(&format!("data-review=\"{review}\"")), "{}", queue.text);
+    assert!(queue.text.contains("contact_details") && queue.text.contains("&#60;i&#62;really&#60;/i&#62;"));
+    let token = csrf(&queue);
+    let no_reason = admin.post(&format!("/admin/reviews/{review}/reject"), &[("csrf", &token), ("reason", " ")]).await;
+    assert_eq!(no_reason.status, 422, "{}", no_reason.text);
+    assert_eq!(admin.post(&format!("/admin/reviews/{review}/approve"), &[]).await.status, 403, "without the token");
+    let approved = admin.post(&format!("/admin/reviews/{review}/approve"), &[("csrf", &token)]).await;
+    assert_eq!(approved.status, 303, "{}", approved.text);
+    assert_eq!(approved.headers["location"], "/admin/reviews?done=approved");
+    let mine = guest.get(&format!("/api/v1/bookings/{booking}/reviews")).await;
+    // Approved, it joins the double-blind like any other (the host has not written).
+    assert_eq!(mine.body["items"][0]["status"], "hidden", "{}", mine.text);
+    let again = admin.post(&format!("/admin/reviews/{review}/approve"), &[("csrf", &token)]).await;
+    assert_eq!(again.status, 409, "{}", again.text);
+
+    // A booking found by its number and refunded in part, once per form.
+    assert_eq!(admin.get("/admin/bookings?id=nope").await.status, 404);
+    let found = admin.get(&format!("/admin/bookings?id={booking}")).await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert!(html(&found).contains("Maison de la console") && found.text.contains("id=\"refund-form\""));
+    let token = csrf(&found);
+    let key = crate::web::field(&found, "key");
+    let path = format!("/admin/bookings/{booking}/refund");
+    let unreadable = admin.post(&path, &[("csrf", &token), ("key", &key), ("amount", "lots"), ("reason", "x")]).await;
+    assert_eq!(unreadable.status, 422, "{}", unreadable.text);
+    let form = [("csrf", token.as_str()), ("key", key.as_str()), ("amount", "20"), ("reason", "Broken heater")];
+    let refunded = admin.post(&path, &form).await;
+    assert_eq!(refunded.status, 200, "{}", refunded.text);
+    assert!(html(&refunded).contains("data-figure=\"amount\">€20<"), "{}", refunded.text);
+    let twice = admin.post(&path, &form).await;
+    assert!(twice.text.contains("data-figure=\"refunded\">€20<"), "the same form refunds once: {}", twice.text);
+    let too_much = admin
+        .post(&path, &[("csrf", &token), ("key", "another-key"), ("amount", "100000"), ("reason", "Everything")])
+        .await;
+    assert_eq!(too_much.status, 422, "{}", too_much.text);
+    assert!(too_much.text.contains("The refund was refused"), "{}", too_much.text);
+
+    // The audit log: the console's actions as the admin, with their reasons; the chain holds.
+    let audit = page_eventually(&mut admin, "/admin/audit", "POST /admin/bookings/{id}/refund").await;
+    assert!(audit.text.contains("Broken heater"), "{}", audit.text);
+    assert!(audit.text.contains("POST /admin/reviews/{id}/approve"), "{}", audit.text);
+    let verified = admin.get("/admin/audit?verify=1").await;
+    assert!(html(&verified).contains("The chain holds"), "{}", verified.text);
+    // Refused attempts are recorded too (as the API's are); nothing under anyone else's name.
+    assert!(verified.text.contains("<td>POST /admin/reviews/{id}/approve</td><td>reviews/"), "{}", verified.text);
+    let rows = verified.text.matches("<tr data-seq=").count();
+    let admin_rows = verified.text.matches(&format!("<td>{}</td>", first_actor(&verified.text))).count();
+    assert_eq!(rows, admin_rows, "every entry is the admin's: {}", verified.text);
+}
+
+/// The actor column of the audit page's first row.
+fn first_actor(page: &str) -> String {
+    let row = page.split("<tr data-seq=").nth(1).expect("an entry");
+    row.split("<td>").nth(3).and_then(|c| c.split("</td>").next()).unwrap().to_owned()
+}
