@@ -6,10 +6,12 @@
 // trip confirmed and cancels it with the refund shown first; a guest
 // requests a stay with the keyboard only; the host signs in with the
 // keyboard only and accepts it; the host lists a new home with a photo,
-// blocks nights and reads the months' figures. The guest's journey runs again with
-// JavaScript disabled. axe-core checks every page of the journey: no
-// serious or critical violation may remain. Every step asserts what the
-// page shows.
+// blocks nights and reads the months' figures. The guest's journey runs
+// again with JavaScript disabled. With PHASE=after_stays (the test clock
+// moved past the stays), guest and host review the keyboard journey's stay
+// and an admin approves the held review and refunds part of the booking.
+// axe-core checks every page of the journey: no serious or critical
+// violation may remain. Every step asserts what the page shows.
 
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -34,6 +36,10 @@ const word = env("LISTING_WORD");
 const requestListing = env("REQUEST_LISTING_ID");
 // Three stays, one per booking of the journey: [{check_in, check_out}, ...].
 const stays = JSON.parse(env("STAYS"));
+// The keyboard journey's guest, whose stay the second phase reviews.
+const keysGuestEmail = env("KEYS_GUEST_EMAIL");
+// `main`, or `after_stays` once the test clock has moved past the stays.
+const phase = process.env.PHASE || "main";
 
 // The whole journey has a deadline: a hung page fails the test, never hangs it.
 setTimeout(() => {
@@ -254,7 +260,7 @@ async function guestJourney(browser, { js, label, stay }) {
 async function keyboardJourney(browser, stay) {
   const guestContext = await browser.newContext({ locale: "en-US", bypassCSP: true });
   const guest = await guestContext.newPage();
-  const email = `e2e-keys-${Date.now()}@example.com`;
+  const email = keysGuestEmail;
   await signUp(guest, email, "Keyboard Guest", true);
   await guest.goto(`${base}/listings/${requestListing}?check_in=${stay.check_in}&check_out=${stay.check_out}&guests=2`);
   await tabTo(guest, (el) => el.tag === "BUTTON" && el.text === "Request to book", "the request button");
@@ -454,17 +460,107 @@ async function hostJourney(browser) {
   await context.close();
 }
 
+/** Signs in through the form as `email`, in a new context. */
+async function signIn(browser, email, pass) {
+  const context = await browser.newContext({ locale: "en-US", bypassCSP: true });
+  const page = await context.newPage();
+  await page.goto(`${base}/sign-in`);
+  await page.fill("#email", email);
+  await page.fill("#password", pass);
+  await submit(page, "main button[type=submit]");
+  check((await text(page, ".who")) !== "", `${email} signed in`);
+  return { context, page };
+}
+
+/** Ticks every rating of the review form at `stars` and writes `comment`. */
+async function fillReview(page, stars, comment) {
+  for (const group of await page.locator("fieldset.stars").all()) {
+    await group.locator(`input[value='${stars}']`).check();
+  }
+  await page.fill("#comment", comment);
+}
+
+/**
+ * After the stays (the test clock moved on): the keyboard journey's guest
+ * and the host review the stay, the guest's review is held for a phone
+ * number, an admin approves it and refunds part of the booking; the review
+ * shows on the listing page.
+ */
+async function afterStaysJourney(browser) {
+  const { context: guestContext, page: guest } = await signIn(browser, keysGuestEmail, password);
+  await guest.goto(`${base}/reviews`);
+  await audit(guest, "reviews to write");
+  const line = guest.locator("li[data-booking]", { hasText: "Moulin" });
+  check((await line.count()) === 1, "the completed stay waits for the guest's review");
+  const booking = await line.getAttribute("data-booking");
+  await submit(guest, `a[href='/reviews/${booking}']`);
+  await audit(guest, "review form");
+  await fillReview(guest, 5, "Un moulin magnifique, appelez-moi au 06 12 34 56 78 pour en parler.");
+  await submit(guest, "#review-form button[type=submit]");
+  await expectText(guest, "Thank you: your review is in.", "the guest's review is sent");
+  step("the guest reviewed the stay");
+
+  const { context: hostContext, host } = await hostSignIn(browser);
+  await host.goto(`${base}/reviews`);
+  await submit(host, `a[href='/reviews/${booking}']`);
+  check((await host.locator("input[name=house_rules]").count()) === 5, "the host rates the guest's house rules");
+  await fillReview(host, 4, "A careful and friendly guest.");
+  await submit(host, "#review-form button[type=submit]");
+  await expectText(host, "Thank you: your review is in.", "the host's review is sent");
+  step("the host reviewed the guest");
+
+  const { context: adminContext, page: admin } = await signIn(browser, env("ADMIN_EMAIL"), env("ADMIN_PASSWORD"));
+  await admin.goto(`${base}/admin`);
+  await audit(admin, "admin overview");
+  await admin.goto(`${base}/admin/reviews`);
+  await audit(admin, "admin reviews");
+  const held = admin.locator("li[data-review]", { hasText: "Un moulin magnifique" });
+  check((await held.count()) === 1, "the guest's review is held for its phone number");
+  check((await held.innerText()).includes("contact_details"), "and says why");
+  await submit(admin, "li[data-review] form[action$='/approve'] button");
+  await expectText(admin, "Approved: the review is published.", "approved");
+  step("the admin approved the held review");
+
+  await admin.goto(`${base}/admin/bookings?id=${booking}`);
+  await audit(admin, "admin bookings");
+  await admin.fill("#amount", "20");
+  await admin.fill("#reason", "The heating failed one night");
+  await submit(admin, "#refund-form button[type=submit]");
+  check((await text(admin, "[data-figure=amount]")) === "€20", "€20 refunded");
+  step("the admin refunded part of the booking");
+  await admin.goto(`${base}/admin/audit`);
+  await audit(admin, "admin audit");
+  await expectText(admin, "The heating failed one night", "the refund is in the audit log");
+
+  // Both reviews are in and the held one approved: it is public.
+  let shown = false;
+  for (let i = 0; i < 60 && !shown; i++) {
+    await guest.goto(`${base}/listings/${requestListing}`);
+    shown = (await guest.locator("li.review", { hasText: "Un moulin magnifique" }).count()) === 1;
+    if (!shown) await guest.waitForTimeout(250);
+  }
+  check(shown, "the approved review shows on the listing page");
+  step("the review is published on the listing page");
+  await guestContext.close();
+  await hostContext.close();
+  await adminContext.close();
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   // Root in a container: Chromium's sandbox needs user namespaces it may not have.
   args: ["--no-sandbox"],
 });
 try {
-  await guestJourney(browser, { js: true, label: "js", stay: stays[0] });
-  await keyboardJourney(browser, stays[1]);
-  await hostJourney(browser);
-  await messagesJourney(browser);
-  await guestJourney(browser, { js: false, label: "nojs", stay: stays[2] });
+  if (phase === "after_stays") {
+    await afterStaysJourney(browser);
+  } else {
+    await guestJourney(browser, { js: true, label: "js", stay: stays[0] });
+    await keyboardJourney(browser, stays[1]);
+    await hostJourney(browser);
+    await messagesJourney(browser);
+    await guestJourney(browser, { js: false, label: "nojs", stay: stays[2] });
+  }
 } finally {
   await browser.close();
 }
@@ -472,4 +568,4 @@ if (violations.length > 0) {
   console.error(JSON.stringify(violations, null, 2));
   throw new Error(`axe-core found ${violations.length} serious or critical violations`);
 }
-step("the whole journey");
+step(phase === "after_stays" ? "the journey after the stays" : "the whole journey");
