@@ -154,6 +154,8 @@ impl Platform {
                 booking_admin: wiring.require::<dyn hometrip_booking::api::BookingAdmin>("booking")?,
                 operator_figures: wiring.require::<dyn hometrip_analytics::api::OperatorFigures>("analytics")?,
                 audit_log: wiring.require::<dyn hometrip_admin::api::AuditLog>("admin")?,
+                user_admin: wiring.require::<dyn hometrip_user::api::UserAdmin>("user")?,
+                account_admin: wiring.require::<dyn hometrip_auth::api::AccountAdmin>("auth")?,
                 search: wiring.require::<dyn hometrip_search::api::Search>("search")?,
                 reservations: wiring.require::<dyn hometrip_booking::api::Reservations>("booking")?,
                 accounts: wiring.require::<dyn hometrip_auth::api::Accounts>("auth")?,

@@ -93,8 +93,9 @@ pub static MODULES: &[Module] = &[
         #[cfg(not(feature = "auth"))]
         start: None,
         remote: Some(|w, c| {
-            let security = hometrip_auth::client::AccountSecurityClient::new(c.clone());
-            w.provide::<dyn hometrip_auth::api::AccountSecurity>(Arc::new(security));
+            let security = Arc::new(hometrip_auth::client::AccountSecurityClient::new(c.clone()));
+            w.provide::<dyn hometrip_auth::api::AccountAdmin>(Arc::clone(&security) as _);
+            w.provide::<dyn hometrip_auth::api::AccountSecurity>(security);
             let client = Arc::new(hometrip_auth::client::AccountsClient::new(c));
             w.provide::<dyn hometrip_auth::api::Accounts>(Arc::clone(&client) as Arc<dyn hometrip_auth::api::Accounts>);
             w.provide::<dyn hometrip_auth::api::Sessions>(client);
@@ -121,6 +122,7 @@ pub static MODULES: &[Module] = &[
         remote: Some(|w, c| {
             let client = Arc::new(hometrip_user::client::UsersClient::new(c));
             w.provide::<dyn hometrip_user::api::Profiles>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_user::api::UserAdmin>(Arc::clone(&client) as _);
             w.provide::<dyn hometrip_user::api::Users>(client)
         }),
         #[cfg(feature = "user")]
@@ -435,6 +437,7 @@ mod local {
             w.provide::<dyn Accounts>(Arc::clone(&auth) as Arc<dyn Accounts>);
             w.provide::<dyn hometrip_auth::api::Sessions>(Arc::clone(&auth) as Arc<dyn hometrip_auth::api::Sessions>);
             w.provide::<dyn hometrip_auth::api::AccountSecurity>(Arc::clone(&auth) as _);
+            w.provide::<dyn hometrip_auth::api::AccountAdmin>(Arc::clone(&auth) as _);
             w.keep(Arc::clone(&auth));
             let trusted = hometrip_kernel::http::TrustedProxies::parse(&w.settings.server.trusted_proxies)?;
             let web_data = web::Data::new(hometrip_auth::http::AuthWeb {
@@ -468,6 +471,7 @@ mod local {
             users.subscribe().await;
             w.provide::<dyn Users>(Arc::clone(&users) as Arc<dyn Users>);
             w.provide::<dyn hometrip_user::api::Profiles>(Arc::clone(&users) as _);
+            w.provide::<dyn hometrip_user::api::UserAdmin>(Arc::clone(&users) as _);
             let data = hometrip_user::http::data(&users);
             let dyn_data: web::Data<dyn Users> = web::Data::from(users as Arc<dyn Users>);
             Ok(Mount::new(move |cfg| {

@@ -8,8 +8,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-const CLOCK: &[(&str, &str)] = &[("HOMETRIP_TESTING__CLOCK_CONTROL", "true"), ("HOMETRIP_JOBS__POLL_MS", "50")];
-
 /// `guest` books `[from, to)` days ahead and pays.
 async fn stay(guest: &Api, listing: &str, from: i64, to: i64) -> String {
     let body = json!({"listing_id": listing, "check_in": date_from_today(from), "check_out": date_from_today(to), "guests": 2});

@@ -14,8 +14,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-const CLOCK: &[(&str, &str)] = &[("HOMETRIP_TESTING__CLOCK_CONTROL", "true"), ("HOMETRIP_JOBS__POLL_MS", "50")];
-
 fn date(days_from_today: i64) -> String {
     date_from_today(days_from_today)
 }

@@ -243,15 +243,6 @@ async fn hosts_keep_quick_replies_whose_placeholders_fill_in() {
     host.send(host.http.delete(server.url(&format!("/api/v1/quick-replies/{id}")))).await.problem(404);
 }
 
-async fn move_clock(server: &Server, seconds: i64) {
-    let r = server
-        .internal(reqwest::Method::POST, "/internal/testing/clock", Some(json!({"advance_seconds": seconds})))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let r = server.internal(reqwest::Method::POST, "/internal/testing/jobs/run", None).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-}
-
 #[tokio::test]
 async fn scheduled_messages_go_the_day_before_check_in_unless_the_stay_is_cancelled() {
     let server = Server::start_with(&[("HOMETRIP_TESTING__CLOCK_CONTROL", "true")]).await;
@@ -277,7 +268,7 @@ async fn scheduled_messages_go_the_day_before_check_in_unless_the_stay_is_cancel
     let cancel = host.send(host.http.delete(server.url(&format!("{path}/{other_id}")))).await;
     assert_eq!(cancel.status, 204, "{}", cancel.text);
 
-    move_clock(&server, 10 * 86_400).await;
+    advance_clock(&server, 10 * 86_400).await;
     let sent =
         eventually(&host, &path, |v| v.as_array().is_some_and(|a| a.iter().any(|m| m["status"] == "sent"))).await;
     let statuses: Vec<&str> = sent.as_array().unwrap().iter().map(|m| m["status"].as_str().unwrap()).collect();
@@ -297,7 +288,7 @@ async fn scheduled_messages_go_the_day_before_check_in_unless_the_stay_is_cancel
     assert_eq!(skipped.status, 201, "{}", skipped.text);
     let cancelled = guest.post(&format!("/api/v1/bookings/{later}/cancel"), json!({})).await;
     assert_eq!(cancelled.status, 200, "{}", cancelled.text);
-    move_clock(&server, 40 * 86_400).await;
+    advance_clock(&server, 40 * 86_400).await;
     let id = skipped.body["id"].clone();
     eventually(&host, &path, |v| {
         v.as_array().is_some_and(|a| a.iter().any(|m| m["id"] == id && m["status"] == "skipped"))

@@ -11,15 +11,6 @@ use serde_json::{json, Value};
 use crate::messages::{host_and_guest, start_conversation};
 use crate::support::*;
 
-async fn advance(server: &Server, seconds: i64) {
-    let r = server
-        .internal(reqwest::Method::POST, "/internal/testing/clock", Some(json!({"advance_seconds": seconds})))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let r = server.internal(reqwest::Method::POST, "/internal/testing/jobs/run", None).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-}
-
 async fn notifications_of(api: &Api, kind: &str) -> Vec<Value> {
     let r = api.get("/api/v1/notifications").await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -70,9 +61,9 @@ async fn unread_messages_become_one_notification_and_reading_cancels_it() {
     let path = format!("/api/v1/conversations/{conv}/messages");
     assert_eq!(guest.post(&path, json!({"body": "Second question"})).await.status, 201);
     // Not before the delay.
-    advance(&server, 60).await;
+    advance_clock(&server, 60).await;
     assert!(notifications_of(&host, "message_received").await.is_empty());
-    advance(&server, 5 * 60).await;
+    advance_clock(&server, 5 * 60).await;
     let n = eventually_notified(&host, "message_received").await;
     assert!(n["title"].as_str().unwrap().starts_with("2 new messages"), "{n}");
     assert_eq!(n["link"], json!(format!("/inbox/{conv}")));
@@ -85,7 +76,7 @@ async fn unread_messages_become_one_notification_and_reading_cancels_it() {
     assert_eq!(read.status, 204);
     // The read event is delivered before the clock moves on.
     tokio::time::sleep(Duration::from_millis(if crate::shape::is_split() { 3000 } else { 500 })).await;
-    advance(&server, 6 * 60).await;
+    advance_clock(&server, 6 * 60).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(notifications_of(&guest, "message_received").await.is_empty(), "read in time, yet notified");
 }
@@ -281,15 +272,15 @@ async fn quiet_hours_hold_sms_until_they_end() {
     book_and_pay(&guest, &listing, 40).await;
     eventually_notified(&guest, "booking_confirmed").await;
     let confirmations = || sent.lock().unwrap().iter().filter(|(_, p)| param(p, "Body").contains("confirmed")).count();
-    advance(&server, 60).await;
+    advance_clock(&server, 60).await;
     assert_eq!(confirmations(), 0, "an SMS went out in quiet hours");
     // Once they end, it goes.
-    advance(&server, 2 * 3600).await;
+    advance_clock(&server, 2 * 3600).await;
     for _ in 0..patience(50) {
         if confirmations() == 1 {
             break;
         }
-        advance(&server, 1).await;
+        advance_clock(&server, 1).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(confirmations(), 1);
@@ -453,7 +444,7 @@ async fn a_delivery_that_keeps_failing_is_parked_with_the_dead_letters() {
     let admin = admin(&server).await;
     let mut parked = None;
     for _ in 0..patience(30) {
-        advance(&server, 3700).await;
+        advance_clock(&server, 3700).await;
         let list = admin.get("/api/v1/admin/events/dead-letters").await;
         assert_eq!(list.status, 200, "{}", list.text);
         parked = list.body["items"]

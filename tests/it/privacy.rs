@@ -8,8 +8,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-const CLOCK: &[(&str, &str)] = &[("HOMETRIP_TESTING__CLOCK_CONTROL", "true"), ("HOMETRIP_JOBS__POLL_MS", "50")];
-
 const EXACT: (f64, f64) = (48.8707, 2.3635);
 
 fn body(title: &str, (lat, lon): (f64, f64)) -> Value {

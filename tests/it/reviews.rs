@@ -6,17 +6,6 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-const CLOCK: &[(&str, &str)] = &[("HOMETRIP_TESTING__CLOCK_CONTROL", "true"), ("HOMETRIP_JOBS__POLL_MS", "50")];
-
-async fn advance(server: &Server, seconds: i64) {
-    let r = server
-        .internal(reqwest::Method::POST, "/internal/testing/clock", Some(json!({"advance_seconds": seconds})))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let r = server.internal(reqwest::Method::POST, "/internal/testing/jobs/run", None).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-}
-
 fn guest_review(rating: i64, comment: &str) -> Value {
     json!({
         "rating": rating,
@@ -80,7 +69,7 @@ async fn reviews_stay_hidden_until_both_are_in_or_the_window_ends() {
     assert_eq!(cancelled.post(&format!("/api/v1/bookings/{d}/cancel"), json!({})).await.status, 200);
 
     // Every stay is over.
-    advance(&server, 12 * 86_400).await;
+    advance_clock(&server, 12 * 86_400).await;
     for (guest, id) in [(&first, &a), (&second, &b), (&third, &c)] {
         completed(guest, id).await;
     }
@@ -112,7 +101,7 @@ async fn reviews_stay_hidden_until_both_are_in_or_the_window_ends() {
     assert!(ids(&host.get(&format!("/api/v1/bookings/{a}/reviews")).await.body).is_empty(), "the host cannot peek");
     let host_a = write(&host, &a, host_review("A perfect guest who left the house tidy.")).await;
     assert_eq!(host_a["status"], "hidden");
-    advance(&server, 0).await;
+    advance_clock(&server, 0).await;
     let both = eventually(&host, &format!("/api/v1/bookings/{a}/reviews"), |p| {
         p["items"].as_array().unwrap().iter().filter(|r| r["status"] == "published").count() == 2
     })
@@ -137,13 +126,13 @@ async fn reviews_stay_hidden_until_both_are_in_or_the_window_ends() {
     // Stays B and C: only the guests write; their reviews wait for the window.
     let guest_b = write(&second, &b, guest_review(4, "Nice stay, the kitchen could be cleaner.")).await;
     write(&third, &c, guest_review(5, "We loved every minute, thank you!")).await;
-    advance(&server, 86_400).await;
+    advance_clock(&server, 86_400).await;
     assert_eq!(server.client().get(&reviews_path).await.body["items"].as_array().unwrap().len(), 1);
     // Below three reviews there is no average.
     let summary = server.client().get(&reviews_path).await.body["summary"].clone();
     assert_eq!(summary["count"], 1);
     assert!(summary["average"].is_null(), "{summary}");
-    advance(&server, 14 * 86_400).await;
+    advance_clock(&server, 14 * 86_400).await;
     let public = eventually(&server.client(), &reviews_path, |p| p["summary"]["count"] == 3).await;
     assert_eq!(public["items"].as_array().unwrap().len(), 3);
     assert_eq!(public["summary"]["average"], 4.67);
@@ -175,7 +164,7 @@ async fn reviews_stay_hidden_until_both_are_in_or_the_window_ends() {
     assert_eq!(reply.body["response"]["comment"], "Thank you, noted!");
     let again = host.post(&format!("/api/v1/reviews/{b_id}/response"), json!({"comment": "Again"})).await;
     assert_eq!(again.problem(409), "conflict");
-    advance(&server, 31 * 86_400).await;
+    advance_clock(&server, 31 * 86_400).await;
     let after = host.post(&format!("/api/v1/reviews/{a_id}/response"), json!({"comment": "Thanks!"})).await;
     assert_eq!(after.problem(422), "validation_failed");
 }
@@ -197,7 +186,7 @@ async fn held_reviews_wait_for_a_moderator_and_removals_can_be_appealed() {
     let (phoner, a) = stay(&server, &listing, 3).await;
     let (spammer, b) = stay(&server, &listing, 6).await;
     let (honest, c) = stay(&server, &listing, 9).await;
-    advance(&server, 12 * 86_400).await;
+    advance_clock(&server, 12 * 86_400).await;
     for (guest, id) in [(&phoner, &a), (&spammer, &b), (&honest, &c)] {
         completed(guest, id).await;
     }
@@ -215,7 +204,7 @@ async fn held_reviews_wait_for_a_moderator_and_removals_can_be_appealed() {
     )
     .await;
     assert_eq!(spam["status"], "held");
-    advance(&server, 0).await;
+    advance_clock(&server, 0).await;
     let queue = moderator.get("/api/v1/admin/reviews?status=pending").await;
     assert_eq!(queue.status, 200, "{}", queue.text);
     let entry = |id: &Value| {
@@ -274,7 +263,7 @@ async fn held_reviews_wait_for_a_moderator_and_removals_can_be_appealed() {
 
     // A flagged review is removed with a reason, appealed, and reinstated.
     let fine = write(&honest, &c, guest_review(5, "Charming house and a garden full of birds.")).await;
-    advance(&server, 15 * 86_400).await;
+    advance_clock(&server, 15 * 86_400).await;
     eventually(&server.client(), &reviews_path, |p| p["items"].as_array().unwrap().len() == 2).await;
     let fine_id = fine["id"].as_str().unwrap();
     let flagged = host.post(&format!("/api/v1/reviews/{fine_id}/flag"), json!({"reason": "Not true"})).await;

@@ -622,6 +622,19 @@ pub fn local_server_on(
     base
 }
 
+/// The settings of a platform whose clock a test moves (and whose jobs poll often).
+pub const CLOCK: &[(&str, &str)] = &[("HOMETRIP_TESTING__CLOCK_CONTROL", "true"), ("HOMETRIP_JOBS__POLL_MS", "50")];
+
+/// Moves the platform's clock forward by `seconds`, then runs the jobs now due.
+pub async fn advance_clock(server: &Server, seconds: i64) {
+    let r = server
+        .internal(reqwest::Method::POST, "/internal/testing/clock", Some(json!({"advance_seconds": seconds})))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = server.internal(reqwest::Method::POST, "/internal/testing/jobs/run", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
 /// A date `days` from today (UTC), as `YYYY-MM-DD`.
 pub fn date_from_today(days: i64) -> String {
     (chrono::Utc::now().date_naive() + chrono::Duration::days(days)).to_string()

@@ -337,6 +337,13 @@ pub(crate) async fn signed_in_browser(server: &Server, email: &str) -> Browser {
     browser
 }
 
+/// The API as the user a browser signed in as.
+pub(crate) async fn api_as(server: &Server, email: &str) -> Api {
+    let l = server.client().login(email, PASSWORD).await;
+    assert_eq!(l.status, 200, "{}", l.text);
+    server.client().with_token(l.body["access_token"].as_str().unwrap())
+}
+
 /// Books `listing` for the stay in `query` from its page; the checkout's path.
 async fn book_in_pages(browser: &mut Browser, listing: &str, query: &str) -> String {
     let page = browser.get(&format!("/listings/{listing}?{query}")).await;

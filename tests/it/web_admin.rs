@@ -8,17 +8,7 @@ use serde_json::json;
 use crate::support::*;
 use crate::web::{csrf, html, page_eventually, signed_in_browser, Browser};
 
-const CLOCK: &[(&str, &str)] = &[("HOMETRIP_TESTING__CLOCK_CONTROL", "true"), ("HOMETRIP_JOBS__POLL_MS", "50")];
 const ADMIN_PASSWORD: &str = "the admin passphrase is long";
-
-async fn advance(server: &Server, seconds: i64) {
-    let r = server
-        .internal(reqwest::Method::POST, "/internal/testing/clock", Some(json!({"advance_seconds": seconds})))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let r = server.internal(reqwest::Method::POST, "/internal/testing/jobs/run", None).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-}
 
 /// An admin made with the CLI, signed in through the sign-in page.
 async fn admin_browser(server: &Server) -> Browser {
@@ -62,7 +52,7 @@ async fn an_admin_approves_a_held_review_refunds_part_of_a_booking_and_reads_the
     assert!(!someone.get("/trips").await.text.contains("href=\"/admin\""), "and only for them");
 
     // A review held for its phone number, approved from the queue.
-    advance(&server, 6 * 86_400).await;
+    advance_clock(&server, 6 * 86_400).await;
     eventually(&guest, &format!("/api/v1/bookings/{booking}"), |b| b["status"] == "completed").await;
     let body = json!({
         "rating": 4,
@@ -136,4 +126,43 @@ async fn an_admin_approves_a_held_review_refunds_part_of_a_booking_and_reads_the
 fn first_actor(page: &str) -> String {
     let row = page.split("<tr data-seq=").nth(1).expect("an entry");
     row.split("<td>").nth(3).and_then(|c| c.split("</td>").next()).unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_admin_finds_suspends_and_reinstates_a_user_in_the_console() {
+    let server = Server::start().await;
+    let email = unique_email("suspect");
+    let (user, _) = server.client().signed_up(&email).await;
+    let id = user.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
+    let mut admin = admin_browser(&server).await;
+
+    let found = admin.get(&format!("/admin/users?q={email}")).await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert!(html(&found).contains(&format!("data-user=\"{id}\"")), "{}", found.text);
+    assert!(found.text.contains("<span data-account>Active</span>"), "{}", found.text);
+    let token = csrf(&found);
+    let path = format!("/admin/users/{id}/suspend");
+    let no_reason = admin.post(&path, &[("csrf", &token), ("q", &email), ("reason", "")]).await;
+    assert_eq!(no_reason.status, 422, "{}", no_reason.text);
+    let suspended = admin.post(&path, &[("csrf", &token), ("q", &email), ("reason", "Fraudulent listings")]).await;
+    assert_eq!(suspended.status, 303, "{}", suspended.text);
+    let back = suspended.headers["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with("/admin/users?q=") && back.ends_with("done=suspended"), "{back}");
+    let shown = admin.get(&back).await;
+    assert!(html(&shown).contains("Suspended: their sessions ended"), "{}", shown.text);
+    assert!(shown.text.contains("<span data-account>Suspended</span>"), "{}", shown.text);
+    assert_eq!(server.client().login(&email, PASSWORD).await.status, 403, "a suspended user cannot sign in");
+
+    let reinstated = admin.post(&format!("/admin/users/{id}/reinstate"), &[("csrf", &token), ("q", &email)]).await;
+    assert_eq!(reinstated.status, 303, "{}", reinstated.text);
+    assert_eq!(server.client().login(&email, PASSWORD).await.status, 200);
+    let audit = page_eventually(&mut admin, "/admin/audit", "POST /admin/users/{id}/reinstate").await;
+    assert!(audit.text.contains("Fraudulent listings"), "{}", audit.text);
+
+    // Not for anyone else.
+    let mut someone = signed_in_browser(&server, &unique_email("someone")).await;
+    let theirs = csrf(&someone.get("/trips").await);
+    let refused = someone.post(&path, &[("csrf", &theirs), ("reason", "x")]).await;
+    assert_eq!(refused.status, 404);
+    assert_eq!(server.client().login(&email, PASSWORD).await.status, 200);
 }

@@ -7,7 +7,7 @@ use actix_web::{web as aweb, HttpResponse};
 use serde_json::json;
 
 use crate::support::*;
-use crate::web::{csrf, html, page_eventually, signed_in_browser, Browser};
+use crate::web::{api_as, csrf, html, page_eventually, signed_in_browser, Browser};
 
 impl Browser {
     /// A multipart form as a browser sends it: its CSRF token and files.
@@ -27,13 +27,6 @@ impl Browser {
         self.keep(&r);
         r
     }
-}
-
-/// The API as the user the browser signed in as.
-async fn api_as(server: &Server, email: &str) -> Api {
-    let l = server.client().login(email, PASSWORD).await;
-    assert_eq!(l.status, 200, "{}", l.text);
-    server.client().with_token(l.body["access_token"].as_str().unwrap())
 }
 
 fn location(r: &Reply) -> String {

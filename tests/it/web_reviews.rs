@@ -3,27 +3,8 @@
 //! both are in, the listing page showing them escaped, and the host's
 //! public response. The test clock completes the stay.
 
-use serde_json::json;
-
 use crate::support::*;
-use crate::web::{csrf, html, page_eventually, signed_in_browser, Browser};
-
-const CLOCK: &[(&str, &str)] = &[("HOMETRIP_TESTING__CLOCK_CONTROL", "true"), ("HOMETRIP_JOBS__POLL_MS", "50")];
-
-async fn advance(server: &Server, seconds: i64) {
-    let r = server
-        .internal(reqwest::Method::POST, "/internal/testing/clock", Some(json!({"advance_seconds": seconds})))
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let r = server.internal(reqwest::Method::POST, "/internal/testing/jobs/run", None).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-}
-
-async fn api_as(server: &Server, email: &str) -> Api {
-    let l = server.client().login(email, PASSWORD).await;
-    assert_eq!(l.status, 200, "{}", l.text);
-    server.client().with_token(l.body["access_token"].as_str().unwrap())
-}
+use crate::web::{api_as, csrf, html, page_eventually, signed_in_browser, Browser};
 
 fn form<'a>(token: &'a str, rating: &'a str, categories: &[&'a str], comment: &'a str) -> Vec<(&'a str, &'a str)> {
     let mut f = vec![("csrf", token), ("rating", rating), ("comment", comment)];
@@ -53,7 +34,7 @@ async fn guest_and_host_review_a_completed_stay_in_pages_and_the_host_responds_o
     assert_eq!(guest.get(&format!("/reviews/{booking}")).await.status, 404);
 
     // The stay ends: both are asked.
-    advance(&server, 6 * 86_400).await;
+    advance_clock(&server, 6 * 86_400).await;
     eventually(&guest_api, &format!("/api/v1/bookings/{booking}"), |b| b["status"] == "completed").await;
     let list = page_eventually(&mut guest, "/reviews", &format!("data-booking=\"{booking}\"")).await;
     assert!(list.text.contains("Review your stay") && list.text.contains("Maison des avis en pages"), "{}", list.text);
@@ -96,7 +77,7 @@ async fn guest_and_host_review_a_completed_stay_in_pages_and_the_host_responds_o
     assert!(page.text.contains("name=\"house_rules\"") && !page.text.contains("name=\"location\""));
     let sent = host.post(&format!("/reviews/{booking}"), &form(&csrf(&page), "4", HOST, "Guest parfait.")).await;
     assert_eq!(sent.status, 303, "{}", sent.text);
-    advance(&server, 1).await;
+    advance_clock(&server, 1).await;
     let mut visitor = Browser::new(&server);
     let shown = page_eventually(&mut visitor, &format!("/listings/{listing}"), "data-review=").await;
     let text = html(&shown);

@@ -109,6 +109,15 @@ pub struct SessionInfo {
     pub user_agent: Option<String>,
 }
 
+/// An admin's hold on accounts from the console: suspension (sessions end at
+/// once, sign-in refused, listings leave search) and reinstatement, in
+/// process or over the admin routes as that admin (403 for anyone else).
+#[async_trait]
+pub trait AccountAdmin: Send + Sync {
+    async fn suspend(&self, admin: &AuthUser, id: Id, reason: &str) -> Result<AccountSummary, Problem>;
+    async fn reinstate(&self, admin: &AuthUser, id: Id) -> Result<AccountSummary, Problem>;
+}
+
 /// A signed-in user's own security settings, for the account pages: the
 /// API's `/auth/password/change`, `/auth/2fa/*` and `/auth/sessions*` use
 /// cases, in process or over those public routes as that user.

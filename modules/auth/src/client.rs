@@ -196,3 +196,16 @@ impl AccountSecurity for AccountSecurityClient {
         Ok(revoked.revoked)
     }
 }
+
+/// Suspensions over the admin routes, as the admin.
+#[async_trait]
+impl crate::api::AccountAdmin for AccountSecurityClient {
+    async fn suspend(&self, admin: &AuthUser, id: Id, reason: &str) -> Result<AccountSummary, Problem> {
+        let body = serde_json::json!({ "reason": reason });
+        self.remote.post_as(&format!("/api/v1/admin/users/{id}/suspend"), &body, admin, None).await
+    }
+
+    async fn reinstate(&self, admin: &AuthUser, id: Id) -> Result<AccountSummary, Problem> {
+        self.remote.post_as(&format!("/api/v1/admin/users/{id}/reinstate"), &serde_json::json!({}), admin, None).await
+    }
+}

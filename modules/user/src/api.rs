@@ -127,6 +127,39 @@ pub struct IdentityReviewed {
     pub status: IdentityStatus,
 }
 
+/// A user as the admins' search lists them.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AdminUser {
+    pub id: Id,
+    pub email: String,
+    pub display_name: String,
+    pub identity_status: IdentityStatus,
+    pub created_at: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityDecision {
+    Approve,
+    Reject,
+}
+
+/// Users as an admin finds and vets them from the console, in process or
+/// over the admin routes as that admin (403 for anyone else).
+#[async_trait]
+pub trait UserAdmin: Send + Sync {
+    /// By name or email (empty: the newest), at most 50.
+    async fn search(&self, admin: &AuthUser, q: &str) -> Result<Vec<AdminUser>, Problem>;
+    /// Approves or rejects a pending identity document.
+    async fn review_identity(
+        &self,
+        admin: &AuthUser,
+        id: Id,
+        decision: IdentityDecision,
+        note: Option<&str>,
+    ) -> Result<UserProfile, Problem>;
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserSettings {

@@ -60,21 +60,7 @@ pub struct PublicProfile {
     pub response_time_minutes: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AdminUser {
-    pub id: Id,
-    pub email: String,
-    pub display_name: String,
-    pub identity_status: IdentityStatus,
-    pub created_at: Instant,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum IdentityDecision {
-    Approve,
-    Reject,
-}
+pub use crate::api::{AdminUser, IdentityDecision};
 
 fn db_err(e: hometrip_kernel::db::DbError) -> Problem {
     Problem::from(e)
@@ -370,6 +356,25 @@ impl Profiles for UserService {
     async fn update_profile(&self, user: &AuthUser, patch: &ProfilePatch) -> Result<UserProfile, Problem> {
         self.update_me(user.id, patch.clone()).await?;
         self.profile(user.id).await?.ok_or_else(|| Problem::not_found("user"))
+    }
+}
+
+#[async_trait]
+impl crate::api::UserAdmin for UserService {
+    async fn search(&self, admin: &AuthUser, q: &str) -> Result<Vec<AdminUser>, Problem> {
+        admin.require_admin()?;
+        Ok(self.admin_search(q, None, 50).await?.items)
+    }
+
+    async fn review_identity(
+        &self,
+        admin: &AuthUser,
+        id: Id,
+        decision: IdentityDecision,
+        note: Option<&str>,
+    ) -> Result<UserProfile, Problem> {
+        admin.require_admin()?;
+        UserService::review_identity(self, id, decision, note.map(str::to_owned)).await
     }
 }
 

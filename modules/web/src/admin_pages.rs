@@ -25,13 +25,45 @@ use crate::Web;
 
 /// The signed-in admin, left in the request for the audit record; others
 /// are sent to sign in, or find nothing here.
-fn admin_or_not_found(req: &HttpRequest, app: &Web, ctx: &Context) -> Result<AuthUser, Box<HttpResponse>> {
+pub(crate) fn admin_or_not_found(req: &HttpRequest, app: &Web, ctx: &Context) -> Result<AuthUser, Box<HttpResponse>> {
     let user = user_or_sign_in(ctx, req.path())?;
     if !user.is_admin() {
         return Err(Box::new(failed(req, app, ctx, &Problem::not_found("page"))));
     }
     req.extensions_mut().insert(user.clone());
     Ok(user.clone())
+}
+
+/// What a console page says above its content, and its status.
+pub(crate) enum Said {
+    Nothing,
+    Notice(&'static str),
+    Refused(StatusCode, &'static str),
+}
+
+impl Said {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Said::Refused(status, _) => *status,
+            _ => StatusCode::OK,
+        }
+    }
+
+    pub(crate) fn notice(&self) -> Option<&'static str> {
+        if let Said::Notice(n) = self {
+            Some(n)
+        } else {
+            None
+        }
+    }
+
+    pub(crate) fn error(&self) -> Option<&'static str> {
+        if let Said::Refused(_, e) = self {
+            Some(e)
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -153,15 +185,7 @@ struct ReviewsPage {
     error: Option<&'static str>,
 }
 
-async fn reviews_page(
-    req: &HttpRequest,
-    app: &Web,
-    ctx: &Context,
-    admin: &AuthUser,
-    status: StatusCode,
-    notice: Option<&'static str>,
-    error: Option<&'static str>,
-) -> HttpResponse {
+async fn reviews_page(req: &HttpRequest, app: &Web, ctx: &Context, admin: &AuthUser, said: Said) -> HttpResponse {
     let queue = match app.moderation.queue(admin).await {
         Ok(q) => q,
         Err(p) => return failed(req, app, ctx, &p),
@@ -182,8 +206,9 @@ async fn reviews_page(
             flags: m.flags,
         })
         .collect();
-    let page = ReviewsPage { page: ctx.chrome(req, app, "page_view"), queue, notice, error };
-    respond(status, page.render(), ctx)
+    let page =
+        ReviewsPage { page: ctx.chrome(req, app, "page_view"), queue, notice: said.notice(), error: said.error() };
+    respond(said.status(), page.render(), ctx)
 }
 
 /// `GET /admin/reviews`: held and flagged reviews.
@@ -194,12 +219,12 @@ pub async fn reviews(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
         Err(r) => return *r,
     };
     let ad = ctx.locale.messages().ad;
-    let notice = match req.query_string() {
-        q if q.contains("done=approved") => Some(ad.approved),
-        q if q.contains("done=rejected") => Some(ad.rejected),
-        _ => None,
+    let said = match req.query_string() {
+        q if q.contains("done=approved") => Said::Notice(ad.approved),
+        q if q.contains("done=rejected") => Said::Notice(ad.rejected),
+        _ => Said::Nothing,
     };
-    reviews_page(&req, &app, &ctx, &admin, StatusCode::OK, notice, None).await
+    reviews_page(&req, &app, &ctx, &admin, said).await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,16 +257,8 @@ pub async fn decide(
     let done = match action.as_str() {
         "approve" => app.moderation.approve(&admin, id).await.map(|_| "approved"),
         "reject" if form.reason.trim().is_empty() => {
-            return reviews_page(
-                &req,
-                &app,
-                &ctx,
-                &admin,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                Some(ad.reason_needed),
-            )
-            .await;
+            let said = Said::Refused(StatusCode::UNPROCESSABLE_ENTITY, ad.reason_needed);
+            return reviews_page(&req, &app, &ctx, &admin, said).await;
         }
         "reject" => app.moderation.reject(&admin, id, form.reason.trim()).await.map(|_| "rejected"),
         _ => Err(Problem::not_found("action")),
@@ -249,10 +266,11 @@ pub async fn decide(
     match done {
         Ok(done) => crate::account_pages::redirect(&ctx, &format!("/admin/reviews?done={done}"), Vec::new()),
         Err(p) if p.status == 409 => {
-            reviews_page(&req, &app, &ctx, &admin, StatusCode::CONFLICT, None, Some(ad.decided_already)).await
+            reviews_page(&req, &app, &ctx, &admin, Said::Refused(StatusCode::CONFLICT, ad.decided_already)).await
         }
         Err(p) if p.status == 422 => {
-            reviews_page(&req, &app, &ctx, &admin, StatusCode::UNPROCESSABLE_ENTITY, None, Some(ad.reason_needed)).await
+            let said = Said::Refused(StatusCode::UNPROCESSABLE_ENTITY, ad.reason_needed);
+            reviews_page(&req, &app, &ctx, &admin, said).await
         }
         Err(p) => failed(&req, &app, &ctx, &p),
     }

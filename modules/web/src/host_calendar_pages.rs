@@ -15,11 +15,11 @@ use serde::Deserialize;
 use crate::account_pages::redirect;
 use crate::booking_views::first_of_month;
 use crate::format;
-use crate::host_listing_pages::own_listing;
+use crate::host_listing_pages::{host_form, own_listing};
 use crate::listing_form::parse_amount;
 use crate::locale::Locale;
 use crate::pages::{failed, respond, Chrome, Context};
-use crate::trip_pages::{posted, user_or_sign_in, NoFields};
+use crate::trip_pages::{user_or_sign_in, NoFields};
 use crate::Web;
 
 /// One night of the host's calendar.
@@ -220,17 +220,9 @@ impl RangeForm {
 /// from `from` up to, not including, `to`.
 pub async fn edit(req: HttpRequest, app: web::Data<Web>, id: web::Path<String>, body: web::Bytes) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
-    let form: RangeForm = match posted(&req, &app, &ctx, &body) {
-        Ok(f) => f,
+    let (form, user, listing) = match host_form::<RangeForm>(&req, &app, &ctx, &id, &body).await {
+        Ok(checked) => checked,
         Err(refused) => return *refused,
-    };
-    let user = match user_or_sign_in(&ctx, "/host/listings") {
-        Ok(u) => u,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let listing = match own_listing(&app, &ctx, &id).await {
-        Ok(l) => l,
-        Err(p) => return failed(&req, &app, &ctx, &p),
     };
     let today = chrono::Utc::now().date_naive();
     let shown_from = |r: &RangeForm| {
@@ -278,17 +270,9 @@ pub async fn add_import(
     body: web::Bytes,
 ) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
-    let form: ImportForm = match posted(&req, &app, &ctx, &body) {
-        Ok(f) => f,
+    let (form, user, listing) = match host_form::<ImportForm>(&req, &app, &ctx, &id, &body).await {
+        Ok(checked) => checked,
         Err(refused) => return *refused,
-    };
-    let user = match user_or_sign_in(&ctx, "/host/listings") {
-        Ok(u) => u,
-        Err(to_sign_in) => return *to_sign_in,
-    };
-    let listing = match own_listing(&app, &ctx, &id).await {
-        Ok(l) => l,
-        Err(p) => return failed(&req, &app, &ctx, &p),
     };
     match app.host_listings.add_import(user, listing.id, form.url.trim(), form.name.trim()).await {
         Ok(_) => redirect(&ctx, &format!("/host/listings/{}/calendar?done=imported", listing.id), Vec::new()),
@@ -310,17 +294,10 @@ pub async fn feed_action(
     body: web::Bytes,
 ) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
-    if let Err(refused) = posted::<NoFields>(&req, &app, &ctx, &body) {
-        return *refused;
-    }
-    let user = match user_or_sign_in(&ctx, "/host/listings") {
-        Ok(u) => u,
-        Err(to_sign_in) => return *to_sign_in,
-    };
     let (raw_id, target, action) = path.into_inner();
-    let listing = match own_listing(&app, &ctx, &raw_id).await {
-        Ok(l) => l,
-        Err(p) => return failed(&req, &app, &ctx, &p),
+    let (_, user, listing) = match host_form::<NoFields>(&req, &app, &ctx, &raw_id, &body).await {
+        Ok(checked) => checked,
+        Err(refused) => return *refused,
     };
     let hl = &app.host_listings;
     let done = match (target.as_str(), action.as_str()) {

@@ -7,6 +7,7 @@ use actix_multipart::Multipart;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::{FieldError, Id, Problem};
 use hometrip_listing::api::{Listing, ListingStatus, AMENITIES, CANCELLATION_POLICIES, PROPERTY_TYPES};
 
@@ -207,6 +208,22 @@ pub(crate) async fn own_listing(app: &Web, ctx: &Context, raw_id: &str) -> Resul
     }
 }
 
+/// What a host's form about one of their listings starts with: this
+/// browser's token, a signed-in user, and the listing theirs (a 404 page
+/// otherwise).
+pub(crate) async fn host_form<'a, T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    app: &Web,
+    ctx: &'a Context,
+    raw_id: &str,
+    body: &[u8],
+) -> Result<(T, &'a AuthUser, Listing), Box<HttpResponse>> {
+    let form: T = posted(req, app, ctx, body)?;
+    let user = user_or_sign_in(ctx, "/host/listings")?;
+    let listing = own_listing(app, ctx, raw_id).await.map_err(|p| Box::new(failed(req, app, ctx, &p)))?;
+    Ok((form, user, listing))
+}
+
 /// `GET /host/listings/{id}/edit`.
 pub async fn edit_form(req: HttpRequest, app: web::Data<Web>, id: web::Path<String>) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
@@ -281,17 +298,10 @@ pub async fn set_status(
     body: web::Bytes,
 ) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
-    if let Err(refused) = posted::<NoFields>(&req, &app, &ctx, &body) {
-        return *refused;
-    }
-    let user = match user_or_sign_in(&ctx, "/host/listings") {
-        Ok(u) => u,
-        Err(to_sign_in) => return *to_sign_in,
-    };
     let (raw_id, action) = path.into_inner();
-    let listing = match own_listing(&app, &ctx, &raw_id).await {
-        Ok(l) => l,
-        Err(p) => return failed(&req, &app, &ctx, &p),
+    let (_, user, listing) = match host_form::<NoFields>(&req, &app, &ctx, &raw_id, &body).await {
+        Ok(checked) => checked,
+        Err(refused) => return *refused,
     };
     let done = match action.as_str() {
         "publish" => app.host_listings.publish(user, listing.id).await.map(|_| "published"),
@@ -372,18 +382,10 @@ pub async fn photo_action(
     body: web::Bytes,
 ) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
-    let form: CaptionForm = match posted(&req, &app, &ctx, &body) {
-        Ok(f) => f,
-        Err(refused) => return *refused,
-    };
-    let user = match user_or_sign_in(&ctx, "/host/listings") {
-        Ok(u) => u,
-        Err(to_sign_in) => return *to_sign_in,
-    };
     let (raw_id, raw_photo, action) = path.into_inner();
-    let listing = match own_listing(&app, &ctx, &raw_id).await {
-        Ok(l) => l,
-        Err(p) => return failed(&req, &app, &ctx, &p),
+    let (form, user, listing) = match host_form::<CaptionForm>(&req, &app, &ctx, &raw_id, &body).await {
+        Ok(checked) => checked,
+        Err(refused) => return *refused,
     };
     let Some(photo) = raw_photo.parse::<Id>().ok().filter(|p| listing.photos.iter().any(|x| x.id == *p)) else {
         return failed(&req, &app, &ctx, &Problem::not_found("photo"));

@@ -7,6 +7,7 @@
 mod account_pages;
 mod account_words;
 mod admin_pages;
+mod admin_user_pages;
 mod admin_words;
 mod assets;
 mod booking_views;
@@ -36,7 +37,7 @@ use std::sync::Arc;
 use actix_web::web;
 use hometrip_admin::api::AuditLog;
 use hometrip_analytics::api::{HostFigures, OperatorFigures};
-use hometrip_auth::api::{AccountSecurity, Accounts, Sessions};
+use hometrip_auth::api::{AccountAdmin, AccountSecurity, Accounts, Sessions};
 use hometrip_booking::api::{BookingAdmin, Reservations};
 use hometrip_kernel::auth_context::AccessVerifier;
 use hometrip_kernel::http::TrustedProxies;
@@ -45,7 +46,7 @@ use hometrip_message::api::Inbox;
 use hometrip_notification::api::NotificationCenter;
 use hometrip_review::api::{Moderation, ReviewDesk};
 use hometrip_search::api::Search;
-use hometrip_user::api::{Profiles, Users};
+use hometrip_user::api::{Profiles, UserAdmin, Users};
 use sha2::{Digest, Sha512};
 
 /// What the pages call, and how they keep sessions.
@@ -58,6 +59,8 @@ pub struct Web {
     booking_admin: Arc<dyn BookingAdmin>,
     operator_figures: Arc<dyn OperatorFigures>,
     audit_log: Arc<dyn AuditLog>,
+    user_admin: Arc<dyn UserAdmin>,
+    account_admin: Arc<dyn AccountAdmin>,
     search: Arc<dyn Search>,
     reservations: Arc<dyn Reservations>,
     accounts: Arc<dyn Accounts>,
@@ -85,6 +88,8 @@ pub struct WebDeps {
     pub booking_admin: Arc<dyn BookingAdmin>,
     pub operator_figures: Arc<dyn OperatorFigures>,
     pub audit_log: Arc<dyn AuditLog>,
+    pub user_admin: Arc<dyn UserAdmin>,
+    pub account_admin: Arc<dyn AccountAdmin>,
     pub search: Arc<dyn Search>,
     pub reservations: Arc<dyn Reservations>,
     pub accounts: Arc<dyn Accounts>,
@@ -115,6 +120,8 @@ impl Web {
             booking_admin: d.booking_admin,
             operator_figures: d.operator_figures,
             audit_log: d.audit_log,
+            user_admin: d.user_admin,
+            account_admin: d.account_admin,
             search: d.search,
             reservations: d.reservations,
             accounts: d.accounts,
@@ -164,6 +171,8 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/account/2fa/disable", web::post().to(settings_pages::two_factor_disable))
             .route("/account/sessions/revoke-others", web::post().to(settings_pages::revoke_others))
             .route("/admin", web::get().to(admin_pages::overview))
+            .route("/admin/users", web::get().to(admin_user_pages::users))
+            .route("/admin/users/{id}/{action}", web::post().to(admin_user_pages::user_action))
             .route("/admin/reviews", web::get().to(admin_pages::reviews))
             .route("/admin/reviews/{id}/{action}", web::post().to(admin_pages::decide))
             .route("/admin/bookings", web::get().to(admin_pages::bookings))

@@ -34,3 +34,25 @@ impl AccountSecurity for AuthService {
         AuthService::revoke_other_sessions(self, user.id, user.session_id).await
     }
 }
+
+#[async_trait]
+impl crate::api::AccountAdmin for AuthService {
+    async fn suspend(
+        &self,
+        admin: &AuthUser,
+        id: hometrip_kernel::Id,
+        reason: &str,
+    ) -> Result<crate::api::AccountSummary, Problem> {
+        admin.require_admin()?;
+        self.set_suspension(admin.id, id, Some(reason)).await
+    }
+
+    async fn reinstate(
+        &self,
+        admin: &AuthUser,
+        id: hometrip_kernel::Id,
+    ) -> Result<crate::api::AccountSummary, Problem> {
+        admin.require_admin()?;
+        self.set_suspension(admin.id, id, None).await
+    }
+}
