@@ -143,35 +143,17 @@ impl Platform {
         }
         let verifier = AccessVerifier::new(cache);
         // The web app's pages answer on the gateway's port, over the
-        // modules' traits (local here, or clients of their replicas).
+        // modules' traits (local here, or clients of their replicas); the
+        // admin console also on admin's own port when it runs apart.
         if wiring.local.contains("gateway") {
-            let web_app = hometrip_web::Web::new(hometrip_web::WebDeps {
-                listings: wiring.require::<dyn hometrip_listing::api::Listings>("listing")?,
-                host_listings: wiring.require::<dyn hometrip_listing::api::HostListings>("listing")?,
-                figures: wiring.require::<dyn hometrip_analytics::api::HostFigures>("analytics")?,
-                review_desk: wiring.require::<dyn hometrip_review::api::ReviewDesk>("review")?,
-                moderation: wiring.require::<dyn hometrip_review::api::Moderation>("review")?,
-                booking_admin: wiring.require::<dyn hometrip_booking::api::BookingAdmin>("booking")?,
-                operator_figures: wiring.require::<dyn hometrip_analytics::api::OperatorFigures>("analytics")?,
-                audit_log: wiring.require::<dyn hometrip_admin::api::AuditLog>("admin")?,
-                user_admin: wiring.require::<dyn hometrip_user::api::UserAdmin>("user")?,
-                account_admin: wiring.require::<dyn hometrip_auth::api::AccountAdmin>("auth")?,
-                search: wiring.require::<dyn hometrip_search::api::Search>("search")?,
-                reservations: wiring.require::<dyn hometrip_booking::api::Reservations>("booking")?,
-                accounts: wiring.require::<dyn hometrip_auth::api::Accounts>("auth")?,
-                sessions: wiring.require::<dyn hometrip_auth::api::Sessions>("auth")?,
-                security: wiring.require::<dyn hometrip_auth::api::AccountSecurity>("auth")?,
-                users: wiring.require::<dyn hometrip_user::api::Users>("user")?,
-                profiles: wiring.require::<dyn hometrip_user::api::Profiles>("user")?,
-                inbox: wiring.require::<dyn hometrip_message::api::Inbox>("message")?,
-                notifications: wiring.require::<dyn hometrip_notification::api::NotificationCenter>("notification")?,
-                verifier: Arc::clone(&verifier),
-                secret: wiring.service_token.clone(),
-                public_url: settings.server.public_url.clone(),
-                trusted_proxies: hometrip_kernel::http::TrustedProxies::parse(&settings.server.trusted_proxies)
-                    .map_err(|e| format!("server.trusted_proxies: {e}"))?,
-            });
+            let web_app = web_app(&mut wiring, settings, &verifier)?;
             mounts.push(Mount::new(hometrip_web::routes(web_app)));
+        } else if wiring.local.contains("admin") {
+            match web_app(&mut wiring, settings, &verifier) {
+                Ok(web_app) => mounts.push(Mount::new(hometrip_web::console_routes(web_app))),
+                // Without every module's address the console is the gateway's only.
+                Err(e) => tracing::info!(reason = %e, "the admin console is not served on this port"),
+            }
         }
         let can_verify = wiring.local.contains("auth")
             || wiring.settings.services.modules.get("auth").is_some_and(|a| !a.urls.is_empty());
@@ -501,4 +483,38 @@ async fn run_jobs(
         ran += jobs.run_due(100).await.map_err(hometrip_kernel::Problem::from)?;
     }
     Ok(actix_web::HttpResponse::Ok().json(serde_json::json!({ "ran": ran })))
+}
+
+/// The web app over the modules' traits, as this process reaches them.
+fn web_app(
+    wiring: &mut Wiring,
+    settings: &Settings,
+    verifier: &Arc<AccessVerifier>,
+) -> Result<Arc<hometrip_web::Web>, String> {
+    Ok(hometrip_web::Web::new(hometrip_web::WebDeps {
+        listings: wiring.require::<dyn hometrip_listing::api::Listings>("listing")?,
+        host_listings: wiring.require::<dyn hometrip_listing::api::HostListings>("listing")?,
+        figures: wiring.require::<dyn hometrip_analytics::api::HostFigures>("analytics")?,
+        review_desk: wiring.require::<dyn hometrip_review::api::ReviewDesk>("review")?,
+        moderation: wiring.require::<dyn hometrip_review::api::Moderation>("review")?,
+        booking_admin: wiring.require::<dyn hometrip_booking::api::BookingAdmin>("booking")?,
+        operator_figures: wiring.require::<dyn hometrip_analytics::api::OperatorFigures>("analytics")?,
+        audit_log: wiring.require::<dyn hometrip_admin::api::AuditLog>("admin")?,
+        user_admin: wiring.require::<dyn hometrip_user::api::UserAdmin>("user")?,
+        account_admin: wiring.require::<dyn hometrip_auth::api::AccountAdmin>("auth")?,
+        search: wiring.require::<dyn hometrip_search::api::Search>("search")?,
+        reservations: wiring.require::<dyn hometrip_booking::api::Reservations>("booking")?,
+        accounts: wiring.require::<dyn hometrip_auth::api::Accounts>("auth")?,
+        sessions: wiring.require::<dyn hometrip_auth::api::Sessions>("auth")?,
+        security: wiring.require::<dyn hometrip_auth::api::AccountSecurity>("auth")?,
+        users: wiring.require::<dyn hometrip_user::api::Users>("user")?,
+        profiles: wiring.require::<dyn hometrip_user::api::Profiles>("user")?,
+        inbox: wiring.require::<dyn hometrip_message::api::Inbox>("message")?,
+        notifications: wiring.require::<dyn hometrip_notification::api::NotificationCenter>("notification")?,
+        verifier: Arc::clone(verifier),
+        secret: wiring.service_token.clone(),
+        public_url: settings.server.public_url.clone(),
+        trusted_proxies: hometrip_kernel::http::TrustedProxies::parse(&settings.server.trusted_proxies)
+            .map_err(|e| format!("server.trusted_proxies: {e}"))?,
+    }))
 }

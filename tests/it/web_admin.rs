@@ -166,3 +166,55 @@ async fn an_admin_finds_suspends_and_reinstates_a_user_in_the_console() {
     assert_eq!(refused.status, 404);
     assert_eq!(server.client().login(&email, PASSWORD).await.status, 200);
 }
+
+#[tokio::test]
+async fn the_console_also_answers_on_the_admin_modules_own_port_when_it_runs_apart() {
+    if !crate::shape::is_split() {
+        // One process: the console is the gateway's (the tests above).
+        return;
+    }
+    // Its own platform: the shared one talks mutual TLS between processes.
+    let server = Server::start_with(&[]).await;
+    let split = server.split.clone().expect("the split shape");
+    let base = split.bases_of("admin").remove(0);
+    assert!(base.starts_with("http://"), "a platform without mutual TLS: {base}");
+    let mut console = Browser::new(&server);
+    console.api.base = base.clone();
+    let root = console.get("/").await;
+    assert_eq!(root.status, 302, "{}", root.text);
+    assert_eq!(root.headers["location"], "/admin");
+
+    // An admin signs in on this port and works the console.
+    let email = unique_email("admin");
+    let out = server.cli(&["admin", "create", "--email", &email, "--password-stdin"], &format!("{ADMIN_PASSWORD}\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let form = console.get("/sign-in").await;
+    assert_eq!(form.status, 200, "{}", form.text);
+    let signed =
+        console.post("/sign-in", &[("csrf", &csrf(&form)), ("email", &email), ("password", ADMIN_PASSWORD)]).await;
+    assert_eq!(signed.status, 303, "{}", signed.text);
+    let suspect = unique_email("suspect");
+    let (user, _) = server.client().signed_up(&suspect).await;
+    let id = user.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
+    let found = console.get(&format!("/admin/users?q={suspect}")).await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert!(html(&found).contains(&format!("data-user=\"{id}\"")), "{}", found.text);
+    let path = format!("/admin/users/{id}/suspend");
+    let done =
+        console.post(&path, &[("csrf", &csrf(&found)), ("q", &suspect), ("reason", "Seen from port 3003")]).await;
+    assert_eq!(done.status, 303, "{}", done.text);
+    assert_eq!(server.client().login(&suspect, PASSWORD).await.status, 403);
+    let audit = page_eventually(&mut console, "/admin/audit", "Seen from port 3003").await;
+    assert!(audit.text.contains("POST /admin/users/{id}/suspend"), "{}", audit.text);
+
+    // Nobody else, and none of the guests' pages here.
+    let mut someone = Browser::new(&server);
+    someone.api.base = base;
+    let email = unique_email("someone");
+    server.client().signed_up(&email).await;
+    let form = someone.get("/sign-in").await;
+    let signed = someone.post("/sign-in", &[("csrf", &csrf(&form)), ("email", &email), ("password", PASSWORD)]).await;
+    assert_eq!(signed.status, 303, "{}", signed.text);
+    assert_eq!(someone.get("/admin").await.status, 404);
+    assert_eq!(someone.get("/trips").await.status, 404);
+}

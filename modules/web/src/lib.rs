@@ -140,6 +140,37 @@ impl Web {
     }
 }
 
+/// The admin console alone, for the admin module's own port when it runs
+/// apart: its pages, signing in and out, the assets; `/` leads to it.
+pub fn console_routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    let data = web::Data::from(web_app);
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(data.clone())
+            .route(
+                "/",
+                web::get()
+                    .to(|| async { actix_web::HttpResponse::Found().insert_header(("location", "/admin")).finish() }),
+            )
+            .configure(console)
+            .route("/sign-in", web::get().to(account_pages::sign_in_form))
+            .route("/sign-in", web::post().to(account_pages::sign_in))
+            .route("/sign-out", web::post().to(account_pages::sign_out))
+            .route("/assets/{name}", web::get().to(assets::serve));
+    }
+}
+
+/// The console's pages.
+fn console(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin", web::get().to(admin_pages::overview))
+        .route("/admin/users", web::get().to(admin_user_pages::users))
+        .route("/admin/users/{id}/{action}", web::post().to(admin_user_pages::user_action))
+        .route("/admin/reviews", web::get().to(admin_pages::reviews))
+        .route("/admin/reviews/{id}/{action}", web::post().to(admin_pages::decide))
+        .route("/admin/bookings", web::get().to(admin_pages::bookings))
+        .route("/admin/bookings/{id}/refund", web::post().to(admin_pages::refund))
+        .route("/admin/audit", web::get().to(admin_pages::audit));
+}
+
 /// Mounts the pages and their assets.
 pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
     let data = web::Data::from(web_app);
@@ -170,14 +201,7 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/account/2fa/enable", web::post().to(settings_pages::two_factor_enable))
             .route("/account/2fa/disable", web::post().to(settings_pages::two_factor_disable))
             .route("/account/sessions/revoke-others", web::post().to(settings_pages::revoke_others))
-            .route("/admin", web::get().to(admin_pages::overview))
-            .route("/admin/users", web::get().to(admin_user_pages::users))
-            .route("/admin/users/{id}/{action}", web::post().to(admin_user_pages::user_action))
-            .route("/admin/reviews", web::get().to(admin_pages::reviews))
-            .route("/admin/reviews/{id}/{action}", web::post().to(admin_pages::decide))
-            .route("/admin/bookings", web::get().to(admin_pages::bookings))
-            .route("/admin/bookings/{id}/refund", web::post().to(admin_pages::refund))
-            .route("/admin/audit", web::get().to(admin_pages::audit))
+            .configure(console)
             .route("/reviews", web::get().to(review_pages::to_write))
             .route("/reviews/{booking}", web::get().to(review_pages::write_form))
             .route("/reviews/{booking}", web::post().to(review_pages::submit))
