@@ -511,6 +511,8 @@ fn web_app(
         profiles: wiring.require::<dyn hometrip_user::api::Profiles>("user")?,
         inbox: wiring.require::<dyn hometrip_message::api::Inbox>("message")?,
         notifications: wiring.require::<dyn hometrip_notification::api::NotificationCenter>("notification")?,
+        notification_settings: wiring
+            .require::<dyn hometrip_notification::api::NotificationPreferences>("notification")?,
         verifier: Arc::clone(verifier),
         secret: wiring.service_token.clone(),
         public_url: settings.server.public_url.clone(),

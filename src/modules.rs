@@ -273,6 +273,7 @@ pub static MODULES: &[Module] = &[
         remote: Some(|w, c| {
             let client = Arc::new(hometrip_notification::client::NotificationsClient::new(c));
             w.provide::<dyn hometrip_notification::api::NotificationCenter>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_notification::api::NotificationPreferences>(Arc::clone(&client) as _);
             w.provide::<dyn hometrip_notification::api::Notifications>(client)
         }),
         #[cfg(feature = "notification")]
@@ -504,6 +505,7 @@ mod local {
             notifications.subscribe(&w.bus).await;
             w.provide::<dyn Notifications>(Arc::clone(&notifications) as Arc<dyn Notifications>);
             w.provide::<dyn hometrip_notification::api::NotificationCenter>(Arc::clone(&notifications) as _);
+            w.provide::<dyn hometrip_notification::api::NotificationPreferences>(Arc::clone(&notifications) as _);
             let data = hometrip_notification::http::data(&notifications);
             let dyn_data: web::Data<dyn Notifications> = web::Data::from(notifications as Arc<dyn Notifications>);
             Ok(Mount::new(move |cfg| {

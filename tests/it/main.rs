@@ -33,6 +33,7 @@ mod support;
 mod traces;
 mod users;
 mod web;
+mod web_account;
 mod web_admin;
 mod web_host;
 mod web_reviews;

@@ -267,6 +267,17 @@ impl RemoteClient {
         self.call(reqwest::Method::PUT, path, Some(Body::Json(body)), on_behalf, Retry::Idempotent).await
     }
 
+    /// A PUT with an effect each time (a code sent): sent again only when it
+    /// surely never arrived.
+    pub async fn put_once_as<B: Serialize + ?Sized, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        user: &AuthUser,
+    ) -> Result<R, Problem> {
+        self.write_as(reqwest::Method::PUT, path, body, user, None).await
+    }
+
     /// A removal on a module's public route as `user` (an empty answer reads as `()`).
     pub async fn delete_as(&self, path: &str, user: &AuthUser) -> Result<(), Problem> {
         let on_behalf = OnBehalf::User { user, idempotency_key: None };

@@ -106,3 +106,73 @@ pub struct PushSettings {
     /// Accept subscriptions whose endpoint is a private or loopback address.
     pub allow_private_endpoints: bool,
 }
+
+/// The kinds of the contract, then the account-security emails.
+pub const KINDS: &[&str] = &[
+    "booking_requested",
+    "booking_confirmed",
+    "booking_declined",
+    "booking_cancelled",
+    "booking_reminder",
+    "message_received",
+    "review_requested",
+    "review_published",
+    "payout_paid",
+    "email_verification",
+    "password_reset",
+    "password_changed",
+];
+
+/// Kinds whose email cannot be turned off (and that go only by email).
+pub const SECURITY_KINDS: &[&str] = &["email_verification", "password_reset", "password_changed"];
+
+/// A kind's channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Channels {
+    pub email: bool,
+    pub sms: bool,
+    pub push: bool,
+    pub in_app: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuietHours {
+    /// `HH:MM`, local time.
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferencesBody {
+    pub channels: std::collections::BTreeMap<String, Channels>,
+    #[serde(default)]
+    pub quiet_hours: Option<QuietHours>,
+    /// IANA time zone the quiet hours are in (default `UTC`).
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PhoneStatus {
+    pub phone: String,
+    pub verified: bool,
+}
+
+/// A user's own notification settings, for the account pages: the API's
+/// preferences, phone number and its verification, in process or over
+/// those public routes as that user.
+#[async_trait]
+pub trait NotificationPreferences: Send + Sync {
+    /// Every kind's channels (the defaults where the user chose nothing) and the quiet hours.
+    async fn preferences(&self, user: &AuthUser) -> Result<PreferencesBody, Problem>;
+    /// 422 for a security email turned off, an unknown kind or bad hours.
+    async fn set_preferences(&self, user: &AuthUser, prefs: &PreferencesBody) -> Result<PreferencesBody, Problem>;
+    /// The number SMS go to, if any.
+    async fn phone(&self, user: &AuthUser) -> Result<Option<PhoneStatus>, Problem>;
+    /// Sends a 6-digit code to the number (E.164); it takes SMS once verified.
+    async fn set_phone(&self, user: &AuthUser, phone: &str) -> Result<PhoneStatus, Problem>;
+    async fn verify_phone(&self, user: &AuthUser, code: &str) -> Result<PhoneStatus, Problem>;
+}

@@ -6,24 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The kinds of the contract, then the account-security emails.
-pub const KINDS: &[&str] = &[
-    "booking_requested",
-    "booking_confirmed",
-    "booking_declined",
-    "booking_cancelled",
-    "booking_reminder",
-    "message_received",
-    "review_requested",
-    "review_published",
-    "payout_paid",
-    "email_verification",
-    "password_reset",
-    "password_changed",
-];
-
-/// Kinds whose email cannot be turned off (and that go only by email).
-pub const SECURITY_KINDS: &[&str] = &["email_verification", "password_reset", "password_changed"];
+pub use crate::api::{KINDS, SECURITY_KINDS};
 
 pub fn is_kind(kind: &str) -> bool {
     KINDS.contains(&kind)
@@ -33,15 +16,7 @@ pub fn is_security(kind: &str) -> bool {
     SECURITY_KINDS.contains(&kind)
 }
 
-/// A kind's channels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Channels {
-    pub email: bool,
-    pub sms: bool,
-    pub push: bool,
-    pub in_app: bool,
-}
+pub use crate::api::Channels;
 
 /// What a user gets unless they chose otherwise: everything but SMS, which
 /// costs money and needs a verified number.

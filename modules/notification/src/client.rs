@@ -8,7 +8,10 @@ use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{Id, Problem};
 use serde::de::IgnoredAny;
 
-use crate::api::{Notification, NotificationCenter, NotificationList, Notifications};
+use crate::api::{
+    Notification, NotificationCenter, NotificationList, NotificationPreferences, Notifications, PhoneStatus,
+    PreferencesBody,
+};
 
 pub struct NotificationsClient {
     remote: RemoteClient,
@@ -50,5 +53,30 @@ impl NotificationCenter for NotificationsClient {
         };
         let body = serde_json::json!({});
         self.remote.post_as::<_, Option<IgnoredAny>>(&path, &body, user, None).await.map(drop)
+    }
+}
+
+#[async_trait]
+impl NotificationPreferences for NotificationsClient {
+    async fn preferences(&self, user: &AuthUser) -> Result<PreferencesBody, Problem> {
+        self.remote.get_as("/api/v1/notifications/preferences", user).await
+    }
+
+    async fn set_preferences(&self, user: &AuthUser, prefs: &PreferencesBody) -> Result<PreferencesBody, Problem> {
+        self.remote.put_as("/api/v1/notifications/preferences", prefs, user).await
+    }
+
+    async fn phone(&self, user: &AuthUser) -> Result<Option<PhoneStatus>, Problem> {
+        self.remote.get_as("/api/v1/users/me/phone", user).await
+    }
+
+    async fn set_phone(&self, user: &AuthUser, phone: &str) -> Result<PhoneStatus, Problem> {
+        // A PUT, but each one sends a new code: not retried once it may have arrived.
+        self.remote.put_once_as("/api/v1/users/me/phone", &serde_json::json!({ "phone": phone }), user).await
+    }
+
+    async fn verify_phone(&self, user: &AuthUser, code: &str) -> Result<PhoneStatus, Problem> {
+        let body = serde_json::json!({ "code": code });
+        self.remote.post_as("/api/v1/users/me/phone/verify", &body, user, None).await
     }
 }

@@ -87,6 +87,14 @@ pub struct CodeBody {
     pub code: String,
 }
 
+/// The caller's number for SMS (null when none is set).
+#[utoipa::path(get, path = "/api/v1/users/me/phone", tag = "notifications",
+    responses((status = 200, body = Option<PhoneStatus>)), security(("bearer" = [])))]
+#[get("/users/me/phone")]
+async fn get_phone(svc: web::Data<NotificationService>, user: AuthUser) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.phone_of(user.id).await?))
+}
+
 #[utoipa::path(put, path = "/api/v1/users/me/phone", tag = "notifications", request_body = PhoneBody,
     responses((status = 202, body = PhoneStatus), (status = 422, body = Problem), (status = 429, body = Problem)),
     security(("bearer" = [])))]
@@ -224,6 +232,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // Fixed paths before `/notifications/{id}/...`.
     cfg.service(read_all)
         .service(get_preferences)
+        .service(get_phone)
         .service(put_preferences)
         .service(push_key)
         .service(subscribe)
@@ -269,6 +278,7 @@ pub fn data(service: &Arc<NotificationService>) -> web::Data<NotificationService
         read_all,
         get_preferences,
         put_preferences,
+        get_phone,
         put_phone,
         verify_phone,
         push_key,

@@ -2,8 +2,6 @@
 //! quiet hours, verify a phone number for SMS, subscribe browsers to push;
 //! and Twilio's status callbacks.
 
-use std::collections::BTreeMap;
-
 use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{ErrorCode, FieldError, Id, Problem};
@@ -11,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use crate::api::{NotificationCenter, NotificationList};
-use crate::catalogue::{self, Channels};
+use crate::catalogue;
 use crate::channels::TWILIO_WEBHOOK_PATH;
 use crate::deliver::{db_err, view};
 use crate::service::NotificationService;
@@ -20,30 +18,7 @@ use crate::store::{self, PhoneRow, PreferencesRow, SubscriptionRow};
 const CODE_VALID_MINUTES: i64 = 10;
 const CODE_ATTEMPTS: i32 = 5;
 
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct QuietHours {
-    /// `HH:MM`, local time.
-    pub from: String,
-    pub to: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PreferencesBody {
-    pub channels: BTreeMap<String, Channels>,
-    #[serde(default)]
-    pub quiet_hours: Option<QuietHours>,
-    /// IANA time zone the quiet hours are in (default `UTC`).
-    #[serde(default)]
-    pub time_zone: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct PhoneStatus {
-    pub phone: String,
-    pub verified: bool,
-}
+pub use crate::api::{PhoneStatus, PreferencesBody, QuietHours};
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -145,6 +120,12 @@ impl NotificationService {
     }
 
     /// Starts verifying `phone`: a 6-digit code goes to it by SMS.
+    /// `GET /users/me/phone`: the number SMS go to, if any.
+    pub async fn phone_of(&self, user: Id) -> Result<Option<PhoneStatus>, Problem> {
+        let row = store::phone(&self.db, user).await.map_err(db_err)?;
+        Ok(row.map(|r| PhoneStatus { phone: r.phone, verified: r.verified }))
+    }
+
     pub async fn set_phone(&self, user: Id, phone: &str) -> Result<PhoneStatus, Problem> {
         let e164 = e164(phone)
             .ok_or_else(|| Problem::field("phone", "not a valid phone number in E.164 form (+33612345678)"))?;
@@ -316,6 +297,29 @@ impl NotificationCenter for NotificationService {
 
     async fn mark_read(&self, user: &AuthUser, id: Option<Id>) -> Result<(), Problem> {
         NotificationService::read(self, user.id, id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::api::NotificationPreferences for NotificationService {
+    async fn preferences(&self, user: &AuthUser) -> Result<PreferencesBody, Problem> {
+        NotificationService::preferences(self, user.id).await
+    }
+
+    async fn set_preferences(&self, user: &AuthUser, prefs: &PreferencesBody) -> Result<PreferencesBody, Problem> {
+        NotificationService::set_preferences(self, user.id, prefs.clone()).await
+    }
+
+    async fn phone(&self, user: &AuthUser) -> Result<Option<PhoneStatus>, Problem> {
+        self.phone_of(user.id).await
+    }
+
+    async fn set_phone(&self, user: &AuthUser, phone: &str) -> Result<PhoneStatus, Problem> {
+        NotificationService::set_phone(self, user.id, phone).await
+    }
+
+    async fn verify_phone(&self, user: &AuthUser, code: &str) -> Result<PhoneStatus, Problem> {
+        NotificationService::verify_phone(self, user.id, code).await
     }
 }
 

@@ -66,6 +66,21 @@ impl Said {
     }
 }
 
+/// What a console form about one thing starts with: a signed-in admin,
+/// this browser's token, and the thing's id (a 404 page otherwise).
+pub(crate) fn admin_form<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    app: &Web,
+    ctx: &Context,
+    raw_id: &str,
+    body: &[u8],
+) -> Result<(AuthUser, T, Id), Box<HttpResponse>> {
+    let admin = admin_or_not_found(req, app, ctx)?;
+    let form: T = posted(req, app, ctx, body)?;
+    let id = raw_id.parse::<Id>().map_err(|_| Box::new(failed(req, app, ctx, &Problem::not_found("page"))))?;
+    Ok((admin, form, id))
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct PeriodQuery {
@@ -241,17 +256,10 @@ pub async fn decide(
     body: web::Bytes,
 ) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
-    let admin = match admin_or_not_found(&req, &app, &ctx) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    let form: ReasonForm = match posted(&req, &app, &ctx, &body) {
-        Ok(f) => f,
-        Err(refused) => return *refused,
-    };
     let (raw_id, action) = path.into_inner();
-    let Ok(id) = raw_id.parse::<Id>() else {
-        return failed(&req, &app, &ctx, &Problem::not_found("review"));
+    let (admin, form, id) = match admin_form::<ReasonForm>(&req, &app, &ctx, &raw_id, &body) {
+        Ok(checked) => checked,
+        Err(refused) => return *refused,
     };
     let ad = ctx.locale.messages().ad;
     let done = match action.as_str() {

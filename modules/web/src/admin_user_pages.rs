@@ -9,9 +9,8 @@ use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::{Id, Problem};
 use serde::Deserialize;
 
-use crate::admin_pages::{admin_or_not_found, Said};
+use crate::admin_pages::{admin_form, admin_or_not_found, Said};
 use crate::pages::{failed, respond, Chrome, Context};
-use crate::trip_pages::posted;
 use crate::Web;
 
 /// A user as the console lists them.
@@ -108,17 +107,10 @@ pub async fn user_action(
     body: web::Bytes,
 ) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
-    let admin = match admin_or_not_found(&req, &app, &ctx) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
-    let form: UserActionForm = match posted(&req, &app, &ctx, &body) {
-        Ok(f) => f,
-        Err(refused) => return *refused,
-    };
     let (raw_id, action) = path.into_inner();
-    let Ok(id) = raw_id.parse::<Id>() else {
-        return failed(&req, &app, &ctx, &Problem::not_found("user"));
+    let (admin, form, id) = match admin_form::<UserActionForm>(&req, &app, &ctx, &raw_id, &body) {
+        Ok(checked) => checked,
+        Err(refused) => return *refused,
     };
     let ad = ctx.locale.messages().ad;
     let done = match action.as_str() {

@@ -22,12 +22,14 @@ mod inbox_words;
 mod listing_form;
 mod locale;
 mod notification_pages;
+mod notification_settings_pages;
 mod pages;
 mod review_pages;
 mod review_words;
 mod search_page;
 mod session;
 mod settings_pages;
+mod settings_words;
 mod trip_pages;
 mod trip_words;
 mod uploads;
@@ -43,7 +45,7 @@ use hometrip_kernel::auth_context::AccessVerifier;
 use hometrip_kernel::http::TrustedProxies;
 use hometrip_listing::api::{HostListings, Listings};
 use hometrip_message::api::Inbox;
-use hometrip_notification::api::NotificationCenter;
+use hometrip_notification::api::{NotificationCenter, NotificationPreferences};
 use hometrip_review::api::{Moderation, ReviewDesk};
 use hometrip_search::api::Search;
 use hometrip_user::api::{Profiles, UserAdmin, Users};
@@ -70,6 +72,7 @@ pub struct Web {
     profiles: Arc<dyn Profiles>,
     inbox: Arc<dyn Inbox>,
     notifications: Arc<dyn NotificationCenter>,
+    notification_settings: Arc<dyn NotificationPreferences>,
     verifier: Arc<AccessVerifier>,
     /// Signs the forms' CSRF tokens.
     csrf_key: [u8; 64],
@@ -99,6 +102,7 @@ pub struct WebDeps {
     pub profiles: Arc<dyn Profiles>,
     pub inbox: Arc<dyn Inbox>,
     pub notifications: Arc<dyn NotificationCenter>,
+    pub notification_settings: Arc<dyn NotificationPreferences>,
     pub verifier: Arc<AccessVerifier>,
     /// The deployment's shared secret (the service credential): every
     /// gateway derives the same CSRF key from it.
@@ -131,6 +135,7 @@ impl Web {
             profiles: d.profiles,
             inbox: d.inbox,
             notifications: d.notifications,
+            notification_settings: d.notification_settings,
             verifier: d.verifier,
             csrf_key,
             secure_cookies: d.public_url.starts_with("https://"),
@@ -196,6 +201,10 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/account", web::get().to(settings_pages::account))
             .route("/account", web::post().to(settings_pages::save_profile))
             .route("/account/security", web::get().to(settings_pages::security))
+            .route("/account/notifications", web::get().to(notification_settings_pages::settings))
+            .route("/account/notifications", web::post().to(notification_settings_pages::save))
+            .route("/account/phone", web::post().to(notification_settings_pages::phone))
+            .route("/account/phone/verify", web::post().to(notification_settings_pages::phone))
             .route("/account/password", web::post().to(settings_pages::change_password))
             .route("/account/2fa/setup", web::post().to(settings_pages::two_factor_setup))
             .route("/account/2fa/enable", web::post().to(settings_pages::two_factor_enable))

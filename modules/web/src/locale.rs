@@ -175,6 +175,8 @@ pub struct Messages {
     pub r: &'static crate::review_words::ReviewWords,
     /// The admin console.
     pub ad: &'static crate::admin_words::AdminWords,
+    /// The notification settings page.
+    pub ns: &'static crate::settings_words::NotificationSettingsWords,
 }
 
 pub static EN: Messages = Messages {
@@ -277,6 +279,7 @@ pub static EN: Messages = Messages {
     h: &crate::host_words::EN,
     r: &crate::review_words::EN,
     ad: &crate::admin_words::EN,
+    ns: &crate::settings_words::EN,
 };
 
 pub static FR: Messages = Messages {
@@ -379,6 +382,7 @@ pub static FR: Messages = Messages {
     h: &crate::host_words::FR,
     r: &crate::review_words::FR,
     ad: &crate::admin_words::FR,
+    ns: &crate::settings_words::FR,
 };
 
 #[cfg(test)]

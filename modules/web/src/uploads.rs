@@ -5,10 +5,10 @@ use actix_multipart::Multipart;
 use futures_util::TryStreamExt;
 use hometrip_kernel::{ErrorCode, Problem};
 
-/// Files of one form, at most.
-const MAX_FILES: usize = 20;
-/// One file, at most (the listing module's own limit is lower by default).
-const MAX_FILE_BYTES: usize = 15 * 1024 * 1024;
+/// Files of one form, at most (a form is read whole before it is sent on).
+const MAX_FILES: usize = 10;
+/// One file, at most: the listing module's default limit (it checks its own).
+const MAX_FILE_BYTES: usize = 10 * 1024 * 1024;
 /// A text field, at most.
 const MAX_FIELD_BYTES: usize = 1024;
 
