@@ -45,7 +45,7 @@ const phase = process.env.PHASE || "main";
 setTimeout(() => {
   console.error("the browser journey timed out");
   process.exit(2);
-}, 300_000).unref();
+}, 540_000).unref();
 
 const violations = [];
 
@@ -295,6 +295,11 @@ async function keyboardJourney(browser, stay) {
   await submit(host, "key:Enter");
   check(host.url() === `${base}/host/reservations`, `answered, then the list: ${host.url()}`);
   check((await host.locator(`form[action='/host/reservations/${booking}/accept']`).count()) === 0, "answered");
+  // The guest, still on the trip's page, is told in the header as it happens.
+  await guest.waitForSelector("#toast a", { timeout: 30_000 });
+  check((await text(guest, "#toast a")) !== "", "the toast says what happened");
+  check(parseInt(await text(guest, "#header-unread"), 10) >= 1, "the header counts it unread");
+  step("the guest was told live in the header");
   await guest.goto(trip);
   await tripStatus(guest, "Confirmed");
   step("the host accepted; the guest's trip is confirmed");
@@ -359,8 +364,8 @@ async function messagesJourney(browser) {
 }
 
 /** Signs the host in through the form. */
-async function hostSignIn(browser) {
-  const context = await browser.newContext({ locale: "en-US", bypassCSP: true });
+async function hostSignIn(browser, js = true) {
+  const context = await browser.newContext({ locale: "en-US", bypassCSP: true, javaScriptEnabled: js });
   const host = await context.newPage();
   await host.goto(`${base}/sign-in`);
   await host.fill("#email", hostEmail);
@@ -381,13 +386,15 @@ function addDays(date, days) {
  * blocks nights in its calendar, and reads the figures of the months with
  * the stay the keyboard journey confirmed.
  */
-async function hostJourney(browser) {
-  const { context, host } = await hostSignIn(browser);
+async function hostJourney(browser, { js }) {
+  // axe runs in the page: without JavaScript, the pages were audited already.
+  const a11y = js ? audit : async () => {};
+  const { context, host } = await hostSignIn(browser, js);
   await host.goto(`${base}/host/listings`);
-  await audit(host, "host listings");
+  await a11y(host, "host listings");
   await submit(host, "a[href='/host/listings/new']");
-  await audit(host, "new listing form");
-  await host.fill("#title", "Cabane du journey");
+  await a11y(host, "new listing form");
+  await host.fill("#title", js ? "Cabane du journey" : "Cabane du journey sans script");
   await host.fill("#description", "Une cabane dans les arbres.");
   await host.selectOption("#property_type", "cabin");
   await host.fill("#line1", "1 chemin des Bois");
@@ -416,19 +423,19 @@ async function hostJourney(browser) {
   await submit(host, "form[data-upload] button[type=submit]");
   await expectText(host, "Photos added.", "the photo is uploaded");
   check((await host.locator(".host-photos img").count()) === 1, "the photo shows on the edit page");
-  await audit(host, "listing edit form");
+  await a11y(host, "listing edit form");
   await submit(host, `form[action='/host/listings/${listing}/publish'] button`);
   await expectText(host, "Published: guests can find and book it.", "published from its edit page");
   check(
     (await host.locator(`li[data-listing='${listing}'] [data-status]`).innerText()) === "Published",
     "the list shows it published",
   );
-  step("the host listed a new home with a photo and published it");
+  step(`the host listed a new home with a photo and published it${js ? "" : " (no JavaScript)"}`);
 
   // Two nights blocked from the calendar's form.
   const first = stays[2].check_in;
   await host.goto(`${base}/host/listings/${listing}/calendar?month=${first.slice(0, 7)}`);
-  await audit(host, "host calendar");
+  await a11y(host, "host calendar");
   await host.fill("#from", first);
   await host.fill("#to", addDays(first, 2));
   await host.check("input[name=action][value=block]");
@@ -455,8 +462,12 @@ async function hostJourney(browser) {
   check((await host.locator("#by-month tbody tr").count()) > 0, "and as a table");
   const revenue = await text(host, "[data-figure=revenue]");
   check(revenue.startsWith("€") && revenue !== "€0", `the revenue is shown: ${revenue}`);
-  await audit(host, "earnings");
+  await a11y(host, "earnings");
   step(`the host read the months' figures: ${booked} nights booked, ${revenue}`);
+  await host.goto(`${base}/host/payouts`);
+  await a11y(host, "payouts");
+  check((await host.locator("#payouts tr[data-payout]").count()) >= 1, "the confirmed stay's payout is listed");
+  step(`the host read the payouts${js ? "" : " (no JavaScript)"}`);
   await context.close();
 }
 
@@ -531,6 +542,14 @@ async function afterStaysJourney(browser) {
   await admin.goto(`${base}/admin/audit`);
   await audit(admin, "admin audit");
   await expectText(admin, "The heating failed one night", "the refund is in the audit log");
+  // The console's other pages, for axe: listings, appeals, failed deliveries.
+  await admin.goto(`${base}/admin/listings?q=${encodeURIComponent(word)}`);
+  await audit(admin, "admin listings");
+  check((await admin.locator("li[data-listing]").count()) >= 1, "the journey's listing is found by its word");
+  await admin.goto(`${base}/admin/appeals`);
+  await audit(admin, "admin appeals");
+  await admin.goto(`${base}/admin/events`);
+  await audit(admin, "admin events");
 
   // Both reviews are in and the held one approved: it is public.
   let shown = false;
@@ -557,9 +576,10 @@ try {
   } else {
     await guestJourney(browser, { js: true, label: "js", stay: stays[0] });
     await keyboardJourney(browser, stays[1]);
-    await hostJourney(browser);
+    await hostJourney(browser, { js: true });
     await messagesJourney(browser);
     await guestJourney(browser, { js: false, label: "nojs", stay: stays[2] });
+    await hostJourney(browser, { js: false });
   }
 } finally {
   await browser.close();

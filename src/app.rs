@@ -148,7 +148,10 @@ impl Platform {
         if wiring.local.contains("gateway") {
             let web_app = web_app(&mut wiring, settings, &verifier)?;
             mounts.push(Mount::new(hometrip_web::routes(web_app)));
-        } else if wiring.local.contains("admin") {
+        } else if wiring.local.contains("admin") && wiring.tls.is_none() {
+            // Under mutual TLS the modules take calls from the gateway and
+            // their named callers only (admin calls none): the console is
+            // the gateway's alone, and this process builds no clients for it.
             match web_app(&mut wiring, settings, &verifier) {
                 Ok(web_app) => mounts.push(Mount::new(hometrip_web::console_routes(web_app))),
                 // Without every module's address the console is the gateway's only.
@@ -485,6 +488,23 @@ async fn run_jobs(
     Ok(actix_web::HttpResponse::Ok().json(serde_json::json!({ "ran": ran })))
 }
 
+/// Dead letters of this process and of every module it reaches (the
+/// gateway reaches them all; the admin process, every module but the gateway).
+fn dead_letter_desk(wiring: &mut Wiring) -> Result<Arc<dyn hometrip_kernel::events::DeadLetterDesk>, String> {
+    for module in modules::MODULES.iter().filter(|m| m.exists) {
+        let configured = wiring.settings.services.modules.get(module.name).is_some_and(|s| !s.urls.is_empty());
+        if !wiring.local.contains(module.name) && configured {
+            wiring.upstream(module)?;
+        }
+    }
+    Ok(hometrip_gateway::dead_letters::ParkedEvents::new(
+        Arc::clone(&wiring.bus),
+        wiring.http.clone(),
+        wiring.service_token.clone(),
+        wiring.upstreams(),
+    ))
+}
+
 /// The web app over the modules' traits, as this process reaches them.
 fn web_app(
     wiring: &mut Wiring,
@@ -513,10 +533,20 @@ fn web_app(
         notifications: wiring.require::<dyn hometrip_notification::api::NotificationCenter>("notification")?,
         notification_settings: wiring
             .require::<dyn hometrip_notification::api::NotificationPreferences>("notification")?,
+        listing_moderation: wiring.require::<dyn hometrip_listing::api::ListingModeration>("listing")?,
+        payouts: wiring.require::<dyn hometrip_payment::api::HostPayouts>("payment")?,
+        // Last: every module it reads them from is wired by now.
+        dead_letters: dead_letter_desk(wiring)?,
         verifier: Arc::clone(verifier),
         secret: wiring.service_token.clone(),
         public_url: settings.server.public_url.clone(),
         trusted_proxies: hometrip_kernel::http::TrustedProxies::parse(&settings.server.trusted_proxies)
             .map_err(|e| format!("server.trusted_proxies: {e}"))?,
+        settings: settings.web.clone(),
+        // Elements only where payments go to Stripe.
+        stripe_publishable_key: match settings.payment.provider.as_str() {
+            "stripe" => settings.payment.stripe.publishable_key.clone(),
+            _ => String::new(),
+        },
     }))
 }

@@ -147,6 +147,7 @@ pub static MODULES: &[Module] = &[
         remote: Some(|w, c| {
             let client = Arc::new(hometrip_listing::client::ListingsClient::new(c));
             w.provide::<dyn hometrip_listing::api::HostListings>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_listing::api::ListingModeration>(Arc::clone(&client) as _);
             w.provide::<dyn hometrip_listing::api::Listings>(client)
         }),
         #[cfg(feature = "listing")]
@@ -188,7 +189,9 @@ pub static MODULES: &[Module] = &[
         #[cfg(not(feature = "payment"))]
         start: None,
         remote: Some(|w, c| {
-            w.provide::<dyn hometrip_payment::api::Payments>(Arc::new(hometrip_payment::client::PaymentsClient::new(c)))
+            let client = Arc::new(hometrip_payment::client::PaymentsClient::new(c));
+            w.provide::<dyn hometrip_payment::api::HostPayouts>(Arc::clone(&client) as _);
+            w.provide::<dyn hometrip_payment::api::Payments>(client)
         }),
         #[cfg(feature = "payment")]
         openapi: Some(<hometrip_payment::http::PaymentApi as utoipa::OpenApi>::openapi),
@@ -534,6 +537,7 @@ mod local {
             listings.subscribe().await;
             listings.register_jobs(&w.jobs).await.map_err(|p| format!("listing jobs: {}", p.detail))?;
             w.provide::<dyn Listings>(Arc::clone(&listings) as Arc<dyn Listings>);
+            w.provide::<dyn hometrip_listing::api::ListingModeration>(Arc::clone(&listings) as _);
             let desk = hometrip_listing::host_desk::HostDesk::new(Arc::clone(&listings), &w.settings.server.public_url);
             w.provide::<dyn hometrip_listing::api::HostListings>(desk);
             w.keep(Arc::clone(&listings));
@@ -622,6 +626,9 @@ mod local {
                 sim.set_sink(Arc::clone(&payments) as Arc<dyn EventSink>);
             }
             w.provide::<dyn Payments>(Arc::clone(&payments) as Arc<dyn Payments>);
+            let desk =
+                hometrip_payment::payout_desk::PayoutDesk::new(Arc::clone(&payments), &settings.server.public_url);
+            w.provide::<dyn hometrip_payment::api::HostPayouts>(desk);
             let data = hometrip_payment::http::data(&payments);
             let dyn_data: web::Data<dyn Payments> = web::Data::from(payments as Arc<dyn Payments>);
             let sim = simulated.map(web::Data::from);

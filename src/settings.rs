@@ -53,6 +53,7 @@ pub struct Settings {
     pub events: EventSettings,
     pub outbound: hometrip_kernel::outbound::OutboundSettings,
     pub testing: TestingSettings,
+    pub web: hometrip_web::WebSettings,
 }
 
 /// Traces: exported over OTLP/HTTP when an endpoint is set.
@@ -241,6 +242,14 @@ impl Settings {
 
     /// Rules serde cannot express, each naming its key.
     fn check(&self) -> Result<(), String> {
+        if let Some(problem) = self.web.problem() {
+            return Err(problem);
+        }
+        let pk = &self.payment.stripe.publishable_key;
+        let stripe_key = pk.starts_with("pk_") && pk.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !pk.is_empty() && !stripe_key {
+            return Err("payment.stripe.publishable_key: Stripe's pk_test_... or pk_live_... key".to_owned());
+        }
         if !self.amqp.url.is_empty() && !self.amqp.url.starts_with("amqp://") && !self.amqp.url.starts_with("amqps://")
         {
             return Err("amqp.url: use amqp://user:password@host:5672/%2f".to_owned());

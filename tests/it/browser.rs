@@ -94,8 +94,13 @@ async fn a_guest_books_pays_and_cancels_in_chromium_with_and_without_javascript_
     ];
     let stdout = journey(&env, "main").await;
     assert!(stdout.contains("ok: the whole journey"), "{stdout}");
+    assert!(stdout.contains("ok: the guest was told live in the header"), "{stdout}");
+    assert!(
+        stdout.contains("ok: the host read the payouts (no JavaScript)"),
+        "the host's pages without script: {stdout}"
+    );
     let pages = ["sign-up", "home", "search", "listing", "checkout", "3-D Secure", "trip", "trips", "sign-in"];
-    let host_pages = ["host reservations", "host listings", "new listing form", "host calendar", "earnings"];
+    let host_pages = ["host reservations", "host listings", "new listing form", "host calendar", "earnings", "payouts"];
     for page in pages.iter().chain(&host_pages).chain(&["conversation", "inbox"]) {
         assert!(stdout.contains(&format!("ok: axe: {page} (")), "axe ran on {page}: {stdout}");
     }
@@ -109,8 +114,9 @@ async fn a_guest_books_pays_and_cancels_in_chromium_with_and_without_javascript_
     assert_eq!(ran.status, 200, "{}", ran.text);
     let stdout = journey(&env, "after_stays").await;
     assert!(stdout.contains("ok: the journey after the stays"), "{stdout}");
-    for page in ["reviews to write", "review form", "admin overview", "admin reviews", "admin bookings", "admin audit"]
-    {
+    let console =
+        ["admin overview", "admin reviews", "admin bookings", "admin audit", "admin listings", "admin appeals"];
+    for page in ["reviews to write", "review form", "admin events"].iter().chain(&console) {
         assert!(stdout.contains(&format!("ok: axe: {page} (")), "axe ran on {page}: {stdout}");
     }
 }

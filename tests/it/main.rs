@@ -35,5 +35,6 @@ mod users;
 mod web;
 mod web_account;
 mod web_admin;
+mod web_console;
 mod web_host;
 mod web_reviews;

@@ -27,7 +27,7 @@ async fn token(state: web::Data<ProviderState>, form: web::Form<HashMap<String, 
     if f.get("grant_type").map(String::as_str) != Some("authorization_code")
         || f.get("client_id").map(String::as_str) != Some("local-client")
         || f.get("client_secret").map(String::as_str) != Some("local-secret")
-        || !f.get("redirect_uri").is_some_and(|u| u.contains("/api/v1/auth/oauth/"))
+        || !f.get("redirect_uri").is_some_and(|u| u.contains("/api/v1/auth/oauth/") || u.contains("/sign-in/oauth/"))
     {
         return HttpResponse::BadRequest().json(json!({"error": "invalid_client"}));
     }
@@ -201,4 +201,100 @@ async fn google_and_facebook_sign_in_link_only_by_verified_email() {
 async fn unconfigured_providers_are_not_found() {
     let server = Server::start().await;
     assert_eq!(server.client().get("/api/v1/auth/oauth/google/start").await.problem(404), "not_found");
+}
+
+#[tokio::test]
+async fn the_sign_in_page_signs_in_with_google_into_cookies_with_the_second_factor_when_on() {
+    use crate::web::{csrf, html, Browser};
+    let state = web::Data::new(ProviderState::default());
+    let base = start_provider(state.clone());
+    let env = provider_env(&base);
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_with(&env_refs).await;
+
+    // The configured providers' buttons, keeping where to return.
+    let mut browser = Browser::new(&server);
+    let page = browser.get("/sign-in?next=%2Ftrips").await;
+    assert!(html(&page).contains("id=\"provider-google\" href=\"/sign-in/oauth/google?next=/trips\""), "{}", page.text);
+    assert!(page.text.contains("Continue with Facebook"), "{}", page.text);
+
+    // To Google, which sends the browser back to the page's own callback.
+    let email = unique_email("gwen");
+    let who = format!("g-web-1~{email}~true");
+    let st = web_start(&mut browser, &state, "google").await;
+    let back = browser.get(&format!("/sign-in/oauth/google/callback?{}", code_query(&who, &st))).await;
+    assert_eq!(back.status, 303, "{}", back.text);
+    assert_eq!(back.headers["location"], "/trips");
+    let trips = browser.get("/trips").await;
+    assert_eq!(trips.status, 200, "signed in by cookie: {}", trips.text);
+    assert!(trips.text.contains("Gina Google"), "{}", trips.text);
+
+    // A state from another browser, a cancelled sign-in, an unverified email: said on the sign-in page.
+    let st = web_start(&mut browser, &state, "google").await;
+    let mut stranger = Browser::new(&server);
+    let stolen = stranger.get(&format!("/sign-in/oauth/google/callback?{}", code_query(&who, &st))).await;
+    assert_eq!(stolen.status, 400, "{}", stolen.text);
+    assert!(html(&stolen).contains("started in another browser"), "{}", stolen.text);
+    assert_eq!(stranger.get("/trips").await.status, 303, "not signed in");
+    let cancelled = stranger.get("/sign-in/oauth/google/callback?error=access_denied").await;
+    assert!(cancelled.status == 400 && cancelled.text.contains("cancelled"), "{}", cancelled.text);
+    let st = web_start(&mut stranger, &state, "google").await;
+    let unverified = format!("g-web-2~{}~false", unique_email("unverified"));
+    let refused = stranger.get(&format!("/sign-in/oauth/google/callback?{}", code_query(&unverified, &st))).await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    assert!(refused.text.contains("did not let this sign-in through"), "{}", refused.text);
+    assert_eq!(stranger.get("/sign-in/oauth/myspace").await.status, 404);
+
+    // With two-step sign-in on, the code comes first.
+    let api_sign_in = sign_in(&server, &state, "google", &who).await;
+    let authed = server.client().with_token(api_sign_in.body["access_token"].as_str().unwrap());
+    let setup = authed.post("/api/v1/auth/2fa/setup", json!({})).await;
+    let secret = setup.body["secret"].as_str().unwrap().to_owned();
+    let bytes = totp_rs::Secret::Encoded(secret).to_bytes().unwrap();
+    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into()).unwrap();
+    let enabled = authed.post("/api/v1/auth/2fa/enable", json!({"code": totp.generate_current().unwrap()})).await;
+    assert_eq!(enabled.status, 200, "{}", enabled.text);
+    let recovery = enabled.body["recovery_codes"][0].as_str().unwrap().to_owned();
+    let mut second = Browser::new(&server);
+    let st = web_start(&mut second, &state, "google").await;
+    let asked = second.get(&format!("/sign-in/oauth/google/callback?{}", code_query(&who, &st))).await;
+    assert_eq!(asked.status, 200, "{}", asked.text);
+    assert!(html(&asked).contains("name=\"totp_code\""), "{}", asked.text);
+    let ticket = crate::web::field(&asked, "ticket");
+    let token = csrf(&asked);
+    let wrong = second
+        .post(
+            "/sign-in/second-factor",
+            &[("csrf", &token), ("ticket", &ticket), ("totp_code", "000000"), ("next", "/trips")],
+        )
+        .await;
+    assert_eq!(wrong.status, 401, "{}", wrong.text);
+    let done = second
+        .post(
+            "/sign-in/second-factor",
+            &[("csrf", &token), ("ticket", &ticket), ("totp_code", &recovery), ("next", "/trips")],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.text);
+    let trips = second.get("/trips").await;
+    assert_eq!(trips.status, 200, "{}", trips.text);
+    let token = csrf(&trips);
+    let reused = second
+        .post(
+            "/sign-in/second-factor",
+            &[("csrf", &token), ("ticket", &ticket), ("totp_code", &recovery), ("next", "/")],
+        )
+        .await;
+    assert_eq!(reused.status, 401, "a ticket is spent once: {}", reused.text);
+}
+
+/// The sign-in button followed in `browser`: the provider's `state`, its
+/// challenge registered with the provider.
+async fn web_start(browser: &mut crate::web::Browser, state: &web::Data<ProviderState>, provider: &str) -> String {
+    let start = browser.get(&format!("/sign-in/oauth/{provider}?next=%2Ftrips")).await;
+    assert_eq!(start.status, 303, "{}", start.text);
+    let q = query(start.headers["location"].to_str().unwrap());
+    assert!(q["redirect_uri"].ends_with(&format!("/sign-in/oauth/{provider}/callback")), "{q:?}");
+    state.challenges.lock().unwrap().insert(q["state"].clone(), q["code_challenge"].clone());
+    q["state"].clone()
 }

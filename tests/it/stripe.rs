@@ -330,6 +330,7 @@ async fn stripe_server() -> (Server, Shared) {
     let server = Server::start_with(&[
         ("HOMETRIP_PAYMENT__PROVIDER", "stripe"),
         ("HOMETRIP_PAYMENT__STRIPE__SECRET_KEY", SECRET_KEY),
+        ("HOMETRIP_PAYMENT__STRIPE__PUBLISHABLE_KEY", "pk_test_hometrip"),
         ("HOMETRIP_PAYMENT__STRIPE__WEBHOOK_SECRET", WEBHOOK_SECRET),
         ("HOMETRIP_PAYMENT__STRIPE__API_BASE", &base),
         ("HOMETRIP_TESTING__CLOCK_CONTROL", "true"),
@@ -575,4 +576,65 @@ async fn simultaneous_refunds_of_one_payment_all_count() {
     assert_eq!(refunds.len(), 8, "{}", t.text);
     let balance = server.internal(reqwest::Method::GET, "/internal/payment/trial-balance", None).await;
     assert!(balance.body.as_object().unwrap().values().all(|v| v == 0), "{}", balance.text);
+}
+
+#[tokio::test]
+async fn a_host_sets_up_stripe_payouts_from_the_payouts_page() {
+    let (server, fake) = stripe_server().await;
+    let email = unique_email("host");
+    let mut browser = crate::web::signed_in_browser(&server, &email).await;
+    let page = browser.get("/host/payouts").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(crate::web::html(&page).contains("No payout account yet"), "{}", page.text);
+    assert!(page.text.contains("No payout yet."), "{}", page.text);
+    let token = crate::web::csrf(&page);
+    assert_eq!(browser.post("/host/payouts/account", &[]).await.status, 403, "without the token");
+
+    // To Stripe's onboarding, and back: the account waits for its details.
+    let opened = browser.post("/host/payouts/account", &[("csrf", &token)]).await;
+    assert_eq!(opened.status, 303, "{}", opened.text);
+    let onboarding = opened.headers["location"].to_str().unwrap().to_owned();
+    assert!(onboarding.starts_with("https://connect.stripe.test/setup/e/acct_"), "{onboarding}");
+    let account_id = onboarding.rsplit('/').next().unwrap().to_owned();
+    let expired = browser.get("/host/payouts?refresh=1").await;
+    assert!(expired.text.contains("The provider’s link expired") && expired.text.contains("Get a new link"));
+    assert!(!expired.text.contains("Payouts are on"), "{}", expired.text);
+
+    // Stripe says the details are in: payouts are on, to that account.
+    if let Some(a) = fake.lock().unwrap().objects.get_mut(&account_id) {
+        a["payouts_enabled"] = json!(true);
+        a["details_submitted"] = json!(true);
+    }
+    let on = browser.get("/host/payouts").await;
+    assert!(on.text.contains("Payouts are on") && on.text.contains(&account_id), "{}", on.text);
+}
+
+#[tokio::test]
+async fn the_checkout_page_offers_stripe_elements_when_stripe_is_configured() {
+    use crate::web::{book_in_pages, csrf, field, html, signed_in_browser};
+    let (server, _fake) = stripe_server().await;
+    let (host, _) = server.client().signed_up(&unique_email("host")).await;
+    let listing = published(&server, &host, true).await;
+    let mut browser = signed_in_browser(&server, &unique_email("guest")).await;
+    let stay = format!("check_in={}&check_out={}&guests=2", day(30), day(32));
+    let checkout = book_in_pages(&mut browser, &listing, &stay).await;
+    let page = browser.get(&checkout).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(html(&page).contains("data-stripe-key=\"pk_test_hometrip\""), "{}", page.text);
+    assert!(page.text.contains("id=\"card-element\"") && page.text.contains("class=\"test-cards\""), "{}", page.text);
+    let csp = page.headers["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self' https://js.stripe.com;"), "{csp}");
+    assert!(csp.contains("frame-src https://js.stripe.com https://hooks.stripe.com"), "{csp}");
+    assert!(csp.contains("connect-src 'self' https://api.stripe.com;"), "{csp}");
+    let elsewhere = browser.get("/trips").await;
+    assert!(!elsewhere.headers["content-security-policy"].to_str().unwrap().contains("stripe"), "only the checkout");
+
+    // What the page posts once Stripe.js made the payment method: paid through Stripe.
+    let token = csrf(&page);
+    let key = field(&page, "key");
+    let paid = browser.post(&checkout, &[("csrf", &token), ("key", &key), ("payment_method", "pm_card_visa")]).await;
+    assert_eq!(paid.status, 303, "{}", paid.text);
+    let trip = paid.headers["location"].to_str().unwrap().to_owned();
+    assert!(trip.starts_with("/trips/"), "{trip}");
+    crate::web::page_eventually(&mut browser, &trip, "Confirmed").await;
 }

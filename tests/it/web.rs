@@ -345,7 +345,7 @@ pub(crate) async fn api_as(server: &Server, email: &str) -> Api {
 }
 
 /// Books `listing` for the stay in `query` from its page; the checkout's path.
-async fn book_in_pages(browser: &mut Browser, listing: &str, query: &str) -> String {
+pub(crate) async fn book_in_pages(browser: &mut Browser, listing: &str, query: &str) -> String {
     let page = browser.get(&format!("/listings/{listing}?{query}")).await;
     assert_eq!(page.status, 200, "{}", page.text);
     let mut form = vec![("csrf".to_owned(), csrf(&page)), ("key".to_owned(), field(&page, "key"))];
@@ -686,4 +686,50 @@ async fn a_guest_asks_a_host_from_the_listing_page_and_both_read_and_reply_in_th
     assert_eq!(stranger.get(&thread).await.status, 404);
     let inbox = stranger.get("/inbox").await;
     assert!(html(&inbox).contains("No messages yet"), "{}", inbox.text);
+}
+
+#[tokio::test]
+async fn a_configured_tile_server_draws_the_results_on_a_map_and_joins_the_content_security_policy() {
+    let server = Server::start_with(&[
+        ("HOMETRIP_WEB__MAP_TILES_URL", "http://127.0.0.1:9/tiles/{z}/{x}/{y}.png"),
+        ("HOMETRIP_WEB__MAP_ATTRIBUTION", "© Local <b>tiles</b>"),
+    ])
+    .await;
+    let (host, _) = server.client().signed_up(&unique_email("host")).await;
+    let word = format!("tuile{}", &uuid::Uuid::now_v7().simple().to_string()[24..]);
+    let listing = publish_listing(&server, &host, house(&format!("Maison {word}"))).await;
+    let visitor = server.client();
+    eventually(&visitor, &format!("/api/v1/search/listings?q={word}"), |b| {
+        b["items"].as_array().unwrap().iter().any(|i| i["id"] == listing.as_str())
+    })
+    .await;
+    let results = visitor.get(&format!("/search?q={word}")).await;
+    assert_eq!(results.status, 200, "{}", results.text);
+    let page = html(&results);
+    let csp = results.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("img-src 'self' data: http://127.0.0.1:9;"), "{csp}");
+    assert!(page.contains("<image href=\"http://127.0.0.1:9/tiles/15/"), "the tiles at the closest zoom: {page}");
+    assert!(page.contains(&format!("<a href=\"/listings/{listing}\" aria-label=\"Maison {word}\"><circle")), "{page}");
+    assert!(page.contains("© Local &#60;b&#62;tiles&#60;/b&#62;"), "the attribution, escaped: {page}");
+    assert!(!page.contains("class=\"plot-bg\""), "no plain plot beside the map");
+
+    // Without a tile server: the plain plot, and nothing from elsewhere.
+    let plain = Server::start().await;
+    let csp = plain.client().get("/").await.headers["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("img-src 'self' data:;"), "{csp}");
+}
+
+#[tokio::test]
+async fn a_tile_server_url_without_its_placeholders_is_refused_at_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hometrip"))
+        .args(["config"])
+        .env("HOMETRIP_WEB__MAP_TILES_URL", "https://tiles.example/{z}.png")
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("web.map_tiles_url"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -96,3 +96,40 @@ async fn a_user_chooses_channels_quiet_hours_and_verifies_a_phone_in_pages() {
     assert!(html(&done).contains("+33698765432 · verified"), "{}", done.text);
     assert_eq!(api.get("/api/v1/users/me/phone").await.body["verified"], true);
 }
+
+#[tokio::test]
+async fn a_user_uploads_an_avatar_from_the_account_page_and_others_see_it() {
+    let server = Server::start().await;
+    let email = unique_email("avatar");
+    let mut browser = signed_in_browser(&server, &email).await;
+    let api = api_as(&server, &email).await;
+    let page = browser.get("/account").await;
+    assert!(html(&page).contains("enctype=\"multipart/form-data\""), "{}", page.text);
+    assert!(page.text.contains("No photo yet."), "{}", page.text);
+    let token = csrf(&page);
+
+    // Without the token, with nothing, with something that is not an image: nothing changes.
+    assert_eq!(browser.upload("/account/avatar", "", vec![png(200, 200)]).await.status, 403);
+    let none = browser.upload("/account/avatar", &token, Vec::new()).await;
+    assert_eq!(none.status, 422, "{}", none.text);
+    assert!(html(&none).contains("Choose a photo first."), "{}", none.text);
+    let text = browser.upload("/account/avatar", &token, vec![b"not an image at all".to_vec()]).await;
+    assert!(text.status == 415 || text.status == 422, "{} {}", text.status, text.text);
+    assert!(html(&text).contains("id=\"avatar-error\""), "{}", text.text);
+    assert!(api.get("/api/v1/users/me").await.body["avatar_url"].is_null());
+
+    // A photo: saved, shown on the account page and on the public profile.
+    let saved = browser.upload("/account/avatar", &token, vec![png(300, 200)]).await;
+    assert_eq!(saved.status, 303, "{}", saved.text);
+    assert_eq!(saved.headers["location"], "/account?saved=avatar");
+    let shown = browser.get("/account?saved=avatar").await;
+    assert!(html(&shown).contains("Your photo is saved."), "{}", shown.text);
+    let me = api.get("/api/v1/users/me").await;
+    let url = me.body["avatar_url"].as_str().expect("an avatar").to_owned();
+    assert!(shown.text.contains(&format!("class=\"avatar\" src=\"{url}\"")), "{}", shown.text);
+    let image = server.client().get(&url).await;
+    assert_eq!(image.status, 200);
+    assert!(image.content_type().starts_with("image/"), "{}", image.content_type());
+    let id = me.body["id"].as_str().unwrap();
+    assert_eq!(server.client().get(&format!("/api/v1/users/{id}")).await.body["avatar_url"], url);
+}

@@ -11,7 +11,7 @@ use crate::web::{csrf, html, page_eventually, signed_in_browser, Browser};
 const ADMIN_PASSWORD: &str = "the admin passphrase is long";
 
 /// An admin made with the CLI, signed in through the sign-in page.
-async fn admin_browser(server: &Server) -> Browser {
+pub(crate) async fn admin_browser(server: &Server) -> Browser {
     let email = unique_email("admin");
     let out = server.cli(&["admin", "create", "--email", &email, "--password-stdin"], &format!("{ADMIN_PASSWORD}\n"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -206,6 +206,10 @@ async fn the_console_also_answers_on_the_admin_modules_own_port_when_it_runs_apa
     assert_eq!(server.client().login(&suspect, PASSWORD).await.status, 403);
     let audit = page_eventually(&mut console, "/admin/audit", "Seen from port 3003").await;
     assert!(audit.text.contains("POST /admin/users/{id}/suspend"), "{}", audit.text);
+    // The failed deliveries of the processes it reaches, every one answering.
+    let events = console.get("/admin/events").await;
+    assert_eq!(events.status, 200, "{}", events.text);
+    assert!(!events.text.contains("id=\"unavailable\""), "{}", events.text);
 
     // Nobody else, and none of the guests' pages here.
     let mut someone = Browser::new(&server);

@@ -11,7 +11,7 @@ use crate::web::{api_as, csrf, html, page_eventually, signed_in_browser, Browser
 
 impl Browser {
     /// A multipart form as a browser sends it: its CSRF token and files.
-    async fn upload(&mut self, path: &str, token: &str, files: Vec<Vec<u8>>) -> Reply {
+    pub(crate) async fn upload(&mut self, path: &str, token: &str, files: Vec<Vec<u8>>) -> Reply {
         let mut form = reqwest::multipart::Form::new().text("csrf", token.to_owned());
         for (i, f) in files.into_iter().enumerate() {
             let part = reqwest::multipart::Part::bytes(f).file_name(format!("p{i}.png")).mime_str("image/png").unwrap();
@@ -356,4 +356,51 @@ async fn a_host_edits_the_calendar_syncs_calendars_and_reads_the_months_figures_
     assert_eq!(backwards.status, 422);
     let french = host.get(&format!("/host/earnings?from={f_from}&to={f_to}&lang=fr")).await;
     assert!(html(&french).contains("Taux d’occupation"), "{}", french.text);
+}
+
+#[tokio::test]
+async fn a_host_opens_the_payout_account_and_follows_the_payouts_in_pages() {
+    let server = Server::start_with(CLOCK).await;
+    let email = unique_email("host");
+    let mut host = signed_in_browser(&server, &email).await;
+    let api = api_as(&server, &email).await;
+    let listing = publish_listing(&server, &api, house("Maison des versements")).await;
+    let page = host.get("/host/payouts").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(html(&page).contains("No payout account yet"), "{}", page.text);
+    assert!(page.text.contains("aria-current=\"page\">Payouts<"), "{}", page.text);
+
+    // The simulated provider has nothing to fill in: back here, payouts on.
+    let opened = host.post("/host/payouts/account", &[("csrf", &csrf(&page))]).await;
+    assert_eq!(location(&opened), "/host/payouts");
+    let on = host.get("/host/payouts").await;
+    assert!(on.text.contains("Payouts are on") && on.text.contains("acct_sim_"), "{}", on.text);
+
+    // A stay's payout: scheduled, then paid a day after check-in, as the API says.
+    let (guest, _) = server.client().signed_up(&unique_email("guest")).await;
+    let booking = book_and_pay(&guest, &listing, 2).await;
+    let scheduled = page_eventually(&mut host, "/host/payouts", &booking).await;
+    assert!(scheduled.text.contains("Scheduled"), "{}", scheduled.text);
+    advance_clock(&server, 4 * 86_400).await;
+    let paid = page_eventually(&mut host, "/host/payouts", "<td>Paid</td>").await;
+    let payouts = api.get("/api/v1/payouts").await;
+    assert_eq!(payouts.body["items"][0]["status"], "paid", "{}", payouts.text);
+    let amount = payouts.body["items"][0]["amount"]["amount"].as_i64().unwrap();
+    assert!(paid.text.contains(&format!("<td>{}</td>", euros(amount))), "{}: {}", euros(amount), paid.text);
+}
+
+/// Minor units of euros as the English pages write them (`€1,234.50`, `€120`).
+fn euros(minor: i64) -> String {
+    let digits = (minor / 100).to_string();
+    let mut whole = String::new();
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            whole.push(',');
+        }
+        whole.push(d);
+    }
+    match minor % 100 {
+        0 => format!("€{whole}"),
+        cents => format!("€{whole}.{cents:02}"),
+    }
 }

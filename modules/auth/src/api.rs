@@ -32,6 +32,8 @@ pub struct AccountSummary {
 #[async_trait]
 pub trait Accounts: Send + Sync {
     async fn account(&self, id: Id) -> Result<Option<AccountSummary>, Problem>;
+    /// The accounts of `ids` that exist, in one read (at most 1,000 ids).
+    async fn accounts(&self, ids: &[Id]) -> Result<Vec<AccountSummary>, Problem>;
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountSummary>, Problem>;
     /// Public keys that verify access tokens.
     async fn jwks(&self) -> Result<JwkSet, Problem>;
@@ -88,6 +90,46 @@ pub trait Sessions: Send + Sync {
     async fn verify_email(&self, token: &str) -> Result<(), Problem>;
     async fn forgot_password(&self, email: &str) -> Result<(), Problem>;
     async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem>;
+    /// The providers one signs in with here (`google`, `facebook`): the configured ones.
+    async fn providers(&self) -> Result<Vec<String>, Problem>;
+    /// Starts a sign-in with `provider` that comes back to the web app's
+    /// `/sign-in/oauth/{provider}/callback` under `public_url`; 404 when
+    /// the provider is not configured.
+    async fn provider_start(&self, provider: &str, public_url: &str) -> Result<ProviderStart, Problem>;
+    /// Finishes it with the provider's `code` and `state` and the browser's
+    /// `binding` cookie; the state is spent whatever the outcome.
+    async fn provider_finish(
+        &self,
+        provider: &str,
+        code: &str,
+        state: &str,
+        binding: &str,
+        public_url: &str,
+    ) -> Result<ProviderSignIn, Problem>;
+    /// The code of a sign-in that stopped at the second factor.
+    async fn second_factor(&self, ticket: &str, code: &str) -> Result<SessionTokens, Problem>;
+}
+
+/// Where to send the browser to sign in with a provider, and the value of
+/// the cookie that binds the sign-in to that browser.
+// No `Debug`: the binding is a secret.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ProviderStart {
+    pub url: String,
+    pub binding: String,
+}
+
+/// How a sign-in with a provider ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ProviderSignIn {
+    Signed {
+        tokens: SessionTokens,
+    },
+    /// Two-step sign-in is on: the code finishes it (`Sessions::second_factor`).
+    SecondFactor {
+        ticket: String,
+    },
 }
 
 /// A second factor being set up: the secret, and the `otpauth://` URL an

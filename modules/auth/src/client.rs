@@ -6,7 +6,8 @@ use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{Id, Problem};
 
 use crate::api::{
-    AccountSecurity, AccountSummary, Accounts, SessionInfo, SessionTokens, Sessions, SignInFrom, TotpSetup,
+    AccountSecurity, AccountSummary, Accounts, ProviderSignIn, ProviderStart, SessionInfo, SessionTokens, Sessions,
+    SignInFrom, TotpSetup,
 };
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,10 @@ impl AccountsClient {
 impl Accounts for AccountsClient {
     async fn account(&self, id: Id) -> Result<Option<AccountSummary>, Problem> {
         self.remote.get(&format!("/internal/auth/accounts/{id}"), None).await
+    }
+
+    async fn accounts(&self, ids: &[Id]) -> Result<Vec<AccountSummary>, Problem> {
+        self.remote.post("/internal/auth/accounts/of", &serde_json::json!({ "ids": ids }), None).await
     }
 
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountSummary>, Problem> {
@@ -58,8 +63,13 @@ pub struct SessionCall {
     pub locale: String,
     pub totp_code: Option<String>,
     pub from: Option<crate::api::SignInFrom>,
+    /// A token, an emailed link's, a refresh token, a provider's code or a sign-in ticket.
     pub token: String,
     pub user_agent: Option<String>,
+    pub provider: String,
+    pub state: String,
+    pub binding: String,
+    pub public_url: String,
 }
 
 /// [`Sessions`] over HTTP: the auth process's internal routes (the caller's
@@ -133,6 +143,40 @@ impl Sessions for AccountsClient {
             .post::<_, serde_json::Value>("/internal/auth/sessions/reset-password", &call, None)
             .await
             .map(|_| ())
+    }
+
+    async fn providers(&self) -> Result<Vec<String>, Problem> {
+        self.remote.post("/internal/auth/sessions/providers", &SessionCall::default(), None).await
+    }
+
+    async fn provider_start(&self, provider: &str, public_url: &str) -> Result<ProviderStart, Problem> {
+        let call =
+            SessionCall { provider: provider.to_owned(), public_url: public_url.to_owned(), ..SessionCall::default() };
+        self.remote.post("/internal/auth/sessions/provider-start", &call, None).await
+    }
+
+    async fn provider_finish(
+        &self,
+        provider: &str,
+        code: &str,
+        state: &str,
+        binding: &str,
+        public_url: &str,
+    ) -> Result<ProviderSignIn, Problem> {
+        let call = SessionCall {
+            provider: provider.to_owned(),
+            token: code.to_owned(),
+            state: state.to_owned(),
+            binding: binding.to_owned(),
+            public_url: public_url.to_owned(),
+            ..SessionCall::default()
+        };
+        self.remote.post("/internal/auth/sessions/provider-finish", &call, None).await
+    }
+
+    async fn second_factor(&self, ticket: &str, code: &str) -> Result<SessionTokens, Problem> {
+        let call = SessionCall { token: ticket.to_owned(), totp_code: Some(code.to_owned()), ..SessionCall::default() };
+        self.remote.post("/internal/auth/sessions/second-factor", &call, None).await
     }
 }
 

@@ -294,7 +294,7 @@ async fn jwks(web: web::Data<AuthWeb>) -> HttpResponse {
     responses((status = 302), (status = 404, body = Problem)))]
 #[get("/auth/oauth/{provider}/start")]
 async fn oauth_start(web: web::Data<AuthWeb>, provider: web::Path<String>) -> Result<HttpResponse, Problem> {
-    let start = web.service.oauth_start(&provider, &web.public_url).await?;
+    let start = web.service.oauth_start(&provider, &web.public_url, crate::oauth::OAuthReturn::Api).await?;
     Ok(HttpResponse::Found()
         .insert_header((header::LOCATION, start.url))
         .insert_header((header::SET_COOKIE, binding_cookie(&web.public_url, &start.binding, 600)))
@@ -337,7 +337,8 @@ async fn oauth_callback(
     };
     let binding = binding_from(&req);
     let spent = (header::SET_COOKIE, binding_cookie(&web.public_url, "", 0));
-    match web.service.oauth_callback(&provider, code, state, binding.as_deref(), &web.public_url).await? {
+    let back = crate::oauth::OAuthReturn::Api;
+    match web.service.oauth_callback(&provider, code, state, binding.as_deref(), &web.public_url, back).await? {
         OAuthOutcome::SecondFactor { mfa_ticket } => {
             Err(Problem::new(hometrip_kernel::ErrorCode::TotpRequired, "finish with POST /api/v1/auth/2fa/verify")
                 .with("totp_required", true)
@@ -465,6 +466,19 @@ async fn internal_account(
     Ok(HttpResponse::Ok().json(svc.account(*id).await?))
 }
 
+#[derive(Deserialize)]
+struct IdsBody {
+    ids: Vec<Id>,
+}
+
+async fn internal_accounts_of(
+    _: InternalCaller,
+    svc: web::Data<dyn Accounts>,
+    body: web::Json<IdsBody>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.accounts(&body.ids).await?))
+}
+
 async fn internal_by_email(
     _: InternalCaller,
     svc: web::Data<dyn Accounts>,
@@ -507,6 +521,13 @@ async fn internal_session(
         "verify-email" => svc.verify_email(&b.token).await.map(|()| done())?,
         "forgot-password" => svc.forgot_password(&b.email).await.map(|()| done())?,
         "reset-password" => svc.reset_password(&b.token, &b.password).await.map(|()| done())?,
+        "providers" => HttpResponse::Ok().json(svc.providers().await?),
+        "provider-start" => HttpResponse::Ok().json(svc.provider_start(&b.provider, &b.public_url).await?),
+        "provider-finish" => HttpResponse::Ok()
+            .json(svc.provider_finish(&b.provider, &b.token, &b.state, &b.binding, &b.public_url).await?),
+        "second-factor" => {
+            HttpResponse::Ok().json(svc.second_factor(&b.token, b.totp_code.as_deref().unwrap_or_default()).await?)
+        }
         _ => return Err(Problem::not_found("use case")),
     })
 }
@@ -517,6 +538,7 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/internal/auth")
             .route("/accounts/by-email", web::get().to(internal_by_email))
+            .route("/accounts/of", web::post().to(internal_accounts_of))
             .route("/accounts/{id}", web::get().to(internal_account))
             .route("/accounts/{id}/roles", web::post().to(internal_set_role))
             .route("/jwks", web::get().to(internal_jwks))

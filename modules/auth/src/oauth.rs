@@ -61,6 +61,28 @@ struct PendingState {
     verifier: String,
     /// SHA-256 of the browser binding (the cookie holds the value).
     binding: String,
+    /// Where the provider sends the browser back (the code exchange names it again).
+    #[serde(default)]
+    back: OAuthReturn,
+}
+
+/// Where a provider sends the browser back: the API's callback, or the web
+/// app's sign-in page (which keeps the session in cookies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthReturn {
+    #[default]
+    Api,
+    Web,
+}
+
+impl OAuthReturn {
+    fn path(self, provider: &str) -> String {
+        match self {
+            OAuthReturn::Api => format!("/api/v1/auth/oauth/{provider}/callback"),
+            OAuthReturn::Web => format!("/sign-in/oauth/{provider}/callback"),
+        }
+    }
 }
 
 /// Where to send the browser, and the value of its binding cookie.
@@ -110,7 +132,12 @@ impl AuthService {
         Ok(Provider { name: static_name, settings, scopes })
     }
 
-    fn oauth_client(&self, p: &Provider, public_url: &str) -> Result<ConfiguredClient, Problem> {
+    /// The providers configured here, by name.
+    pub fn oauth_providers(&self) -> Vec<String> {
+        ["google", "facebook"].into_iter().filter(|name| self.provider(name).is_ok()).map(str::to_owned).collect()
+    }
+
+    fn oauth_client(&self, p: &Provider, public_url: &str, back: OAuthReturn) -> Result<ConfiguredClient, Problem> {
         let bad = |what: &str| Problem::internal(format!("auth.oauth.{}.{what} is not a valid URL", p.name));
         Ok(BasicClient::new(ClientId::new(p.settings.client_id.clone()))
             .set_client_secret(ClientSecret::new(p.settings.client_secret.clone()))
@@ -118,16 +145,21 @@ impl AuthService {
             .set_auth_uri(AuthUrl::new(p.settings.auth_url.clone()).map_err(|_| bad("auth_url"))?)
             .set_token_uri(TokenUrl::new(p.settings.token_url.clone()).map_err(|_| bad("token_url"))?)
             .set_redirect_uri(
-                RedirectUrl::new(format!("{}/api/v1/auth/oauth/{}/callback", public_url.trim_end_matches('/'), p.name))
+                RedirectUrl::new(format!("{}{}", public_url.trim_end_matches('/'), back.path(p.name)))
                     .map_err(|_| bad("public_url"))?,
             ))
     }
 
     /// The provider's authorization URL, with `state` and a PKCE challenge, and
     /// the binding the caller sets as a cookie.
-    pub async fn oauth_start(&self, provider: &str, public_url: &str) -> Result<OAuthStart, Problem> {
+    pub async fn oauth_start(
+        &self,
+        provider: &str,
+        public_url: &str,
+        back: OAuthReturn,
+    ) -> Result<OAuthStart, Problem> {
         let p = self.provider(provider)?;
-        let client = self.oauth_client(&p, public_url)?;
+        let client = self.oauth_client(&p, public_url, back)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client.authorize_url(CsrfToken::new_random);
         for scope in p.scopes {
@@ -139,6 +171,7 @@ impl AuthService {
             provider: p.name.to_owned(),
             verifier: verifier.secret().clone(),
             binding: domain::token_digest(&binding),
+            back,
         };
         let value = serde_json::to_string(&pending).map_err(Problem::internal)?;
         self.cache()
@@ -156,12 +189,14 @@ impl AuthService {
         state: &str,
         binding: Option<&str>,
         public_url: &str,
+        back: OAuthReturn,
     ) -> Result<OAuthOutcome, Problem> {
         let p = self.provider(provider)?;
         let bad_state = || Problem::new(ErrorCode::BadRequest, "unknown or expired OAuth state");
         let pending = self.cache().take(&format!("oauth-state:{state}")).await?.ok_or_else(bad_state)?;
         let pending: PendingState = serde_json::from_str(&pending).map_err(|_| bad_state())?;
-        if pending.provider != p.name {
+        // A sign-in comes back where it was started for.
+        if pending.provider != p.name || pending.back != back {
             return Err(bad_state());
         }
         let bound = binding.is_some_and(|b| {
@@ -170,7 +205,7 @@ impl AuthService {
         if !bound {
             return Err(Problem::new(ErrorCode::BadRequest, "this sign-in was not started in this browser"));
         }
-        let client = self.oauth_client(&p, public_url)?;
+        let client = self.oauth_client(&p, public_url, back)?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(pending.verifier))

@@ -696,6 +696,13 @@ impl Accounts for AuthService {
         Ok(store::account_by_id(&self.db, id).await.map_err(db_err)?.as_ref().map(summary))
     }
 
+    async fn accounts(&self, ids: &[Id]) -> Result<Vec<AccountSummary>, Problem> {
+        if ids.len() > 1000 {
+            return Err(Problem::field("ids", "at most 1000 ids"));
+        }
+        Ok(store::accounts_by_ids(&self.db, ids).await.map_err(db_err)?.iter().map(summary).collect())
+    }
+
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountSummary>, Problem> {
         let Ok(email) = domain::normalize_email(email) else {
             return Ok(None);

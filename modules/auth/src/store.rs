@@ -288,6 +288,15 @@ pub async fn account_by_id(db: &Db, id: Id) -> Result<Option<AccountRow>, DbErro
     })
 }
 
+pub async fn accounts_by_ids(db: &Db, ids: &[Id]) -> Result<Vec<AccountRow>, DbError> {
+    let ids = ids.to_vec();
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            accounts::table.filter(accounts::id.eq_any(ids.clone())).select(AccountRow::as_select()).load(conn).await?,
+        )
+    })
+}
+
 pub async fn account_count(db: &Db) -> Result<i64, DbError> {
     run!(db, |conn| { Ok::<_, DbError>(accounts::table.count().get_result::<i64>(conn).await?) })
 }

@@ -330,6 +330,25 @@ pub struct DeadLetter {
     pub replayed_at: Option<Instant>,
 }
 
+/// The newest parked deliveries, gathered from every process.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeadLetterList {
+    pub items: Vec<DeadLetter>,
+    /// Modules whose dead letters could not be read just now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<String>,
+}
+
+/// Parked deliveries as operators read and replay them, whichever process
+/// parked them (admins only; the console's view of the gateway's routes).
+#[async_trait::async_trait]
+pub trait DeadLetterDesk: Send + Sync {
+    async fn dead_letters(&self, admin: &crate::auth_context::AuthUser) -> Result<DeadLetterList, crate::Problem>;
+    /// Hands the event to its subscriber again; whether it went through
+    /// (404 when no process holds it).
+    async fn replay(&self, admin: &crate::auth_context::AuthUser, id: Id) -> Result<bool, crate::Problem>;
+}
+
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Copy, Debug)]

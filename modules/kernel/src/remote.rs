@@ -296,8 +296,30 @@ impl RemoteClient {
         files: Vec<Vec<u8>>,
         user: &AuthUser,
     ) -> Result<R, Problem> {
+        self.files_as(reqwest::Method::POST, path, field, files, user).await
+    }
+
+    /// The same as a PUT (a resource the files replace, like an avatar).
+    pub async fn put_files_as<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        field: &'static str,
+        files: Vec<Vec<u8>>,
+        user: &AuthUser,
+    ) -> Result<R, Problem> {
+        self.files_as(reqwest::Method::PUT, path, field, files, user).await
+    }
+
+    async fn files_as<R: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        field: &'static str,
+        files: Vec<Vec<u8>>,
+        user: &AuthUser,
+    ) -> Result<R, Problem> {
         let on_behalf = OnBehalf::User { user, idempotency_key: None };
-        self.call(reqwest::Method::POST, path, Some(Body::Files { field, files }), on_behalf, Retry::OnlyUnsent).await
+        self.call(method, path, Some(Body::Files { field, files }), on_behalf, Retry::OnlyUnsent).await
     }
 
     /// A read of a public route as `user` that answers text (CSV, iCalendar).

@@ -428,6 +428,21 @@ pub struct ExportLink {
     pub url: String,
 }
 
+/// Listings as an admin moderates them in the console, in process or over
+/// the module's admin routes as that admin (403 for anyone else).
+#[async_trait]
+pub trait ListingModeration: Send + Sync {
+    /// Listings in any status whose title contains `q` (any case; all when
+    /// empty), only the suspended ones when asked; newest first, at most 50.
+    async fn find(&self, admin: &AuthUser, q: &str, suspended_only: bool) -> Result<Vec<Listing>, Problem>;
+    /// One listing, whatever its status.
+    async fn listing(&self, admin: &AuthUser, id: Id) -> Result<Listing, Problem>;
+    /// Takes the listing out of search and bookings.
+    async fn suspend(&self, admin: &AuthUser, id: Id) -> Result<Listing, Problem>;
+    /// Puts a suspended listing back, unlisted, for its host to publish again.
+    async fn reinstate(&self, admin: &AuthUser, id: Id) -> Result<Listing, Problem>;
+}
+
 /// A host's own listings as that host (or an admin) manages them, in
 /// process or over the module's public routes as that user: the same rules
 /// and answers as the API (403 for someone else's listing).

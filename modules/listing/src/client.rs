@@ -186,3 +186,28 @@ impl HostListings for ListingsClient {
         self.remote.delete_as(&format!("/api/v1/listings/{id}/calendar/imports/{import_id}"), user).await
     }
 }
+
+/// Moderation over the admin routes, as the admin.
+#[async_trait]
+impl ListingModeration for ListingsClient {
+    async fn find(&self, admin: &AuthUser, q: &str, suspended_only: bool) -> Result<Vec<Listing>, Problem> {
+        let q: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
+        let status = if suspended_only { "&status=suspended" } else { "" };
+        Ok(self.remote.get_as::<Items<Listing>>(&format!("/api/v1/admin/listings?q={q}{status}"), admin).await?.items)
+    }
+
+    async fn listing(&self, admin: &AuthUser, id: Id) -> Result<Listing, Problem> {
+        if !admin.is_admin() {
+            return Err(Problem::forbidden("admin role required"));
+        }
+        self.remote.get_as(&format!("/api/v1/listings/{id}"), admin).await
+    }
+
+    async fn suspend(&self, admin: &AuthUser, id: Id) -> Result<Listing, Problem> {
+        self.remote.post_as(&format!("/api/v1/admin/listings/{id}/suspend"), &json!({}), admin, None).await
+    }
+
+    async fn reinstate(&self, admin: &AuthUser, id: Id) -> Result<Listing, Problem> {
+        self.remote.post_as(&format!("/api/v1/admin/listings/{id}/reinstate"), &json!({}), admin, None).await
+    }
+}

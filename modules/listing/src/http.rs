@@ -354,6 +354,34 @@ async fn delete_photo(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFindQuery {
+    /// Part of the title, in any case (every listing when absent).
+    #[serde(default)]
+    pub q: String,
+    /// `suspended` for the listings taken down only.
+    pub status: Option<String>,
+}
+
+/// Admins: listings in any status, newest first (at most 50).
+#[utoipa::path(get, path = "/api/v1/admin/listings", tag = "admin", params(AdminFindQuery),
+    responses((status = 200, body = ListingList), (status = 403, body = Problem), (status = 422, body = Problem)),
+    security(("bearer" = [])))]
+#[get("/admin/listings")]
+async fn admin_find(
+    svc: web::Data<ListingService>,
+    user: AuthUser,
+    q: web::Query<AdminFindQuery>,
+) -> Result<HttpResponse, Problem> {
+    let suspended_only = match q.status.as_deref() {
+        None | Some("") => false,
+        Some("suspended") => true,
+        Some(_) => return Err(Problem::field("status", "suspended, or absent")),
+    };
+    Ok(HttpResponse::Ok().json(ListingList { items: svc.find_for_admin(viewer(&user), &q.q, suspended_only).await? }))
+}
+
 #[utoipa::path(post, path = "/api/v1/admin/listings/{id}/suspend", tag = "admin", params(("id" = Id, Path)),
     responses((status = 200, body = Listing), (status = 403, body = Problem)), security(("bearer" = [])))]
 #[post("/admin/listings/{id}/suspend")]
@@ -389,6 +417,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(order_photos)
         .service(caption_photo)
         .service(delete_photo)
+        .service(admin_find)
         .service(suspend)
         .service(reinstate)
         .service(publish)
@@ -536,7 +565,10 @@ pub fn data(service: &Arc<ListingService>) -> web::Data<ListingService> {
         add_import,
         list_imports,
         delete_import,
-        sync_import
+        sync_import,
+        admin_find,
+        suspend,
+        reinstate
     ),
     components(schemas(
         Listing,

@@ -20,6 +20,8 @@ pub mod hosts;
 pub mod http;
 #[cfg(feature = "local")]
 pub mod ical;
+#[cfg(feature = "local")]
+pub mod moderation;
 pub mod privacy;
 #[cfg(feature = "local")]
 pub mod ratings;

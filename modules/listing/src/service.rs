@@ -354,6 +354,15 @@ impl ListingService {
     }
 
     pub async fn add_photos(&self, id: Id, viewer: Viewer, uploads: Vec<Vec<u8>>) -> Result<Vec<Photo>, Problem> {
+        // The route stops a larger body before reading it; a caller in
+        // process is held to the same bound.
+        if let Some(big) = uploads.iter().find(|f| f.len() > self.settings.photo_max_bytes) {
+            let kib = self.settings.photo_max_bytes / 1024;
+            return Err(Problem::field(
+                "file",
+                &format!("each file must be at most {kib} KiB ({} given)", big.len() / 1024),
+            ));
+        }
         let row = self.owned_row(id, viewer).await?;
         let existing = store::photos(&self.db, id).await.map_err(db_err)?;
         if existing.len() + uploads.len() > self.settings.max_photos {

@@ -3,6 +3,7 @@
 //! settings.
 
 use async_trait::async_trait;
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::money::Money;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
@@ -170,6 +171,30 @@ pub enum PayoutStatus {
     Skipped,
 }
 
+/// A host's payout account with the provider (Stripe Connect Express).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PayoutAccount {
+    pub account_id: String,
+    pub payouts_enabled: bool,
+    pub details_submitted: bool,
+    /// Where the host fills in their details (while they are missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onboarding_url: Option<String>,
+}
+
+/// A host's payouts and payout account as the web app shows them, in
+/// process or over the module's public routes as that host.
+#[async_trait]
+pub trait HostPayouts: Send + Sync {
+    /// The host's payouts, the newest first (at most 100).
+    async fn payouts(&self, user: &AuthUser) -> Result<Vec<Payout>, Problem>;
+    /// The account as the provider sees it now; `None` before one is opened.
+    async fn payout_account(&self, user: &AuthUser) -> Result<Option<PayoutAccount>, Problem>;
+    /// Opens the account (or finds it), with a fresh onboarding link while
+    /// details are missing; 502 when the provider does not answer.
+    async fn open_payout_account(&self, user: &AuthUser) -> Result<PayoutAccount, Problem>;
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Payout {
     pub id: Id,
@@ -257,6 +282,9 @@ pub struct PaymentSettings {
 #[serde(deny_unknown_fields)]
 pub struct StripeSettings {
     pub secret_key: String,
+    /// The browser's key for Stripe Elements (`pk_...`); empty: no Elements.
+    #[serde(default)]
+    pub publishable_key: String,
     pub webhook_secret: String,
     /// Stripe's API, or a proxy / local server that speaks its wire format.
     pub api_base: String,

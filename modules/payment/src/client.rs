@@ -1,12 +1,13 @@
 //! [`Payments`] over HTTP, for a process that does not run the payment module.
 
 use async_trait::async_trait;
+use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::money::Money;
 use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
 
-use crate::api::{ChargeRequest, Payment, Payments, RefundRequest};
+use crate::api::{ChargeRequest, HostPayouts, Payment, Payments, Payout, PayoutAccount, RefundRequest};
 
 pub struct PaymentsClient {
     remote: RemoteClient,
@@ -60,5 +61,30 @@ impl Payments for PaymentsClient {
 
     async fn payment_for(&self, booking_id: Id) -> Result<Option<Payment>, Problem> {
         self.remote.get(&format!("/internal/payment/bookings/{booking_id}/payment"), None).await
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Items<T> {
+    items: Vec<T>,
+}
+
+/// The host's payouts over the public routes, as the signed-in host.
+#[async_trait]
+impl HostPayouts for PaymentsClient {
+    async fn payouts(&self, user: &AuthUser) -> Result<Vec<Payout>, Problem> {
+        Ok(self.remote.get_as::<Items<Payout>>("/api/v1/payouts?limit=100", user).await?.items)
+    }
+
+    async fn payout_account(&self, user: &AuthUser) -> Result<Option<PayoutAccount>, Problem> {
+        match self.remote.get_as("/api/v1/payouts/account", user).await {
+            Ok(account) => Ok(Some(account)),
+            Err(p) if p.status == 404 => Ok(None),
+            Err(p) => Err(p),
+        }
+    }
+
+    async fn open_payout_account(&self, user: &AuthUser) -> Result<PayoutAccount, Problem> {
+        self.remote.post_as("/api/v1/payouts/account", &serde_json::json!({}), user, None).await
     }
 }

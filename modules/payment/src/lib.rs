@@ -10,6 +10,8 @@ pub mod gateway;
 #[cfg(feature = "local")]
 pub mod http;
 #[cfg(feature = "local")]
+pub mod payout_desk;
+#[cfg(feature = "local")]
 pub mod service;
 #[cfg(feature = "local")]
 pub mod store;

@@ -27,15 +27,7 @@ pub struct WebhookReceipt {
     pub duplicate: bool,
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct PayoutAccount {
-    pub account_id: String,
-    pub payouts_enabled: bool,
-    pub details_submitted: bool,
-    /// Where the host fills in their details (while they are missing).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub onboarding_url: Option<String>,
-}
+pub use crate::api::PayoutAccount;
 
 pub struct PaymentService {
     db: Db,

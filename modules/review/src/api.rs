@@ -94,6 +94,14 @@ pub struct ListingReviews {
     pub next_cursor: Option<String>,
 }
 
+/// A review just written: its id and what became of it (`hidden` until the
+/// other side's is in or the window ends, `held` for a moderator).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SubmittedReview {
+    pub id: Id,
+    pub status: String,
+}
+
 /// Reviews as a signed-in user writes and reads them (the web app), in
 /// process or over the module's public routes as that user.
 #[async_trait]
@@ -101,7 +109,7 @@ pub trait ReviewDesk: Send + Sync {
     /// Completed stays whose window is open and that the user has not reviewed.
     async fn to_write(&self, user: &AuthUser) -> Result<Vec<PendingReview>, Problem>;
     /// 409 when already reviewed, 422 outside the window or for a bad review.
-    async fn submit(&self, user: &AuthUser, booking_id: Id, review: &NewReview) -> Result<Review, Problem>;
+    async fn submit(&self, user: &AuthUser, booking_id: Id, review: &NewReview) -> Result<SubmittedReview, Problem>;
     /// A listing's published guest reviews (anyone may read them).
     async fn of_listing(&self, listing_id: Id, limit: u32) -> Result<ListingReviews, Problem>;
     /// The host's one public answer to a published guest review.
@@ -127,6 +135,30 @@ pub struct Decision {
     pub at: Instant,
 }
 
+/// An author's appeal of a rejected or removed review.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Appeal {
+    pub review_id: Id,
+    pub author_id: Id,
+    pub reason: String,
+    pub created_at: Instant,
+    /// The admin who rejected or removed the review (who may not decide).
+    pub removed_by: Id,
+    /// `open`, `reinstated` or `upheld`.
+    pub status: String,
+    pub decision: Option<Decision>,
+    /// The review contested, as it stands.
+    pub review: Review,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AppealDecision {
+    /// `reinstate` (the review comes back) or `uphold` (it stays down).
+    pub decision: String,
+    pub reason: String,
+}
+
 /// The moderation queue as an admin works it in the console, in process or
 /// over the module's admin routes as that admin (403 for anyone else).
 #[async_trait]
@@ -137,6 +169,11 @@ pub trait Moderation: Send + Sync {
     async fn approve(&self, admin: &AuthUser, id: Id) -> Result<ModeratedReview, Problem>;
     /// Refuses a held review, or takes a published one down, with a stated reason.
     async fn reject(&self, admin: &AuthUser, id: Id, reason: &str) -> Result<ModeratedReview, Problem>;
+    /// Appeals not yet decided, the oldest review first (at most 100).
+    async fn appeals(&self, admin: &AuthUser) -> Result<Vec<Appeal>, Problem>;
+    /// Reinstates the review or upholds its removal; 403 for the admin who
+    /// removed it, 409 once decided.
+    async fn decide_appeal(&self, admin: &AuthUser, id: Id, decision: &AppealDecision) -> Result<Appeal, Problem>;
 }
 
 /// Reviews as other modules see them, in process or over HTTP.

@@ -7,7 +7,8 @@ use hometrip_kernel::{Id, Problem};
 use serde::Deserialize;
 
 use crate::api::{
-    ListingReviews, ModeratedReview, Moderation, NewReview, PendingReview, Review, ReviewDesk, ReviewSummary, Reviews,
+    Appeal, AppealDecision, ListingReviews, ModeratedReview, Moderation, NewReview, PendingReview, Review, ReviewDesk,
+    ReviewSummary, Reviews, SubmittedReview,
 };
 
 pub struct ReviewsClient {
@@ -39,15 +40,8 @@ impl ReviewDesk for ReviewsClient {
         Ok(self.remote.get_as::<Items<PendingReview>>("/api/v1/reviews/pending", user).await?.items)
     }
 
-    async fn submit(&self, user: &AuthUser, booking_id: Id, review: &NewReview) -> Result<Review, Problem> {
-        #[derive(Deserialize)]
-        struct Created {
-            id: Id,
-        }
-        let created: Created =
-            self.remote.post_as(&format!("/api/v1/bookings/{booking_id}/reviews"), review, user, None).await?;
-        let mine: Items<Review> = self.remote.get_as(&format!("/api/v1/bookings/{booking_id}/reviews"), user).await?;
-        mine.items.into_iter().find(|r| r.id == created.id).ok_or_else(|| Problem::not_found("review"))
+    async fn submit(&self, user: &AuthUser, booking_id: Id, review: &NewReview) -> Result<SubmittedReview, Problem> {
+        self.remote.post_as(&format!("/api/v1/bookings/{booking_id}/reviews"), review, user, None).await
     }
 
     async fn of_listing(&self, listing_id: Id, limit: u32) -> Result<ListingReviews, Problem> {
@@ -76,5 +70,14 @@ impl Moderation for ReviewsClient {
     async fn reject(&self, admin: &AuthUser, id: Id, reason: &str) -> Result<ModeratedReview, Problem> {
         let body = serde_json::json!({ "reason": reason });
         self.remote.post_as(&format!("/api/v1/admin/reviews/{id}/reject"), &body, admin, None).await
+    }
+
+    async fn appeals(&self, admin: &AuthUser) -> Result<Vec<Appeal>, Problem> {
+        let page: Items<Appeal> = self.remote.get_as("/api/v1/admin/reviews/appeals?limit=100", admin).await?;
+        Ok(page.items)
+    }
+
+    async fn decide_appeal(&self, admin: &AuthUser, id: Id, decision: &AppealDecision) -> Result<Appeal, Problem> {
+        self.remote.post_as(&format!("/api/v1/admin/reviews/{id}/appeal"), decision, admin, None).await
     }
 }

@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::{Id, Problem};
 
-use crate::api::{ListingReviews, ModeratedReview, Moderation, NewReview, PendingReview, Review, ReviewDesk};
+use crate::api::{
+    Appeal, AppealDecision, ListingReviews, ModeratedReview, Moderation, NewReview, PendingReview, Review, ReviewDesk,
+    SubmittedReview,
+};
 use crate::service::ReviewService;
 
 #[async_trait]
@@ -14,8 +17,9 @@ impl ReviewDesk for ReviewService {
         ReviewService::to_write(self, user.id).await
     }
 
-    async fn submit(&self, user: &AuthUser, booking_id: Id, review: &NewReview) -> Result<Review, Problem> {
-        ReviewService::submit(self, user.id, booking_id, review.clone()).await
+    async fn submit(&self, user: &AuthUser, booking_id: Id, review: &NewReview) -> Result<SubmittedReview, Problem> {
+        let review = ReviewService::submit(self, user.id, booking_id, review.clone()).await?;
+        Ok(SubmittedReview { id: review.id, status: review.status })
     }
 
     async fn of_listing(&self, listing_id: Id, limit: u32) -> Result<ListingReviews, Problem> {
@@ -42,5 +46,13 @@ impl Moderation for ReviewService {
 
     async fn reject(&self, admin: &AuthUser, id: Id, reason: &str) -> Result<ModeratedReview, Problem> {
         ReviewService::reject(self, admin.id, admin.is_admin(), id, reason).await
+    }
+
+    async fn appeals(&self, admin: &AuthUser) -> Result<Vec<Appeal>, Problem> {
+        ReviewService::open_appeals(self, admin.is_admin(), None, 100).await
+    }
+
+    async fn decide_appeal(&self, admin: &AuthUser, id: Id, decision: &AppealDecision) -> Result<Appeal, Problem> {
+        ReviewService::decide_appeal(self, admin.id, admin.is_admin(), id, decision.clone()).await
     }
 }

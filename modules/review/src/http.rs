@@ -8,22 +8,16 @@ use actix_web::{get, post, web, HttpResponse};
 use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::http::{InternalCaller, Page, PageQuery};
 use hometrip_kernel::{ErrorCode, Id, Problem};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::api::{Author, ListingReviews, PendingReview, Response, Review, ReviewSummary, Reviews};
+use crate::api::{Author, ListingReviews, PendingReview, Response, Review, ReviewSummary, Reviews, SubmittedReview};
 use crate::moderation::{Appeal, AppealDecision, Decision, ModeratedReview};
 use crate::service::{NewReview, ReviewService};
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Created {
-    pub id: Id,
-    pub status: String,
-}
-
 #[utoipa::path(post, path = "/api/v1/bookings/{id}/reviews", tag = "reviews", params(("id" = Id, Path)),
     request_body = NewReview,
-    responses((status = 201, body = Created), (status = 403, body = Problem), (status = 409, body = Problem),
+    responses((status = 201, body = SubmittedReview), (status = 403, body = Problem), (status = 409, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
 #[post("/bookings/{id}/reviews")]
@@ -34,7 +28,7 @@ async fn submit(
     body: web::Json<NewReview>,
 ) -> Result<HttpResponse, Problem> {
     let review = svc.submit(user.id, *id, body.into_inner()).await?;
-    Ok(HttpResponse::Created().json(Created { id: review.id, status: review.status }))
+    Ok(HttpResponse::Created().json(SubmittedReview { id: review.id, status: review.status }))
 }
 
 #[utoipa::path(get, path = "/api/v1/bookings/{id}/reviews", tag = "reviews", params(("id" = Id, Path)),
@@ -291,7 +285,7 @@ pub fn data(service: &Arc<ReviewService>) -> web::Data<ReviewService> {
         Response,
         ReviewSummary,
         NewReview,
-        Created,
+        SubmittedReview,
         ListingReviews,
         CommentBody,
         ReasonBody,

@@ -4,34 +4,11 @@
 //! EU's rules on reviews ask.
 
 use hometrip_kernel::{ErrorCode, Id, Problem};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::service::{db_err, published_event, view, ReviewService};
 use crate::store::{self, AppealRow, ReviewRow};
 
-pub use crate::api::{Decision, ModeratedReview};
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Appeal {
-    pub review_id: Id,
-    pub author_id: Id,
-    pub reason: String,
-    pub created_at: hometrip_kernel::time::Instant,
-    /// The admin who rejected or removed the review (who may not decide).
-    pub removed_by: Id,
-    /// `open`, `reinstated` or `upheld`.
-    pub status: String,
-    pub decision: Option<Decision>,
-}
-
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AppealDecision {
-    /// `reinstate` (the review comes back) or `uphold` (it stays down).
-    pub decision: String,
-    pub reason: String,
-}
+pub use crate::api::{Appeal, AppealDecision, Decision, ModeratedReview};
 
 fn check_reason(reason: &str) -> Result<String, Problem> {
     let reason = reason.trim();
@@ -54,8 +31,9 @@ fn decision(by: Option<Id>, reason: &Option<String>, at: Option<hometrip_kernel:
     Some(Decision { by: by?, reason: reason.clone()?, at: at? })
 }
 
-pub(crate) fn appeal_view(a: &AppealRow) -> Appeal {
+pub(crate) fn appeal_view(a: &AppealRow, r: &ReviewRow) -> Appeal {
     Appeal {
+        review: view(r),
         review_id: a.review_id,
         author_id: a.author_id,
         reason: a.reason.clone(),
@@ -220,7 +198,7 @@ impl ReviewService {
         if !store::insert_appeal(&self.db, &row).await.map_err(db_err)? {
             return Err(Problem::new(ErrorCode::Conflict, "this review was already appealed"));
         }
-        Ok(appeal_view(&row))
+        Ok(appeal_view(&row, &r))
     }
 
     pub async fn appeal_of(&self, user: Id, admin: bool, id: Id) -> Result<Appeal, Problem> {
@@ -228,12 +206,13 @@ impl ReviewService {
         if !admin && a.author_id != user {
             return Err(Problem::not_found("appeal"));
         }
-        Ok(appeal_view(&a))
+        Ok(appeal_view(&a, &self.row(id).await?))
     }
 
     pub async fn open_appeals(&self, admin: bool, after: Option<Id>, limit: i64) -> Result<Vec<Appeal>, Problem> {
         admin_only(admin)?;
-        Ok(store::open_appeals(&self.db, after, limit).await.map_err(db_err)?.iter().map(appeal_view).collect())
+        let open = store::open_appeals(&self.db, after, limit).await.map_err(db_err)?;
+        Ok(open.iter().map(|(a, r)| appeal_view(a, r)).collect())
     }
 
     /// `POST /admin/reviews/{id}/appeal {decision, reason}`: another admin

@@ -500,13 +500,15 @@ pub async fn appeal(db: &Db, review_id: Id) -> Result<Option<AppealRow>, DbError
     })
 }
 
-pub async fn open_appeals(db: &Db, after: Option<Id>, limit: i64) -> Result<Vec<AppealRow>, DbError> {
+/// Undecided appeals with the reviews they contest.
+pub async fn open_appeals(db: &Db, after: Option<Id>, limit: i64) -> Result<Vec<(AppealRow, ReviewRow)>, DbError> {
     run!(db, |conn| {
         let mut q = review_appeals::table
+            .inner_join(diesel::JoinOnDsl::on(reviews::table, reviews::id.eq(review_appeals::review_id)))
             .filter(review_appeals::decision.is_null())
             .order(review_appeals::review_id.asc())
             .limit(limit)
-            .select(AppealRow::as_select())
+            .select((AppealRow::as_select(), ReviewRow::as_select()))
             .into_boxed();
         if let Some(a) = after {
             q = q.filter(review_appeals::review_id.gt(a));

@@ -62,6 +62,8 @@ pub struct UserProfile {
 #[async_trait]
 pub trait Users: Send + Sync {
     async fn profile(&self, id: Id) -> Result<Option<UserProfile>, Problem>;
+    /// The profiles of `ids` that exist, in one read (at most 1,000 ids).
+    async fn profiles(&self, ids: &[Id]) -> Result<Vec<UserProfile>, Problem>;
 }
 
 /// A partial update of one's profile (`PATCH /users/me`): absent fields stay.
@@ -97,6 +99,9 @@ pub struct ChannelsPatch {
 pub trait Profiles: Send + Sync {
     /// The profile after the change; 422 names a bad field.
     async fn update_profile(&self, user: &AuthUser, patch: &ProfilePatch) -> Result<UserProfile, Problem>;
+    /// A new avatar from an uploaded image (JPEG, PNG or WebP, checked by
+    /// content); 413 above the size limit, 422 for anything else.
+    async fn set_avatar(&self, user: &AuthUser, image: Vec<u8>) -> Result<UserProfile, Problem>;
 }
 
 pub const PROFILE_UPDATED: &str = "user.profile_updated";

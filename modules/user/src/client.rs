@@ -22,12 +22,22 @@ impl Users for UsersClient {
     async fn profile(&self, id: Id) -> Result<Option<UserProfile>, Problem> {
         self.remote.get(&format!("/internal/user/profiles/{id}"), None).await
     }
+
+    async fn profiles(&self, ids: &[Id]) -> Result<Vec<UserProfile>, Problem> {
+        self.remote.post("/internal/user/profiles/of", &serde_json::json!({ "ids": ids }), None).await
+    }
 }
 
 #[async_trait]
 impl Profiles for UsersClient {
     async fn update_profile(&self, user: &AuthUser, patch: &ProfilePatch) -> Result<UserProfile, Problem> {
         let _: serde::de::IgnoredAny = self.remote.patch_as("/api/v1/users/me", patch, user).await?;
+        self.profile(user.id).await?.ok_or_else(|| Problem::not_found("user"))
+    }
+
+    async fn set_avatar(&self, user: &AuthUser, image: Vec<u8>) -> Result<UserProfile, Problem> {
+        let _: serde::de::IgnoredAny =
+            self.remote.put_files_as("/api/v1/users/me/avatar", "file", vec![image], user).await?;
         self.profile(user.id).await?.ok_or_else(|| Problem::not_found("user"))
     }
 }

@@ -125,9 +125,26 @@ async fn internal_profile(
     Ok(HttpResponse::Ok().json(svc.profile(*id).await?))
 }
 
+#[derive(Deserialize)]
+struct IdsBody {
+    ids: Vec<Id>,
+}
+
+async fn internal_profiles_of(
+    _: InternalCaller,
+    svc: web::Data<dyn Users>,
+    body: web::Json<IdsBody>,
+) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(svc.profiles(&body.ids).await?))
+}
+
 /// Mounts `/internal/user`; needs `web::Data<dyn Users>`.
 pub fn internal_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/internal/user").route("/profiles/{id}", web::get().to(internal_profile)));
+    cfg.service(
+        web::scope("/internal/user")
+            .route("/profiles/of", web::post().to(internal_profiles_of))
+            .route("/profiles/{id}", web::get().to(internal_profile)),
+    );
 }
 
 pub fn data(service: &Arc<UserService>) -> web::Data<UserService> {

@@ -219,6 +219,14 @@ impl UserService {
     }
 
     pub async fn set_avatar(&self, id: Id, bytes: Vec<u8>) -> Result<Me, Problem> {
+        // The route stops a larger body before reading it; a caller in
+        // process is held to the same bound.
+        if bytes.len() > self.settings.avatar_max_bytes {
+            return Err(Problem::new(
+                hometrip_kernel::ErrorCode::PayloadTooLarge,
+                format!("the file is larger than {} KiB", self.settings.avatar_max_bytes / 1024),
+            ));
+        }
         let current = self.profile_row(id).await?;
         let variants = hometrip_kernel::images::reencode_bounded(bytes, domain::AVATAR_SIZES, "file").await?;
         let key = format!("avatars/{id}/{}", Id::new());
@@ -357,6 +365,11 @@ impl Profiles for UserService {
         self.update_me(user.id, patch.clone()).await?;
         self.profile(user.id).await?.ok_or_else(|| Problem::not_found("user"))
     }
+
+    async fn set_avatar(&self, user: &AuthUser, image: Vec<u8>) -> Result<UserProfile, Problem> {
+        UserService::set_avatar(self, user.id, image).await?;
+        self.profile(user.id).await?.ok_or_else(|| Problem::not_found("user"))
+    }
 }
 
 #[async_trait]
@@ -382,5 +395,12 @@ impl crate::api::UserAdmin for UserService {
 impl Users for UserService {
     async fn profile(&self, id: Id) -> Result<Option<UserProfile>, Problem> {
         Ok(store::get(&self.db, id).await.map_err(db_err)?.as_ref().map(|r| self.to_profile(r)))
+    }
+
+    async fn profiles(&self, ids: &[Id]) -> Result<Vec<UserProfile>, Problem> {
+        if ids.len() > 1000 {
+            return Err(Problem::field("ids", "at most 1000 ids"));
+        }
+        Ok(store::get_many(&self.db, ids).await.map_err(db_err)?.iter().map(|r| self.to_profile(r)).collect())
     }
 }

@@ -95,6 +95,15 @@ pub async fn get(db: &Db, id: Id) -> Result<Option<ProfileRow>, DbError> {
     })
 }
 
+pub async fn get_many(db: &Db, ids: &[Id]) -> Result<Vec<ProfileRow>, DbError> {
+    let ids = ids.to_vec();
+    run!(db, |conn| {
+        Ok::<_, DbError>(
+            profiles::table.filter(profiles::id.eq_any(ids.clone())).select(ProfileRow::as_select()).load(conn).await?,
+        )
+    })
+}
+
 /// Applies `changes` and appends `events`, in one transaction; `None` if absent.
 pub async fn update(
     db: &Db,

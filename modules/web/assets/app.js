@@ -84,6 +84,41 @@
     });
   }
 
+  var bell = document.getElementById("notifications-link");
+  var badge = document.getElementById("header-unread");
+  var toast = document.getElementById("toast");
+  var unread = 0;
+  var showUnread = function () {
+    badge.hidden = unread <= 0;
+    var said = document.createElement("span");
+    said.className = "visually-hidden";
+    said.textContent = " " + bell.dataset.unreadLabel;
+    badge.replaceChildren(document.createTextNode(unread > 99 ? "99+" : String(unread)), said);
+  };
+  var notified = function (n) {
+    if (!bell) return;
+    unread += 1;
+    showUnread();
+    var link = document.createElement("a");
+    // Only this site's paths: a notification's link is never a script.
+    link.href = typeof n.link === "string" && /^\/(?![\/\\])/.test(n.link) ? n.link : "/notifications";
+    link.textContent = n.title || bell.textContent;
+    toast.replaceChildren(link);
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(function () { toast.replaceChildren(); }, 10000);
+  };
+  if (bell && window.fetch) {
+    fetch("/notifications/unread", { credentials: "same-origin", headers: { accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (count) {
+        if (count) {
+          unread = count.unread;
+          showUnread();
+        }
+      })
+      .catch(function () {});
+  }
+
   // A conversation's page: messages, typing and read receipts as they
   // happen, over the /ws socket (the session cookie opens it). The page
   // works without it; a reload shows the same.
@@ -163,6 +198,8 @@
           typing.timer = setTimeout(function () { typing.hidden = true; }, 5000);
         } else if (frame.type === "conversation.read" && d.conversation_id === conversation && d.reader_id !== me) {
           seenUpTo(d.up_to_seq);
+        } else if (frame.type === "notification.created") {
+          notified(d);
         }
       };
       socket.onclose = function () {
@@ -206,6 +243,61 @@
         thread.socket.send(JSON.stringify({ type: "typing", conversation_id: conversation }));
       }
     });
+  }
+
+  // Stripe Elements where Stripe is configured: its card field replaces the
+  // test cards, and the form posts the payment method Stripe.js made (the
+  // server confirms the payment as with any card). Without script, or when
+  // Stripe.js does not load, the test cards stay.
+  var pay = document.querySelector("form.pay[data-stripe-key]");
+  if (pay && window.Promise) {
+    var stripeJs = document.createElement("script");
+    stripeJs.src = "https://js.stripe.com/v3/";
+    stripeJs.onload = function () {
+      if (!window.Stripe) return;
+      var stripe = window.Stripe(pay.dataset.stripeKey);
+      var card = stripe.elements().create("card");
+      var field = document.getElementById("card-field");
+      var cardError = document.getElementById("card-error");
+      field.hidden = false;
+      card.mount("#card-element");
+      pay.querySelectorAll(".test-cards").forEach(function (set) { set.hidden = true; set.disabled = true; });
+      var method = document.createElement("input");
+      method.type = "hidden";
+      method.name = "payment_method";
+      pay.appendChild(method);
+      pay.addEventListener("submit", function (event) {
+        if (method.value) return;
+        event.preventDefault();
+        stripe.createPaymentMethod({ type: "card", card: card }).then(function (made) {
+          if (made.error) {
+            cardError.textContent = made.error.message || "";
+            return;
+          }
+          method.value = made.paymentMethod.id;
+          pay.submit();
+        });
+      });
+    };
+    document.head.appendChild(stripeJs);
+  }
+
+  // The header's notifications, live: the unread count, and each new one
+  // in a toast that links to it. Without script the link lists them.
+  if (bell && !thread && window.WebSocket) {
+    var listen = function (delay) {
+      var socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+      socket.onopen = function () { delay = 1000; };
+      socket.onmessage = function (event) {
+        var frame;
+        try { frame = JSON.parse(event.data); } catch (e) { return; }
+        if (frame.type === "notification.created") notified(frame.data || {});
+      };
+      socket.onclose = function () {
+        setTimeout(function () { listen(Math.min(delay * 2, 30000)); }, delay);
+      };
+    };
+    listen(1000);
   }
 
   var name = document.body.dataset.event;

@@ -61,6 +61,25 @@ impl Filled {
 struct SignInPage {
     page: Chrome,
     f: Filled,
+    /// Google and Facebook, where configured: `(name, label)`.
+    providers: Vec<(String, &'static str)>,
+}
+
+async fn sign_in_page(req: &HttpRequest, app: &Web, ctx: &Context, status: StatusCode, f: Filled) -> HttpResponse {
+    let providers = crate::provider_pages::buttons(app).await;
+    respond(status, SignInPage { page: ctx.chrome(req, app, "page_view"), f, providers }.render(), ctx)
+}
+
+/// The sign-in page saying why the last way in did not work.
+pub(crate) async fn sign_in_refused(
+    req: &HttpRequest,
+    app: &Web,
+    ctx: &Context,
+    status: StatusCode,
+    error: String,
+    next: String,
+) -> HttpResponse {
+    sign_in_page(req, app, ctx, status, Filled { error: Some(error), next, ..Filled::default() }).await
 }
 
 #[derive(Template)]
@@ -132,7 +151,7 @@ fn sign_in_from(req: &HttpRequest, app: &Web) -> SignInFrom {
 pub async fn sign_in_form(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
     let f = Filled { next: local_path(&query(&req).next), ..Filled::default() };
-    respond(StatusCode::OK, SignInPage { page: ctx.chrome(&req, &app, "page_view"), f }.render(), &ctx)
+    sign_in_page(&req, &app, &ctx, StatusCode::OK, f).await
 }
 
 pub async fn sign_in(req: HttpRequest, app: web::Data<Web>, body: web::Bytes) -> HttpResponse {
@@ -160,7 +179,7 @@ pub async fn sign_in(req: HttpRequest, app: web::Data<Web>, body: web::Bytes) ->
         _ if error.status == 403 => m.account_suspended.to_owned(),
         _ => return failed(&req, &app, &ctx, &error),
     });
-    respond(status, SignInPage { page: ctx.chrome(&req, &app, "page_view"), f }.render(), &ctx)
+    sign_in_page(&req, &app, &ctx, status, f).await
 }
 
 pub async fn sign_up_form(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {

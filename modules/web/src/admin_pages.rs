@@ -25,13 +25,41 @@ use crate::Web;
 
 /// The signed-in admin, left in the request for the audit record; others
 /// are sent to sign in, or find nothing here.
-pub(crate) fn admin_or_not_found(req: &HttpRequest, app: &Web, ctx: &Context) -> Result<AuthUser, Box<HttpResponse>> {
+fn admin_or_not_found(req: &HttpRequest, app: &Web, ctx: &Context) -> Result<AuthUser, Box<HttpResponse>> {
     let user = user_or_sign_in(ctx, req.path())?;
     if !user.is_admin() {
         return Err(Box::new(failed(req, app, ctx, &Problem::not_found("page"))));
     }
     req.extensions_mut().insert(user.clone());
     Ok(user.clone())
+}
+
+/// What a console page starts with: the request's context and its admin.
+/// Anyone else gets, instead of the handler, the sign-in redirect or a 404
+/// page; the admin is left in the request for the audit record.
+pub(crate) struct Console {
+    pub ctx: Context,
+    pub admin: AuthUser,
+}
+
+impl actix_web::FromRequest for Console {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let app = req
+                .app_data::<web::Data<Web>>()
+                .cloned()
+                .ok_or_else(|| actix_web::error::ErrorInternalServerError("the web app is not mounted"))?;
+            let ctx = Context::of(&req, &app).await;
+            match admin_or_not_found(&req, &app, &ctx) {
+                Ok(admin) => Ok(Console { ctx, admin }),
+                Err(page) => Err(actix_web::error::InternalError::from_response("not the console's", *page).into()),
+            }
+        })
+    }
 }
 
 /// What a console page says above its content, and its status.
@@ -42,6 +70,13 @@ pub(crate) enum Said {
 }
 
 impl Said {
+    /// The notice of the `done=<key>` a form's redirect left in the query.
+    pub(crate) fn done(req: &HttpRequest, notices: &[(&str, &'static str)]) -> Said {
+        let done: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
+        let done = done.iter().find(|(k, _)| k == "done").map(|(_, v)| v.as_str()).unwrap_or_default();
+        notices.iter().find(|(key, _)| *key == done).map_or(Said::Nothing, |(_, notice)| Said::Notice(notice))
+    }
+
     pub(crate) fn status(&self) -> StatusCode {
         match self {
             Said::Refused(status, _) => *status,
@@ -108,12 +143,7 @@ struct OverviewPage {
 }
 
 /// `GET /admin`: the period's figures (the last 30 days by default).
-pub async fn overview(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
-    let ctx = Context::of(&req, &app).await;
-    let admin = match admin_or_not_found(&req, &app, &ctx) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
+pub async fn overview(req: HttpRequest, app: web::Data<Web>, Console { ctx, admin }: Console) -> HttpResponse {
     let q: PeriodQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     let today = chrono::Utc::now().date_naive();
     let date = |s: &str, default: NaiveDate| match s.trim() {
@@ -227,18 +257,9 @@ async fn reviews_page(req: &HttpRequest, app: &Web, ctx: &Context, admin: &AuthU
 }
 
 /// `GET /admin/reviews`: held and flagged reviews.
-pub async fn reviews(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
-    let ctx = Context::of(&req, &app).await;
-    let admin = match admin_or_not_found(&req, &app, &ctx) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
+pub async fn reviews(req: HttpRequest, app: web::Data<Web>, Console { ctx, admin }: Console) -> HttpResponse {
     let ad = ctx.locale.messages().ad;
-    let said = match req.query_string() {
-        q if q.contains("done=approved") => Said::Notice(ad.approved),
-        q if q.contains("done=rejected") => Said::Notice(ad.rejected),
-        _ => Said::Nothing,
-    };
+    let said = Said::done(&req, &[("approved", ad.approved), ("rejected", ad.rejected)]);
     reviews_page(&req, &app, &ctx, &admin, said).await
 }
 
@@ -370,12 +391,7 @@ struct FindQuery {
 }
 
 /// `GET /admin/bookings?id=`: a booking by its number, with the refund form.
-pub async fn bookings(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
-    let ctx = Context::of(&req, &app).await;
-    let admin = match admin_or_not_found(&req, &app, &ctx) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
+pub async fn bookings(req: HttpRequest, app: web::Data<Web>, Console { ctx, admin }: Console) -> HttpResponse {
     let q: FindQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     bookings_page(&req, &app, &ctx, &admin, &q.id, StatusCode::OK, None, None, RefundForm::default()).await
 }
@@ -390,12 +406,13 @@ struct RefundForm {
 
 /// `POST /admin/bookings/{id}/refund`: part or all of what the guest paid,
 /// with a reason; the form's key makes a double submit refund once.
-pub async fn refund(req: HttpRequest, app: web::Data<Web>, id: web::Path<String>, body: web::Bytes) -> HttpResponse {
-    let ctx = Context::of(&req, &app).await;
-    let admin = match admin_or_not_found(&req, &app, &ctx) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
+pub async fn refund(
+    req: HttpRequest,
+    app: web::Data<Web>,
+    id: web::Path<String>,
+    body: web::Bytes,
+    Console { ctx, admin }: Console,
+) -> HttpResponse {
     let form: RefundForm = match posted(&req, &app, &ctx, &body) {
         Ok(f) => f,
         Err(refused) => return *refused,
@@ -468,12 +485,7 @@ struct AuditQuery {
 }
 
 /// `GET /admin/audit?before=&verify=1`: the newest entries, and the chain checked on demand.
-pub async fn audit(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
-    let ctx = Context::of(&req, &app).await;
-    let admin = match admin_or_not_found(&req, &app, &ctx) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
+pub async fn audit(req: HttpRequest, app: web::Data<Web>, Console { ctx, admin }: Console) -> HttpResponse {
     let q: AuditQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     const PAGE: u32 = 50;
     let entries = match app.audit_log.entries(&admin, q.before, PAGE).await {

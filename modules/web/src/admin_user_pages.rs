@@ -2,6 +2,8 @@
 //! suspended (with a reason) and reinstated through auth's `AccountAdmin`,
 //! identity documents approved or rejected through user's `UserAdmin`.
 
+use std::collections::HashMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
@@ -9,7 +11,7 @@ use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::{Id, Problem};
 use serde::Deserialize;
 
-use crate::admin_pages::{admin_form, admin_or_not_found, Said};
+use crate::admin_pages::{admin_form, Console, Said};
 use crate::pages::{failed, respond, Chrome, Context};
 use crate::Web;
 
@@ -37,7 +39,6 @@ struct UsersPage {
 #[serde(default)]
 struct UserQuery {
     q: String,
-    done: String,
 }
 
 async fn users_page(
@@ -54,17 +55,23 @@ async fn users_page(
         Err(p) => return failed(req, app, ctx, &p),
     };
     // Whether each is suspended is the auth module's to say.
-    let accounts = futures_util::future::join_all(found.iter().map(|u| app.accounts.account(u.id))).await;
+    let ids: Vec<Id> = found.iter().map(|u| u.id).collect();
+    let suspended: HashMap<Id, bool> = match app.accounts.accounts(&ids).await {
+        Ok(accounts) => accounts.into_iter().map(|a| (a.id, a.suspended)).collect(),
+        Err(p) => {
+            tracing::warn!(detail = %p.detail, "web: reading the users' accounts failed");
+            HashMap::new()
+        }
+    };
     let users = found
         .iter()
-        .zip(accounts)
-        .map(|(u, account)| UserLine {
+        .map(|u| UserLine {
             id: u.id,
             name: u.display_name.clone(),
             email: u.email.clone(),
             identity: u.identity_status.as_str(),
             identity_pending: u.identity_status == hometrip_user::api::IdentityStatus::Pending,
-            suspended: account.ok().flatten().map(|a| a.suspended),
+            suspended: suspended.get(&u.id).copied(),
         })
         .collect();
     let (notice, error) = (said.notice(), said.error());
@@ -73,20 +80,12 @@ async fn users_page(
 }
 
 /// `GET /admin/users?q=`: users by name or email, with their account's state.
-pub async fn users(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
-    let ctx = Context::of(&req, &app).await;
-    let admin = match admin_or_not_found(&req, &app, &ctx) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
+pub async fn users(req: HttpRequest, app: web::Data<Web>, Console { ctx, admin }: Console) -> HttpResponse {
     let q: UserQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     let ad = ctx.locale.messages().ad;
-    let said = match q.done.as_str() {
-        "suspended" => Said::Notice(ad.suspended_notice),
-        "reinstated" => Said::Notice(ad.reinstated_notice),
-        "identity" => Said::Notice(ad.identity_notice),
-        _ => Said::Nothing,
-    };
+    let notices =
+        [("suspended", ad.suspended_notice), ("reinstated", ad.reinstated_notice), ("identity", ad.identity_notice)];
+    let said = Said::done(&req, &notices);
     users_page(&req, &app, &ctx, &admin, &q.q, said).await
 }
 

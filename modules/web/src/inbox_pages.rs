@@ -70,12 +70,15 @@ async fn names(app: &Web, ids: &[Id], ctx: &Context) -> HashMap<Id, String> {
     let mut ids = ids.to_vec();
     ids.sort();
     ids.dedup();
-    let found = futures_util::future::join_all(ids.iter().map(|id| app.users.profile(*id))).await;
+    let mut found: HashMap<Id, String> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        match app.users.profiles(chunk).await {
+            Ok(profiles) => found.extend(profiles.into_iter().map(|p| (p.id, p.display_name))),
+            Err(p) => tracing::warn!(detail = %p.detail, "web: reading the conversations' people failed"),
+        }
+    }
     let someone = ctx.locale.messages().i.someone;
-    ids.into_iter()
-        .zip(found)
-        .map(|(id, p)| (id, p.ok().flatten().map_or_else(|| someone.to_owned(), |p| p.display_name)))
-        .collect()
+    ids.into_iter().map(|id| (id, found.remove(&id).unwrap_or_else(|| someone.to_owned()))).collect()
 }
 
 fn other(c: &Conversation, me: Id) -> Id {

@@ -60,6 +60,8 @@ pub struct NotificationWords {
     pub none: &'static str,
     pub read_all: &'static str,
     pub mark_read: &'static str,
+    /// After the header's count of unread notifications.
+    pub unread: &'static str,
 }
 
 pub static NOTIFICATIONS_EN: NotificationWords = NotificationWords {
@@ -67,6 +69,7 @@ pub static NOTIFICATIONS_EN: NotificationWords = NotificationWords {
     none: "Nothing new.",
     read_all: "Mark all as read",
     mark_read: "Mark as read",
+    unread: "unread",
 };
 
 pub static NOTIFICATIONS_FR: NotificationWords = NotificationWords {
@@ -74,4 +77,5 @@ pub static NOTIFICATIONS_FR: NotificationWords = NotificationWords {
     none: "Rien de nouveau.",
     read_all: "Tout marquer comme lu",
     mark_read: "Marquer comme lu",
+    unread: "non lues",
 };

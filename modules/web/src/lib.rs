@@ -6,6 +6,8 @@
 
 mod account_pages;
 mod account_words;
+mod admin_event_pages;
+mod admin_moderation_pages;
 mod admin_pages;
 mod admin_user_pages;
 mod admin_words;
@@ -21,9 +23,12 @@ mod inbox_pages;
 mod inbox_words;
 mod listing_form;
 mod locale;
+mod map;
 mod notification_pages;
 mod notification_settings_pages;
 mod pages;
+mod payout_pages;
+mod provider_pages;
 mod review_pages;
 mod review_words;
 mod search_page;
@@ -42,14 +47,18 @@ use hometrip_analytics::api::{HostFigures, OperatorFigures};
 use hometrip_auth::api::{AccountAdmin, AccountSecurity, Accounts, Sessions};
 use hometrip_booking::api::{BookingAdmin, Reservations};
 use hometrip_kernel::auth_context::AccessVerifier;
+use hometrip_kernel::events::DeadLetterDesk;
 use hometrip_kernel::http::TrustedProxies;
-use hometrip_listing::api::{HostListings, Listings};
+use hometrip_listing::api::{HostListings, ListingModeration, Listings};
 use hometrip_message::api::Inbox;
 use hometrip_notification::api::{NotificationCenter, NotificationPreferences};
+use hometrip_payment::api::HostPayouts;
 use hometrip_review::api::{Moderation, ReviewDesk};
 use hometrip_search::api::Search;
 use hometrip_user::api::{Profiles, UserAdmin, Users};
 use sha2::{Digest, Sha512};
+
+pub use map::WebSettings;
 
 /// What the pages call, and how they keep sessions.
 pub struct Web {
@@ -73,10 +82,21 @@ pub struct Web {
     inbox: Arc<dyn Inbox>,
     notifications: Arc<dyn NotificationCenter>,
     notification_settings: Arc<dyn NotificationPreferences>,
+    listing_moderation: Arc<dyn ListingModeration>,
+    dead_letters: Arc<dyn DeadLetterDesk>,
+    payouts: Arc<dyn HostPayouts>,
     verifier: Arc<AccessVerifier>,
     /// Signs the forms' CSRF tokens.
     csrf_key: [u8; 64],
     secure_cookies: bool,
+    /// `server.public_url`: where providers send the browser back.
+    public_url: String,
+    /// The pages' Content-Security-Policy (a tile server's origin among its images).
+    csp: Arc<str>,
+    /// The checkout page's, which lets Stripe Elements in when configured.
+    checkout_csp: Arc<str>,
+    stripe_key: String,
+    map: WebSettings,
     rotations: session::Rotations,
     /// Whose `X-Forwarded-For` to believe (sign-in limits count per address).
     trusted_proxies: TrustedProxies,
@@ -103,6 +123,9 @@ pub struct WebDeps {
     pub inbox: Arc<dyn Inbox>,
     pub notifications: Arc<dyn NotificationCenter>,
     pub notification_settings: Arc<dyn NotificationPreferences>,
+    pub listing_moderation: Arc<dyn ListingModeration>,
+    pub dead_letters: Arc<dyn DeadLetterDesk>,
+    pub payouts: Arc<dyn HostPayouts>,
     pub verifier: Arc<AccessVerifier>,
     /// The deployment's shared secret (the service credential): every
     /// gateway derives the same CSRF key from it.
@@ -110,6 +133,9 @@ pub struct WebDeps {
     /// `server.public_url`: cookies are `Secure` when it is HTTPS.
     pub public_url: String,
     pub trusted_proxies: TrustedProxies,
+    pub settings: WebSettings,
+    /// Stripe Elements on the checkout page (`pk_...`); empty: test cards only.
+    pub stripe_publishable_key: String,
 }
 
 impl Web {
@@ -136,9 +162,21 @@ impl Web {
             inbox: d.inbox,
             notifications: d.notifications,
             notification_settings: d.notification_settings,
+            listing_moderation: d.listing_moderation,
+            dead_letters: d.dead_letters,
+            payouts: d.payouts,
             verifier: d.verifier,
             csrf_key,
             secure_cookies: d.public_url.starts_with("https://"),
+            public_url: d.public_url.clone(),
+            csp: pages::content_security_policy(map::origin(&d.settings.map_tiles_url).as_deref(), false).into(),
+            checkout_csp: pages::content_security_policy(
+                map::origin(&d.settings.map_tiles_url).as_deref(),
+                !d.stripe_publishable_key.is_empty(),
+            )
+            .into(),
+            stripe_key: d.stripe_publishable_key,
+            map: d.settings,
             rotations: session::Rotations::default(),
             trusted_proxies: d.trusted_proxies,
         })
@@ -173,7 +211,13 @@ fn console(cfg: &mut web::ServiceConfig) {
         .route("/admin/reviews/{id}/{action}", web::post().to(admin_pages::decide))
         .route("/admin/bookings", web::get().to(admin_pages::bookings))
         .route("/admin/bookings/{id}/refund", web::post().to(admin_pages::refund))
-        .route("/admin/audit", web::get().to(admin_pages::audit));
+        .route("/admin/audit", web::get().to(admin_pages::audit))
+        .route("/admin/listings", web::get().to(admin_moderation_pages::listings))
+        .route("/admin/listings/{id}/{action}", web::post().to(admin_moderation_pages::listing_action))
+        .route("/admin/appeals", web::get().to(admin_moderation_pages::appeals))
+        .route("/admin/appeals/{id}", web::post().to(admin_moderation_pages::decide_appeal))
+        .route("/admin/events", web::get().to(admin_event_pages::dead_letters))
+        .route("/admin/events/{id}/replay", web::post().to(admin_event_pages::replay));
 }
 
 /// Mounts the pages and their assets.
@@ -193,8 +237,10 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/inbox/{id}", web::post().to(inbox_pages::send))
             .route("/inbox/{id}/read", web::post().to(inbox_pages::read))
             .route("/notifications", web::get().to(notification_pages::notifications))
+            .route("/notifications/unread", web::get().to(notification_pages::unread))
             .route("/notifications/read-all", web::post().to(notification_pages::mark_read))
             .route("/notifications/{id}/read", web::post().to(notification_pages::mark_read))
+            .route("/account/avatar", web::post().to(settings_pages::upload_avatar))
             .route("/trips", web::get().to(trip_pages::trips))
             .route("/trips/{id}", web::get().to(trip_pages::trip))
             .route("/trips/{id}/cancel", web::post().to(trip_pages::cancel))
@@ -233,10 +279,15 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/host/listings/{id}/{action}", web::post().to(host_listing_pages::set_status))
             .route("/host/earnings", web::get().to(earnings_pages::earnings))
             .route("/host/earnings.csv", web::get().to(earnings_pages::csv))
+            .route("/host/payouts", web::get().to(payout_pages::payouts))
+            .route("/host/payouts/account", web::post().to(payout_pages::open_account))
             .route("/host/reservations", web::get().to(host_pages::reservations))
             .route("/host/reservations/{id}/{action}", web::post().to(host_pages::answer))
             .route("/sign-in", web::get().to(account_pages::sign_in_form))
             .route("/sign-in", web::post().to(account_pages::sign_in))
+            .route("/sign-in/second-factor", web::post().to(provider_pages::second_factor))
+            .route("/sign-in/oauth/{provider}", web::get().to(provider_pages::start))
+            .route("/sign-in/oauth/{provider}/callback", web::get().to(provider_pages::callback))
             .route("/sign-up", web::get().to(account_pages::sign_up_form))
             .route("/sign-up", web::post().to(account_pages::sign_up))
             .route("/sign-out", web::post().to(account_pages::sign_out))

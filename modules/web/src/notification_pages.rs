@@ -80,3 +80,20 @@ pub async fn mark_read(req: HttpRequest, app: web::Data<Web>, body: web::Bytes) 
         Err(p) => failed(&req, &app, &ctx, &p),
     }
 }
+
+/// `GET /notifications/unread`: the header's count, for its script (the
+/// session's cookies as any page sets them; nothing cached).
+pub async fn unread(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
+    let ctx = Context::of(&req, &app).await;
+    let (status, unread) = match &ctx.visitor.user {
+        None => (StatusCode::UNAUTHORIZED, 0),
+        Some(u) => match app.notifications.list(&u.user, true, None, 1).await {
+            Ok(list) => (StatusCode::OK, list.unread_count),
+            Err(p) => (StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_GATEWAY), 0),
+        },
+    };
+    let mut response = HttpResponse::build(status);
+    response.insert_header(("Cache-Control", "no-store")).insert_header(("X-Content-Type-Options", "nosniff"));
+    ctx.set_cookies(&mut response, &[]);
+    response.content_type("application/json").body(format!("{{\"unread\":{unread}}}"))
+}

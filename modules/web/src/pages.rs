@@ -43,6 +43,8 @@ pub struct Chrome {
 /// What every page knows of its request: the language, and the visitor.
 pub struct Context {
     pub locale: Locale,
+    /// The Content-Security-Policy every page answers with.
+    csp: std::sync::Arc<str>,
     /// `?lang=` chose the language: remember it.
     pub remember: bool,
     pub visitor: Visitor,
@@ -51,7 +53,7 @@ pub struct Context {
 impl Context {
     pub async fn of(req: &HttpRequest, app: &Web) -> Context {
         let (locale, remember) = negotiate(req);
-        Context { locale, remember, visitor: app.visitor(req).await }
+        Context { locale, remember, csp: std::sync::Arc::clone(&app.csp), visitor: app.visitor(req).await }
     }
 
     /// Sets the cookies this answer owes the browser: the language chosen
@@ -183,17 +185,33 @@ pub fn respond(status: StatusCode, rendered: Result<String, askama::Error>, ctx:
     };
     response
         .content_type("text/html; charset=utf-8")
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-             font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
-        ))
+        .insert_header(("Content-Security-Policy", &*ctx.csp))
         .insert_header(("X-Content-Type-Options", "nosniff"))
         .insert_header(("X-Frame-Options", "DENY"))
         .insert_header(("Referrer-Policy", "strict-origin-when-cross-origin"))
         .insert_header(("Cache-Control", "no-store"));
     ctx.set_cookies(&mut response, &[]);
     response.body(body)
+}
+
+/// No inline script or style, nothing from elsewhere but a configured
+/// tile server's images, and on the checkout page Stripe Elements when
+/// Stripe is configured (its script, frames and API, as Stripe documents).
+pub fn content_security_policy(tiles_origin: Option<&str>, stripe: bool) -> String {
+    let tiles = tiles_origin.map(|o| format!(" {o}")).unwrap_or_default();
+    let (script, connect, frame) = match stripe {
+        true => (
+            " https://js.stripe.com",
+            " https://api.stripe.com",
+            "; frame-src https://js.stripe.com https://hooks.stripe.com",
+        ),
+        false => ("", "", ""),
+    };
+    format!(
+        "default-src 'self'; script-src 'self'{script}; style-src 'self'; img-src 'self' data:{tiles}; \
+         connect-src 'self'{connect}; font-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; \
+         frame-ancestors 'none'{frame}"
+    )
 }
 
 /// A page that only says something: a title, a sentence, a way home.

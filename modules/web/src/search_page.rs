@@ -158,6 +158,10 @@ struct SearchPage {
     total: u64,
     hits: Vec<Card>,
     points: Vec<Point>,
+    /// The results on a tile server's map, when one is configured (instead of the plot).
+    tile_map: Option<crate::map::TileMap>,
+    /// Under the map, as its tile server asks.
+    attribution: String,
     types: Vec<(String, u64)>,
     next_href: Option<String>,
     /// The stay's dates as the language writes them.
@@ -184,6 +188,8 @@ pub async fn search(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
         total: 0,
         hits: Vec::new(),
         points: Vec::new(),
+        tile_map: None,
+        attribution: app.map.map_attribution.clone(),
         types: Vec::new(),
         next_href: None,
         dates: None,
@@ -210,7 +216,20 @@ pub async fn search(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
         }
     };
     match app.search.search(&params).await {
-        Ok(found) => fill(&mut page, &found, &query, locale),
+        Ok(found) => {
+            fill(&mut page, &found, &query, locale);
+            let places: Vec<crate::map::Place> = found
+                .items
+                .iter()
+                .map(|h| crate::map::Place {
+                    id: h.id,
+                    lat: h.location.lat,
+                    lon: h.location.lon,
+                    label: h.title.clone(),
+                })
+                .collect();
+            page.tile_map = crate::map::tile_map(&app.map.map_tiles_url, &places);
+        }
         Err(p) if p.status == 422 || p.status == 400 => {
             let detail: Vec<String> = p.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
             page.error = Some(if detail.is_empty() { p.detail.clone() } else { detail.join("; ") });

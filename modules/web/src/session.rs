@@ -26,6 +26,8 @@ use crate::Web;
 
 const REFRESH_COOKIE: &str = "ht_refresh";
 const CSRF_COOKIE: &str = "ht_csrf";
+/// A sign-in with Google or Facebook under way: its binding and where to return.
+const PROVIDER_COOKIE: &str = "ht_provider";
 /// How long the browser keeps the refresh cookie; the session's own expiry,
 /// kept by auth, decides whether it still works.
 const SESSION_DAYS: i64 = 30;
@@ -113,6 +115,17 @@ impl Web {
 
     fn read(&self, req: &HttpRequest, base: &str) -> Option<String> {
         cookie_value(req, &self.cookie_name(base)).filter(|v| !v.is_empty())
+    }
+
+    /// The cookie binding a sign-in with a provider to this browser, with
+    /// the page to return to (ten minutes; empty `value` ends it).
+    pub(crate) fn provider_cookie(&self, value: String) -> Cookie<'static> {
+        let max_age = if value.is_empty() { 0 } else { 600 };
+        self.cookie(PROVIDER_COOKIE, value, max_age)
+    }
+
+    pub(crate) fn provider_binding(&self, req: &HttpRequest) -> Option<String> {
+        self.read(req, PROVIDER_COOKIE)
     }
 
     /// The cookies of a new or rotated session.

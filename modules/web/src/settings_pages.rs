@@ -111,8 +111,59 @@ pub async fn account(req: HttpRequest, app: web::Data<Web>) -> HttpResponse {
         Ok(u) => u,
         Err(to_sign_in) => return *to_sign_in,
     };
-    let saved = req.query_string() == "saved=1";
-    account_page(&req, &app, &ctx, user, saved.then_some(ctx.locale.messages().a.saved), None).await
+    let a = ctx.locale.messages().a;
+    let notice = match req.query_string() {
+        "saved=1" => Some(a.saved),
+        "saved=avatar" => Some(a.avatar_saved),
+        _ => None,
+    };
+    account_page(&req, &app, &ctx, user, notice, None).await
+}
+
+/// `POST /account/avatar`: a multipart form of one image and its CSRF token.
+pub async fn upload_avatar(req: HttpRequest, app: web::Data<Web>, payload: actix_multipart::Multipart) -> HttpResponse {
+    let ctx = Context::of(&req, &app).await;
+    let a = ctx.locale.messages().a;
+    let refused = |status: u16, message: &str| {
+        let mut shown = Problem::field("file", message);
+        shown.status = status;
+        shown
+    };
+    let upload = match crate::uploads::read_upload(payload, "file").await {
+        Ok(u) => u,
+        Err(p) => {
+            // Unreadable or too large: said on the account page, for the signed-in.
+            return match user_or_sign_in(&ctx, "/account") {
+                Ok(user) => {
+                    let message = if p.status == 413 { a.avatar_too_large } else { a.avatar_unreadable };
+                    account_page(&req, &app, &ctx, user, None, Some(refused(p.status, message))).await
+                }
+                Err(to_sign_in) => *to_sign_in,
+            };
+        }
+    };
+    if !app.csrf_ok(&req, &upload.csrf) {
+        let m = ctx.locale.messages();
+        return crate::pages::say(&req, &app, &ctx, StatusCode::FORBIDDEN, m.form_expired_title, m.form_expired_text);
+    }
+    let user = match user_or_sign_in(&ctx, "/account") {
+        Ok(u) => u,
+        Err(to_sign_in) => return *to_sign_in,
+    };
+    let mut files = upload.files;
+    if files.len() != 1 {
+        return account_page(&req, &app, &ctx, user, None, Some(refused(422, a.choose_photo))).await;
+    }
+    match app.profiles.set_avatar(user, files.remove(0)).await {
+        Ok(_) => redirect(&ctx, "/account?saved=avatar", Vec::new()),
+        Err(p) if p.status == 413 => {
+            account_page(&req, &app, &ctx, user, None, Some(refused(413, a.avatar_too_large))).await
+        }
+        Err(p) if (400..500).contains(&p.status) => {
+            account_page(&req, &app, &ctx, user, None, Some(refused(p.status, a.avatar_unreadable))).await
+        }
+        Err(p) => failed(&req, &app, &ctx, &p),
+    }
 }
 
 #[derive(Deserialize)]

@@ -229,6 +229,21 @@ struct CheckoutPage {
     instant_book: bool,
     error: Option<String>,
     key: String,
+    /// Stripe's publishable key: the card field is Stripe Elements where
+    /// JavaScript runs (the test cards stay for when it does not).
+    stripe_key: String,
+}
+
+impl CheckoutPage {
+    /// The page, with the checkout's own Content-Security-Policy (Stripe
+    /// Elements' script, frames and API when Stripe is configured).
+    fn answer(&self, status: StatusCode, app: &Web, ctx: &Context) -> HttpResponse {
+        let mut response = respond(status, self.render(), ctx);
+        if let Ok(csp) = actix_web::http::header::HeaderValue::from_str(&app.checkout_csp) {
+            response.headers_mut().insert(actix_web::http::header::CONTENT_SECURITY_POLICY, csp);
+        }
+        response
+    }
 }
 
 #[derive(Template)]
@@ -284,6 +299,7 @@ async fn checkout_page(
         instant_book: b.instant_book,
         error,
         key: Id::new().to_string(),
+        stripe_key: app.stripe_key.clone(),
     }
 }
 
@@ -300,7 +316,7 @@ pub async fn checkout(req: HttpRequest, app: web::Data<Web>, id: web::Path<Strin
         return redirect(&ctx, &format!("/trips/{}", b.id), Vec::new());
     }
     let page = checkout_page(&app, &ctx, &req, &b, None).await;
-    respond(StatusCode::OK, page.render(), &ctx)
+    page.answer(StatusCode::OK, &app, &ctx)
 }
 
 #[derive(Deserialize)]
@@ -341,7 +357,7 @@ pub async fn pay(req: HttpRequest, app: web::Data<Web>, id: web::Path<String>, b
     };
     let status = if error == t.declined { StatusCode::PAYMENT_REQUIRED } else { StatusCode::UNPROCESSABLE_ENTITY };
     let page = checkout_page(&app, &ctx, &req, &b, Some(error)).await;
-    respond(status, page.render(), &ctx)
+    page.answer(status, &app, &ctx)
 }
 
 /// The card's 3-D Secure step. The simulated provider's step is a form on
@@ -372,14 +388,21 @@ struct TripsPage {
     past: Vec<BookingLine>,
 }
 
-/// The titles of `ids`' listings, each read once, at the same time (an
-/// unreadable one is empty: the page still shows).
+/// The titles of `ids`' listings, in one read of them all (an unreadable
+/// one is missing: the page still shows).
 pub(crate) async fn titles(app: &Web, ids: &[Id]) -> HashMap<Id, String> {
     let mut ids = ids.to_vec();
     ids.sort();
     ids.dedup();
-    let found = futures_util::future::join_all(ids.iter().map(|id| title_of(app, *id))).await;
-    ids.into_iter().zip(found).collect()
+    let mut titles = HashMap::with_capacity(ids.len());
+    // `listings_of` takes at most 1,000 ids a call.
+    for chunk in ids.chunks(1000) {
+        match app.listings.listings_of(chunk).await {
+            Ok(found) => titles.extend(found.into_iter().map(|l| (l.id, l.title))),
+            Err(p) => tracing::warn!(detail = %p.detail, "web: reading the bookings' listings failed"),
+        }
+    }
+    titles
 }
 
 /// The bookings as lines of a list, with their listings' titles.

@@ -5,7 +5,8 @@ use async_trait::async_trait;
 use hometrip_kernel::Problem;
 
 use super::{AuthService, ClientInfo, TokenPair};
-use crate::api::{AccountSummary, SessionTokens, Sessions, SignInFrom};
+use crate::api::{AccountSummary, ProviderSignIn, ProviderStart, SessionTokens, Sessions, SignInFrom};
+use crate::oauth::{OAuthOutcome, OAuthReturn};
 
 fn tokens(pair: TokenPair) -> SessionTokens {
     SessionTokens { access_token: pair.access_token, refresh_token: pair.refresh_token, expires_in: pair.expires_in }
@@ -52,5 +53,32 @@ impl Sessions for AuthService {
 
     async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem> {
         AuthService::reset_password(self, token, new_password).await
+    }
+
+    async fn providers(&self) -> Result<Vec<String>, Problem> {
+        Ok(self.oauth_providers())
+    }
+
+    async fn provider_start(&self, provider: &str, public_url: &str) -> Result<ProviderStart, Problem> {
+        let start = self.oauth_start(provider, public_url, OAuthReturn::Web).await?;
+        Ok(ProviderStart { url: start.url, binding: start.binding })
+    }
+
+    async fn provider_finish(
+        &self,
+        provider: &str,
+        code: &str,
+        state: &str,
+        binding: &str,
+        public_url: &str,
+    ) -> Result<ProviderSignIn, Problem> {
+        Ok(match self.oauth_callback(provider, code, state, Some(binding), public_url, OAuthReturn::Web).await? {
+            OAuthOutcome::Tokens(pair) => ProviderSignIn::Signed { tokens: tokens(pair) },
+            OAuthOutcome::SecondFactor { mfa_ticket } => ProviderSignIn::SecondFactor { ticket: mfa_ticket },
+        })
+    }
+
+    async fn second_factor(&self, ticket: &str, code: &str) -> Result<SessionTokens, Problem> {
+        self.verify_mfa_ticket(ticket, code).await.map(tokens)
     }
 }
