@@ -182,6 +182,26 @@ impl Browser {
         self.keep(&r);
         r
     }
+
+    /// A multipart form as a browser sends it: text fields, then files under `file`.
+    pub(crate) async fn multipart(&mut self, path: &str, texts: &[(&str, String)], files: Vec<Vec<u8>>) -> Reply {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in texts {
+            form = form.text((*name).to_owned(), value.clone());
+        }
+        for (i, f) in files.into_iter().enumerate() {
+            form = form.part("file", reqwest::multipart::Part::bytes(f).file_name(format!("f{i}")));
+        }
+        let rb = self
+            .api
+            .http
+            .post(format!("{}{path}", self.api.base))
+            .header("cookie", self.cookie_header())
+            .multipart(form);
+        let r = self.api.send(rb).await;
+        self.keep(&r);
+        r
+    }
 }
 
 /// The CSRF token of the page's forms.
@@ -681,8 +701,42 @@ async fn a_guest_asks_a_host_from_the_listing_page_and_both_read_and_reply_in_th
     assert!(text.contains("Yes, under two old limes.") && text.matches("<li id=\"m").count() == 2, "{text}");
     assert!(text.contains("class=\"hint seen\""), "the guest's question shows as seen: {text}");
 
-    // Someone else's conversation is not found.
+    // A reply with a photo, as the page's form sends it (multipart); the
+    // file reaches the participants through this site's own address.
+    let form = host.get(&thread).await;
+    assert!(form.text.contains("enctype=\"multipart/form-data\""), "{}", form.text);
+    let texts = [
+        ("csrf", csrf(&form)),
+        ("client_message_id", field(&form, "client_message_id")),
+        ("body", "Here is the garden.".to_owned()),
+    ];
+    let with_photo = host.multipart(&thread, &texts, vec![png(64, 48)]).await;
+    assert_eq!(with_photo.status, 303, "{}", with_photo.text);
+    let shown = guest.get(&thread).await;
+    let link = shown.text.split("<a href=\"").find(|s| s.contains("/attachments/")).and_then(|s| s.split('"').next());
+    let link = link.expect("an attachment link").to_owned();
+    assert!(link.starts_with(&format!("{thread}/attachments/")), "{link}");
+    let file = guest.get(&link).await;
+    assert_eq!(file.status, 200, "{}", file.text);
+    assert!(file.content_type().starts_with("image/"), "{}", file.content_type());
+    assert_eq!(file.headers["x-content-type-options"], "nosniff");
+    // Not a photo nor a PDF: said on the page, nothing sent.
+    let form = host.get(&thread).await;
+    let texts = [
+        ("csrf", csrf(&form)),
+        ("client_message_id", field(&form, "client_message_id")),
+        ("body", "And a script.".to_owned()),
+    ];
+    let refused = host.multipart(&thread, &texts, vec![b"#!/bin/sh\necho hi\n".to_vec()]).await;
+    assert!(refused.status == 415 || refused.status == 422, "{} {}", refused.status, refused.text);
+    assert!(html(&refused).contains("id=\"send-error\""), "{}", refused.text);
+    let forged = host.multipart(&thread, &[("body", "no token".to_owned())], vec![png(8, 8)]).await;
+    assert_eq!(forged.status, 403);
+    assert!(!guest.get(&thread).await.text.contains("And a script."));
+
+    // Someone else's conversation is not found, nor its files.
     let mut stranger = signed_in_browser(&server, &unique_email("page-inbox-stranger")).await;
+    assert_eq!(stranger.get(&link).await.status, 404);
     assert_eq!(stranger.get(&thread).await.status, 404);
     let inbox = stranger.get("/inbox").await;
     assert!(html(&inbox).contains("No messages yet"), "{}", inbox.text);

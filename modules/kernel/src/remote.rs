@@ -51,15 +51,18 @@ impl OnBehalf<'_> {
 /// What a call sends.
 enum Body {
     Json(Vec<u8>),
-    /// `multipart/form-data`, each file under `field` (built again for each attempt).
+    /// `multipart/form-data`: the text fields, then each file under `field`
+    /// (built again for each attempt).
     Files {
+        texts: Vec<(&'static str, String)>,
         field: &'static str,
         files: Vec<Vec<u8>>,
     },
 }
 
-/// How an answer is read: JSON, or the body as text (CSV, iCalendar).
-type Decode<R> = fn(reqwest::StatusCode, &[u8]) -> Result<R, Problem>;
+/// How an answer is read from its status, content type and body: JSON,
+/// text (CSV, iCalendar), or a file.
+type Decode<R> = fn(reqwest::StatusCode, &str, &[u8]) -> Result<R, Problem>;
 
 /// Whether a call may be sent again after a failure that may have reached
 /// the other side: reads, and writes the other side recognises when repeated.
@@ -101,7 +104,7 @@ impl RemoteClient {
         on_behalf: OnBehalf<'_>,
         retry: Retry,
     ) -> Result<R, Problem> {
-        self.call_with(method, path, body, on_behalf, retry, Self::decode).await
+        self.call_with(method, path, body, on_behalf, retry, |status, _, bytes| Self::decode(status, bytes)).await
     }
 
     async fn call_with<R>(
@@ -168,8 +171,11 @@ impl RemoteClient {
                     Some(Body::Json(b)) => {
                         rb = rb.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.clone());
                     }
-                    Some(Body::Files { field, files }) => {
-                        let form = files.iter().enumerate().fold(reqwest::multipart::Form::new(), |form, (i, f)| {
+                    Some(Body::Files { texts, field, files }) => {
+                        let form = texts
+                            .iter()
+                            .fold(reqwest::multipart::Form::new(), |form, (name, value)| form.text(*name, value.clone()));
+                        let form = files.iter().enumerate().fold(form, |form, (i, f)| {
                             let part = reqwest::multipart::Part::bytes(f.clone()).file_name(format!("upload-{i}"));
                             form.part(*field, part)
                         });
@@ -200,9 +206,15 @@ impl RemoteClient {
                         } else {
                             lease.success();
                         }
+                        let content_type = res
+                            .headers()
+                            .get(reqwest::header::CONTENT_TYPE)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
                         let bytes =
                             res.bytes().await.map_err(|_| Problem::new(ErrorCode::BadGateway, "truncated answer"))?;
-                        let decoded = decode(status, &bytes);
+                        let decoded = decode(status, &content_type, &bytes);
                         if overloaded && retry == Retry::Idempotent {
                             if let Err(p) = decoded {
                                 last = p;
@@ -281,7 +293,7 @@ impl RemoteClient {
     /// A removal on a module's public route as `user` (an empty answer reads as `()`).
     pub async fn delete_as(&self, path: &str, user: &AuthUser) -> Result<(), Problem> {
         let on_behalf = OnBehalf::User { user, idempotency_key: None };
-        self.call_with(reqwest::Method::DELETE, path, None, on_behalf, Retry::OnlyUnsent, |status, bytes| {
+        self.call_with(reqwest::Method::DELETE, path, None, on_behalf, Retry::OnlyUnsent, |status, _, bytes| {
             Self::decode::<serde::de::IgnoredAny>(status, bytes).map(|_| ())
         })
         .await
@@ -310,6 +322,22 @@ impl RemoteClient {
         self.files_as(reqwest::Method::PUT, path, field, files, user).await
     }
 
+    /// A multipart form of text fields and files to a public route as
+    /// `user`; with an idempotency key it may be sent again like a read.
+    pub async fn post_form_as<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        texts: Vec<(&'static str, String)>,
+        field: &'static str,
+        files: Vec<Vec<u8>>,
+        user: &AuthUser,
+        idempotency_key: Option<&str>,
+    ) -> Result<R, Problem> {
+        let retry = if idempotency_key.is_some() { Retry::Idempotent } else { Retry::OnlyUnsent };
+        let on_behalf = OnBehalf::User { user, idempotency_key };
+        self.call(reqwest::Method::POST, path, Some(Body::Files { texts, field, files }), on_behalf, retry).await
+    }
+
     async fn files_as<R: DeserializeOwned>(
         &self,
         method: reqwest::Method,
@@ -319,18 +347,32 @@ impl RemoteClient {
         user: &AuthUser,
     ) -> Result<R, Problem> {
         let on_behalf = OnBehalf::User { user, idempotency_key: None };
-        self.call(method, path, Some(Body::Files { field, files }), on_behalf, Retry::OnlyUnsent).await
+        let body = Body::Files { texts: Vec::new(), field, files };
+        self.call(method, path, Some(body), on_behalf, Retry::OnlyUnsent).await
     }
 
     /// A read of a public route as `user` that answers text (CSV, iCalendar).
     pub async fn get_text_as(&self, path: &str, user: &AuthUser) -> Result<String, Problem> {
         let on_behalf = OnBehalf::User { user, idempotency_key: None };
-        self.call_with(reqwest::Method::GET, path, None, on_behalf, Retry::Idempotent, |status, bytes| {
+        self.call_with(reqwest::Method::GET, path, None, on_behalf, Retry::Idempotent, |status, _, bytes| {
             if status.is_success() {
                 return String::from_utf8(bytes.to_vec())
                     .map_err(|_| Problem::new(ErrorCode::BadGateway, "the answer is not UTF-8 text"));
             }
             Self::decode::<()>(status, bytes).map(|()| String::new())
+        })
+        .await
+    }
+
+    /// A read of a public route as `user` that answers a file: its content
+    /// type and bytes.
+    pub async fn get_file_as(&self, path: &str, user: &AuthUser) -> Result<(String, Vec<u8>), Problem> {
+        let on_behalf = OnBehalf::User { user, idempotency_key: None };
+        self.call_with(reqwest::Method::GET, path, None, on_behalf, Retry::Idempotent, |status, content_type, bytes| {
+            if status.is_success() {
+                return Ok((content_type.to_owned(), bytes.to_vec()));
+            }
+            Self::decode::<()>(status, bytes).map(|()| (String::new(), Vec::new()))
         })
         .await
     }

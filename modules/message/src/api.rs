@@ -108,9 +108,19 @@ pub trait Inbox: Send + Sync {
     ) -> Result<Page<Conversation>, Problem>;
     /// Messages after `after_seq`, oldest first; 404 unless the user takes part.
     async fn messages(&self, user: &AuthUser, id: Id, after_seq: i64, limit: u32) -> Result<MessagePage, Problem>;
-    /// The same `client_message_id` sends once.
-    async fn send(&self, user: &AuthUser, id: Id, body: &str, client_message_id: &str) -> Result<Message, Problem>;
+    /// The same `client_message_id` sends once; `files` are attachments
+    /// (JPEG, PNG, WebP or PDF, checked by content).
+    async fn send(
+        &self,
+        user: &AuthUser,
+        id: Id,
+        body: &str,
+        client_message_id: &str,
+        files: Vec<Vec<u8>>,
+    ) -> Result<Message, Problem>;
     async fn mark_read(&self, user: &AuthUser, id: Id, up_to_seq: i64) -> Result<(), Problem>;
+    /// An attachment's content type and bytes; 404 unless the user takes part.
+    async fn attachment(&self, user: &AuthUser, id: Id, attachment_id: Id) -> Result<(String, Vec<u8>), Problem>;
 }
 
 // ---- Events -------------------------------------------------------------------

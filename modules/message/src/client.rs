@@ -74,16 +74,33 @@ impl Inbox for MessagesClient {
         self.remote.get_as(&path, &participant(user)).await
     }
 
-    async fn send(&self, user: &AuthUser, id: Id, body: &str, client_message_id: &str) -> Result<Message, Problem> {
-        let draft = json!({"body": body, "client_message_id": client_message_id});
+    async fn send(
+        &self,
+        user: &AuthUser,
+        id: Id,
+        body: &str,
+        client_message_id: &str,
+        files: Vec<Vec<u8>>,
+    ) -> Result<Message, Problem> {
+        let path = format!("/api/v1/conversations/{id}/messages");
         // The client message id makes a repeat harmless: retried like a read.
         let key = Some(client_message_id).filter(|c| !c.is_empty());
-        self.remote.post_as(&format!("/api/v1/conversations/{id}/messages"), &draft, &participant(user), key).await
+        if files.is_empty() {
+            let draft = json!({"body": body, "client_message_id": client_message_id});
+            return self.remote.post_as(&path, &draft, &participant(user), key).await;
+        }
+        let texts = vec![("body", body.to_owned()), ("client_message_id", client_message_id.to_owned())];
+        self.remote.post_form_as(&path, texts, "file", files, &participant(user), key).await
     }
 
     async fn mark_read(&self, user: &AuthUser, id: Id, up_to_seq: i64) -> Result<(), Problem> {
         let read = json!({"up_to_seq": up_to_seq});
         let path = format!("/api/v1/conversations/{id}/read");
         self.remote.post_as::<_, Option<IgnoredAny>>(&path, &read, &participant(user), None).await.map(drop)
+    }
+
+    async fn attachment(&self, user: &AuthUser, id: Id, attachment_id: Id) -> Result<(String, Vec<u8>), Problem> {
+        let path = format!("/api/v1/conversations/{id}/attachments/{attachment_id}");
+        self.remote.get_file_as(&path, &participant(user)).await
     }
 }

@@ -5,10 +5,10 @@
 use async_trait::async_trait;
 use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::http::{Page, PageQuery};
-use hometrip_kernel::{Id, Problem};
+use hometrip_kernel::{ErrorCode, Id, Problem};
 
 use crate::api::{Conversation, Inbox, Message, MessagePage};
-use crate::service::{Actor, Draft, MessageService, StartConversation};
+use crate::service::{Actor, Draft, MessageService, StartConversation, Upload};
 
 fn participant(user: &AuthUser) -> Actor {
     Actor { id: user.id, admin: false }
@@ -40,17 +40,38 @@ impl Inbox for MessageService {
         MessageService::messages(self, participant(user), id, after_seq, limit, None).await
     }
 
-    async fn send(&self, user: &AuthUser, id: Id, body: &str, client_message_id: &str) -> Result<Message, Problem> {
+    async fn send(
+        &self,
+        user: &AuthUser,
+        id: Id,
+        body: &str,
+        client_message_id: &str,
+        files: Vec<Vec<u8>>,
+    ) -> Result<Message, Problem> {
+        // The route stops larger uploads before reading them; a caller in
+        // process is held to the same bounds.
+        if files.len() > self.settings.attachments_per_message {
+            let most = self.settings.attachments_per_message;
+            return Err(Problem::new(ErrorCode::PayloadTooLarge, format!("at most {most} attachments per message")));
+        }
+        if files.iter().any(|f| f.len() > self.settings.attachment_max_bytes) {
+            let mib = self.settings.attachment_max_bytes >> 20;
+            return Err(Problem::new(ErrorCode::PayloadTooLarge, format!("each attachment must be at most {mib} MiB")));
+        }
         let draft = Draft {
             body: body.to_owned(),
             client_message_id: Some(client_message_id.to_owned()).filter(|c| !c.is_empty()),
             quick_reply_id: None,
-            files: Vec::new(),
+            files: files.into_iter().map(|bytes| Upload { bytes }).collect(),
         };
         Ok(MessageService::send(self, user.id, id, draft).await?.0)
     }
 
     async fn mark_read(&self, user: &AuthUser, id: Id, up_to_seq: i64) -> Result<(), Problem> {
         MessageService::read(self, user.id, id, up_to_seq).await
+    }
+
+    async fn attachment(&self, user: &AuthUser, id: Id, attachment_id: Id) -> Result<(String, Vec<u8>), Problem> {
+        MessageService::attachment(self, participant(user), id, attachment_id).await
     }
 }

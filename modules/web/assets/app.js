@@ -171,6 +171,15 @@
         body.appendChild(p);
       });
       li.appendChild(body);
+      (m.attachments || []).forEach(function (a) {
+        var p = document.createElement("p");
+        var link = document.createElement("a");
+        // This site's own address for it (the API's wants a bearer token).
+        link.href = "/inbox/" + encodeURIComponent(conversation) + "/attachments/" + encodeURIComponent(a.id);
+        link.textContent = thread.dataset.attachment;
+        p.appendChild(link);
+        li.appendChild(p);
+      });
       list.appendChild(li);
       if (m.sender_id !== me) {
         typing.hidden = true;
@@ -219,8 +228,7 @@
       form.dataset.sending = "true";
       fetch(form.action, {
         method: "POST",
-        headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams(new FormData(form)).toString(),
+        body: new FormData(form),
         credentials: "same-origin",
         redirect: "manual"
       }).then(function (r) {

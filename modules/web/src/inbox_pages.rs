@@ -180,7 +180,12 @@ async fn conversation_page(
             paragraphs: m.body.split('\n').map(str::to_owned).collect(),
             when: format::instant(m.created_at, "UTC", ctx.locale),
             masked: m.masked,
-            attachments: m.attachments.iter().map(|a| a.url.clone()).collect(),
+            // This site's own address: the API's wants a bearer token.
+            attachments: m
+                .attachments
+                .iter()
+                .map(|a| format!("/inbox/{}/attachments/{}", m.conversation_id, a.id))
+                .collect(),
             seen: m.sender_id == user.id && m.seq <= their_read,
         })
         .collect();
@@ -224,7 +229,7 @@ struct MessageForm {
 /// What a send's problem tells the writer.
 fn send_problem(p: &Problem) -> Option<String> {
     match p.status {
-        400 | 413 | 422 | 429 => {
+        400 | 413 | 415 | 422 | 429 => {
             let fields: Vec<String> = p.errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
             Some(if fields.is_empty() { p.detail.clone() } else { fields.join("; ") })
         }
@@ -232,30 +237,72 @@ fn send_problem(p: &Problem) -> Option<String> {
     }
 }
 
-/// `POST /inbox/{conversation}`: sends, then back to the conversation at the message.
+/// `POST /inbox/{conversation}` as a plain form: sends, then back to the
+/// conversation at the message.
 pub async fn send(req: HttpRequest, app: web::Data<Web>, id: web::Path<String>, body: web::Bytes) -> HttpResponse {
     let ctx = Context::of(&req, &app).await;
     let form: MessageForm = match posted(&req, &app, &ctx, &body) {
         Ok(f) => f,
         Err(refused) => return *refused,
     };
-    let user = match user_or_sign_in(&ctx, req.path()) {
+    deliver(&req, &app, &ctx, &id, form, Vec::new()).await
+}
+
+/// `POST /inbox/{conversation}` as multipart (the page's form): the reply
+/// with its attachments, checked again by the message module.
+pub async fn send_with_files(
+    req: HttpRequest,
+    app: web::Data<Web>,
+    id: web::Path<String>,
+    payload: actix_multipart::Multipart,
+) -> HttpResponse {
+    let ctx = Context::of(&req, &app).await;
+    let upload = match crate::uploads::read_upload(payload, "file").await {
+        Ok(u) => u,
+        Err(p) => {
+            // Too large or unreadable: said on the conversation, to its participants.
+            return match user_or_sign_in(&ctx, req.path()) {
+                Ok(user) => {
+                    let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::BAD_REQUEST);
+                    conversation_page(&req, &app, &ctx, user, &id, Some((status, p.detail, String::new()))).await
+                }
+                Err(to_sign_in) => *to_sign_in,
+            };
+        }
+    };
+    if !app.csrf_ok(&req, &upload.csrf) {
+        let m = ctx.locale.messages();
+        return crate::pages::say(&req, &app, &ctx, StatusCode::FORBIDDEN, m.form_expired_title, m.form_expired_text);
+    }
+    let form = MessageForm { body: upload.text("body"), client_message_id: upload.text("client_message_id") };
+    deliver(&req, &app, &ctx, &id, form, upload.files).await
+}
+
+async fn deliver(
+    req: &HttpRequest,
+    app: &Web,
+    ctx: &Context,
+    id: &str,
+    form: MessageForm,
+    files: Vec<Vec<u8>>,
+) -> HttpResponse {
+    let user = match user_or_sign_in(ctx, req.path()) {
         Ok(u) => u,
         Err(to_sign_in) => return *to_sign_in,
     };
     let Ok(conversation) = id.parse::<Id>() else {
-        return failed(&req, &app, &ctx, &Problem::not_found("conversation"));
+        return failed(req, app, ctx, &Problem::not_found("conversation"));
     };
     let client_message_id: String = form.client_message_id.chars().take(64).collect();
-    match app.inbox.send(user, conversation, form.body.trim(), &client_message_id).await {
-        Ok(m) => redirect(&ctx, &format!("/inbox/{conversation}#m{}", m.seq), Vec::new()),
-        Err(p) if p.status == 404 || p.status == 403 => failed(&req, &app, &ctx, &Problem::not_found("conversation")),
+    match app.inbox.send(user, conversation, form.body.trim(), &client_message_id, files).await {
+        Ok(m) => redirect(ctx, &format!("/inbox/{conversation}#m{}", m.seq), Vec::new()),
+        Err(p) if p.status == 404 || p.status == 403 => failed(req, app, ctx, &Problem::not_found("conversation")),
         Err(p) => match send_problem(&p) {
             Some(error) => {
                 let status = StatusCode::from_u16(p.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-                conversation_page(&req, &app, &ctx, user, &id, Some((status, error, form.body))).await
+                conversation_page(req, app, ctx, user, id, Some((status, error, form.body))).await
             }
-            None => failed(&req, &app, &ctx, &p),
+            None => failed(req, app, ctx, &p),
         },
     }
 }
@@ -317,6 +364,35 @@ pub async fn read(req: HttpRequest, app: web::Data<Web>, id: web::Path<String>, 
             ctx.set_cookies(&mut r, &[]);
             r.finish()
         }
+        Err(p) => failed(&req, &app, &ctx, &p),
+    }
+}
+
+/// `GET /inbox/{conversation}/attachments/{attachment}`: the file, to the
+/// conversation's participants (the session's cookie, as any page).
+pub async fn attachment(req: HttpRequest, app: web::Data<Web>, path: web::Path<(String, String)>) -> HttpResponse {
+    let ctx = Context::of(&req, &app).await;
+    let user = match user_or_sign_in(&ctx, req.path()) {
+        Ok(u) => u,
+        Err(to_sign_in) => return *to_sign_in,
+    };
+    let (Ok(conversation), Ok(attachment)) = (path.0.parse::<Id>(), path.1.parse::<Id>()) else {
+        return failed(&req, &app, &ctx, &Problem::not_found("attachment"));
+    };
+    match app.inbox.attachment(user, conversation, attachment).await {
+        Ok((content_type, bytes)) => {
+            let mut response = HttpResponse::Ok();
+            response
+                .content_type(content_type)
+                // Private to the conversation: no shared cache keeps it, and a
+                // browser never guesses another type for it.
+                .insert_header(("Cache-Control", "private, max-age=3600"))
+                .insert_header(("X-Content-Type-Options", "nosniff"))
+                .insert_header(("Content-Disposition", "attachment"));
+            ctx.set_cookies(&mut response, &[]);
+            response.body(bytes)
+        }
+        Err(p) if p.status == 404 || p.status == 403 => failed(&req, &app, &ctx, &Problem::not_found("attachment")),
         Err(p) => failed(&req, &app, &ctx, &p),
     }
 }

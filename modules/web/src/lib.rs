@@ -41,7 +41,7 @@ mod uploads;
 
 use std::sync::Arc;
 
-use actix_web::web;
+use actix_web::{guard, web};
 use hometrip_admin::api::AuditLog;
 use hometrip_analytics::api::{HostFigures, OperatorFigures};
 use hometrip_auth::api::{AccountAdmin, AccountSecurity, Accounts, Sessions};
@@ -220,6 +220,12 @@ fn console(cfg: &mut web::ServiceConfig) {
         .route("/admin/events/{id}/replay", web::post().to(admin_event_pages::replay));
 }
 
+/// A multipart body (a form with files).
+fn multipart(ctx: &guard::GuardContext<'_>) -> bool {
+    ctx.header::<actix_web::http::header::ContentType>()
+        .is_some_and(|t| t.0.type_() == "multipart" && t.0.subtype() == "form-data")
+}
+
 /// Mounts the pages and their assets.
 pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
     let data = web::Data::from(web_app);
@@ -234,8 +240,10 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/listings/{id}/contact", web::post().to(inbox_pages::contact))
             .route("/inbox", web::get().to(inbox_pages::inbox))
             .route("/inbox/{id}", web::get().to(inbox_pages::conversation))
+            .route("/inbox/{id}", web::post().guard(guard::fn_guard(multipart)).to(inbox_pages::send_with_files))
             .route("/inbox/{id}", web::post().to(inbox_pages::send))
             .route("/inbox/{id}/read", web::post().to(inbox_pages::read))
+            .route("/inbox/{id}/attachments/{attachment}", web::get().to(inbox_pages::attachment))
             .route("/notifications", web::get().to(notification_pages::notifications))
             .route("/notifications/unread", web::get().to(notification_pages::unread))
             .route("/notifications/read-all", web::post().to(notification_pages::mark_read))

@@ -110,7 +110,10 @@ pub async fn open_account(req: HttpRequest, app: web::Data<Web>, body: web::Byte
         // URL of theirs); back here otherwise.
         Ok(account) => match &account.onboarding_url {
             Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-                HttpResponse::SeeOther().insert_header(("location", url.as_str())).finish()
+                let mut to_provider = HttpResponse::SeeOther();
+                to_provider.insert_header(("location", url.as_str()));
+                ctx.set_cookies(&mut to_provider, &[]);
+                to_provider.finish()
             }
             _ => redirect(&ctx, "/host/payouts", Vec::new()),
         },

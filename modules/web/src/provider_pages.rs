@@ -104,7 +104,7 @@ pub async fn callback(req: HttpRequest, app: web::Data<Web>, provider: web::Path
             .await;
     }
     let cookie = app.provider_binding(&req).unwrap_or_default();
-    let (binding, next) = cookie.split_once('.').unwrap_or((cookie.as_str(), ""));
+    let (binding, next) = cookie.rsplit_once('.').unwrap_or((cookie.as_str(), ""));
     let next = local_path(&String::from_utf8(hex::decode(next).unwrap_or_default()).unwrap_or_default());
     if q.code.is_empty() || q.state.is_empty() || binding.is_empty() {
         return refused(&req, &app, &ctx, StatusCode::BAD_REQUEST, m.provider_expired.to_owned(), next).await;
