@@ -16,12 +16,12 @@ fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
 }
 
-fn chromium() -> String {
+pub(crate) fn chromium() -> String {
     std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned())
 }
 
 /// What this machine lacks to run the journey, if anything.
-fn missing() -> Option<String> {
+pub(crate) fn missing() -> Option<String> {
     if !Path::new(&chromium()).exists() {
         return Some(format!("no Chromium at {} (apt-get install chromium)", chromium()));
     }
@@ -123,9 +123,15 @@ async fn a_guest_books_pays_and_cancels_in_chromium_with_and_without_javascript_
 
 /// Runs one phase of `e2e/journey.mjs`; its steps.
 async fn journey(env: &[(&'static str, String)], phase: &str) -> String {
-    let script = e2e_dir().join("journey.mjs");
     let mut env = env.to_vec();
     env.push(("PHASE", phase.to_owned()));
+    run_e2e("journey.mjs", env).await
+}
+
+/// Runs `e2e/<script>` with `env` (it must succeed); its steps.
+pub(crate) async fn run_e2e(script: &str, env: Vec<(&'static str, String)>) -> String {
+    let name = script.to_owned();
+    let script = e2e_dir().join(script);
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node").arg(script).envs(env).output().expect("node runs")
     })
@@ -133,6 +139,6 @@ async fn journey(env: &[(&'static str, String)], phase: &str) -> String {
     .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     println!("{stdout}");
-    assert!(out.status.success(), "the browser journey ({phase}) failed\n--- steps\n{stdout}\n--- errors\n{stderr}");
+    assert!(out.status.success(), "{name} failed\n--- steps\n{stdout}\n--- errors\n{stderr}");
     stdout.into_owned()
 }

@@ -638,3 +638,33 @@ async fn the_checkout_page_offers_stripe_elements_when_stripe_is_configured() {
     assert!(trip.starts_with("/trips/"), "{trip}");
     crate::web::page_eventually(&mut browser, &trip, "Confirmed").await;
 }
+
+#[tokio::test]
+async fn stripe_elements_take_the_card_in_chromium() {
+    if let Some(missing) = crate::browser::missing() {
+        assert!(
+            std::env::var("REQUIRE_BROWSER_JOURNEY").as_deref() != Ok("1"),
+            "the Stripe Elements check must run here: {missing}"
+        );
+        eprintln!("Stripe Elements check not run: {missing}; bash .ci/run installs what it needs");
+        return;
+    }
+    let (server, _fake) = stripe_server().await;
+    let (host, _) = server.client().signed_up(&unique_email("host")).await;
+    let listing = published(&server, &host, true).await;
+    let email = unique_email("elements");
+    server.client().signed_up(&email).await;
+    let env = vec![
+        ("BASE_URL", server.base.clone()),
+        ("GUEST_EMAIL", email),
+        ("PASSWORD", PASSWORD.to_owned()),
+        ("LISTING_ID", listing),
+        ("CHECK_IN", day(40)),
+        ("CHECK_OUT", day(42)),
+        ("PUBLISHABLE_KEY", "pk_test_hometrip".to_owned()),
+        ("CHROMIUM", crate::browser::chromium()),
+    ];
+    let stdout = crate::browser::run_e2e("stripe_elements.mjs", env).await;
+    assert!(stdout.contains("ok: a card Stripe.js refuses is said, nothing posted"), "{stdout}");
+    assert!(stdout.contains("ok: Stripe Elements in the checkout"), "{stdout}");
+}
