@@ -29,7 +29,8 @@ impl Accounts for AccountsClient {
     }
 
     async fn accounts(&self, ids: &[Id]) -> Result<Vec<AccountSummary>, Problem> {
-        self.remote.post("/internal/auth/accounts/of", &serde_json::json!({ "ids": ids }), None).await
+        // A read in a POST's clothes: retried on another replica like one.
+        self.remote.post_idempotent("/internal/auth/accounts/of", &serde_json::json!({ "ids": ids }), None).await
     }
 
     async fn account_by_email(&self, email: &str) -> Result<Option<AccountSummary>, Problem> {
@@ -146,7 +147,7 @@ impl Sessions for AccountsClient {
     }
 
     async fn providers(&self) -> Result<Vec<String>, Problem> {
-        self.remote.post("/internal/auth/sessions/providers", &SessionCall::default(), None).await
+        self.remote.post_idempotent("/internal/auth/sessions/providers", &SessionCall::default(), None).await
     }
 
     async fn provider_start(&self, provider: &str, public_url: &str) -> Result<ProviderStart, Problem> {

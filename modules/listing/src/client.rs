@@ -87,7 +87,8 @@ impl Listings for ListingsClient {
     }
 
     async fn listings_of(&self, ids: &[Id]) -> Result<Vec<Listing>, Problem> {
-        self.remote.post("/internal/listing/of", &serde_json::json!({ "ids": ids }), None).await
+        // A read in a POST's clothes: retried on another replica like one.
+        self.remote.post_idempotent("/internal/listing/of", &serde_json::json!({ "ids": ids }), None).await
     }
 }
 

@@ -86,10 +86,14 @@ impl Inbox for MessagesClient {
         // The client message id makes a repeat harmless: retried like a read.
         let key = Some(client_message_id).filter(|c| !c.is_empty());
         if files.is_empty() {
-            let draft = json!({"body": body, "client_message_id": client_message_id});
+            let draft = match key {
+                Some(id) => json!({"body": body, "client_message_id": id}),
+                None => json!({"body": body}),
+            };
             return self.remote.post_as(&path, &draft, &participant(user), key).await;
         }
-        let texts = vec![("body", body.to_owned()), ("client_message_id", client_message_id.to_owned())];
+        let mut texts = vec![("body", body.to_owned())];
+        texts.extend(key.map(|id| ("client_message_id", id.to_owned())));
         self.remote.post_form_as(&path, texts, "file", files, &participant(user), key).await
     }
 

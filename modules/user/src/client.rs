@@ -24,7 +24,8 @@ impl Users for UsersClient {
     }
 
     async fn profiles(&self, ids: &[Id]) -> Result<Vec<UserProfile>, Problem> {
-        self.remote.post("/internal/user/profiles/of", &serde_json::json!({ "ids": ids }), None).await
+        // A read in a POST's clothes: retried on another replica like one.
+        self.remote.post_idempotent("/internal/user/profiles/of", &serde_json::json!({ "ids": ids }), None).await
     }
 }
 

@@ -101,7 +101,7 @@
     showUnread();
     var link = document.createElement("a");
     // Only this site's paths: a notification's link is never a script.
-    link.href = typeof n.link === "string" && /^\/(?![\/\\])/.test(n.link) ? n.link : "/notifications";
+    link.href = typeof n.link === "string" && /^\/(?![\/\\])[\x21-\x7e]*$/.test(n.link) ? n.link : "/notifications";
     link.textContent = n.title || bell.textContent;
     toast.replaceChildren(link);
     clearTimeout(toast.timer);

@@ -66,7 +66,10 @@ struct SignInPage {
 }
 
 async fn sign_in_page(req: &HttpRequest, app: &Web, ctx: &Context, status: StatusCode, f: Filled) -> HttpResponse {
-    let providers = crate::provider_pages::buttons(app).await;
+    let providers = match req.app_data::<web::Data<crate::ConsoleOnly>>() {
+        Some(_) => Vec::new(),
+        None => crate::provider_pages::buttons(app).await,
+    };
     respond(status, SignInPage { page: ctx.chrome(req, app, "page_view"), f, providers }.render(), ctx)
 }
 

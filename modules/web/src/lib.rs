@@ -189,6 +189,7 @@ pub fn console_routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + C
     let data = web::Data::from(web_app);
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(data.clone())
+            .app_data(web::Data::new(ConsoleOnly))
             .route(
                 "/",
                 web::get()
@@ -201,6 +202,10 @@ pub fn console_routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + C
             .route("/assets/{name}", web::get().to(assets::serve));
     }
 }
+
+/// Marks the admin process's own port, where only the console answers (no
+/// sign-in with a provider: its callback is the gateway's).
+pub(crate) struct ConsoleOnly;
 
 /// The console's pages.
 fn console(cfg: &mut web::ServiceConfig) {

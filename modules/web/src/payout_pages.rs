@@ -75,13 +75,20 @@ async fn payouts_page(
         .collect();
     let page = PayoutsPage {
         page: ctx.chrome(req, app, "page_view"),
-        onboarding_url: account.as_ref().and_then(|a| a.onboarding_url.clone()),
+        onboarding_url: account.as_ref().and_then(|a| a.onboarding_url.clone()).filter(|u| provider_url(app, u)),
         link_expired: req.query_string().contains("refresh=1"),
         account,
         payouts,
         error,
     };
     respond(status, page.render(), ctx)
+}
+
+/// Where a host may be sent for their details: the provider's HTTPS page,
+/// or this site (the simulated provider's link leads back here).
+fn provider_url(app: &Web, url: &str) -> bool {
+    let own = format!("{}/", app.public_url.trim_end_matches('/'));
+    url.starts_with("https://") || url.starts_with(&own)
 }
 
 /// `GET /host/payouts`: the account's state and the payouts.
@@ -109,7 +116,7 @@ pub async fn open_account(req: HttpRequest, app: web::Data<Web>, body: web::Byte
         // Straight to the provider while details are missing (an absolute
         // URL of theirs); back here otherwise.
         Ok(account) => match &account.onboarding_url {
-            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            Some(url) if provider_url(&app, url) => {
                 let mut to_provider = HttpResponse::SeeOther();
                 to_provider.insert_header(("location", url.as_str()));
                 ctx.set_cookies(&mut to_provider, &[]);

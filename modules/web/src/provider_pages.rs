@@ -50,7 +50,9 @@ pub async fn start(req: HttpRequest, app: web::Data<Web>, provider: web::Path<St
     let q: StartQuery = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     match app.sessions.provider_start(&provider, &app.public_url).await {
         Ok(start) => {
-            let value = format!("{}.{}", start.binding, hex::encode(local_path(&q.next)));
+            // A long return path would outgrow the cookie: home instead.
+            let next = Some(local_path(&q.next)).filter(|n| n.len() <= 512).unwrap_or_else(|| "/".to_owned());
+            let value = format!("{}.{}", start.binding, hex::encode(next));
             let mut r = HttpResponse::SeeOther();
             r.insert_header(("location", start.url));
             ctx.set_cookies(&mut r, &[app.provider_cookie(value)]);
@@ -87,11 +89,8 @@ async fn refused(
     error: String,
     next: String,
 ) -> HttpResponse {
-    let mut response = crate::account_pages::sign_in_refused(req, app, ctx, status, error, next).await;
-    if let Ok(cookie) = HeaderValue::from_str(&app.provider_cookie(String::new()).to_string()) {
-        response.headers_mut().append(SET_COOKIE, cookie);
-    }
-    response
+    let response = crate::account_pages::sign_in_refused(req, app, ctx, status, error, next).await;
+    with_cookie(response, &app.provider_cookie(String::new()))
 }
 
 /// `GET /sign-in/oauth/{provider}/callback?code&state`: the provider's answer.
@@ -119,7 +118,7 @@ pub async fn callback(req: HttpRequest, app: web::Data<Web>, provider: web::Path
         Ok(ProviderSignIn::SecondFactor { ticket }) => {
             let page =
                 SecondFactorPage { page: ctx.chrome(&req, &app, "page_view"), ticket, next, error: m.totp_needed };
-            respond(StatusCode::OK, page.render(), &ctx)
+            with_cookie(respond(StatusCode::OK, page.render(), &ctx), &spent)
         }
         Err(p) if p.code == ErrorCode::BadRequest || p.code == ErrorCode::NotFound => {
             refused(&req, &app, &ctx, StatusCode::BAD_REQUEST, m.provider_expired.to_owned(), next).await
@@ -131,8 +130,16 @@ pub async fn callback(req: HttpRequest, app: web::Data<Web>, provider: web::Path
         Err(p) if p.status >= 500 => {
             refused(&req, &app, &ctx, StatusCode::BAD_GATEWAY, m.provider_down.to_owned(), next).await
         }
-        Err(p) => failed(&req, &app, &ctx, &p),
+        Err(p) => with_cookie(failed(&req, &app, &ctx, &p), &spent),
     }
+}
+
+/// `response` with one more cookie set.
+fn with_cookie(mut response: HttpResponse, cookie: &cookie::Cookie<'static>) -> HttpResponse {
+    if let Ok(value) = HeaderValue::from_str(&cookie.to_string()) {
+        response.headers_mut().append(SET_COOKIE, value);
+    }
+    response
 }
 
 // No `Debug`: it holds a sign-in ticket.
