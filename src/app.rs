@@ -82,6 +82,10 @@ pub struct Platform {
     pub modules: Vec<&'static Module>,
     pub mounts: Vec<Mount>,
     pub verifier: Arc<AccessVerifier>,
+    /// Serves pages (the gateway's, or the console on the admin process's
+    /// port): they read the session with the verifier, so this process is
+    /// not ready before auth's keys are loaded.
+    pub serves_pages: bool,
 }
 
 impl Platform {
@@ -145,15 +149,20 @@ impl Platform {
         // The web app's pages answer on the gateway's port, over the
         // modules' traits (local here, or clients of their replicas); the
         // admin console also on admin's own port when it runs apart.
+        let mut serves_pages = false;
         if wiring.local.contains("gateway") {
             let web_app = web_app(&mut wiring, settings, &verifier)?;
             mounts.push(Mount::new(hometrip_web::routes(web_app)));
+            serves_pages = true;
         } else if wiring.local.contains("admin") && wiring.tls.is_none() {
             // Under mutual TLS the modules take calls from the gateway and
             // their named callers only (admin calls none): the console is
             // the gateway's alone, and this process builds no clients for it.
             match web_app(&mut wiring, settings, &verifier) {
-                Ok(web_app) => mounts.push(Mount::new(hometrip_web::console_routes(web_app))),
+                Ok(web_app) => {
+                    mounts.push(Mount::new(hometrip_web::console_routes(web_app)));
+                    serves_pages = true;
+                }
                 // Without every module's address the console is the gateway's only.
                 Err(e) => tracing::info!(reason = %e, "the admin console is not served on this port"),
             }
@@ -164,7 +173,7 @@ impl Platform {
             let accounts = wiring.require::<dyn hometrip_auth::api::Accounts>("auth")?;
             load_keys(accounts, Arc::clone(&verifier), wiring.local.contains("auth")).await?;
         }
-        Ok(Platform { wiring, modules, mounts, verifier })
+        Ok(Platform { wiring, modules, mounts, verifier, serves_pages })
     }
 
     pub fn runs(&self, module: &str) -> bool {
@@ -307,7 +316,7 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         service_token: wiring.service_token.clone(),
         upstreams: wiring.upstreams(),
         broker: wiring.bus.broker().cloned(),
-        token_keys: platform.runs("gateway").then(|| Arc::clone(&platform.verifier)),
+        token_keys: platform.serves_pages.then(|| Arc::clone(&platform.verifier)),
         public_file_prefixes: public_files.clone(),
         metrics_public: settings.server.metrics_public,
         metrics_token: settings.server.metrics_token.clone(),

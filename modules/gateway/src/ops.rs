@@ -36,7 +36,8 @@ pub struct Ops {
     pub upstreams: Vec<Arc<hometrip_kernel::upstream::Upstream>>,
     /// File prefixes anyone may read (avatars, listing photos); the rest stay private.
     pub public_file_prefixes: Vec<String>,
-    /// The verifier a gateway checks tokens with: not ready without keys.
+    /// The verifier the gateway (or a process serving the console) checks
+    /// tokens with: not ready without keys.
     pub token_keys: Option<Arc<hometrip_kernel::auth_context::AccessVerifier>>,
     /// The message broker, when events travel over one (readiness names it).
     pub broker: Option<Arc<hometrip_kernel::broker::Broker>>,
