@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::http::{Page, PageQuery};
-use hometrip_kernel::{ErrorCode, Id, Problem};
+use hometrip_kernel::{Id, Problem};
 
 use crate::api::{Conversation, Inbox, Message, MessagePage};
 use crate::service::{Actor, Draft, MessageService, StartConversation, Upload};
@@ -48,16 +48,6 @@ impl Inbox for MessageService {
         client_message_id: &str,
         files: Vec<Vec<u8>>,
     ) -> Result<Message, Problem> {
-        // The route stops larger uploads before reading them; a caller in
-        // process is held to the same bounds.
-        if files.len() > self.settings.attachments_per_message {
-            let most = self.settings.attachments_per_message;
-            return Err(Problem::new(ErrorCode::PayloadTooLarge, format!("at most {most} attachments per message")));
-        }
-        if files.iter().any(|f| f.len() > self.settings.attachment_max_bytes) {
-            let mib = self.settings.attachment_max_bytes >> 20;
-            return Err(Problem::new(ErrorCode::PayloadTooLarge, format!("each attachment must be at most {mib} MiB")));
-        }
         let draft = Draft {
             body: body.to_owned(),
             client_message_id: Some(client_message_id.to_owned()).filter(|c| !c.is_empty()),

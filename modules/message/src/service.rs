@@ -248,6 +248,16 @@ impl MessageService {
 
     /// `POST /conversations/{id}/messages`: `(message, replayed)`.
     pub async fn send(&self, sender: Id, id: Id, mut send: Draft) -> Result<(Message, bool), Problem> {
+        // The route stops larger uploads while reading them; every caller
+        // (the pages in process too) is held to the same bounds here.
+        if send.files.len() > self.settings.attachments_per_message {
+            let most = self.settings.attachments_per_message;
+            return Err(Problem::new(ErrorCode::PayloadTooLarge, format!("at most {most} attachments per message")));
+        }
+        if send.files.iter().any(|f| f.bytes.len() > self.settings.attachment_max_bytes) {
+            let mib = self.settings.attachment_max_bytes >> 20;
+            return Err(Problem::new(ErrorCode::PayloadTooLarge, format!("each attachment must be at most {mib} MiB")));
+        }
         let conv = store::conversation(&self.db, id)
             .await
             .map_err(db_err)?

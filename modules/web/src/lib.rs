@@ -140,6 +140,7 @@ pub struct WebDeps {
 
 impl Web {
     pub fn new(d: WebDeps) -> Arc<Web> {
+        let tiles = map::origin(&d.settings.map_tiles_url);
         let csrf_key: [u8; 64] = Sha512::digest(format!("hometrip web csrf\n{}", d.secret).as_bytes()).into();
         Arc::new(Web {
             listings: d.listings,
@@ -169,12 +170,8 @@ impl Web {
             csrf_key,
             secure_cookies: d.public_url.starts_with("https://"),
             public_url: d.public_url.clone(),
-            csp: pages::content_security_policy(map::origin(&d.settings.map_tiles_url).as_deref(), false).into(),
-            checkout_csp: pages::content_security_policy(
-                map::origin(&d.settings.map_tiles_url).as_deref(),
-                !d.stripe_publishable_key.is_empty(),
-            )
-            .into(),
+            csp: pages::content_security_policy(tiles.as_deref(), false).into(),
+            checkout_csp: pages::content_security_policy(tiles.as_deref(), !d.stripe_publishable_key.is_empty()).into(),
             stripe_key: d.stripe_publishable_key,
             map: d.settings,
             rotations: session::Rotations::default(),
