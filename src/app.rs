@@ -10,6 +10,7 @@ use actix_cors::Cors;
 use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use hometrip_gateway::{EdgeSettings, Ops, Proxy, RouteTable};
+use hometrip_kernel::api_keys::{ApiKeyVerifier, KeyAuthority};
 use hometrip_kernel::auth_context::AccessVerifier;
 use hometrip_kernel::cache::{Cache, MemoryCache, RateLimiter, RedisCache};
 use hometrip_kernel::db::{Db, MigrationSet};
@@ -82,6 +83,8 @@ pub struct Platform {
     pub modules: Vec<&'static Module>,
     pub mounts: Vec<Mount>,
     pub verifier: Arc<AccessVerifier>,
+    /// API keys' checks at this process's edge (where auth can be reached).
+    pub keys: Option<Arc<ApiKeyVerifier>>,
     /// Serves pages (the gateway's, or the console on the admin process's
     /// port): they read the session with the verifier, so this process is
     /// not ready before auth's keys are loaded.
@@ -169,11 +172,14 @@ impl Platform {
         }
         let can_verify = wiring.local.contains("auth")
             || wiring.settings.services.modules.get("auth").is_some_and(|a| !a.urls.is_empty());
+        let mut keys = None;
         if can_verify {
             let accounts = wiring.require::<dyn hometrip_auth::api::Accounts>("auth")?;
             load_keys(accounts, Arc::clone(&verifier), wiring.local.contains("auth")).await?;
+            let authority = wiring.require::<dyn KeyAuthority>("auth")?;
+            keys = Some(ApiKeyVerifier::new(authority, Arc::clone(&wiring.cache), wiring.jobs.clock().clone()));
         }
-        Ok(Platform { wiring, modules, mounts, verifier, serves_pages })
+        Ok(Platform { wiring, modules, mounts, verifier, keys, serves_pages })
     }
 
     pub fn runs(&self, module: &str) -> bool {
@@ -260,6 +266,7 @@ pub fn openapi_document(local: &[&Module]) -> utoipa::openapi::OpenApi {
         }
     }
     BearerAuth.modify_doc(&mut doc);
+    hometrip_gateway::scopes::document(&mut doc);
     doc
 }
 
@@ -299,6 +306,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         }
     }
     tasks.push(wiring.jobs.spawn());
+    if let Some(keys) = &platform.keys {
+        tasks.push(keys.spawn_flush(Duration::from_secs(settings.auth.api_keys.last_used_flush_secs.max(1))));
+    }
     let wiring = &platform.wiring;
     let openapi = openapi_document(&platform.modules).to_json().map_err(|e| e.to_string())?;
     let public_files: Vec<String> =
@@ -341,10 +351,12 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
         limiter: RateLimiter::new(Arc::clone(&wiring.cache)),
         per_ip: settings.server.rate_limit,
         per_account: settings.auth.rate_limit_per_account,
+        per_api_key: settings.auth.api_keys.rate_limit,
         trusted_proxies: trusted.clone(),
         hsts: settings.server.public_url.starts_with("https://"),
     });
     let verifier = web::Data::from(Arc::clone(&platform.verifier));
+    let keys = platform.keys.clone().map(web::Data::from);
     let jobs = web::Data::from(Arc::clone(&wiring.jobs));
     let audit = web::Data::new(hometrip_gateway::audit::AuditSink {
         bus: Arc::clone(&wiring.bus),
@@ -412,6 +424,9 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
                     api(cfg);
                 }
             }));
+        if let Some(keys) = &keys {
+            app = app.app_data(keys.clone());
+        }
         app = match &proxy {
             Some(proxy) => app.app_data(proxy.clone()).default_service(web::to(hometrip_gateway::proxy::forward)),
             None => app.default_service(web::to(hometrip_gateway::middleware::not_found)),

@@ -79,6 +79,10 @@ pub static MODULES: &[Module] = &[
         calls: &[],
         routes: &[
             "/api/v1/auth/**",
+            "/api/v1/api-keys",
+            "/api/v1/api-keys/**",
+            "/api/v1/admin/api-keys/**",
+            "/api/v1/admin/users/*/api-keys",
             "/api/v1/admin/users/*/roles",
             "/api/v1/admin/users/*/suspend",
             "/api/v1/admin/users/*/reinstate",
@@ -96,6 +100,9 @@ pub static MODULES: &[Module] = &[
             let security = Arc::new(hometrip_auth::client::AccountSecurityClient::new(c.clone()));
             w.provide::<dyn hometrip_auth::api::AccountAdmin>(Arc::clone(&security) as _);
             w.provide::<dyn hometrip_auth::api::AccountSecurity>(security);
+            let keys = Arc::new(hometrip_auth::client::ApiKeysClient::new(c.clone()));
+            w.provide::<dyn hometrip_auth::api::ApiKeys>(Arc::clone(&keys) as _);
+            w.provide::<dyn hometrip_kernel::api_keys::KeyAuthority>(keys);
             let client = Arc::new(hometrip_auth::client::AccountsClient::new(c));
             w.provide::<dyn hometrip_auth::api::Accounts>(Arc::clone(&client) as Arc<dyn hometrip_auth::api::Accounts>);
             w.provide::<dyn hometrip_auth::api::Sessions>(client);
@@ -437,8 +444,11 @@ mod local {
                 settings: w.settings.auth.clone(),
                 data_dir: w.settings.data_dir.clone(),
                 event_sealer: w.event_sealer.clone(),
+                clock: w.jobs.clock().clone(),
             })?;
             w.provide::<dyn Accounts>(Arc::clone(&auth) as Arc<dyn Accounts>);
+            w.provide::<dyn hometrip_auth::api::ApiKeys>(Arc::clone(&auth) as _);
+            w.provide::<dyn hometrip_kernel::api_keys::KeyAuthority>(Arc::clone(&auth) as _);
             w.provide::<dyn hometrip_auth::api::Sessions>(Arc::clone(&auth) as Arc<dyn hometrip_auth::api::Sessions>);
             w.provide::<dyn hometrip_auth::api::AccountSecurity>(Arc::clone(&auth) as _);
             w.provide::<dyn hometrip_auth::api::AccountAdmin>(Arc::clone(&auth) as _);

@@ -143,6 +143,7 @@ async fn in_process() -> InProcess {
         settings: auth_settings(),
         data_dir: dir.clone(),
         event_sealer: hometrip_kernel::sealed::Sealer::from_credential("conformance"),
+        clock: hometrip_kernel::time::Clock::system(),
     })
     .unwrap();
     let files = FileStore::local(&dir.join("files"), "/files").unwrap();

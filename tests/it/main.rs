@@ -6,6 +6,7 @@
 mod account_security;
 mod admin;
 mod analytics;
+mod api_keys;
 mod architecture;
 mod audit;
 mod auth;

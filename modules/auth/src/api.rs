@@ -178,6 +178,73 @@ pub trait AccountSecurity: Send + Sync {
     async fn revoke_other_sessions(&self, user: &AuthUser) -> Result<usize, Problem>;
 }
 
+// ---- API keys ------------------------------------------------------------------
+
+pub use hometrip_kernel::api_keys::Scope;
+
+/// An API key as its owner (or an admin) sees it: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiKey {
+    pub id: Id,
+    pub owner_id: Id,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// The key's first characters (`htk_` and its public part), to tell keys apart.
+    pub prefix: String,
+    pub created_at: Instant,
+    pub expires_at: Option<Instant>,
+    /// Updated in batches: within a minute or so of a use.
+    pub last_used_at: Option<Instant>,
+    pub revoked_at: Option<Instant>,
+    /// The key that replaced this one by rotation (this one stops at `expires_at`).
+    pub replaced_by: Option<Id>,
+}
+
+/// A key just issued: `key` is shown this once and stored only hashed.
+// No `Debug`: it holds the key.
+#[derive(Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IssuedApiKey {
+    pub id: Id,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub prefix: String,
+    pub key: String,
+    pub created_at: Instant,
+    pub expires_at: Option<Instant>,
+}
+
+/// What a new key is asked for; scopes by name (`calendar:read`).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub expires_at: Option<Instant>,
+}
+
+/// A signed-in user's API keys (never through a key: the edge refuses
+/// keys on these routes), and an admin's view of anyone's; in process or
+/// over the public routes as that user.
+#[async_trait]
+pub trait ApiKeys: Send + Sync {
+    /// 422 for an empty name, an unknown scope or a past expiry; 409 at the
+    /// limit of live keys per account.
+    async fn create(&self, owner: &AuthUser, new: &NewApiKey) -> Result<IssuedApiKey, Problem>;
+    /// The owner's keys not revoked, newest first.
+    async fn list(&self, owner: &AuthUser) -> Result<Vec<ApiKey>, Problem>;
+    /// A new key with the same name, scopes and expiry; the old one keeps
+    /// working `grace_minutes` (default 60, 0 for none), then stops. 409
+    /// for a key already rotated, revoked or expired; 404 for another's.
+    async fn rotate(&self, owner: &AuthUser, id: Id, grace_minutes: Option<i64>) -> Result<IssuedApiKey, Problem>;
+    /// Stops the key at once in every process; 404 for another's.
+    async fn revoke(&self, owner: &AuthUser, id: Id) -> Result<(), Problem>;
+    /// Every key of `user`, revoked ones too (admins only).
+    async fn keys_of(&self, admin: &AuthUser, user: Id) -> Result<Vec<ApiKey>, Problem>;
+    /// Revokes anyone's key (admins only).
+    async fn revoke_any(&self, admin: &AuthUser, id: Id, reason: &str) -> Result<(), Problem>;
+}
+
 // ---- Events -------------------------------------------------------------------
 
 pub const ACCOUNT_REGISTERED: &str = "auth.account_registered";
@@ -270,7 +337,21 @@ pub struct AuthSettings {
     pub oauth_success_redirect: String,
     /// Requests per authenticated account per window across the API.
     pub rate_limit_per_account: hometrip_kernel::cache::Limit,
+    pub api_keys: ApiKeySettings,
     pub oauth: BTreeMap<String, OAuthProviderSettings>,
+}
+
+/// API keys: how many an account may hold, how fast each may call, and
+/// how often the edges write when keys were used.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySettings {
+    /// Live (not revoked, not expired) keys per account.
+    pub max_per_account: u32,
+    /// Requests per key per window, whatever else the owner does.
+    pub rate_limit: hometrip_kernel::cache::Limit,
+    /// Seconds between an edge's writes of `last_used_at`.
+    pub last_used_flush_secs: u64,
 }
 
 /// Login attempts are counted before the password is checked, per key below;

@@ -1,6 +1,7 @@
 //! [`Accounts`] over HTTP, for a process that does not run auth itself.
 
 use async_trait::async_trait;
+use hometrip_kernel::api_keys::{KeyAuthority, KeyGrant, KeyUse};
 use hometrip_kernel::auth_context::{AuthUser, JwkSet};
 use hometrip_kernel::remote::RemoteClient;
 use hometrip_kernel::{Id, Problem};
@@ -252,5 +253,77 @@ impl crate::api::AccountAdmin for AccountSecurityClient {
 
     async fn reinstate(&self, admin: &AuthUser, id: Id) -> Result<AccountSummary, Problem> {
         self.remote.post_as(&format!("/api/v1/admin/users/{id}/reinstate"), &serde_json::json!({}), admin, None).await
+    }
+}
+
+/// [`crate::api::ApiKeys`] over the public routes as the user, and the
+/// edge's [`KeyAuthority`] over auth's internal routes.
+pub struct ApiKeysClient {
+    remote: RemoteClient,
+}
+
+impl ApiKeysClient {
+    pub fn new(remote: RemoteClient) -> Self {
+        ApiKeysClient { remote }
+    }
+}
+
+#[derive(Deserialize)]
+struct ApiKeyList {
+    items: Vec<crate::api::ApiKey>,
+}
+
+#[async_trait]
+impl crate::api::ApiKeys for ApiKeysClient {
+    async fn create(&self, owner: &AuthUser, new: &crate::api::NewApiKey) -> Result<crate::api::IssuedApiKey, Problem> {
+        self.remote.post_as("/api/v1/api-keys", new, owner, None).await
+    }
+
+    async fn list(&self, owner: &AuthUser) -> Result<Vec<crate::api::ApiKey>, Problem> {
+        let list: ApiKeyList = self.remote.get_as("/api/v1/api-keys", owner).await?;
+        Ok(list.items)
+    }
+
+    async fn rotate(
+        &self,
+        owner: &AuthUser,
+        id: Id,
+        grace_minutes: Option<i64>,
+    ) -> Result<crate::api::IssuedApiKey, Problem> {
+        let body = serde_json::json!({ "grace_minutes": grace_minutes });
+        self.remote.post_as(&format!("/api/v1/api-keys/{id}/rotate"), &body, owner, None).await
+    }
+
+    async fn revoke(&self, owner: &AuthUser, id: Id) -> Result<(), Problem> {
+        self.remote.delete_as(&format!("/api/v1/api-keys/{id}"), owner).await
+    }
+
+    async fn keys_of(&self, admin: &AuthUser, user: Id) -> Result<Vec<crate::api::ApiKey>, Problem> {
+        let list: ApiKeyList = self.remote.get_as(&format!("/api/v1/admin/users/{user}/api-keys"), admin).await?;
+        Ok(list.items)
+    }
+
+    async fn revoke_any(&self, admin: &AuthUser, id: Id, reason: &str) -> Result<(), Problem> {
+        let body = serde_json::json!({ "reason": reason });
+        let path = format!("/api/v1/admin/api-keys/{id}/revoke");
+        self.remote.post_as::<_, Option<IgnoredAny>>(&path, &body, admin, None).await.map(drop)
+    }
+}
+
+#[async_trait]
+impl KeyAuthority for ApiKeysClient {
+    async fn authenticate(&self, key: &str) -> Result<KeyGrant, Problem> {
+        // A read in a POST's clothes (the key stays out of URLs and logs).
+        self.remote
+            .post_idempotent("/internal/auth/api-keys/authenticate", &serde_json::json!({ "key": key }), None)
+            .await
+    }
+
+    async fn record_use(&self, used: &[KeyUse]) -> Result<(), Problem> {
+        let body = serde_json::json!({ "used": used });
+        self.remote
+            .post_idempotent::<_, Option<IgnoredAny>>("/internal/auth/api-keys/used", &body, None)
+            .await
+            .map(drop)
     }
 }

@@ -6,6 +6,8 @@ use hometrip_kernel::FieldError;
 use sha2::{Digest, Sha256};
 use validator::ValidateEmail;
 
+pub mod api_keys;
+
 pub const PASSWORD_MIN_CHARS: usize = 8;
 pub const PASSWORD_MAX_CHARS: usize = 128;
 /// zxcvbn score (0–4) a password must reach: 3 is "safely unguessable".

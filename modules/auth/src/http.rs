@@ -14,6 +14,8 @@ use crate::api::{AccountSummary, Accounts, SessionInfo, TotpSetup};
 use crate::oauth::{OAuthOutcome, BINDING_COOKIE};
 use crate::service::{AuthService, ClientInfo, Impersonation, TokenPair};
 
+mod api_keys;
+
 /// What the routes need besides the service.
 pub struct AuthWeb {
     pub service: Arc<AuthService>,
@@ -448,7 +450,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(admin_set_role)
         .service(admin_suspend)
         .service(admin_reinstate)
-        .service(admin_impersonate);
+        .service(admin_impersonate)
+        .configure(api_keys::routes);
 }
 
 // ---- internal routes: the Accounts trait over HTTP (see client.rs)
@@ -542,7 +545,8 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
             .route("/accounts/{id}", web::get().to(internal_account))
             .route("/accounts/{id}/roles", web::post().to(internal_set_role))
             .route("/jwks", web::get().to(internal_jwks))
-            .route("/sessions/{use_case}", web::post().to(internal_session)),
+            .route("/sessions/{use_case}", web::post().to(internal_session))
+            .configure(api_keys::internal_routes),
     );
 }
 
@@ -570,7 +574,13 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
         admin_set_role,
         admin_suspend,
         admin_reinstate,
-        admin_impersonate
+        admin_impersonate,
+        api_keys::create,
+        api_keys::list,
+        api_keys::rotate,
+        api_keys::revoke,
+        api_keys::admin_list,
+        api_keys::admin_revoke
     ),
     components(schemas(
         Problem,
@@ -580,7 +590,14 @@ pub fn internal_routes(cfg: &mut web::ServiceConfig) {
         AccountSummary,
         JwkSet,
         SuspensionReason,
-        Impersonation
+        Impersonation,
+        crate::api::ApiKey,
+        crate::api::IssuedApiKey,
+        crate::api::NewApiKey,
+        crate::api::Scope,
+        api_keys::ApiKeyList,
+        api_keys::RotateRequest,
+        api_keys::RevokeReason
     ))
 )]
 pub struct AuthApi;

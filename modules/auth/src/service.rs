@@ -29,6 +29,7 @@ use crate::domain::{self, RefreshDecision, RefreshState};
 use crate::store::{self, AccountRow, NewEmailToken, NewRefreshToken};
 
 mod account_security;
+mod api_keys;
 mod credentials;
 mod sessions;
 mod two_factor;
@@ -43,6 +44,8 @@ pub struct AuthDeps {
     /// Seals the single-use tokens events carry, for the notification module
     /// (keyed by the deployment's service credential).
     pub event_sealer: Sealer,
+    /// The rules' clock (API keys' expiry and rotation; tests move it).
+    pub clock: hometrip_kernel::time::Clock,
 }
 
 pub struct AuthService {
@@ -54,6 +57,7 @@ pub struct AuthService {
     signer: Signer,
     sealer: Aes256Gcm,
     event_sealer: Sealer,
+    clock: hometrip_kernel::time::Clock,
     /// Owned permits travel into the blocking hash: a client that hangs up
     /// cannot free a slot while its hash still runs.
     hashing: Arc<Semaphore>,
@@ -200,6 +204,7 @@ impl AuthService {
             signer,
             sealer,
             event_sealer: deps.event_sealer,
+            clock: deps.clock,
             hashing: Arc::new(Semaphore::new(permits)),
             dummy_hash,
             http,
@@ -345,6 +350,7 @@ impl AuthService {
             store::set_suspension(&self.db, id, reason.map(str::trim), Instant::now(), &event).await.map_err(db_err)?
         {
             self.forget_sessions(&ended).await?;
+            self.hold_api_keys(id, reason.is_some()).await?;
             self.bus.poke();
         }
         Ok(summary(&self.account_row(id).await?))

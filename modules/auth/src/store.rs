@@ -80,6 +80,25 @@ pub mod schema {
             email_verified -> Bool,
         }
     }
+    diesel::table! {
+        use diesel::sql_types::*;
+        use hometrip_kernel::db::sql::*;
+        api_keys (id) {
+            id -> DbUuid,
+            owner_id -> DbUuid,
+            name -> Text,
+            public_part -> Text,
+            key_hash -> Text,
+            scopes -> Text,
+            created_at -> DbInstant,
+            expires_at -> Nullable<DbInstant>,
+            last_used_at -> Nullable<DbInstant>,
+            revoked_at -> Nullable<DbInstant>,
+            replaced_by -> Nullable<DbUuid>,
+        }
+    }
+    diesel::joinable!(api_keys -> accounts (owner_id));
+    diesel::allow_tables_to_appear_in_same_query!(api_keys, accounts);
 }
 use schema::*;
 
@@ -231,7 +250,9 @@ macro_rules! unlink_unverified_identities {
     };
 }
 
+mod api_keys;
 mod two_factor;
+pub use api_keys::*;
 pub use two_factor::*;
 
 /// Creates an account, optionally its first email token and OAuth identity

@@ -7,7 +7,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next};
 use actix_web::{web, Error, HttpMessage, ResponseError};
-use hometrip_kernel::auth_context::verify_request;
+use hometrip_kernel::api_keys::{is_api_key, ApiKeyVerifier};
+use hometrip_kernel::auth_context::{bearer, verify_request};
 use hometrip_kernel::cache::{Limit, RateLimiter};
 use hometrip_kernel::http::client_ip;
 use hometrip_kernel::{ErrorCode, Problem};
@@ -21,6 +22,8 @@ pub struct EdgeSettings {
     pub limiter: RateLimiter,
     pub per_ip: Limit,
     pub per_account: Limit,
+    /// Requests per API key per window (each key counts on its own).
+    pub per_api_key: Limit,
     pub trusted_proxies: hometrip_kernel::http::TrustedProxies,
     /// `Strict-Transport-Security` on every response (the public URL is https).
     pub hsts: bool,
@@ -209,6 +212,9 @@ async fn limit(req: &ServiceRequest, s: &EdgeSettings) -> Option<Problem> {
         Err(e) => return Some(e.into()),
         Ok(Ok(_)) => {}
     }
+    if let Some(key) = bearer(req.request()).ok().filter(|t| is_api_key(t)) {
+        return api_key(req, s, &key).await.err();
+    }
     if let Some(user) = verify_request(req.request()).await {
         // An admin viewing as a user reads only: nothing they do changes the account.
         let reads = matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD);
@@ -224,6 +230,32 @@ async fn limit(req: &ServiceRequest, s: &EdgeSettings) -> Option<Problem> {
         }
     }
     None
+}
+
+/// A request carrying an API key proceeds as the key's owner when the key is
+/// valid, has the scope the call needs (the one table, [`crate::scopes`]),
+/// and is within its own rate limit.
+async fn api_key(req: &ServiceRequest, s: &EdgeSettings, key: &str) -> Result<(), Problem> {
+    let keys = req
+        .app_data::<web::Data<ApiKeyVerifier>>()
+        .ok_or_else(|| Problem::new(ErrorCode::InvalidToken, "this process does not take API keys"))?;
+    let grant = keys.verify(key).await?;
+    let Some(scope) = crate::scopes::required(req.method(), req.match_info().as_str()) else {
+        return Err(Problem::new(
+            ErrorCode::InsufficientScope,
+            "no API key scope grants this call: it takes a signed-in session",
+        ));
+    };
+    if !grant.scopes.contains(&scope) {
+        return Err(Problem::new(ErrorCode::InsufficientScope, format!("this call needs the {scope} scope")));
+    }
+    match s.limiter.hit(&format!("api-key:{}", grant.key_id), s.per_api_key).await {
+        Ok(Err(retry)) => return Err(Problem::new(ErrorCode::RateLimited, "too many requests").retry_after(retry)),
+        Err(e) => return Err(e.into()),
+        Ok(Ok(_)) => {}
+    }
+    req.extensions_mut().insert(grant.caller());
+    Ok(())
 }
 
 /// Turns every error response that is not already problem+json (actix's

@@ -4,6 +4,7 @@
 //! the outbox event bus, cache and rate limiting, the caller's identity, HTTP
 //! plumbing and the base of remote clients. The kernel knows no module.
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth_context;
 pub mod broker;

@@ -553,6 +553,9 @@ pub fn data(service: &Arc<ListingService>) -> web::Data<ListingService> {
         update,
         remove,
         photos,
+        order_photos,
+        caption_photo,
+        delete_photo,
         publish,
         unlist,
         calendar,
@@ -583,7 +586,9 @@ pub fn data(service: &Arc<ListingService>) -> web::Data<ListingService> {
         CalendarImport,
         NewImport,
         ExportLink,
-        SyncResult
+        SyncResult,
+        PhotoOrder,
+        PhotoCaption
     ))
 )]
 pub struct ListingApi;

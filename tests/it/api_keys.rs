@@ -1,0 +1,355 @@
+//! Issue 18, API keys: scoped, hashed, rotatable, revocable at once in every
+//! process, limited per key, audited; checked at the edge.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::shape::is_split;
+use crate::support::*;
+
+/// A host with a listing of their own; the host's client and the listing's id.
+async fn host_with_listing(server: &Server) -> (Api, Value, String) {
+    let (host, _) = server.client().signed_up(&unique_email("keys-host")).await;
+    let me = host.get("/api/v1/users/me").await.body;
+    let listing = host.post("/api/v1/listings", house("Le Mas des clés")).await;
+    assert_eq!(listing.status, 201, "{}", listing.text);
+    (host, me, listing.body["id"].as_str().unwrap().to_owned())
+}
+
+/// Creates a key with `scopes`; the answer (with `key`).
+async fn new_key(owner: &Api, name: &str, scopes: &[&str]) -> Value {
+    let r = owner.post("/api/v1/api-keys", json!({"name": name, "scopes": scopes})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body
+}
+
+fn key_of(created: &Value) -> String {
+    created["key"].as_str().unwrap().to_owned()
+}
+
+fn calendar(listing: &str) -> String {
+    format!("/api/v1/listings/{listing}/calendar?from={}&to={}", date_from_today(30), date_from_today(33))
+}
+
+fn block(listing: &str, available: bool) -> (String, Value) {
+    let body = json!({"ranges": [{"from": date_from_today(30), "to": date_from_today(32), "available": available}]});
+    (format!("/api/v1/listings/{listing}/calendar"), body)
+}
+
+async fn put(api: &Api, path: &str, body: Value) -> Reply {
+    api.send(api.http.put(format!("{}{path}", api.base)).json(&body)).await
+}
+
+#[tokio::test]
+async fn a_key_acts_within_its_scopes_only() {
+    let server = Server::start().await;
+    let (host, me, listing) = host_with_listing(&server).await;
+    let reader = new_key(&host, "Channel manager (read)", &["calendar:read"]).await;
+    let key = key_of(&reader);
+    assert!(key.starts_with("htk_") && key.len() >= 4 + 43, "{key}");
+    assert!(key.starts_with(reader["prefix"].as_str().unwrap()), "{reader}");
+    assert_eq!(reader["scopes"], json!(["calendar:read"]));
+    assert!(reader["created_at"].is_string() && reader["expires_at"].is_null(), "{reader}");
+    let with_reader = server.client().with_token(&key);
+
+    // calendar:read reads the calendar, and is refused a write with 403 insufficient_scope.
+    let read = with_reader.get(&calendar(&listing)).await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    let (path, body) = block(&listing, false);
+    let refused = put(&with_reader, &path, body.clone()).await;
+    assert_eq!(refused.problem(403), "insufficient_scope");
+    assert!(refused.body["detail"].as_str().unwrap().contains("calendar:write"), "{}", refused.text);
+
+    // calendar:write blocks nights.
+    let writer = key_of(&new_key(&host, "Channel manager (write)", &["calendar:write", "calendar:read"]).await);
+    let with_writer = server.client().with_token(&writer);
+    let blocked = put(&with_writer, &path, body).await;
+    assert_eq!(blocked.status, 200, "{}", blocked.text);
+    let days = with_reader.get(&calendar(&listing)).await.body;
+    assert_eq!(days["days"][0]["available"], json!(false), "{days}");
+    assert_eq!(days["days"][2]["available"], json!(true), "{days}");
+
+    // What no scope grants refuses every key: keys, password, 2FA, sessions, admin, the profile.
+    for (method, path) in [
+        ("POST", "/api/v1/api-keys"),
+        ("GET", "/api/v1/api-keys"),
+        ("POST", "/api/v1/auth/password/change"),
+        ("POST", "/api/v1/auth/2fa/setup"),
+        ("GET", "/api/v1/auth/sessions"),
+        ("GET", "/api/v1/admin/audit"),
+        ("GET", "/api/v1/users/me"),
+    ] {
+        let rb = with_writer.http.request(method.parse().unwrap(), server.url(path)).json(&json!({}));
+        assert_eq!(with_writer.send(rb).await.problem(403), "insufficient_scope", "{method} {path}");
+    }
+    let made = with_writer.post("/api/v1/api-keys", json!({"name": "more", "scopes": ["calendar:write"]})).await;
+    assert_eq!(made.problem(403), "insufficient_scope");
+    assert_eq!(host.get("/api/v1/api-keys").await.body["items"].as_array().unwrap().len(), 2);
+
+    // Other scopes reach their endpoints: bookings and messages, listings read but not write.
+    let other = key_of(&new_key(&host, "PMS", &["bookings:read", "messages:read", "listings:read"]).await);
+    let with_other = server.client().with_token(&other);
+    assert_eq!(with_other.get("/api/v1/bookings?role=host").await.status, 200);
+    assert_eq!(with_other.get("/api/v1/conversations").await.status, 200);
+    assert_eq!(with_other.get(&format!("/api/v1/listings/{listing}")).await.status, 200);
+    let patch = with_other.patch(&format!("/api/v1/listings/{listing}"), json!({"title": "Renamed"})).await;
+    assert_eq!(patch.problem(403), "insufficient_scope");
+
+    // Unknown and malformed keys are 401.
+    let unknown = server.client().with_token(&format!("htk_{}_{}", "abcdefghij", "A".repeat(43)));
+    assert_eq!(unknown.get(&calendar(&listing)).await.problem(401), "invalid_token");
+    let forged = server.client().with_token(&format!("{}x", &key[..key.len() - 1]));
+    assert_eq!(forged.get(&calendar(&listing)).await.problem(401), "invalid_token");
+    assert_eq!(server.client().with_token("htk_").get(&calendar(&listing)).await.problem(401), "invalid_token");
+
+    // The owner's list: no key, the prefix, and when each was last used (written in batches).
+    let listed = host.get("/api/v1/api-keys").await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert!(!listed.text.contains(&key) && !listed.text.contains("\"key\""), "{}", listed.text);
+    let mut used = Value::Null;
+    for _ in 0..patience(300) {
+        used = host.get("/api/v1/api-keys").await.body;
+        let reader_row = used["items"].as_array().unwrap().iter().find(|k| k["id"] == reader["id"]).cloned();
+        if reader_row.is_some_and(|k| k["last_used_at"].is_string()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reader_row = used["items"].as_array().unwrap().iter().find(|k| k["id"] == reader["id"]).unwrap();
+    assert!(reader_row["last_used_at"].is_string(), "last_used_at never written: {used}");
+    assert_eq!(reader_row["prefix"], reader["prefix"]);
+    assert_eq!(reader_row["owner_id"], me["id"]);
+
+    // The database holds no key in plain text: not the key, not its secret part.
+    let secret = key.rsplit('_').next().unwrap().to_owned();
+    let rows = sql(
+        &server,
+        "auth",
+        "SELECT id || ' ' || name || ' ' || public_part || ' ' || key_hash || ' ' || scopes AS v FROM api_keys",
+    )
+    .await;
+    assert!(rows.len() >= 3, "{rows:?}");
+    assert!(rows.iter().all(|r| !r.contains(&secret) && !r.contains(&key)), "{rows:?}");
+
+    // Each creation is in the audit log, as the owner's.
+    let admin = admin(&server).await;
+    let path = format!("/api/v1/admin/audit?actor={}", me["id"].as_str().unwrap());
+    let audit = eventually(&admin, &path, |b| b["items"].as_array().is_some_and(|i| i.len() >= 3)).await;
+    assert!(audit["items"].as_array().unwrap().iter().all(|e| e["action"] == "POST /api/v1/api-keys"), "{audit}");
+    assert!(audit.to_string().contains(reader["id"].as_str().unwrap()), "{audit}");
+    assert!(!audit.to_string().contains(&secret), "{audit}");
+
+    // Bad requests are clear 422s.
+    for bad in [
+        json!({"name": "", "scopes": ["calendar:read"]}),
+        json!({"name": "x", "scopes": []}),
+        json!({"name": "x", "scopes": ["admin"]}),
+        json!({"name": "x", "scopes": ["calendar:read"], "expires_at": "2001-01-01T00:00:00Z"}),
+    ] {
+        assert_eq!(host.post("/api/v1/api-keys", bad.clone()).await.problem(422), "validation_failed", "{bad}");
+    }
+    let no_session = server.client().post("/api/v1/api-keys", json!({"name": "x", "scopes": ["calendar:read"]})).await;
+    assert_eq!(no_session.status, 401);
+}
+
+/// The bases of every process that takes `module`'s public calls from
+/// outside: the gateway, and in the split shape that module's own
+/// processes too (each checks keys at its edge).
+fn edges(server: &Server, module: &str) -> Vec<(String, reqwest::Client)> {
+    let mut all = vec![(server.base.clone(), reqwest::Client::new())];
+    if let Some(split) = &server.split {
+        all.extend(split.bases_of(module).into_iter().map(|b| (b, split.http())));
+    }
+    all
+}
+
+async fn status_at(base: &str, http: &reqwest::Client, key: &str, path: &str) -> u16 {
+    http.get(format!("{base}{path}")).bearer_auth(key).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_by_every_process_at_once() {
+    let server = Server::start().await;
+    // A second process on the same database and cache (PostgreSQL and Redis).
+    let second = match (redis_url(), is_split()) {
+        (Some(_), false) => Some(Server::start_sharing(&server, &[]).await),
+        _ => None,
+    };
+    let (host, me, listing) = host_with_listing(&server).await;
+    let path = calendar(&listing);
+    let mut processes = edges(&server, "listing");
+    if let Some(second) = &second {
+        processes.push((second.base.clone(), reqwest::Client::new()));
+    }
+    let created = new_key(&host, "Script", &["calendar:read"]).await;
+    let key = key_of(&created);
+    // Every process knows the key (and remembers it)...
+    for (base, http) in &processes {
+        assert_eq!(status_at(base, http, &key, &path).await, 200, "{base}");
+    }
+    // ... and refuses it the moment it is revoked.
+    let id = created["id"].as_str().unwrap();
+    let revoked = host.send(host.http.delete(server.url(&format!("/api/v1/api-keys/{id}")))).await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text);
+    for (base, http) in &processes {
+        assert_eq!(status_at(base, http, &key, &path).await, 401, "{base}");
+    }
+    assert!(host.get("/api/v1/api-keys").await.body["items"].as_array().unwrap().is_empty());
+    let again = host.send(host.http.delete(server.url(&format!("/api/v1/api-keys/{id}")))).await;
+    assert_eq!(again.status, 204);
+
+    // Someone else's key is not theirs to see or revoke.
+    let (stranger, _) = server.client().signed_up(&unique_email("keys-stranger")).await;
+    let other = new_key(&host, "Other", &["calendar:read"]).await;
+    let other_id = other["id"].as_str().unwrap();
+    let theirs = stranger.send(stranger.http.delete(server.url(&format!("/api/v1/api-keys/{other_id}")))).await;
+    assert_eq!(theirs.problem(404), "not_found");
+    let rotate = stranger.post(&format!("/api/v1/api-keys/{other_id}/rotate"), json!({})).await;
+    assert_eq!(rotate.problem(404), "not_found");
+
+    // An admin lists any user's keys (revoked ones too) and revokes them; the call is audited.
+    let admin = admin(&server).await;
+    let user_id = me["id"].as_str().unwrap();
+    assert_eq!(stranger.get(&format!("/api/v1/admin/users/{user_id}/api-keys")).await.problem(403), "forbidden");
+    let theirs = admin.get(&format!("/api/v1/admin/users/{user_id}/api-keys")).await;
+    assert_eq!(theirs.status, 200, "{}", theirs.text);
+    let items = theirs.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", theirs.text);
+    assert!(items.iter().any(|k| k["id"] == created["id"] && k["revoked_at"].is_string()), "{}", theirs.text);
+    let other_key = key_of(&other);
+    assert_eq!(status_at(&server.base, &reqwest::Client::new(), &other_key, &path).await, 200);
+    let no_reason = admin.post(&format!("/api/v1/admin/api-keys/{other_id}/revoke"), json!({"reason": " "})).await;
+    assert_eq!(no_reason.problem(422), "validation_failed");
+    let by_admin = admin.post(&format!("/api/v1/admin/api-keys/{other_id}/revoke"), json!({"reason": "leaked"})).await;
+    assert_eq!(by_admin.status, 204, "{}", by_admin.text);
+    for (base, http) in &processes {
+        assert_eq!(status_at(base, http, &other_key, &path).await, 401, "{base}");
+    }
+    let admin_id = admin.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
+    let audit = eventually(&admin, &format!("/api/v1/admin/audit?actor={admin_id}"), |b| {
+        b["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().any(|e| e["target"].as_str().unwrap_or("").contains(other_id)))
+    })
+    .await;
+    assert!(audit.to_string().contains("leaked"), "{audit}");
+
+    // A suspended user's keys stop at once, and work again on reinstatement.
+    let third = key_of(&new_key(&host, "Third", &["calendar:read"]).await);
+    for (base, http) in &processes {
+        assert_eq!(status_at(base, http, &third, &path).await, 200, "{base}");
+    }
+    let suspended = admin.post(&format!("/api/v1/admin/users/{user_id}/suspend"), json!({"reason": "fraud"})).await;
+    assert_eq!(suspended.status, 200, "{}", suspended.text);
+    for (base, http) in &processes {
+        assert_eq!(status_at(base, http, &third, &path).await, 401, "{base}");
+    }
+    let reinstated = admin.post(&format!("/api/v1/admin/users/{user_id}/reinstate"), json!({})).await;
+    assert_eq!(reinstated.status, 200, "{}", reinstated.text);
+    for (base, http) in &processes {
+        assert_eq!(status_at(base, http, &third, &path).await, 200, "{base}");
+    }
+}
+
+#[tokio::test]
+async fn rotated_keys_overlap_for_the_grace_period_only_and_each_key_has_its_limit() {
+    let env: Vec<(&str, &str)> =
+        CLOCK.iter().copied().chain([("HOMETRIP_AUTH__API_KEYS__RATE_LIMIT__MAX", "5")]).collect();
+    let server = Server::start_with(&env).await;
+    let (host, _, listing) = host_with_listing(&server).await;
+    let path = calendar(&listing);
+    let gateway = reqwest::Client::new();
+    let works = |key: String| {
+        let (base, gateway, path) = (server.base.clone(), gateway.clone(), path.clone());
+        async move { status_at(&base, &gateway, &key, &path).await }
+    };
+
+    let first = new_key(&host, "Rotating", &["calendar:read"]).await;
+    let first_key = key_of(&first);
+    assert_eq!(works(first_key.clone()).await, 200);
+    let id = first["id"].as_str().unwrap();
+    let rotated = host.post(&format!("/api/v1/api-keys/{id}/rotate"), json!({})).await;
+    assert_eq!(rotated.status, 201, "{}", rotated.text);
+    let second_key = key_of(&rotated.body);
+    assert_ne!(second_key, first_key);
+    assert_eq!(rotated.body["name"], "Rotating");
+    assert_eq!(rotated.body["scopes"], json!(["calendar:read"]));
+    // Both work during the grace period; the old one says when it stops and what replaced it.
+    assert_eq!(works(first_key.clone()).await, 200);
+    assert_eq!(works(second_key.clone()).await, 200);
+    let list = host.get("/api/v1/api-keys").await.body;
+    let old = list["items"].as_array().unwrap().iter().find(|k| k["id"] == first["id"]).unwrap().clone();
+    assert_eq!(old["replaced_by"], rotated.body["id"], "{list}");
+    assert!(old["expires_at"].is_string(), "{list}");
+    // A rotated key is not rotated twice.
+    assert_eq!(host.post(&format!("/api/v1/api-keys/{id}/rotate"), json!({})).await.problem(409), "conflict");
+
+    advance_clock(&server, 59 * 60).await;
+    assert_eq!(works(first_key.clone()).await, 200, "within the grace period");
+    advance_clock(&server, 2 * 60).await;
+    assert_eq!(works(first_key.clone()).await, 401, "after the grace period");
+    assert_eq!(works(second_key.clone()).await, 200);
+
+    // No grace: the old key stops at once.
+    let second_id = rotated.body["id"].as_str().unwrap();
+    let bad = host.post(&format!("/api/v1/api-keys/{second_id}/rotate"), json!({"grace_minutes": -5})).await;
+    assert_eq!(bad.problem(422), "validation_failed");
+    let malformed = host.post_raw(&format!("/api/v1/api-keys/{second_id}/rotate"), "application/json", "{").await;
+    assert_eq!(malformed.problem(400), "malformed_json");
+    let now = host.post(&format!("/api/v1/api-keys/{second_id}/rotate"), json!({"grace_minutes": 0})).await;
+    assert_eq!(now.status, 201, "{}", now.text);
+    assert_eq!(works(second_key).await, 401);
+    assert_eq!(works(key_of(&now.body)).await, 200);
+
+    // A key with an end date stops at it (the platform's clock is 61 minutes ahead).
+    let ends = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339();
+    let dated =
+        host.post("/api/v1/api-keys", json!({"name": "Dated", "scopes": ["calendar:read"], "expires_at": ends})).await;
+    assert_eq!(dated.status, 201, "{}", dated.text);
+    let dated_key = key_of(&dated.body);
+    assert_eq!(works(dated_key.clone()).await, 200);
+    advance_clock(&server, 2 * 24 * 3600).await;
+    assert_eq!(works(dated_key).await, 401);
+
+    // Each key has its own limit (5 a minute here): the sixth call is 429,
+    // while another key of the same owner, and the owner, go on.
+    let limited = key_of(&new_key(&host, "Busy", &["calendar:read"]).await);
+    for _ in 0..5 {
+        assert_eq!(works(limited.clone()).await, 200);
+    }
+    let over = server.client().with_token(&limited).get(&path).await;
+    assert_eq!(over.problem(429), "rate_limited");
+    assert!(over.headers.get("retry-after").is_some());
+    let fresh = key_of(&new_key(&host, "Quiet", &["calendar:read"]).await);
+    assert_eq!(works(fresh).await, 200);
+    assert_eq!(host.get(&path).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_openapi_document_names_each_operations_scope() {
+    let server = Server::start().await;
+    let api = server.client();
+    let mut doc = Value::Null;
+    for _ in 0..patience(100) {
+        doc = api.get("/api/openapi.json").await.body;
+        let complete = hometrip_gateway::scopes::SCOPED_ENDPOINTS
+            .iter()
+            .all(|(method, path, _)| doc["paths"][path][method.to_lowercase()].is_object());
+        if complete {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let scheme = &doc["components"]["securitySchemes"]["api_key"];
+    assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+    assert!(scheme["description"].as_str().unwrap().contains("calendar:write"), "{scheme}");
+    for (method, path, scope) in hometrip_gateway::scopes::SCOPED_ENDPOINTS {
+        let operation = &doc["paths"][path][method.to_lowercase()];
+        assert!(operation.is_object(), "{method} {path} is not in the document");
+        let security = operation["security"].as_array().unwrap_or_else(|| panic!("{method} {path}: no security"));
+        assert!(security.contains(&json!({"api_key": [scope.as_str()]})), "{method} {path}: {security:?}");
+    }
+    let keys = &doc["paths"]["/api/v1/api-keys"]["post"]["security"];
+    assert!(!keys.to_string().contains("api_key"), "{keys}");
+}
