@@ -551,6 +551,7 @@ fn web_app(
         accounts: wiring.require::<dyn hometrip_auth::api::Accounts>("auth")?,
         sessions: wiring.require::<dyn hometrip_auth::api::Sessions>("auth")?,
         security: wiring.require::<dyn hometrip_auth::api::AccountSecurity>("auth")?,
+        api_keys: wiring.require::<dyn hometrip_auth::api::ApiKeys>("auth")?,
         users: wiring.require::<dyn hometrip_user::api::Users>("user")?,
         profiles: wiring.require::<dyn hometrip_user::api::Profiles>("user")?,
         inbox: wiring.require::<dyn hometrip_message::api::Inbox>("message")?,

@@ -227,13 +227,15 @@ async fn a_revoked_key_is_refused_by_every_process_at_once() {
         assert_eq!(status_at(base, http, &other_key, &path).await, 401, "{base}");
     }
     let admin_id = admin.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
-    let audit = eventually(&admin, &format!("/api/v1/admin/audit?actor={admin_id}"), |b| {
-        b["items"]
-            .as_array()
-            .is_some_and(|items| items.iter().any(|e| e["target"].as_str().unwrap_or("").contains(other_id)))
+    // The revocation is in the audit log with its reason (the refused try too).
+    eventually(&admin, &format!("/api/v1/admin/audit?actor={admin_id}"), |b| {
+        b["items"].as_array().is_some_and(|items| {
+            items.iter().any(|e| {
+                e["target"].as_str().unwrap_or("").contains(other_id) && e["status"] == 204 && e["reason"] == "leaked"
+            })
+        })
     })
     .await;
-    assert!(audit.to_string().contains("leaked"), "{audit}");
 
     // A suspended user's keys stop at once, and work again on reinstatement.
     let third = key_of(&new_key(&host, "Third", &["calendar:read"]).await);
@@ -352,4 +354,114 @@ async fn the_openapi_document_names_each_operations_scope() {
     }
     let keys = &doc["paths"]["/api/v1/api-keys"]["post"]["security"];
     assert!(!keys.to_string().contains("api_key"), "{keys}");
+}
+
+/// The key shown once on a page's answer.
+fn shown_key(page: &Reply) -> String {
+    let marker = "id=\"new-key\" readonly value=\"";
+    let at = page.text.find(marker).unwrap_or_else(|| panic!("no new key in {}", page.text)) + marker.len();
+    page.text[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_host_manages_keys_from_the_account_pages() {
+    use crate::web::{api_as, csrf, html, signed_in_browser};
+    let server = Server::start().await;
+    let email = unique_email("keys-page");
+    let mut browser = signed_in_browser(&server, &email).await;
+    let host = api_as(&server, &email).await;
+    let listing = host.post("/api/v1/listings", house("La Bastide des clés")).await;
+    let listing = listing.body["id"].as_str().unwrap().to_owned();
+    let page = browser.get("/account/api-keys").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(html(&page).contains("id=\"no-keys\""), "{}", page.text);
+    assert!(page.text.contains("aria-current=\"page\">API keys"), "{}", page.text);
+    let token = csrf(&page);
+
+    // Without the token nothing is made; a past date or no scope is said on the page.
+    let form = |name: &'static str| vec![("name", name), ("scope", "calendar:read"), ("scope", "calendar:write")];
+    assert_eq!(browser.post("/account/api-keys", &form("Sync")).await.status, 403);
+    let mut past = form("Sync");
+    past.extend([("csrf", token.as_str()), ("expires_on", "2001-01-01")]);
+    let refused = browser.post("/account/api-keys", &past).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(html(&refused).contains("id=\"form-error\""), "{}", refused.text);
+    assert!(refused.text.contains("value=\"calendar:write\" checked"), "the ticks are kept: {}", refused.text);
+    let none = browser.post("/account/api-keys", &[("csrf", token.as_str()), ("name", "Sync")]).await;
+    assert_eq!(none.status, 422, "{}", none.text);
+    assert!(host.get("/api/v1/api-keys").await.body["items"].as_array().unwrap().is_empty());
+
+    // Made: the key is shown on this answer only, and works with its scopes.
+    let mut ok = form("Sync");
+    ok.push(("csrf", token.as_str()));
+    let made = browser.post("/account/api-keys", &ok).await;
+    assert_eq!(made.status, 201, "{}", made.text);
+    assert_eq!(made.headers["cache-control"], "no-store");
+    let key = shown_key(&made);
+    assert!(key.starts_with("htk_"), "{key}");
+    let with_key = server.client().with_token(&key);
+    let (path, body) = block(&listing, false);
+    assert_eq!(put(&with_key, &path, body).await.status, 200);
+    let again = browser.get("/account/api-keys").await;
+    assert!(!again.text.contains(&key), "shown twice");
+    assert!(again.text.contains("Sync") && again.text.contains("<code>calendar:write</code>"), "{}", again.text);
+
+    // Rotated from the page: a new key shown, the old one in its grace period.
+    let id = host.get("/api/v1/api-keys").await.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let rotated = browser.post(&format!("/account/api-keys/{id}/rotate"), &[("csrf", token.as_str())]).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text);
+    let second = shown_key(&rotated);
+    assert_ne!(second, key);
+    assert!(html(&rotated).contains("Replaced by a newer key"), "{}", rotated.text);
+    assert_eq!(with_key.get(&calendar(&listing)).await.status, 200);
+
+    // Revoked from the page: it stops at once; another's key or a bad id is not found.
+    let items = host.get("/api/v1/api-keys").await.body["items"].clone();
+    let newest = items.as_array().unwrap().iter().find(|k| k["replaced_by"].is_null()).unwrap()["id"].clone();
+    let path = format!("/account/api-keys/{}/revoke", newest.as_str().unwrap());
+    let revoked = browser.post(&path, &[("csrf", token.as_str())]).await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    assert!(html(&revoked).contains("id=\"notice\""), "{}", revoked.text);
+    assert_eq!(server.client().with_token(&second).get(&calendar(&listing)).await.status, 401);
+    let mut stranger = signed_in_browser(&server, &unique_email("keys-stranger")).await;
+    let theirs = stranger.get("/account/api-keys").await;
+    let other = stranger.post(&format!("/account/api-keys/{id}/revoke"), &[("csrf", &csrf(&theirs))]).await;
+    assert_eq!(other.status, 404, "{}", other.text);
+    assert_eq!(with_key.get(&calendar(&listing)).await.status, 200, "a stranger revoked nothing");
+    let bad = stranger.post("/account/api-keys/not-an-id/revoke", &[("csrf", &csrf(&theirs))]).await;
+    assert_eq!(bad.status, 404);
+}
+
+#[tokio::test]
+async fn an_admin_revokes_a_users_key_from_the_console() {
+    use crate::web::{csrf, html};
+    let server = Server::start().await;
+    let (host, me, listing) = host_with_listing(&server).await;
+    let created = new_key(&host, "Leaky script", &["calendar:read"]).await;
+    let key = key_of(&created);
+    let user = me["id"].as_str().unwrap();
+    let with_key = server.client().with_token(&key);
+    assert_eq!(with_key.get(&calendar(&listing)).await.status, 200);
+
+    // Not for anyone but admins.
+    let mut visitor = crate::web::signed_in_browser(&server, &unique_email("keys-visitor")).await;
+    assert_eq!(visitor.get(&format!("/admin/users/{user}/api-keys")).await.status, 404);
+
+    let mut console = crate::web_admin::admin_browser(&server).await;
+    let users = console.get(&format!("/admin/users?q={}", me["email"].as_str().unwrap())).await;
+    assert!(users.text.contains(&format!("href=\"/admin/users/{user}/api-keys\"")), "{}", users.text);
+    let page = console.get(&format!("/admin/users/{user}/api-keys")).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(html(&page).contains("Leaky script") && page.text.contains(created["prefix"].as_str().unwrap()));
+    assert!(!page.text.contains(&key), "the console never sees a key");
+    let token = csrf(&page);
+    let action = format!("/admin/users/{user}/api-keys/{}/revoke", created["id"].as_str().unwrap());
+    let no_reason = console.post(&action, &[("csrf", token.as_str()), ("reason", " ")]).await;
+    assert_eq!(no_reason.status, 422, "{}", no_reason.text);
+    assert_eq!(with_key.get(&calendar(&listing)).await.status, 200);
+    let done = console.post(&action, &[("csrf", token.as_str()), ("reason", "posted on a forum")]).await;
+    assert_eq!(done.status, 303, "{}", done.text);
+    assert_eq!(with_key.get(&calendar(&listing)).await.status, 401);
+    let after = console.get(done.headers["location"].to_str().unwrap()).await;
+    assert!(html(&after).contains("id=\"notice\"") && after.text.contains("data-revoked"), "{}", after.text);
 }

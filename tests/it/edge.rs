@@ -435,6 +435,6 @@ async fn migrate_applies_each_migration_once() {
         .arg("migrate");
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "28 migrations applied");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "29 migrations applied");
     let _ = std::fs::remove_dir_all(fresh);
 }

@@ -7,10 +7,13 @@
 mod account_pages;
 mod account_words;
 mod admin_event_pages;
+mod admin_key_pages;
 mod admin_moderation_pages;
 mod admin_pages;
 mod admin_user_pages;
 mod admin_words;
+mod api_key_pages;
+mod api_key_words;
 mod assets;
 mod booking_views;
 mod earnings_pages;
@@ -44,7 +47,7 @@ use std::sync::Arc;
 use actix_web::{guard, web};
 use hometrip_admin::api::AuditLog;
 use hometrip_analytics::api::{HostFigures, OperatorFigures};
-use hometrip_auth::api::{AccountAdmin, AccountSecurity, Accounts, Sessions};
+use hometrip_auth::api::{AccountAdmin, AccountSecurity, Accounts, ApiKeys, Sessions};
 use hometrip_booking::api::{BookingAdmin, Reservations};
 use hometrip_kernel::auth_context::AccessVerifier;
 use hometrip_kernel::events::DeadLetterDesk;
@@ -77,6 +80,7 @@ pub struct Web {
     accounts: Arc<dyn Accounts>,
     sessions: Arc<dyn Sessions>,
     security: Arc<dyn AccountSecurity>,
+    api_keys: Arc<dyn ApiKeys>,
     users: Arc<dyn Users>,
     profiles: Arc<dyn Profiles>,
     inbox: Arc<dyn Inbox>,
@@ -118,6 +122,7 @@ pub struct WebDeps {
     pub accounts: Arc<dyn Accounts>,
     pub sessions: Arc<dyn Sessions>,
     pub security: Arc<dyn AccountSecurity>,
+    pub api_keys: Arc<dyn ApiKeys>,
     pub users: Arc<dyn Users>,
     pub profiles: Arc<dyn Profiles>,
     pub inbox: Arc<dyn Inbox>,
@@ -158,6 +163,7 @@ impl Web {
             accounts: d.accounts,
             sessions: d.sessions,
             security: d.security,
+            api_keys: d.api_keys,
             users: d.users,
             profiles: d.profiles,
             inbox: d.inbox,
@@ -209,6 +215,8 @@ fn console(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(admin_pages::overview))
         .route("/admin/users", web::get().to(admin_user_pages::users))
         .route("/admin/users/{id}/{action}", web::post().to(admin_user_pages::user_action))
+        .route("/admin/users/{id}/api-keys", web::get().to(admin_key_pages::keys))
+        .route("/admin/users/{user}/api-keys/{key}/revoke", web::post().to(admin_key_pages::revoke))
         .route("/admin/reviews", web::get().to(admin_pages::reviews))
         .route("/admin/reviews/{id}/{action}", web::post().to(admin_pages::decide))
         .route("/admin/bookings", web::get().to(admin_pages::bookings))
@@ -266,6 +274,9 @@ pub fn routes(web_app: Arc<Web>) -> impl Fn(&mut web::ServiceConfig) + Clone {
             .route("/account/2fa/enable", web::post().to(settings_pages::two_factor_enable))
             .route("/account/2fa/disable", web::post().to(settings_pages::two_factor_disable))
             .route("/account/sessions/revoke-others", web::post().to(settings_pages::revoke_others))
+            .route("/account/api-keys", web::get().to(api_key_pages::keys))
+            .route("/account/api-keys", web::post().to(api_key_pages::create))
+            .route("/account/api-keys/{id}/{action}", web::post().to(api_key_pages::act))
             .configure(console)
             .route("/reviews", web::get().to(review_pages::to_write))
             .route("/reviews/{booking}", web::get().to(review_pages::write_form))

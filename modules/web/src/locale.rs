@@ -182,6 +182,7 @@ pub struct Messages {
     pub ad: &'static crate::admin_words::AdminWords,
     /// The notification settings page.
     pub ns: &'static crate::settings_words::NotificationSettingsWords,
+    pub k: &'static crate::api_key_words::ApiKeyWords,
 }
 
 pub static EN: Messages = Messages {
@@ -290,6 +291,7 @@ pub static EN: Messages = Messages {
     r: &crate::review_words::EN,
     ad: &crate::admin_words::EN,
     ns: &crate::settings_words::EN,
+    k: &crate::api_key_words::EN,
 };
 
 pub static FR: Messages = Messages {
@@ -398,6 +400,7 @@ pub static FR: Messages = Messages {
     r: &crate::review_words::FR,
     ad: &crate::admin_words::FR,
     ns: &crate::settings_words::FR,
+    k: &crate::api_key_words::FR,
 };
 
 #[cfg(test)]
