@@ -287,6 +287,16 @@ async function keyboardJourney(browser, stay) {
   check((await text(host, ".who")) !== "", "the host signed in with the keyboard only");
   step("the host signed in with the keyboard only");
 
+  // An API key for a channel manager: made on the account page, shown once.
+  await host.goto(`${base}/account/api-keys`);
+  await host.fill("#key-name", "Journey channel manager");
+  await host.check("input[name='scope'][value='calendar:read']");
+  await submit(host, "form[action='/account/api-keys'] button[type='submit']");
+  const shownKey = await host.inputValue("#new-key");
+  check(shownKey.startsWith("htk_"), `the new key is shown once: ${shownKey.slice(0, 8)}`);
+  await audit(host, "api keys");
+  step("the host made an API key");
+
   await host.goto(`${base}/host/reservations`);
   await audit(host, "host reservations");
   const accept = host.locator(`form[action='/host/reservations/${booking}/accept'] button`);
