@@ -354,6 +354,9 @@ async fn the_openapi_document_names_each_operations_scope() {
     }
     let keys = &doc["paths"]["/api/v1/api-keys"]["post"]["security"];
     assert!(!keys.to_string().contains("api_key"), "{keys}");
+    let page = reqwest::get(server.url("/api/docs")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("<code>PUT /api/v1/listings/{id}/calendar</code>"), "{page}");
+    assert!(page.contains("(API key scope <code>calendar:write</code>)"), "{page}");
 }
 
 /// The key shown once on a page's answer.

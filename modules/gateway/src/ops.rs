@@ -246,8 +246,12 @@ pub fn docs_page(openapi: &str) -> String {
                 let tag = op["tags"][0].as_str().unwrap_or("other").to_owned();
                 let summary = op["summary"].as_str().or(op["description"].as_str()).unwrap_or_default();
                 let summary = summary.lines().next().unwrap_or_default();
+                let scope = op["x-api-key-scope"]
+                    .as_str()
+                    .map(|s| format!(" <small>(API key scope <code>{}</code>)</small>", escape(s)))
+                    .unwrap_or_default();
                 by_tag.entry(tag).or_default().push(format!(
-                    "<li><code>{} {}</code> {}</li>",
+                    "<li><code>{} {}</code> {}{scope}</li>",
                     method.to_uppercase(),
                     escape(path),
                     escape(summary)

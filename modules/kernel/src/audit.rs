@@ -1,6 +1,7 @@
 //! What an administrator did: every call under `/api/v1/admin/` is recorded
 //! by the edge that took it from outside (the gateway) as an
 //! [`AdminAction`] event; the admin module chains them into the audit log.
+//! Auth records an owner's changes to their API keys the same way.
 
 use serde::{Deserialize, Serialize};
 
