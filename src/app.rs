@@ -450,6 +450,10 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
     .map_err(|e| format!("server.port ({}:{port}): {e}", settings.server.host))?;
     tracing::info!(host = %settings.server.host, port, modules = %names.join(","), "HomeTrip listening");
     let result = server.run().await.map_err(|e| e.to_string());
+    // The last uses of API keys, not left for a flush that will not come.
+    if let Some(keys) = &platform.keys {
+        keys.flush().await;
+    }
     for task in tasks {
         task.abort();
     }

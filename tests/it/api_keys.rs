@@ -59,7 +59,7 @@ async fn a_key_acts_within_its_scopes_only() {
     let (path, body) = block(&listing, false);
     let refused = put(&with_reader, &path, body.clone()).await;
     assert_eq!(refused.problem(403), "insufficient_scope");
-    assert!(refused.body["detail"].as_str().unwrap().contains("calendar:write"), "{}", refused.text);
+    assert_eq!(refused.body["required_scope"], "calendar:write", "{}", refused.text);
 
     // calendar:write blocks nights.
     let writer = key_of(&new_key(&host, "Channel manager (write)", &["calendar:write", "calendar:read"]).await);
@@ -352,6 +352,9 @@ async fn the_openapi_document_names_each_operations_scope() {
         let security = operation["security"].as_array().unwrap_or_else(|| panic!("{method} {path}: no security"));
         assert!(security.contains(&json!({"api_key": [scope.as_str()]})), "{method} {path}: {security:?}");
     }
+    // Open to anyone, and to keys with the scope.
+    let public = &doc["paths"]["/api/v1/search/listings"]["get"]["security"];
+    assert!(public.as_array().unwrap().contains(&json!({})), "{public}");
     let keys = &doc["paths"]["/api/v1/api-keys"]["post"]["security"];
     assert!(!keys.to_string().contains("api_key"), "{keys}");
     let page = reqwest::get(server.url("/api/docs")).await.unwrap().text().await.unwrap();
@@ -458,6 +461,11 @@ async fn an_admin_revokes_a_users_key_from_the_console() {
     assert!(html(&page).contains("Leaky script") && page.text.contains(created["prefix"].as_str().unwrap()));
     assert!(!page.text.contains(&key), "the console never sees a key");
     let token = csrf(&page);
+    // A key is revoked from its owner's page only (the audit names the user in the path).
+    let (other, _) = server.client().signed_up(&unique_email("keys-other")).await;
+    let other_id = other.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
+    let wrong = format!("/admin/users/{other_id}/api-keys/{}/revoke", created["id"].as_str().unwrap());
+    assert_eq!(console.post(&wrong, &[("csrf", token.as_str()), ("reason", "mixed up")]).await.status, 404);
     let action = format!("/admin/users/{user}/api-keys/{}/revoke", created["id"].as_str().unwrap());
     let no_reason = console.post(&action, &[("csrf", token.as_str()), ("reason", " ")]).await;
     assert_eq!(no_reason.status, 422, "{}", no_reason.text);

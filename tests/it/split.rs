@@ -196,7 +196,7 @@ async fn each_database_holds_only_its_modules_tables() {
     let server = Server::start().await;
     let kernel = ["__diesel_schema_migrations", "dead_letters", "inbox", "jobs", "outbox_events"];
     let owned: &[(&str, &[&str])] = &[
-        ("auth", &["accounts", "refresh_tokens", "email_tokens", "recovery_codes", "oauth_identities"]),
+        ("auth", &["accounts", "refresh_tokens", "email_tokens", "recovery_codes", "oauth_identities", "api_keys"]),
         ("user", &["profiles"]),
         (
             "listing",

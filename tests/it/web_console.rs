@@ -68,6 +68,22 @@ async fn an_admin_suspends_and_reinstates_a_listing_in_the_console() {
     let refused = someone.post(&format!("/admin/listings/{id}/suspend"), &[("csrf", &theirs), ("reason", "x")]).await;
     assert_eq!(refused.status, 404);
     assert_eq!(host.get(&format!("/api/v1/listings/{id}")).await.body["status"], "published");
+
+    // Hidden with its suspended host: the console says why and offers no
+    // reinstatement of the listing itself (the host's is the one to lift).
+    let api_admin = crate::support::admin(&server).await;
+    let host_id = host.get("/api/v1/users/me").await.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/admin/users/{host_id}/suspend");
+    assert_eq!(api_admin.post(&path, json!({"reason": "Chargebacks"})).await.status, 200);
+    let hidden = eventually(&api_admin, &format!("/api/v1/listings/{id}"), |l| l["host_suspended"] == true).await;
+    assert_eq!(hidden["status"], "suspended");
+    let page = admin.get(&format!("/admin/listings?q={id}")).await;
+    assert!(html(&page).contains("data-host-suspended"), "{}", page.text);
+    assert!(!page.text.contains(&format!("/admin/listings/{id}/reinstate")), "{}", page.text);
+    let path = format!("/api/v1/admin/users/{host_id}/reinstate");
+    assert_eq!(api_admin.post(&path, json!({})).await.status, 200);
+    let back = eventually(&api_admin, &format!("/api/v1/listings/{id}"), |l| l["host_suspended"] == false).await;
+    assert_eq!(back["status"], "published");
 }
 
 #[tokio::test]

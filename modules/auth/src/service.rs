@@ -350,9 +350,10 @@ impl AuthService {
             store::set_suspension(&self.db, id, reason.map(str::trim), Instant::now(), &event).await.map_err(db_err)?
         {
             self.forget_sessions(&ended).await?;
-            self.hold_api_keys(id, reason.is_some()).await?;
             self.bus.poke();
         }
+        // Also when nothing changed: a retry after a failed cache write mends it.
+        self.hold_api_keys(id, reason.is_some()).await?;
         Ok(summary(&self.account_row(id).await?))
     }
 

@@ -247,13 +247,15 @@ async fn api_key(req: &ServiceRequest, s: &EdgeSettings, key: &str) -> Result<()
         ));
     };
     if !grant.scopes.contains(&scope) {
-        return Err(Problem::new(ErrorCode::InsufficientScope, format!("this call needs the {scope} scope")));
+        return Err(Problem::new(ErrorCode::InsufficientScope, format!("this call needs the {scope} scope"))
+            .with("required_scope", scope.as_str()));
     }
     match s.limiter.hit(&format!("api-key:{}", grant.key_id), s.per_api_key).await {
         Ok(Err(retry)) => return Err(Problem::new(ErrorCode::RateLimited, "too many requests").retry_after(retry)),
         Err(e) => return Err(e.into()),
         Ok(Ok(_)) => {}
     }
+    keys.used(grant.key_id);
     req.extensions_mut().insert(grant.caller());
     Ok(())
 }

@@ -105,7 +105,8 @@ pub fn document(doc: &mut utoipa::openapi::OpenApi) {
             else {
                 continue;
             };
-            let mut security = operation.security.take().unwrap_or_default();
+            // An operation open to anyone stays so: `{}` says no credential is needed.
+            let mut security = operation.security.take().unwrap_or_else(|| vec![SecurityRequirement::default()]);
             security.push(SecurityRequirement::new("api_key", [scope.as_str()]));
             operation.security = Some(security);
             operation

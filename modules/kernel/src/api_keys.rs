@@ -3,10 +3,10 @@
 //! the key's scopes. The auth module issues and stores keys (hashed); every
 //! process that takes calls from outside checks them through
 //! [`ApiKeyVerifier`], which asks auth (a [`KeyAuthority`], in process or
-//! over HTTP) once per key and short period, reads the key's revocation
-//! state from the shared cache on every use (so a revocation stops the key
-//! in every process at once) and gathers when keys were used, written back
-//! in batches rather than once per request.
+//! over HTTP) once per key and short period, reads the key's state from the
+//! shared cache on every use (so a revocation, a rotation's end or the
+//! owner's suspension stops the key in every process at once) and gathers
+//! when keys were used, written back in batches rather than once per request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,6 +25,23 @@ use crate::time::{Clock, Instant};
 /// What every key starts with: tells a key from an access token at a glance
 /// (and to secret scanners).
 pub const KEY_PREFIX: &str = "htk_";
+/// Characters of a key's public part, which finds it (base-32).
+pub const PUBLIC_CHARS: usize = 10;
+/// Characters of its secret part: 32 random bytes in base64url.
+pub const SECRET_CHARS: usize = 43;
+/// The public part's alphabet.
+pub const PUBLIC_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+/// The public part of a well-formed key (`htk_<public>_<secret>`); `None`
+/// for anything else, refused without asking auth.
+pub fn public_part(key: &str) -> Option<&str> {
+    let (public, secret) = key.strip_prefix(KEY_PREFIX)?.split_once('_')?;
+    let well_formed = public.len() == PUBLIC_CHARS
+        && public.bytes().all(|b| PUBLIC_ALPHABET.contains(&b))
+        && secret.len() == SECRET_CHARS
+        && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    well_formed.then_some(public)
+}
 
 /// What a key may do. Each public endpoint a key may call names one scope
 /// (the gateway's table); keys, passwords, two-factor, sessions and admin
@@ -107,14 +124,23 @@ pub struct KeyGrant {
     /// The owner's roles, never `admin`: a key reaches no admin power, not
     /// even the wider reads an admin has on ordinary routes.
     pub roles: Vec<String>,
+    /// Scopes this process does not know (a newer auth's, during a rolling
+    /// upgrade) are left out: they grant nothing here.
+    #[serde(deserialize_with = "known_scopes")]
     pub scopes: Vec<Scope>,
     /// After this the key stops (set, or brought forward by a rotation).
     pub expires_at: Option<Instant>,
 }
 
+fn known_scopes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Scope>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    Ok(names.iter().filter_map(|n| Scope::parse(n)).collect())
+}
+
 impl KeyGrant {
-    /// The caller the request proceeds as: the owner, with the key as its
-    /// session (the revoked-session mechanism works on it as on sessions).
+    /// The caller the request proceeds as: the owner, with the key's id in
+    /// the place of a session's (the key's own entries in the shared cache,
+    /// not the sessions', stop it).
     pub fn caller(&self) -> AuthUser {
         AuthUser { id: self.owner, session_id: self.key_id, roles: self.roles.clone(), acting_admin: None }
     }
@@ -137,16 +163,19 @@ pub trait KeyAuthority: Send + Sync {
     async fn record_use(&self, used: &[KeyUse]) -> Result<(), Problem>;
 }
 
-/// The shared cache's entry for a key whose state changed under the edges'
-/// remembered grants: `revoked`, or `expires:<unix seconds>` after a rotation.
-pub fn key_state_key(key_id: &Id) -> String {
-    format!("api-key:{key_id}")
+/// The shared cache's entry of a revoked key (never removed before it expires).
+pub fn revoked_key(key_id: &Id) -> String {
+    format!("api-key-revoked:{key_id}")
 }
 
-pub const STATE_REVOKED: &str = "revoked";
+/// The shared cache's entry of a rotated key's end, as Unix seconds.
+pub fn key_end(key_id: &Id) -> String {
+    format!("api-key-end:{key_id}")
+}
 
-pub fn state_expires(at: Instant) -> String {
-    format!("expires:{}", at.unix())
+/// The shared cache's entry of an owner whose keys are held (suspended).
+pub fn held_owner(owner: &Id) -> String {
+    format!("api-key-held:{owner}")
 }
 
 /// How long an edge trusts auth's answer for a key before asking again.
@@ -156,6 +185,10 @@ pub const GRANT_TTL: Duration = Duration::from_secs(20);
 pub const STATE_TTL: Duration = Duration::from_secs(120);
 /// Grants remembered per process, at most.
 const GRANTS: usize = 10_000;
+/// Uses sent to auth per call (a request body stays small).
+const USES_PER_CALL: usize = 500;
+/// Keys whose last use waits for a flush, at most (auth unreachable for long).
+const PENDING_USES: usize = 100_000;
 
 /// The edge's key checks (one per process).
 pub struct ApiKeyVerifier {
@@ -194,6 +227,9 @@ impl ApiKeyVerifier {
 
     /// The key's grant, if the key may be used now.
     pub async fn verify(&self, key: &str) -> Result<KeyGrant, Problem> {
+        if public_part(key).is_none() {
+            return Err(invalid("malformed API key"));
+        }
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let remembered = lock(&self.grants).get(&digest).filter(|(_, at)| at.elapsed() < GRANT_TTL).cloned();
         let grant = match remembered {
@@ -204,44 +240,62 @@ impl ApiKeyVerifier {
                 grant
             }
         };
-        let mut expires_at = grant.expires_at;
-        match self.cache.get(&key_state_key(&grant.key_id)).await? {
-            Some(state) if state == STATE_REVOKED => {
-                lock(&self.grants).pop(&digest);
-                return Err(invalid("API key revoked"));
-            }
-            Some(state) => {
-                let moved = state.strip_prefix("expires:").and_then(|s| s.parse::<i64>().ok());
-                if let Some(at) = moved.and_then(|s| chrono::DateTime::from_timestamp(s, 0)) {
-                    expires_at = Some(expires_at.map_or(Instant::from(at), |e| e.min(Instant::from(at))));
-                }
-            }
-            None => {}
+        // One round trip: the three entries are asked together.
+        let (revoked_at, end_at, held_at) =
+            (revoked_key(&grant.key_id), key_end(&grant.key_id), held_owner(&grant.owner));
+        let (revoked, end, held) =
+            tokio::join!(self.cache.get(&revoked_at), self.cache.get(&end_at), self.cache.get(&held_at));
+        if revoked?.is_some() {
+            lock(&self.grants).pop(&digest);
+            return Err(invalid("API key revoked"));
         }
-        let now = self.clock.now();
-        if expires_at.is_some_and(|e| e <= now) {
+        if held?.is_some() {
+            return Err(invalid("the key's owner is suspended"));
+        }
+        let mut expires_at = grant.expires_at;
+        let moved = end?.and_then(|s| s.parse::<i64>().ok()).and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+        if let Some(at) = moved.map(Instant::from) {
+            expires_at = Some(expires_at.map_or(at, |e| e.min(at)));
+        }
+        if expires_at.is_some_and(|e| e <= self.clock.now()) {
             return Err(invalid("API key expired"));
         }
-        let mut used = lock(&self.used);
-        let last = used.entry(grant.key_id).or_insert(now);
-        *last = (*last).max(now);
         Ok(grant)
     }
 
-    /// Writes the uses gathered since the last flush; on failure they are
-    /// kept for the next one.
+    /// Notes that the key served a call (written at the next flush).
+    pub fn used(&self, key_id: Id) {
+        let now = self.clock.now();
+        let mut used = lock(&self.used);
+        if used.len() >= PENDING_USES && !used.contains_key(&key_id) {
+            return;
+        }
+        let last = used.entry(key_id).or_insert(now);
+        *last = (*last).max(now);
+    }
+
+    /// Writes the uses gathered since the last flush, a few hundred per
+    /// call; uses auth could not take for now are kept for the next flush,
+    /// those it refuses are dropped.
     pub async fn flush(&self) {
         let batch: Vec<KeyUse> =
             std::mem::take(&mut *lock(&self.used)).into_iter().map(|(key_id, at)| KeyUse { key_id, at }).collect();
-        if batch.is_empty() {
-            return;
-        }
-        if let Err(e) = self.authority.record_use(&batch).await {
-            tracing::warn!(error = %e.detail, keys = batch.len(), "API key uses not recorded; kept for the next flush");
-            let mut used = lock(&self.used);
-            for u in batch {
-                let last = used.entry(u.key_id).or_insert(u.at);
-                *last = (*last).max(u.at);
+        for chunk in batch.chunks(USES_PER_CALL) {
+            match self.authority.record_use(chunk).await {
+                Ok(()) => {}
+                Err(e) if e.status < 500 => {
+                    tracing::warn!(error = %e.detail, keys = chunk.len(), "API key uses refused; dropped");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e.detail, keys = chunk.len(), "API key uses not recorded; kept for the next flush");
+                    let mut used = lock(&self.used);
+                    for u in chunk {
+                        if used.len() < PENDING_USES || used.contains_key(&u.key_id) {
+                            let last = used.entry(u.key_id).or_insert(u.at);
+                            *last = (*last).max(u.at);
+                        }
+                    }
+                }
             }
         }
     }
@@ -277,7 +331,7 @@ mod tests {
     impl KeyAuthority for Authority {
         async fn authenticate(&self, key: &str) -> Result<KeyGrant, Problem> {
             self.asked.fetch_add(1, Ordering::SeqCst);
-            if key != "htk_good" {
+            if key != good() {
                 return Err(invalid("unknown API key"));
             }
             Ok(KeyGrant {
@@ -294,6 +348,10 @@ mod tests {
         }
     }
 
+    fn good() -> String {
+        format!("htk_abcdefgh23_{}", "g".repeat(SECRET_CHARS))
+    }
+
     fn verifier() -> (Arc<Authority>, Arc<dyn Cache>, Clock, Arc<ApiKeyVerifier>) {
         let authority = Arc::new(Authority::default());
         let cache: Arc<dyn Cache> = MemoryCache::new();
@@ -306,35 +364,65 @@ mod tests {
     async fn auth_is_asked_once_and_uses_are_written_in_one_batch() {
         let (authority, _, _, v) = verifier();
         for _ in 0..100 {
-            v.verify("htk_good").await.unwrap();
+            let grant = v.verify(&good()).await.unwrap();
+            v.used(grant.key_id);
         }
         assert_eq!(authority.asked.load(Ordering::SeqCst), 1);
+        assert_eq!(v.verify("htk_nonsense").await.unwrap_err().detail, "malformed API key");
+        assert_eq!(authority.asked.load(Ordering::SeqCst), 1, "a malformed key never reaches auth");
         assert!(lock(&authority.recorded).is_empty(), "no write per request");
         v.flush().await;
         v.flush().await;
         let recorded = lock(&authority.recorded).clone();
         assert_eq!(recorded.len(), 1);
         assert_eq!(recorded[0].len(), 1);
-        assert_eq!(v.verify("htk_bad").await.unwrap_err().code, ErrorCode::InvalidToken);
+        let unknown = format!("htk_abcdefgh23_{}", "u".repeat(SECRET_CHARS));
+        assert_eq!(v.verify(&unknown).await.unwrap_err().code, ErrorCode::InvalidToken);
     }
 
     #[tokio::test]
     async fn a_revocation_in_the_shared_cache_stops_a_remembered_key() {
         let (_, cache, _, v) = verifier();
-        v.verify("htk_good").await.unwrap();
-        cache.set(&key_state_key(&Id::nil()), STATE_REVOKED, STATE_TTL).await.unwrap();
-        assert_eq!(v.verify("htk_good").await.unwrap_err().detail, "API key revoked");
+        v.verify(&good()).await.unwrap();
+        cache.set(&held_owner(&Id::nil()), "1", STATE_TTL).await.unwrap();
+        assert_eq!(v.verify(&good()).await.unwrap_err().detail, "the key's owner is suspended");
+        cache.delete(&held_owner(&Id::nil())).await.unwrap();
+        v.verify(&good()).await.unwrap();
+        cache.set(&revoked_key(&Id::nil()), "1", STATE_TTL).await.unwrap();
+        // A rotation's end written later does not undo the revocation.
+        cache.set(&key_end(&Id::nil()), "4102444800", STATE_TTL).await.unwrap();
+        assert_eq!(v.verify(&good()).await.unwrap_err().detail, "API key revoked");
     }
 
     #[tokio::test]
     async fn a_rotation_brings_the_expiry_forward_and_the_clock_reaches_it() {
         let (_, cache, clock, v) = verifier();
-        v.verify("htk_good").await.unwrap();
+        v.verify(&good()).await.unwrap();
         let end = clock.now().plus(chrono::Duration::minutes(60));
-        cache.set(&key_state_key(&Id::nil()), &state_expires(end), STATE_TTL).await.unwrap();
-        v.verify("htk_good").await.unwrap();
+        cache.set(&key_end(&Id::nil()), &end.unix().to_string(), STATE_TTL).await.unwrap();
+        v.verify(&good()).await.unwrap();
         clock.advance(61 * 60);
-        assert_eq!(v.verify("htk_good").await.unwrap_err().detail, "API key expired");
+        assert_eq!(v.verify(&good()).await.unwrap_err().detail, "API key expired");
+    }
+
+    #[test]
+    fn only_well_formed_keys_reach_auth() {
+        let key = format!("htk_abcdefgh23_{}", "A".repeat(SECRET_CHARS));
+        assert_eq!(public_part(&key), Some("abcdefgh23"));
+        assert_eq!(public_part("htk_short_abc"), None);
+        assert_eq!(public_part(&key.replace("htk_", "htx_")), None);
+        assert_eq!(public_part(&format!("{key}!")), None);
+        assert_eq!(public_part(&key.replace("abcdefgh23", "ABCDEFGH23")), None);
+    }
+
+    #[test]
+    fn a_grant_from_a_newer_auth_keeps_the_scopes_known_here() {
+        let json = serde_json::json!({
+            "key_id": Id::nil(), "owner": Id::nil(), "roles": [], "expires_at": null,
+            "scopes": ["calendar:read", "payouts:read"]
+        });
+        let grant: KeyGrant = serde_json::from_value(json).unwrap();
+        assert_eq!(grant.scopes, vec![Scope::CalendarRead]);
     }
 
     #[test]

@@ -163,6 +163,10 @@ pub struct Listing {
     pub id: Id,
     pub host_id: Id,
     pub status: ListingStatus,
+    /// Hidden because its host's account is suspended (`status` then says
+    /// `suspended`); reinstating the host brings it back as it was.
+    #[serde(default)]
+    pub host_suspended: bool,
     pub title: String,
     pub description: String,
     pub property_type: String,

@@ -134,6 +134,7 @@ mod tests {
             id: id(3),
             host_id: id(4),
             status: crate::api::ListingStatus::Published,
+            host_suspended: false,
             title: "Loft".into(),
             description: String::new(),
             property_type: "loft".into(),

@@ -164,6 +164,7 @@ impl ListingService {
             id: row.id,
             host_id: row.host_id,
             status: Self::status_of(row),
+            host_suspended: row.host_suspended,
             title: t.title,
             description: t.description,
             property_type: t.property_type,

@@ -110,6 +110,12 @@ pub async fn revoke(
         let said = Said::Refused(StatusCode::UNPROCESSABLE_ENTITY, ad.reason_needed);
         return keys_page(&req, &app, &ctx, &admin, user, said).await;
     }
+    // Only a key of the user the page is about: the audit names that user.
+    match app.api_keys.keys_of(&admin, user).await {
+        Ok(keys) if keys.iter().any(|k| k.id == key) => {}
+        Ok(_) => return failed(&req, &app, &ctx, &Problem::not_found("API key")),
+        Err(p) => return failed(&req, &app, &ctx, &p),
+    }
     match app.api_keys.revoke_any(&admin, key, form.reason.trim()).await {
         Ok(()) => {
             crate::account_pages::redirect(&ctx, &format!("/admin/users/{user}/api-keys?done=revoked"), Vec::new())

@@ -24,6 +24,8 @@ struct ListingLine {
     city: String,
     status: &'static str,
     suspended: bool,
+    /// Hidden with its host: reinstating the listing itself would do nothing.
+    host_suspended: bool,
 }
 
 #[derive(Template)]
@@ -78,6 +80,7 @@ async fn listings_page(
             city: l.address.city.clone(),
             status: status_label(l.status, ctx.locale),
             suspended: l.status == ListingStatus::Suspended,
+            host_suspended: l.host_suspended,
         })
         .collect();
     let (notice, error) = (said.notice(), said.error());

@@ -79,6 +79,7 @@ pub struct AdminWords {
     pub suspended_only: &'static str,
     pub no_listings: &'static str,
     pub listing_suspended: &'static str,
+    pub host_suspended_listing: &'static str,
     pub listing_reinstated: &'static str,
     pub not_suspended: &'static str,
     pub audit_reason: &'static str,
@@ -185,6 +186,8 @@ pub static EN: AdminWords = AdminWords {
     suspended_only: "Suspended only",
     no_listings: "No listing matches.",
     listing_suspended: "Suspended: the listing left search and takes no booking.",
+    host_suspended_listing:
+        "Hidden while its host's account is suspended: reinstating the host in Users brings it back.",
     listing_reinstated: "Reinstated, unlisted: its host can publish it again.",
     not_suspended: "This listing is not suspended, or only with its host (reinstate the host).",
     audit_reason: "Reason (kept in the audit log)",
@@ -291,6 +294,8 @@ pub static FR: AdminWords = AdminWords {
     suspended_only: "Suspendus seulement",
     no_listings: "Aucun logement ne correspond.",
     listing_suspended: "Suspendu : le logement a quitté la recherche et ne prend plus de réservation.",
+    host_suspended_listing:
+        "Masqué tant que le compte de son hôte est suspendu : le rétablir dans Utilisateurs le fait revenir.",
     listing_reinstated: "Rétabli, hors ligne : son hôte peut le republier.",
     not_suspended: "Ce logement n’est pas suspendu, ou seulement avec son hôte (rétablissez l’hôte).",
     audit_reason: "Motif (conservé au journal d’audit)",

@@ -1,21 +1,17 @@
 //! Rules of API keys: their shape, what a new key may ask for, rotation's
 //! grace period, and when a key may be used. No I/O.
 
-use hometrip_kernel::api_keys::{Scope, KEY_PREFIX};
+pub use hometrip_kernel::api_keys::{public_part, PUBLIC_CHARS};
+use hometrip_kernel::api_keys::{Scope, KEY_PREFIX, PUBLIC_ALPHABET};
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::FieldError;
 
-/// Characters of the public part that finds a key (48 bits of base-32:
-/// collisions are retried, never trusted).
-pub const PUBLIC_CHARS: usize = 10;
 /// Bytes of the secret part: 256 bits.
 pub const SECRET_BYTES: usize = 32;
 pub const NAME_MAX_CHARS: usize = 100;
 pub const DEFAULT_GRACE_MINUTES: i64 = 60;
 /// A week: longer overlaps are a second key, not a rotation.
 pub const MAX_GRACE_MINUTES: i64 = 7 * 24 * 60;
-
-const PUBLIC_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// A key's text from its random parts: `htk_<public>_<secret>`.
 pub fn key_text(public: &[u8; PUBLIC_CHARS], secret: &[u8; SECRET_BYTES]) -> (String, String) {
@@ -24,16 +20,6 @@ pub fn key_text(public: &[u8; PUBLIC_CHARS], secret: &[u8; SECRET_BYTES]) -> (St
     let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
     let key = format!("{KEY_PREFIX}{public}_{secret}");
     (public, key)
-}
-
-/// The public part of a well-formed key; `None` for anything else.
-pub fn public_part(key: &str) -> Option<&str> {
-    let (public, secret) = key.strip_prefix(KEY_PREFIX)?.split_once('_')?;
-    let well_formed = public.len() == PUBLIC_CHARS
-        && public.bytes().all(|b| PUBLIC_ALPHABET.contains(&b))
-        && secret.len() == 43
-        && secret.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    well_formed.then_some(public)
 }
 
 /// The prefix shown with a key (its first characters, the secret left out).

@@ -3,9 +3,7 @@
 //! ([`KeyAuthority`]), and an admin's view and revocation of anyone's.
 
 use async_trait::async_trait;
-use hometrip_kernel::api_keys::{
-    key_state_key, state_expires, KeyAuthority, KeyGrant, KeyUse, STATE_REVOKED, STATE_TTL,
-};
+use hometrip_kernel::api_keys::{held_owner, key_end, revoked_key, KeyAuthority, KeyGrant, KeyUse, STATE_TTL};
 use hometrip_kernel::audit::{AdminAction, ADMIN_ACTION};
 use hometrip_kernel::auth_context::AuthUser;
 use hometrip_kernel::events::Envelope;
@@ -90,14 +88,13 @@ impl AuthService {
     }
 
     /// Stops (`true`) or frees the keys of a suspended or reinstated owner in
-    /// every edge at once; auth refuses them meanwhile by the suspension.
+    /// every edge at once; past the entry's life auth refuses them itself,
+    /// by the suspension.
     pub(super) async fn hold_api_keys(&self, owner: Id, held: bool) -> Result<(), Problem> {
-        for id in store::unrevoked_key_ids(&self.db, owner).await.map_err(db_err)? {
-            if held {
-                self.cache.set(&key_state_key(&id), STATE_REVOKED, STATE_TTL).await?;
-            } else {
-                self.cache.delete(&key_state_key(&id)).await?;
-            }
+        if held {
+            self.cache.set(&held_owner(&owner), "1", STATE_TTL).await?;
+        } else {
+            self.cache.delete(&held_owner(&owner)).await?;
         }
         Ok(())
     }
@@ -120,7 +117,7 @@ impl AuthService {
         }
         // Every edge reads this on each use: the key stops now, not when
         // their remembered grants run out.
-        self.cache.set(&key_state_key(&id), STATE_REVOKED, STATE_TTL).await?;
+        self.cache.set(&revoked_key(&id), "1", STATE_TTL).await?;
         self.bus.poke();
         Ok(())
     }
@@ -172,7 +169,7 @@ impl ApiKeys for AuthService {
             Rotation::Done => {}
         }
         // Edges remembering the old key learn its new end on their next use.
-        self.cache.set(&key_state_key(&id), &state_expires(until), STATE_TTL).await?;
+        self.cache.set(&key_end(&id), &until.unix().to_string(), STATE_TTL).await?;
         self.bus.poke();
         Ok(Self::issued(&row, key))
     }

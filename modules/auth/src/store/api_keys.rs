@@ -29,6 +29,11 @@ pub struct ApiKeyRow {
 /// Inserts a key unless the owner holds `max` live keys already (`false`).
 pub async fn insert_key(db: &Db, row: &ApiKeyRow, max: i64, now: Instant, audit: &Envelope) -> Result<bool, DbError> {
     transaction!(db, |conn| {
+        // The owner's row, locked (PostgreSQL): two creations count one after the other.
+        diesel::update(accounts::table.find(row.owner_id))
+            .set(accounts::updated_at.eq(accounts::updated_at))
+            .execute(conn)
+            .await?;
         let live: i64 = api_keys::table
             .filter(api_keys::owner_id.eq(row.owner_id))
             .filter(api_keys::revoked_at.is_null())
@@ -137,20 +142,6 @@ pub async fn revoke(db: &Db, id: Id, now: Instant, audit: Option<&Envelope>) -> 
             conn.append_event(audit).await?;
         }
         Ok::<_, DbError>(true)
-    })
-}
-
-/// The ids of the owner's keys not revoked (a suspension stops them).
-pub async fn unrevoked_key_ids(db: &Db, owner: Id) -> Result<Vec<Id>, DbError> {
-    run!(db, |conn| {
-        Ok::<_, DbError>(
-            api_keys::table
-                .filter(api_keys::owner_id.eq(owner))
-                .filter(api_keys::revoked_at.is_null())
-                .select(api_keys::id)
-                .load(conn)
-                .await?,
-        )
     })
 }
 
