@@ -197,8 +197,15 @@ pub struct ApiKeyVerifier {
     clock: Clock,
     /// By the key's SHA-256: the key itself is never kept.
     grants: Mutex<lru::LruCache<[u8; 32], (KeyGrant, StdInstant)>>,
+    /// Keys auth refused for good (unknown, revoked, expired), by SHA-256:
+    /// a script that goes on with a dead key costs auth one lookup per period.
+    refused: Mutex<lru::LruCache<[u8; 32], (Problem, StdInstant)>>,
     used: Mutex<HashMap<Id, Instant>>,
 }
+
+/// Why auth refuses the key of a suspended owner (not remembered: a
+/// reinstatement frees the key at once).
+pub const OWNER_SUSPENDED: &str = "the key's owner is suspended";
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -221,6 +228,7 @@ impl ApiKeyVerifier {
             cache,
             clock,
             grants: Mutex::new(lru::LruCache::new(capacity)),
+            refused: Mutex::new(lru::LruCache::new(capacity)),
             used: Mutex::new(HashMap::new()),
         })
     }
@@ -235,9 +243,22 @@ impl ApiKeyVerifier {
         let grant = match remembered {
             Some((grant, _)) => grant,
             None => {
-                let grant = self.authority.authenticate(key).await?;
-                lock(&self.grants).put(digest, (grant.clone(), StdInstant::now()));
-                grant
+                let refused = lock(&self.refused).get(&digest).filter(|(_, at)| at.elapsed() < GRANT_TTL).cloned();
+                if let Some((problem, _)) = refused {
+                    return Err(problem);
+                }
+                match self.authority.authenticate(key).await {
+                    Ok(grant) => {
+                        lock(&self.grants).put(digest, (grant.clone(), StdInstant::now()));
+                        grant
+                    }
+                    Err(p) => {
+                        if p.code == ErrorCode::InvalidToken && p.detail != OWNER_SUSPENDED {
+                            lock(&self.refused).put(digest, (p.clone(), StdInstant::now()));
+                        }
+                        return Err(p);
+                    }
+                }
             }
         };
         // One round trip: the three entries are asked together.
@@ -250,7 +271,7 @@ impl ApiKeyVerifier {
             return Err(invalid("API key revoked"));
         }
         if held?.is_some() {
-            return Err(invalid("the key's owner is suspended"));
+            return Err(invalid(OWNER_SUSPENDED));
         }
         let mut expires_at = grant.expires_at;
         let moved = end?.and_then(|s| s.parse::<i64>().ok()).and_then(|s| chrono::DateTime::from_timestamp(s, 0));
@@ -378,6 +399,12 @@ mod tests {
         assert_eq!(recorded[0].len(), 1);
         let unknown = format!("htk_abcdefgh23_{}", "u".repeat(SECRET_CHARS));
         assert_eq!(v.verify(&unknown).await.unwrap_err().code, ErrorCode::InvalidToken);
+        assert_eq!(authority.asked.load(Ordering::SeqCst), 2);
+        // A dead key presented again is refused without asking auth.
+        for _ in 0..10 {
+            assert_eq!(v.verify(&unknown).await.unwrap_err().detail, "unknown API key");
+        }
+        assert_eq!(authority.asked.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

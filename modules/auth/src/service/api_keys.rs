@@ -212,7 +212,7 @@ impl KeyAuthority for AuthService {
             return Err(invalid(why));
         }
         if suspended {
-            return Err(invalid("the key's owner is suspended"));
+            return Err(invalid(hometrip_kernel::api_keys::OWNER_SUSPENDED));
         }
         Ok(KeyGrant {
             key_id: row.id,
