@@ -4,26 +4,14 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
-use hometrip_auth::api::ApiKey;
 use hometrip_kernel::auth_context::AuthUser;
-use hometrip_kernel::time::Instant;
 use hometrip_kernel::{Id, Problem};
 use serde::Deserialize;
 
 use crate::admin_pages::{admin_form, Console, Said};
+use crate::api_key_pages::KeyLine;
 use crate::pages::{failed, respond, Chrome, Context};
-use crate::{format, Web};
-
-struct KeyLine {
-    id: Id,
-    name: String,
-    prefix: String,
-    scopes: Vec<&'static str>,
-    created: String,
-    last_used: Option<String>,
-    ends: Option<String>,
-    revoked: Option<String>,
-}
+use crate::Web;
 
 #[derive(Template)]
 #[template(path = "admin_api_keys.html")]
@@ -47,22 +35,11 @@ async fn keys_page(
         Ok(keys) => keys,
         Err(p) => return failed(req, app, ctx, &p),
     };
-    let when = |at: Instant| format::instant(at, "UTC", ctx.locale);
-    let line = |k: ApiKey| KeyLine {
-        id: k.id,
-        scopes: k.scopes.iter().map(|s| s.as_str()).collect(),
-        created: when(k.created_at),
-        last_used: k.last_used_at.map(when),
-        ends: k.expires_at.map(when),
-        revoked: k.revoked_at.map(when),
-        name: k.name,
-        prefix: k.prefix,
-    };
     let (notice, error) = (said.notice(), said.error());
     let page = KeysPage {
         page: ctx.chrome(req, app, "page_view"),
         user,
-        keys: keys.into_iter().map(line).collect(),
+        keys: keys.into_iter().map(|k| KeyLine::of(k, ctx)).collect(),
         notice,
         error,
     };

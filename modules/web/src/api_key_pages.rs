@@ -16,15 +16,34 @@ use crate::{format, Web};
 
 const PAGE: &str = "/account/api-keys";
 
-struct KeyLine {
-    id: Id,
-    name: String,
-    prefix: String,
-    scopes: Vec<&'static str>,
-    created: String,
-    last_used: Option<String>,
-    ends: Option<String>,
-    replaced: bool,
+/// A key as the owner's page and the console show it.
+pub(crate) struct KeyLine {
+    pub id: Id,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<&'static str>,
+    pub created: String,
+    pub last_used: Option<String>,
+    pub ends: Option<String>,
+    pub revoked: Option<String>,
+    pub replaced: bool,
+}
+
+impl KeyLine {
+    pub(crate) fn of(key: ApiKey, ctx: &Context) -> KeyLine {
+        let when = |at: Instant| format::instant(at, "UTC", ctx.locale);
+        KeyLine {
+            id: key.id,
+            scopes: key.scopes.iter().map(|s| s.as_str()).collect(),
+            created: when(key.created_at),
+            last_used: key.last_used_at.map(when),
+            ends: key.expires_at.map(when),
+            revoked: key.revoked_at.map(when),
+            replaced: key.replaced_by.is_some(),
+            name: key.name,
+            prefix: key.prefix,
+        }
+    }
 }
 
 struct ScopeChoice {
@@ -72,20 +91,9 @@ async fn keys_page(
         Err(p) => return failed(req, app, ctx, &p),
     };
     let k = ctx.locale.messages().k;
-    let when = |at: Instant| format::instant(at, "UTC", ctx.locale);
-    let line = |key: ApiKey| KeyLine {
-        id: key.id,
-        scopes: key.scopes.iter().map(|s| s.as_str()).collect(),
-        created: when(key.created_at),
-        last_used: key.last_used_at.map(when),
-        ends: key.expires_at.map(when),
-        replaced: key.replaced_by.is_some(),
-        name: key.name,
-        prefix: key.prefix,
-    };
     let page = KeysPage {
         page: ctx.chrome(req, app, "page_view"),
-        keys: keys.into_iter().map(line).collect(),
+        keys: keys.into_iter().map(|k| KeyLine::of(k, ctx)).collect(),
         choices: Scope::ALL
             .iter()
             .map(|s| ScopeChoice { name: s.as_str(), label: k.scope(*s), checked: said.ticked.contains(s) })
