@@ -267,6 +267,7 @@ pub fn openapi_document(local: &[&Module]) -> utoipa::openapi::OpenApi {
     }
     BearerAuth.modify_doc(&mut doc);
     hometrip_gateway::scopes::document(&mut doc);
+    hometrip_gateway::problems::document(&mut doc);
     doc
 }
 

@@ -160,6 +160,23 @@ async fn health_metrics_openapi_and_request_ids() {
     ] {
         assert!(doc.body["paths"].get(path).is_some(), "openapi lacks {path}");
     }
+    // Client generators name methods by operation id; error answers are problems.
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in doc.body["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_default();
+            assert!(ids.insert(id.to_owned()), "{method} {path}: operation id {id} is taken");
+            let answers = operation["responses"].as_object().unwrap();
+            assert!(answers.contains_key("429"), "{method} {path} does not name the limits' 429");
+            for (status, answer) in answers.iter().filter(|(s, _)| s.as_str() >= "400") {
+                let content = answer["content"].as_object().map(|c| c.keys().cloned().collect::<Vec<_>>());
+                assert!(
+                    content.as_ref().is_none_or(|c| c == &["application/problem+json"]),
+                    "{method} {path} {status}: {content:?}"
+                );
+            }
+        }
+    }
     let docs = reqwest::get(server.url("/api/docs")).await.unwrap();
     assert_eq!(docs.status(), 200);
     let page = docs.text().await.unwrap();

@@ -21,6 +21,7 @@ mod listings;
 mod messages;
 mod notifications;
 mod oauth;
+mod openapi_fuzz;
 mod privacy;
 mod realtime;
 mod restart;

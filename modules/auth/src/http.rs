@@ -217,7 +217,8 @@ async fn reset(web: web::Data<AuthWeb>, body: web::Json<ResetRequest>) -> Result
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/password/change", tag = "auth", request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 422, body = Problem), (status = 429, body = Problem)), security(("bearer" = [])))]
+    responses((status = 204), (status = 409, body = Problem, description = "The account has no password yet"),
+        (status = 422, body = Problem), (status = 429, body = Problem)), security(("bearer" = [])))]
 #[post("/auth/password/change")]
 async fn change_password(
     web: web::Data<AuthWeb>,
@@ -229,7 +230,8 @@ async fn change_password(
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/2fa/setup", tag = "auth",
-    responses((status = 200, body = TotpSetup), (status = 401, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = TotpSetup), (status = 401, body = Problem),
+        (status = 409, body = Problem, description = "Two-factor authentication is already on")), security(("bearer" = [])))]
 #[post("/auth/2fa/setup")]
 async fn totp_setup(web: web::Data<AuthWeb>, user: AuthUser) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok()
@@ -238,7 +240,9 @@ async fn totp_setup(web: web::Data<AuthWeb>, user: AuthUser) -> Result<HttpRespo
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/2fa/enable", tag = "auth", request_body = CodeRequest,
-    responses((status = 200, body = RecoveryCodes), (status = 422, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, body = RecoveryCodes),
+        (status = 409, body = Problem, description = "Already on, or `/auth/2fa/setup` not called"),
+        (status = 422, body = Problem)), security(("bearer" = [])))]
 #[post("/auth/2fa/enable")]
 async fn totp_enable(
     web: web::Data<AuthWeb>,
@@ -250,7 +254,9 @@ async fn totp_enable(
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/2fa/disable", tag = "auth", request_body = DisableTotpRequest,
-    responses((status = 204), (status = 401, body = Problem), (status = 429, body = Problem)), security(("bearer" = [])))]
+    responses((status = 204), (status = 401, body = Problem),
+        (status = 409, body = Problem, description = "Two-factor authentication is off, or the account has no password"),
+        (status = 429, body = Problem)), security(("bearer" = [])))]
 #[post("/auth/2fa/disable")]
 async fn totp_disable(
     web: web::Data<AuthWeb>,

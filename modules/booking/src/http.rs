@@ -42,7 +42,7 @@ pub struct QuoteQuery {
     pub rate: Option<Rate>,
 }
 
-#[utoipa::path(get, path = "/api/v1/bookings/quote", tag = "bookings", params(QuoteQuery),
+#[utoipa::path(get, path = "/api/v1/bookings/quote", operation_id = "quote_booking", tag = "bookings", params(QuoteQuery),
     responses((status = 200, body = BookingQuote), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 #[get("/bookings/quote")]
 async fn quote(svc: web::Data<BookingService>, q: web::Query<QuoteQuery>) -> Result<HttpResponse, Problem> {
@@ -51,7 +51,7 @@ async fn quote(svc: web::Data<BookingService>, q: web::Query<QuoteQuery>) -> Res
     Ok(HttpResponse::Ok().json(quote))
 }
 
-#[utoipa::path(post, path = "/api/v1/bookings", tag = "bookings", request_body = CreateBooking,
+#[utoipa::path(post, path = "/api/v1/bookings", operation_id = "create_booking", tag = "bookings", request_body = CreateBooking,
     params(("Idempotency-Key" = Option<String>, Header, description = "The same key and body return the same booking")),
     responses((status = 201, body = Booking), (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -81,7 +81,7 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/bookings", tag = "bookings", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/bookings", operation_id = "list_bookings", tag = "bookings", params(ListQuery),
     responses((status = 200, body = Page<Booking>), (status = 422, body = Problem)), security(("bearer" = [])))]
 #[get("/bookings")]
 async fn list(

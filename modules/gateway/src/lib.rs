@@ -9,6 +9,7 @@ pub mod dead_letters;
 pub mod middleware;
 pub mod ops;
 pub mod performance;
+pub mod problems;
 pub mod proxy;
 pub mod scopes;
 

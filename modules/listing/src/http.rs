@@ -56,7 +56,7 @@ pub struct AmenityList {
     pub items: Vec<Amenity>,
 }
 
-#[utoipa::path(post, path = "/api/v1/listings", tag = "listings", request_body = TermsPatch,
+#[utoipa::path(post, path = "/api/v1/listings", operation_id = "create_listing", tag = "listings", request_body = TermsPatch,
     responses((status = 201, body = Listing), (status = 422, body = Problem)), security(("bearer" = [])))]
 #[post("/listings")]
 async fn create(
@@ -180,7 +180,7 @@ async fn edit_calendar(
     Ok(HttpResponse::Ok().json(CalendarDays { days: svc.edit_calendar(*id, viewer(&user), &body.ranges).await? }))
 }
 
-#[utoipa::path(get, path = "/api/v1/listings/{id}/quote", tag = "listings", params(("id" = Id, Path), QuoteQuery),
+#[utoipa::path(get, path = "/api/v1/listings/{id}/quote", operation_id = "quote_listing", tag = "listings", params(("id" = Id, Path), QuoteQuery),
     responses((status = 200, body = Quote), (status = 409, body = Problem), (status = 422, body = Problem)))]
 #[get("/listings/{id}/quote")]
 async fn quote(

@@ -19,7 +19,7 @@ fn actor(user: &AuthUser) -> Actor {
     Actor { id: user.id, admin: user.is_admin() }
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations", tag = "messages", request_body = StartConversation,
+#[utoipa::path(post, path = "/api/v1/conversations", operation_id = "start_conversation", tag = "messages", request_body = StartConversation,
     responses((status = 201, body = Conversation), (status = 200, body = Conversation), (status = 404, body = Problem),
         (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -34,7 +34,7 @@ async fn start(
     Ok(res.json(conversation))
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations", tag = "messages", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/conversations", operation_id = "list_conversations", tag = "messages", params(PageQuery),
     responses((status = 200, body = Page<Conversation>)), security(("bearer" = [])))]
 #[get("/conversations")]
 async fn list(

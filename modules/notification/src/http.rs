@@ -24,7 +24,7 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/notifications", operation_id = "list_notifications", tag = "notifications", params(ListQuery),
     responses((status = 200, body = NotificationList)), security(("bearer" = [])))]
 #[get("/notifications")]
 async fn list(

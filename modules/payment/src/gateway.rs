@@ -223,6 +223,10 @@ impl SimulatedGateway {
     }
 
     async fn load(&self, id: &str) -> Result<SimIntent, GatewayError> {
+        self.find(id).await?.ok_or_else(|| GatewayError::Invalid(format!("No such payment_intent: '{id}'")))
+    }
+
+    async fn find(&self, id: &str) -> Result<Option<SimIntent>, GatewayError> {
         let id = id.to_owned();
         let found: Option<SimIntent> = run!(self.db, |conn| {
             sim_intents::table
@@ -234,7 +238,7 @@ impl SimulatedGateway {
                 .map_err(DbError::from)
         })
         .map_err(unavailable)?;
-        found.ok_or_else(|| GatewayError::Invalid(format!("No such payment_intent: '{id}'")))
+        Ok(found)
     }
 
     async fn set_status(&self, id: &str, from: &[&str], to: PaymentStatus) -> Result<Intent, GatewayError> {
@@ -264,14 +268,15 @@ impl SimulatedGateway {
     }
 
     /// Completes 3-D Secure for an intent (the page the guest is sent to).
-    pub async fn authenticate(&self, id: &str) -> Result<Intent, GatewayError> {
-        let current = self.load(id).await?;
+    /// `None` for an intent this provider never made.
+    pub async fn authenticate(&self, id: &str) -> Result<Option<Intent>, GatewayError> {
+        let Some(current) = self.find(id).await? else { return Ok(None) };
         let to = if current.capture_method == CaptureMethod::Manual.as_str() {
             PaymentStatus::RequiresCapture
         } else {
             PaymentStatus::Succeeded
         };
-        self.set_status(id, &["requires_action"], to).await
+        self.set_status(id, &["requires_action"], to).await.map(Some)
     }
 }
 

@@ -64,7 +64,8 @@ fn own_path(url: &str) -> bool {
 #[utoipa::path(post, path = "/api/v1/payments/simulated/{intent}/authenticate", tag = "payments",
     params(("intent" = String, Path), AuthenticateQuery),
     responses((status = 200, body = Authenticated), (status = 303, description = "Back to `return_url`"),
-        (status = 404, body = Problem), (status = 422, body = Problem)))]
+        (status = 404, body = Problem), (status = 409, body = Problem, description = "Not waiting for 3-D Secure"),
+        (status = 422, body = Problem)))]
 #[post("/payments/simulated/{intent}/authenticate")]
 async fn simulated_authenticate(
     sim: Option<web::Data<SimulatedGateway>>,
@@ -79,6 +80,7 @@ async fn simulated_authenticate(
         crate::gateway::GatewayError::Invalid(m) => Problem::new(hometrip_kernel::ErrorCode::Conflict, m),
         other => Problem::internal(other),
     })?;
+    let Some(intent) = intent else { return Err(Problem::not_found("payment intent")) };
     Ok(match &q.return_url {
         Some(back) => {
             HttpResponse::SeeOther().insert_header((actix_web::http::header::LOCATION, back.clone())).finish()

@@ -32,7 +32,7 @@ pub struct RevokeReason {
     pub reason: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = NewApiKey,
+#[utoipa::path(post, path = "/api/v1/api-keys", operation_id = "create_api_key", tag = "api-keys", request_body = NewApiKey,
     responses((status = 201, body = IssuedApiKey), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)),
     security(("bearer" = [])))]
@@ -41,7 +41,7 @@ async fn create(web: web::Data<AuthWeb>, user: AuthUser, body: web::Json<NewApiK
     Ok(HttpResponse::Created().json(ApiKeys::create(&*web.service, &user, &body).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys",
+#[utoipa::path(get, path = "/api/v1/api-keys", operation_id = "list_api_keys", tag = "api-keys",
     responses((status = 200, body = ApiKeyList), (status = 401, body = Problem)), security(("bearer" = [])))]
 #[get("/api-keys")]
 async fn list(web: web::Data<AuthWeb>, user: AuthUser) -> Result<HttpResponse, Problem> {
