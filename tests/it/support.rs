@@ -346,7 +346,12 @@ impl Server {
     pub fn client(&self) -> Api {
         Api {
             base: self.base.clone(),
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client"),
+            // Idle connections are dropped before the server's keep-alive (75 s) ends them.
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
             token: None,
         }
     }
