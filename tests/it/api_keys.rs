@@ -60,6 +60,10 @@ async fn a_key_acts_within_its_scopes_only() {
     let refused = put(&with_reader, &path, body.clone()).await;
     assert_eq!(refused.problem(403), "insufficient_scope");
     assert_eq!(refused.body["required_scope"], "calendar:write", "{}", refused.text);
+    assert_eq!(
+        crate::edge::challenge(&refused),
+        "Bearer realm=\"HomeTrip\", error=\"insufficient_scope\", scope=\"calendar:write\""
+    );
 
     // calendar:write blocks nights.
     let writer = key_of(&new_key(&host, "Channel manager (write)", &["calendar:write", "calendar:read"]).await);
@@ -475,4 +479,97 @@ async fn an_admin_revokes_a_users_key_from_the_console() {
     assert_eq!(with_key.get(&calendar(&listing)).await.status, 401);
     let after = console.get(done.headers["location"].to_str().unwrap()).await;
     assert!(html(&after).contains("id=\"notice\"") && after.text.contains("data-revoked"), "{}", after.text);
+}
+
+#[tokio::test]
+async fn a_new_password_revokes_the_keys_when_the_owner_asks() {
+    use crate::web::{api_as, csrf, html};
+    let server = Server::start().await;
+    let email = unique_email("keys-password");
+    server.client().signed_up(&email).await;
+    let owner = api_as(&server, &email).await;
+    let me = owner.get("/api/v1/users/me").await.body;
+    let works = |key: String| {
+        let api = server.client().with_token(&key);
+        async move { api.get("/api/v1/listings").await.status }
+    };
+
+    // A change without the box keeps the keys (scripts go on); with it, they stop at once.
+    let kept = key_of(&new_key(&owner, "Kept", &["listings:read"]).await);
+    let change = |current: &str, new: &str, revoke: bool| json!({"current_password": current, "new_password": new, "revoke_api_keys": revoke});
+    let first = "a first new passphrase, long enough";
+    let changed = owner.post("/api/v1/auth/password/change", change(PASSWORD, first, false)).await;
+    assert_eq!(changed.status, 204, "{}", changed.text);
+    assert_eq!(works(kept.clone()).await, 200);
+    let second = key_of(&new_key(&owner, "Second", &["listings:read"]).await);
+    let changed = owner.post("/api/v1/auth/password/change", change(first, PASSWORD, true)).await;
+    assert_eq!(changed.status, 204, "{}", changed.text);
+    for key in [&kept, &second] {
+        assert_eq!(works(key.clone()).await, 401);
+    }
+    let listed = owner.get("/api/v1/api-keys").await.body;
+    assert!(listed["items"].as_array().unwrap().iter().all(|k| k["revoked_at"].is_string()), "{listed}");
+
+    // The reset page's box does the same for an owner who lost the password.
+    let third = key_of(&new_key(&owner, "Third", &["listings:read"]).await);
+    // The browser's session ended with the change: it is a visitor's now.
+    let mut browser = crate::web::Browser::new(&server);
+    let form = browser.get("/forgot-password").await;
+    assert_eq!(browser.post("/forgot-password", &[("csrf", &csrf(&form)), ("email", &email)]).await.status, 200);
+    let link = server.wait_email(&email, "Reset").await.token();
+    let landing = browser.get(&format!("/reset-password?token={link}")).await;
+    assert!(html(&landing).contains("name=\"revoke_api_keys\""), "{}", landing.text);
+    let weak = [("csrf", csrf(&landing)), ("token", link.clone()), ("password", "abc".into())];
+    let mut weak: Vec<(&str, String)> = weak.into();
+    weak.push(("revoke_api_keys", "on".into()));
+    let refused =
+        browser.post("/reset-password", &weak.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert!(refused.text.contains("value=\"on\" checked"), "the tick is kept: {}", refused.text);
+    assert_eq!(works(third.clone()).await, 200, "a refused reset revokes nothing");
+    let fields = [
+        ("csrf", csrf(&landing)),
+        ("token", link),
+        ("password", "the passphrase after the reset".to_owned()),
+        ("revoke_api_keys", "on".to_owned()),
+    ];
+    let reset =
+        browser.post("/reset-password", &fields.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    assert_eq!(reset.status, 200, "{}", reset.text);
+    assert_eq!(works(third).await, 401);
+
+    // Each revocation is in the audit log, as the owner's, under the call that made it.
+    let admin = admin(&server).await;
+    let path = format!("/api/v1/admin/audit?actor={}", me["id"].as_str().unwrap());
+    let audit = eventually(&admin, &path, |b| {
+        let actions: Vec<_> = b["items"].as_array().unwrap().iter().map(|e| e["action"].clone()).collect();
+        actions.iter().filter(|a| *a == "POST /api/v1/auth/password/change").count() == 2
+            && actions.iter().any(|a| a == "POST /api/v1/auth/password/reset")
+    })
+    .await;
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["target"].as_str().unwrap().starts_with("api-keys/") || e["action"] == "POST /api/v1/api-keys"),
+        "{audit}"
+    );
+
+    // And the security page's box, for a signed-in owner.
+    let email = unique_email("keys-security");
+    let mut browser = crate::web::signed_in_browser(&server, &email).await;
+    let key = key_of(&new_key(&api_as(&server, &email).await, "Page", &["listings:read"]).await);
+    let page = browser.get("/account/security").await;
+    assert!(html(&page).contains("name=\"revoke_api_keys\""), "{}", page.text);
+    let fields = [
+        ("csrf", csrf(&page)),
+        ("current_password", PASSWORD.to_owned()),
+        ("new_password", "the passphrase of the page".to_owned()),
+        ("revoke_api_keys", "on".to_owned()),
+    ];
+    let changed =
+        browser.post("/account/password", &fields.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(works(key).await, 401);
 }

@@ -85,12 +85,19 @@ async fn forged_expired_and_alg_none_tokens_are_refused() {
     ] {
         let r = api.with_token(&token).get("/api/v1/users/me").await;
         assert_eq!(r.problem(401), "invalid_token", "{what}");
+        assert_eq!(challenge(&r), "Bearer realm=\"HomeTrip\", error=\"invalid_token\"", "{what}");
     }
     let r = api.send(api.http.get(server.url("/api/v1/users/me")).header("authorization", "Basic abc")).await;
     assert_eq!(r.problem(401), "unauthenticated");
+    // Every 401 names the scheme it wants (RFC 9110 §11.6.1).
+    assert_eq!(challenge(&r), "Bearer realm=\"HomeTrip\"");
     assert_eq!(api.get("/api/v1/users/me").await.problem(401), "unauthenticated");
     // The real one still works.
     assert_eq!(api.with_token(good).get("/api/v1/users/me").await.status, 200);
+}
+
+pub(crate) fn challenge(reply: &Reply) -> &str {
+    reply.headers.get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or_default()
 }
 
 #[tokio::test]

@@ -89,7 +89,9 @@ pub trait Sessions: Send + Sync {
     async fn sign_out(&self, refresh_token: &str) -> Result<(), Problem>;
     async fn verify_email(&self, token: &str) -> Result<(), Problem>;
     async fn forgot_password(&self, email: &str) -> Result<(), Problem>;
-    async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem>;
+    /// Every session ends; with `revoke_api_keys`, every API key too (an
+    /// account taken over may have made some).
+    async fn reset_password(&self, token: &str, new_password: &str, revoke_api_keys: bool) -> Result<(), Problem>;
     /// The providers one signs in with here (`google`, `facebook`): the configured ones.
     async fn providers(&self) -> Result<Vec<String>, Problem>;
     /// Starts a sign-in with `provider` that comes back to the web app's
@@ -165,8 +167,15 @@ pub trait AccountAdmin: Send + Sync {
 /// cases, in process or over those public routes as that user.
 #[async_trait]
 pub trait AccountSecurity: Send + Sync {
-    /// The user's other sessions end; 401 when `current` is wrong, 422 for a weak `new`.
-    async fn change_password(&self, user: &AuthUser, current: &str, new: &str) -> Result<(), Problem>;
+    /// The user's other sessions end, and with `revoke_api_keys` their API
+    /// keys; 401 when `current` is wrong, 422 for a weak `new`.
+    async fn change_password(
+        &self,
+        user: &AuthUser,
+        current: &str,
+        new: &str,
+        revoke_api_keys: bool,
+    ) -> Result<(), Problem>;
     /// A new secret to confirm with [`AccountSecurity::totp_enable`].
     async fn totp_setup(&self, user: &AuthUser) -> Result<TotpSetup, Problem>;
     /// Turns the second factor on with a current code; the recovery codes, shown once.

@@ -68,6 +68,7 @@ pub struct SessionCall {
     /// A token, an emailed link's, a refresh token, a provider's code or a sign-in ticket.
     pub token: String,
     pub user_agent: Option<String>,
+    pub revoke_api_keys: bool,
     pub provider: String,
     pub state: String,
     pub binding: String,
@@ -139,8 +140,13 @@ impl Sessions for AccountsClient {
             .map(|_| ())
     }
 
-    async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem> {
-        let call = SessionCall { token: token.to_owned(), password: new_password.to_owned(), ..SessionCall::default() };
+    async fn reset_password(&self, token: &str, new_password: &str, revoke_api_keys: bool) -> Result<(), Problem> {
+        let call = SessionCall {
+            token: token.to_owned(),
+            password: new_password.to_owned(),
+            revoke_api_keys,
+            ..SessionCall::default()
+        };
         self.remote
             .post::<_, serde_json::Value>("/internal/auth/sessions/reset-password", &call, None)
             .await
@@ -211,8 +217,15 @@ struct Revoked {
 
 #[async_trait]
 impl AccountSecurity for AccountSecurityClient {
-    async fn change_password(&self, user: &AuthUser, current: &str, new: &str) -> Result<(), Problem> {
-        let body = serde_json::json!({"current_password": current, "new_password": new});
+    async fn change_password(
+        &self,
+        user: &AuthUser,
+        current: &str,
+        new: &str,
+        revoke_api_keys: bool,
+    ) -> Result<(), Problem> {
+        let body =
+            serde_json::json!({"current_password": current, "new_password": new, "revoke_api_keys": revoke_api_keys});
         self.remote.post_as::<_, Option<IgnoredAny>>("/api/v1/auth/password/change", &body, user, None).await.map(drop)
     }
 

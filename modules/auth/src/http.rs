@@ -71,12 +71,18 @@ pub struct ForgotRequest {
 pub struct ResetRequest {
     pub token: String,
     pub new_password: String,
+    /// Also revoke every API key of the account (default `false`).
+    #[serde(default)]
+    pub revoke_api_keys: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
     pub new_password: String,
+    /// Also revoke every API key of the account (default `false`).
+    #[serde(default)]
+    pub revoke_api_keys: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -212,7 +218,7 @@ async fn forgot(web: web::Data<AuthWeb>, body: web::Json<ForgotRequest>) -> Resu
     responses((status = 204), (status = 400, body = Problem), (status = 422, body = Problem)))]
 #[post("/auth/password/reset")]
 async fn reset(web: web::Data<AuthWeb>, body: web::Json<ResetRequest>) -> Result<HttpResponse, Problem> {
-    web.service.reset_password(&body.token, &body.new_password).await?;
+    web.service.reset_password(&body.token, &body.new_password, body.revoke_api_keys).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -225,7 +231,8 @@ async fn change_password(
     user: AuthUser,
     body: web::Json<ChangePasswordRequest>,
 ) -> Result<HttpResponse, Problem> {
-    web.service.change_password(user.id, user.session_id, &body.current_password, &body.new_password).await?;
+    let ChangePasswordRequest { current_password, new_password, revoke_api_keys } = body.into_inner();
+    web.service.change_password(user.id, user.session_id, &current_password, &new_password, revoke_api_keys).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -529,7 +536,7 @@ async fn internal_session(
         "sign-out" => svc.sign_out(&b.token).await.map(|()| done())?,
         "verify-email" => svc.verify_email(&b.token).await.map(|()| done())?,
         "forgot-password" => svc.forgot_password(&b.email).await.map(|()| done())?,
-        "reset-password" => svc.reset_password(&b.token, &b.password).await.map(|()| done())?,
+        "reset-password" => svc.reset_password(&b.token, &b.password, b.revoke_api_keys).await.map(|()| done())?,
         "providers" => HttpResponse::Ok().json(svc.providers().await?),
         "provider-start" => HttpResponse::Ok().json(svc.provider_start(&b.provider, &b.public_url).await?),
         "provider-finish" => HttpResponse::Ok()

@@ -219,6 +219,27 @@ macro_rules! end_sessions {
     }};
 }
 
+/// With `revoke` (the audit record of each key), revokes every live API key
+/// of the account and appends each record; the revoked keys.
+macro_rules! revoke_keys {
+    ($conn:expr, $account:expr, $now:expr, $revoke:expr) => {{
+        let mut revoked: Vec<Id> = Vec::new();
+        if let Some(audit) = $revoke {
+            use schema::api_keys as keys;
+            let live = keys::table.filter(keys::owner_id.eq($account)).filter(keys::revoked_at.is_null());
+            revoked = live.select(keys::id).load($conn).await?;
+            diesel::update(live).set(keys::revoked_at.eq(Some($now))).execute($conn).await?;
+            for key in &revoked {
+                $conn.append_event(&audit($account, *key)?).await?;
+            }
+        }
+        revoked
+    }};
+}
+
+/// The audit record of an API key a new password revokes: `(owner, key)`.
+pub type KeyRevoked<'a> = &'a (dyn Fn(Id, Id) -> Result<Envelope, DbError> + Send + Sync);
+
 /// Spends every live reset token of the account: a new password makes the
 /// other reset links worthless.
 macro_rules! spend_reset_tokens {
@@ -490,7 +511,8 @@ pub async fn reset_password(
     password_hash: &str,
     now: Instant,
     event: impl Fn(Id) -> Result<Envelope, DbError> + Send + Sync,
-) -> Result<Option<(Id, Vec<Id>)>, DbError> {
+    revoke_keys: Option<KeyRevoked<'_>>,
+) -> Result<Option<(Id, Vec<Id>, Vec<Id>)>, DbError> {
     transaction!(db, |conn| {
         let Some(account_id) = spend_email_token(conn, digest, PURPOSE_RESET_PASSWORD, now).await? else {
             return Ok(None);
@@ -500,15 +522,17 @@ pub async fn reset_password(
             .execute(conn)
             .await?;
         let sessions = end_sessions!(conn, account_id, Id::nil(), now);
+        let keys = revoke_keys!(conn, account_id, now, revoke_keys);
         spend_reset_tokens!(conn, account_id, now);
         unlink_unverified_identities!(conn, account_id);
         conn.append_event(&event(account_id)?).await?;
-        Ok::<_, DbError>(Some((account_id, sessions)))
+        Ok::<_, DbError>(Some((account_id, sessions, keys)))
     })
 }
 
-/// Sets a new password for a signed-in user, ends their other sessions and
-/// spends their reset tokens; returns the ended session ids.
+/// Sets a new password for a signed-in user, ends their other sessions (and
+/// with `revoke_keys` their API keys) and spends their reset tokens; returns
+/// the ended session ids and the revoked keys.
 pub async fn change_password(
     db: &Db,
     account_id: Id,
@@ -516,16 +540,18 @@ pub async fn change_password(
     keep_session: Id,
     now: Instant,
     event: &Envelope,
-) -> Result<Vec<Id>, DbError> {
+    revoke_keys: Option<KeyRevoked<'_>>,
+) -> Result<(Vec<Id>, Vec<Id>), DbError> {
     transaction!(db, |conn| {
         diesel::update(accounts::table.find(account_id))
             .set((accounts::password_hash.eq(Some(password_hash)), accounts::updated_at.eq(now)))
             .execute(conn)
             .await?;
         let sessions = end_sessions!(conn, account_id, keep_session, now);
+        let keys = revoke_keys!(conn, account_id, now, revoke_keys);
         spend_reset_tokens!(conn, account_id, now);
         conn.append_event(event).await?;
-        Ok::<_, DbError>(sessions)
+        Ok::<_, DbError>((sessions, keys))
     })
 }
 

@@ -15,10 +15,13 @@ const PROBLEM_JSON: &str = "application/problem+json";
 fn meaning(status: &str) -> &'static str {
     match status {
         "400" => "A malformed path parameter, query or body (`invalid_path`, `invalid_query`, `malformed_json`)",
-        "401" => "No credential, or a bad or expired one (`unauthenticated`, `invalid_token`)",
+        "401" => {
+            "No credential, or a bad or expired one (`unauthenticated`, `invalid_token`); \
+             `WWW-Authenticate` carries the Bearer challenge"
+        }
         "403" => {
             "Not allowed: another's resource, a missing role, or an API key without the scope \
-                  (`forbidden`, `insufficient_scope` with `required_scope`)"
+             (`forbidden`; `insufficient_scope` with `required_scope`, also in `WWW-Authenticate`)"
         }
         "404" => "Not found",
         "409" => "Conflicts with the resource's state",

@@ -194,6 +194,30 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// The `WWW-Authenticate` challenge of a refused credential (RFC 6750 §3):
+    /// every 401 names the scheme; a bad token and a key without the scope
+    /// say why, so a client library can tell "sign in again" from "ask for
+    /// another scope".
+    fn challenge(&self) -> Option<String> {
+        const BEARER: &str = "Bearer realm=\"HomeTrip\"";
+        match self.code {
+            ErrorCode::InvalidToken => Some(format!("{BEARER}, error=\"invalid_token\"")),
+            ErrorCode::InsufficientScope => {
+                let scope = self.extensions.get("required_scope").and_then(|s| s.as_str());
+                // A scope is `word:word`: nothing to escape in a quoted string.
+                let scope = scope.filter(|s| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':' || b == b'_'));
+                Some(match scope {
+                    Some(scope) => format!("{BEARER}, error=\"insufficient_scope\", scope=\"{scope}\""),
+                    None => format!("{BEARER}, error=\"insufficient_scope\""),
+                })
+            }
+            _ if self.status == 401 => Some(BEARER.to_owned()),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({}): {}", self.title, self.status, self.detail)
@@ -212,6 +236,9 @@ impl ResponseError for Problem {
         res.content_type("application/problem+json");
         if let Some(secs) = self.retry_after {
             res.insert_header(("Retry-After", secs.to_string()));
+        }
+        if let Some(challenge) = self.challenge() {
+            res.insert_header((actix_web::http::header::WWW_AUTHENTICATE, challenge));
         }
         res.body(serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned()))
     }

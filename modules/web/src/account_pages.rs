@@ -28,6 +28,8 @@ struct AccountForm {
     totp_code: String,
     next: String,
     token: String,
+    /// A checkbox: `on` when ticked.
+    revoke_api_keys: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,6 +48,8 @@ struct Filled {
     token: String,
     /// The second factor is due.
     totp: bool,
+    /// The reset's "revoke my API keys" box was ticked.
+    revoke_api_keys: bool,
     error: Option<String>,
     field_errors: Vec<FieldError>,
 }
@@ -310,7 +314,8 @@ pub async fn reset(req: HttpRequest, app: web::Data<Web>, body: web::Bytes) -> H
         Err(refused) => return *refused,
     };
     let m = ctx.locale.messages();
-    let error: Problem = match app.sessions.reset_password(&form.token, &form.password).await {
+    let revoke_api_keys = form.revoke_api_keys == "on";
+    let error: Problem = match app.sessions.reset_password(&form.token, &form.password, revoke_api_keys).await {
         Ok(()) => return say(&req, &app, &ctx, StatusCode::OK, m.password_changed_title, m.password_changed_text),
         Err(p) if p.status == 400 => {
             return say(&req, &app, &ctx, StatusCode::BAD_REQUEST, m.link_invalid_title, m.link_invalid_text)
@@ -320,6 +325,7 @@ pub async fn reset(req: HttpRequest, app: web::Data<Web>, body: web::Bytes) -> H
     };
     let f = Filled {
         token: form.token,
+        revoke_api_keys,
         error: Some(m.fix_fields.to_owned()),
         field_errors: error.errors,
         ..Filled::default()

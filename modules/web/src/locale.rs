@@ -130,6 +130,8 @@ pub struct Messages {
     pub new_password: &'static str,
     pub display_name: &'static str,
     pub password_hint: &'static str,
+    /// The box that revokes the account's API keys with a new password.
+    pub revoke_api_keys: &'static str,
     pub totp_code: &'static str,
     pub forgot_link: &'static str,
     pub no_account: &'static str,
@@ -247,6 +249,7 @@ pub static EN: Messages = Messages {
     new_password: "New password",
     display_name: "Your name",
     password_hint: "At least 8 characters, hard to guess.",
+    revoke_api_keys: "Also revoke all my API keys (scripts and tools using them stop at once)",
     totp_code: "Code from your authenticator app",
     forgot_link: "Forgot your password?",
     no_account: "New to HomeTrip?",
@@ -356,6 +359,8 @@ pub static FR: Messages = Messages {
     new_password: "Nouveau mot de passe",
     display_name: "Votre nom",
     password_hint: "Au moins 8 caractères, difficile à deviner.",
+    revoke_api_keys:
+        "Révoquer aussi toutes mes clés d’API (les scripts et outils qui s’en servent s’arrêtent aussitôt)",
     totp_code: "Code de votre application d’authentification",
     forgot_link: "Mot de passe oublié ?",
     no_account: "Nouveau sur HomeTrip ?",

@@ -10,8 +10,14 @@ use crate::api::{AccountSecurity, SessionInfo, TotpSetup};
 
 #[async_trait]
 impl AccountSecurity for AuthService {
-    async fn change_password(&self, user: &AuthUser, current: &str, new: &str) -> Result<(), Problem> {
-        AuthService::change_password(self, user.id, user.session_id, current, new).await
+    async fn change_password(
+        &self,
+        user: &AuthUser,
+        current: &str,
+        new: &str,
+        revoke_api_keys: bool,
+    ) -> Result<(), Problem> {
+        AuthService::change_password(self, user.id, user.session_id, current, new, revoke_api_keys).await
     }
 
     async fn totp_setup(&self, user: &AuthUser) -> Result<TotpSetup, Problem> {

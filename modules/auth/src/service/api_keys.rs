@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use hometrip_kernel::api_keys::{held_owner, key_end, revoked_key, KeyAuthority, KeyGrant, KeyUse, STATE_TTL};
 use hometrip_kernel::audit::{AdminAction, ADMIN_ACTION};
 use hometrip_kernel::auth_context::AuthUser;
+use hometrip_kernel::db::DbError;
 use hometrip_kernel::events::Envelope;
 use hometrip_kernel::time::Instant;
 use hometrip_kernel::{ErrorCode, Id, Problem};
@@ -34,6 +35,27 @@ fn view(row: ApiKeyRow) -> ApiKey {
 
 fn refused(e: hometrip_kernel::FieldError) -> Problem {
     Problem::validation(vec![e])
+}
+
+fn key_audit_record(
+    at: Instant,
+    owner: Id,
+    action: &str,
+    key: Id,
+    status: u16,
+    reason: String,
+) -> Result<Envelope, DbError> {
+    let record = AdminAction {
+        id: Id::new(),
+        at,
+        actor_id: owner,
+        action: action.to_owned(),
+        target: format!("api-keys/{key}"),
+        reason,
+        status,
+        request_id: hometrip_kernel::telemetry::current_request_id().unwrap_or_default(),
+    };
+    Envelope::new(MODULE, ADMIN_ACTION, &record)
 }
 
 fn not_found() -> Problem {
@@ -67,17 +89,25 @@ impl AuthService {
     /// The audit record of an owner's change to a key (admins' calls are
     /// recorded by the edge).
     fn key_audit(&self, owner: Id, action: &str, key: Id, status: u16, reason: String) -> Result<Envelope, Problem> {
-        let record = AdminAction {
-            id: Id::new(),
-            at: self.clock.now(),
-            actor_id: owner,
-            action: action.to_owned(),
-            target: format!("api-keys/{key}"),
-            reason,
-            status,
-            request_id: hometrip_kernel::telemetry::current_request_id().unwrap_or_default(),
-        };
-        Envelope::new(MODULE, ADMIN_ACTION, &record).map_err(db_err)
+        key_audit_record(self.clock.now(), owner, action, key, status, reason).map_err(db_err)
+    }
+
+    /// The audit record of each key a new password revokes (`action` is the
+    /// call's), made in the password's transaction.
+    pub(super) fn keys_revoked_audit(
+        &self,
+        action: &'static str,
+    ) -> impl Fn(Id, Id) -> Result<Envelope, DbError> + Send + Sync {
+        let at = self.clock.now();
+        move |owner, key| key_audit_record(at, owner, action, key, 204, "revoked with a new password".to_owned())
+    }
+
+    /// Stops `keys` in every edge at once (they are revoked in the database).
+    pub(super) async fn forget_keys(&self, keys: &[Id]) -> Result<(), Problem> {
+        for key in keys {
+            self.cache.set(&revoked_key(key), "1", STATE_TTL).await?;
+        }
+        Ok(())
     }
 
     async fn owned_key(&self, owner: Id, id: Id) -> Result<ApiKeyRow, Problem> {

@@ -88,6 +88,7 @@ impl AuthService {
         session: Id,
         current: &str,
         new_password: &str,
+        revoke_api_keys: bool,
     ) -> Result<(), Problem> {
         let account = self.account_row(user).await?;
         let Some(hash) = account.password_hash.as_deref() else {
@@ -107,9 +108,13 @@ impl AuthService {
             .map_err(|e| Problem::validation(vec![FieldError::new("new_password", e.message)]))?;
         let new_hash = self.hash_password(new_password).await?;
         let event = self.event(PASSWORD_CHANGED, &AccountEvent { user_id: user })?;
-        let ended =
-            store::change_password(&self.db, user, &new_hash, session, Instant::now(), &event).await.map_err(db_err)?;
+        let audit = self.keys_revoked_audit("POST /api/v1/auth/password/change");
+        let revoke = revoke_api_keys.then_some(&audit as store::KeyRevoked<'_>);
+        let (ended, keys) = store::change_password(&self.db, user, &new_hash, session, Instant::now(), &event, revoke)
+            .await
+            .map_err(db_err)?;
         self.forget_sessions(&ended).await?;
+        self.forget_keys(&keys).await?;
         self.limiter.reset(&format!("password-change:{user}")).await?;
         self.bus.poke();
         Ok(())
@@ -133,7 +138,7 @@ impl AuthService {
 
     /// Sets a new password from a reset token and ends every session. Two-factor
     /// stays on: a reset never bypasses it.
-    pub async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem> {
+    pub async fn reset_password(&self, token: &str, new_password: &str, revoke_api_keys: bool) -> Result<(), Problem> {
         let unknown = || Problem::new(ErrorCode::BadRequest, "unknown, used or expired reset token");
         let digest = domain::token_digest(token.trim());
         // The token is checked before any hashing, so random tokens cost no argon2 work;
@@ -148,13 +153,14 @@ impl AuthService {
         domain::check_password(new_password, &words)
             .map_err(|e| Problem::validation(vec![FieldError::new("new_password", e.message)]))?;
         let hash = self.hash_password(new_password).await?;
-        let outcome = store::reset_password(&self.db, &digest, &hash, Instant::now(), |user_id| {
-            Envelope::new(MODULE, PASSWORD_CHANGED, &AccountEvent { user_id })
-        })
-        .await
-        .map_err(db_err)?;
-        let Some((_, sessions)) = outcome else { return Err(unknown()) };
+        let audit = self.keys_revoked_audit("POST /api/v1/auth/password/reset");
+        let revoke = revoke_api_keys.then_some(&audit as store::KeyRevoked<'_>);
+        let event = |user_id| Envelope::new(MODULE, PASSWORD_CHANGED, &AccountEvent { user_id });
+        let outcome =
+            store::reset_password(&self.db, &digest, &hash, Instant::now(), event, revoke).await.map_err(db_err)?;
+        let Some((_, sessions, keys)) = outcome else { return Err(unknown()) };
         self.forget_sessions(&sessions).await?;
+        self.forget_keys(&keys).await?;
         self.bus.poke();
         Ok(())
     }

@@ -51,8 +51,8 @@ impl Sessions for AuthService {
         AuthService::forgot_password(self, email).await
     }
 
-    async fn reset_password(&self, token: &str, new_password: &str) -> Result<(), Problem> {
-        AuthService::reset_password(self, token, new_password).await
+    async fn reset_password(&self, token: &str, new_password: &str, revoke_api_keys: bool) -> Result<(), Problem> {
+        AuthService::reset_password(self, token, new_password, revoke_api_keys).await
     }
 
     async fn providers(&self) -> Result<Vec<String>, Problem> {
