@@ -441,12 +441,6 @@ pub async fn serve(settings: Settings) -> Result<(), String> {
             .wrap(from_fn(hometrip_gateway::edge))
     })
     .workers(settings.server.worker_count())
-    // Idle connections stay open longer than any client keeps them: our own
-    // clients (the gateway's proxy, `RemoteClient`) drop theirs after 60 s,
-    // load balancers after 60 s by default. A server closing first (actix's
-    // default is 5 s) races the client reusing the connection: a request
-    // sent as the close arrives fails, and a POST cannot be retried.
-    .keep_alive(Duration::from_secs(75))
     .shutdown_timeout(10);
     let address = (settings.server.host.as_str(), port);
     let server = match &serve_tls {

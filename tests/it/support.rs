@@ -346,10 +346,12 @@ impl Server {
     pub fn client(&self) -> Api {
         Api {
             base: self.base.clone(),
-            // Idle connections are dropped before the server's keep-alive (75 s) ends them.
+            // Idle connections are dropped before the server's keep-alive (actix's
+            // 5 s) ends them: a request on a connection the server is closing
+            // fails, and a POST is not retried.
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
-                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_idle_timeout(Duration::from_secs(4))
                 .build()
                 .expect("client"),
             token: None,
