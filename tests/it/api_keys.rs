@@ -519,22 +519,14 @@ async fn a_new_password_revokes_the_keys_when_the_owner_asks() {
     let link = server.wait_email(&email, "Reset").await.token();
     let landing = browser.get(&format!("/reset-password?token={link}")).await;
     assert!(html(&landing).contains("name=\"revoke_api_keys\""), "{}", landing.text);
-    let weak = [("csrf", csrf(&landing)), ("token", link.clone()), ("password", "abc".into())];
-    let mut weak: Vec<(&str, String)> = weak.into();
-    weak.push(("revoke_api_keys", "on".into()));
-    let refused =
-        browser.post("/reset-password", &weak.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    let token = csrf(&landing);
+    let reset_with =
+        |password| [("csrf", token.as_str()), ("token", &link), ("password", password), ("revoke_api_keys", "on")];
+    let refused = browser.post("/reset-password", &reset_with("abc")).await;
     assert_eq!(refused.status, 422, "{}", refused.text);
     assert!(refused.text.contains("value=\"on\" checked"), "the tick is kept: {}", refused.text);
     assert_eq!(works(third.clone()).await, 200, "a refused reset revokes nothing");
-    let fields = [
-        ("csrf", csrf(&landing)),
-        ("token", link),
-        ("password", "the passphrase after the reset".to_owned()),
-        ("revoke_api_keys", "on".to_owned()),
-    ];
-    let reset =
-        browser.post("/reset-password", &fields.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    let reset = browser.post("/reset-password", &reset_with("the passphrase after the reset")).await;
     assert_eq!(reset.status, 200, "{}", reset.text);
     assert_eq!(works(third).await, 401);
 
@@ -562,14 +554,14 @@ async fn a_new_password_revokes_the_keys_when_the_owner_asks() {
     let key = key_of(&new_key(&api_as(&server, &email).await, "Page", &["listings:read"]).await);
     let page = browser.get("/account/security").await;
     assert!(html(&page).contains("name=\"revoke_api_keys\""), "{}", page.text);
+    let token = csrf(&page);
     let fields = [
-        ("csrf", csrf(&page)),
-        ("current_password", PASSWORD.to_owned()),
-        ("new_password", "the passphrase of the page".to_owned()),
-        ("revoke_api_keys", "on".to_owned()),
+        ("csrf", token.as_str()),
+        ("current_password", PASSWORD),
+        ("new_password", "the passphrase of the page"),
+        ("revoke_api_keys", "on"),
     ];
-    let changed =
-        browser.post("/account/password", &fields.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()).await;
+    let changed = browser.post("/account/password", &fields).await;
     assert_eq!(changed.status, 200, "{}", changed.text);
     assert_eq!(works(key).await, 401);
 }

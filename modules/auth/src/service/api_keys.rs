@@ -102,7 +102,9 @@ impl AuthService {
         move |owner, key| key_audit_record(at, owner, action, key, 204, "revoked with a new password".to_owned())
     }
 
-    /// Stops `keys` in every edge at once (they are revoked in the database).
+    /// Stops `keys` in every edge at once (they are revoked in the database):
+    /// every edge reads this on each use, not only when its remembered grants
+    /// run out.
     pub(super) async fn forget_keys(&self, keys: &[Id]) -> Result<(), Problem> {
         for key in keys {
             self.cache.set(&revoked_key(key), "1", STATE_TTL).await?;
@@ -145,9 +147,7 @@ impl AuthService {
         if !store::revoke(&self.db, id, self.clock.now(), audit).await.map_err(db_err)? {
             return Err(not_found());
         }
-        // Every edge reads this on each use: the key stops now, not when
-        // their remembered grants run out.
-        self.cache.set(&revoked_key(&id), "1", STATE_TTL).await?;
+        self.forget_keys(&[id]).await?;
         self.bus.poke();
         Ok(())
     }
