@@ -46,6 +46,13 @@ const INDEXED_DAYS: i64 = 730;
 pub struct SearchService {
     index: Arc<SearchIndex>,
     listings: Arc<dyn Listings>,
+    /// Held from reading listings to writing their documents (an event's
+    /// re-indexing, a page of a rebuild): of two writes of one listing, the
+    /// later is the later read, so a stale read never overwrites a fresh one.
+    writes: tokio::sync::Mutex<()>,
+    /// Held by a rebuild from its start to its commit; the committer waits
+    /// for it, so searches keep the last whole index until the new one is in.
+    rebuild: tokio::sync::Mutex<()>,
 }
 
 fn index_err(e: impl std::fmt::Display) -> Problem {
@@ -58,7 +65,12 @@ fn term(field: Field, text: &str) -> Box<dyn Query> {
 
 impl SearchService {
     pub fn new(index: Arc<SearchIndex>, listings: Arc<dyn Listings>) -> Arc<Self> {
-        Arc::new(SearchService { index, listings })
+        Arc::new(SearchService {
+            index,
+            listings,
+            writes: tokio::sync::Mutex::new(()),
+            rebuild: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub async fn subscribe(self: &Arc<Self>, bus: &EventBus) {
@@ -71,12 +83,14 @@ impl SearchService {
     /// booking load (every booking re-indexes its listing) four commits a
     /// second cost more than the freshness they bought.
     pub fn spawn_committer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let index = Arc::clone(&self.index);
+        let search = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let index = Arc::clone(&index);
+                let _no_rebuild = search.rebuild.lock().await;
+                let index = Arc::clone(&search.index);
                 match tokio::task::spawn_blocking(move || index.commit()).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::warn!(error = %e, "search commit failed"),
@@ -160,6 +174,7 @@ impl SearchService {
     /// Re-indexes `ids` as they are now (gone or unpublished ones leave the
     /// index): one read for the listings, one for their nights.
     async fn reindex_listings(&self, ids: &[Id]) -> Result<(), Problem> {
+        let _writing = self.writes.lock().await;
         let listings = self.listings.listings_of(ids).await?;
         let indexed: Vec<Id> = listings.iter().filter(|l| Self::indexable(l)).map(|l| l.id).collect();
         let mut nights = self.taken_by_listing(&indexed).await?;
@@ -179,11 +194,18 @@ impl SearchService {
     /// Rebuilds the whole index from the listing module, a page at a time (one
     /// call for the listings, one for their nights); returns how many it holds.
     pub async fn reindex(&self) -> Result<u64, Problem> {
+        let _rebuilding = self.rebuild.lock().await;
         self.index.clear().map_err(index_err)?;
         let mut after = None;
         let mut count = 0;
         let mut chunk: Vec<IndexedListing> = Vec::new();
+        // Held from a chunk's first read to its write: an event's re-indexing
+        // of the same listings comes wholly before or after it.
+        let mut writing = None;
         loop {
+            if writing.is_none() {
+                writing = Some(self.writes.lock().await);
+            }
             let page = self.listings.published(after, 500).await?;
             let Some(last) = page.last().map(|l| l.id) else { break };
             let ids: Vec<Id> = page.iter().map(|l| l.id).collect();
@@ -196,11 +218,13 @@ impl SearchService {
                 count += chunk.len() as u64;
                 self.index.upsert_many(&mut chunk).map_err(index_err)?;
                 chunk.clear();
+                writing = None;
             }
             after = Some(last);
         }
         count += chunk.len() as u64;
         self.index.upsert_many(&mut chunk).map_err(index_err)?;
+        drop(writing);
         let index = Arc::clone(&self.index);
         tokio::task::spawn_blocking(move || index.commit()).await.map_err(index_err)?.map_err(index_err)?;
         Ok(count)
