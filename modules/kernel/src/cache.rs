@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Mutex;
 
 #[derive(Debug, thiserror::Error)]
@@ -137,24 +138,46 @@ impl Cache for MemoryCache {
 }
 
 /// Redis-backed cache shared by every process of a deployment.
+///
+/// One multiplexed connection per runtime thread, like the PostgreSQL pools
+/// (`db::PgPools`): a connection is driven by a task on the runtime that
+/// opened it, so one shared by every thread stalls whenever its own thread is
+/// busy (a pool also cost a PING round trip per checkout). Commands pipeline
+/// on the one connection, which reconnects by itself after an outage.
 pub struct RedisCache {
-    pool: deadpool_redis::Pool,
+    client: redis::Client,
+    by_thread: std::sync::RwLock<HashMap<std::thread::ThreadId, ConnectionManager>>,
     prefix: String,
 }
 
+/// How long connecting may take (a Redis that is down is said at once), and
+/// a command's answer: redis' own default, 500 ms, is what made a loaded
+/// machine's split platforms answer "the cache is unavailable".
+const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl RedisCache {
     pub async fn connect(url: &str, prefix: &str) -> Result<Arc<Self>, CacheError> {
-        let cfg = deadpool_redis::Config::from_url(url);
-        let pool = cfg.create_pool(Some(deadpool_redis::Runtime::Tokio1)).map_err(|e| CacheError(e.to_string()))?;
-        // No ping here: a process starts while Redis is down and reports it on /health/ready.
-        Ok(Arc::new(RedisCache { pool, prefix: prefix.to_owned() }))
+        let client = redis::Client::open(url).map_err(redis_err)?;
+        // No connection yet: a process starts while Redis is down and reports it on /health/ready.
+        Ok(Arc::new(RedisCache { client, by_thread: Default::default(), prefix: prefix.to_owned() }))
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, CacheError> {
-        tokio::time::timeout(std::time::Duration::from_secs(2), self.pool.get())
-            .await
-            .map_err(|_| CacheError("timed out connecting to redis".to_owned()))?
-            .map_err(|e| CacheError(e.to_string()))
+    /// The calling thread's connection, opened by its first command.
+    fn conn(&self) -> Result<ConnectionManager, CacheError> {
+        let thread = std::thread::current().id();
+        if let Some(conn) = self.by_thread.read().ok().and_then(|by_thread| by_thread.get(&thread).cloned()) {
+            return Ok(conn);
+        }
+        // One attempt per reconnection: while Redis is down a command fails at
+        // once (503) instead of waiting out retries; the next one tries again.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+            .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
+            .set_number_of_retries(0);
+        let conn = ConnectionManager::new_lazy_with_config(self.client.clone(), config).map_err(redis_err)?;
+        let mut by_thread = self.by_thread.write().map_err(|_| CacheError("connection map poisoned".to_owned()))?;
+        Ok(by_thread.entry(thread).or_insert(conn).clone())
     }
 
     fn key(&self, key: &str) -> String {
@@ -162,20 +185,20 @@ impl RedisCache {
     }
 }
 
-fn redis_err(e: deadpool_redis::redis::RedisError) -> CacheError {
+fn redis_err(e: redis::RedisError) -> CacheError {
     CacheError(e.to_string())
 }
 
 #[async_trait]
 impl Cache for RedisCache {
     async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
-        let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("GET").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
+        let mut c = self.conn()?;
+        redis::cmd("GET").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
     }
 
     async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
-        let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("SET")
+        let mut c = self.conn()?;
+        redis::cmd("SET")
             .arg(self.key(key))
             .arg(value)
             .arg("PX")
@@ -186,20 +209,20 @@ impl Cache for RedisCache {
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
-        let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("DEL").arg(self.key(key)).query_async::<()>(&mut c).await.map_err(redis_err)
+        let mut c = self.conn()?;
+        redis::cmd("DEL").arg(self.key(key)).query_async::<()>(&mut c).await.map_err(redis_err)
     }
 
     async fn take(&self, key: &str) -> Result<Option<String>, CacheError> {
-        let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("GETDEL").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
+        let mut c = self.conn()?;
+        redis::cmd("GETDEL").arg(self.key(key)).query_async(&mut c).await.map_err(redis_err)
     }
 
     async fn incr(&self, key: &str, window: Duration) -> Result<(u64, u64), CacheError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn()?;
         let k = self.key(key);
         // INCR, then start the window only on the first hit (EXPIRE NX), atomically.
-        let (count, _, ttl): (u64, i64, i64) = deadpool_redis::redis::pipe()
+        let (count, _, ttl): (u64, i64, i64) = redis::pipe()
             .atomic()
             .cmd("INCR")
             .arg(&k)
@@ -216,34 +239,28 @@ impl Cache for RedisCache {
     }
 
     async fn decr(&self, key: &str) -> Result<(), CacheError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn()?;
         let k = self.key(key);
         // Only a counter whose window is still open; one that expired in between
         // comes back as -1 without a TTL and is repaired by the next INCR (EXPIRE NX).
-        let ttl: i64 = deadpool_redis::redis::cmd("TTL").arg(&k).query_async(&mut c).await.map_err(redis_err)?;
+        let ttl: i64 = redis::cmd("TTL").arg(&k).query_async(&mut c).await.map_err(redis_err)?;
         if ttl > 0 {
-            deadpool_redis::redis::cmd("DECR").arg(&k).query_async::<i64>(&mut c).await.map_err(redis_err)?;
+            redis::cmd("DECR").arg(&k).query_async::<i64>(&mut c).await.map_err(redis_err)?;
         }
         Ok(())
     }
 
     async fn peek(&self, key: &str) -> Result<Option<(u64, u64)>, CacheError> {
-        let mut c = self.conn().await?;
+        let mut c = self.conn()?;
         let k = self.key(key);
-        let (value, ttl): (Option<u64>, i64) = deadpool_redis::redis::pipe()
-            .cmd("GET")
-            .arg(&k)
-            .cmd("TTL")
-            .arg(&k)
-            .query_async(&mut c)
-            .await
-            .map_err(redis_err)?;
+        let (value, ttl): (Option<u64>, i64) =
+            redis::pipe().cmd("GET").arg(&k).cmd("TTL").arg(&k).query_async(&mut c).await.map_err(redis_err)?;
         Ok(value.map(|v| (v, ttl.max(0) as u64)))
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
-        let mut c = self.conn().await?;
-        deadpool_redis::redis::cmd("PING").query_async::<String>(&mut c).await.map_err(redis_err)?;
+        let mut c = self.conn()?;
+        redis::cmd("PING").query_async::<String>(&mut c).await.map_err(redis_err)?;
         Ok(())
     }
 
@@ -346,5 +363,79 @@ mod tests {
         assert!(cache.set("x", "1", Duration::from_secs(5)).await.is_ok());
         assert_eq!(cache.take("x").await.ok().flatten().as_deref(), Some("1"));
         assert_eq!(cache.get("x").await.ok().flatten(), None);
+    }
+
+    /// Passes connections to `target` on, each answer `delay` late.
+    fn slow_proxy(listener: tokio::net::TcpListener, target: String, delay: Duration) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else { return };
+                let ((mut from_client, mut to_client), (mut from_server, mut to_server)) =
+                    (client.into_split(), server.into_split());
+                tokio::spawn(async move { tokio::io::copy(&mut from_client, &mut to_server).await });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = from_server.read(&mut buf).await {
+                        tokio::time::sleep(delay).await;
+                        if to_client.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    fn redis_target(url: &str) -> String {
+        let parsed = url::Url::parse(url).expect("TEST_REDIS_URL");
+        format!("{}:{}", parsed.host_str().unwrap_or("127.0.0.1"), parsed.port().unwrap_or(6379))
+    }
+
+    /// A loaded machine's Redis answers later than redis' own 500 ms default:
+    /// slow is not unavailable.
+    #[tokio::test]
+    async fn a_slow_answer_is_waited_for() {
+        let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+            return;
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        slow_proxy(listener, redis_target(&url), Duration::from_millis(700));
+        let prefix = format!("test:{}:", uuid::Uuid::now_v7());
+        let cache = RedisCache::connect(&format!("redis://127.0.0.1:{port}"), &prefix).await.expect("cache");
+        let set = cache.set("slow", "1", Duration::from_secs(30)).await;
+        assert!(set.is_ok(), "{set:?}");
+        assert_eq!(cache.get("slow").await.ok().flatten().as_deref(), Some("1"));
+    }
+
+    /// While Redis is down each call fails (the edge answers 503) instead of
+    /// waiting for it; once it is back the next call goes through.
+    #[tokio::test]
+    async fn calls_fail_while_redis_is_down_and_work_once_it_is_back() {
+        let Ok(url) = std::env::var("TEST_REDIS_URL") else {
+            return;
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        drop(listener);
+        let prefix = format!("test:{}:", uuid::Uuid::now_v7());
+        let cache = RedisCache::connect(&format!("redis://{address}"), &prefix).await.expect("cache");
+        // Retrying the connection would take redis' backoff (over 6 s) each.
+        for _ in 0..2 {
+            let down = tokio::time::timeout(Duration::from_secs(4), cache.ping()).await;
+            assert!(matches!(down, Ok(Err(_))), "{down:?}");
+        }
+        let listener = tokio::net::TcpListener::bind(address).await.expect("bind again");
+        slow_proxy(listener, redis_target(&url), Duration::ZERO);
+        let mut back = cache.ping().await;
+        for _ in 0..50 {
+            if back.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            back = cache.ping().await;
+        }
+        assert!(back.is_ok(), "{back:?}");
     }
 }

@@ -31,9 +31,16 @@ impl Fanout {
     }
 
     /// The Redis pool fan-out and presence share.
+    /// redis' own defaults give a command 500 ms, which a loaded machine's
+    /// answers exceed (the cache's are the same, see `RedisCache`).
     pub fn redis_pool(url: &str) -> Result<deadpool_redis::Pool, String> {
-        deadpool_redis::Config::from_url(url)
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+        let config = deadpool_redis::redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(5)));
+        let manager = deadpool_redis::Manager::new_with_config(url, config).map_err(|e| format!("redis.url: {e}"))?;
+        deadpool_redis::Pool::builder(manager)
+            .runtime(deadpool_redis::Runtime::Tokio1)
+            .build()
             .map_err(|e| format!("redis.url: {e}"))
     }
 
