@@ -47,7 +47,7 @@ pub struct SearchService {
     index: Arc<SearchIndex>,
     listings: Arc<dyn Listings>,
     /// Held from reading listings to writing their documents (an event's
-    /// re-indexing, a page of a rebuild): of two writes of one listing, the
+    /// re-indexing, a chunk of a rebuild): of two writes of one listing, the
     /// later is the later read, so a stale read never overwrites a fresh one.
     writes: tokio::sync::Mutex<()>,
     /// Held by a rebuild from its start to its commit; the committer waits
@@ -195,7 +195,9 @@ impl SearchService {
     /// call for the listings, one for their nights); returns how many it holds.
     pub async fn reindex(&self) -> Result<u64, Problem> {
         let _rebuilding = self.rebuild.lock().await;
-        self.index.clear().map_err(index_err)?;
+        // Off the async workers: it commits what is pending first.
+        let index = Arc::clone(&self.index);
+        tokio::task::spawn_blocking(move || index.clear()).await.map_err(index_err)?.map_err(index_err)?;
         let mut after = None;
         let mut count = 0;
         let mut chunk: Vec<IndexedListing> = Vec::new();
