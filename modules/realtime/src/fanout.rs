@@ -74,7 +74,7 @@ impl Fanout {
                 let raw = serde_json::value::to_raw_value(frame).map_err(|e| e.to_string())?;
                 let payload = serde_json::to_string(&Published { users: users.to_vec(), frame: raw, order })
                     .map_err(|e| e.to_string())?;
-                let mut conn = tokio::time::timeout(Duration::from_secs(2), pool.get())
+                let mut conn = tokio::time::timeout(Duration::from_secs(5), pool.get())
                     .await
                     .map_err(|_| "timed out connecting to redis".to_owned())?
                     .map_err(|e| e.to_string())?;

@@ -29,8 +29,10 @@ impl Presence {
         Presence::Redis { pool, prefix: prefix.to_owned(), process, ttl }
     }
 
+    /// A checkout opens a connection or PINGs an idle one (the timeouts of
+    /// `Fanout::redis_pool`), so it waits as long as a command may.
     async fn conn(pool: &deadpool_redis::Pool) -> Result<deadpool_redis::Connection, String> {
-        tokio::time::timeout(Duration::from_secs(2), pool.get())
+        tokio::time::timeout(Duration::from_secs(5), pool.get())
             .await
             .map_err(|_| "timed out connecting to redis".to_owned())?
             .map_err(|e| e.to_string())

@@ -10,6 +10,9 @@ pub mod collector;
 pub mod domain;
 #[cfg(feature = "local")]
 pub mod http;
+#[cfg(test)]
+#[cfg(feature = "local")]
+mod rebuild_tests;
 #[cfg(feature = "local")]
 pub mod service;
 #[cfg(feature = "local")]
