@@ -1,6 +1,6 @@
 //! A rebuild beside live events: the later write of a listing is its later read.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -22,6 +22,14 @@ struct SlowListings {
     listings: Mutex<Vec<Listing>>,
     page_read: Notify,
     answer: Notify,
+}
+
+type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+impl SlowListings {
+    fn all(&self) -> MutexGuard<'_, Vec<Listing>> {
+        self.listings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 fn unused() -> Problem {
@@ -54,19 +62,18 @@ impl Listings for SlowListings {
         if after.is_some() {
             return Ok(Vec::new());
         }
-        let page: Vec<Listing> =
-            self.listings.lock().unwrap().iter().filter(|l| l.status == ListingStatus::Published).cloned().collect();
+        let page: Vec<Listing> = self.all().iter().filter(|l| l.status == ListingStatus::Published).cloned().collect();
         self.page_read.notify_one();
         self.answer.notified().await;
         Ok(page)
     }
 
     async fn listings_of(&self, ids: &[Id]) -> Result<Vec<Listing>, Problem> {
-        Ok(self.listings.lock().unwrap().iter().filter(|l| ids.contains(&l.id)).cloned().collect())
+        Ok(self.all().iter().filter(|l| ids.contains(&l.id)).cloned().collect())
     }
 }
 
-fn published_house() -> Listing {
+fn published_house() -> serde_json::Result<Listing> {
     let at = "2026-12-01T10:00:00Z";
     serde_json::from_value(serde_json::json!({
         "id": Id::new(), "host_id": Id::new(), "status": "published",
@@ -83,27 +90,26 @@ fn published_house() -> Listing {
         "photos": [], "rating": null, "rating_score": null, "review_count": 0,
         "created_at": at, "updated_at": at
     }))
-    .expect("a listing")
 }
 
-fn copies(index: &SearchIndex, id: Id) -> usize {
+fn copies(index: &SearchIndex, id: Id) -> tantivy::Result<usize> {
     let query = TermQuery::new(Term::from_field_text(index.fields.id, &id.to_string()), IndexRecordOption::Basic);
-    index.searcher().search(&query, &Count).unwrap()
+    index.searcher().search(&query, &Count)
 }
 
 /// A rebuild reads a listing as published; the host unlists it and its
 /// event is handled before the rebuild writes what it read. The listing
 /// leaves the index all the same.
 #[tokio::test]
-async fn an_event_during_a_rebuild_is_not_undone_by_what_the_rebuild_read_before() {
-    let house = published_house();
+async fn an_event_during_a_rebuild_is_not_undone_by_what_the_rebuild_read_before() -> TestResult {
+    let house = published_house()?;
     let id = house.id;
     let listings = Arc::new(SlowListings {
         listings: Mutex::new(vec![house.clone()]),
         page_read: Notify::new(),
         answer: Notify::new(),
     });
-    let index = Arc::new(SearchIndex::in_ram(15_000_000).unwrap());
+    let index = Arc::new(SearchIndex::in_ram(15_000_000)?);
     let search = SearchService::new(Arc::clone(&index), Arc::clone(&listings) as Arc<dyn Listings>);
 
     let rebuild = tokio::spawn({
@@ -114,9 +120,8 @@ async fn an_event_during_a_rebuild_is_not_undone_by_what_the_rebuild_read_before
 
     let mut unlisted = house;
     unlisted.status = ListingStatus::Unlisted;
-    listings.listings.lock().unwrap()[0] = unlisted.clone();
-    let event = Envelope::new("listing", LISTING_CHANGED, &ListingChanged { listing: unlisted, deleted: false })
-        .expect("an event");
+    listings.all()[0] = unlisted.clone();
+    let event = Envelope::new("listing", LISTING_CHANGED, &ListingChanged { listing: unlisted, deleted: false })?;
     let mut handled = tokio::spawn({
         let search = Arc::clone(&search);
         async move { search.handle_batch(&[&event]).await }
@@ -127,8 +132,9 @@ async fn an_event_during_a_rebuild_is_not_undone_by_what_the_rebuild_read_before
     assert!(early.is_err(), "the event's re-indexing went ahead of the rebuild's pending write");
     listings.answer.notify_one();
 
-    assert_eq!(rebuild.await.unwrap().unwrap(), 1, "the rebuild indexed what it read");
-    handled.await.unwrap().unwrap();
-    index.commit().unwrap();
-    assert_eq!(copies(&index, id), 0, "the unlisted listing stayed in the index");
+    assert_eq!(rebuild.await??, 1, "the rebuild indexed what it read");
+    handled.await??;
+    index.commit()?;
+    assert_eq!(copies(&index, id)?, 0, "the unlisted listing stayed in the index");
+    Ok(())
 }

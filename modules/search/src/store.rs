@@ -506,45 +506,47 @@ mod tests {
         }
     }
 
-    fn copies(index: &SearchIndex, l: &IndexedListing) -> usize {
+    fn copies(index: &SearchIndex, l: &IndexedListing) -> Result<usize, IndexError> {
         let query = TermQuery::new(Term::from_field_text(index.fields.id, &l.id), IndexRecordOption::Basic);
-        index.searcher().search(&query, &Count).unwrap()
+        Ok(index.searcher().search(&query, &Count)?)
     }
 
     /// A rebuild clears the index while changes of listings are pending: the
     /// listings it adds back stay, once each, through the commits after it.
     #[test]
-    fn a_rebuild_beside_pending_changes_keeps_every_listing_once() {
-        let index = SearchIndex::in_ram(15_000_000).unwrap();
+    fn a_rebuild_beside_pending_changes_keeps_every_listing_once() -> Result<(), IndexError> {
+        let index = SearchIndex::in_ram(15_000_000)?;
         let (kept, changed, later) = (listing(1), listing(2), listing(3));
-        index.upsert(&kept).unwrap();
-        assert!(index.commit().unwrap());
+        index.upsert(&kept)?;
+        assert!(index.commit()?);
         // An event's change, not committed yet, then the rebuild.
         for _ in 0..3 {
-            index.upsert(&changed).unwrap();
+            index.upsert(&changed)?;
         }
-        index.clear().unwrap();
-        index.upsert_many(&mut [kept.clone(), changed.clone()]).unwrap();
-        assert!(index.commit().unwrap());
+        index.clear()?;
+        index.upsert_many(&mut [kept.clone(), changed.clone()])?;
+        assert!(index.commit()?);
         // Later changes of another listing move the stamps past the pending ones.
         for _ in 0..8 {
-            index.upsert(&later).unwrap();
-            assert!(index.commit().unwrap());
+            index.upsert(&later)?;
+            assert!(index.commit()?);
         }
-        assert_eq!((copies(&index, &kept), copies(&index, &changed), copies(&index, &later)), (1, 1, 1));
+        assert_eq!((copies(&index, &kept)?, copies(&index, &changed)?, copies(&index, &later)?), (1, 1, 1));
         assert_eq!(index.num_docs(), 3);
+        Ok(())
     }
 
     /// A clear removes what is pending too (a listing unpublished before a
     /// rebuild, whose removal was not committed yet, does not come back).
     #[test]
-    fn a_clear_takes_pending_documents_too() {
-        let index = SearchIndex::in_ram(15_000_000).unwrap();
+    fn a_clear_takes_pending_documents_too() -> Result<(), IndexError> {
+        let index = SearchIndex::in_ram(15_000_000)?;
         let (pending, kept) = (listing(1), listing(2));
-        index.upsert(&pending).unwrap();
-        index.clear().unwrap();
-        index.upsert(&kept).unwrap();
-        assert!(index.commit().unwrap());
-        assert_eq!((copies(&index, &pending), copies(&index, &kept)), (0, 1));
+        index.upsert(&pending)?;
+        index.clear()?;
+        index.upsert(&kept)?;
+        assert!(index.commit()?);
+        assert_eq!((copies(&index, &pending)?, copies(&index, &kept)?), (0, 1));
+        Ok(())
     }
 }
