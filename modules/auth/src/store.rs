@@ -227,8 +227,11 @@ macro_rules! revoke_keys {
         if let Some(audit) = $revoke {
             use schema::api_keys as keys;
             let live = keys::table.filter(keys::owner_id.eq($account)).filter(keys::revoked_at.is_null());
-            revoked = live.select(keys::id).load($conn).await?;
-            diesel::update(live).set(keys::revoked_at.eq(Some($now))).execute($conn).await?;
+            revoked = diesel::update(live)
+                .set(keys::revoked_at.eq(Some($now)))
+                .returning(keys::id)
+                .get_results($conn)
+                .await?;
             for key in &revoked {
                 $conn.append_event(&audit($account, *key)?).await?;
             }

@@ -9,6 +9,8 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::Mutex;
 
+use crate::per_thread::PerThread;
+
 #[derive(Debug, thiserror::Error)]
 #[error("cache unavailable: {0}")]
 pub struct CacheError(pub String);
@@ -139,45 +141,39 @@ impl Cache for MemoryCache {
 
 /// Redis-backed cache shared by every process of a deployment.
 ///
-/// One multiplexed connection per runtime thread, like the PostgreSQL pools
-/// (`db::PgPools`): a connection is driven by a task on the runtime that
-/// opened it, so one shared by every thread stalls whenever its own thread is
-/// busy (a pool also cost a PING round trip per checkout). Commands pipeline
-/// on the one connection, which reconnects by itself after an outage.
+/// One multiplexed connection per runtime thread (see `per_thread`), like the
+/// PostgreSQL pools; a pool also cost a PING round trip per checkout. Commands
+/// pipeline on the one connection, which reconnects by itself after an outage.
 pub struct RedisCache {
     client: redis::Client,
-    by_thread: std::sync::RwLock<HashMap<std::thread::ThreadId, ConnectionManager>>,
+    by_thread: PerThread<ConnectionManager>,
     prefix: String,
 }
 
-/// How long connecting may take (a Redis that is down is said at once), and
-/// a command's answer: redis' own default, 500 ms, is what made a loaded
-/// machine's split platforms answer "the cache is unavailable".
-const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long connecting to Redis may take (a Redis that is down is said at
+/// once), and a command's answer: redis' own default, 500 ms, is what made a
+/// loaded machine's split platforms answer "the cache is unavailable".
+pub const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl RedisCache {
     pub async fn connect(url: &str, prefix: &str) -> Result<Arc<Self>, CacheError> {
         let client = redis::Client::open(url).map_err(redis_err)?;
         // No connection yet: a process starts while Redis is down and reports it on /health/ready.
-        Ok(Arc::new(RedisCache { client, by_thread: Default::default(), prefix: prefix.to_owned() }))
+        Ok(Arc::new(RedisCache { client, by_thread: PerThread::default(), prefix: prefix.to_owned() }))
     }
 
     /// The calling thread's connection, opened by its first command.
     fn conn(&self) -> Result<ConnectionManager, CacheError> {
-        let thread = std::thread::current().id();
-        if let Some(conn) = self.by_thread.read().ok().and_then(|by_thread| by_thread.get(&thread).cloned()) {
-            return Ok(conn);
-        }
-        // One attempt per reconnection: while Redis is down a command fails at
-        // once (503) instead of waiting out retries; the next one tries again.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
-            .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
-            .set_number_of_retries(0);
-        let conn = ConnectionManager::new_lazy_with_config(self.client.clone(), config).map_err(redis_err)?;
-        let mut by_thread = self.by_thread.write().map_err(|_| CacheError("connection map poisoned".to_owned()))?;
-        Ok(by_thread.entry(thread).or_insert(conn).clone())
+        self.by_thread.get_or_try_make(|| {
+            // One attempt per reconnection: while Redis is down a command fails
+            // at once (503) instead of waiting out retries; the next one tries again.
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+                .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
+                .set_number_of_retries(0);
+            ConnectionManager::new_lazy_with_config(self.client.clone(), config).map_err(redis_err)
+        })
     }
 
     fn key(&self, key: &str) -> String {

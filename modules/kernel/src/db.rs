@@ -5,11 +5,10 @@
 //! diesel-async has no async `MultiConnection`. Only this file knows which
 //! backend a connection is.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::thread::ThreadId;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::per_thread::{on_own_runtime, PerThread};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
@@ -170,7 +169,7 @@ pub struct PgPools {
     url: String,
     per_thread: usize,
     shared: Pool<PgConn>,
-    by_thread: RwLock<HashMap<ThreadId, Pool<PgConn>>>,
+    by_thread: PerThread<Pool<PgConn>>,
 }
 
 impl PgPools {
@@ -191,20 +190,10 @@ impl PgPools {
 
     /// The pool for the calling task's thread.
     fn pool(&self) -> Result<Pool<PgConn>, DbError> {
-        let own_thread = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
-        if !own_thread {
+        if !on_own_runtime() {
             return Ok(self.shared.clone());
         }
-        let thread = std::thread::current().id();
-        if let Some(pool) = self.by_thread.read().ok().and_then(|pools| pools.get(&thread).cloned()) {
-            return Ok(pool);
-        }
-        let pool = Self::build(&self.url, self.per_thread)?;
-        let mut pools = self.by_thread.write().map_err(|_| DbError::Unavailable("pool map poisoned".into()))?;
-        // A runtime that ended (a finished test's) leaves its pool here with
-        // its connections closed (their driver tasks went with the runtime).
-        Ok(pools.entry(thread).or_insert(pool).clone())
+        self.by_thread.get_or_try_make(|| Self::build(&self.url, self.per_thread))
     }
 }
 
@@ -234,7 +223,7 @@ impl Db {
                 url: url.to_owned(),
                 per_thread: max_connections.div_ceil(threads.max(1)).max(2),
                 shared: PgPools::build(url, max_connections.max(1))?,
-                by_thread: RwLock::new(HashMap::new()),
+                by_thread: PerThread::default(),
             }));
             db.ping().await?;
             Ok(db)
@@ -294,9 +283,7 @@ impl Db {
         match self {
             Db::Pg(pools) => {
                 add(pools.shared.status());
-                if let Ok(by_thread) = pools.by_thread.read() {
-                    by_thread.values().for_each(|pool| add(pool.status()));
-                }
+                pools.by_thread.for_each(|pool| add(pool.status()));
             }
             Db::Sqlite(pool) => add(pool.status()),
         }

@@ -22,6 +22,7 @@ pub mod images;
 pub mod jobs;
 pub mod money;
 pub mod outbound;
+pub mod per_thread;
 pub mod remote;
 pub mod sealed;
 pub mod settings;

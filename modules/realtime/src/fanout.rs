@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use hometrip_kernel::cache::{REDIS_CONNECT_TIMEOUT, REDIS_RESPONSE_TIMEOUT};
 use hometrip_kernel::Id;
 use serde::{Deserialize, Serialize};
 
@@ -30,13 +31,12 @@ impl Fanout {
         Arc::new(Fanout::Local(hub))
     }
 
-    /// The Redis pool fan-out and presence share.
-    /// redis' own defaults give a command 500 ms, which a loaded machine's
-    /// answers exceed (the cache's are the same, see `RedisCache`).
+    /// The Redis pool fan-out and presence share, with the cache's timeouts
+    /// (redis' own default gives a command 500 ms, too little under load).
     pub fn redis_pool(url: &str) -> Result<deadpool_redis::Pool, String> {
         let config = deadpool_redis::redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(5)));
+            .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+            .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT));
         let manager = deadpool_redis::Manager::new_with_config(url, config).map_err(|e| format!("redis.url: {e}"))?;
         deadpool_redis::Pool::builder(manager)
             .runtime(deadpool_redis::Runtime::Tokio1)
@@ -74,7 +74,7 @@ impl Fanout {
                 let raw = serde_json::value::to_raw_value(frame).map_err(|e| e.to_string())?;
                 let payload = serde_json::to_string(&Published { users: users.to_vec(), frame: raw, order })
                     .map_err(|e| e.to_string())?;
-                let mut conn = tokio::time::timeout(Duration::from_secs(5), pool.get())
+                let mut conn = tokio::time::timeout(REDIS_RESPONSE_TIMEOUT, pool.get())
                     .await
                     .map_err(|_| "timed out connecting to redis".to_owned())?
                     .map_err(|e| e.to_string())?;

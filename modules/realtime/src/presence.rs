@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::redis;
+use hometrip_kernel::cache::REDIS_RESPONSE_TIMEOUT;
 use hometrip_kernel::Id;
 
 use crate::hub::Hub;
@@ -29,10 +30,10 @@ impl Presence {
         Presence::Redis { pool, prefix: prefix.to_owned(), process, ttl }
     }
 
-    /// A checkout opens a connection or PINGs an idle one (the timeouts of
-    /// `Fanout::redis_pool`), so it waits as long as a command may.
+    /// A checkout opens a connection or PINGs an idle one, so it waits as
+    /// long as a command may.
     async fn conn(pool: &deadpool_redis::Pool) -> Result<deadpool_redis::Connection, String> {
-        tokio::time::timeout(Duration::from_secs(5), pool.get())
+        tokio::time::timeout(REDIS_RESPONSE_TIMEOUT, pool.get())
             .await
             .map_err(|_| "timed out connecting to redis".to_owned())?
             .map_err(|e| e.to_string())

@@ -28,8 +28,8 @@ struct AccountForm {
     totp_code: String,
     next: String,
     token: String,
-    /// A checkbox: `on` when ticked.
-    revoke_api_keys: String,
+    /// A ticked box only arrives: an absent one is off.
+    revoke_api_keys: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -314,7 +314,7 @@ pub async fn reset(req: HttpRequest, app: web::Data<Web>, body: web::Bytes) -> H
         Err(refused) => return *refused,
     };
     let m = ctx.locale.messages();
-    let revoke_api_keys = form.revoke_api_keys == "on";
+    let revoke_api_keys = form.revoke_api_keys.is_some();
     let error: Problem = match app.sessions.reset_password(&form.token, &form.password, revoke_api_keys).await {
         Ok(()) => return say(&req, &app, &ctx, StatusCode::OK, m.password_changed_title, m.password_changed_text),
         Err(p) if p.status == 400 => {

@@ -278,9 +278,9 @@ struct SecretsForm {
     password: String,
     #[serde(default)]
     code: String,
-    /// A checkbox: `on` when ticked.
+    /// A ticked box only arrives: an absent one is off.
     #[serde(default)]
-    revoke_api_keys: String,
+    revoke_api_keys: Option<String>,
 }
 
 /// What a security call's problem tells the user, and its status.
@@ -337,7 +337,7 @@ async fn security_form<T: DeserializeOwned>(
 pub async fn change_password(req: HttpRequest, app: web::Data<Web>, body: web::Bytes) -> HttpResponse {
     let wrong = |a: &'static AccountWords| a.wrong_password;
     security_form(&req, &app, &body, wrong, async |ctx: &Context, user: &AuthUser, form: SecretsForm| {
-        let revoke_api_keys = form.revoke_api_keys == "on";
+        let revoke_api_keys = form.revoke_api_keys.is_some();
         app.security.change_password(user, &form.current_password, &form.new_password, revoke_api_keys).await?;
         Ok(ctx.locale.messages().a.password_changed.to_owned())
     })
